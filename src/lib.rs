@@ -1,0 +1,5 @@
+//! wren-mqtt: MQTT from plain, blocking Rust.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod protocol;

@@ -1,0 +1,453 @@
+//! Framing: the fixed header, the remaining length, and the incremental [`Decoder`].
+//!
+//! Every MQTT packet starts with a fixed header:
+//!
+//! ```text
+//! byte 1      packet type (upper 4 bits) and flags (lower 4 bits)
+//! byte 2..5   remaining length: the size of the rest of the packet, 7 bits per byte,
+//!             least significant group first, high bit set when another byte follows
+//! ```
+//!
+//! The decoder reads the fixed header first and checks the flags and the size
+//! before it waits for the body, so a peer announcing a 256 MiB packet is refused after
+//! five bytes, and nothing is allocated for a body that has not arrived.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::topic::{TopicFilter, TopicName, MAX_STRING_LEN};
+use super::{
+    ack, connack, connect, publish, suback, subscribe, unsubscribe, Packet, PacketId, PacketType,
+};
+
+/// The largest remaining length four bytes can encode: 268,435,455 (256 MiB - 1).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// The maximum packet size a [`Decoder`] accepts unless told otherwise: 1 MiB.
+///
+/// Large enough for ordinary telemetry and small files, small enough that a thousand
+/// connections each sending the largest packet at once cannot exhaust memory.
+pub const DEFAULT_MAX_PACKET_SIZE: usize = 1024 * 1024;
+
+/// Turns bytes from a connection into packets, one at a time.
+///
+/// Feed it the buffer the bytes are read into; it takes a whole packet off the front
+/// when one is there and leaves partial packets for the next call.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use wren::protocol::{Decoder, Packet};
+///
+/// let mut decoder = Decoder::new().max_packet_size(1024);
+/// // A PINGREQ, a DISCONNECT, and the first byte of something else.
+/// let mut buffer = BytesMut::from(&b"\xC0\x00\xE0\x00\x30"[..]);
+/// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::PingReq));
+/// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::Disconnect));
+/// assert_eq!(decoder.decode(&mut buffer)?, None); // waits for more bytes
+/// assert_eq!(&buffer[..], b"\x30");
+/// # Ok::<(), wren::protocol::DecodeError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_packet_size: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder that accepts packets of up to [`DEFAULT_MAX_PACKET_SIZE`] bytes.
+    pub fn new() -> Decoder {
+        Decoder {
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+        }
+    }
+
+    /// Sets the largest packet accepted, in bytes, fixed header included. Larger
+    /// packets are refused with [`DecodeError::PacketTooLarge`] as soon as their fixed
+    /// header has arrived. Values above what MQTT can carry are capped at
+    /// `MAX_REMAINING_LENGTH + 5`.
+    pub fn max_packet_size(mut self, bytes: usize) -> Decoder {
+        self.max_packet_size = bytes.min(MAX_REMAINING_LENGTH + 5);
+        self
+    }
+
+    /// The largest packet accepted, in bytes.
+    pub fn get_max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// Takes the first packet off the front of `buffer`.
+    ///
+    /// - `Ok(Some(packet))`: a whole packet was there; its bytes are gone from
+    ///   `buffer`.
+    /// - `Ok(None)`: the packet is not complete yet; `buffer` is untouched. Read more
+    ///   bytes into it and call again.
+    /// - `Err(_)`: the bytes break a rule of MQTT; the connection must be closed.
+    ///   `buffer` is left in an unspecified state.
+    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let Some(header) = FixedHeader::parse(buffer)? else {
+            return Ok(None);
+        };
+        let packet_size = header.header_len + header.remaining_length;
+        if packet_size > self.max_packet_size {
+            return Err(DecodeError::PacketTooLarge {
+                packet_type: header.packet_type,
+                size: packet_size,
+                max: self.max_packet_size,
+            });
+        }
+        if buffer.len() < packet_size {
+            return Ok(None);
+        }
+        buffer.advance(header.header_len);
+        let body = buffer.split_to(header.remaining_length).freeze();
+        decode_body(header.packet_type, header.flags, body).map(Some)
+    }
+}
+
+/// The first two to five bytes of every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FixedHeader {
+    packet_type: PacketType,
+    flags: u8,
+    remaining_length: usize,
+    /// How many bytes the fixed header itself takes: 2 to 5.
+    header_len: usize,
+}
+
+impl FixedHeader {
+    /// Parses a fixed header at the start of `bytes` without consuming it; `None` if it
+    /// is not complete yet.
+    fn parse(bytes: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+        let Some(&first) = bytes.first() else {
+            return Ok(None);
+        };
+        let packet_type = PacketType::from_u8(first >> 4)
+            .ok_or(DecodeError::ReservedPacketType(first >> 4, first))?;
+        let flags = first & 0x0F;
+        if let Some(expected) = packet_type.fixed_flags() {
+            if flags != expected {
+                return Err(DecodeError::InvalidHeaderFlags {
+                    packet_type,
+                    flags,
+                    expected,
+                });
+            }
+        }
+        let mut remaining_length = 0usize;
+        for (index, &byte) in bytes[1..].iter().take(4).enumerate() {
+            remaining_length |= usize::from(byte & 0x7F) << (7 * index);
+            if byte & 0x80 == 0 {
+                return Ok(Some(FixedHeader {
+                    packet_type,
+                    flags,
+                    remaining_length,
+                    header_len: 2 + index,
+                }));
+            }
+        }
+        if bytes.len() >= 5 {
+            // Four bytes all saying "another byte follows".
+            return Err(DecodeError::MalformedRemainingLength);
+        }
+        Ok(None)
+    }
+}
+
+fn decode_body(packet_type: PacketType, flags: u8, body: Bytes) -> Result<Packet, DecodeError> {
+    let mut reader = Reader::new(packet_type, body);
+    let packet = match packet_type {
+        PacketType::Connect => Packet::Connect(connect::decode(&mut reader)?),
+        PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut reader)?),
+        PacketType::Publish => Packet::Publish(publish::decode(&mut reader, flags)?),
+        PacketType::PubAck => Packet::PubAck(ack::PubAck::decode(&mut reader)?),
+        PacketType::PubRec => Packet::PubRec(ack::PubRec::decode(&mut reader)?),
+        PacketType::PubRel => Packet::PubRel(ack::PubRel::decode(&mut reader)?),
+        PacketType::PubComp => Packet::PubComp(ack::PubComp::decode(&mut reader)?),
+        PacketType::Subscribe => Packet::Subscribe(subscribe::decode(&mut reader)?),
+        PacketType::SubAck => Packet::SubAck(suback::decode(&mut reader)?),
+        PacketType::Unsubscribe => Packet::Unsubscribe(unsubscribe::decode(&mut reader)?),
+        PacketType::UnsubAck => Packet::UnsubAck(ack::UnsubAck::decode(&mut reader)?),
+        PacketType::PingReq => Packet::PingReq,
+        PacketType::PingResp => Packet::PingResp,
+        PacketType::Disconnect => Packet::Disconnect,
+    };
+    reader.finish()?;
+    Ok(packet)
+}
+
+/// Reads the fields of one packet's body, turning every shortfall into a
+/// [`DecodeError`] that names the packet and the field.
+pub(crate) struct Reader {
+    packet_type: PacketType,
+    body: Bytes,
+}
+
+impl Reader {
+    fn new(packet_type: PacketType, body: Bytes) -> Reader {
+        Reader { packet_type, body }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    fn truncated(&self, field: &'static str) -> DecodeError {
+        DecodeError::Truncated {
+            packet_type: self.packet_type,
+            field,
+        }
+    }
+
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        if self.body.is_empty() {
+            return Err(self.truncated(field));
+        }
+        Ok(self.body.get_u8())
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        if self.body.len() < 2 {
+            return Err(self.truncated(field));
+        }
+        Ok(self.body.get_u16())
+    }
+
+    /// A packet identifier, which must not be zero [MQTT-2.3.1-1].
+    pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
+        let id = self.u16("packet identifier")?;
+        PacketId::new(id).ok_or(DecodeError::ZeroPacketId {
+            packet_type: self.packet_type,
+        })
+    }
+
+    /// Binary data with a two-byte length prefix (section 1.5.3's layout, any bytes).
+    pub(crate) fn binary(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+        let len = usize::from(self.u16(field)?);
+        if self.body.len() < len {
+            return Err(self.truncated(field));
+        }
+        Ok(self.body.split_to(len))
+    }
+
+    /// A UTF-8 string with a two-byte length prefix: well-formed and free of U+0000
+    /// ([MQTT-1.5.3-1], [MQTT-1.5.3-2]).
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let bytes = self.binary(field)?;
+        let string = String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 {
+            packet_type: self.packet_type,
+            field,
+        })?;
+        if string.contains('\0') {
+            return Err(DecodeError::NullCharacter {
+                packet_type: self.packet_type,
+                field,
+            });
+        }
+        Ok(string)
+    }
+
+    pub(crate) fn topic_name(&mut self, field: &'static str) -> Result<TopicName, DecodeError> {
+        let bytes = self.binary(field)?;
+        TopicName::from_bytes(bytes.clone()).map_err(|error| {
+            self.topic_error(field, error, &bytes, |packet_type, topic, error| {
+                DecodeError::InvalidTopicName {
+                    packet_type,
+                    topic,
+                    error,
+                }
+            })
+        })
+    }
+
+    pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
+        let bytes = self.binary("topic filter")?;
+        TopicFilter::from_bytes(bytes.clone()).map_err(|error| {
+            self.topic_error(
+                "topic filter",
+                error,
+                &bytes,
+                |packet_type, filter, error| DecodeError::InvalidTopicFilter {
+                    packet_type,
+                    filter,
+                    error,
+                },
+            )
+        })
+    }
+
+    /// Turns a topic check's failure into the right [`DecodeError`]: not UTF-8, a
+    /// null character (reported as a string rule, as it is one), or a topic rule.
+    fn topic_error(
+        &self,
+        field: &'static str,
+        error: Option<super::TopicError>,
+        bytes: &[u8],
+        topic_rule: impl FnOnce(PacketType, String, super::TopicError) -> DecodeError,
+    ) -> DecodeError {
+        let packet_type = self.packet_type;
+        match error {
+            None => DecodeError::InvalidUtf8 { packet_type, field },
+            Some(super::TopicError::NullCharacter) => {
+                DecodeError::NullCharacter { packet_type, field }
+            }
+            Some(error) => topic_rule(
+                packet_type,
+                String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
+                error,
+            ),
+        }
+    }
+
+    /// Everything left in the body (a PUBLISH payload).
+    pub(crate) fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Checks that every byte of the body was read.
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                packet_type: self.packet_type,
+                extra: self.body.len(),
+            })
+        }
+    }
+}
+
+/// Appends a fixed header for a body of `remaining_length` bytes.
+pub(crate) fn write_fixed_header(
+    out: &mut Vec<u8>,
+    first_byte: u8,
+    remaining_length: usize,
+) -> Result<(), EncodeError> {
+    if remaining_length > MAX_REMAINING_LENGTH {
+        return Err(EncodeError::PacketTooLarge(remaining_length));
+    }
+    out.push(first_byte);
+    let mut rest = remaining_length;
+    loop {
+        let mut byte = (rest % 128) as u8;
+        rest /= 128;
+        if rest > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if rest == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// The first byte of a packet whose flags are fixed by table 2.2.
+pub(crate) fn first_byte(packet_type: PacketType) -> u8 {
+    ((packet_type as u8) << 4) | packet_type.fixed_flags().unwrap_or(0)
+}
+
+/// Length of a length-prefixed field, checked against the two-byte prefix.
+pub(crate) fn field_len(field: &'static str, len: usize) -> Result<usize, EncodeError> {
+    if len > MAX_STRING_LEN {
+        return Err(EncodeError::FieldTooLong { field, len });
+    }
+    Ok(2 + len)
+}
+
+pub(crate) fn write_u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// Appends a length-prefixed field; its length must have been checked by
+/// [`field_len`].
+pub(crate) fn write_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_u16(out, bytes.len() as u16);
+    out.extend_from_slice(bytes);
+}
+
+/// Encodes PINGREQ, PINGRESP or DISCONNECT: a fixed header and nothing else.
+pub(crate) fn encode_empty(packet_type: PacketType, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    write_fixed_header(out, first_byte(packet_type), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(bytes: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+        FixedHeader::parse(bytes)
+    }
+
+    #[test]
+    fn remaining_length_uses_one_to_four_bytes() {
+        let cases: [(&[u8], usize, usize); 8] = [
+            (&[0xC0, 0x00], 0, 2),
+            (&[0xC0, 0x7F], 127, 2),
+            (&[0xC0, 0x80, 0x01], 128, 3),
+            (&[0xC0, 0xFF, 0x7F], 16_383, 3),
+            (&[0xC0, 0x80, 0x80, 0x01], 16_384, 4),
+            (&[0xC0, 0xFF, 0xFF, 0x7F], 2_097_151, 4),
+            (&[0xC0, 0x80, 0x80, 0x80, 0x01], 2_097_152, 5),
+            (&[0xC0, 0xFF, 0xFF, 0xFF, 0x7F], MAX_REMAINING_LENGTH, 5),
+        ];
+        for (bytes, length, header_len) in cases {
+            let parsed = header(bytes).unwrap().unwrap();
+            assert_eq!(parsed.remaining_length, length);
+            assert_eq!(parsed.header_len, header_len);
+            let mut written = Vec::new();
+            write_fixed_header(&mut written, 0xC0, length).unwrap();
+            assert_eq!(written, bytes);
+        }
+    }
+
+    #[test]
+    fn a_fifth_remaining_length_byte_is_malformed() {
+        assert_eq!(
+            header(&[0xC0, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            Err(DecodeError::MalformedRemainingLength)
+        );
+    }
+
+    #[test]
+    fn a_partial_fixed_header_waits_for_more() {
+        assert_eq!(header(&[]), Ok(None));
+        assert_eq!(header(&[0x30]), Ok(None));
+        assert_eq!(header(&[0x30, 0x80, 0x80]), Ok(None));
+    }
+
+    #[test]
+    fn a_huge_announced_packet_is_refused_before_its_body_arrives() {
+        let mut buffer = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 1, b'a'][..]);
+        let err = Decoder::new().decode(&mut buffer).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::PacketTooLarge {
+                packet_type: PacketType::Publish,
+                size: MAX_REMAINING_LENGTH + 5,
+                max: DEFAULT_MAX_PACKET_SIZE
+            }
+        );
+    }
+
+    #[test]
+    fn a_packet_bigger_than_the_input_but_under_the_limit_just_waits() {
+        let mut decoder = Decoder::new().max_packet_size(MAX_REMAINING_LENGTH + 5);
+        let mut buffer = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 1, b'a'][..]);
+        assert_eq!(decoder.decode(&mut buffer), Ok(None));
+        assert_eq!(buffer.len(), 8);
+    }
+
+    #[test]
+    fn writing_more_than_256_mib_is_refused() {
+        let mut out = Vec::new();
+        assert_eq!(
+            write_fixed_header(&mut out, 0x30, MAX_REMAINING_LENGTH + 1),
+            Err(EncodeError::PacketTooLarge(MAX_REMAINING_LENGTH + 1))
+        );
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,287 @@
+//! CONNECT: the first packet a client sends (section 3.1).
+//!
+//! ```text
+//! fixed header   0x10, remaining length
+//! protocol name  00 04 'M' 'Q' 'T' 'T'  (MQTT 3.1: 00 06 'M' 'Q' 'I' 's' 'd' 'p')
+//! level          04                     (MQTT 3.1: 03)
+//! flags          bit 7 user name, 6 password, 5 will retain, 4-3 will QoS,
+//!                2 will flag, 1 clean session, 0 reserved (must be 0)
+//! keep alive     two bytes, seconds
+//! payload        client id, [will topic, will message], [user name], [password]
+//! ```
+
+use bytes::Bytes;
+
+use super::codec::{field_len, first_byte, write_fixed_header, write_prefixed, write_u16, Reader};
+use super::error::{DecodeError, EncodeError};
+use super::{PacketType, ProtocolVersion, QoS, TopicName};
+
+const USERNAME: u8 = 0b1000_0000;
+const PASSWORD: u8 = 0b0100_0000;
+const WILL_RETAIN: u8 = 0b0010_0000;
+const WILL_QOS_SHIFT: u8 = 3;
+const WILL_QOS: u8 = 0b0001_1000;
+const WILL: u8 = 0b0000_0100;
+const CLEAN_SESSION: u8 = 0b0000_0010;
+const RESERVED: u8 = 0b0000_0001;
+
+/// CONNECT: a client asks to open a session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Connect {
+    /// The version of MQTT the client speaks.
+    pub protocol: ProtocolVersion,
+    /// Start a new session and discard it on disconnect (`true`), or continue the
+    /// session stored under `client_id` (`false`).
+    pub clean_session: bool,
+    /// The longest silence, in seconds, after which the server may consider the
+    /// client gone (it waits one and a half times this). 0 turns keep-alive off.
+    pub keep_alive: u16,
+    /// Identifies the client and its session. May be empty with a clean session; the
+    /// server then assigns one.
+    pub client_id: String,
+    /// The message the server publishes if the client disappears without a
+    /// DISCONNECT.
+    pub will: Option<Will>,
+    /// The user name, if any.
+    pub username: Option<String>,
+    /// The password: binary data, not necessarily UTF-8. Needs a user name
+    /// ([MQTT-3.1.2-22]).
+    pub password: Option<Bytes>,
+}
+
+/// The will message of a CONNECT: published by the server for a client that goes
+/// away without saying DISCONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    /// Where the will is published.
+    pub topic: TopicName,
+    /// What it says.
+    pub payload: Bytes,
+    /// The QoS it is published with.
+    pub qos: QoS,
+    /// Whether it is retained.
+    pub retain: bool,
+}
+
+impl Connect {
+    /// A CONNECT for MQTT 3.1.1 with a clean session and a 60-second keep-alive.
+    pub fn new(client_id: impl Into<String>) -> Connect {
+        Connect {
+            protocol: ProtocolVersion::V3_1_1,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: client_id.into(),
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.password.is_some() && self.username.is_none() {
+            return Err(EncodeError::PasswordWithoutUsername);
+        }
+        let name = self.protocol.name();
+        let mut len = field_len("protocol name", name.len())? + 1 + 1 + 2;
+        len += field_len("client id", self.client_id.len())?;
+        if let Some(will) = &self.will {
+            len += field_len("will topic", will.topic.len())?;
+            len += field_len("will message", will.payload.len())?;
+        }
+        if let Some(username) = &self.username {
+            len += field_len("user name", username.len())?;
+        }
+        if let Some(password) = &self.password {
+            len += field_len("password", password.len())?;
+        }
+
+        let mut flags = 0;
+        if self.clean_session {
+            flags |= CLEAN_SESSION;
+        }
+        if let Some(will) = &self.will {
+            flags |= WILL | ((will.qos as u8) << WILL_QOS_SHIFT);
+            if will.retain {
+                flags |= WILL_RETAIN;
+            }
+        }
+        if self.username.is_some() {
+            flags |= USERNAME;
+        }
+        if self.password.is_some() {
+            flags |= PASSWORD;
+        }
+
+        write_fixed_header(out, first_byte(PacketType::Connect), len)?;
+        write_prefixed(out, name.as_bytes());
+        out.push(self.protocol.level());
+        out.push(flags);
+        write_u16(out, self.keep_alive);
+        write_prefixed(out, self.client_id.as_bytes());
+        if let Some(will) = &self.will {
+            write_prefixed(out, will.topic.as_bytes());
+            write_prefixed(out, &will.payload);
+        }
+        if let Some(username) = &self.username {
+            write_prefixed(out, username.as_bytes());
+        }
+        if let Some(password) = &self.password {
+            write_prefixed(out, password);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
+    let name = reader.binary("protocol name")?;
+    let level = reader.u8("protocol level")?;
+    let protocol = match (&name[..], level) {
+        (b"MQTT", 4) => ProtocolVersion::V3_1_1,
+        (b"MQIsdp", 3) => ProtocolVersion::V3_1,
+        // A known protocol at a level we do not speak is answered with CONNACK 0x01
+        // [MQTT-3.1.2-2]; MQTT 5 clients (level 5) then retry with 3.1.1.
+        (b"MQTT" | b"MQIsdp", level) => return Err(DecodeError::UnsupportedProtocolLevel(level)),
+        (other, _) => {
+            return Err(DecodeError::InvalidProtocolName(
+                String::from_utf8_lossy(other).into_owned(),
+            ))
+        }
+    };
+
+    let flags = reader.u8("connect flags")?;
+    if flags & RESERVED != 0 {
+        return Err(DecodeError::ConnectReservedFlag);
+    }
+    let has_will = flags & WILL != 0;
+    if !has_will && flags & (WILL_QOS | WILL_RETAIN) != 0 {
+        return Err(DecodeError::WillFlagsWithoutWill);
+    }
+    let will_qos =
+        QoS::from_u8((flags & WILL_QOS) >> WILL_QOS_SHIFT).ok_or(DecodeError::InvalidQoS {
+            packet_type: PacketType::Connect,
+        })?;
+    if flags & PASSWORD != 0 && flags & USERNAME == 0 {
+        return Err(DecodeError::PasswordWithoutUsername);
+    }
+    let keep_alive = reader.u16("keep alive")?;
+
+    // The payload, in the order of [MQTT-3.1.3-1].
+    let client_id = reader.string("client id")?;
+    let will = if has_will {
+        Some(Will {
+            topic: reader.topic_name("will topic")?,
+            payload: reader.binary("will message")?,
+            qos: will_qos,
+            retain: flags & WILL_RETAIN != 0,
+        })
+    } else {
+        None
+    };
+    let username = if flags & USERNAME != 0 {
+        Some(reader.string("user name")?)
+    } else {
+        None
+    };
+    let password = if flags & PASSWORD != 0 {
+        Some(reader.binary("password")?)
+    } else {
+        None
+    };
+
+    Ok(Connect {
+        protocol,
+        clean_session: flags & CLEAN_SESSION != 0,
+        keep_alive,
+        client_id,
+        will,
+        username,
+        password,
+    })
+}
+
+impl std::fmt::Debug for Connect {
+    /// Shows everything but the password, which logs must never hold.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("protocol", &self.protocol)
+            .field("clean_session", &self.clean_session)
+            .field("keep_alive", &self.keep_alive)
+            .field("client_id", &self.client_id)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::protocol::{Decoder, Packet};
+
+    fn decode_bytes(bytes: &[u8]) -> Result<Option<Packet>, DecodeError> {
+        Decoder::new().decode(&mut BytesMut::from(bytes))
+    }
+
+    #[test]
+    fn a_full_connect_round_trips_through_exact_bytes() {
+        let connect = Connect {
+            protocol: ProtocolVersion::V3_1_1,
+            clean_session: false,
+            keep_alive: 10,
+            client_id: "c1".into(),
+            will: Some(Will {
+                topic: TopicName::new("w").unwrap(),
+                payload: Bytes::from_static(b"bye"),
+                qos: QoS::AtLeastOnce,
+                retain: true,
+            }),
+            username: Some("u".into()),
+            password: Some(Bytes::from_static(b"p")),
+        };
+        #[rustfmt::skip]
+        let bytes: &[u8] = &[
+            0x10, 28,                         // CONNECT, remaining length
+            0, 4, b'M', b'Q', b'T', b'T',     // protocol name
+            4,                                // level
+            0b1110_1100,                      // user name, password, will retain, will QoS 1, will
+            0, 10,                            // keep alive
+            0, 2, b'c', b'1',                 // client id
+            0, 1, b'w',                       // will topic
+            0, 3, b'b', b'y', b'e',           // will message
+            0, 1, b'u',                       // user name
+            0, 1, b'p',                       // password
+        ];
+        let mut out = Vec::new();
+        connect.encode(&mut out).unwrap();
+        assert_eq!(out, bytes);
+        assert_eq!(decode_bytes(bytes), Ok(Some(Packet::Connect(connect))));
+    }
+
+    #[test]
+    fn mqtt_3_1_connect_is_understood() {
+        let bytes: &[u8] = &[
+            0x10, 14, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0b10, 0, 60, 0, 0,
+        ];
+        let Ok(Some(Packet::Connect(connect))) = decode_bytes(bytes) else {
+            panic!("not decoded");
+        };
+        assert_eq!(connect.protocol, ProtocolVersion::V3_1);
+        assert_eq!(connect.client_id, "");
+        let mut out = Vec::new();
+        connect.encode(&mut out).unwrap();
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let mut connect = Connect::new("c");
+        connect.username = Some("user".into());
+        connect.password = Some(Bytes::from_static(b"secret"));
+        let shown = format!("{connect:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("<hidden>"));
+    }
+}

@@ -1,0 +1,379 @@
+//! The MQTT wire protocol: packets, their encoding, and topic rules.
+//!
+//! This layer is *sans-I/O*: it turns bytes into [`Packet`]s and packets into bytes,
+//! and knows nothing of sockets, threads, time or configuration. The broker and the
+//! client drive it; tests and fuzzers can drive it with plain byte slices.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use wren::protocol::{Decoder, Packet, Publish, QoS, TopicName};
+//!
+//! // Encode a PUBLISH...
+//! let publish = Publish::new(TopicName::new("greeting")?, "hello", QoS::AtMostOnce, false);
+//! let mut wire = Vec::new();
+//! Packet::Publish(publish.clone()).encode(&mut wire)?;
+//! assert_eq!(wire, b"\x30\x0f\x00\x08greetinghello");
+//!
+//! // ...and decode it again, one byte at a time to show that partial input is fine.
+//! let mut decoder = Decoder::new();
+//! let mut buffer = BytesMut::new();
+//! let mut decoded = None;
+//! for byte in wire {
+//!     buffer.extend_from_slice(&[byte]);
+//!     if let Some(packet) = decoder.decode(&mut buffer)? {
+//!         decoded = Some(packet);
+//!     }
+//! }
+//! assert_eq!(decoded, Some(Packet::Publish(publish)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`codec`]: the fixed header, the remaining length, and the [`Decoder`].
+//! - one module per packet (`connect`, `connack`, `publish`, `ack`, `subscribe`,
+//!   `suback`, `unsubscribe`); PINGREQ, PINGRESP and DISCONNECT carry nothing and are
+//!   plain variants of [`Packet`].
+//! - [`topic`]: [`TopicName`], [`TopicFilter`] and matching.
+//! - [`error`]: one variant per rule a packet can break, each naming the statement of
+//!   the specification.
+//!
+//! # Versions
+//!
+//! MQTT 3.1 (protocol name `MQIsdp`, level 3) and 3.1.1 (`MQTT`, level 4) share every
+//! packet shape; only CONNECT tells them apart, and [`Connect::protocol`] records which
+//! one a client spoke. MQTT 5 adds properties and reason codes to most packets. It
+//! will come as a new [`ProtocolVersion`] that the [`Decoder`] learns from CONNECT and
+//! as optional fields on these same packet types, so that code matching on
+//! [`Packet`] keeps working.
+
+pub mod codec;
+pub mod error;
+pub mod topic;
+
+mod ack;
+mod connack;
+mod connect;
+mod publish;
+mod suback;
+mod subscribe;
+mod unsubscribe;
+
+use std::fmt;
+use std::num::NonZeroU16;
+
+pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck};
+pub use codec::{Decoder, DEFAULT_MAX_PACKET_SIZE, MAX_REMAINING_LENGTH};
+pub use connack::{ConnAck, ConnectReturnCode};
+pub use connect::{Connect, Will};
+pub use error::{DecodeError, EncodeError, TopicError};
+pub use publish::Publish;
+pub use suback::{SubAck, SubscribeReturnCode};
+pub use subscribe::{Subscribe, SubscribeFilter};
+pub use topic::{TopicFilter, TopicName};
+pub use unsubscribe::Unsubscribe;
+
+/// A packet identifier: the 16-bit number that pairs a QoS 1/2 PUBLISH, SUBSCRIBE or
+/// UNSUBSCRIBE with its acknowledgement. Zero is never valid ([MQTT-2.3.1-1]), so the
+/// type cannot hold it.
+pub type PacketId = NonZeroU16;
+
+/// Quality of service: how hard MQTT tries to deliver a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum QoS {
+    /// QoS 0: sent once, never acknowledged; may be lost.
+    #[default]
+    AtMostOnce = 0,
+    /// QoS 1: acknowledged with PUBACK and re-sent until then; may be duplicated.
+    AtLeastOnce = 1,
+    /// QoS 2: a four-packet handshake (PUBLISH, PUBREC, PUBREL, PUBCOMP) that delivers
+    /// exactly once.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS for the two-bit value `bits`, or `None` for the reserved value 3.
+    pub fn from_u8(bits: u8) -> Option<QoS> {
+        match bits {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for QoS {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", *self as u8)
+    }
+}
+
+/// The version of MQTT a connection speaks, as its CONNECT says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[non_exhaustive]
+pub enum ProtocolVersion {
+    /// MQTT 3.1: protocol name `MQIsdp`, level 3.
+    V3_1,
+    /// MQTT 3.1.1: protocol name `MQTT`, level 4.
+    #[default]
+    V3_1_1,
+}
+
+impl ProtocolVersion {
+    /// The protocol name CONNECT carries for this version.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolVersion::V3_1 => "MQIsdp",
+            ProtocolVersion::V3_1_1 => "MQTT",
+        }
+    }
+
+    /// The protocol level CONNECT carries for this version.
+    pub fn level(self) -> u8 {
+        match self {
+            ProtocolVersion::V3_1 => 3,
+            ProtocolVersion::V3_1_1 => 4,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolVersion::V3_1 => f.write_str("MQTT 3.1"),
+            ProtocolVersion::V3_1_1 => f.write_str("MQTT 3.1.1"),
+        }
+    }
+}
+
+/// The fourteen kinds of MQTT 3.1.1 control packet, numbered as in the fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)] // the names are the specification's
+pub enum PacketType {
+    Connect = 1,
+    ConnAck = 2,
+    Publish = 3,
+    PubAck = 4,
+    PubRec = 5,
+    PubRel = 6,
+    PubComp = 7,
+    Subscribe = 8,
+    SubAck = 9,
+    Unsubscribe = 10,
+    UnsubAck = 11,
+    PingReq = 12,
+    PingResp = 13,
+    Disconnect = 14,
+}
+
+impl PacketType {
+    /// The packet type for the upper four bits of a fixed header, or `None` for the
+    /// reserved values 0 and 15.
+    pub fn from_u8(value: u8) -> Option<PacketType> {
+        use PacketType::*;
+        Some(match value {
+            1 => Connect,
+            2 => ConnAck,
+            3 => Publish,
+            4 => PubAck,
+            5 => PubRec,
+            6 => PubRel,
+            7 => PubComp,
+            8 => Subscribe,
+            9 => SubAck,
+            10 => Unsubscribe,
+            11 => UnsubAck,
+            12 => PingReq,
+            13 => PingResp,
+            14 => Disconnect,
+            _ => return None,
+        })
+    }
+
+    /// The fixed low four bits of the first byte (table 2.2). PUBLISH has none: it
+    /// uses them for DUP, QoS and RETAIN.
+    pub fn fixed_flags(self) -> Option<u8> {
+        match self {
+            PacketType::Publish => None,
+            PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => Some(0b0010),
+            _ => Some(0),
+        }
+    }
+}
+
+impl fmt::Display for PacketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PacketType::Connect => "CONNECT",
+            PacketType::ConnAck => "CONNACK",
+            PacketType::Publish => "PUBLISH",
+            PacketType::PubAck => "PUBACK",
+            PacketType::PubRec => "PUBREC",
+            PacketType::PubRel => "PUBREL",
+            PacketType::PubComp => "PUBCOMP",
+            PacketType::Subscribe => "SUBSCRIBE",
+            PacketType::SubAck => "SUBACK",
+            PacketType::Unsubscribe => "UNSUBSCRIBE",
+            PacketType::UnsubAck => "UNSUBACK",
+            PacketType::PingReq => "PINGREQ",
+            PacketType::PingResp => "PINGRESP",
+            PacketType::Disconnect => "DISCONNECT",
+        })
+    }
+}
+
+/// An MQTT control packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant's type documents it
+pub enum Packet {
+    Connect(Connect),
+    ConnAck(ConnAck),
+    Publish(Publish),
+    PubAck(PubAck),
+    PubRec(PubRec),
+    PubRel(PubRel),
+    PubComp(PubComp),
+    Subscribe(Subscribe),
+    SubAck(SubAck),
+    Unsubscribe(Unsubscribe),
+    UnsubAck(UnsubAck),
+    /// PINGREQ: "are you there?", sent by a client to keep the connection alive.
+    PingReq,
+    /// PINGRESP: the server's answer to PINGREQ.
+    PingResp,
+    /// DISCONNECT: the client's last packet when it leaves cleanly; its will is
+    /// discarded.
+    Disconnect,
+}
+
+impl Packet {
+    /// The kind of packet.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Packet::Connect(_) => PacketType::Connect,
+            Packet::ConnAck(_) => PacketType::ConnAck,
+            Packet::Publish(_) => PacketType::Publish,
+            Packet::PubAck(_) => PacketType::PubAck,
+            Packet::PubRec(_) => PacketType::PubRec,
+            Packet::PubRel(_) => PacketType::PubRel,
+            Packet::PubComp(_) => PacketType::PubComp,
+            Packet::Subscribe(_) => PacketType::Subscribe,
+            Packet::SubAck(_) => PacketType::SubAck,
+            Packet::Unsubscribe(_) => PacketType::Unsubscribe,
+            Packet::UnsubAck(_) => PacketType::UnsubAck,
+            Packet::PingReq => PacketType::PingReq,
+            Packet::PingResp => PacketType::PingResp,
+            Packet::Disconnect => PacketType::Disconnect,
+        }
+    }
+
+    /// Appends the packet's bytes to `out`.
+    ///
+    /// Nothing is appended when the packet cannot be encoded.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            Packet::Connect(p) => p.encode(out),
+            Packet::ConnAck(p) => p.encode(out),
+            Packet::Publish(p) => p.encode(out),
+            Packet::PubAck(p) => p.encode(out),
+            Packet::PubRec(p) => p.encode(out),
+            Packet::PubRel(p) => p.encode(out),
+            Packet::PubComp(p) => p.encode(out),
+            Packet::Subscribe(p) => p.encode(out),
+            Packet::SubAck(p) => p.encode(out),
+            Packet::Unsubscribe(p) => p.encode(out),
+            Packet::UnsubAck(p) => p.encode(out),
+            Packet::PingReq => codec::encode_empty(PacketType::PingReq, out),
+            Packet::PingResp => codec::encode_empty(PacketType::PingResp, out),
+            Packet::Disconnect => codec::encode_empty(PacketType::Disconnect, out),
+        }
+    }
+}
+
+impl fmt::Display for Packet {
+    /// A one-line summary in the style of mosquitto's debug output, for logs:
+    /// `PUBLISH (d0, q1, r0, m7, 'a/b', ... (5 bytes))`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Packet::Connect(c) => write!(
+                f,
+                "CONNECT (p{}, c{}, k{}, i'{}'{}{})",
+                c.protocol.level(),
+                c.clean_session as u8,
+                c.keep_alive,
+                c.client_id,
+                c.username
+                    .as_ref()
+                    .map(|u| format!(", u'{u}'"))
+                    .unwrap_or_default(),
+                c.will
+                    .as_ref()
+                    .map(|w| format!(", will '{}' q{} r{}", w.topic, w.qos, w.retain as u8))
+                    .unwrap_or_default(),
+            ),
+            Packet::ConnAck(c) => {
+                write!(f, "CONNACK ({}, {})", c.session_present as u8, c.code as u8)
+            }
+            Packet::Publish(p) => write!(
+                f,
+                "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                p.dup as u8,
+                p.qos,
+                p.retain as u8,
+                p.packet_id.map_or(0, |id| id.get()),
+                p.topic,
+                p.payload.len()
+            ),
+            Packet::PubAck(p) => write!(f, "PUBACK (m{})", p.packet_id),
+            Packet::PubRec(p) => write!(f, "PUBREC (m{})", p.packet_id),
+            Packet::PubRel(p) => write!(f, "PUBREL (m{})", p.packet_id),
+            Packet::PubComp(p) => write!(f, "PUBCOMP (m{})", p.packet_id),
+            Packet::Subscribe(s) => {
+                write!(f, "SUBSCRIBE (m{}", s.packet_id)?;
+                for entry in &s.filters {
+                    write!(f, ", '{}' q{}", entry.filter, entry.qos)?;
+                }
+                f.write_str(")")
+            }
+            Packet::SubAck(s) => write!(f, "SUBACK (m{}, {:?})", s.packet_id, s.return_codes),
+            Packet::Unsubscribe(u) => {
+                write!(f, "UNSUBSCRIBE (m{}", u.packet_id)?;
+                for filter in &u.filters {
+                    write!(f, ", '{filter}'")?;
+                }
+                f.write_str(")")
+            }
+            Packet::UnsubAck(u) => write!(f, "UNSUBACK (m{})", u.packet_id),
+            Packet::PingReq => f.write_str("PINGREQ"),
+            Packet::PingResp => f.write_str("PINGRESP"),
+            Packet::Disconnect => f.write_str("DISCONNECT"),
+        }
+    }
+}
+
+macro_rules! packet_from {
+    ($($variant:ident),*) => {
+        $(impl From<$variant> for Packet {
+            fn from(p: $variant) -> Packet {
+                Packet::$variant(p)
+            }
+        })*
+    };
+}
+
+packet_from!(
+    Connect,
+    ConnAck,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck
+);

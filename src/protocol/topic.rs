@@ -1,0 +1,409 @@
+//! Topic names, topic filters, and how a filter matches a name.
+//!
+//! A *topic name* is what a PUBLISH is sent to: `sensors/kitchen/temperature`. A *topic
+//! filter* is what a SUBSCRIBE asks for, and may hold wildcards:
+//!
+//! | filter            | matches                                    | does not match            |
+//! |-------------------|--------------------------------------------|---------------------------|
+//! | `a/b`             | `a/b`                                      | `a/b/c`, `a`, `A/b`       |
+//! | `a/+`             | `a/b`, `a/` (empty level)                  | `a`, `a/b/c`              |
+//! | `+/+`             | `a/b`, `/b`, `/`                           | `a`, `a/b/c`              |
+//! | `a/#`             | `a`, `a/`, `a/b`, `a/b/c`                  | `b/a`                     |
+//! | `#`               | every topic not starting with `$`          | `$SYS/uptime`             |
+//! | `+/uptime`        | `x/uptime`                                 | `$SYS/uptime`             |
+//! | `$SYS/#`          | `$SYS/broker/uptime`                       |                           |
+//!
+//! Valid filters: `#`, `+`, `a/#`, `+/b/+`, `/`, `a//b`, `$SYS/+`.
+//! Invalid filters: `` (empty), `a#`, `a/#/b`, `a/b#`, `a+`, `+a/b`, `a/+b`.
+//! Invalid topic names: `` (empty), any name holding `+` or `#`.
+//!
+//! Levels are separated by `/`; an empty level is a level like any other, so `a//b`
+//! has three levels and `/a` has two (the first one empty). Matching is by exact
+//! bytes: no case folding and no Unicode normalisation ([MQTT-4.7.3-4]).
+//!
+//! Both types are checked when they are made, so code that holds a [`TopicName`] or a
+//! [`TopicFilter`] never has to check again. They share their bytes with the packet
+//! they were decoded from, so cloning one does not copy the string.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+use super::error::TopicError;
+
+/// The longest string MQTT can carry: its length prefix is two bytes.
+pub const MAX_STRING_LEN: usize = 65_535;
+
+/// A string of UTF-8 held in shared [`Bytes`].
+///
+/// Private building block of [`TopicName`] and [`TopicFilter`]: it lets a decoded topic
+/// point into the packet's buffer instead of being copied into a `String`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    fn from_string(s: String) -> Self {
+        Utf8Bytes(Bytes::from(s.into_bytes()))
+    }
+
+    /// Checks `bytes` is UTF-8 and wraps it; gives the bytes back if it is not.
+    fn try_from_bytes(bytes: Bytes) -> Result<Self, Bytes> {
+        if std::str::from_utf8(&bytes).is_ok() {
+            Ok(Utf8Bytes(bytes))
+        } else {
+            Err(bytes)
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: every constructor above checks (or is given, as a `String`) valid
+        // UTF-8, and the bytes are never changed afterwards.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+}
+
+/// Rules that names and filters share: length and the null character.
+fn check_common(topic: &str) -> Result<(), TopicError> {
+    if topic.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if topic.len() > MAX_STRING_LEN {
+        return Err(TopicError::TooLong(topic.len()));
+    }
+    if topic.contains('\0') {
+        return Err(TopicError::NullCharacter);
+    }
+    Ok(())
+}
+
+fn check_name(topic: &str) -> Result<(), TopicError> {
+    check_common(topic)?;
+    if topic.contains(['+', '#']) {
+        return Err(TopicError::WildcardInTopicName);
+    }
+    Ok(())
+}
+
+fn check_filter(filter: &str) -> Result<(), TopicError> {
+    check_common(filter)?;
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return Err(TopicError::MisplacedMultiLevelWildcard);
+        }
+        if level.contains('+') && level != "+" {
+            return Err(TopicError::MisplacedSingleLevelWildcard);
+        }
+    }
+    Ok(())
+}
+
+/// A valid topic name: what a PUBLISH is sent to. Non-empty, at most 65,535 bytes, no
+/// U+0000 and no wildcard.
+///
+/// ```
+/// use wren::protocol::TopicName;
+///
+/// let topic = TopicName::new("sensors/kitchen/temperature")?;
+/// assert_eq!(topic.as_str(), "sensors/kitchen/temperature");
+/// assert!(TopicName::new("sensors/+/temperature").is_err());
+/// # Ok::<(), wren::protocol::TopicError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(Utf8Bytes);
+
+impl TopicName {
+    /// Checks `name` against the rules of section 4.7.
+    pub fn new(name: impl Into<String>) -> Result<Self, TopicError> {
+        let name = name.into();
+        check_name(&name)?;
+        Ok(TopicName(Utf8Bytes::from_string(name)))
+    }
+
+    /// Checks decoded bytes; `Err(None)` means they are not UTF-8.
+    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, Option<TopicError>> {
+        let utf8 = Utf8Bytes::try_from_bytes(bytes).map_err(|_| None)?;
+        check_name(utf8.as_str()).map_err(Some)?;
+        Ok(TopicName(utf8))
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether the name starts with `$`, as `$SYS/...` does. Filters that start with a
+    /// wildcard do not match such names ([MQTT-4.7.2-1]).
+    pub fn is_system(&self) -> bool {
+        self.as_str().starts_with('$')
+    }
+}
+
+/// A valid topic filter: what a SUBSCRIBE asks for. A topic name, or one with `+`
+/// filling whole levels and `#` filling the last level.
+///
+/// ```
+/// use wren::protocol::{TopicFilter, TopicName};
+///
+/// let filter = TopicFilter::new("sensors/+/temperature")?;
+/// assert!(filter.matches(&TopicName::new("sensors/kitchen/temperature")?));
+/// assert!(!filter.matches(&TopicName::new("sensors/kitchen/humidity")?));
+/// assert!(TopicFilter::new("sensors/#/temperature").is_err());
+/// # Ok::<(), wren::protocol::TopicError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter(Utf8Bytes);
+
+impl TopicFilter {
+    /// Checks `filter` against the rules of section 4.7.
+    pub fn new(filter: impl Into<String>) -> Result<Self, TopicError> {
+        let filter = filter.into();
+        check_filter(&filter)?;
+        Ok(TopicFilter(Utf8Bytes::from_string(filter)))
+    }
+
+    /// Checks decoded bytes; `Err(None)` means they are not UTF-8.
+    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, Option<TopicError>> {
+        let utf8 = Utf8Bytes::try_from_bytes(bytes).map_err(|_| None)?;
+        check_filter(utf8.as_str()).map_err(Some)?;
+        Ok(TopicFilter(utf8))
+    }
+
+    /// The filter as a string slice.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether the filter holds `+` or `#`.
+    pub fn has_wildcards(&self) -> bool {
+        self.as_str().contains(['+', '#'])
+    }
+
+    /// Whether a message published to `topic` reaches a subscription to this filter.
+    pub fn matches(&self, topic: &TopicName) -> bool {
+        matches(self.as_str(), topic.as_str())
+    }
+}
+
+/// Whether `filter` matches `topic`, both assumed valid (see [`TopicFilter::matches`]).
+///
+/// ```
+/// use wren::protocol::topic::matches;
+///
+/// assert!(matches("a/#", "a"));
+/// assert!(matches("+/+", "/"));
+/// assert!(!matches("#", "$SYS/broker/uptime"));
+/// assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+/// ```
+pub fn matches(filter: &str, topic: &str) -> bool {
+    // [MQTT-4.7.2-1]: a filter starting with a wildcard must not match a topic
+    // starting with '$'.
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for filter_level in filter.split('/') {
+        if filter_level == "#" {
+            // '#' also matches the parent level: "a/#" matches "a" [MQTT-4.7.1-2].
+            return true;
+        }
+        match topic_levels.next() {
+            Some(topic_level) if filter_level == "+" || filter_level == topic_level => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
+macro_rules! string_like {
+    ($type:ident) => {
+        impl Deref for $type {
+            type Target = str;
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl AsRef<str> for $type {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl fmt::Debug for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = TopicError;
+            fn from_str(s: &str) -> Result<Self, TopicError> {
+                $type::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $type {
+            type Error = TopicError;
+            fn try_from(s: &str) -> Result<Self, TopicError> {
+                $type::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $type {
+            type Error = TopicError;
+            fn try_from(s: String) -> Result<Self, TopicError> {
+                $type::new(s)
+            }
+        }
+
+        impl PartialEq<str> for $type {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $type {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+string_like!(TopicName);
+string_like!(TopicFilter);
+
+impl From<TopicName> for TopicFilter {
+    /// Every topic name is a filter that matches only itself.
+    fn from(name: TopicName) -> Self {
+        TopicFilter(name.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_filters_are_accepted() {
+        for filter in [
+            "#", "+", "a/#", "+/b/+", "/", "a//b", "$SYS/+", "+/+/#", "a/+/#",
+        ] {
+            assert!(TopicFilter::new(filter).is_ok(), "{filter}");
+        }
+    }
+
+    #[test]
+    fn hash_must_be_last_and_alone_in_its_level_mqtt_4_7_1_2() {
+        for filter in ["a#", "a/#/b", "a/b#", "#/a", "##"] {
+            assert_eq!(
+                TopicFilter::new(filter),
+                Err(TopicError::MisplacedMultiLevelWildcard),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn plus_must_fill_its_level_mqtt_4_7_1_3() {
+        for filter in ["a+", "+a/b", "a/+b", "a/b+/c", "++"] {
+            assert_eq!(
+                TopicFilter::new(filter),
+                Err(TopicError::MisplacedSingleLevelWildcard),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn topic_names_have_no_wildcards_mqtt_4_7_1_1() {
+        for name in ["a/+", "#", "a/#", "a+b", "a#b"] {
+            assert_eq!(
+                TopicName::new(name),
+                Err(TopicError::WildcardInTopicName),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_topics_are_refused_mqtt_4_7_3_1() {
+        assert_eq!(TopicName::new(""), Err(TopicError::Empty));
+        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+    }
+
+    #[test]
+    fn null_characters_are_refused_mqtt_4_7_3_2() {
+        assert_eq!(TopicName::new("a\0b"), Err(TopicError::NullCharacter));
+        assert_eq!(TopicFilter::new("a/\0"), Err(TopicError::NullCharacter));
+    }
+
+    #[test]
+    fn topics_longer_than_65535_bytes_are_refused_mqtt_4_7_3_3() {
+        let longest = "a".repeat(65_535);
+        assert!(TopicName::new(longest.clone()).is_ok());
+        assert_eq!(
+            TopicName::new(longest + "a"),
+            Err(TopicError::TooLong(65_536))
+        );
+    }
+
+    #[test]
+    fn filters_match_as_section_4_7_describes() {
+        let cases = [
+            ("a/b", "a/b", true),
+            ("a/b", "a/b/c", false),
+            ("a/b", "A/b", false),
+            ("a/+", "a/b", true),
+            ("a/+", "a/", true),
+            ("a/+", "a", false),
+            ("a/+", "a/b/c", false),
+            ("+/+", "/", true),
+            ("+/+", "/b", true),
+            ("+", "a", true),
+            ("+", "/a", false),
+            ("a/#", "a", true),
+            ("a/#", "a/", true),
+            ("a/#", "a/b/c", true),
+            ("a/#", "b/a", false),
+            ("#", "a/b/c", true),
+            ("#", "/", true),
+            ("a//b", "a//b", true),
+            ("a/+/b", "a//b", true),
+            ("sport/tennis/+", "sport/tennis/player1", true),
+            ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+            ("sport/+", "sport", false),
+            ("sport/+", "sport/", true),
+            ("+/tennis/#", "sport/tennis/player1/ranking", true),
+        ];
+        for (filter, topic, expected) in cases {
+            assert_eq!(matches(filter, topic), expected, "{filter} ~ {topic}");
+        }
+    }
+
+    #[test]
+    fn wildcards_at_the_start_do_not_match_dollar_topics_mqtt_4_7_2_1() {
+        assert!(!matches("#", "$SYS/broker/uptime"));
+        assert!(!matches("+/broker/uptime", "$SYS/broker/uptime"));
+        assert!(!matches("+", "$SYS"));
+        assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+        assert!(matches("$SYS/+/uptime", "$SYS/broker/uptime"));
+        assert!(matches("a/#", "a/$b"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_kept_and_matched_exactly_mqtt_1_5_3_3() {
+        let with_bom = TopicName::new("\u{FEFF}a/b").unwrap();
+        assert_eq!(with_bom.as_bytes(), b"\xEF\xBB\xBFa/b");
+        assert!(matches("\u{FEFF}a/b", &with_bom));
+        assert!(!matches("a/b", &with_bom));
+    }
+}

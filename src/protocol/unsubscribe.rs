@@ -1,0 +1,77 @@
+//! UNSUBSCRIBE: a client takes back subscriptions (section 3.10).
+//!
+//! ```text
+//! fixed header   0xA2, remaining length  (flags 0010 [MQTT-3.10.1-1])
+//! packet id      two bytes, never zero
+//! payload        one or more topic filters (two-byte length, UTF-8) [MQTT-3.10.3-2]
+//! ```
+
+use super::codec::{field_len, first_byte, write_fixed_header, write_prefixed, write_u16, Reader};
+use super::error::{DecodeError, EncodeError};
+use super::{PacketId, PacketType, TopicFilter};
+
+/// UNSUBSCRIBE: the filters to remove, exactly as they were subscribed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe {
+    /// Pairs the UNSUBSCRIBE with its UNSUBACK.
+    pub packet_id: PacketId,
+    /// At least one filter.
+    pub filters: Vec<TopicFilter>,
+}
+
+impl Unsubscribe {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.filters.is_empty() {
+            return Err(EncodeError::EmptyList(PacketType::Unsubscribe));
+        }
+        let mut len = 2;
+        for filter in &self.filters {
+            len += field_len("topic filter", filter.len())?;
+        }
+        write_fixed_header(out, first_byte(PacketType::Unsubscribe), len)?;
+        write_u16(out, self.packet_id.get());
+        for filter in &self.filters {
+            write_prefixed(out, filter.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn decode(reader: &mut Reader) -> Result<Unsubscribe, DecodeError> {
+    let packet_id = reader.packet_id()?;
+    let mut filters = Vec::new();
+    while !reader.is_empty() {
+        filters.push(reader.topic_filter()?);
+    }
+    if filters.is_empty() {
+        return Err(DecodeError::NoUnsubscribeFilters);
+    }
+    Ok(Unsubscribe { packet_id, filters })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::protocol::{Decoder, Packet};
+
+    #[test]
+    fn unsubscribe_round_trips() {
+        let bytes: &[u8] = &[0xA2, 9, 0x00, 0x09, 0, 1, b'a', 0, 2, b'b', b'/'];
+        let unsubscribe = Unsubscribe {
+            packet_id: PacketId::new(9).unwrap(),
+            filters: vec![
+                TopicFilter::new("a").unwrap(),
+                TopicFilter::new("b/").unwrap(),
+            ],
+        };
+        let mut out = Vec::new();
+        unsubscribe.encode(&mut out).unwrap();
+        assert_eq!(out, bytes);
+        assert_eq!(
+            Decoder::new().decode(&mut BytesMut::from(bytes)),
+            Ok(Some(Packet::Unsubscribe(unsubscribe)))
+        );
+    }
+}
