@@ -1,0 +1,327 @@
+//! The socket: opening it, the CONNECT/CONNACK handshake, writing packets, and the
+//! reader thread.
+//!
+//! Everything that touches the network is here, so that TLS and WebSocket can be
+//! added by changing this one module. Each packet sent or received is logged at
+//! `debug` level with target `wren::client::packets`, in mosquitto's words
+//! (`Client wren-0a1b sending PUBLISH (d0, q1, r0, m1, 'a/b', ... (5 bytes))`).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{ClientOptions, Error, Wait};
+use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Decoder, Packet, TopicName, Will};
+
+/// The log target of the packet lines.
+pub const PACKET_LOG_TARGET: &str = "wren::client::packets";
+
+/// How many decoded packets may wait between the reader thread and the connection
+/// thread. A full queue stops the reader, and TCP slows the broker down.
+const INCOMING_QUEUE: usize = 256;
+
+/// What the reader thread reports.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A packet from the broker.
+    Packet(Packet),
+    /// The connection is over: the broker closed it, or it broke, or it sent bytes
+    /// that are not MQTT.
+    Closed(Error),
+}
+
+/// An open, accepted connection to the broker.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: TcpStream,
+    address: String,
+    client_id: String,
+    /// Packets read by the reader thread.
+    pub incoming: Receiver<Incoming>,
+    reader: Option<JoinHandle<()>>,
+    /// Bytes to be written by the next [`flush`](Self::flush).
+    out: Vec<u8>,
+}
+
+/// The broker's answer to CONNECT, and the connection it accepted.
+pub(crate) struct Opened {
+    pub connection: Connection,
+    pub session_present: bool,
+}
+
+/// Opens a TCP connection, sends CONNECT and waits for CONNACK. A refusal becomes
+/// [`Error::ConnectionRefused`].
+pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
+    let address = options.address();
+    let mut stream = dial(&address, options.connect_timeout)?;
+    let io = |e| Error::io(&address, e);
+    stream.set_nodelay(true).map_err(io)?;
+    stream
+        .set_write_timeout(Some(
+            options.operation_timeout.max(Duration::from_millis(100)),
+        ))
+        .map_err(io)?;
+
+    let connect = Packet::Connect(connect_packet(options, client_id)?);
+    let mut bytes = Vec::new();
+    connect.encode(&mut bytes)?;
+    log_packet(client_id, true, &connect);
+    // [MQTT-3.1.0-1]: CONNECT is the first thing written on a new connection.
+    stream.write_all(&bytes).map_err(io)?;
+
+    let mut decoder = Decoder::new().max_packet_size(options.max_packet_size);
+    let mut buffer = BytesMut::with_capacity(8 * 1024);
+    let deadline = Instant::now() + options.connect_timeout;
+    let connack = loop {
+        if let Some(packet) = decoder.decode(&mut buffer)? {
+            log_packet(client_id, false, &packet);
+            match packet {
+                Packet::ConnAck(connack) => break connack,
+                // [MQTT-3.2.0-1]: the first packet from the server is CONNACK.
+                other => return Err(Error::UnexpectedPacket(other.packet_type())),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(Wait::ConnAck));
+        }
+        stream.set_read_timeout(Some(left)).map_err(io)?;
+        match read_some(&mut stream, &mut buffer) {
+            Ok(0) => {
+                return Err(io(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the broker closed the connection before CONNACK",
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(Error::Timeout(Wait::ConnAck))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    };
+    let ConnAck {
+        session_present,
+        code,
+    } = connack;
+    if code != ConnectReturnCode::Accepted {
+        return Err(Error::ConnectionRefused(code));
+    }
+    // The reader blocks until data comes or the socket is shut down; keep-alive
+    // notices a silent broker.
+    stream.set_read_timeout(None).map_err(io)?;
+    let reader_stream = stream.try_clone().map_err(io)?;
+    let (sender, incoming) = crossbeam_channel::bounded(INCOMING_QUEUE);
+    let reader = std::thread::Builder::new()
+        .name(format!("wren-reader {client_id}"))
+        .spawn({
+            let client_id = client_id.to_owned();
+            let address = address.clone();
+            move || read_loop(reader_stream, buffer, decoder, sender, &client_id, &address)
+        })
+        .map_err(io)?;
+    Ok(Opened {
+        connection: Connection {
+            stream,
+            address,
+            client_id: client_id.to_owned(),
+            incoming,
+            reader: Some(reader),
+            out: Vec::with_capacity(16 * 1024),
+        },
+        session_present,
+    })
+}
+
+/// Resolves `address` and tries each of its addresses in turn.
+fn dial(address: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    let addresses = address
+        .to_socket_addrs()
+        .map_err(|e| Error::io(address, e))?;
+    let mut last = None;
+    for socket_address in addresses {
+        match TcpStream::connect_timeout(&socket_address, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                last = Some(Error::Timeout(Wait::TcpConnect))
+            }
+            Err(e) => last = Some(Error::io(address, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::io(
+            address,
+            std::io::Error::new(ErrorKind::NotFound, "the host name has no address"),
+        )
+    }))
+}
+
+fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, Error> {
+    let will = match &options.will {
+        Some(will) => Some(Will {
+            topic: TopicName::new(will.topic.as_str()).map_err(|e| Error::topic(&will.topic, e))?,
+            payload: will.payload.clone(),
+            qos: will.qos,
+            retain: will.retain,
+        }),
+        None => None,
+    };
+    Ok(Connect {
+        protocol: options.protocol,
+        clean_session: options.clean_session,
+        keep_alive: u16::try_from(options.keep_alive.as_secs()).unwrap_or(u16::MAX),
+        client_id: client_id.to_owned(),
+        will,
+        username: options.username.clone(),
+        password: options.password.clone(),
+    })
+}
+
+fn read_some(stream: &mut TcpStream, buffer: &mut BytesMut) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 8 * 1024];
+    let n = stream.read(&mut chunk)?;
+    buffer.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// The reader thread: read, decode, hand over, until the connection ends.
+fn read_loop(
+    mut stream: TcpStream,
+    mut buffer: BytesMut,
+    mut decoder: Decoder,
+    sender: Sender<Incoming>,
+    client_id: &str,
+    address: &str,
+) {
+    let reason = loop {
+        // Take every whole packet already buffered before reading again.
+        match decoder.decode(&mut buffer) {
+            Ok(Some(packet)) => {
+                log_packet(client_id, false, &packet);
+                if sender.send(Incoming::Packet(packet)).is_err() {
+                    // The connection thread has let go of this connection.
+                    return;
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                log::warn!("Client {client_id}: the broker sent a malformed packet, disconnecting: {error}");
+                break Error::Protocol(error);
+            }
+        }
+        match read_some(&mut stream, &mut buffer) {
+            Ok(0) => {
+                break Error::io(
+                    address,
+                    std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "the broker closed the connection",
+                    ),
+                )
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => break Error::io(address, e),
+        }
+    };
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = sender.send(Incoming::Closed(reason));
+}
+
+impl Connection {
+    /// Adds `packet` to what the next [`flush`](Self::flush) writes.
+    pub fn queue(&mut self, packet: &Packet) -> Result<(), Error> {
+        packet.encode(&mut self.out)?;
+        log_packet(&self.client_id, true, packet);
+        Ok(())
+    }
+
+    /// Writes everything queued, in one write when the socket takes it.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.out);
+        self.out.clear();
+        result.map_err(|e| Error::io(&self.address, e))
+    }
+
+    /// Closes the socket and waits for the reader thread to end.
+    pub fn close(mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        // Dropping the receiver frees a reader blocked on a full queue.
+        let (_, empty) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.incoming, empty));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// Logs `packet` in mosquitto's words: `Client <id> sending CONNECT`.
+fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
+    if log::log_enabled!(target: PACKET_LOG_TARGET, log::Level::Debug) {
+        let direction = if sending { "sending" } else { "received" };
+        for line in describe(sending, packet) {
+            log::debug!(target: PACKET_LOG_TARGET, "Client {client_id} {direction} {line}");
+        }
+    }
+}
+
+/// The words mosquitto's client library logs for `packet` (lib/send_*.c and
+/// lib/handle_*.c), so that `-d` output of our tools reads like theirs. One line per
+/// filter for SUBSCRIBE and UNSUBSCRIBE, as mosquitto does.
+pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
+    let line = match (sending, packet) {
+        (_, Packet::Connect(_)) => "CONNECT".to_owned(),
+        (_, Packet::ConnAck(c)) => format!("CONNACK ({})", c.code as u8),
+        (_, Packet::Publish(p)) => format!(
+            "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            p.dup as u8,
+            p.qos as u8,
+            p.retain as u8,
+            p.packet_id.map_or(0, |id| id.get()),
+            p.topic,
+            p.payload.len()
+        ),
+        (true, Packet::PubAck(a)) => format!("PUBACK (m{}, rc0)", a.packet_id),
+        (false, Packet::PubAck(a)) => format!("PUBACK (Mid: {}, RC:0)", a.packet_id),
+        (true, Packet::PubRec(a)) => format!("PUBREC (m{}, rc0)", a.packet_id),
+        (false, Packet::PubRec(a)) => format!("PUBREC (Mid: {})", a.packet_id),
+        (true, Packet::PubRel(a)) => format!("PUBREL (m{})", a.packet_id),
+        (false, Packet::PubRel(a)) => format!("PUBREL (Mid: {})", a.packet_id),
+        (true, Packet::PubComp(a)) => format!("PUBCOMP (m{})", a.packet_id),
+        (false, Packet::PubComp(a)) => format!("PUBCOMP (Mid: {}, RC:0)", a.packet_id),
+        (_, Packet::Subscribe(s)) => {
+            return s
+                .filters
+                .iter()
+                .map(|f| {
+                    format!(
+                        "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x00)",
+                        s.packet_id, f.filter, f.qos as u8
+                    )
+                })
+                .collect()
+        }
+        (_, Packet::SubAck(_)) => "SUBACK".to_owned(),
+        (_, Packet::Unsubscribe(u)) => {
+            return u
+                .filters
+                .iter()
+                .map(|f| format!("UNSUBSCRIBE (Mid: {}, Topic: {})", u.packet_id, f))
+                .collect()
+        }
+        (_, Packet::UnsubAck(_)) => "UNSUBACK".to_owned(),
+        (_, Packet::PingReq) => "PINGREQ".to_owned(),
+        (_, Packet::PingResp) => "PINGRESP".to_owned(),
+        (_, Packet::Disconnect) => "DISCONNECT".to_owned(),
+    };
+    vec![line]
+}

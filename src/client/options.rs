@@ -1,0 +1,597 @@
+//! [`ClientOptions`]: everything a client needs to know before it connects.
+//!
+//! A cheap value with a builder. Start from a URL and change what you need:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
+//!
+//! let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
+//!     .client_id("sensor-1")
+//!     .clean_session(false)
+//!     .keep_alive(Duration::from_secs(30))
+//!     .will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
+//!     .reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
+//! assert_eq!(options.get_port(), 1883);
+//! # Ok::<(), wren::client::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use url::Url;
+
+use super::Error;
+use crate::protocol::{ProtocolVersion, QoS};
+
+/// The port of `mqtt://` when the URL names none.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// The message the broker publishes for this client if it disappears without saying
+/// DISCONNECT: its socket breaks, or it stops answering keep-alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// Where the will is published.
+    pub topic: String,
+    /// What it says.
+    pub payload: Bytes,
+    /// Its QoS.
+    pub qos: QoS,
+    /// Whether the broker keeps it as the topic's retained message.
+    pub retain: bool,
+}
+
+impl LastWill {
+    /// A will: `payload` to be published on `topic`. The topic is checked when the
+    /// client connects.
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> LastWill {
+        LastWill {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+        }
+    }
+}
+
+/// Whether and how the client reconnects when its connection breaks.
+///
+/// Attempts start a quarter of a second after the loss and back off exponentially
+/// up to `max_interval`. After reconnecting the client subscribes again (when the
+/// broker kept no session) and sends again, with DUP set, every QoS 1/2 message the
+/// broker had not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Reconnect at all. Without it a lost connection ends the client: every call
+    /// then fails with [`Error::Disconnected`].
+    pub enabled: bool,
+    /// The longest wait between two attempts.
+    pub max_interval: Duration,
+    /// How many attempts in a row before giving up; `None` tries forever.
+    pub retries: Option<u32>,
+}
+
+impl Default for Reconnect {
+    /// Reconnect forever, waiting at most 10 s between attempts (hbmqtt's
+    /// `reconnect_max_interval`).
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            max_interval: Duration::from_secs(10),
+            retries: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// Never reconnect.
+    pub fn disabled() -> Reconnect {
+        Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        }
+    }
+
+    /// How long to wait before attempt number `attempt` (0 for the first).
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let base = Duration::from_millis(250);
+        base.checked_mul(1u32 << attempt.min(16))
+            .unwrap_or(self.max_interval)
+            .min(self.max_interval)
+    }
+}
+
+/// The QoS and retain flag used for one topic by
+/// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// The QoS to publish with.
+    pub qos: QoS,
+    /// Whether to retain.
+    pub retain: bool,
+}
+
+/// How to connect, and how the connection behaves. See the [module
+/// documentation](self) for an example.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) client_id: Option<String>,
+    pub(crate) clean_session: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) ping_delay: Option<Duration>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Bytes>,
+    pub(crate) will: Option<LastWill>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) operation_timeout: Duration,
+    pub(crate) reconnect: Reconnect,
+    pub(crate) protocol: ProtocolVersion,
+    pub(crate) max_inflight: usize,
+    pub(crate) max_packet_size: usize,
+    pub(crate) message_capacity: usize,
+    pub(crate) default_qos: QoS,
+    pub(crate) default_retain: bool,
+    pub(crate) topics: HashMap<String, TopicDefaults>,
+}
+
+impl ClientOptions {
+    /// Options for the broker at `host:port`, every other setting at its default.
+    pub fn new(host: impl Into<String>, port: u16) -> ClientOptions {
+        ClientOptions {
+            host: host.into(),
+            port,
+            client_id: None,
+            clean_session: true,
+            keep_alive: Duration::from_secs(60),
+            ping_delay: None,
+            username: None,
+            password: None,
+            will: None,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            reconnect: Reconnect::default(),
+            protocol: ProtocolVersion::V3_1_1,
+            max_inflight: 100,
+            max_packet_size: crate::protocol::DEFAULT_MAX_PACKET_SIZE,
+            message_capacity: 1024,
+            default_qos: QoS::AtMostOnce,
+            default_retain: false,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Options from a URL: `mqtt://[user[:password]@]host[:port]`, port 1883 by
+    /// default. User name and password may be percent-encoded.
+    ///
+    /// `mqtts://`, `ws://` and `wss://` are recognised and refused with
+    /// [`Error::UnsupportedScheme`] for now.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, Error};
+    ///
+    /// let options = ClientOptions::from_url("mqtt://[::1]")?;
+    /// assert_eq!((options.get_host(), options.get_port()), ("::1", 1883));
+    /// assert!(matches!(ClientOptions::from_url("wss://example.com"), Err(Error::UnsupportedScheme(_))));
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<ClientOptions, Error> {
+        let parsed = Url::parse(url).map_err(|e| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        ClientOptions::from_parsed_url(&parsed)
+    }
+
+    fn from_parsed_url(url: &Url) -> Result<ClientOptions, Error> {
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        match url.scheme() {
+            "mqtt" | "tcp" => {}
+            scheme @ ("mqtts" | "ssl" | "ws" | "wss") => {
+                return Err(Error::UnsupportedScheme(scheme.to_owned()))
+            }
+            _ => return Err(invalid("the scheme must be mqtt://")),
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(address)) => address.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(invalid("it names no host")),
+        };
+        if !matches!(url.path(), "" | "/") {
+            return Err(invalid("a broker URL has no path"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("a broker URL has no query or fragment"));
+        }
+        let mut options = ClientOptions::new(host, url.port().unwrap_or(DEFAULT_PORT));
+        if !url.username().is_empty() {
+            let username = percent_decode(url.username())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| invalid("the user name is not valid percent-encoded UTF-8"))?;
+            options.username = Some(username);
+        }
+        if let Some(password) = url.password() {
+            if options.username.is_none() {
+                return Err(invalid("a password needs a user name [MQTT-3.1.2-22]"));
+            }
+            let password = percent_decode(password)
+                .ok_or_else(|| invalid("the password is not valid percent-encoding"))?;
+            options.password = Some(Bytes::from(password));
+        }
+        Ok(options)
+    }
+
+    /// Sets the client id, which names the session on the broker. Without one the
+    /// client makes up `wren-` followed by 16 random hex digits.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> ClientOptions {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// `true` (the default): start a new session and drop it on disconnect.
+    /// `false`: keep subscriptions and undelivered QoS 1/2 messages on the broker
+    /// while away; needs a [`client_id`](Self::client_id) ([MQTT-3.1.3-7]).
+    pub fn clean_session(mut self, clean: bool) -> ClientOptions {
+        self.clean_session = clean;
+        self
+    }
+
+    /// The longest silence before the client sends PINGREQ; 60 s by default, zero
+    /// turns keep-alive off. Sent to the broker in whole seconds (at most 65,535).
+    pub fn keep_alive(mut self, keep_alive: Duration) -> ClientOptions {
+        self.keep_alive = keep_alive.min(Duration::from_secs(u64::from(u16::MAX)));
+        self
+    }
+
+    /// How long a PINGRESP may take before the connection is considered dead (half
+    /// open) and dropped. Half the keep-alive by default.
+    pub fn ping_delay(mut self, delay: Duration) -> ClientOptions {
+        self.ping_delay = Some(delay);
+        self
+    }
+
+    /// Sets the user name and password.
+    pub fn credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<Bytes>,
+    ) -> ClientOptions {
+        self.username = Some(username.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Sets a user name without a password.
+    pub fn username(mut self, username: impl Into<String>) -> ClientOptions {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the will.
+    pub fn will(mut self, will: LastWill) -> ClientOptions {
+        self.will = Some(will);
+        self
+    }
+
+    /// How long opening the TCP connection, and then waiting for CONNACK, may each
+    /// take: 10 s by default.
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a call waits for the broker's answer (PUBACK, PUBCOMP, SUBACK,
+    /// UNSUBACK) or for room to send: 30 s by default.
+    pub fn operation_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect policy ([`Reconnect::default`]: forever, backing off to 10 s).
+    pub fn reconnect(mut self, reconnect: Reconnect) -> ClientOptions {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// The version of MQTT to speak: 3.1.1 by default, 3.1 for old brokers.
+    pub fn protocol(mut self, protocol: ProtocolVersion) -> ClientOptions {
+        self.protocol = protocol;
+        self
+    }
+
+    /// How many QoS 1/2 messages may wait for their acknowledgements at once: 100 by
+    /// default. A publish beyond it waits for room.
+    pub fn max_inflight(mut self, max_inflight: u16) -> ClientOptions {
+        self.max_inflight = usize::from(max_inflight.max(1));
+        self
+    }
+
+    /// The largest packet accepted from the broker, in bytes: 1 MiB by default. A
+    /// larger one closes the connection.
+    pub fn max_packet_size(mut self, bytes: usize) -> ClientOptions {
+        self.max_packet_size = bytes;
+        self
+    }
+
+    /// How many messages each [`Subscription`](super::Subscription) and
+    /// [`Messages`](super::Messages) holds for the application: 1,024 by default.
+    ///
+    /// When one is full, QoS 1 and 2 messages wait, unacknowledged, until it has
+    /// room (so the broker's own inflight limit slows it down), and QoS 0 messages
+    /// are dropped once 1,024 more wait behind it, with a warning in the log.
+    pub fn message_capacity(mut self, capacity: usize) -> ClientOptions {
+        self.message_capacity = capacity.max(1);
+        self
+    }
+
+    /// The QoS of [`Client::publish_default`](super::Client::publish_default) for
+    /// topics without their own entry (hbmqtt's `default_qos`).
+    pub fn default_qos(mut self, qos: QoS) -> ClientOptions {
+        self.default_qos = qos;
+        self
+    }
+
+    /// The retain flag of [`Client::publish_default`](super::Client::publish_default)
+    /// for topics without their own entry (hbmqtt's `default_retain`).
+    pub fn default_retain(mut self, retain: bool) -> ClientOptions {
+        self.default_retain = retain;
+        self
+    }
+
+    /// QoS and retain flag for publishing on one topic with
+    /// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
+    pub fn topic_defaults(
+        mut self,
+        topic: impl Into<String>,
+        qos: QoS,
+        retain: bool,
+    ) -> ClientOptions {
+        self.topics
+            .insert(topic.into(), TopicDefaults { qos, retain });
+        self
+    }
+
+    /// The broker's host name or address.
+    pub fn get_host(&self) -> &str {
+        &self.host
+    }
+
+    /// The broker's port.
+    pub fn get_port(&self) -> u16 {
+        self.port
+    }
+
+    /// The client id set, if any.
+    pub fn get_client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The QoS and retain flag `publish_default` uses for `topic`.
+    pub fn defaults_for(&self, topic: &str) -> TopicDefaults {
+        self.topics.get(topic).copied().unwrap_or(TopicDefaults {
+            qos: self.default_qos,
+            retain: self.default_retain,
+        })
+    }
+
+    /// How long a PINGRESP may take.
+    pub(crate) fn ping_timeout(&self) -> Duration {
+        self.ping_delay
+            .unwrap_or(self.keep_alive / 2)
+            .max(Duration::from_millis(100))
+    }
+
+    /// `host:port`, with brackets around an IPv6 address.
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Checks what can be checked before connecting.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let has_id = self.client_id.as_deref().is_some_and(|id| !id.is_empty());
+        if !self.clean_session && !has_id {
+            return Err(Error::InvalidOptions(
+                "a persistent session (clean_session(false)) needs a client id [MQTT-3.1.3-7]"
+                    .into(),
+            ));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(Error::InvalidOptions(
+                "a password needs a user name [MQTT-3.1.2-22]".into(),
+            ));
+        }
+        if let Some(will) = &self.will {
+            crate::protocol::TopicName::new(will.topic.as_str())
+                .map_err(|error| Error::topic(&will.topic, error))?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Client::connect`](super::Client::connect) accepts: a URL as text or
+/// [`Url`], or [`ClientOptions`].
+pub trait IntoClientOptions {
+    /// Turns `self` into options.
+    fn into_client_options(self) -> Result<ClientOptions, Error>;
+}
+
+impl IntoClientOptions for ClientOptions {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoClientOptions for &ClientOptions {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoClientOptions for &str {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(self)
+    }
+}
+
+impl IntoClientOptions for String {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(&self)
+    }
+}
+
+impl IntoClientOptions for &String {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(self)
+    }
+}
+
+impl IntoClientOptions for Url {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_parsed_url(&self)
+    }
+}
+
+impl IntoClientOptions for &Url {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_parsed_url(self)
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes.get(index + 1..index + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    Some(out)
+}
+
+/// A client id nobody else has: `wren-` and 16 hex digits (21 characters, within
+/// the 23 every broker must accept, [MQTT-3.1.3-5]).
+pub(crate) fn random_client_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // RandomState is seeded from the operating system's random source once per
+    // process and varied per instance; mixing in a counter, the time and the process
+    // id keeps two ids apart even where that seed is weak.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(elapsed.as_nanos());
+    }
+    format!("wren-{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_gives_host_port_and_percent_decoded_credentials() {
+        let options = ClientOptions::from_url("mqtt://us%40er:p%3Ass@broker.example:1884").unwrap();
+        assert_eq!(options.get_host(), "broker.example");
+        assert_eq!(options.get_port(), 1884);
+        assert_eq!(options.username.as_deref(), Some("us@er"));
+        assert_eq!(options.password.as_deref(), Some(&b"p:ss"[..]));
+    }
+
+    #[test]
+    fn tls_and_websocket_urls_are_refused_as_not_supported_yet() {
+        for url in ["mqtts://h", "ws://h/mqtt", "wss://h"] {
+            let error = ClientOptions::from_url(url).unwrap_err();
+            assert!(error.to_string().contains("not supported yet"), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_paths_are_invalid() {
+        assert!(matches!(
+            ClientOptions::from_url("http://h"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            ClientOptions::from_url("mqtt://h/topic"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            ClientOptions::from_url("not a url"),
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn a_persistent_session_needs_a_client_id_mqtt_3_1_3_7() {
+        let options = ClientOptions::new("h", 1).clean_session(false);
+        assert!(matches!(options.validate(), Err(Error::InvalidOptions(_))));
+        assert!(options.client_id("me").validate().is_ok());
+    }
+
+    #[test]
+    fn random_client_ids_are_recognisable_short_and_distinct() {
+        let a = random_client_id();
+        let b = random_client_id();
+        assert!(a.starts_with("wren-") && a.len() <= 23, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let reconnect = Reconnect {
+            max_interval: Duration::from_secs(2),
+            ..Reconnect::default()
+        };
+        assert_eq!(reconnect.delay(0), Duration::from_millis(250));
+        assert_eq!(reconnect.delay(1), Duration::from_millis(500));
+        assert_eq!(reconnect.delay(3), Duration::from_secs(2));
+        assert_eq!(reconnect.delay(40), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn topic_defaults_fall_back_to_the_client_defaults() {
+        let options = ClientOptions::new("h", 1)
+            .default_qos(QoS::AtLeastOnce)
+            .topic_defaults("status", QoS::ExactlyOnce, true);
+        assert_eq!(
+            options.defaults_for("status"),
+            TopicDefaults {
+                qos: QoS::ExactlyOnce,
+                retain: true
+            }
+        );
+        assert_eq!(
+            options.defaults_for("other"),
+            TopicDefaults {
+                qos: QoS::AtLeastOnce,
+                retain: false
+            }
+        );
+    }
+}

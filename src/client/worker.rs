@@ -1,0 +1,777 @@
+//! The connection thread: the one thread that owns the session.
+//!
+//! It waits, with crossbeam's `select!`, on three sources at once and on one
+//! deadline, and never polls:
+//!
+//! - *control* messages (a [`Subscription`](super::Subscription) dropped, room made in
+//!   a full one, disconnect), always listened to;
+//! - *commands* from [`Client`](super::Client) handles (publish, subscribe,
+//!   unsubscribe), listened to only while connected and while the inflight window
+//!   has room, so that a caller waits, with its timeout, instead of memory growing;
+//! - *incoming* packets from the reader thread of the current connection;
+//! - the deadline: the next keep-alive ping or PINGRESP check, or the next reconnect
+//!   attempt.
+//!
+//! After handling one event it takes whatever else is already waiting (up to a
+//! batch) and then writes everything in one `write`: batching is where throughput
+//! comes from.
+//!
+//! Incoming messages go to every [`Target`] whose filters match, in order. A full
+//! target holds the queue up: QoS 1/2 messages stay unacknowledged until they are
+//! handed over (so the broker's inflight limit slows it down), and QoS 0 messages are
+//! dropped with a warning once [`MAX_WAITING_QOS0`] wait.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+
+use super::connection::{self, Connection, Incoming};
+use super::state::{Done, State, StateError};
+use super::{ClientOptions, Error, Message, Wait};
+use crate::protocol::{Packet, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter};
+
+/// How many events are handled before the queued packets are written.
+const BATCH: usize = 256;
+
+/// How many QoS 0 messages may wait behind a full subscription before new ones are
+/// dropped.
+pub(crate) const MAX_WAITING_QOS0: usize = 1024;
+
+/// How long the thread sleeps when nothing at all can happen: it has no deadline.
+const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A request from a [`Client`](super::Client) handle.
+pub(crate) enum Command {
+    Publish {
+        publish: Publish,
+        reply: Option<Sender<Result<(), Error>>>,
+    },
+    Subscribe {
+        filters: Vec<SubscribeFilter>,
+        target: Target,
+        reply: Sender<Result<Vec<SubscribeReturnCode>, Error>>,
+    },
+    Unsubscribe {
+        filters: Vec<TopicFilter>,
+        reply: Sender<Result<(), Error>>,
+    },
+}
+
+/// Housekeeping that must never wait behind commands.
+pub(crate) enum Control {
+    /// A catch-all receiver ([`Messages`](super::Messages)).
+    Register(Target),
+    /// A [`Subscription`](super::Subscription) or [`Messages`](super::Messages) was
+    /// dropped.
+    Drop(u64),
+    /// A receiver that was full has room again.
+    Resume,
+    /// Finish what is in flight (bounded by the operation timeout), say DISCONNECT,
+    /// and stop.
+    Disconnect(Sender<()>),
+}
+
+/// Where messages for one [`Subscription`](super::Subscription) or
+/// [`Messages`](super::Messages) go.
+pub(crate) struct Target {
+    pub id: u64,
+    /// The filters it receives; `None` receives everything.
+    pub filters: Option<Vec<TopicFilter>>,
+    pub sender: Sender<Message>,
+    /// Set by this thread when the receiver was full; the receiver clears it and
+    /// sends [`Control::Resume`] when it takes a message.
+    pub stalled: Arc<AtomicBool>,
+}
+
+impl Target {
+    fn wants(&self, topic: &str) -> bool {
+        match &self.filters {
+            None => true,
+            Some(filters) => filters
+                .iter()
+                .any(|f| crate::protocol::topic::matches(f.as_str(), topic)),
+        }
+    }
+
+    /// Hands `message` over without blocking; gives it back when the receiver is
+    /// full. `Ok(false)`: the receiver is gone.
+    fn offer(&self, message: Message) -> Result<bool, Message> {
+        match self.sender.try_send(message) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Disconnected(_)) => Ok(false),
+            Err(TrySendError::Full(message)) => {
+                // Raise the flag, then look again: if the receiver took a message
+                // before the flag was up, the second try finds the room; if after,
+                // the receiver saw the flag and will send Resume.
+                self.stalled.store(true, Ordering::SeqCst);
+                match self.sender.try_send(message) {
+                    Ok(()) => Ok(true),
+                    Err(TrySendError::Disconnected(_)) => Ok(false),
+                    Err(TrySendError::Full(message)) => Err(message),
+                }
+            }
+        }
+    }
+}
+
+/// What the state machine gives back when the broker answers.
+pub(crate) enum Token {
+    Publish(Option<Sender<Result<(), Error>>>),
+    Subscribe {
+        reply: Option<Sender<Result<Vec<SubscribeReturnCode>, Error>>>,
+        target: Option<u64>,
+        filters: Vec<SubscribeFilter>,
+    },
+    Unsubscribe(Option<Sender<Result<(), Error>>>),
+}
+
+impl Token {
+    fn fail(self, error: &Error) {
+        match self {
+            Token::Publish(Some(reply)) | Token::Unsubscribe(Some(reply)) => {
+                let _ = reply.send(Err(error.duplicate()));
+            }
+            Token::Subscribe {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(error.duplicate()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A message on its way to the application.
+struct Delivery {
+    publish: Publish,
+    message: Message,
+    /// Receivers still to be given it.
+    targets: Vec<u64>,
+}
+
+/// What the [`Client`](super::Client) handles and the thread share.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    pub connected: AtomicBool,
+    /// Why the connection was lost for good, once it has been.
+    pub lost: Mutex<Option<String>>,
+}
+
+pub(crate) struct Worker {
+    options: ClientOptions,
+    client_id: String,
+    state: State<Token>,
+    connection: Option<Connection>,
+    commands: Receiver<Command>,
+    control: Receiver<Control>,
+    status: Arc<Status>,
+    /// A publish that did not fit in the inflight window.
+    held: Option<Command>,
+    targets: BTreeMap<u64, Target>,
+    /// Filters the broker has granted, for subscribing again after a reconnect to a
+    /// broker that kept no session.
+    active: BTreeMap<String, SubscribeFilter>,
+    pending: VecDeque<Delivery>,
+    waiting_qos0: usize,
+    dropped_qos0: u64,
+    /// Messages that arrived before any receiver existed (those of a persistent
+    /// session, sent right after CONNACK); handed to the first receivers made.
+    unclaimed: Option<VecDeque<Message>>,
+    reconnect_attempt: u32,
+    next_attempt: Option<Instant>,
+    closing: Option<(Instant, Vec<Sender<()>>)>,
+    /// Set when the connection is lost for good.
+    dead: Option<String>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        options: ClientOptions,
+        client_id: String,
+        connection: Connection,
+        commands: Receiver<Command>,
+        control: Receiver<Control>,
+        status: Arc<Status>,
+    ) -> Worker {
+        let state = State::new(
+            options.max_inflight,
+            options.keep_alive,
+            options.ping_timeout(),
+            Instant::now(),
+        );
+        status.connected.store(true, Ordering::SeqCst);
+        Worker {
+            options,
+            client_id,
+            state,
+            connection: Some(connection),
+            commands,
+            control,
+            status,
+            held: None,
+            targets: BTreeMap::new(),
+            active: BTreeMap::new(),
+            pending: VecDeque::new(),
+            waiting_qos0: 0,
+            dropped_qos0: 0,
+            unclaimed: Some(VecDeque::new()),
+            reconnect_attempt: 0,
+            next_attempt: None,
+            closing: None,
+            dead: None,
+        }
+    }
+
+    /// Runs until the client disconnects or the connection is lost for good.
+    pub(crate) fn run(mut self) {
+        let never_commands = crossbeam_channel::never();
+        let never_incoming = crossbeam_channel::never();
+        while !self.finished() {
+            let commands = if self.accepting_commands() && self.closing.is_none() {
+                self.commands.clone()
+            } else {
+                never_commands.clone()
+            };
+            let incoming = match &self.connection {
+                Some(connection) => connection.incoming.clone(),
+                None => never_incoming.clone(),
+            };
+            let control = self.control.clone();
+            let timeout = self.next_deadline().map_or(IDLE, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            select! {
+                recv(control) -> message => match message {
+                    Ok(message) => self.on_control(message),
+                    // Every handle is gone without a word: nobody is left to serve.
+                    Err(_) => self.begin_close(None),
+                },
+                recv(commands) -> command => match command {
+                    Ok(command) => {
+                        self.drain_control();
+                        self.on_command(command);
+                        for _ in 0..BATCH {
+                            if !self.accepting_commands() || self.closing.is_some() {
+                                break;
+                            }
+                            self.drain_control();
+                            match commands.try_recv() {
+                                Ok(command) => self.on_command(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => self.begin_close(None),
+                },
+                recv(incoming) -> event => {
+                    if let Ok(event) = event {
+                        self.on_incoming(event);
+                        for _ in 0..BATCH {
+                            match incoming.try_recv() {
+                                Ok(event) if self.connection.is_some() => self.on_incoming(event),
+                                _ => break,
+                            }
+                        }
+                    }
+                },
+                default(timeout) => self.on_deadline(),
+            }
+            self.flush();
+        }
+        self.finish();
+    }
+
+    fn accepting_commands(&self) -> bool {
+        self.connection.is_some() && self.held.is_none() && self.dead.is_none()
+    }
+
+    fn finished(&self) -> bool {
+        if self.dead.is_some() {
+            return true;
+        }
+        match &self.closing {
+            None => false,
+            Some((deadline, _)) => {
+                self.connection.is_none()
+                    || (self.held.is_none() && !self.state.has_outgoing())
+                    || Instant::now() >= *deadline
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = match &self.connection {
+            Some(_) => self.state.next_keep_alive(),
+            None => self.next_attempt,
+        };
+        match (&self.closing, timer) {
+            (Some((closing, _)), Some(timer)) => Some(timer.min(*closing)),
+            (Some((closing, _)), None) => Some(*closing),
+            (None, timer) => timer,
+        }
+    }
+
+    // ---- events ----------------------------------------------------------------
+
+    /// Handles every control message already sent. Called before each command, so
+    /// that a subscription dropped before a publish is unsubscribed before it.
+    fn drain_control(&mut self) {
+        while let Ok(control) = self.control.try_recv() {
+            self.on_control(control);
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Register(target) => self.register(target),
+            Control::Drop(id) => {
+                self.remove_target(id);
+                self.deliver_pending();
+            }
+            Control::Resume => self.deliver_pending(),
+            Control::Disconnect(reply) => self.begin_close(Some(reply)),
+        }
+    }
+
+    fn begin_close(&mut self, reply: Option<Sender<()>>) {
+        let deadline = Instant::now() + self.options.operation_timeout;
+        let closing = self.closing.get_or_insert((deadline, Vec::new()));
+        closing.1.extend(reply);
+        // Requests already made are still carried out.
+        while self.accepting_commands() {
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { publish, reply } => {
+                if publish.qos != QoS::AtMostOnce && self.state.inflight_full() {
+                    self.held = Some(Command::Publish { publish, reply });
+                    return;
+                }
+                if publish.qos == QoS::AtMostOnce && self.connection.is_none() {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(Error::Disconnected(None)));
+                    }
+                    return;
+                }
+                match self.state.publish(publish, Token::Publish(reply)) {
+                    Ok((packet, done)) => {
+                        self.send(&packet);
+                        if let Some(Token::Publish(Some(reply))) = done {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+            Command::Subscribe {
+                filters,
+                target,
+                reply,
+            } => {
+                let id = target.id;
+                self.register(target);
+                let token = Token::Subscribe {
+                    reply: Some(reply),
+                    target: Some(id),
+                    filters: filters.clone(),
+                };
+                match self.state.subscribe(filters, token) {
+                    Ok(packet) => self.send(&packet),
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+            Command::Unsubscribe { filters, reply } => {
+                for filter in &filters {
+                    self.active.remove(filter.as_str());
+                }
+                match self
+                    .state
+                    .unsubscribe(filters, Token::Unsubscribe(Some(reply)))
+                {
+                    Ok(packet) => self.send(&packet),
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, event: Incoming) {
+        match event {
+            Incoming::Packet(packet) => match self.state.incoming(packet) {
+                Ok(effects) => {
+                    if let Some(reply) = effects.reply {
+                        self.send(&reply);
+                    }
+                    if let Some((token, done)) = effects.completed {
+                        self.complete(token, done);
+                    }
+                    if let Some(publish) = effects.deliver {
+                        self.enqueue(publish);
+                    }
+                }
+                Err(error @ StateError::Unsolicited(..)) => {
+                    log::warn!("Client {}: ignoring {error}", self.client_id);
+                }
+                Err(StateError::Unexpected(packet_type)) => {
+                    self.connection_lost(Error::UnexpectedPacket(packet_type));
+                }
+                Err(error) => log::error!("Client {}: {error}", self.client_id),
+            },
+            Incoming::Closed(error) => self.connection_lost(error),
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.connection.is_some() {
+            match self.state.keep_alive_due(now) {
+                Ok(Some(ping)) => self.send(&ping),
+                Ok(None) => {}
+                Err(error) => {
+                    log::warn!("Client {}: {error}; the connection is dead", self.client_id);
+                    self.connection_lost(Error::Timeout(Wait::PingResp));
+                }
+            }
+        } else if self.next_attempt.is_some_and(|at| now >= at) && self.closing.is_none() {
+            self.reconnect();
+        }
+    }
+
+    // ---- requests completed --------------------------------------------------------
+
+    fn complete(&mut self, token: Token, done: Done) {
+        match (token, done) {
+            (Token::Publish(Some(reply)), _) => {
+                let _ = reply.send(Ok(()));
+            }
+            (
+                Token::Subscribe {
+                    reply,
+                    target,
+                    filters,
+                },
+                Done::Subscribed(codes),
+            ) => {
+                for (filter, code) in filters.iter().zip(&codes) {
+                    match code {
+                        SubscribeReturnCode::Success(_) => {
+                            self.active
+                                .insert(filter.filter.to_string(), filter.clone());
+                        }
+                        SubscribeReturnCode::Failure => log::warn!(
+                            "Client {}: the broker refused the subscription to '{}'",
+                            self.client_id,
+                            filter.filter
+                        ),
+                    }
+                }
+                let caller_gone = match reply {
+                    Some(reply) => reply.send(Ok(codes)).is_err(),
+                    None => false,
+                };
+                if caller_gone {
+                    // The caller stopped waiting (timed out): nobody will read what
+                    // this subscription brings.
+                    if let Some(id) = target {
+                        self.remove_target(id);
+                    }
+                }
+            }
+            (Token::Unsubscribe(Some(reply)), _) => {
+                let _ = reply.send(Ok(()));
+            }
+            _ => {}
+        }
+        // A slot in the inflight window may have opened for a held publish.
+        if let Some(command) = self.held.take() {
+            self.on_command(command);
+        }
+    }
+
+    // ---- receivers ------------------------------------------------------------------
+
+    fn register(&mut self, target: Target) {
+        if let Some(unclaimed) = self.unclaimed.take() {
+            for message in unclaimed {
+                if target.wants(message.topic()) && target.offer(message).is_err() {
+                    log::warn!(
+                        "Client {}: dropped a message that arrived before any subscription",
+                        self.client_id
+                    );
+                }
+            }
+        }
+        self.targets.insert(target.id, target);
+    }
+
+    /// Forgets a receiver, and unsubscribes from each of its filters no other
+    /// receiver uses.
+    fn remove_target(&mut self, id: u64) {
+        let Some(target) = self.targets.remove(&id) else {
+            return;
+        };
+        let Some(filters) = target.filters else {
+            return;
+        };
+        let unused: Vec<TopicFilter> = filters
+            .into_iter()
+            .filter(|filter| {
+                !self.targets.values().any(|other| {
+                    other
+                        .filters
+                        .as_ref()
+                        .is_some_and(|fs| fs.iter().any(|f| f == filter))
+                })
+            })
+            .filter(|filter| self.active.remove(filter.as_str()).is_some())
+            .collect();
+        if unused.is_empty() || self.dead.is_some() {
+            return;
+        }
+        match self.state.unsubscribe(unused, Token::Unsubscribe(None)) {
+            Ok(packet) => self.send(&packet),
+            Err(error) => log::error!("Client {}: {error}", self.client_id),
+        }
+    }
+
+    fn enqueue(&mut self, publish: Publish) {
+        let message = Message::from_publish(&publish);
+        let targets: Vec<u64> = self
+            .targets
+            .values()
+            .filter(|target| target.wants(message.topic()))
+            .map(|target| target.id)
+            .collect();
+        if targets.is_empty() {
+            // [MQTT-4.5.0-2]: acknowledged all the same.
+            if let Some(unclaimed) = &mut self.unclaimed {
+                if unclaimed.len() >= self.options.message_capacity {
+                    unclaimed.pop_front();
+                }
+                unclaimed.push_back(message);
+            } else {
+                log::debug!(
+                    "Client {}: no subscription wants the message on '{}'",
+                    self.client_id,
+                    message.topic()
+                );
+            }
+            if let Some(ack) = self.state.delivered(&publish) {
+                self.send(&ack);
+            }
+            return;
+        }
+        if publish.qos == QoS::AtMostOnce {
+            if self.waiting_qos0 >= MAX_WAITING_QOS0 {
+                self.dropped_qos0 += 1;
+                if self.dropped_qos0.is_power_of_two() {
+                    log::warn!(
+                        "Client {}: a subscription is not read fast enough; {} QoS 0 messages dropped so far",
+                        self.client_id,
+                        self.dropped_qos0
+                    );
+                }
+                return;
+            }
+            self.waiting_qos0 += 1;
+        }
+        self.pending.push_back(Delivery {
+            publish,
+            message,
+            targets,
+        });
+        self.deliver_pending();
+    }
+
+    /// Hands over waiting messages, in order, until one finds a receiver full.
+    fn deliver_pending(&mut self) {
+        while let Some(delivery) = self.pending.front_mut() {
+            let mut blocked = false;
+            let targets = &self.targets;
+            delivery.targets.retain(|id| {
+                if blocked {
+                    return true;
+                }
+                let Some(target) = targets.get(id) else {
+                    return false;
+                };
+                match target.offer(delivery.message.clone()) {
+                    Ok(_) => false,
+                    Err(_) => {
+                        blocked = true;
+                        true
+                    }
+                }
+            });
+            if blocked {
+                return;
+            }
+            if let Some(delivery) = self.pending.pop_front() {
+                if delivery.publish.qos == QoS::AtMostOnce {
+                    self.waiting_qos0 -= 1;
+                }
+                if let Some(ack) = self.state.delivered(&delivery.publish) {
+                    self.send(&ack);
+                }
+            }
+        }
+    }
+
+    // ---- the connection ---------------------------------------------------------
+
+    /// Queues `packet` for the next write; does nothing while disconnected (the
+    /// state machine sends what matters again after reconnecting).
+    fn send(&mut self, packet: &Packet) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        match connection.queue(packet) {
+            Ok(()) => self.state.sent(packet, Instant::now()),
+            Err(error) => log::error!("Client {}: cannot send {packet}: {error}", self.client_id),
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        if let Err(error) = connection.flush() {
+            self.connection_lost(error);
+        }
+    }
+
+    fn connection_lost(&mut self, reason: Error) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        connection.close();
+        self.status.connected.store(false, Ordering::SeqCst);
+        if self.closing.is_some() {
+            return;
+        }
+        if self.options.reconnect.enabled {
+            log::warn!(
+                "Client {} lost its connection ({reason}); reconnecting",
+                self.client_id
+            );
+            self.reconnect_attempt = 0;
+            self.next_attempt = Some(Instant::now() + self.options.reconnect.delay(0));
+        } else {
+            log::warn!("Client {} lost its connection: {reason}", self.client_id);
+            self.dead = Some(reason.to_string());
+        }
+    }
+
+    fn reconnect(&mut self) {
+        self.next_attempt = None;
+        match connection::open(&self.options, &self.client_id) {
+            Ok(opened) => {
+                log::info!(
+                    "Client {} reconnected to {} (session present: {})",
+                    self.client_id,
+                    self.options.address(),
+                    opened.session_present
+                );
+                self.connection = Some(opened.connection);
+                self.status.connected.store(true, Ordering::SeqCst);
+                self.reconnect_attempt = 0;
+                let now = Instant::now();
+                let resend = self.state.reconnected(opened.session_present, now);
+                if !opened.session_present && !self.active.is_empty() {
+                    let filters: Vec<SubscribeFilter> = self.active.values().cloned().collect();
+                    let token = Token::Subscribe {
+                        reply: None,
+                        target: None,
+                        filters: filters.clone(),
+                    };
+                    match self.state.subscribe(filters, token) {
+                        Ok(packet) => self.send(&packet),
+                        Err(error) => log::error!("Client {}: {error}", self.client_id),
+                    }
+                }
+                for packet in resend {
+                    self.send(&packet);
+                }
+                self.deliver_pending();
+            }
+            Err(error) => {
+                self.reconnect_attempt += 1;
+                let reconnect = self.options.reconnect;
+                if reconnect
+                    .retries
+                    .is_some_and(|retries| self.reconnect_attempt >= retries)
+                {
+                    log::error!(
+                        "Client {} gave up reconnecting after {} attempts: {error}",
+                        self.client_id,
+                        self.reconnect_attempt
+                    );
+                    self.dead = Some(error.to_string());
+                } else {
+                    let delay = reconnect.delay(self.reconnect_attempt);
+                    log::info!(
+                        "Client {}: reconnect attempt {} failed ({error}); next in {delay:?}",
+                        self.client_id,
+                        self.reconnect_attempt
+                    );
+                    self.next_attempt = Some(Instant::now() + delay);
+                }
+            }
+        }
+    }
+
+    /// Says DISCONNECT if connected, and fails whatever is left.
+    fn finish(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let disconnect = Packet::Disconnect;
+            if connection.queue(&disconnect).is_ok() {
+                let _ = connection.flush();
+            }
+            // [MQTT-3.14.4-1]: the client closes the connection after DISCONNECT.
+            connection.close();
+        }
+        self.status.connected.store(false, Ordering::SeqCst);
+        let error = match &self.dead {
+            Some(reason) => Error::Disconnected(Some(reason.clone())),
+            None => Error::Closed,
+        };
+        self.status.lost.lock().clone_from(&self.dead);
+        for token in self.state.drain() {
+            token.fail(&error);
+        }
+        if let Some(Command::Publish {
+            reply: Some(reply), ..
+        }) = self.held.take()
+        {
+            let _ = reply.send(Err(error.duplicate()));
+        }
+        // Requests still queued find their reply channels closed.
+        while let Ok(command) = self.commands.try_recv() {
+            drop(command);
+        }
+        // Receivers see the end of their iteration once their queues are empty.
+        self.targets.clear();
+        if let Some((_, replies)) = self.closing.take() {
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        }
+        if self.dropped_qos0 > 0 {
+            log::warn!(
+                "Client {}: {} QoS 0 messages were dropped because a subscription was not read fast enough",
+                self.client_id,
+                self.dropped_qos0
+            );
+        }
+    }
+}
