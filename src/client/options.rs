@@ -159,7 +159,7 @@ impl ClientOptions {
             operation_timeout: Duration::from_secs(30),
             reconnect: Reconnect::default(),
             protocol: ProtocolVersion::V3_1_1,
-            max_inflight: 100,
+            max_inflight: 20,
             max_packet_size: crate::protocol::DEFAULT_MAX_PACKET_SIZE,
             message_capacity: 1024,
             default_qos: QoS::AtMostOnce,
@@ -309,8 +309,13 @@ impl ClientOptions {
         self
     }
 
-    /// How many QoS 1/2 messages may wait for their acknowledgements at once: 100 by
+    /// How many QoS 1/2 messages may wait for their acknowledgements at once: 20 by
     /// default. A publish beyond it waits for room.
+    ///
+    /// MQTT 3.1.1 gives a client no way to learn the broker's limit, and a broker
+    /// whose limit is exceeded may drop messages it nevertheless acknowledges
+    /// (mosquitto does, beyond its `max_inflight_messages`, 20 by default). Raise it
+    /// only as far as the broker allows.
     pub fn max_inflight(mut self, max_inflight: u16) -> ClientOptions {
         self.max_inflight = usize::from(max_inflight.max(1));
         self

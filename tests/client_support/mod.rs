@@ -48,7 +48,7 @@ impl Mosquitto {
         }
         let port = free_port();
         let config = format!(
-            "listener {port} 127.0.0.1\nlog_dest stderr\n{}",
+            "listener {port} 127.0.0.1\nlog_dest stderr\nlog_type all\n{}",
             config.replace("{dir}", &dir.display().to_string())
         );
         let config_path = dir.join("mosquitto.conf");
@@ -58,7 +58,12 @@ impl Mosquitto {
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // WREN_TEST_BROKER_LOG=1 shows the broker's log when a test needs it.
+            .stderr(if std::env::var_os("WREN_TEST_BROKER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {MOSQUITTO}: {e}"));
         let broker = Mosquitto { child, port, dir };
@@ -124,6 +129,8 @@ pub fn free_port() -> u16 {
 pub struct Relay {
     port: u16,
     connections: Arc<Mutex<Vec<TcpStream>>>,
+    /// One flag per connection: when set, its bytes are dropped instead of passed on.
+    silenced: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     accepted: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
@@ -133,10 +140,12 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the relay");
         let port = listener.local_addr().expect("relay address").port();
         let connections: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let silenced: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
         let accepted = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         thread::spawn({
             let connections = connections.clone();
+            let silenced = silenced.clone();
             let accepted = accepted.clone();
             let stop = stop.clone();
             move || {
@@ -156,14 +165,17 @@ impl Relay {
                         }
                     }
                     drop(list);
-                    pump(&client, &server);
-                    pump(&server, &client);
+                    let silent = Arc::new(AtomicBool::new(false));
+                    silenced.lock().unwrap().push(silent.clone());
+                    pump(&client, &server, silent.clone());
+                    pump(&server, &client, silent);
                 }
             }
         });
         Relay {
             port,
             connections,
+            silenced,
             accepted,
             stop,
         }
@@ -176,6 +188,15 @@ impl Relay {
     /// How many connections the relay has accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Makes every connection open through the relay a black hole: it stays open but
+    /// nothing passes any more, as when a network path dies without a reset. New
+    /// connections work.
+    pub fn silence(&self) {
+        for flag in self.silenced.lock().unwrap().drain(..) {
+            flag.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Breaks every connection open through the relay.
@@ -196,7 +217,7 @@ impl Drop for Relay {
 }
 
 /// Copies bytes from `from` to `to` on a thread of its own until either side ends.
-fn pump(from: &TcpStream, to: &TcpStream) {
+fn pump(from: &TcpStream, to: &TcpStream, silent: Arc<AtomicBool>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
@@ -205,6 +226,7 @@ fn pump(from: &TcpStream, to: &TcpStream) {
         loop {
             match from.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if silent.load(Ordering::SeqCst) => {}
                 Ok(n) => {
                     if to.write_all(&buffer[..n]).is_err() {
                         break;
