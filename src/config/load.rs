@@ -463,6 +463,12 @@ fn read_listener(
     inherited: Option<&Section>,
     warnings: &mut Warnings,
 ) -> Result<Option<ListenerConfig>, Problem> {
+    // Certificate files written on a listener whose ssl is off are probably a
+    // forgotten `ssl: on`; remember them before they are taken.
+    let own_tls_files: Vec<Field> = ["certfile", "keyfile"]
+        .iter()
+        .filter_map(|key| own.get(key))
+        .collect();
     let mut pick = |key: &str| own.take(key).or_else(|| inherited.and_then(|d| d.get(key)));
 
     let bind = pick("bind").map(|f| parse_bind(&f)).transpose()?;
@@ -527,21 +533,16 @@ fn read_listener(
             })
         }
         _ => {
-            for key in ["certfile", "keyfile"] {
-                if let Some(f) = own.get(key) {
-                    warnings.add(
-                        &f.path,
-                        WarningKind::Suspicious,
-                        "ssl is off for this listener, so this file is not used",
-                    );
-                }
+            for file in &own_tls_files {
+                warnings.add(
+                    &file.path,
+                    WarningKind::Suspicious,
+                    "ssl is off for this listener, so this file is not used",
+                );
             }
             None
         }
     };
-    for key in ["certfile", "keyfile", "cafile"] {
-        own.take(key);
-    }
     for key in ["capath", "cadata"] {
         own.not_supported(
             key,
