@@ -222,6 +222,22 @@ fn named_listeners_inherit_every_default_value_and_may_override_it() {
 }
 
 #[test]
+fn max_connections_is_also_read_as_hbmqtts_code_spells_it() {
+    let loaded = load(
+        "listeners:\n  default:\n    max_connections: 5\n  a:\n    bind: 127.0.0.1:0\n  \
+         b:\n    bind: 127.0.0.1:0\n    max_connections: 6\n",
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let limits: Vec<usize> = loaded
+        .config
+        .listeners
+        .iter()
+        .map(|l| l.max_connections)
+        .collect();
+    assert_eq!(limits, [5, 6]);
+}
+
+#[test]
 fn every_bind_form_hbmqtt_users_write_is_understood() {
     for (bind, expected) in [
         ("0.0.0.0:1883", "0.0.0.0:1883"),
@@ -333,8 +349,8 @@ persistence:
         [
             "broker.yaml:4: listeners.my-tcp.bnd: unknown key, ignored",
             "broker.yaml:6: auth.allow-anonymus: unknown key, ignored",
-            "broker.yaml:9: persistence.enabeld: unknown key, ignored",
             "broker.yaml:7: colour: unknown key, ignored",
+            "broker.yaml:9: persistence.enabeld: unknown key, ignored",
         ]
     );
     assert!(loaded
@@ -359,8 +375,8 @@ fn suspicious_but_valid_settings_are_warnings() {
     assert_eq!(
         warnings_of(&loaded),
         [
-            "broker.yaml:5: listeners.plain.path: `path` applies only to listeners of `type: ws`; ignored",
             "broker.yaml:4: listeners.plain.certfile: ssl is off for this listener, so this file is not used",
+            "broker.yaml:5: listeners.plain.path: `path` applies only to listeners of `type: ws`; ignored",
             "broker.yaml:6: listeners.unbound: no `bind` here or under listeners.default, so this listener is not started",
         ]
     );

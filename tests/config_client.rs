@@ -152,7 +152,7 @@ fn unknown_and_unsupported_keys_are_warnings() {
         [
             (
                 WarningKind::UnknownKey,
-                "client.yaml:8: will.retian: unknown key, ignored".to_owned()
+                "client.yaml:1: keepalive: unknown key, ignored".to_owned()
             ),
             (
                 WarningKind::NotSupported,
@@ -160,7 +160,7 @@ fn unknown_and_unsupported_keys_are_warnings() {
             ),
             (
                 WarningKind::UnknownKey,
-                "client.yaml:1: keepalive: unknown key, ignored".to_owned()
+                "client.yaml:8: will.retian: unknown key, ignored".to_owned()
             ),
         ]
     );

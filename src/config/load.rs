@@ -71,7 +71,7 @@ fn read<T>(
         key: path_text(&problem.path),
         message: problem.message,
     })?;
-    let warnings: Vec<ConfigWarning> = warnings
+    let mut warnings: Vec<ConfigWarning> = warnings
         .0
         .into_iter()
         .map(|(path, kind, message)| ConfigWarning {
@@ -82,6 +82,8 @@ fn read<T>(
             message,
         })
         .collect();
+    // In file order, as a person reads them; unplaced ones last.
+    warnings.sort_by_key(|w| w.line.unwrap_or(usize::MAX));
     for warning in &warnings {
         log::warn!("{warning}");
     }
@@ -190,6 +192,17 @@ impl Section {
             path: self.child_path(key),
             node: node.clone(),
         })
+    }
+
+    /// Reads key `from` as `to`, for a second spelling of a setting, unless `to` is
+    /// there too (then `from` stays, and is reported unknown).
+    fn rename(&mut self, from: &str, to: &str) {
+        if self.entries.iter().any(|(k, _)| k == to) {
+            return;
+        }
+        if let Some(entry) = self.entries.iter_mut().find(|(k, _)| k == from) {
+            entry.0 = to.to_owned();
+        }
     }
 
     /// Takes a key that hbmqtt or amqtt know and that has no effect here.
@@ -353,8 +366,8 @@ impl Field {
 // The broker
 
 /// Why `plugins:` keys are taken but not acted on.
-const NO_PLUGINS: &str =
-    "wren-mqtt has no plugins; `auth:` and `topic-check:` settings apply directly (ignored)";
+const NO_PLUGINS: &str = "wren-mqtt loads no plugins: its own authentication and topic \
+     checks read `auth:` and `topic-check:`, so put plugin settings there (ignored)";
 
 fn read_broker(mut top: Section, warnings: &mut Warnings) -> Result<BrokerConfig, Problem> {
     let mut config = BrokerConfig::default();
@@ -415,7 +428,12 @@ fn read_listeners(field: Field, warnings: &mut Warnings) -> Result<Vec<ListenerC
     let listeners_path = field.path.clone();
     let section = field.section(warnings)?;
     let default = match section.get("default") {
-        Some(f) => f.section(&mut Warnings::default())?,
+        // Its own warnings come when it is read as a listener below.
+        Some(f) => {
+            let mut default = f.section(&mut Warnings::default())?;
+            default.rename("max_connections", "max-connections");
+            default
+        }
         None => Section::new(Vec::new(), Node::Null, warnings)?,
     };
 
@@ -463,6 +481,8 @@ fn read_listener(
     inherited: Option<&Section>,
     warnings: &mut Warnings,
 ) -> Result<Option<ListenerConfig>, Problem> {
+    // The documents say `max-connections`; hbmqtt's code reads `max_connections`.
+    own.rename("max_connections", "max-connections");
     // Certificate files written on a listener whose ssl is off are probably a
     // forgotten `ssl: on`; remember them before they are taken.
     let own_tls_files: Vec<Field> = ["certfile", "keyfile"]
@@ -472,8 +492,7 @@ fn read_listener(
     let mut pick = |key: &str| own.take(key).or_else(|| inherited.and_then(|d| d.get(key)));
 
     let bind = pick("bind").map(|f| parse_bind(&f)).transpose()?;
-    // The documents say `max-connections`; hbmqtt's code reads `max_connections`.
-    let max_connections = match pick("max-connections").or_else(|| pick("max_connections")) {
+    let max_connections = match pick("max-connections") {
         // 0 means "no limit" to hbmqtt and amqtt.
         Some(f) => match f.count(0..=u32::MAX as u64)? {
             0 => usize::MAX,
