@@ -395,6 +395,10 @@ fn every_error_names_file_line_and_key() {
             "broker.yaml:4: listeners.a.max-connections: must not be negative, found -1",
         ),
         (
+            "listeners:\n  a:\n    bind: 127.0.0.1:1883\n    max_connections: x\n",
+            r#"broker.yaml:4: listeners.a.max_connections: expected a number, found "x""#,
+        ),
+        (
             "listeners:\n  a:\n    bind: 127.0.0.1:70000\n",
             "broker.yaml:3: listeners.a.bind: port 70000 is out of range (0 to 65535)",
         ),

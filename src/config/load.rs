@@ -194,17 +194,6 @@ impl Section {
         })
     }
 
-    /// Reads key `from` as `to`, for a second spelling of a setting, unless `to` is
-    /// there too (then `from` stays, and is reported unknown).
-    fn rename(&mut self, from: &str, to: &str) {
-        if self.entries.iter().any(|(k, _)| k == to) {
-            return;
-        }
-        if let Some(entry) = self.entries.iter_mut().find(|(k, _)| k == from) {
-            entry.0 = to.to_owned();
-        }
-    }
-
     /// Takes a key that hbmqtt or amqtt know and that has no effect here.
     fn not_supported(&mut self, key: &str, warnings: &mut Warnings, why: &str) {
         if let Some(field) = self.take(key) {
@@ -429,11 +418,7 @@ fn read_listeners(field: Field, warnings: &mut Warnings) -> Result<Vec<ListenerC
     let section = field.section(warnings)?;
     let default = match section.get("default") {
         // Its own warnings come when it is read as a listener below.
-        Some(f) => {
-            let mut default = f.section(&mut Warnings::default())?;
-            default.rename("max_connections", "max-connections");
-            default
-        }
+        Some(f) => f.section(&mut Warnings::default())?,
         None => Section::new(Vec::new(), Node::Null, warnings)?,
     };
 
@@ -481,18 +466,26 @@ fn read_listener(
     inherited: Option<&Section>,
     warnings: &mut Warnings,
 ) -> Result<Option<ListenerConfig>, Problem> {
-    // The documents say `max-connections`; hbmqtt's code reads `max_connections`.
-    own.rename("max_connections", "max-connections");
     // Certificate files written on a listener whose ssl is off are probably a
     // forgotten `ssl: on`; remember them before they are taken.
     let own_tls_files: Vec<Field> = ["certfile", "keyfile"]
         .iter()
         .filter_map(|key| own.get(key))
         .collect();
+    // A listener's own value, else the one in `default`. The own value of the other
+    // spelling of `max-connections` should win over the inherited one, so look in
+    // the listener first for both.
+    let own_max = own
+        .take("max-connections")
+        .or_else(|| own.take("max_connections"));
     let mut pick = |key: &str| own.take(key).or_else(|| inherited.and_then(|d| d.get(key)));
 
     let bind = pick("bind").map(|f| parse_bind(&f)).transpose()?;
-    let max_connections = match pick("max-connections") {
+    // The documents say `max-connections`; hbmqtt's code reads `max_connections`.
+    let max_connections = match own_max
+        .or_else(|| pick("max-connections"))
+        .or_else(|| pick("max_connections"))
+    {
         // 0 means "no limit" to hbmqtt and amqtt.
         Some(f) => match f.count(0..=u32::MAX as u64)? {
             0 => usize::MAX,
