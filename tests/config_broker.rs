@@ -238,6 +238,41 @@ fn max_connections_is_also_read_as_hbmqtts_code_spells_it() {
 }
 
 #[test]
+fn the_default_section_may_turn_ssl_on_for_listeners_that_name_their_files() {
+    let loaded = load(
+        "listeners:
+  default:
+    ssl: on
+    certfile: shared.pem
+  a:
+    bind: 127.0.0.1:8883
+    keyfile: a.key
+  b:
+    bind: 127.0.0.1:8884
+    ssl: off
+",
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let a = loaded.config.listeners[0].tls.as_ref().expect("a has TLS");
+    assert_eq!(a.certfile, PathBuf::from("shared.pem"));
+    assert_eq!(a.keyfile, PathBuf::from("a.key"));
+    assert!(loaded.config.listeners[1].tls.is_none());
+}
+
+#[test]
+fn ssl_accepts_yaml_booleans_and_hbmqtt_words() {
+    for word in ["on", "ON", "true", "yes", "\"on\""] {
+        let text =
+            format!("listeners:\n  a:\n    bind: 127.0.0.1:0\n    ssl: {word}\n    certfile: c\n    keyfile: k\n");
+        assert!(load(&text).config.listeners[0].tls.is_some(), "ssl: {word}");
+    }
+    for word in ["off", "false", "no", "\"off\""] {
+        let text = format!("listeners:\n  a:\n    bind: 127.0.0.1:0\n    ssl: {word}\n");
+        assert!(load(&text).config.listeners[0].tls.is_none(), "ssl: {word}");
+    }
+}
+
+#[test]
 fn every_bind_form_hbmqtt_users_write_is_understood() {
     for (bind, expected) in [
         ("0.0.0.0:1883", "0.0.0.0:1883"),

@@ -523,6 +523,31 @@ fn read_listener(
             _ => return Err(f.expected("tcp or ws")),
         },
     };
+    for key in ["capath", "cadata"] {
+        own.not_supported(
+            key,
+            warnings,
+            "not supported: put the CA certificates in one PEM file named by `cafile` (ignored)",
+        );
+    }
+    let path = own.path.clone();
+    own.finish(warnings);
+
+    // Without a bind this is not a listener: either `default`, a set of values for
+    // the others to inherit (its `ssl: on` may rely on each listener naming its own
+    // files), or a listener that will not start. The rules about combinations of
+    // values apply only to listeners that start.
+    let Some(bind) = bind else {
+        if name != "default" {
+            warnings.add(
+                &path,
+                WarningKind::Suspicious,
+                "no `bind` here or under listeners.default, so this listener is not started",
+            );
+        }
+        return Ok(None);
+    };
+
     if let (ListenerKind::Tcp, Some(p)) = (&kind, &ws_path) {
         warnings.add(
             &p.path,
@@ -530,7 +555,6 @@ fn read_listener(
             "`path` applies only to listeners of `type: ws`; ignored",
         );
     }
-
     let tls = match ssl {
         Some((true, ssl_field)) => {
             let missing = |what: &str| {
@@ -554,26 +578,6 @@ fn read_listener(
             }
             None
         }
-    };
-    for key in ["capath", "cadata"] {
-        own.not_supported(
-            key,
-            warnings,
-            "not supported: put the CA certificates in one PEM file named by `cafile` (ignored)",
-        );
-    }
-
-    let path = own.path.clone();
-    own.finish(warnings);
-    let Some(bind) = bind else {
-        if name != "default" {
-            warnings.add(
-                &path,
-                WarningKind::Suspicious,
-                "no `bind` here or under listeners.default, so this listener is not started",
-            );
-        }
-        return Ok(None);
     };
     Ok(Some(ListenerConfig {
         name,
