@@ -624,3 +624,16 @@ fn the_sample_broker_file_loads_without_warnings() {
     assert_eq!(names, ["local", "tls", "websocket"]);
     assert!(loaded.config.listeners[1].tls.is_some());
 }
+
+#[test]
+fn an_unquoted_ipv6_bind_gets_a_hint() {
+    let error = error("listeners:\n  a:\n    bind: [::1]:1883\n");
+    assert!(matches!(error, ConfigError::Syntax { .. }), "{error:?}");
+    assert_eq!(error.line(), Some(3));
+    assert!(
+        error
+            .to_string()
+            .ends_with("(in YAML an IPv6 bind needs quotes: bind: '[::1]:1883')"),
+        "{error}"
+    );
+}

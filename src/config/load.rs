@@ -60,7 +60,7 @@ fn read<T>(
     let root = yaml::parse(text).map_err(|error| ConfigError::Syntax {
         origin: origin.to_owned(),
         line: error.line,
-        message: error.message,
+        message: error.message + &syntax_hint(text, error.line),
     })?;
     let mut warnings = Warnings::default();
     let result =
@@ -88,6 +88,23 @@ fn read<T>(
         log::warn!("{warning}");
     }
     Ok(Loaded { config, warnings })
+}
+
+/// A hint for the one YAML syntax error hbmqtt users are sure to meet: brackets
+/// start a list in YAML, so `bind: [::1]:1883` must be quoted.
+fn syntax_hint(text: &str, line: Option<usize>) -> String {
+    let Some(source) = line.and_then(|n| text.lines().nth(n.saturating_sub(1))) else {
+        return String::new();
+    };
+    match source.trim_start().strip_prefix("bind:") {
+        Some(value) if value.trim_start().starts_with('[') => {
+            format!(
+                " (in YAML an IPv6 bind needs quotes: bind: '{}')",
+                value.trim()
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 /// The line of `path`, or of the nearest enclosing key that is in the file (a value
