@@ -149,9 +149,53 @@ fn amqtt_default_broker_file_binds_the_default_section_itself() {
     assert_eq!(config.listeners[0].name, "default");
     assert_eq!(config.listeners[0].bind, addr("0.0.0.0:1883"));
     assert!(!config.topic_check.enabled);
-    assert_eq!(loaded.warnings.len(), 1);
-    assert_eq!(loaded.warnings[0].key, "plugins");
-    assert_eq!(loaded.warnings[0].kind, WarningKind::NotSupported);
+    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(keys, ["plugins[0]", "plugins[1]"]);
+    assert!(loaded
+        .warnings
+        .iter()
+        .all(|w| w.kind == WarningKind::NotSupported));
+    assert!(loaded.warnings[0]
+        .message
+        .starts_with("auth_file is not loaded: wren-mqtt authenticates as `auth:` says"));
+}
+
+#[test]
+fn amqtt_plugins_are_not_loaded_and_each_says_where_its_job_is_done() {
+    let loaded = load(
+        "plugins:
+  amqtt.plugins.authentication.AnonymousAuthPlugin:
+    allow_anonymous: false
+  amqtt.plugins.topic_checking.TopicAccessControlListPlugin:
+    acl:
+      alice: ['a/#']
+  amqtt.plugins.logging_amqtt.PacketLoggerPlugin:
+",
+    );
+    assert_eq!(
+        warnings_of(&loaded),
+        [
+            "broker.yaml:2: plugins.amqtt.plugins.authentication.AnonymousAuthPlugin: \
+             amqtt.plugins.authentication.AnonymousAuthPlugin is not loaded: wren-mqtt \
+             authenticates as `auth:` says (`allow-anonymous`, `password-file`)",
+            "broker.yaml:4: plugins.amqtt.plugins.topic_checking.TopicAccessControlListPlugin: \
+             amqtt.plugins.topic_checking.TopicAccessControlListPlugin is not loaded, so it \
+             restricts no topic: wren-mqtt checks topics as `topic-check:` says (`enabled`, \
+             `acl`, `publish-acl`, `acl-file`)",
+            "broker.yaml:7: plugins.amqtt.plugins.logging_amqtt.PacketLoggerPlugin: \
+             amqtt.plugins.logging_amqtt.PacketLoggerPlugin is not loaded: wren-mqtt has no plugins",
+        ]
+    );
+    // The list form of amqtt's documents works the same way.
+    let loaded = load("plugins:\n  - amqtt.plugins.sys.broker.BrokerSysPlugin:\n      sys_interval: 5\n  - auth_file\n");
+    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(keys, ["plugins[0]", "plugins[1]"]);
+    assert!(loaded.warnings[0]
+        .message
+        .ends_with("$SYS topics are set with `sys_interval`"));
+    assert!(loaded.warnings[1]
+        .message
+        .starts_with("auth_file is not loaded"));
 }
 
 #[test]

@@ -423,9 +423,66 @@ fn read_broker(mut top: Section, warnings: &mut Warnings) -> Result<BrokerConfig
         config.persistence = read_persistence(f.section(warnings)?, warnings)?;
     }
 
-    top.not_supported("plugins", warnings, NO_PLUGINS);
+    if let Some(f) = top.take("plugins") {
+        warn_amqtt_plugins(f, warnings);
+    }
     top.finish(warnings);
     Ok(config)
+}
+
+/// amqtt's newer `plugins:` section (a mapping from plugin class to its settings,
+/// or a list of such names). None is loaded; each gets a warning saying where its
+/// job is configured here, so that an ACL left in a plugin is not silently dropped.
+fn warn_amqtt_plugins(field: Field, warnings: &mut Warnings) {
+    let plugins: Vec<(String, Vec<Step>)> = match &field.node {
+        Node::Map(entries) => entries
+            .iter()
+            .map(|(name, _)| {
+                let mut path = field.path.clone();
+                path.push(Step::Key(name.clone()));
+                (name.clone(), path)
+            })
+            .collect(),
+        Node::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let name = match item {
+                    Node::Map(entries) if entries.len() == 1 => entries[0].0.clone(),
+                    other => other.describe().trim_matches('"').to_owned(),
+                };
+                let mut path = field.path.clone();
+                path.push(Step::Index(i));
+                (name, path)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if plugins.is_empty() {
+        warnings.add(&field.path, WarningKind::NotSupported, NO_PLUGINS);
+    }
+    for (name, path) in plugins {
+        let lower = name.to_ascii_lowercase();
+        let message = if ["accesscontrol", "acl", "taboo"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            format!(
+                "{name} is not loaded, so it restricts no topic: wren-mqtt checks topics \
+                 as `topic-check:` says (`enabled`, `acl`, `publish-acl`, `acl-file`)"
+            )
+        } else if lower.contains("auth") {
+            format!(
+                "{name} is not loaded: wren-mqtt authenticates as `auth:` says \
+                 (`allow-anonymous`, `password-file`)"
+            )
+        } else if lower.contains("sys") {
+            format!("{name} is not loaded: $SYS topics are set with `sys_interval`")
+        } else {
+            format!("{name} is not loaded: wren-mqtt has no plugins")
+        };
+        warnings.add(&path, WarningKind::NotSupported, message);
+    }
 }
 
 /// The `listeners:` mapping. Every named listener starts from the `default`
