@@ -133,7 +133,7 @@ fn an_amqtt_style_file_is_read_in_full() {
     );
     assert_eq!(
         warnings_of(&loaded)[0],
-        "broker.yaml:14: listeners.my-tcp-ssl-1.capath: given more than once; the last value is used"
+        "broker.yaml:15: listeners.my-tcp-ssl-1.capath: given more than once; the last value is used"
     );
 }
 

@@ -120,7 +120,7 @@ fn path_text(path: &[Step]) -> String {
     let mut text = String::new();
     for step in path {
         match step {
-            Step::Key(key) => {
+            Step::Key(key, _) => {
                 if !text.is_empty() {
                     text.push('.');
                 }
@@ -153,7 +153,9 @@ impl Warnings {
 #[derive(Debug, Clone)]
 struct Section {
     path: Vec<Step>,
-    entries: Vec<(String, Node)>,
+    /// Key, value, and which repeat of the key the value came from (a key given
+    /// twice keeps its last value, and messages point at that one).
+    entries: Vec<(String, Node, usize)>,
 }
 
 impl Section {
@@ -170,41 +172,48 @@ impl Section {
                 })
             }
         };
-        let mut entries: Vec<(String, Node)> = Vec::with_capacity(pairs.len());
+        let mut section = Section {
+            path,
+            entries: Vec::with_capacity(pairs.len()),
+        };
         for (key, value) in pairs {
-            if let Some(earlier) = entries.iter_mut().find(|(k, _)| *k == key) {
-                let mut at = path.clone();
-                at.push(Step::Key(key.clone()));
+            if let Some(earlier) = section.entries.iter_mut().find(|(k, ..)| *k == key) {
+                earlier.1 = value;
+                earlier.2 += 1;
+                let at = section.child_path(&key);
                 warnings.add(
                     &at,
                     WarningKind::DuplicateKey,
                     "given more than once; the last value is used",
                 );
-                earlier.1 = value;
             } else {
-                entries.push((key, value));
+                section.entries.push((key, value, 0));
             }
         }
-        Ok(Section { path, entries })
+        Ok(section)
     }
 
     fn child_path(&self, key: &str) -> Vec<Step> {
+        let nth = self
+            .entries
+            .iter()
+            .find(|(k, ..)| k == key)
+            .map_or(0, |(.., nth)| *nth);
         let mut path = self.path.clone();
-        path.push(Step::Key(key.to_owned()));
+        path.push(Step::Key(key.to_owned(), nth));
         path
     }
 
     /// Removes `key` and returns its value; a key with no value counts as absent.
     fn take(&mut self, key: &str) -> Option<Field> {
-        let index = self.entries.iter().position(|(k, _)| k == key)?;
-        let (_, node) = self.entries.remove(index);
-        let path = self.child_path(key);
-        (node != Node::Null).then_some(Field { path, node })
+        let field = self.get(key);
+        self.entries.retain(|(k, ..)| k != key);
+        field
     }
 
     /// Like [`take`](Self::take) but leaves the key in place.
     fn get(&self, key: &str) -> Option<Field> {
-        let (_, node) = self.entries.iter().find(|(k, _)| k == key)?;
+        let (_, node, _) = self.entries.iter().find(|(k, ..)| k == key)?;
         (*node != Node::Null).then(|| Field {
             path: self.child_path(key),
             node: node.clone(),
@@ -227,7 +236,7 @@ impl Section {
 
     /// Ends reading: every key still here is unknown.
     fn finish(self, warnings: &mut Warnings) {
-        for (key, _) in &self.entries {
+        for (key, ..) in &self.entries {
             warnings.add(
                 &self.child_path(key),
                 WarningKind::UnknownKey,
@@ -240,9 +249,9 @@ impl Section {
     /// (listeners, users, topics).
     fn drain(self) -> impl Iterator<Item = (String, Field)> {
         let path = self.path;
-        self.entries.into_iter().map(move |(key, node)| {
+        self.entries.into_iter().map(move |(key, node, nth)| {
             let mut at = path.clone();
-            at.push(Step::Key(key.clone()));
+            at.push(Step::Key(key.clone(), nth));
             (key, Field { path: at, node })
         })
     }
@@ -439,7 +448,7 @@ fn warn_amqtt_plugins(field: Field, warnings: &mut Warnings) {
             .iter()
             .map(|(name, _)| {
                 let mut path = field.path.clone();
-                path.push(Step::Key(name.clone()));
+                path.push(Step::Key(name.clone(), 0));
                 (name.clone(), path)
             })
             .collect(),
@@ -502,7 +511,7 @@ fn read_listeners(field: Field, warnings: &mut Warnings) -> Result<Vec<ListenerC
         let inherited = (name != "default").then_some(&default);
         let bind_path = {
             let mut p = field.path.clone();
-            p.push(Step::Key("bind".into()));
+            p.push(Step::Key("bind".into(), 0));
             p
         };
         let Some(listener) = read_listener(name, field.section(warnings)?, inherited, warnings)?

@@ -141,7 +141,9 @@ fn key_text(key: &Node) -> Option<String> {
 /// One step of a path to a value: a key of a mapping or an index into a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
-    Key(String),
+    /// A key, and which of its repeats in the mapping is meant (0: the first).
+    Key(String, usize),
+    /// An item of a list, from 0.
     Index(usize),
 }
 
@@ -264,13 +266,22 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some(Step::Key(wanted)) = self.path.first() else {
+        let Some(Step::Key(wanted, nth)) = self.path.first() else {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(());
         };
         let last = self.path.len() == 1;
-        while let Some(hit) = map.next_key_seed(KeySeek { wanted, last })? {
+        let mut hits = 0;
+        while let Some(hit) = map.next_key_seed(KeySeek {
+            wanted,
+            last: last && hits == *nth,
+        })? {
+            // Only the wanted repeat of the key is walked into.
+            let wanted_repeat = hit && hits == *nth;
             if hit {
+                hits += 1;
+            }
+            if wanted_repeat {
                 map.next_value_seed(Seek {
                     path: &self.path[1..],
                 })?;
@@ -371,7 +382,7 @@ mod tests {
     use super::*;
 
     fn key(k: &str) -> Step {
-        Step::Key(k.to_owned())
+        Step::Key(k.to_owned(), 0)
     }
 
     #[test]
@@ -418,6 +429,15 @@ mod tests {
         assert_eq!(line_of(text, &[key("d")]), Some(6));
         assert_eq!(line_of(text, &[key("a"), key("zz")]), None);
         assert_eq!(line_of(text, &[key("a"), key("c"), Step::Index(7)]), None);
+    }
+
+    #[test]
+    fn line_of_finds_the_nth_of_a_repeated_key() {
+        let text = "a:\n  b: 1\n  b: 2\n  b: 3\n";
+        let nth = |n| [key("a"), Step::Key("b".to_owned(), n)];
+        assert_eq!(line_of(text, &nth(0)), Some(2));
+        assert_eq!(line_of(text, &nth(2)), Some(4));
+        assert_eq!(line_of(text, &nth(3)), None);
     }
 
     #[test]
