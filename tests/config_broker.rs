@@ -562,6 +562,10 @@ fn every_error_names_file_line_and_key() {
             "broker.yaml:1: max-keepalive: must be from 1 to 65535, found 70000",
         ),
         (
+            "max-keepalive: 10\nmax-keepalive: ten\n",
+            r#"broker.yaml:2: max-keepalive: expected a number, found "ten""#,
+        ),
+        (
             "connect-timeout: 0\n",
             "broker.yaml:1: connect-timeout: must be more than 0 seconds",
         ),

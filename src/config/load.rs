@@ -457,8 +457,12 @@ fn warn_amqtt_plugins(field: Field, warnings: &mut Warnings) {
             .enumerate()
             .map(|(i, item)| {
                 let name = match item {
-                    Node::Map(entries) if entries.len() == 1 => entries[0].0.clone(),
-                    other => other.describe().trim_matches('"').to_owned(),
+                    Node::Str(name) => name.clone(),
+                    Node::Map(entries) => match entries.as_slice() {
+                        [(name, _)] => name.clone(),
+                        _ => item.describe(),
+                    },
+                    other => other.describe(),
                 };
                 let mut path = field.path.clone();
                 path.push(Step::Index(i));
