@@ -18,6 +18,9 @@
 //! setting is a yes/no, `on`, `off`, `yes` and `no` are read as booleans
 //! (`ssl: on`).
 //!
+//! `examples/broker.yaml` and `examples/client.yaml` in the repository are commented
+//! samples that show every key.
+//!
 //! Layout of the module: `broker.rs` and `client.rs` hold the typed settings,
 //! `yaml.rs` turns text into a plain tree (the only file that knows the YAML
 //! library), `load.rs` reads that tree into the typed settings, checking every value,
