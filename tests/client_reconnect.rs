@@ -234,7 +234,7 @@ fn a_silent_connection_is_detected_by_keep_alive_and_replaced() {
     let client = Client::connect(
         options(&relay.url())
             .keep_alive(Duration::from_secs(1))
-            .ping_delay(Duration::from_millis(500)),
+            .pingresp_timeout(Duration::from_millis(500)),
     )
     .unwrap();
     let subscription = client.subscribe("alive", QoS::AtLeastOnce).unwrap();

@@ -33,7 +33,7 @@ pub enum Wait {
     /// new request ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
     Queue,
     /// The PINGRESP answering a keep-alive PINGREQ
-    /// ([`ClientOptions::ping_delay`](super::ClientOptions::ping_delay)); when it does
+    /// ([`ClientOptions::pingresp_timeout`](super::ClientOptions::pingresp_timeout)); when it does
     /// not come the connection is considered dead.
     PingResp,
     /// The next message of a [`Subscription`](super::Subscription) or

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use url::Url;
 
 use super::Error;
+use crate::config::ClientConfig;
 use crate::protocol::{ProtocolVersion, QoS};
 
 /// The port of `mqtt://` when the URL names none.
@@ -126,7 +127,8 @@ pub struct ClientOptions {
     pub(crate) client_id: Option<String>,
     pub(crate) clean_session: bool,
     pub(crate) keep_alive: Duration,
-    pub(crate) ping_delay: Option<Duration>,
+    pub(crate) ping_delay: Duration,
+    pub(crate) pingresp_timeout: Option<Duration>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Bytes>,
     pub(crate) will: Option<LastWill>,
@@ -151,7 +153,8 @@ impl ClientOptions {
             client_id: None,
             clean_session: true,
             keep_alive: Duration::from_secs(60),
-            ping_delay: None,
+            ping_delay: Duration::ZERO,
+            pingresp_timeout: None,
             username: None,
             password: None,
             will: None,
@@ -231,6 +234,61 @@ impl ClientOptions {
         Ok(options)
     }
 
+    /// Options from hbmqtt-style client settings ([`ClientConfig`], read from YAML
+    /// with [`ClientConfig::from_yaml_file`]): the broker from `broker.uri`, and
+    /// `keep_alive`, `ping_delay`, `default_qos`, `default_retain`, `topics`,
+    /// `auto_reconnect`, `reconnect_max_interval`, `reconnect_retries`,
+    /// `cleansession` and `will` with hbmqtt's meaning.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, QoS};
+    /// use wren::config::ClientConfig;
+    ///
+    /// let config = ClientConfig::from_yaml_str(
+    ///     "broker:\n  uri: mqtt://127.0.0.1:1883\ndefault_qos: 1\ntopics:\n  status: {retain: true}\n",
+    ///     "client.yaml",
+    /// )?;
+    /// let options = ClientOptions::from_config(&config)?;
+    /// let status = options.defaults_for("status");
+    /// assert_eq!((status.qos, status.retain), (QoS::AtLeastOnce, true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Fails when `broker.uri` is missing or invalid. TLS files (`cafile`,
+    /// `certfile`, ...) need `mqtts://`, which is not supported yet.
+    pub fn from_config(config: &ClientConfig) -> Result<ClientOptions, Error> {
+        let uri = config.broker.uri.as_deref().ok_or_else(|| {
+            Error::InvalidOptions("the client settings name no broker (broker: uri:)".into())
+        })?;
+        let mut options = ClientOptions::from_url(uri)?
+            .keep_alive(config.keep_alive)
+            .ping_delay(config.ping_delay)
+            .clean_session(config.clean_session)
+            .default_qos(config.default_qos)
+            .default_retain(config.default_retain)
+            .reconnect(Reconnect {
+                enabled: config.auto_reconnect,
+                max_interval: config.reconnect_max_interval,
+                retries: config.reconnect_retries,
+            });
+        for (topic, defaults) in &config.topics {
+            options = options.topic_defaults(
+                topic.clone(),
+                defaults.qos.unwrap_or(config.default_qos),
+                defaults.retain.unwrap_or(config.default_retain),
+            );
+        }
+        if let Some(will) = &config.will {
+            options = options.will(LastWill::new(
+                will.topic.clone(),
+                will.message.clone(),
+                will.qos,
+                will.retain,
+            ));
+        }
+        Ok(options)
+    }
+
     /// Sets the client id, which names the session on the broker. Without one the
     /// client makes up `wren-` followed by 16 random hex digits.
     pub fn client_id(mut self, client_id: impl Into<String>) -> ClientOptions {
@@ -253,10 +311,19 @@ impl ClientOptions {
         self
     }
 
-    /// How long a PINGRESP may take before the connection is considered dead (half
-    /// open) and dropped. Half the keep-alive by default.
+    /// How long before the keep-alive runs out the PINGREQ goes (hbmqtt's
+    /// `ping_delay`): 0 by default, pinging after a full keep-alive of silence, which
+    /// MQTT allows since the broker waits one and a half. At most half the
+    /// keep-alive is taken off.
     pub fn ping_delay(mut self, delay: Duration) -> ClientOptions {
-        self.ping_delay = Some(delay);
+        self.ping_delay = delay;
+        self
+    }
+
+    /// How long a PINGRESP may take before the connection is considered dead (half
+    /// open) and replaced: half the keep-alive by default.
+    pub fn pingresp_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.pingresp_timeout = Some(timeout);
         self
     }
 
@@ -391,9 +458,15 @@ impl ClientOptions {
 
     /// How long a PINGRESP may take.
     pub(crate) fn ping_timeout(&self) -> Duration {
-        self.ping_delay
+        self.pingresp_timeout
             .unwrap_or(self.keep_alive / 2)
             .max(Duration::from_millis(100))
+    }
+
+    /// After how much silence a PINGREQ goes; zero when keep-alive is off.
+    pub(crate) fn ping_interval(&self) -> Duration {
+        let early = self.ping_delay.min(self.keep_alive / 2);
+        self.keep_alive - early
     }
 
     /// `host:port`, with brackets around an IPv6 address.
@@ -577,6 +650,41 @@ mod tests {
         assert_eq!(reconnect.delay(1), Duration::from_millis(500));
         assert_eq!(reconnect.delay(3), Duration::from_secs(2));
         assert_eq!(reconnect.delay(40), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hbmqtt_settings_become_options() {
+        let config = ClientConfig::from_yaml_str(
+            "broker: {uri: 'mqtt://u:p@h:1999'}\nkeep_alive: 30\nping_delay: 5\n\
+             cleansession: false\nauto_reconnect: false\nreconnect_retries: -1\n\
+             will: {topic: bye, message: gone, qos: 2, retain: true}\n",
+            "client.yaml",
+        )
+        .unwrap();
+        let options = ClientOptions::from_config(&config).unwrap();
+        assert_eq!((options.get_host(), options.get_port()), ("h", 1999));
+        assert_eq!(options.username.as_deref(), Some("u"));
+        assert_eq!(options.keep_alive, Duration::from_secs(30));
+        assert_eq!(options.ping_interval(), Duration::from_secs(25));
+        assert!(!options.clean_session);
+        assert_eq!(
+            options.reconnect,
+            Reconnect {
+                enabled: false,
+                max_interval: Duration::from_secs(10),
+                retries: None
+            }
+        );
+        assert_eq!(
+            options.will,
+            Some(LastWill::new("bye", "gone", QoS::ExactlyOnce, true))
+        );
+    }
+
+    #[test]
+    fn settings_without_a_broker_are_refused() {
+        let error = ClientOptions::from_config(&ClientConfig::default()).unwrap_err();
+        assert!(error.to_string().contains("broker"), "{error}");
     }
 
     #[test]

@@ -130,8 +130,9 @@ pub(crate) struct State<T> {
 }
 
 impl<T> State<T> {
-    /// A fresh session. `keep_alive` of zero turns pings off; `ping_timeout` is how
-    /// long a PINGRESP may take before the connection is considered dead.
+    /// A fresh session. `keep_alive` is the silence after which a PINGREQ goes (zero
+    /// turns pings off); `ping_timeout` is how long a PINGRESP may take before the
+    /// connection is considered dead.
     pub fn new(
         max_inflight: usize,
         keep_alive: Duration,

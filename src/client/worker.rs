@@ -199,7 +199,7 @@ impl Worker {
     ) -> Worker {
         let state = State::new(
             options.max_inflight,
-            options.keep_alive,
+            options.ping_interval(),
             options.ping_timeout(),
             Instant::now(),
         );
