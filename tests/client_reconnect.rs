@@ -299,3 +299,36 @@ fn giving_up_after_the_retries_fails_every_call_with_the_reason() {
         )
     });
 }
+
+#[test]
+fn a_client_that_only_receives_still_pings_in_time() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let subscriber =
+        Client::connect(options(&relay.url()).keep_alive(Duration::from_secs(1))).unwrap();
+    let subscription = subscriber.subscribe("flood", QoS::AtMostOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    // A steady stream for three keep-alive periods; the subscriber itself has
+    // nothing to send but PINGREQ, and mosquitto drops it after 1.5 s without one.
+    let flood_for = Duration::from_secs(3);
+    let sender = thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < flood_for {
+            for _ in 0..100 {
+                publisher
+                    .publish("flood", "drop", QoS::AtMostOnce, false)
+                    .unwrap();
+            }
+            // A QoS 1 message now and then keeps the publisher from running ahead.
+            publisher
+                .publish("flood", "sync", QoS::AtLeastOnce, false)
+                .unwrap();
+        }
+    });
+    while !sender.is_finished() {
+        let _ = subscription.recv_timeout(Duration::from_millis(100));
+    }
+    sender.join().unwrap();
+    assert_eq!(relay.accepted(), 1, "the subscriber lost its connection");
+    assert!(subscriber.is_connected());
+}

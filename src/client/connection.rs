@@ -252,15 +252,14 @@ impl Connection {
         result.map_err(|e| Error::io(&self.address, e))
     }
 
-    /// Closes the socket and waits for the reader thread to end.
-    pub fn close(mut self) {
+    /// Closes the socket and returns the reader thread, which ends as soon as the
+    /// last receiver of [`incoming`](Self::incoming) is gone (it may be blocked
+    /// handing over a packet until then): join it only after dropping every clone.
+    pub fn close(mut self) -> Option<JoinHandle<()>> {
         let _ = self.stream.shutdown(Shutdown::Both);
-        // Dropping the receiver frees a reader blocked on a full queue.
         let (_, empty) = crossbeam_channel::bounded(0);
         drop(std::mem::replace(&mut self.incoming, empty));
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+        self.reader.take()
     }
 }
 

@@ -186,6 +186,8 @@ pub(crate) struct Worker {
     closing: Option<(Instant, Vec<Sender<()>>)>,
     /// Set when the connection is lost for good.
     dead: Option<String>,
+    /// Reader threads of closed connections, joined when the client stops.
+    old_readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
@@ -223,6 +225,7 @@ impl Worker {
             next_attempt: None,
             closing: None,
             dead: None,
+            old_readers: Vec::new(),
         }
     }
 
@@ -231,6 +234,16 @@ impl Worker {
         let never_commands = crossbeam_channel::never();
         let never_incoming = crossbeam_channel::never();
         while !self.finished() {
+            // A busy connection may never let the select below time out: deadlines
+            // are checked here too, or keep-alive would starve under load.
+            if self
+                .next_deadline()
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                self.on_deadline();
+                self.flush();
+                continue;
+            }
             let commands = if self.accepting_commands() && self.closing.is_none() {
                 self.commands.clone()
             } else {
@@ -654,7 +667,8 @@ impl Worker {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        connection.close();
+        self.old_readers.retain(|reader| !reader.is_finished());
+        self.old_readers.extend(connection.close());
         self.status.connected.store(false, Ordering::SeqCst);
         if self.closing.is_some() {
             return;
@@ -738,7 +752,7 @@ impl Worker {
                 let _ = connection.flush();
             }
             // [MQTT-3.14.4-1]: the client closes the connection after DISCONNECT.
-            connection.close();
+            self.old_readers.extend(connection.close());
         }
         self.status.connected.store(false, Ordering::SeqCst);
         let error = match &self.dead {
@@ -765,6 +779,9 @@ impl Worker {
             for reply in replies {
                 let _ = reply.send(());
             }
+        }
+        for reader in self.old_readers.drain(..) {
+            let _ = reader.join();
         }
         if self.dropped_qos0 > 0 {
             log::warn!(
