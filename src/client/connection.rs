@@ -1,13 +1,12 @@
-//! The socket: opening it, the CONNECT/CONNACK handshake, writing packets, and the
+//! The connection to the broker: dialling it (TCP, TLS, WebSocket, through
+//! [`crate::transport`]), the CONNECT/CONNACK handshake, writing packets, and the
 //! reader thread.
 //!
-//! Everything that touches the network is here, so that TLS and WebSocket can be
-//! added by changing this one module. Each packet sent or received is logged at
-//! `debug` level with target `wren::client::packets`, in mosquitto's words
+//! Each packet sent or received is logged at `debug` level with target
+//! `wren::client::packets`, in mosquitto's words
 //! (`Client wren-0a1b sending PUBLISH (d0, q1, r0, m1, 'a/b', ... (5 bytes))`).
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Decoder, Packet, TopicName, Will};
+use crate::transport::{self, Closer, Dialer, Reader, Writer};
 
 /// The log target of the packet lines.
 pub const PACKET_LOG_TARGET: &str = "wren::client::packets";
@@ -35,9 +35,9 @@ pub(crate) enum Incoming {
 }
 
 /// An open, accepted connection to the broker.
-#[derive(Debug)]
 pub(crate) struct Connection {
-    stream: TcpStream,
+    writer: Writer,
+    closer: Closer,
     address: String,
     client_id: String,
     /// Packets read by the reader thread.
@@ -47,20 +47,40 @@ pub(crate) struct Connection {
     out: Vec<u8>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The broker's answer to CONNECT, and the connection it accepted.
 pub(crate) struct Opened {
     pub connection: Connection,
     pub session_present: bool,
 }
 
-/// Opens a TCP connection, sends CONNECT and waits for CONNACK. A refusal becomes
+/// Dials the broker, sends CONNECT and waits for CONNACK. A refusal becomes
 /// [`Error::ConnectionRefused`].
 pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
     let address = options.address();
-    let mut stream = dial(&address, options.connect_timeout)?;
+    let dialer = Dialer {
+        timeout: options.connect_timeout,
+        tls: options.tls.clone(),
+        path: options.websocket_path.clone(),
+        ..Dialer::new(options.kind, options.host.clone(), options.port)
+    };
+    let transport::Connection {
+        mut reader,
+        mut writer,
+        closer,
+        ..
+    } = dialer
+        .connect()
+        .map_err(|error| dial_error(&address, error))?;
     let io = |e| Error::io(&address, e);
-    stream.set_nodelay(true).map_err(io)?;
-    stream
+    writer
         .set_write_timeout(Some(
             options.operation_timeout.max(Duration::from_millis(100)),
         ))
@@ -70,8 +90,8 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     let mut bytes = Vec::new();
     connect.encode(&mut bytes)?;
     log_packet(client_id, true, &connect);
-    // [MQTT-3.1.0-1]: CONNECT is the first thing written on a new connection.
-    stream.write_all(&bytes).map_err(io)?;
+    // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
+    writer.write_all(&bytes).map_err(io)?;
 
     let mut decoder = Decoder::new().max_packet_size(options.max_packet_size);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
@@ -89,8 +109,8 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         if left.is_zero() {
             return Err(Error::Timeout(Wait::ConnAck));
         }
-        stream.set_read_timeout(Some(left)).map_err(io)?;
-        match read_some(&mut stream, &mut buffer) {
+        reader.set_read_timeout(Some(left)).map_err(io)?;
+        match read_some(&mut reader, &mut buffer) {
             Ok(0) => {
                 return Err(io(std::io::Error::new(
                     ErrorKind::UnexpectedEof,
@@ -110,24 +130,25 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         code,
     } = connack;
     if code != ConnectReturnCode::Accepted {
+        closer.close();
         return Err(Error::ConnectionRefused(code));
     }
     // The reader blocks until data comes or the socket is shut down; keep-alive
     // notices a silent broker.
-    stream.set_read_timeout(None).map_err(io)?;
-    let reader_stream = stream.try_clone().map_err(io)?;
+    reader.set_read_timeout(None).map_err(io)?;
     let (sender, incoming) = crossbeam_channel::bounded(INCOMING_QUEUE);
     let reader = std::thread::Builder::new()
         .name(format!("wren-reader {client_id}"))
         .spawn({
             let client_id = client_id.to_owned();
             let address = address.clone();
-            move || read_loop(reader_stream, buffer, decoder, sender, &client_id, &address)
+            move || read_loop(reader, buffer, decoder, sender, &client_id, &address)
         })
         .map_err(io)?;
     Ok(Opened {
         connection: Connection {
-            stream,
+            writer,
+            closer,
             address,
             client_id: client_id.to_owned(),
             incoming,
@@ -138,27 +159,23 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     })
 }
 
-/// Resolves `address` and tries each of its addresses in turn.
-fn dial(address: &str, timeout: Duration) -> Result<TcpStream, Error> {
-    let addresses = address
-        .to_socket_addrs()
-        .map_err(|e| Error::io(address, e))?;
-    let mut last = None;
-    for socket_address in addresses {
-        match TcpStream::connect_timeout(&socket_address, timeout) {
-            Ok(stream) => return Ok(stream),
-            Err(e) if e.kind() == ErrorKind::TimedOut => {
-                last = Some(Error::Timeout(Wait::TcpConnect))
-            }
-            Err(e) => last = Some(Error::io(address, e)),
+/// Sorts the transport's errors into the client's: the network's own failures stay
+/// I/O errors, TLS and WebSocket failures say which handshake failed.
+fn dial_error(address: &str, error: transport::Error) -> Error {
+    match error {
+        transport::Error::Io { source, .. } if source.kind() == ErrorKind::TimedOut => {
+            Error::Timeout(Wait::TcpConnect)
         }
-    }
-    Err(last.unwrap_or_else(|| {
-        Error::io(
+        transport::Error::Io { source, .. } => Error::io(address, source),
+        transport::Error::Resolve(host) => Error::io(
             address,
-            std::io::Error::new(ErrorKind::NotFound, "the host name has no address"),
-        )
-    }))
+            std::io::Error::new(ErrorKind::NotFound, format!("cannot resolve host '{host}'")),
+        ),
+        other => Error::Transport {
+            address: address.to_owned(),
+            source: other,
+        },
+    }
 }
 
 fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, Error> {
@@ -182,16 +199,16 @@ fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, E
     })
 }
 
-fn read_some(stream: &mut TcpStream, buffer: &mut BytesMut) -> std::io::Result<usize> {
+fn read_some(reader: &mut Reader, buffer: &mut BytesMut) -> std::io::Result<usize> {
     let mut chunk = [0u8; 8 * 1024];
-    let n = stream.read(&mut chunk)?;
+    let n = reader.read(&mut chunk)?;
     buffer.extend_from_slice(&chunk[..n]);
     Ok(n)
 }
 
 /// The reader thread: read, decode, hand over, until the connection ends.
 fn read_loop(
-    mut stream: TcpStream,
+    mut reader: Reader,
     mut buffer: BytesMut,
     mut decoder: Decoder,
     sender: Sender<Incoming>,
@@ -215,7 +232,7 @@ fn read_loop(
                 break Error::Protocol(error);
             }
         }
-        match read_some(&mut stream, &mut buffer) {
+        match read_some(&mut reader, &mut buffer) {
             Ok(0) => {
                 break Error::io(
                     address,
@@ -230,7 +247,6 @@ fn read_loop(
             Err(e) => break Error::io(address, e),
         }
     };
-    let _ = stream.shutdown(Shutdown::Both);
     let _ = sender.send(Incoming::Closed(reason));
 }
 
@@ -242,21 +258,27 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes everything queued, in one write when the socket takes it.
+    /// Writes everything queued, in one write (one WebSocket frame).
     pub fn flush(&mut self) -> Result<(), Error> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.stream.write_all(&self.out);
+        let result = self.writer.write_all(&self.out);
         self.out.clear();
         result.map_err(|e| Error::io(&self.address, e))
+    }
+
+    /// Says goodbye at the transport's level (TLS close_notify, WebSocket close),
+    /// after DISCONNECT.
+    pub fn close_gracefully(&mut self) {
+        self.writer.close_gracefully();
     }
 
     /// Closes the socket and returns the reader thread, which ends as soon as the
     /// last receiver of [`incoming`](Self::incoming) is gone (it may be blocked
     /// handing over a packet until then): join it only after dropping every clone.
     pub fn close(mut self) -> Option<JoinHandle<()>> {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.closer.close();
         let (_, empty) = crossbeam_channel::bounded(0);
         drop(std::mem::replace(&mut self.incoming, empty));
         self.reader.take()

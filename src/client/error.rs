@@ -73,9 +73,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL names a transport this version of wren does not speak yet.
-    #[error("'{0}://' URLs are not supported yet; use 'mqtt://'")]
-    UnsupportedScheme(String),
     /// The options contradict each other or MQTT (for instance a persistent session
     /// without a client id, [MQTT-3.1.3-7]).
     #[error("invalid client options: {0}")]
@@ -96,6 +93,15 @@ pub enum Error {
         address: String,
         /// What the operating system said.
         source: io::Error,
+    },
+    /// The TLS handshake or WebSocket upgrade failed: an untrusted certificate, a
+    /// wrong host name, a path the server does not serve, ...
+    #[error("connection to {address} failed: {source}")]
+    Transport {
+        /// Where the client was connecting.
+        address: String,
+        /// What went wrong, from the transport layer.
+        source: crate::transport::Error,
     },
     /// The broker answered CONNECT with a refusal. The message is the broker's
     /// reason: "not authorised", "bad user name or password", ...

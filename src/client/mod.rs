@@ -14,7 +14,8 @@
 //!
 //! # What happens underneath
 //!
-//! [`Client::connect`] opens the TCP connection, sends CONNECT and waits for
+//! [`Client::connect`] opens the connection (TCP, TLS, WebSocket or both, through
+//! [`crate::transport`]), sends CONNECT and waits for
 //! CONNACK; a refusal comes back as [`Error::ConnectionRefused`] with the broker's
 //! reason. It then starts two threads per connection:
 //!
@@ -59,11 +60,10 @@ use parking_lot::Mutex;
 pub use self::connection::PACKET_LOG_TARGET;
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
-pub use self::options::{
-    ClientOptions, IntoClientOptions, LastWill, Reconnect, TopicDefaults, DEFAULT_PORT,
-};
+pub use self::options::{ClientOptions, IntoClientOptions, LastWill, Reconnect, TopicDefaults};
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
+pub use crate::transport::{ClientTls, Kind};
 
 use self::subscription::inbox_parts;
 use self::worker::{Command, Control, Status, Target, Worker};
@@ -168,7 +168,8 @@ impl Pending {
 impl Client {
     /// Connects to the broker and returns once it has accepted (CONNACK).
     ///
-    /// Takes a URL (`"mqtt://user:pass@host:1883"`, as `&str` or [`url::Url`]) or
+    /// Takes a URL (`"mqtt://user:pass@host:1883"`, as `&str` or [`url::Url`];
+    /// `mqtts://`, `ws://` and `wss://` too, see [`ClientOptions::from_url`]) or
     /// [`ClientOptions`].
     pub fn connect(options: impl IntoClientOptions) -> Result<Client, Error> {
         let options = options.into_client_options()?;

@@ -25,9 +25,7 @@ use url::Url;
 use super::Error;
 use crate::config::ClientConfig;
 use crate::protocol::{ProtocolVersion, QoS};
-
-/// The port of `mqtt://` when the URL names none.
-pub const DEFAULT_PORT: u16 = 1883;
+use crate::transport::{ClientTls, Kind};
 
 /// The message the broker publishes for this client if it disappears without saying
 /// DISCONNECT: its socket breaks, or it stops answering keep-alive.
@@ -122,8 +120,11 @@ pub struct TopicDefaults {
 /// documentation](self) for an example.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
+    pub(crate) kind: Kind,
     pub(crate) host: String,
     pub(crate) port: u16,
+    pub(crate) websocket_path: String,
+    pub(crate) tls: ClientTls,
     pub(crate) client_id: Option<String>,
     pub(crate) clean_session: bool,
     pub(crate) keep_alive: Duration,
@@ -145,11 +146,15 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Options for the broker at `host:port`, every other setting at its default.
+    /// Options for the broker at `host:port` over plain TCP, every other setting at
+    /// its default.
     pub fn new(host: impl Into<String>, port: u16) -> ClientOptions {
         ClientOptions {
+            kind: Kind::Tcp,
             host: host.into(),
             port,
+            websocket_path: "/mqtt".into(),
+            tls: ClientTls::default(),
             client_id: None,
             clean_session: true,
             keep_alive: Duration::from_secs(60),
@@ -171,18 +176,25 @@ impl ClientOptions {
         }
     }
 
-    /// Options from a URL: `mqtt://[user[:password]@]host[:port]`, port 1883 by
-    /// default. User name and password may be percent-encoded.
+    /// Options from a URL: `SCHEME://[user[:password]@]host[:port][/path]`.
     ///
-    /// `mqtts://`, `ws://` and `wss://` are recognised and refused with
-    /// [`Error::UnsupportedScheme`] for now.
+    /// | scheme | transport | default port |
+    /// |---|---|---|
+    /// | `mqtt` (or `tcp`) | TCP | 1883 |
+    /// | `mqtts` (or `ssl`, `tls`) | TLS | 8883 |
+    /// | `ws` | WebSocket, path `/mqtt` unless the URL gives one | 80 |
+    /// | `wss` | WebSocket over TLS | 443 |
+    ///
+    /// User name and password may be percent-encoded. TLS trusts the system's
+    /// certificate authorities; see [`tls`](Self::tls) for more.
     ///
     /// ```
-    /// use wren::client::{ClientOptions, Error};
+    /// use wren::client::ClientOptions;
     ///
     /// let options = ClientOptions::from_url("mqtt://[::1]")?;
     /// assert_eq!((options.get_host(), options.get_port()), ("::1", 1883));
-    /// assert!(matches!(ClientOptions::from_url("wss://example.com"), Err(Error::UnsupportedScheme(_))));
+    /// let secure = ClientOptions::from_url("wss://broker.example/ws")?;
+    /// assert_eq!(secure.get_port(), 443);
     /// # Ok::<(), wren::client::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<ClientOptions, Error> {
@@ -198,25 +210,28 @@ impl ClientOptions {
             url: url.to_string(),
             reason: reason.to_owned(),
         };
-        match url.scheme() {
-            "mqtt" | "tcp" => {}
-            scheme @ ("mqtts" | "ssl" | "ws" | "wss") => {
-                return Err(Error::UnsupportedScheme(scheme.to_owned()))
-            }
-            _ => return Err(invalid("the scheme must be mqtt://")),
-        }
+        let kind = Kind::from_scheme(url.scheme())
+            .ok_or_else(|| invalid("the scheme must be mqtt://, mqtts://, ws:// or wss://"))?;
         let host = match url.host() {
             Some(url::Host::Ipv6(address)) => address.to_string(),
             Some(host) => host.to_string(),
             None => return Err(invalid("it names no host")),
         };
-        if !matches!(url.path(), "" | "/") {
-            return Err(invalid("a broker URL has no path"));
+        let path = url.path();
+        if !kind.is_websocket() && !matches!(path, "" | "/") {
+            return Err(invalid("an mqtt:// or mqtts:// URL has no path"));
         }
-        if url.query().is_some() || url.fragment().is_some() {
+        if url.fragment().is_some() || (!kind.is_websocket() && url.query().is_some()) {
             return Err(invalid("a broker URL has no query or fragment"));
         }
-        let mut options = ClientOptions::new(host, url.port().unwrap_or(DEFAULT_PORT));
+        let mut options = ClientOptions::new(host, url.port().unwrap_or(kind.default_port()));
+        options.kind = kind;
+        if kind.is_websocket() && !matches!(path, "" | "/") {
+            options.websocket_path = match url.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+        }
         if !url.username().is_empty() {
             let username = percent_decode(url.username())
                 .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -254,8 +269,8 @@ impl ClientOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// Fails when `broker.uri` is missing or invalid. TLS files (`cafile`,
-    /// `certfile`, ...) need `mqtts://`, which is not supported yet.
+    /// TLS comes from `broker.cafile`, `broker.cadata`, `certfile`, `keyfile` and
+    /// `check_hostname`. Fails when `broker.uri` is missing or invalid.
     pub fn from_config(config: &ClientConfig) -> Result<ClientOptions, Error> {
         let uri = config.broker.uri.as_deref().ok_or_else(|| {
             Error::InvalidOptions("the client settings name no broker (broker: uri:)".into())
@@ -278,6 +293,21 @@ impl ClientOptions {
                 defaults.retain.unwrap_or(config.default_retain),
             );
         }
+        options.tls = ClientTls {
+            ca_file: config.broker.cafile.clone(),
+            ca_data: config.broker.cadata.clone(),
+            client_cert: config.certfile.clone().zip(config.keyfile.clone()),
+            // hbmqtt's check_hostname: false is for test brokers; native-tls can
+            // only skip every check at once.
+            insecure: !config.check_hostname,
+            ..ClientTls::default()
+        };
+        if let Some(capath) = &config.broker.capath {
+            log::warn!(
+                "capath {} is ignored: name a CA file with cafile instead",
+                capath.display()
+            );
+        }
         if let Some(will) = &config.will {
             options = options.will(LastWill::new(
                 will.topic.clone(),
@@ -287,6 +317,24 @@ impl ClientOptions {
             ));
         }
         Ok(options)
+    }
+
+    /// TLS settings for `mqtts://` and `wss://`: extra certificate authorities to
+    /// trust, a client certificate.
+    ///
+    /// ```
+    /// use wren::client::ClientOptions;
+    /// use wren::transport::ClientTls;
+    ///
+    /// let options = ClientOptions::from_url("mqtts://broker.example")?.tls(ClientTls {
+    ///     ca_file: Some("/etc/wren/ca.crt".into()),
+    ///     ..ClientTls::default()
+    /// });
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn tls(mut self, tls: ClientTls) -> ClientOptions {
+        self.tls = tls;
+        self
     }
 
     /// Sets the client id, which names the session on the broker. Without one the
@@ -431,6 +479,11 @@ impl ClientOptions {
         self.topics
             .insert(topic.into(), TopicDefaults { qos, retain });
         self
+    }
+
+    /// The transport: TCP, TLS, WebSocket or secure WebSocket.
+    pub fn get_kind(&self) -> Kind {
+        self.kind
     }
 
     /// The broker's host name or address.
@@ -602,11 +655,28 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_websocket_urls_are_refused_as_not_supported_yet() {
-        for url in ["mqtts://h", "ws://h/mqtt", "wss://h"] {
-            let error = ClientOptions::from_url(url).unwrap_err();
-            assert!(error.to_string().contains("not supported yet"), "{error}");
+    fn each_scheme_picks_its_transport_and_port() {
+        for (url, kind, port) in [
+            ("mqtt://h", Kind::Tcp, 1883),
+            ("mqtts://h", Kind::Tls, 8883),
+            ("ws://h", Kind::WebSocket, 80),
+            ("wss://h:9001", Kind::SecureWebSocket, 9001),
+        ] {
+            let options = ClientOptions::from_url(url).unwrap();
+            assert_eq!(
+                (options.get_kind(), options.get_port()),
+                (kind, port),
+                "{url}"
+            );
         }
+        assert_eq!(
+            ClientOptions::from_url("ws://h").unwrap().websocket_path,
+            "/mqtt"
+        );
+        assert_eq!(
+            ClientOptions::from_url("ws://h/ws").unwrap().websocket_path,
+            "/ws"
+        );
     }
 
     #[test]

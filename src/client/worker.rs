@@ -748,8 +748,8 @@ impl Worker {
     fn finish(mut self) {
         if let Some(mut connection) = self.connection.take() {
             let disconnect = Packet::Disconnect;
-            if connection.queue(&disconnect).is_ok() {
-                let _ = connection.flush();
+            if connection.queue(&disconnect).is_ok() && connection.flush().is_ok() {
+                connection.close_gracefully();
             }
             // [MQTT-3.14.4-1]: the client closes the connection after DISCONNECT.
             self.old_readers.extend(connection.close());

@@ -247,3 +247,109 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A test certificate authority and a server certificate for `localhost` signed by
+/// it, as PEM: made afresh for each test, never stored.
+pub struct TestCertificates {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+pub fn test_certificates() -> TestCertificates {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "wren-mqtt client test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
+    TestCertificates {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// A WebSocket (optionally TLS) front for a broker that speaks only TCP: it accepts
+/// with wren's own transport acceptor and passes the bytes on, as a proxy in front
+/// of mosquitto would. (Debian's mosquitto cannot open a WebSocket listener here.)
+pub struct WebSocketFront {
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl WebSocketFront {
+    /// `certificates`: serve `wss` with them; `None` serves plain `ws`.
+    pub fn to(target: SocketAddr, certificates: Option<&TestCertificates>) -> WebSocketFront {
+        use wren::transport::{Acceptor, ServerTls};
+
+        let dir = unique_dir();
+        let mut acceptor = Acceptor::websocket("/mqtt");
+        if let Some(certificates) = certificates {
+            let tls = ServerTls {
+                certfile: dir.join("cert.pem"),
+                keyfile: dir.join("key.pem"),
+            };
+            std::fs::write(&tls.certfile, &certificates.cert).expect("write cert.pem");
+            std::fs::write(&tls.keyfile, &certificates.key).expect("write key.pem");
+            acceptor = acceptor.with_tls(tls.acceptor().expect("TLS acceptor"));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the WebSocket front");
+        let port = listener.local_addr().expect("front address").port();
+        thread::spawn(move || {
+            for socket in listener.incoming() {
+                let Ok(socket) = socket else { continue };
+                let Ok(connection) = acceptor.accept(socket) else {
+                    continue;
+                };
+                let Ok(broker) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let wren::transport::Connection {
+                    mut reader,
+                    mut writer,
+                    closer,
+                    ..
+                } = connection;
+                let Ok(mut from_broker) = broker.try_clone() else {
+                    continue;
+                };
+                let mut to_broker = broker;
+                thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = reader.read(&mut buffer) {
+                        if to_broker.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_broker.shutdown(Shutdown::Both);
+                });
+                thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_broker.read(&mut buffer) {
+                        if writer.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    closer.close();
+                });
+            }
+        });
+        WebSocketFront { port, _dir: dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
