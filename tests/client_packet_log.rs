@@ -113,3 +113,36 @@ fn packets_are_logged_in_mosquittos_words() {
     assert_eq!(lines.first().map(String::as_str), Some("sending CONNECT"));
     assert_eq!(lines.last().map(String::as_str), Some("sending DISCONNECT"));
 }
+
+#[test]
+fn a_message_without_any_receiver_is_still_acknowledged_mqtt_4_5_0_2() {
+    lines();
+    let broker = Mosquitto::start();
+    let options = || {
+        ClientOptions::from_url(&broker.url())
+            .unwrap()
+            .client_id("unread")
+            .clean_session(false)
+            .operation_timeout(PATIENCE)
+    };
+    // The subscription lives in the broker's session, not in this process.
+    let client = Client::connect(options()).unwrap();
+    let subscription = client.subscribe("kept", QoS::AtLeastOnce).unwrap();
+    client.disconnect().unwrap();
+    drop(subscription);
+
+    let publisher = Client::connect(ClientOptions::from_url(&broker.url()).unwrap()).unwrap();
+    publisher
+        .publish("kept", "one", QoS::AtLeastOnce, false)
+        .unwrap();
+
+    // Back, with no Subscription or Messages at all: the broker's message is
+    // acknowledged all the same.
+    let client = Client::connect(options()).unwrap();
+    wait_for("the PUBACK of a message no one asked for", || {
+        logged("unread")
+            .iter()
+            .any(|line| line.starts_with("sending PUBACK (m"))
+    });
+    client.disconnect().unwrap();
+}

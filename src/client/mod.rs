@@ -509,3 +509,24 @@ fn ended_or(status: &Status, otherwise: Error) -> Error {
         None => otherwise,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+    fn shared_error<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        shareable::<Client>();
+        shareable::<ClientOptions>();
+        shareable::<Message>();
+        sendable::<Subscription>();
+        sendable::<Messages>();
+        sendable::<Pending>();
+        sendable::<Error>();
+        shared_error::<Error>();
+    }
+}
