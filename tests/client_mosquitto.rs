@@ -510,3 +510,39 @@ fn mosquitto_sub_receives_what_the_client_publishes() {
     assert!(output.status.success(), "mosquitto_sub failed: {output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "from wren\n");
 }
+
+#[test]
+fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
+    let broker = Mosquitto::start();
+    let watcher = Client::connect(options(&broker)).unwrap();
+    let wills = watcher.subscribe("dropped/#", QoS::AtLeastOnce).unwrap();
+
+    let dropped = Client::connect(options(&broker).will(LastWill::new(
+        "dropped/politely",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    )))
+    .unwrap();
+    let clone = dropped.clone();
+    drop(dropped);
+    assert!(clone.is_connected(), "a clone keeps the connection open");
+    drop(clone);
+
+    // A client whose connection breaks afterwards: its will is the first to come.
+    let relay = Relay::to(broker.address());
+    let _cut = Client::connect(
+        ClientOptions::from_url(&relay.url())
+            .unwrap()
+            .reconnect(Reconnect::disabled())
+            .will(LastWill::new(
+                "dropped/cut",
+                "lost",
+                QoS::AtLeastOnce,
+                false,
+            )),
+    )
+    .unwrap();
+    relay.cut();
+    assert_eq!(wills.recv_timeout(PATIENCE).unwrap().topic(), "dropped/cut");
+}
