@@ -188,6 +188,8 @@ pub(crate) struct Worker {
     dead: Option<String>,
     /// Reader threads of closed connections, joined when the client stops.
     old_readers: Vec<std::thread::JoinHandle<()>>,
+    /// Every sender of `control` is gone (never while a handle lives).
+    control_closed: bool,
 }
 
 impl Worker {
@@ -226,6 +228,7 @@ impl Worker {
             closing: None,
             dead: None,
             old_readers: Vec::new(),
+            control_closed: false,
         }
     }
 
@@ -249,11 +252,15 @@ impl Worker {
             } else {
                 never_commands.clone()
             };
+            let control = if self.control_closed {
+                crossbeam_channel::never()
+            } else {
+                self.control.clone()
+            };
             let incoming = match &self.connection {
                 Some(connection) => connection.incoming.clone(),
                 None => never_incoming.clone(),
             };
-            let control = self.control.clone();
             let timeout = self.next_deadline().map_or(IDLE, |deadline| {
                 deadline.saturating_duration_since(Instant::now())
             });
@@ -261,7 +268,10 @@ impl Worker {
                 recv(control) -> message => match message {
                     Ok(message) => self.on_control(message),
                     // Every handle is gone without a word: nobody is left to serve.
-                    Err(_) => self.begin_close(None),
+                    Err(_) => {
+                        self.control_closed = true;
+                        self.begin_close(None);
+                    }
                 },
                 recv(commands) -> command => match command {
                     Ok(command) => {
@@ -281,13 +291,16 @@ impl Worker {
                     Err(_) => self.begin_close(None),
                 },
                 recv(incoming) -> event => {
-                    if let Ok(event) = event {
-                        self.on_incoming(event);
-                        for _ in 0..BATCH {
-                            match incoming.try_recv() {
-                                Ok(event) if self.connection.is_some() => self.on_incoming(event),
-                                _ => break,
-                            }
+                    // A reader always says why it stops; a silent end means it
+                    // died, and the connection with it.
+                    let event = event.unwrap_or_else(|_| {
+                        Incoming::Closed(Error::Disconnected(Some("the reader thread stopped".into())))
+                    });
+                    self.on_incoming(event);
+                    for _ in 0..BATCH {
+                        match incoming.try_recv() {
+                            Ok(event) if self.connection.is_some() => self.on_incoming(event),
+                            _ => break,
                         }
                     }
                 },
