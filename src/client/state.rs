@@ -164,6 +164,12 @@ impl<T> State<T> {
         self.inflight_publishes
     }
 
+    /// Whether all 65,535 packet identifiers are in use, so that no QoS 1/2
+    /// PUBLISH, SUBSCRIBE or UNSUBSCRIBE can be made until one is acknowledged.
+    pub fn packet_ids_exhausted(&self) -> bool {
+        self.outgoing.len() >= usize::from(u16::MAX)
+    }
+
     /// Whether any request of ours waits for the broker.
     pub fn has_outgoing(&self) -> bool {
         !self.outgoing.is_empty()
@@ -171,7 +177,7 @@ impl<T> State<T> {
 
     /// A packet identifier not in use, never 0 ([MQTT-2.3.1-2]).
     fn allocate_packet_id(&mut self) -> Result<PacketId, StateError> {
-        if self.outgoing.len() >= usize::from(u16::MAX) {
+        if self.packet_ids_exhausted() {
             return Err(StateError::NoPacketId);
         }
         loop {

@@ -377,12 +377,20 @@ impl Worker {
     }
 
     fn on_command(&mut self, command: Command) {
+        // Without room, the command waits here, and no other is taken, until an
+        // acknowledgement makes room ([`Worker::complete`]).
+        let needs_id = match &command {
+            Command::Publish { publish, .. } => publish.qos != QoS::AtMostOnce,
+            Command::Subscribe { .. } | Command::Unsubscribe { .. } => true,
+        };
+        let window_full = matches!(&command, Command::Publish { publish, .. }
+            if publish.qos != QoS::AtMostOnce && self.state.inflight_full());
+        if window_full || (needs_id && self.state.packet_ids_exhausted()) {
+            self.held = Some(command);
+            return;
+        }
         match command {
             Command::Publish { publish, reply } => {
-                if publish.qos != QoS::AtMostOnce && self.state.inflight_full() {
-                    self.held = Some(Command::Publish { publish, reply });
-                    return;
-                }
                 if publish.qos == QoS::AtMostOnce && self.connection.is_none() {
                     if let Some(reply) = reply {
                         let _ = reply.send(Err(Error::Disconnected(None)));
