@@ -33,6 +33,7 @@ fn a_message_of_each_qos_goes_round_trip() {
     );
     let subscription = client.subscribe("round/#", QoS::ExactlyOnce).unwrap();
     assert_eq!(subscription.granted_qos(), QoS::ExactlyOnce);
+    assert_eq!(subscription.packet_id().map(|id| id.get()), Some(1));
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         let topic = format!("round/{}", qos as u8);
         client

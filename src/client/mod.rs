@@ -365,7 +365,7 @@ impl Client {
             target,
             reply,
         })?;
-        let codes = receive(
+        let (packet_id, codes) = receive(
             &answer,
             self.inner.options.operation_timeout,
             Wait::SubAck,
@@ -381,7 +381,7 @@ impl Client {
             }
         }
         let mut subscription = pending_subscription;
-        subscription.set_granted(granted);
+        subscription.set_granted(packet_id, granted);
         Ok(subscription)
     }
 

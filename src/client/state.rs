@@ -37,7 +37,7 @@ pub(crate) enum Done {
     /// A QoS 1 PUBLISH got its PUBACK, or a QoS 2 PUBLISH its PUBCOMP.
     Published,
     /// A SUBSCRIBE got its SUBACK, with one return code per filter.
-    Subscribed(Vec<SubscribeReturnCode>),
+    Subscribed(PacketId, Vec<SubscribeReturnCode>),
     /// An UNSUBSCRIBE got its UNSUBACK.
     Unsubscribed,
 }
@@ -335,7 +335,7 @@ impl<T> State<T> {
                     }) => {
                         if let Some(entry) = self.outgoing.remove(&id.get()) {
                             effects.completed =
-                                Some((entry.token, Done::Subscribed(suback.return_codes)));
+                                Some((entry.token, Done::Subscribed(id, suback.return_codes)));
                         }
                     }
                     _ => return Err(StateError::Unsolicited(PacketType::SubAck, id.get())),
@@ -825,7 +825,7 @@ mod tests {
                 (1, Done::Published),
                 (
                     3,
-                    Done::Subscribed(vec![SubscribeReturnCode::Success(QoS::ExactlyOnce)])
+                    Done::Subscribed(id(3), vec![SubscribeReturnCode::Success(QoS::ExactlyOnce)])
                 ),
                 (2, Done::Published),
             ]

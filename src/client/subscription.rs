@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::worker::Control;
 use super::{Error, Message, Wait};
-use crate::protocol::{QoS, TopicFilter};
+use crate::protocol::{PacketId, QoS, TopicFilter};
 
 /// The receiving end shared by [`Subscription`] and [`Messages`].
 #[derive(Debug)]
@@ -87,6 +87,7 @@ impl InboxParts {
         Subscription {
             inbox: self.0,
             filters,
+            packet_id: None,
         }
     }
 
@@ -120,6 +121,7 @@ impl InboxParts {
 pub struct Subscription {
     inbox: Inbox,
     filters: Vec<(TopicFilter, QoS)>,
+    packet_id: Option<PacketId>,
 }
 
 impl Subscription {
@@ -144,8 +146,15 @@ impl Subscription {
         Iter { inbox: &self.inbox }
     }
 
-    pub(crate) fn set_granted(&mut self, filters: Vec<(TopicFilter, QoS)>) {
+    pub(crate) fn set_granted(&mut self, packet_id: PacketId, filters: Vec<(TopicFilter, QoS)>) {
+        self.packet_id = Some(packet_id);
         self.filters = filters;
+    }
+
+    /// The packet identifier of the SUBSCRIBE that made this subscription, as
+    /// `mosquitto_sub -d` prints it (`Subscribed (mid: 1): 1`).
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.packet_id
     }
 
     /// The QoS the broker granted (for the first filter, if there are several).

@@ -32,7 +32,9 @@ use parking_lot::Mutex;
 use super::connection::{self, Connection, Incoming};
 use super::state::{Done, State, StateError};
 use super::{ClientOptions, Error, Message, Wait};
-use crate::protocol::{Packet, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter};
+use crate::protocol::{
+    Packet, PacketId, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter,
+};
 
 /// How many events are handled before the queued packets are written.
 const BATCH: usize = 256;
@@ -44,6 +46,9 @@ pub(crate) const MAX_WAITING_QOS0: usize = 1024;
 /// How long the thread sleeps when nothing at all can happen: it has no deadline.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Where the SUBACK of a caller's SUBSCRIBE goes: its packet id and return codes.
+pub(crate) type SubAckReply = Sender<Result<(PacketId, Vec<SubscribeReturnCode>), Error>>;
+
 /// A request from a [`Client`](super::Client) handle.
 pub(crate) enum Command {
     Publish {
@@ -53,7 +58,7 @@ pub(crate) enum Command {
     Subscribe {
         filters: Vec<SubscribeFilter>,
         target: Target,
-        reply: Sender<Result<Vec<SubscribeReturnCode>, Error>>,
+        reply: SubAckReply,
     },
     Unsubscribe {
         filters: Vec<TopicFilter>,
@@ -122,7 +127,7 @@ impl Target {
 pub(crate) enum Token {
     Publish(Option<Sender<Result<(), Error>>>),
     Subscribe {
-        reply: Option<Sender<Result<Vec<SubscribeReturnCode>, Error>>>,
+        reply: Option<SubAckReply>,
         target: Option<u64>,
         filters: Vec<SubscribeFilter>,
     },
@@ -494,7 +499,7 @@ impl Worker {
                     target,
                     filters,
                 },
-                Done::Subscribed(codes),
+                Done::Subscribed(packet_id, codes),
             ) => {
                 for (filter, code) in filters.iter().zip(&codes) {
                     match code {
@@ -510,7 +515,7 @@ impl Worker {
                     }
                 }
                 let caller_gone = match reply {
-                    Some(reply) => reply.send(Ok(codes)).is_err(),
+                    Some(reply) => reply.send(Ok((packet_id, codes))).is_err(),
                     None => false,
                 };
                 if caller_gone {
