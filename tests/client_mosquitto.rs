@@ -547,3 +547,32 @@ fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
     relay.cut();
     assert_eq!(wills.recv_timeout(PATIENCE).unwrap().topic(), "dropped/cut");
 }
+
+#[test]
+fn what_mosquitto_pub_sends_reaches_a_subscription() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let subscription = client
+        .subscribe("from/mosquitto", QoS::ExactlyOnce)
+        .unwrap();
+    let status = Command::new("mosquitto_pub")
+        .args(["-p", &broker.port().to_string(), "-h", "127.0.0.1"])
+        .args([
+            "-t",
+            "from/mosquitto",
+            "-m",
+            "hello wren",
+            "-q",
+            "2",
+            "-V",
+            "mqttv31",
+        ])
+        .status()
+        .expect("mosquitto_pub is missing: install the Debian package 'mosquitto-clients'");
+    assert!(status.success());
+    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (message.payload_str().unwrap(), message.qos()),
+        ("hello wren", QoS::ExactlyOnce)
+    );
+}
