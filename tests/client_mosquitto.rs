@@ -5,7 +5,6 @@ mod client_support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -501,7 +500,7 @@ fn mosquitto_sub_receives_what_the_client_publishes() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("mosquitto_sub is missing: install the Debian package 'mosquitto-clients'");
-    let client = Arc::new(Client::connect(options(&broker)).unwrap());
+    let client = Client::connect(options(&broker)).unwrap();
     // mosquitto_sub announces nothing when it is subscribed; publish retained so
     // that it gets the message whenever its SUBSCRIBE lands.
     client
