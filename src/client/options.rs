@@ -62,7 +62,9 @@ impl LastWill {
 /// Whether and how the client reconnects when its connection breaks.
 ///
 /// Attempts start a quarter of a second after the loss and back off exponentially
-/// up to `max_interval`. After reconnecting the client subscribes again (when the
+/// up to `max_interval`; the wait starts small again only after a connection has
+/// lasted `max_interval`, so a broker that accepts and drops the client at once is
+/// not hammered. After reconnecting the client subscribes again (when the
 /// broker kept no session) and sends again, with DUP set, every QoS 1/2 message the
 /// broker had not acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -186,7 +186,13 @@ pub(crate) struct Worker {
     /// Messages that arrived before any receiver existed (those of a persistent
     /// session, sent right after CONNACK); handed to the first receivers made.
     unclaimed: Option<VecDeque<Message>>,
+    /// Failed reconnect attempts in a row, counted against `Reconnect::retries`.
     reconnect_attempt: u32,
+    /// How far the wait before the next attempt has backed off. Reset only by a
+    /// connection that lasted, so that a broker that accepts and then drops the
+    /// client at once is not hammered.
+    backoff: u32,
+    connected_at: Instant,
     next_attempt: Option<Instant>,
     closing: Option<(Instant, Vec<Sender<()>>)>,
     /// Set when the connection is lost for good.
@@ -229,6 +235,8 @@ impl Worker {
             dropped_qos0: 0,
             unclaimed: Some(VecDeque::new()),
             reconnect_attempt: 0,
+            backoff: 0,
+            connected_at: Instant::now(),
             next_attempt: None,
             closing: None,
             dead: None,
@@ -704,8 +712,11 @@ impl Worker {
                 "Client {} lost its connection ({reason}); reconnecting",
                 self.client_id
             );
-            self.reconnect_attempt = 0;
-            self.next_attempt = Some(Instant::now() + self.options.reconnect.delay(0));
+            if self.connected_at.elapsed() >= self.options.reconnect.max_interval {
+                self.backoff = 0;
+            }
+            self.next_attempt = Some(Instant::now() + self.options.reconnect.delay(self.backoff));
+            self.backoff = self.backoff.saturating_add(1);
         } else {
             log::warn!("Client {} lost its connection: {reason}", self.client_id);
             self.dead = Some(reason.to_string());
@@ -726,6 +737,7 @@ impl Worker {
                 self.status.connected.store(true, Ordering::SeqCst);
                 self.reconnect_attempt = 0;
                 let now = Instant::now();
+                self.connected_at = now;
                 let resend = self.state.reconnected(opened.session_present, now);
                 if !opened.session_present && !self.active.is_empty() {
                     let filters: Vec<SubscribeFilter> = self.active.values().cloned().collect();
@@ -758,7 +770,8 @@ impl Worker {
                     );
                     self.dead = Some(error.to_string());
                 } else {
-                    let delay = reconnect.delay(self.reconnect_attempt);
+                    let delay = reconnect.delay(self.backoff);
+                    self.backoff = self.backoff.saturating_add(1);
                     log::info!(
                         "Client {}: reconnect attempt {} failed ({error}); next in {delay:?}",
                         self.client_id,
