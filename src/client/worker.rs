@@ -43,6 +43,10 @@ const BATCH: usize = 256;
 /// dropped.
 pub(crate) const MAX_WAITING_QOS0: usize = 1024;
 
+/// How many QoS 1/2 messages may wait for a full subscription: one per packet id,
+/// more than any broker keeping the rules can send before we acknowledge.
+const MAX_WAITING_ACKNOWLEDGED: usize = u16::MAX as usize;
+
 /// How long the thread sleeps when nothing at all can happen: it has no deadline.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -631,6 +635,17 @@ impl Worker {
                 return;
             }
             self.waiting_qos0 += 1;
+        } else if self.pending.len() - self.waiting_qos0 >= MAX_WAITING_ACKNOWLEDGED {
+            // A broker waits for our acknowledgement before reusing a packet id,
+            // so it cannot have more unacknowledged messages out than ids exist.
+            log::error!(
+                "Client {}: the broker sent more unacknowledged QoS 1/2 messages than packet ids exist",
+                self.client_id
+            );
+            self.connection_lost(Error::Disconnected(Some(
+                "the broker exceeded 65535 unacknowledged messages".into(),
+            )));
+            return;
         }
         self.pending.push_back(Delivery {
             publish,
