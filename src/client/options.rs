@@ -1,20 +1,4 @@
 //! [`ClientOptions`]: everything a client needs to know before it connects.
-//!
-//! A cheap value with a builder. Start from a URL and change what you need:
-//!
-//! ```
-//! use std::time::Duration;
-//! use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
-//!
-//! let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
-//!     .client_id("sensor-1")
-//!     .clean_session(false)
-//!     .keep_alive(Duration::from_secs(30))
-//!     .will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
-//!     .reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
-//! assert_eq!(options.get_port(), 1883);
-//! # Ok::<(), wren::client::Error>(())
-//! ```
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -118,8 +102,22 @@ pub struct TopicDefaults {
     pub retain: bool,
 }
 
-/// How to connect, and how the connection behaves. See the [module
-/// documentation](self) for an example.
+/// How to connect, and how the connection behaves: a cheap value with a builder.
+/// Start from a URL and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
+///
+/// let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
+///     .client_id("sensor-1")
+///     .clean_session(false)
+///     .keep_alive(Duration::from_secs(30))
+///     .will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
+///     .reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
+/// assert_eq!(options.get_port(), 1883);
+/// # Ok::<(), wren::client::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub(crate) kind: Kind,
