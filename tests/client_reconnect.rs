@@ -332,3 +332,37 @@ fn a_client_that_only_receives_still_pings_in_time() {
     assert_eq!(relay.accepted(), 1, "the subscriber lost its connection");
     assert!(subscriber.is_connected());
 }
+
+#[test]
+fn after_a_broker_restart_clients_reconnect_subscribe_again_and_deliver() {
+    let mut broker = Mosquitto::start();
+    let subscriber = Client::connect(options(&broker.url())).unwrap();
+    let subscription = subscriber.subscribe("restart/#", QoS::AtLeastOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    publisher
+        .publish("restart/before", "1", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(
+        subscription.recv_timeout(PATIENCE).unwrap().topic(),
+        "restart/before"
+    );
+
+    broker.restart();
+    // The restarted broker knows no session: the subscriber must subscribe again
+    // by itself. Publish until its new SUBSCRIBE has landed.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived after the restart"
+        );
+        // QoS 1 waits for the publisher's own reconnect.
+        publisher
+            .publish("restart/after", "2", QoS::AtLeastOnce, false)
+            .unwrap();
+        if let Ok(message) = subscription.recv_timeout(Duration::from_millis(100)) {
+            assert_eq!(message.topic(), "restart/after");
+            break;
+        }
+    }
+}

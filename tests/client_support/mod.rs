@@ -28,6 +28,22 @@ pub struct Mosquitto {
     dir: PathBuf,
 }
 
+fn spawn_mosquitto(config_path: &Path) -> Child {
+    Command::new(MOSQUITTO)
+        .arg("-c")
+        .arg(config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        // WREN_TEST_BROKER_LOG=1 shows the broker's log when a test needs it.
+        .stderr(if std::env::var_os("WREN_TEST_BROKER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {MOSQUITTO}: {e}"))
+}
+
 impl Mosquitto {
     /// A broker that lets anyone in.
     pub fn start() -> Mosquitto {
@@ -53,19 +69,7 @@ impl Mosquitto {
         );
         let config_path = dir.join("mosquitto.conf");
         std::fs::write(&config_path, config).expect("cannot write mosquitto.conf");
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            // WREN_TEST_BROKER_LOG=1 shows the broker's log when a test needs it.
-            .stderr(if std::env::var_os("WREN_TEST_BROKER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {MOSQUITTO}: {e}"));
+        let child = spawn_mosquitto(&config_path);
         let broker = Mosquitto { child, port, dir };
         broker.wait_until_listening();
         broker
@@ -81,6 +85,16 @@ impl Mosquitto {
             );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops the broker (as a crash would: SIGKILL) and starts it again on the
+    /// same port with the same configuration. Without persistence it forgets every
+    /// session.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_mosquitto(&self.dir.join("mosquitto.conf"));
+        self.wait_until_listening();
     }
 
     pub fn port(&self) -> u16 {
