@@ -41,6 +41,7 @@
 //! `wren::client::packets`, in mosquitto's words.
 
 mod connection;
+mod delivery;
 mod error;
 mod message;
 mod options;
@@ -65,8 +66,9 @@ pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
 pub use crate::transport::{ClientTls, Kind};
 
+use self::delivery::Target;
 use self::subscription::inbox_parts;
-use self::worker::{Command, Control, Status, Target, Worker};
+use self::worker::{Command, Control, Status, Worker};
 use crate::protocol::{Publish, SubscribeFilter, TopicFilter, TopicName};
 
 /// How many requests may wait for the connection thread. A caller beyond it waits

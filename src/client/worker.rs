@@ -16,36 +16,27 @@
 //! batch) and then writes everything in one `write`: batching is where throughput
 //! comes from.
 //!
-//! Incoming messages go to every [`Target`] whose filters match, in order. A full
-//! target holds the queue up: QoS 1/2 messages stay unacknowledged until they are
-//! handed over (so the broker's inflight limit slows it down), and QoS 0 messages are
-//! dropped with a warning once [`MAX_WAITING_QOS0`] wait.
+//! Received messages go to the application's receivers through
+//! [`Deliveries`](super::delivery), which never blocks this thread.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::connection::{self, Connection, Incoming};
+use super::delivery::{Deliveries, Pushed, Target};
 use super::state::{Done, State, StateError};
-use super::{ClientOptions, Error, Message, Wait};
+use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
     Packet, PacketId, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter,
 };
 
 /// How many events are handled before the queued packets are written.
 const BATCH: usize = 256;
-
-/// How many QoS 0 messages may wait behind a full subscription before new ones are
-/// dropped.
-pub(crate) const MAX_WAITING_QOS0: usize = 1024;
-
-/// How many QoS 1/2 messages may wait for a full subscription: one per packet id,
-/// more than any broker keeping the rules can send before we acknowledge.
-const MAX_WAITING_ACKNOWLEDGED: usize = u16::MAX as usize;
 
 /// How long the thread sleeps when nothing at all can happen: it has no deadline.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -84,49 +75,6 @@ pub(crate) enum Control {
     Disconnect(Sender<()>),
 }
 
-/// Where messages for one [`Subscription`](super::Subscription) or
-/// [`Messages`](super::Messages) go.
-pub(crate) struct Target {
-    pub id: u64,
-    /// The filters it receives; `None` receives everything.
-    pub filters: Option<Vec<TopicFilter>>,
-    pub sender: Sender<Message>,
-    /// Set by this thread when the receiver was full; the receiver clears it and
-    /// sends [`Control::Resume`] when it takes a message.
-    pub stalled: Arc<AtomicBool>,
-}
-
-impl Target {
-    fn wants(&self, topic: &str) -> bool {
-        match &self.filters {
-            None => true,
-            Some(filters) => filters
-                .iter()
-                .any(|f| crate::protocol::topic::matches(f.as_str(), topic)),
-        }
-    }
-
-    /// Hands `message` over without blocking; gives it back when the receiver is
-    /// full. `Ok(false)`: the receiver is gone.
-    fn offer(&self, message: Message) -> Result<bool, Message> {
-        match self.sender.try_send(message) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Disconnected(_)) => Ok(false),
-            Err(TrySendError::Full(message)) => {
-                // Raise the flag, then look again: if the receiver took a message
-                // before the flag was up, the second try finds the room; if after,
-                // the receiver saw the flag and will send Resume.
-                self.stalled.store(true, Ordering::SeqCst);
-                match self.sender.try_send(message) {
-                    Ok(()) => Ok(true),
-                    Err(TrySendError::Disconnected(_)) => Ok(false),
-                    Err(TrySendError::Full(message)) => Err(message),
-                }
-            }
-        }
-    }
-}
-
 /// What the state machine gives back when the broker answers.
 pub(crate) enum Token {
     Publish(Option<Sender<Result<(), Error>>>),
@@ -154,14 +102,6 @@ impl Token {
     }
 }
 
-/// A message on its way to the application.
-struct Delivery {
-    publish: Publish,
-    message: Message,
-    /// Receivers still to be given it.
-    targets: Vec<u64>,
-}
-
 /// What the [`Client`](super::Client) handles and the thread share.
 #[derive(Debug, Default)]
 pub(crate) struct Status {
@@ -180,16 +120,11 @@ pub(crate) struct Worker {
     status: Arc<Status>,
     /// A publish that did not fit in the inflight window.
     held: Option<Command>,
-    targets: BTreeMap<u64, Target>,
+    /// The application's receivers and the messages waiting for them.
+    deliveries: Deliveries,
     /// Filters the broker has granted, for subscribing again after a reconnect to a
     /// broker that kept no session.
     active: BTreeMap<String, SubscribeFilter>,
-    pending: VecDeque<Delivery>,
-    waiting_qos0: usize,
-    dropped_qos0: u64,
-    /// Messages that arrived before any receiver existed (those of a persistent
-    /// session, sent right after CONNACK); handed to the first receivers made.
-    unclaimed: Option<VecDeque<Message>>,
     /// Failed reconnect attempts in a row, counted against `Reconnect::retries`.
     reconnect_attempt: u32,
     /// How far the wait before the next attempt has backed off. Reset only by a
@@ -224,6 +159,7 @@ impl Worker {
         );
         status.connected.store(true, Ordering::SeqCst);
         Worker {
+            deliveries: Deliveries::new(options.message_capacity),
             options,
             client_id,
             state,
@@ -232,12 +168,7 @@ impl Worker {
             control,
             status,
             held: None,
-            targets: BTreeMap::new(),
             active: BTreeMap::new(),
-            pending: VecDeque::new(),
-            waiting_qos0: 0,
-            dropped_qos0: 0,
-            unclaimed: Some(VecDeque::new()),
             reconnect_attempt: 0,
             backoff: 0,
             connected_at: Instant::now(),
@@ -552,38 +483,22 @@ impl Worker {
     // ---- receivers ------------------------------------------------------------------
 
     fn register(&mut self, target: Target) {
-        if let Some(unclaimed) = self.unclaimed.take() {
-            for message in unclaimed {
-                if target.wants(message.topic()) && target.offer(message).is_err() {
-                    log::warn!(
-                        "Client {}: dropped a message that arrived before any subscription",
-                        self.client_id
-                    );
-                }
-            }
+        let lost = self.deliveries.register(target);
+        if lost > 0 {
+            log::warn!(
+                "Client {}: {lost} messages that came before any subscription did not fit in it",
+                self.client_id
+            );
         }
-        self.targets.insert(target.id, target);
     }
 
     /// Forgets a receiver, and unsubscribes from each of its filters no other
     /// receiver uses.
     fn remove_target(&mut self, id: u64) {
-        let Some(target) = self.targets.remove(&id) else {
-            return;
-        };
-        let Some(filters) = target.filters else {
-            return;
-        };
-        let unused: Vec<TopicFilter> = filters
+        let unused: Vec<TopicFilter> = self
+            .deliveries
+            .remove(id)
             .into_iter()
-            .filter(|filter| {
-                !self.targets.values().any(|other| {
-                    other
-                        .filters
-                        .as_ref()
-                        .is_some_and(|fs| fs.iter().any(|f| f == filter))
-                })
-            })
             .filter(|filter| self.active.remove(filter.as_str()).is_some())
             .collect();
         if unused.is_empty() || self.dead.is_some() {
@@ -596,95 +511,47 @@ impl Worker {
     }
 
     fn enqueue(&mut self, publish: Publish) {
-        let message = Message::from_publish(&publish);
-        let targets: Vec<u64> = self
-            .targets
-            .values()
-            .filter(|target| target.wants(message.topic()))
-            .map(|target| target.id)
-            .collect();
-        if targets.is_empty() {
-            // [MQTT-4.5.0-2]: acknowledged all the same.
-            if let Some(unclaimed) = &mut self.unclaimed {
-                if unclaimed.len() >= self.options.message_capacity {
-                    unclaimed.pop_front();
-                }
-                unclaimed.push_back(message);
-            } else {
+        match self.deliveries.push(publish) {
+            Pushed::Queued => self.deliver_pending(),
+            Pushed::Unwanted(publish) => {
+                // [MQTT-4.5.0-2]: acknowledged all the same.
                 log::debug!(
                     "Client {}: no subscription wants the message on '{}'",
                     self.client_id,
-                    message.topic()
+                    publish.topic
                 );
-            }
-            if let Some(ack) = self.state.delivered(&publish) {
-                self.send(&ack);
-            }
-            return;
-        }
-        if publish.qos == QoS::AtMostOnce {
-            if self.waiting_qos0 >= MAX_WAITING_QOS0 {
-                self.dropped_qos0 += 1;
-                if self.dropped_qos0.is_power_of_two() {
-                    log::warn!(
-                        "Client {}: a subscription is not read fast enough; {} QoS 0 messages dropped so far",
-                        self.client_id,
-                        self.dropped_qos0
-                    );
-                }
-                return;
-            }
-            self.waiting_qos0 += 1;
-        } else if self.pending.len() - self.waiting_qos0 >= MAX_WAITING_ACKNOWLEDGED {
-            // A broker waits for our acknowledgement before reusing a packet id,
-            // so it cannot have more unacknowledged messages out than ids exist.
-            log::error!(
-                "Client {}: the broker sent more unacknowledged QoS 1/2 messages than packet ids exist",
-                self.client_id
-            );
-            self.connection_lost(Error::Disconnected(Some(
-                "the broker exceeded 65535 unacknowledged messages".into(),
-            )));
-            return;
-        }
-        self.pending.push_back(Delivery {
-            publish,
-            message,
-            targets,
-        });
-        self.deliver_pending();
-    }
-
-    /// Hands over waiting messages, in order, until one finds a receiver full.
-    fn deliver_pending(&mut self) {
-        while let Some(delivery) = self.pending.front_mut() {
-            let mut blocked = false;
-            let targets = &self.targets;
-            delivery.targets.retain(|id| {
-                if blocked {
-                    return true;
-                }
-                let Some(target) = targets.get(id) else {
-                    return false;
-                };
-                match target.offer(delivery.message.clone()) {
-                    Ok(_) => false,
-                    Err(_) => {
-                        blocked = true;
-                        true
-                    }
-                }
-            });
-            if blocked {
-                return;
-            }
-            if let Some(delivery) = self.pending.pop_front() {
-                if delivery.publish.qos == QoS::AtMostOnce {
-                    self.waiting_qos0 -= 1;
-                }
-                if let Some(ack) = self.state.delivered(&delivery.publish) {
+                if let Some(ack) = self.state.delivered(&publish) {
                     self.send(&ack);
                 }
+            }
+            Pushed::Dropped => {
+                let dropped = self.deliveries.dropped_qos0();
+                if dropped.is_power_of_two() {
+                    log::warn!(
+                        "Client {}: a subscription is not read fast enough; {dropped} QoS 0 messages dropped so far",
+                        self.client_id
+                    );
+                }
+            }
+            Pushed::Overflow => {
+                log::error!(
+                    "Client {}: the broker sent more unacknowledged QoS 1/2 messages than packet ids exist",
+                    self.client_id
+                );
+                self.connection_lost(Error::Disconnected(Some(
+                    "the broker exceeded 65535 unacknowledged messages".into(),
+                )));
+            }
+        }
+    }
+
+    /// Hands over waiting messages and acknowledges those every receiver now has.
+    fn deliver_pending(&mut self) {
+        let mut delivered = Vec::new();
+        self.deliveries.deliver(|publish| delivered.push(publish));
+        for publish in delivered {
+            if let Some(ack) = self.state.delivered(&publish) {
+                self.send(&ack);
             }
         }
     }
@@ -828,7 +695,7 @@ impl Worker {
             drop(command);
         }
         // Receivers see the end of their iteration once their queues are empty.
-        self.targets.clear();
+        self.deliveries.clear();
         if let Some((_, replies)) = self.closing.take() {
             for reply in replies {
                 let _ = reply.send(());
@@ -837,11 +704,11 @@ impl Worker {
         for reader in self.old_readers.drain(..) {
             let _ = reader.join();
         }
-        if self.dropped_qos0 > 0 {
+        if self.deliveries.dropped_qos0() > 0 {
             log::warn!(
                 "Client {}: {} QoS 0 messages were dropped because a subscription was not read fast enough",
                 self.client_id,
-                self.dropped_qos0
+                self.deliveries.dropped_qos0()
             );
         }
     }
