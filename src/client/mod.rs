@@ -279,6 +279,9 @@ impl Client {
         let publish = Publish::new(topic, payload, qos, retain);
         let (reply, wait) = match qos {
             QoS::AtMostOnce => {
+                if self.inner.disconnecting.load(Ordering::SeqCst) {
+                    return Err(Error::Closed);
+                }
                 if !self.is_connected() {
                     return Err(ended_or(&self.inner.status, Error::Disconnected(None)));
                 }
