@@ -203,17 +203,20 @@ impl Reader {
         self.body.len()
     }
 
-    /// How many length-prefixed fields, each followed by `trailer` more bytes, lie
-    /// whole in the rest of the body; nothing is read or checked.
+    /// How many topic filters, each behind its length prefix and followed by
+    /// `trailer` more bytes, lie whole in the rest of the body; nothing is read or
+    /// checked.
     ///
-    /// Lets a list be allocated once with room for what really arrived: the count
-    /// can never exceed the bytes received divided by `2 + trailer`.
-    pub(crate) fn count_prefixed(&self, trailer: usize) -> usize {
+    /// Lets a list be allocated once with room for what really arrived. The count
+    /// stops at an empty filter, which the decoder is about to refuse anyway
+    /// [MQTT-4.7.3-1], so it never exceeds the bytes received divided by
+    /// `3 + trailer`, however the peer fills the packet.
+    pub(crate) fn count_filters(&self, trailer: usize) -> usize {
         let mut rest = &self.body[..];
         let mut count = 0;
         while let [high, low, tail @ ..] = rest {
-            let len = usize::from(u16::from_be_bytes([*high, *low])) + trailer;
-            let Some(next) = tail.get(len..) else {
+            let len = usize::from(u16::from_be_bytes([*high, *low]));
+            let Some(next) = tail.get(len + trailer..).filter(|_| len > 0) else {
                 break;
             };
             rest = next;
