@@ -7,7 +7,7 @@
 //!
 //! Each case is encoded once by wren; `mqttbytes` must decode those bytes to the same
 //! packet and encode it back to the same bytes, so both sides do the same work. After
-//! the measurements a table of mean nanoseconds per operation and the ratio
+//! the measurements a table of median nanoseconds per operation and the ratio
 //! wren / mqttbytes is printed (below 1.00: wren is faster).
 //!
 //! Decoding starts from a fresh `BytesMut` holding one packet, built outside the timed
@@ -186,9 +186,10 @@ fn criterion_dir() -> PathBuf {
         .join("criterion")
 }
 
-/// The mean time of one measured benchmark in nanoseconds, from criterion's
-/// `estimates.json`.
-fn mean_ns(group: &str, function: &str, case: &str) -> Option<f64> {
+/// The median time of one measured benchmark in nanoseconds, from criterion's
+/// `estimates.json`. The median, not the mean: on a shared machine a burst of other
+/// work drags the mean of whichever benchmark it lands on.
+fn median_ns(group: &str, function: &str, case: &str) -> Option<f64> {
     let path = criterion_dir()
         .join(group)
         .join(function)
@@ -196,13 +197,13 @@ fn mean_ns(group: &str, function: &str, case: &str) -> Option<f64> {
         .join("new/estimates.json");
     let text = std::fs::read_to_string(&path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 fn print_ratio_table(cases: &[Case]) {
     println!();
     println!(
-        "mean ns/op          | decode: wren  mqttbytes  ratio | encode: wren  mqttbytes  ratio"
+        "median ns/op        | decode: wren  mqttbytes  ratio | encode: wren  mqttbytes  ratio"
     );
     println!(
         "--------------------+---------------------------------+--------------------------------"
@@ -211,8 +212,8 @@ fn print_ratio_table(cases: &[Case]) {
         let mut line = format!("{:<20}|", case.name);
         for group in ["decode", "encode"] {
             match (
-                mean_ns(group, "wren", case.name),
-                mean_ns(group, "mqttbytes", case.name),
+                median_ns(group, "wren", case.name),
+                median_ns(group, "mqttbytes", case.name),
             ) {
                 (Some(ours), Some(theirs)) => line.push_str(&format!(
                     " {:>12.1} {:>10.1} {:>6.2} |",
@@ -223,7 +224,7 @@ fn print_ratio_table(cases: &[Case]) {
                 _ => line.push_str(&format!(" {:>31} |", "no estimate")),
             }
         }
-        println!("{}", line.trim_end_matches('|'));
+        println!("{}", line.trim_end_matches('|').trim_end());
     }
     println!("(ratio = wren / mqttbytes; below 1.00 wren is faster)");
 }
