@@ -120,20 +120,17 @@ fn has_low_byte(x: u64) -> bool {
 /// `-`, `_`, `.` and the like, which is what nearly every topic is made of. Such a
 /// string is UTF-8 and holds neither U+0000 nor a wildcard. Eight bytes at a time.
 fn is_plain_ascii(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut words = 0;
-    let mut low = false;
-    for chunk in &mut chunks {
-        let x = word(chunk);
-        words |= x;
-        low |= has_low_byte(x);
-    }
-    words & HIGH == 0
-        && !low
-        && chunks
-            .remainder()
+    let plain = |x: u64| x & HIGH == 0 && !has_low_byte(x);
+    if bytes.len() < 8 {
+        return bytes
             .iter()
-            .all(|&byte| (ABOVE_WILDCARDS..0x80).contains(&byte))
+            .all(|&byte| (ABOVE_WILDCARDS..0x80).contains(&byte));
+    }
+    // Whole words, then the last eight bytes as one more word, overlapping the last
+    // whole word rather than going through the remainder byte by byte.
+    let chunks = bytes.chunks_exact(8);
+    let tail = &bytes[bytes.len() - 8..];
+    chunks.fold(true, |all, chunk| all & plain(word(chunk))) && plain(word(tail))
 }
 
 /// Calls `visit` with the index and value of every byte below 0x2C: U+0000, the two
