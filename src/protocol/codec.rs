@@ -300,9 +300,15 @@ impl Reader {
         })
     }
 
+    /// A topic filter, copied out of the packet: a subscription lives far longer
+    /// than the packet that made it, and a few bytes of filter must not keep the
+    /// whole read buffer they arrived in alive. (A PUBLISH topic, by contrast, lives
+    /// exactly as long as its payload, which shares that buffer anyway.)
     pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
-        let bytes = self.binary("topic filter")?;
-        TopicFilter::from_bytes(bytes).map_err(|(bytes, error)| {
+        let len = self.prefixed_len("topic filter")?;
+        let copy = Bytes::copy_from_slice(self.body.get(..len).unwrap_or_default());
+        self.body.advance(len);
+        TopicFilter::from_bytes(copy).map_err(|(bytes, error)| {
             self.topic_error(
                 "topic filter",
                 error,

@@ -22,8 +22,10 @@
 //! bytes: no case folding and no Unicode normalisation ([MQTT-4.7.3-4]).
 //!
 //! Both types are checked when they are made, so code that holds a [`TopicName`] or a
-//! [`TopicFilter`] never has to check again. They share their bytes with the packet
-//! they were decoded from, so cloning one does not copy the string.
+//! [`TopicFilter`] never has to check again. Cloning one never copies the string. A
+//! topic name decoded from a PUBLISH shares the packet's buffer with the payload; a
+//! decoded filter has its own few bytes, because a subscription outlives the packet
+//! that made it and should not keep that packet's buffer alive.
 
 use std::fmt;
 use std::ops::Deref;
