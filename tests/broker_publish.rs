@@ -138,7 +138,7 @@ fn mqtt_3_3_1_5_to_12_retained_messages_are_stored_replaced_and_cleared() {
     let mut sub = Raw::connect(addr, "sub", true, false);
     sub.send_packet(subscribe_packet(1, &[("r/+", QoS::AtLeastOnce)]));
     sub.expect(&[0x90, 0x03, 0x00, 0x01, 0x01]);
-    let mut got = vec![sub.read_publish(), sub.read_publish()];
+    let mut got = [sub.read_publish(), sub.read_publish()];
     got.sort_by(|a, b| a.topic.cmp(&b.topic));
     assert!(
         got.iter().all(|p| p.retain),
