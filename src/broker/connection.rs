@@ -27,9 +27,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
-use super::event::{outbox_capacity, ConnectionId, Event, NewConnection, Outgoing};
+use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
 use super::stats::{bump, Counters};
 use crate::config::{AuthConfig, Limits};
@@ -172,8 +172,7 @@ impl Reader {
         };
         let client_id = client.client_id.clone();
 
-        let (outbox, outbox_rx) =
-            crossbeam_channel::bounded(outbox_capacity(self.shared.limits.max_inflight_messages));
+        let (outbox, outbox_rx) = outbox(self.shared.limits.max_inflight_messages);
         let writer = match self.spawn_writer(outbox_rx) {
             Ok(writer) => writer,
             Err(error) => {
@@ -364,7 +363,7 @@ impl Reader {
         }
     }
 
-    fn spawn_writer(&self, outbox: Receiver<Outgoing>) -> io::Result<thread::JoinHandle<()>> {
+    fn spawn_writer(&self, outbox: OutboxReceiver) -> io::Result<thread::JoinHandle<()>> {
         let stream = self.stream.try_clone()?;
         let counters = self.shared.counters.clone();
         thread::Builder::new()
@@ -531,7 +530,7 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
 }
 
 /// Drains the outbox into one buffer per write until the router drops the outbox.
-fn write_loop(mut stream: TcpStream, outbox: Receiver<Outgoing>, counters: &Counters) {
+fn write_loop(mut stream: TcpStream, outbox: OutboxReceiver, counters: &Counters) {
     let mut buffer = Vec::with_capacity(4096);
     while let Ok(packet) = outbox.recv() {
         encode(&packet, &mut buffer, counters);

@@ -4,7 +4,10 @@
 //! answers with [`Outgoing`] packets into each connection's bounded outbox. These two
 //! channels are the only link between them: no broker state is shared.
 
-use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
 
 use super::connection::Closer;
 use super::hooks::{ClientInfo, DisconnectReason};
@@ -21,8 +24,13 @@ pub(crate) type ConnectionId = u64;
 pub(crate) type Outgoing = Packet;
 
 /// QoS 0 messages are put in a connection's outbox only while it holds fewer than
-/// this many packets; beyond, they are dropped and counted.
+/// this many packets and [`OUTBOX_QOS0_BYTES`] of payload; beyond, they are dropped
+/// and counted.
 pub(crate) const OUTBOX_QOS0_SLOTS: usize = 1024;
+
+/// Payload bytes beyond which a connection's outbox takes no more QoS 0 messages, so
+/// a client that stops reading holds at most this much (plus its inflight window).
+pub(crate) const OUTBOX_QOS0_BYTES: usize = 8 * 1024 * 1024;
 
 /// Room kept in every outbox for acknowledgements and other replies. A client that
 /// leaves this many replies unread has stopped reading and is disconnected
@@ -35,6 +43,96 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
     OUTBOX_QOS0_SLOTS + max_inflight.max(1) + OUTBOX_REPLY_RESERVE
 }
 
+/// The router's end of a connection's outbox: a bounded channel plus a count of the
+/// payload bytes in it, which the writer decreases as it takes packets out.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    sender: Sender<Outgoing>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// Why [`Outbox::try_send`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFailure {
+    /// The outbox is full: the client is not reading.
+    Full,
+    /// The writer has gone: the connection is closing.
+    Gone,
+}
+
+/// The writer's end of an outbox.
+#[derive(Debug)]
+pub(crate) struct OutboxReceiver {
+    receiver: Receiver<Outgoing>,
+    bytes: Arc<AtomicUsize>,
+}
+
+fn payload_len(packet: &Outgoing) -> usize {
+    match packet {
+        Packet::Publish(publish) => publish.payload.len(),
+        _ => 0,
+    }
+}
+
+/// A bounded outbox for a connection whose sessions may have `max_inflight`
+/// messages in flight.
+pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
+    let (sender, receiver) = crossbeam_channel::bounded(outbox_capacity(max_inflight));
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            sender,
+            bytes: bytes.clone(),
+        },
+        OutboxReceiver { receiver, bytes },
+    )
+}
+
+impl Outbox {
+    /// Queues a packet without waiting. On failure the packet is dropped.
+    pub(crate) fn try_send(&self, packet: Outgoing) -> Result<(), SendFailure> {
+        let len = payload_len(&packet);
+        // Counted before the send, so the writer never subtracts what was not added.
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        match self.sender.try_send(packet) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.bytes.fetch_sub(len, Ordering::Relaxed);
+                Err(match error {
+                    TrySendError::Full(_) => SendFailure::Full,
+                    TrySendError::Disconnected(_) => SendFailure::Gone,
+                })
+            }
+        }
+    }
+
+    /// Whether a QoS 0 message may still be queued.
+    pub(crate) fn has_qos0_room(&self) -> bool {
+        self.sender.len() < OUTBOX_QOS0_SLOTS
+            && self.bytes.load(Ordering::Relaxed) < OUTBOX_QOS0_BYTES
+    }
+}
+
+impl OutboxReceiver {
+    /// Waits for the next packet; an error once the router dropped the outbox.
+    pub(crate) fn recv(&self) -> Result<Outgoing, RecvError> {
+        let packet = self.receiver.recv()?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
+    /// The next packet if one is waiting.
+    pub(crate) fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
+        let packet = self.receiver.try_recv()?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
+    fn taken(&self, packet: &Outgoing) {
+        self.bytes.fetch_sub(payload_len(packet), Ordering::Relaxed);
+    }
+}
+
 /// A client whose CONNECT was accepted by its connection thread.
 #[derive(Debug)]
 pub(crate) struct NewConnection {
@@ -43,7 +141,7 @@ pub(crate) struct NewConnection {
     /// and the password removed.
     pub(crate) connect: Connect,
     pub(crate) client: ClientInfo,
-    pub(crate) outbox: Sender<Outgoing>,
+    pub(crate) outbox: Outbox,
     pub(crate) closer: Closer,
 }
 

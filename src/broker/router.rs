@@ -23,10 +23,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::connection::Closer;
-use super::event::{ConnectionId, Event, NewConnection, Outgoing, OUTBOX_QOS0_SLOTS};
+use super::event::{ConnectionId, Event, NewConnection, Outbox, SendFailure};
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
 use super::retain::RetainedMessages;
 use super::session::{Delivery, Footprint, Inflight, Session};
@@ -45,7 +45,7 @@ struct Connection {
     client_key: ClientKey,
     info: ClientInfo,
     will: Option<Will>,
-    outbox: Sender<Outgoing>,
+    outbox: Outbox,
     closer: Closer,
 }
 
@@ -460,7 +460,7 @@ impl RouterState {
             let Some((id, connection)) = connection else {
                 return;
             };
-            if connection.outbox.len() >= OUTBOX_QOS0_SLOTS {
+            if !connection.outbox.has_qos0_room() {
                 bump(&self.counters.publish_dropped, 1);
                 return;
             }
@@ -763,10 +763,10 @@ impl RouterState {
 fn try_send(
     to_close: &mut Vec<(ConnectionId, DisconnectReason)>,
     id: ConnectionId,
-    outbox: &Sender<Outgoing>,
+    outbox: &Outbox,
     packet: Packet,
 ) {
-    if let Err(TrySendError::Full(_)) = outbox.try_send(packet) {
+    if let Err(SendFailure::Full) = outbox.try_send(packet) {
         to_close.push((id, DisconnectReason::SlowConsumer));
     }
 }
@@ -854,12 +854,11 @@ pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use crossbeam_channel::Receiver;
-
     use super::*;
+    use crate::broker::event::{outbox, OutboxReceiver, OUTBOX_QOS0_SLOTS, OUTBOX_REPLY_RESERVE};
     use crate::broker::storage::MemoryStorage;
     use crate::protocol::{Connect, SubscribeFilter, TopicFilter};
+    use bytes::Bytes;
 
     struct Harness {
         state: RouterState,
@@ -868,12 +867,12 @@ mod tests {
 
     struct Client {
         id: ConnectionId,
-        outbox: Receiver<Outgoing>,
+        outbox: OutboxReceiver,
     }
 
     impl Client {
         fn received(&self) -> Vec<Packet> {
-            self.outbox.try_iter().collect()
+            std::iter::from_fn(|| self.outbox.try_recv().ok()).collect()
         }
 
         /// Whether the router dropped this connection's outbox (after anything
@@ -916,7 +915,7 @@ mod tests {
         fn connect_with(&mut self, connect: Connect) -> Client {
             let id = self.next_id;
             self.next_id += 1;
-            let (tx, rx) = crossbeam_channel::bounded(super::super::event::outbox_capacity(2));
+            let (tx, rx) = outbox(2);
             let client = ClientInfo {
                 client_id: connect.client_id.clone(),
                 username: None,
@@ -1246,7 +1245,7 @@ mod tests {
             h.state.connections.contains_key(&sub.id),
             "QoS 0 drops do not disconnect"
         );
-        for _ in 0..super::super::event::OUTBOX_REPLY_RESERVE + 10 {
+        for _ in 0..OUTBOX_REPLY_RESERVE + 10 {
             h.packet(&sub, Packet::PingReq);
         }
         assert!(
