@@ -83,13 +83,6 @@ impl RetainedMessages {
         found
     }
 
-    /// Every retained message, for saving.
-    pub(crate) fn all(&self) -> Vec<Publish> {
-        let mut found = Vec::new();
-        collect_all(&self.root, &mut found);
-        found
-    }
-
     /// How many messages are retained.
     pub(crate) fn len(&self) -> usize {
         self.count

@@ -335,15 +335,10 @@ impl RouterState {
         for id in ids {
             self.disconnect(id, DisconnectReason::Shutdown);
         }
-        for message in self.retained.all() {
-            if !is_sys_topic(&message.topic) {
-                if let Err(error) = self.storage.save_retained(&message) {
-                    log::error!(
-                        "Cannot save retained message on '{}': {error}.",
-                        message.topic
-                    );
-                }
-            }
+        // Offline sessions may have queued messages since they were last saved.
+        let keys: Vec<ClientKey> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            self.save_session(&key);
         }
         self.flush_storage();
         self.publish_gauges();
