@@ -57,7 +57,7 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
             }
         }
     });
-    let mut next_line = || lines.recv_timeout(TIMEOUT).expect("wren-broker logs");
+    let next_line = || lines.recv_timeout(TIMEOUT).expect("wren-broker logs");
     assert!(
         next_line().contains("local only mode"),
         "the first log line"
