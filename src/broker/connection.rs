@@ -84,12 +84,12 @@ impl Shared {
 
 /// Closes a connection's socket from another thread (the router, or the listener at
 /// shutdown). Shutting the socket down wakes its reader and writer, which then exit.
-#[derive(Debug)]
-pub(crate) struct Closer(Option<TcpStream>);
+#[derive(Debug, Clone)]
+pub(crate) struct Closer(Option<Arc<TcpStream>>);
 
 impl Closer {
-    pub(crate) fn new(stream: &TcpStream) -> io::Result<Closer> {
-        Ok(Closer(Some(stream.try_clone()?)))
+    pub(crate) fn new(stream: &Arc<TcpStream>) -> Closer {
+        Closer(Some(stream.clone()))
     }
 
     /// A closer with no socket, for driving the router without a network.
@@ -108,8 +108,11 @@ impl Closer {
 
 /// Starts serving an accepted socket: spawns its reader thread, which spawns the
 /// writer once the client is connected. `on_exit` runs when both have finished.
+///
+/// The reader, the writer and the closer share one socket: `&TcpStream` reads and
+/// writes, so a connection costs one file descriptor.
 pub(crate) fn spawn(
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     remote_addr: SocketAddr,
     listener: Arc<str>,
     id: ConnectionId,
@@ -149,7 +152,7 @@ enum ReadError {
 
 /// The reader side of a connection, which also drives its lifecycle.
 struct Reader {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     remote_addr: SocketAddr,
     listener: Arc<str>,
     id: ConnectionId,
@@ -181,16 +184,7 @@ impl Reader {
                 return;
             }
         };
-        let closer = match Closer::new(&self.stream) {
-            Ok(closer) => closer,
-            Err(error) => {
-                log::error!("Cannot clone the socket of client {client_id}: {error}.");
-                let _ = self.stream.shutdown(Shutdown::Both);
-                drop(outbox);
-                let _ = writer.join();
-                return;
-            }
-        };
+        let closer = Closer::new(&self.stream);
         let new = NewConnection {
             id: self.id,
             connect,
@@ -356,7 +350,7 @@ impl Reader {
         if Packet::ConnAck(ConnAck::refused(code))
             .encode(&mut bytes)
             .is_ok()
-            && self.stream.write_all(&bytes).is_ok()
+            && (&*self.stream).write_all(&bytes).is_ok()
         {
             bump(&self.shared.counters.bytes_sent, bytes.len() as u64);
             bump(&self.shared.counters.messages_sent, 1);
@@ -364,7 +358,7 @@ impl Reader {
     }
 
     fn spawn_writer(&self, outbox: OutboxReceiver) -> io::Result<thread::JoinHandle<()>> {
-        let stream = self.stream.try_clone()?;
+        let stream = self.stream.clone();
         let counters = self.shared.counters.clone();
         thread::Builder::new()
             .name(format!("wren-write-{}", self.id))
@@ -467,7 +461,7 @@ impl Reader {
                     .set_read_timeout(Some(left))
                     .map_err(ReadError::Io)?;
             }
-            match self.stream.read(&mut chunk) {
+            match (&*self.stream).read(&mut chunk) {
                 Ok(0) => return Err(ReadError::Closed),
                 Ok(n) => {
                     bump(&self.shared.counters.bytes_received, n as u64);
@@ -530,7 +524,7 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
 }
 
 /// Drains the outbox into one buffer per write until the router drops the outbox.
-fn write_loop(mut stream: TcpStream, outbox: OutboxReceiver, counters: &Counters) {
+fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counters) {
     let mut buffer = Vec::with_capacity(4096);
     while let Ok(packet) = outbox.recv() {
         encode(&packet, &mut buffer, counters);
@@ -540,7 +534,7 @@ fn write_loop(mut stream: TcpStream, outbox: OutboxReceiver, counters: &Counters
                 Err(_) => break,
             }
         }
-        if let Err(error) = stream.write_all(&buffer) {
+        if let Err(error) = (&*stream).write_all(&buffer) {
             log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
             break;
         }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::connection::{self, Shared};
+use super::connection::{self, Closer, Shared};
 use super::error::Error;
 use super::event::ConnectionId;
 use super::stats::bump;
@@ -32,7 +32,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// The open sockets of one listener.
 #[derive(Default)]
 struct Registry {
-    open: Mutex<HashMap<ConnectionId, TcpStream>>,
+    open: Mutex<HashMap<ConnectionId, Closer>>,
     emptied: Condvar,
 }
 
@@ -110,8 +110,8 @@ impl Listener {
     /// their threads to finish.
     pub(crate) fn close_connections(&self) {
         let mut open = self.registry.open.lock();
-        for stream in open.values() {
-            let _ = stream.shutdown(Shutdown::Both);
+        for closer in open.values() {
+            closer.close();
         }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while !open.is_empty() {
@@ -189,6 +189,7 @@ fn serve(
     shared: &Arc<Shared>,
 ) -> io::Result<()> {
     let id = shared.next_connection_id();
+    let stream = Arc::new(stream);
     {
         let mut open = registry.open.lock();
         if open.len() >= max_connections {
@@ -198,7 +199,7 @@ fn serve(
             let _ = stream.shutdown(Shutdown::Both);
             return Ok(());
         }
-        open.insert(id, stream.try_clone()?);
+        open.insert(id, Closer::new(&stream));
     }
     let on_exit = {
         let registry = registry.clone();
@@ -219,8 +220,8 @@ fn serve(
         on_exit,
     );
     if spawned.is_err() {
-        if let Some(stream) = registry.open.lock().remove(&id) {
-            let _ = stream.shutdown(Shutdown::Both);
+        if let Some(closer) = registry.open.lock().remove(&id) {
+            closer.close();
         }
     }
     spawned
