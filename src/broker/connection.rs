@@ -21,7 +21,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -48,6 +48,13 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// MQTT 3.1 limits client identifiers to 23 characters.
 const MQTT_3_1_MAX_CLIENT_ID: usize = 23;
 
+/// Memory mappings one connection costs the process: each of its two threads has a
+/// stack with a guard page and a signal stack with a guard page (eight), plus room
+/// for large packet buffers, which the allocator maps one by one.
+const MAPPINGS_PER_CONNECTION: usize = 10;
+/// Mappings left for everything else: code, heap, the router, the listeners.
+const RESERVED_MAPPINGS: usize = 5000;
+
 /// What every connection of a broker shares.
 pub(crate) struct Shared {
     pub(crate) router: Sender<Event>,
@@ -56,6 +63,25 @@ pub(crate) struct Shared {
     pub(crate) auth: AuthConfig,
     pub(crate) counters: Arc<Counters>,
     next_id: AtomicU64,
+    /// Connections open on all listeners, and the most this system can hold.
+    open: AtomicUsize,
+    max_open: usize,
+}
+
+/// How many connections this system can serve at once, or `usize::MAX` when it does
+/// not say.
+///
+/// On Linux a process may hold `vm.max_map_count` memory mappings (65,530 by
+/// default), and each thread takes about four. Past that limit a new thread cannot
+/// set up its stacks and the whole process aborts, so the listeners refuse
+/// connections before it is reached.
+pub(crate) fn system_connection_limit() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .map_or(usize::MAX, |maps| {
+            maps.saturating_sub(RESERVED_MAPPINGS) / MAPPINGS_PER_CONNECTION
+        })
 }
 
 impl Shared {
@@ -73,7 +99,28 @@ impl Shared {
             auth,
             counters,
             next_id: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
+            max_open: system_connection_limit(),
         }
+    }
+
+    /// Counts a new connection in, unless the system limit is reached.
+    pub(crate) fn admit(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (open < self.max_open).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts a connection out.
+    pub(crate) fn release(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The most connections this system can hold at once.
+    pub(crate) fn max_open(&self) -> usize {
+        self.max_open
     }
 
     /// A new connection identifier.

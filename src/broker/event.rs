@@ -1,13 +1,13 @@
 //! The messages that connection threads and the router exchange.
 //!
 //! Connection threads send [`Event`]s into the router's bounded inbox; the router
-//! answers with [`Outgoing`] packets into each connection's bounded outbox. These two
+//! answers with [`Outgoing`] packets into each connection's bounded [`Outbox`]. These two
 //! channels are the only link between them: no broker state is shared.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError};
 
 use super::connection::Closer;
 use super::hooks::{ClientInfo, DisconnectReason};
@@ -43,11 +43,17 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
     OUTBOX_QOS0_SLOTS + max_inflight.max(1) + OUTBOX_REPLY_RESERVE
 }
 
-/// The router's end of a connection's outbox: a bounded channel plus a count of the
-/// payload bytes in it, which the writer decreases as it takes packets out.
+/// The router's end of a connection's outbox: a channel plus a count of the payload
+/// bytes in it, which the writer decreases as it takes packets out.
+///
+/// The channel is crossbeam's linked-block flavour, which allocates as it fills,
+/// rather than its array flavour, which would allocate (and touch) every slot up
+/// front: some 200 KiB per connection at this capacity, idle or not. The bound is
+/// enforced here instead, which is exact because the router is the only sender.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     sender: Sender<Outgoing>,
+    capacity: usize,
     bytes: Arc<AtomicUsize>,
 }
 
@@ -74,14 +80,15 @@ fn payload_len(packet: &Outgoing) -> usize {
     }
 }
 
-/// A bounded outbox for a connection whose sessions may have `max_inflight`
-/// messages in flight.
+/// An outbox for a connection whose session may have `max_inflight` messages in
+/// flight.
 pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
-    let (sender, receiver) = crossbeam_channel::bounded(outbox_capacity(max_inflight));
+    let (sender, receiver) = crossbeam_channel::unbounded();
     let bytes = Arc::new(AtomicUsize::new(0));
     (
         Outbox {
             sender,
+            capacity: outbox_capacity(max_inflight),
             bytes: bytes.clone(),
         },
         OutboxReceiver { receiver, bytes },
@@ -91,17 +98,18 @@ pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
 impl Outbox {
     /// Queues a packet without waiting. On failure the packet is dropped.
     pub(crate) fn try_send(&self, packet: Outgoing) -> Result<(), SendFailure> {
+        if self.sender.len() >= self.capacity {
+            return Err(SendFailure::Full);
+        }
         let len = payload_len(&packet);
         // Counted before the send, so the writer never subtracts what was not added.
         self.bytes.fetch_add(len, Ordering::Relaxed);
         match self.sender.try_send(packet) {
             Ok(()) => Ok(()),
-            Err(error) => {
+            Err(_) => {
                 self.bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(match error {
-                    TrySendError::Full(_) => SendFailure::Full,
-                    TrySendError::Disconnected(_) => SendFailure::Gone,
-                })
+                // An unbounded channel only refuses when its receiver is gone.
+                Err(SendFailure::Gone)
             }
         }
     }

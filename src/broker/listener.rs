@@ -199,11 +199,22 @@ fn serve(
             let _ = stream.shutdown(Shutdown::Both);
             return Ok(());
         }
+        if !shared.admit() {
+            log::warn!(
+                "Listener {name}: refusing {remote_addr}, the broker holds the {} connections \
+                 this system allows (raise vm.max_map_count for more).",
+                shared.max_open()
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         open.insert(id, Closer::new(&stream));
     }
     let on_exit = {
         let registry = registry.clone();
+        let shared = shared.clone();
         move || {
+            shared.release();
             let mut open = registry.open.lock();
             open.remove(&id);
             if open.is_empty() {
@@ -220,6 +231,7 @@ fn serve(
         on_exit,
     );
     if spawned.is_err() {
+        shared.release();
         if let Some(closer) = registry.open.lock().remove(&id) {
             closer.close();
         }

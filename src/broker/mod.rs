@@ -216,8 +216,16 @@ impl BrokerBuilder {
                 return Err(Error::Thread("router".into(), error));
             }
         };
-        if config.auth.allow_anonymous && hooks.is_empty() {
-            log::debug!("Anonymous clients are allowed.");
+        let configured: usize = config
+            .listeners
+            .iter()
+            .map(|l| l.max_connections)
+            .fold(0, usize::saturating_add);
+        if shared.max_open() < configured {
+            log::info!(
+                "This system can serve about {} connections at once (vm.max_map_count); more are refused.",
+                shared.max_open()
+            );
         }
         Ok(Broker {
             listeners,
