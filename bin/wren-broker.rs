@@ -1,12 +1,14 @@
 //! wren-broker: an MQTT 3.1 / 3.1.1 broker, started like mosquitto.
 //!
 //! ```text
-//! wren-broker            listen on 127.0.0.1:1883 and [::1]:1883 only
-//! wren-broker -p 1884    the same on port 1884
-//! wren-broker -v         debug logs (RUST_LOG overrides)
+//! wren-broker              listen on 127.0.0.1:1883 and [::1]:1883 only
+//! wren-broker -p 1884      the same on port 1884
+//! wren-broker -c b.yaml    settings from a YAML file laid out as hbmqtt's
+//! wren-broker -v           debug logs (RUST_LOG overrides)
 //! ```
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -16,20 +18,22 @@ use wren::config::BrokerConfig;
 const HELP: &str = "\
 wren-broker is an MQTT 3.1 / 3.1.1 broker.
 
-Usage: wren-broker [-p port] [-v] [-d]
+Usage: wren-broker [-c config_file] [-p port] [-v] [-d]
 
- -p PORT    listen on PORT instead of 1883 (all listeners)
+ -c FILE    read the settings from FILE (YAML, laid out as hbmqtt's and amqtt's)
+ -p PORT    listen on PORT instead of the configured port (all listeners)
  -v         verbose: debug logs (RUST_LOG, if set, wins)
  -d         accepted for mosquitto compatibility; the broker stays in the foreground
  --version  print the version and exit
  --help     print this help and exit
 
-With no configuration the broker listens on 127.0.0.1 and [::1] only, and lets
-clients connect without a user name.
+With no configuration file the broker listens on 127.0.0.1 and [::1] only, and
+lets clients connect without a user name.
 ";
 
 /// What the command line asks for.
 struct Options {
+    config: Option<PathBuf>,
     port: Option<u16>,
     verbose: bool,
 }
@@ -52,13 +56,26 @@ fn run() -> Result<(), String> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .init();
 
-    let mut config = BrokerConfig::default();
-    // As mosquitto 2.0 without a configuration file: say first that nothing outside
-    // this machine can connect.
-    log::info!(
-        "Starting in local only mode. Connections will only be possible from clients running on this machine."
-    );
-    log::info!("Create a configuration file which defines a listener to allow remote access.");
+    let mut config = match &options.config {
+        Some(path) => BrokerConfig::from_yaml_file(path).map_err(|e| e.to_string())?,
+        None => BrokerConfig::default(),
+    };
+    if config
+        .listeners
+        .iter()
+        .all(|listener| listener.bind.ip().is_loopback())
+    {
+        // As mosquitto 2.0 without a listener: say first that nothing outside this
+        // machine can connect.
+        log::info!(
+            "Starting in local only mode. Connections will only be possible from clients running on this machine."
+        );
+        if options.config.is_none() {
+            log::info!(
+                "Create a configuration file which defines a listener to allow remote access."
+            );
+        }
+    }
     if let Some(port) = options.port {
         for listener in &mut config.listeners {
             listener.bind.set_port(port);
@@ -111,6 +128,9 @@ fn parse_args() -> Result<Option<Options>, String> {
         println!("wren-broker version {}", env!("CARGO_PKG_VERSION"));
         return Ok(None);
     }
+    let config = args
+        .opt_value_from_os_str("-c", |path| Ok::<_, String>(PathBuf::from(path)))
+        .map_err(|e| format!("-c: {e}"))?;
     let port = args
         .opt_value_from_str::<_, u16>("-p")
         .map_err(|e| format!("-p: {e}"))?;
@@ -126,5 +146,9 @@ fn parse_args() -> Result<Option<Options>, String> {
             unknown.to_string_lossy()
         ));
     }
-    Ok(Some(Options { port, verbose }))
+    Ok(Some(Options {
+        config,
+        port,
+        verbose,
+    }))
 }

@@ -8,5 +8,6 @@
 pub mod broker;
 pub mod config;
 pub mod protocol;
+pub mod transport;
 
 pub use broker::Broker;

@@ -95,3 +95,43 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn c_reads_a_yaml_file_and_a_bad_one_is_named_with_exit_1() {
+    let dir = common::mosquitto::TempDir::new("cli");
+    let missing = dir.path().join("missing.yaml");
+    let output = Command::new(PROGRAM)
+        .arg("-c")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let path = dir.path().join("broker.yaml");
+    std::fs::write(
+        &path,
+        format!("listeners:\n  default:\n    bind: 127.0.0.1:{port}\nsys_interval: 0\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(PROGRAM)
+        .arg("-c")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    common::wait_until("wren-broker listens on the configured port", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    Raw::connect(addr, "from-yaml", true, false).disconnect();
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -448,3 +448,18 @@ fn binding_a_used_address_names_the_listener_and_address() {
         "{error}"
     );
 }
+
+#[test]
+fn settings_the_broker_cannot_honour_refuse_to_start() {
+    let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    config.persistence.enabled = true;
+    let error = Broker::start(config).unwrap_err().to_string();
+    assert!(error.contains("persistence"), "{error}");
+
+    let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    config.listeners[0].kind = wren::config::ListenerKind::WebSocket {
+        path: "/mqtt".into(),
+    };
+    let error = Broker::start(config).unwrap_err().to_string();
+    assert!(error.contains("listener 'default'"), "{error}");
+}

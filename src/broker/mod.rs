@@ -71,7 +71,7 @@ use listener::Listener;
 use router::RouterState;
 use stats::Counters;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ListenerKind};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
 /// publisher faster than the router is slowed by TCP backpressure, not by memory.
@@ -152,22 +152,7 @@ impl BrokerBuilder {
         if config.listeners.is_empty() {
             return Err(Error::NoListeners);
         }
-        // Fail closed: a configured password file or ACL that nothing applies would
-        // let everyone in.
-        if hook_list.is_empty() {
-            if config.auth.password_file.is_some() {
-                return Err(Error::Config(
-                    "auth.password-file is set but no authentication hook is registered to check it"
-                        .into(),
-                ));
-            }
-            if config.topic_check.enabled {
-                return Err(Error::Config(
-                    "topic-check is enabled but no authorization hook is registered to apply it"
-                        .into(),
-                ));
-            }
-        }
+        check_supported(&config, !hook_list.is_empty(), storage.is_some())?;
         let hooks = Hooks::default();
         for hook in hook_list {
             hooks.add(hook);
@@ -236,6 +221,43 @@ impl BrokerBuilder {
             started: Instant::now(),
         })
     }
+}
+
+/// Refuses settings the broker would otherwise ignore. Each would make it do less
+/// than the configuration says: let in users a password file should keep out, skip
+/// ACL checks, lose sessions that should persist, or accept plain TCP where TLS was
+/// asked for.
+fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) -> Result<(), Error> {
+    if !has_hooks {
+        if config.auth.password_file.is_some() {
+            return Err(Error::Config(
+                "auth.password-file is set but no authentication hook is registered to check it"
+                    .into(),
+            ));
+        }
+        if config.topic_check.enabled || config.topic_check.acl_file.is_some() {
+            return Err(Error::Config(
+                "topic-check is enabled but no authorization hook is registered to apply it".into(),
+            ));
+        }
+    }
+    if config.persistence.enabled && !has_storage {
+        return Err(Error::Config(
+            "persistence is enabled but no store is given (BrokerBuilder::storage); \
+             without one, sessions and retained messages would last only until shutdown"
+                .into(),
+        ));
+    }
+    for listener in &config.listeners {
+        if listener.tls.is_some() || listener.kind != ListenerKind::Tcp {
+            return Err(Error::Config(format!(
+                "listener '{}': TLS and WebSocket listeners are not supported by the broker yet; \
+                 use a plain TCP listener",
+                listener.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Broker {
