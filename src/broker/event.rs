@@ -26,7 +26,7 @@ pub(crate) type Outgoing = Packet;
 /// QoS 0 messages are put in a connection's outbox only while it holds fewer than
 /// this many packets and [`OUTBOX_QOS0_BYTES`] of payload; beyond, they are dropped
 /// and counted.
-pub(crate) const OUTBOX_QOS0_SLOTS: usize = 1024;
+pub(crate) const OUTBOX_QOS0_SLOTS: usize = 8192;
 
 /// Payload bytes beyond which a connection's outbox takes no more QoS 0 messages, so
 /// a client that stops reading holds at most this much (plus its inflight window).

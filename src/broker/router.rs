@@ -12,6 +12,16 @@
 //! - a reply (PUBACK, SUBACK, ...) that does not fit means the client stopped reading:
 //!   that connection is closed [MQTT-4.8.0-2].
 //!
+//! A publisher is paced by its subscribers, as MQTT allows: while a message of its
+//! has gone to a session that is behind (half its queue used) yet still
+//! acknowledging, its PUBACK or PUBREC is held back. As that session's queue drains
+//! below half, held acknowledgements go out one per freed slot, in turn across the
+//! waiting publishers. A client that respects its own inflight window then publishes
+//! no faster than its slowest working subscriber reads, and nothing is dropped
+//! unless the publishers' windows together exceed the other half of the queue. A
+//! session that stops acknowledging for [`STALL_TIMEOUT`] no longer holds anyone
+//! back: its queue fills and drops, and the others go on.
+//!
 //! The thread blocks for one event, then handles whatever else is already waiting
 //! before it publishes its statistics: under load it works in batches, and when idle
 //! it sleeps until the next event or `$SYS` tick.
@@ -19,9 +29,9 @@
 //! `RouterState::handle` is plain code over plain data: the tests at the bottom drive
 //! it with events and read the outboxes, with no thread and no socket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -40,6 +50,23 @@ use crate::protocol::{
     SubAck, Subscribe, SubscribeReturnCode, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
+/// How long a session may go without acknowledging anything before it stops
+/// pacing its publishers (see the module documentation).
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What became of one message for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Handed to the connection.
+    Sent,
+    /// Waiting in the session's queue.
+    Queued,
+    /// Dropped by a limit, and counted.
+    Dropped,
+    /// Nobody to give it to: no session, or QoS 0 for an offline one.
+    Skipped,
+}
+
 /// The router's view of a connected client.
 struct Connection {
     client_key: ClientKey,
@@ -47,12 +74,18 @@ struct Connection {
     will: Option<Will>,
     outbox: Outbox,
     closer: Closer,
+    /// PUBACK and PUBREC packets held back to pace this publisher, in order.
+    held_acks: VecDeque<Packet>,
+    /// The sessions those acknowledgements wait for.
+    waiting_on: HashSet<ClientKey>,
 }
 
 /// A session and the connection currently attached to it, if any.
 struct SessionEntry {
     session: Session,
     connection: Option<ConnectionId>,
+    /// When the client last acknowledged a message (or connected).
+    last_progress: Instant,
 }
 
 /// All broker state, and the rules that change it.
@@ -74,6 +107,13 @@ pub(crate) struct RouterState {
     /// Connections to close once the current event is handled (closing one can
     /// publish its will, which must not happen in the middle of another delivery).
     to_close: Vec<(ConnectionId, DisconnectReason)>,
+    /// Sessions that are behind, with the publishers whose acknowledgements wait
+    /// for them.
+    behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
+    /// When to look for sessions in `behind` that stopped acknowledging.
+    stall_check: Option<Instant>,
+    /// [`STALL_TIMEOUT`], except in tests.
+    stall_timeout: Duration,
 }
 
 impl RouterState {
@@ -103,6 +143,9 @@ impl RouterState {
             sys: SysTopics::new(sys.interval, now),
             started: now,
             to_close: Vec::new(),
+            behind: HashMap::new(),
+            stall_check: None,
+            stall_timeout: STALL_TIMEOUT,
         };
         for message in retained_messages {
             state.retained.apply(&message);
@@ -147,13 +190,18 @@ impl RouterState {
             SessionEntry {
                 session,
                 connection: None,
+                last_progress: Instant::now(),
             },
         );
     }
 
     /// When the router must wake up even without events (the next `$SYS` tick).
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.sys.as_ref().map(SysTopics::deadline)
+        let sys = self.sys.as_ref().map(SysTopics::deadline);
+        match (sys, self.stall_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Handles one event. Returns `false` for [`Event::Shutdown`].
@@ -224,6 +272,8 @@ impl RouterState {
                 will: connect.will,
                 outbox,
                 closer,
+                held_acks: VecDeque::new(),
+                waiting_on: HashSet::new(),
             },
         );
         // MQTT 3.1 has no session-present flag: the byte is reserved.
@@ -232,6 +282,7 @@ impl RouterState {
 
         if let Some(entry) = self.sessions.get_mut(&key) {
             entry.connection = Some(id);
+            entry.last_progress = Instant::now();
             // Unacknowledged messages go again first, in their order [MQTT-4.4.0-1],
             // then queued ones as the window allows.
             let resend = entry.session.resend();
@@ -260,6 +311,7 @@ impl RouterState {
                     self.limits.max_queued_messages,
                 ),
                 connection: None,
+                last_progress: Instant::now(),
             },
         );
         self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
@@ -270,6 +322,7 @@ impl RouterState {
         let Some(entry) = self.sessions.remove(key) else {
             return;
         };
+        self.release_publishers(key);
         for filter in entry.session.subscriptions.keys() {
             self.subscriptions.unsubscribe(key, filter);
         }
@@ -310,6 +363,7 @@ impl RouterState {
         if clean {
             self.remove_session(&key);
         } else {
+            self.release_publishers(&key);
             self.save_session(&key);
         }
 
@@ -354,28 +408,41 @@ impl RouterState {
         // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
         // still held (no PUBREL yet) is a re-delivery: answered, not routed again
         // [MQTT-4.3.3-2].
-        let route = match (publish.qos, publish.packet_id) {
-            (QoS::AtMostOnce, _) => true,
+        let (route, ack) = match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => (true, None),
             (QoS::AtLeastOnce, Some(packet_id)) => {
-                self.send(id, Packet::PubAck(PubAck::new(packet_id)));
-                true
+                (true, Some(Packet::PubAck(PubAck::new(packet_id))))
             }
             (QoS::ExactlyOnce, Some(packet_id)) => {
                 let new = self
                     .sessions
                     .get_mut(&key)
                     .is_some_and(|entry| entry.session.receive_qos2(packet_id));
-                self.send(id, Packet::PubRec(PubRec::new(packet_id)));
-                new
+                (new, Some(Packet::PubRec(PubRec::new(packet_id))))
             }
             // The decoder guarantees a packet identifier for QoS 1 and 2.
-            (_, None) => false,
+            (_, None) => (false, None),
         };
-        if !route {
-            return;
+        let behind = if route {
+            self.route_from(id, publish, authorized)
+        } else {
+            Vec::new()
+        };
+        if let Some(ack) = ack {
+            self.acknowledge(id, ack, behind);
         }
+    }
+
+    /// Routes a client's message, and returns the sessions it went to that are
+    /// behind and still acknowledging.
+    fn route_from(
+        &mut self,
+        id: ConnectionId,
+        publish: Publish,
+        authorized: bool,
+    ) -> Vec<ClientKey> {
         let Some(connection) = self.connections.get(&id) else {
-            return;
+            return Vec::new();
         };
         if !authorized {
             // MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped
@@ -385,7 +452,7 @@ impl RouterState {
                 connection.info.client_id,
                 publish.topic
             );
-            return;
+            return Vec::new();
         }
         if is_sys_topic(&publish.topic) {
             // `$SYS` belongs to the broker: clients cannot overwrite it.
@@ -394,27 +461,195 @@ impl RouterState {
                 connection.info.client_id,
                 publish.topic
             );
-            return;
+            return Vec::new();
         }
         if !self.hooks.is_empty() {
             let info = connection.info.clone();
             self.hooks
                 .observe("on_published", |h| h.on_published(&info, &publish));
         }
-        self.publish(publish);
+        self.publish(publish)
+    }
+
+    /// Sends a publisher its PUBACK or PUBREC, or holds it back while sessions its
+    /// message went to are behind. Held acknowledgements keep their order: once one
+    /// is held, the following ones wait behind it.
+    fn acknowledge(&mut self, id: ConnectionId, ack: Packet, behind: Vec<ClientKey>) {
+        let now = Instant::now();
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        if behind.is_empty() && connection.held_acks.is_empty() {
+            self.send(id, ack);
+            return;
+        }
+        connection.held_acks.push_back(ack);
+        connection.waiting_on.extend(behind.iter().cloned());
+        let waiting_on: Vec<ClientKey> = connection.waiting_on.iter().cloned().collect();
+        for key in behind {
+            let last_progress = self
+                .sessions
+                .get(&key)
+                .map_or(now, |entry| entry.last_progress);
+            let waiting = self.behind.entry(key).or_default();
+            if !waiting.contains(&id) {
+                waiting.push_back(id);
+            }
+            let check = last_progress + self.stall_timeout;
+            self.stall_check = Some(self.stall_check.map_or(check, |c| c.min(check)));
+        }
+        if waiting_on.is_empty() {
+            self.release_acks(id);
+        }
+        // A session it waits for may have room already: it drained while this
+        // publisher's earlier acknowledgements were held.
+        for key in waiting_on {
+            self.check_behind(&key, now);
+        }
+    }
+
+    /// Half the queue: the mark past which a session holds its publishers back.
+    fn half_queue(&self) -> usize {
+        (self.limits.max_queued_messages / 2).max(1)
+    }
+
+    /// Whether session `key` holds publishers back now: connected, acknowledging,
+    /// and with at least half its queue used.
+    fn is_behind(&self, key: &ClientKey, now: Instant) -> bool {
+        self.sessions.get(key).is_some_and(|entry| {
+            entry.connection.is_some()
+                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+                && entry.session.footprint().queued >= self.half_queue()
+        })
+    }
+
+    /// Session `key` no longer holds anyone back (it stopped acknowledging, went
+    /// offline or is gone): publishers that waited only for it get all their held
+    /// acknowledgements.
+    fn release_publishers(&mut self, key: &ClientKey) {
+        let Some(waiting) = self.behind.remove(key) else {
+            return;
+        };
+        for id in waiting {
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            connection.waiting_on.remove(key);
+            if connection.waiting_on.is_empty() {
+                self.release_acks(id);
+            }
+        }
+    }
+
+    fn release_acks(&mut self, id: ConnectionId) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        connection.waiting_on.clear();
+        let held = std::mem::take(&mut connection.held_acks);
+        for ack in held {
+            self.send(id, ack);
+        }
+    }
+
+    /// Lets publishers waiting for `key` go on: one held acknowledgement per queue
+    /// slot below half, in turn across them, skipping those another session still
+    /// holds back; all of them if `key` stopped acknowledging or is gone.
+    fn check_behind(&mut self, key: &ClientKey, now: Instant) {
+        let working = self.sessions.get(key).is_some_and(|entry| {
+            entry.connection.is_some()
+                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+        });
+        if !working {
+            self.release_publishers(key);
+            return;
+        }
+        let queued = self
+            .sessions
+            .get(key)
+            .map_or(0, |entry| entry.session.footprint().queued);
+        let mut budget = self.half_queue().saturating_sub(queued);
+        let mut turns = self.behind.get(key).map_or(0, VecDeque::len);
+        while budget > 0 && turns > 0 {
+            turns -= 1;
+            let Some(id) = self.behind.get_mut(key).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            let Some(connection) = self.connections.get(&id) else {
+                continue;
+            };
+            if connection.held_acks.is_empty() {
+                continue;
+            }
+            let held_elsewhere = connection
+                .waiting_on
+                .iter()
+                .any(|other| other != key && self.is_behind(other, now));
+            if held_elsewhere {
+                if let Some(waiting) = self.behind.get_mut(key) {
+                    waiting.push_back(id);
+                }
+                continue;
+            }
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            let Some(ack) = connection.held_acks.pop_front() else {
+                continue;
+            };
+            if connection.held_acks.is_empty() {
+                connection.waiting_on.clear();
+            } else if let Some(waiting) = self.behind.get_mut(key) {
+                waiting.push_back(id);
+                turns += 1;
+            }
+            self.send(id, ack);
+            budget -= 1;
+        }
+        if self.behind.get(key).is_some_and(VecDeque::is_empty) {
+            self.behind.remove(key);
+        }
+    }
+
+    /// Looks for sessions that stopped acknowledging while publishers wait for them.
+    fn stall_tick(&mut self, now: Instant) {
+        if self.stall_check.is_some_and(|check| check <= now) {
+            let keys: Vec<ClientKey> = self.behind.keys().cloned().collect();
+            for key in keys {
+                self.check_behind(&key, now);
+            }
+            self.stall_check = self
+                .behind
+                .keys()
+                .filter_map(|key| self.sessions.get(key))
+                .map(|entry| entry.last_progress + self.stall_timeout)
+                .min();
+        }
     }
 
     /// Applies the retain rules and routes a message to every matching session.
-    fn publish(&mut self, publish: Publish) {
+    /// Returns the sessions it was queued for that are behind and still
+    /// acknowledging.
+    fn publish(&mut self, publish: Publish) -> Vec<ClientKey> {
         if publish.retain {
             self.retain(&publish);
         }
         let matches = self.subscriptions.matches(&publish.topic);
+        let mut behind = Vec::new();
+        let now = Instant::now();
         for (client, granted) in matches {
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
             // is never copied from the publisher [MQTT-3.3.1-3].
-            self.deliver(&client, &publish, granted, false);
+            let delivered = self.deliver(&client, &publish, granted, false);
+            // A message dropped by a full queue paces its publisher too: that is
+            // when pacing matters most.
+            if matches!(delivered, Delivered::Queued | Delivered::Dropped)
+                && self.is_behind(&client, now)
+            {
+                behind.push(client);
+            }
         }
+        behind
     }
 
     fn retain(&mut self, publish: &Publish) {
@@ -436,9 +671,15 @@ impl RouterState {
 
     /// Hands one message to one session at min(published, granted) QoS
     /// [MQTT-3.8.4-6].
-    fn deliver(&mut self, client: &ClientKey, message: &Publish, granted: QoS, retain: bool) {
+    fn deliver(
+        &mut self,
+        client: &ClientKey,
+        message: &Publish,
+        granted: QoS,
+        retain: bool,
+    ) -> Delivered {
         let Some(entry) = self.sessions.get_mut(client) else {
-            return;
+            return Delivered::Skipped;
         };
         let mut publish = message.clone();
         publish.qos = message.qos.min(granted);
@@ -453,11 +694,11 @@ impl RouterState {
             // QoS 0 is never stored for an offline session, and is dropped when the
             // connection's outbox has no QoS 0 room left.
             let Some((id, connection)) = connection else {
-                return;
+                return Delivered::Skipped;
             };
             if !connection.outbox.has_qos0_room() {
                 bump(&self.counters.publish_dropped, 1);
-                return;
+                return Delivered::Dropped;
             }
             observe_delivery(&self.hooks, &connection.info, &publish);
             try_send(
@@ -466,7 +707,7 @@ impl RouterState {
                 &connection.outbox,
                 Packet::Publish(publish),
             );
-            return;
+            return Delivered::Sent;
         }
 
         let before = entry.session.footprint();
@@ -485,7 +726,10 @@ impl RouterState {
                     );
                 }
             }
-            Delivery::Queued => entry.session.dropping = false,
+            Delivery::Queued => {
+                entry.session.dropping = false;
+                return Delivered::Queued;
+            }
             Delivery::Dropped => {
                 bump(&self.counters.publish_dropped, 1);
                 if !entry.session.dropping {
@@ -498,8 +742,10 @@ impl RouterState {
                 } else {
                     log::debug!("Dropped a message for client {client}: queue full.");
                 }
+                return Delivered::Dropped;
             }
         }
+        Delivered::Sent
     }
 
     /// Moves queued messages into the session's inflight window and sends them.
@@ -615,6 +861,7 @@ impl RouterState {
                     })
                 });
                 if known {
+                    self.progressed(&key);
                     self.send(id, Packet::PubRel(PubRel::new(ack.packet_id)));
                 } else {
                     log::debug!(
@@ -646,9 +893,20 @@ impl RouterState {
             session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id))
         });
         if known {
+            self.progressed(key);
             self.fill_window(key);
+            if self.behind.contains_key(key) {
+                self.check_behind(key, Instant::now());
+            }
         } else {
             log::debug!("Client {key} acknowledged unknown packet {packet_id} (connection {id}).");
+        }
+    }
+
+    /// Notes that a session's client acknowledged something: it is working.
+    fn progressed(&mut self, key: &ClientKey) {
+        if let Some(entry) = self.sessions.get_mut(key) {
+            entry.last_progress = Instant::now();
         }
     }
 
@@ -701,8 +959,17 @@ impl RouterState {
         }
     }
 
+    /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.stall_tick(now);
+        self.sys_tick(now);
+        while let Some((connection, reason)) = self.to_close.pop() {
+            self.disconnect(connection, reason);
+        }
+    }
+
     /// Publishes the `$SYS` topics that changed, if a tick is due.
-    pub(crate) fn sys_tick(&mut self, now: Instant) {
+    fn sys_tick(&mut self, now: Instant) {
         let due = self.sys.as_ref().is_some_and(|sys| sys.deadline() <= now);
         if !due {
             return;
@@ -807,7 +1074,7 @@ fn is_sys_topic(topic: &str) -> bool {
 pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
     // Bounds a batch so statistics and `$SYS` stay fresh under a constant flood.
     const MAX_BATCH: usize = 1024;
-    state.sys_tick(Instant::now());
+    state.tick(Instant::now());
     loop {
         let first = match state.deadline() {
             Some(deadline) => match inbox.recv_deadline(deadline) {
@@ -835,7 +1102,7 @@ pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
                 break;
             }
         }
-        state.sys_tick(Instant::now());
+        state.tick(Instant::now());
         state.end_batch();
     }
     // Connections that finished their handshake after the shutdown began are closed
@@ -854,6 +1121,7 @@ mod tests {
     use crate::broker::storage::MemoryStorage;
     use crate::protocol::{Connect, SubscribeFilter, TopicFilter};
     use bytes::Bytes;
+    use std::time::Duration;
 
     struct Harness {
         state: RouterState,
@@ -1247,5 +1515,80 @@ mod tests {
             !h.state.connections.contains_key(&sub.id),
             "unread replies disconnect"
         );
+    }
+
+    fn pubacks(packets: &[Packet]) -> Vec<u16> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::PubAck(ack) => Some(ack.packet_id.get()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_publisher_is_paced_by_a_subscriber_that_is_behind_but_acknowledging() {
+        // Window 2, queue 3: a session is behind once one message waits.
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=4 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        // 1 and 2 went out, 3 and 4 wait: their PUBACKs are held.
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        assert_eq!(publishes(&sub.received()).len(), 2);
+        // Each acknowledgement that empties the queue lets one PUBACK go, in order.
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(1))));
+        assert_eq!(pubacks(&publisher.received()), Vec::<u16>::new());
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(2))));
+        assert_eq!(pubacks(&publisher.received()), [3]);
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(3))));
+        assert_eq!(pubacks(&publisher.received()), [4]);
+        assert_eq!(
+            h.state
+                .counters
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn a_subscriber_that_stops_acknowledging_stops_pacing_its_publishers() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=4 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        assert!(h.state.deadline().is_some(), "a stall check is scheduled");
+        h.state.tick(Instant::now() + Duration::from_secs(7200));
+        assert_eq!(pubacks(&publisher.received()), [3, 4]);
+        assert!(h.state.behind.is_empty());
+    }
+
+    #[test]
+    fn a_subscriber_going_offline_releases_its_publishers() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=3 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        h.disconnect(&sub, DisconnectReason::ConnectionLost("gone".into()));
+        assert_eq!(pubacks(&publisher.received()), [3]);
     }
 }
