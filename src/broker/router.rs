@@ -84,7 +84,8 @@ struct Connection {
 struct SessionEntry {
     session: Session,
     connection: Option<ConnectionId>,
-    /// When the client last acknowledged a message (or connected).
+    /// When the client last showed it is working: it acknowledged a message,
+    /// connected, or was sent one with nothing else unacknowledged.
     last_progress: Instant,
 }
 
@@ -711,6 +712,10 @@ impl RouterState {
         }
 
         let before = entry.session.footprint();
+        if before.inflight == 0 && connection.is_some() {
+            // Nothing was waiting for an acknowledgement: the wait starts now.
+            entry.last_progress = Instant::now();
+        }
         let delivery = entry.session.deliver(publish, connection.is_some());
         add_footprint(&mut self.held, entry.session.footprint());
         sub_footprint(&mut self.held, before);
