@@ -1,43 +1,5 @@
 //! Hooks: how an embedding program decides who may connect, publish and subscribe,
-//! and how it watches what the broker does.
-//!
-//! Implement [`Hook`] (every method has a default that allows or ignores) and register
-//! it with [`Broker::add_hook`](super::Broker::add_hook) or
-//! [`BrokerBuilder::hook`](super::BrokerBuilder::hook). Several hooks are asked in the
-//! order they were added:
-//!
-//! - [`authenticate`](Hook::authenticate): the first hook that returns
-//!   [`AuthDecision::Allow`] or [`AuthDecision::Deny`] decides. When every hook says
-//!   [`AuthDecision::Defer`], the configuration decides: clients without a user name
-//!   are let in only when `auth.allow_anonymous` is on, clients with one are let in.
-//! - [`authorize_subscribe`](Hook::authorize_subscribe) and
-//!   [`authorize_publish`](Hook::authorize_publish): every hook must allow.
-//! - the `on_*` observers: every hook is told.
-//!
-//! Checks fail closed: a hook that returns an error or panics denies, the panic is
-//! caught and logged, and the broker goes on serving everyone else.
-//!
-//! Authentication runs on the connecting client's own thread, not on the router, so
-//! a slow password hash delays only that client. Authorization runs on the thread of
-//! the client that publishes or subscribes. Observers run on the router thread and
-//! must return quickly.
-//!
-//! ```
-//! use wren::broker::{AuthDecision, ConnectInfo, Hook, HookError};
-//!
-//! /// Lets in only the user "sensor" with the password "secret".
-//! struct OneUser;
-//!
-//! impl Hook for OneUser {
-//!     fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {
-//!         match (connect.username.as_deref(), connect.password.as_deref()) {
-//!             (Some("sensor"), Some(b"secret")) => Ok(AuthDecision::Allow),
-//!             _ => Ok(AuthDecision::Deny(wren::protocol::ConnectReturnCode::BadUserNameOrPassword)),
-//!         }
-//!     }
-//! }
-//! # let _ = OneUser;
-//! ```
+//! and how it watches what the broker does. See [`Hook`].
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -177,8 +139,44 @@ impl std::fmt::Display for DisconnectReason {
 /// Decisions and observations an embedding program plugs into the broker.
 ///
 /// Every method has a default: checks allow (authentication defers to the
-/// configuration) and observers do nothing. See the [module documentation](self) for
-/// how several hooks combine and which thread runs what.
+/// configuration) and observers do nothing. Implement what you need and register
+/// the hook with [`Broker::add_hook`](super::Broker::add_hook) or
+/// [`BrokerBuilder::hook`](super::BrokerBuilder::hook). Several hooks are asked in the
+/// order they were added:
+///
+/// - [`authenticate`](Hook::authenticate): the first hook that returns
+///   [`AuthDecision::Allow`] or [`AuthDecision::Deny`] decides. When every hook says
+///   [`AuthDecision::Defer`], the configuration decides: clients without a user name
+///   are let in only when `auth.allow_anonymous` is on, clients with one are let in.
+/// - [`authorize_subscribe`](Hook::authorize_subscribe) and
+///   [`authorize_publish`](Hook::authorize_publish): every hook must allow.
+/// - the `on_*` observers: every hook is told.
+///
+/// Checks fail closed: a hook that returns an error or panics denies, the panic is
+/// caught and logged, and the broker goes on serving everyone else.
+///
+/// Authentication runs on the connecting client's own thread, not on the router, so
+/// a slow password hash delays only that client. Authorization runs on the thread of
+/// the client that publishes or subscribes. Observers run on the router thread and
+/// must return quickly.
+///
+/// ```
+/// use wren::broker::{AuthDecision, ConnectInfo, Hook, HookError};
+/// use wren::protocol::ConnectReturnCode;
+///
+/// /// Lets in only the user "sensor" with the password "secret".
+/// struct OneUser;
+///
+/// impl Hook for OneUser {
+///     fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {
+///         match (connect.username.as_deref(), connect.password.as_deref()) {
+///             (Some("sensor"), Some(b"secret")) => Ok(AuthDecision::Allow),
+///             _ => Ok(AuthDecision::Deny(ConnectReturnCode::BadUserNameOrPassword)),
+///         }
+///     }
+/// }
+/// # let _ = OneUser;
+/// ```
 pub trait Hook: Send + Sync {
     /// May this client connect? Runs on the client's connection thread.
     fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {

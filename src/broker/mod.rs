@@ -263,6 +263,27 @@ fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) ->
 impl Broker {
     /// Starts a broker with no hooks and in-memory storage. See [`Broker::builder`]
     /// for more.
+    ///
+    /// Every listener is bound before this returns, so clients can connect at once:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use wren::broker::Broker;
+    /// use wren::config::BrokerConfig;
+    /// use wren::protocol::{Connect, Packet};
+    ///
+    /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+    ///
+    /// let mut socket = TcpStream::connect(broker.local_addr())?;
+    /// let mut connect = Vec::new();
+    /// Packet::Connect(Connect::new("doc-client")).encode(&mut connect)?;
+    /// socket.write_all(&connect)?;
+    /// let mut connack = [0u8; 4];
+    /// socket.read_exact(&mut connack)?;
+    /// assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]); // accepted, no session present
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(config: BrokerConfig) -> Result<Broker, Error> {
         Broker::builder(config).start()
     }

@@ -66,7 +66,18 @@ impl StoredSession {
     }
 }
 
-/// The broker's persistent state.
+/// Where the broker keeps what must outlive it: retained messages and persistent
+/// sessions.
+///
+/// The router calls it when a retained message changes, when a persistent session's
+/// subscriptions change or its client disconnects, and at shutdown (then
+/// [`flush`](Storage::flush)); it loads everything back at start. [`MemoryStorage`],
+/// the default, keeps it in memory; a store on disk implements this trait and is
+/// given to [`BrokerBuilder::storage`](super::BrokerBuilder::storage).
+///
+/// Calls happen on the router thread, so an implementation should be quick (buffer,
+/// and write in `flush`, which runs after each batch of work). An error is logged
+/// and the broker goes on serving clients.
 pub trait Storage: Send {
     /// Stores `message` as the retained message of its topic, replacing any other.
     fn save_retained(&mut self, message: &Publish) -> Result<(), StorageError>;
