@@ -41,7 +41,7 @@ use crate::protocol::{
 const READER_STACK_SIZE: usize = 128 * 1024;
 /// Stack size of a writer thread: encoding only.
 const WRITER_STACK_SIZE: usize = 64 * 1024;
-/// Bytes read from the socket at a time.
+/// Bytes read from the socket at a time, at most.
 const READ_CHUNK: usize = 8 * 1024;
 /// A writer stops draining its outbox into one buffer beyond this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -482,7 +482,6 @@ impl Reader {
     /// Reads until a whole packet is decoded. With a `deadline`, the read timeout is
     /// set to the time left before each read.
     fn next_packet(&mut self, deadline: Option<Instant>) -> Result<Packet, ReadError> {
-        let mut chunk = [0u8; READ_CHUNK];
         loop {
             match self.decoder.decode(&mut self.buffer) {
                 Ok(Some(packet)) => {
@@ -499,6 +498,10 @@ impl Reader {
                 Ok(None) => {}
                 Err(error) => return Err(ReadError::Malformed(error)),
             }
+            if self.buffer.is_empty() {
+                // Between packets an idle connection keeps no read buffer.
+                self.buffer = BytesMut::new();
+            }
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -508,12 +511,14 @@ impl Reader {
                     .set_read_timeout(Some(left))
                     .map_err(ReadError::Io)?;
             }
-            match (&*self.stream).read(&mut chunk) {
+            // Read straight into the buffer's free space, zeroed first (no unsafe).
+            let filled = self.buffer.len();
+            self.buffer.resize(filled + READ_CHUNK, 0);
+            let read = (&*self.stream).read(&mut self.buffer[filled..]);
+            self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
+            match read {
                 Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => {
-                    bump(&self.shared.counters.bytes_received, n as u64);
-                    self.buffer.extend_from_slice(&chunk[..n]);
-                }
+                Ok(n) => bump(&self.shared.counters.bytes_received, n as u64),
                 Err(error)
                     if matches!(
                         error.kind(),
@@ -572,7 +577,8 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
 
 /// Drains the outbox into one buffer per write until the router drops the outbox.
 fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counters) {
-    let mut buffer = Vec::with_capacity(4096);
+    // Grows with the first batches; an idle connection holds only what it needed.
+    let mut buffer = Vec::new();
     while let Ok(packet) = outbox.recv() {
         encode(&packet, &mut buffer, counters);
         while buffer.len() < WRITE_BATCH {
@@ -589,7 +595,7 @@ fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counter
         buffer.clear();
         // One huge message must not pin its buffer for the life of the connection.
         if buffer.capacity() > 4 * WRITE_BATCH {
-            buffer = Vec::with_capacity(4096);
+            buffer = Vec::new();
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
