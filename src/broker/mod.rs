@@ -206,6 +206,11 @@ impl BrokerBuilder {
             .iter()
             .map(|l| l.max_connections)
             .fold(0, usize::saturating_add);
+        if config.sys.amqtt_compat {
+            log::warn!(
+                "sys-amqtt-compat is set, but only mosquitto's $SYS topics are published; ignored."
+            );
+        }
         if shared.max_open() < configured {
             log::info!(
                 "This system can serve about {} connections at once (vm.max_map_count); more are refused.",
