@@ -1,11 +1,12 @@
 //! wren-mqtt: MQTT from plain, blocking Rust.
 //!
-//! - [`protocol`]: the MQTT 3.1 / 3.1.1 packets and topic rules, sans I/O.
-//! - [`config`]: settings as plain values.
+//! - [`client`]: connect, publish and subscribe with blocking calls; the library
+//!   owns its threads, pings, reconnects and resends.
 //! - [`broker`]: an embeddable broker ([`Broker`]), also run by `wren-broker`.
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod protocol;
 pub mod transport;
