@@ -70,10 +70,11 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
     let mut client = Raw::connect(SocketAddr::from(([127, 0, 0, 1], port)), "cli", true, false);
     client.ping();
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's own `kill`, so no extra package is needed.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
-        .expect("run kill");
+        .expect("run sh");
     assert!(status.success());
     client.expect_eof();
     let deadline = std::time::Instant::now() + TIMEOUT;
