@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wren::protocol::QoS;
+use wren::transport::{Dialer, Kind};
 
 use crate::scenario::{run_idle, run_pubsub, Idle, IdleReport, Progress, PubSub, PubSubReport};
 
@@ -74,7 +75,7 @@ fn pubsub(
     rate: Option<f64>,
 ) -> Plan {
     Plan::PubSub(PubSub {
-        address,
+        target: local(address),
         publishers: shape.0,
         subscribers: shape.1,
         qos,
@@ -140,7 +141,7 @@ fn standard_set(scale: u64) -> Vec<Scenario> {
             name: "10k idle connections",
             build: Box::new(move |address, broker_pid, prefix| {
                 Plan::Idle(Idle {
-                    address,
+                    target: local(address),
                     connections: (10_000 / scale as usize).max(10),
                     idle_for: Duration::from_secs(if scale > 1 { 1 } else { 5 }),
                     broker_pid,
@@ -149,6 +150,11 @@ fn standard_set(scale: u64) -> Vec<Scenario> {
             }),
         },
     ]
+}
+
+/// Plain MQTT to a broker this run started.
+fn local(address: SocketAddr) -> Dialer {
+    Dialer::new(Kind::Tcp, address.ip().to_string(), address.port())
 }
 
 fn free_port() -> std::io::Result<u16> {

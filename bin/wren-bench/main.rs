@@ -19,7 +19,7 @@ mod stats;
 mod wire;
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use std::thread;
 use std::time::Duration;
 
 use wren::protocol::QoS;
+use wren::transport::{Dialer, Kind};
 
 use compare::BrokerCommand;
 use scenario::{Idle, Progress, PubSub};
@@ -42,7 +43,10 @@ Usage:
   wren-bench --help | --version
 
 Options:
-  --url URL              broker to load (default mqtt://127.0.0.1:1883)
+  --url URL              broker to load: mqtt://, mqtts://, ws:// or wss://
+                         (default mqtt://127.0.0.1:1883)
+  --cafile FILE          CA certificates to trust for mqtts:// and wss://
+  --insecure             do not check the broker's certificate (tests only)
   -c, --connections N    publishers (pub), connections (conn)
   --publishers N         publishers (run; default 1)
   --subscribers N        subscribers (run; default 1)
@@ -85,25 +89,43 @@ where
         .map_err(|e| format!("option {name}: {e}"))
 }
 
-fn address(url: &str) -> Result<SocketAddr, String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("--url '{url}': only mqtt:// URLs are supported"))?;
-    let host_port = rest.split('/').next().unwrap_or(rest);
-    let with_port = if host_port
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:1883")
+/// The connection to make for `url`: `mqtt://`, `mqtts://`, `ws://` or `wss://`,
+/// `host[:port][/path]`.
+fn target(url: &str, cafile: Option<PathBuf>, insecure: bool) -> Result<Dialer, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("--url '{url}': expected SCHEME://HOST[:PORT]"))?;
+    let kind = Kind::from_scheme(scheme)
+        .ok_or_else(|| format!("--url '{url}': unknown scheme '{scheme}'"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/mqtt"),
     };
-    with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("--url '{url}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("--url '{url}': no address"))
+    // "[v6]:port", "[v6]", "host:port" or "host".
+    let (host, port) = match authority
+        .strip_prefix('[')
+        .and_then(|v6| v6.split_once(']'))
+    {
+        Some((host, rest)) => (host, rest.strip_prefix(':')),
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| format!("--url '{url}': bad port '{port}'"))?,
+        None => kind.default_port(),
+    };
+    if host.is_empty() {
+        return Err(format!("--url '{url}': no host"));
+    }
+    let mut dialer = Dialer::new(kind, host, port);
+    dialer.path = path.to_string();
+    dialer.tls.ca_file = cafile;
+    dialer.tls.insecure = insecure;
+    Ok(dialer)
 }
 
 /// Prints sent / delivered counts on one line while a run goes, on a terminal only.
@@ -166,6 +188,8 @@ fn run() -> Result<(), String> {
     let inflight: usize = parse(&mut args, "--inflight", "--inflight")?.unwrap_or(64);
     let idle: u64 = parse(&mut args, "--idle", "--idle")?.unwrap_or(5);
     let quick = args.contains("--quick");
+    let cafile: Option<PathBuf> = parse(&mut args, "--cafile", "--cafile")?;
+    let insecure = args.contains("--insecure");
     let only: Option<String> = parse(&mut args, "--only", "--only")?;
     let mut brokers = Vec::new();
     while let Some(text) = parse::<String>(&mut args, "--broker", "--broker")? {
@@ -187,7 +211,7 @@ fn run() -> Result<(), String> {
                 (publishers.unwrap_or(1), subscribers.unwrap_or(1))
             };
             let run = PubSub {
-                address: address(&url)?,
+                target: target(&url, cafile.clone(), insecure)?,
                 publishers,
                 subscribers,
                 qos,
@@ -209,7 +233,7 @@ fn run() -> Result<(), String> {
         }
         "conn" => {
             let run = Idle {
-                address: address(&url)?,
+                target: target(&url, cafile.clone(), insecure)?,
                 connections: connections.unwrap_or(1000),
                 idle_for: Duration::from_secs(idle),
                 broker_pid: pid,

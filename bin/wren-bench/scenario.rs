@@ -5,7 +5,6 @@
 //! that loses or duplicates messages cannot look fast, and latency is measured end
 //! to end.
 
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -18,14 +17,15 @@ use wren::protocol::{
     Packet, PacketId, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe, SubscribeFilter,
     TopicFilter, TopicName,
 };
+use wren::transport::Dialer;
 
 use crate::stats::{read_stamp, stamp, Deliveries, Latency, Usage, STAMP_LEN};
-use crate::wire::{Wire, WireError};
+use crate::wire::{Inbound, Outbound, Wire, WireError};
 
 /// A publish/subscribe run.
 #[derive(Debug, Clone)]
 pub struct PubSub {
-    pub address: SocketAddr,
+    pub target: Dialer,
     pub publishers: usize,
     pub subscribers: usize,
     pub qos: QoS,
@@ -125,7 +125,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     let mut subscribers = Vec::new();
     for index in 0..run.subscribers {
         let wire = Wire::connect(
-            run.address,
+            &run.target,
             &client_id(&run.prefix, "sub", index),
             600,
             Duration::from_secs(10),
@@ -144,7 +144,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     let mut publishers = Vec::new();
     for index in 0..run.publishers {
         let wire = Wire::connect(
-            run.address,
+            &run.target,
             &client_id(&run.prefix, "pub", index),
             600,
             Duration::from_secs(10),
@@ -319,7 +319,7 @@ fn subscriber(
 /// Publishes; returns how many were sent (acknowledged, for QoS 1/2) and when the
 /// last was done.
 fn publisher(
-    mut wire: Wire,
+    wire: Wire,
     run: &PubSub,
     index: usize,
     payload_size: usize,
@@ -329,21 +329,24 @@ fn publisher(
 ) -> Result<(u64, Instant), WireError> {
     let topic = TopicName::new(topic_for(run, index)).map_err(|e| WireError(e.to_string()))?;
     let mut payload = vec![0u8; payload_size];
+    let Wire {
+        inbound,
+        mut outbound,
+        closer,
+    } = wire;
     // QoS 1/2: a token per message in flight, given back by its acknowledgement; the
     // acknowledgements are read on a thread of their own, which also answers PUBREC
-    // with PUBREL, so writes go through a shared socket handle.
+    // with PUBREL through a second handle on the connection's writer.
     let (tokens, returned) = bounded::<()>(run.inflight.max(1));
-    let writer = Arc::new(Mutex::new(wire.stream.try_clone()?));
     let acks = match run.qos {
         QoS::AtMostOnce => None,
         _ => {
-            let reader = wire.split_reader()?;
-            let writer = Arc::clone(&writer);
+            let answers = outbound.handle();
             let acknowledged = Arc::new(AtomicU64::new(0));
             let counter = Arc::clone(&acknowledged);
             let handle = thread::Builder::new()
                 .name(format!("acks-{index}"))
-                .spawn(move || read_acks(reader, &writer, &returned, &counter, deadline))?;
+                .spawn(move || read_acks(inbound, answers, &returned, &counter, deadline))?;
             Some((handle, acknowledged))
         }
     };
@@ -364,7 +367,7 @@ fn publisher(
         }
         if run.qos != QoS::AtMostOnce && tokens.try_send(()).is_err() {
             // The window is full: send what is buffered, then wait for an ack.
-            wire.flush_through(&writer)?;
+            outbound.flush()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if tokens.send_timeout((), left).is_err() {
                 break;
@@ -375,39 +378,44 @@ fn publisher(
         if run.qos != QoS::AtMostOnce {
             publish.packet_id = Some(id(sequence));
         }
-        wire.queue(&Packet::Publish(publish));
+        outbound.queue(&Packet::Publish(publish));
         sent += 1;
         unreported += 1;
-        if run.rate.is_some() || wire.queued() >= 16 * 1024 {
-            wire.flush_through(&writer)?;
+        if run.rate.is_some() || outbound.queued() >= 16 * 1024 {
+            outbound.flush()?;
             progress.sent.fetch_add(unreported, Ordering::Relaxed);
             unreported = 0;
         }
     }
-    wire.flush_through(&writer)?;
+    outbound.flush()?;
     progress.sent.fetch_add(unreported, Ordering::Relaxed);
-    let done = match acks {
-        None => (sent, Instant::now()),
-        Some((handle, acknowledged)) => {
+    let finished = match &acks {
+        None => Instant::now(),
+        Some(_) => {
             // Done when every token has come back (or time is up).
             while !tokens.is_empty() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(1));
             }
-            let finished = Instant::now();
-            let _ = writer.lock().shutdown(std::net::Shutdown::Read);
-            let _ = handle.join();
-            (acknowledged.load(Ordering::SeqCst), finished)
+            Instant::now()
         }
     };
-    wire.queue(&Packet::Disconnect);
-    let _ = wire.flush_through(&writer);
-    Ok(done)
+    outbound.queue(&Packet::Disconnect);
+    let _ = outbound.flush();
+    // Closing also ends the acknowledgement reader's wait.
+    closer.close();
+    match acks {
+        None => Ok((sent, finished)),
+        Some((handle, acknowledged)) => {
+            let _ = handle.join();
+            Ok((acknowledged.load(Ordering::SeqCst), finished))
+        }
+    }
 }
 
 /// Reads a publisher's acknowledgements until its socket is shut or time is up.
 fn read_acks(
-    mut reader: Wire,
-    writer: &Mutex<TcpStream>,
+    mut reader: Inbound,
+    mut answers: Outbound,
     returned: &Receiver<()>,
     acknowledged: &AtomicU64,
     deadline: Instant,
@@ -420,8 +428,8 @@ fn read_acks(
         match reader.recv(Some(deadline)) {
             Ok(Some(Packet::PubAck(_) | Packet::PubComp(_))) => done(returned),
             Ok(Some(Packet::PubRec(rec))) => {
-                reader.queue(&PubRel::new(rec.packet_id).into());
-                if reader.flush_through(writer).is_err() {
+                answers.queue(&PubRel::new(rec.packet_id).into());
+                if answers.flush().is_err() {
                     return;
                 }
             }
@@ -435,7 +443,7 @@ fn read_acks(
 /// broker while nobody says anything.
 #[derive(Debug, Clone)]
 pub struct Idle {
-    pub address: SocketAddr,
+    pub target: Dialer,
     pub connections: usize,
     /// How long to watch the idle broker.
     pub idle_for: Duration,
@@ -474,7 +482,7 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
             for n in first..(first + per_thread).min(run.connections) {
                 // Keep-alive 0: no pings, so an idle broker has no reason to wake.
                 match Wire::connect(
-                    run.address,
+                    &run.target,
                     &client_id(&run.prefix, "idle", n),
                     0,
                     Duration::from_secs(10),

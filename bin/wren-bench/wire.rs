@@ -1,13 +1,16 @@
-//! A lean MQTT connection for load generation: a socket, a decoder and a write
-//! buffer, driven by the bench's own threads. Built on `wren::protocol` only, so the
-//! generator can load any MQTT 3.1.1 broker and costs as little as possible.
+//! A lean MQTT connection for load generation: a transport connection (TCP, TLS or
+//! WebSocket), a decoder and a write buffer, driven by the bench's own threads. Built
+//! on `wren::protocol` and `wren::transport` only, so the generator can load any
+//! MQTT 3.1.1 broker and costs as little as possible.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use parking_lot::Mutex;
 use wren::protocol::{ConnAck, Connect, ConnectReturnCode, Decoder, Packet};
+use wren::transport::{Closer, Dialer, Reader, Writer};
 
 /// What went wrong talking to the broker.
 #[derive(Debug)]
@@ -32,30 +35,49 @@ enum Filled {
     Closed,
 }
 
-/// One MQTT connection.
+/// One MQTT connection, over any transport.
 pub struct Wire {
-    pub stream: TcpStream,
+    pub inbound: Inbound,
+    pub outbound: Outbound,
+    pub closer: Closer,
+}
+
+/// The receiving side: the transport's reader and a decoder.
+pub struct Inbound {
+    reader: Reader,
     decoder: Decoder,
     buffer: BytesMut,
+}
+
+/// The sending side: a write buffer in front of the transport's writer, which a
+/// second thread may share (a publisher's acknowledgement reader sends PUBREL).
+pub struct Outbound {
+    writer: Arc<Mutex<Writer>>,
     out: Vec<u8>,
 }
 
 impl Wire {
     /// Connects and completes CONNECT / CONNACK.
     pub fn connect(
-        address: SocketAddr,
+        target: &Dialer,
         client_id: &str,
         keep_alive: u16,
         timeout: Duration,
     ) -> Result<Wire, WireError> {
-        let stream = TcpStream::connect_timeout(&address, timeout)
-            .map_err(|e| WireError(format!("connect to {address}: {e}")))?;
-        stream.set_nodelay(true)?;
+        let connection = target
+            .connect()
+            .map_err(|e| WireError(format!("connect to {}:{}: {e}", target.host, target.port)))?;
         let mut wire = Wire {
-            stream,
-            decoder: Decoder::new().max_packet_size(16 * 1024 * 1024),
-            buffer: BytesMut::with_capacity(64 * 1024),
-            out: Vec::with_capacity(64 * 1024),
+            inbound: Inbound {
+                reader: connection.reader,
+                decoder: Decoder::new().max_packet_size(16 * 1024 * 1024),
+                buffer: BytesMut::with_capacity(64 * 1024),
+            },
+            outbound: Outbound {
+                writer: Arc::new(Mutex::new(connection.writer)),
+                out: Vec::with_capacity(64 * 1024),
+            },
+            closer: connection.closer,
         };
         let mut connect = Connect::new(client_id);
         connect.keep_alive = keep_alive;
@@ -77,6 +99,24 @@ impl Wire {
         }
     }
 
+    pub fn queue(&mut self, packet: &Packet) {
+        self.outbound.queue(packet);
+    }
+
+    pub fn flush(&mut self) -> Result<(), WireError> {
+        self.outbound.flush()
+    }
+
+    pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Packet>, WireError> {
+        self.inbound.recv(deadline)
+    }
+
+    pub fn try_decode(&mut self) -> Result<Option<Packet>, WireError> {
+        self.inbound.try_decode()
+    }
+}
+
+impl Outbound {
     /// Adds a packet to the write buffer.
     pub fn queue(&mut self, packet: &Packet) {
         // Packets built by the bench are always valid.
@@ -88,47 +128,30 @@ impl Wire {
         self.out.len()
     }
 
-    /// Writes the buffer out.
+    /// Writes the buffer out in one write.
     pub fn flush(&mut self) -> Result<(), WireError> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out)?;
+            self.writer.lock().write_all(&self.out)?;
             self.out.clear();
         }
         Ok(())
     }
 
-    /// Writes the buffer through a socket handle shared with another thread.
-    pub fn flush_through(
-        &mut self,
-        writer: &parking_lot::Mutex<TcpStream>,
-    ) -> Result<(), WireError> {
-        if !self.out.is_empty() {
-            writer.lock().write_all(&self.out)?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// A second handle on the same connection, with a decoder of its own, for a
-    /// thread that only reads.
-    pub fn split_reader(&self) -> Result<Wire, WireError> {
-        Ok(Wire {
-            stream: self.stream.try_clone()?,
-            decoder: self.decoder.clone(),
-            buffer: BytesMut::with_capacity(64 * 1024),
+    /// Another sending handle on the same connection, with its own buffer.
+    pub fn handle(&self) -> Outbound {
+        Outbound {
+            writer: Arc::clone(&self.writer),
             out: Vec::new(),
-        })
+        }
     }
+}
 
+impl Inbound {
     /// The next packet, waiting until `deadline` (`None`: forever). `Ok(None)` when
     /// the deadline passed.
     pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Option<Packet>, WireError> {
         loop {
-            if let Some(packet) = self
-                .decoder
-                .decode(&mut self.buffer)
-                .map_err(|e| WireError(format!("broker sent a bad packet: {e}")))?
-            {
+            if let Some(packet) = self.try_decode()? {
                 return Ok(Some(packet));
             }
             let timeout = match deadline {
@@ -141,7 +164,7 @@ impl Wire {
                 }
                 None => None,
             };
-            self.stream.set_read_timeout(timeout)?;
+            self.reader.set_read_timeout(timeout)?;
             match self.fill()? {
                 Filled::Bytes | Filled::TimedOut => {} // the loop checks the deadline
                 Filled::Closed => return Err(WireError("broker closed the connection".into())),
@@ -149,7 +172,7 @@ impl Wire {
         }
     }
 
-    /// Whether a whole packet is already buffered (so `recv` will not block).
+    /// A packet already buffered, if there is one; never waits.
     pub fn try_decode(&mut self) -> Result<Option<Packet>, WireError> {
         self.decoder
             .decode(&mut self.buffer)
@@ -161,7 +184,7 @@ impl Wire {
         let start = self.buffer.len();
         let capacity = self.buffer.capacity();
         self.buffer.resize(capacity, 0);
-        let result = self.stream.read(&mut self.buffer[start..]);
+        let result = self.reader.read(&mut self.buffer[start..]);
         let read = *result.as_ref().unwrap_or(&0);
         self.buffer.truncate(start + read);
         match result {
