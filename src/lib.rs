@@ -1,8 +1,127 @@
 //! wren-mqtt: MQTT from plain, blocking Rust.
 //!
-//! - [`client`]: connect, publish and subscribe with blocking calls; the library
-//!   owns its threads, pings, reconnects and resends.
-//! - [`broker`]: an embeddable broker ([`Broker`]), also run by `wren-broker`.
+//! A client library, an embeddable broker and mosquitto-compatible command-line
+//! tools, with no async runtime anywhere: every socket is served by ordinary OS
+//! threads doing blocking reads and writes, and channels link them together.
+//!
+//! ```
+//! use wren::client::{Client, QoS};
+//! # use wren::{Broker, config::BrokerConfig};
+//! # let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+//! # let url = format!("mqtt://{}", broker.local_addr());
+//!
+//! let client = Client::connect(url.as_str())?; // e.g. "mqtt://127.0.0.1:1883"
+//! let subscription = client.subscribe("greetings/#", QoS::AtLeastOnce)?;
+//! client.publish("greetings/world", "hello", QoS::AtLeastOnce, false)?; // returns after PUBACK
+//! let message = subscription.recv()?;
+//! assert_eq!(message.topic(), "greetings/world");
+//! assert_eq!(message.payload_str()?, "hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same crate is a broker you can embed:
+//!
+//! ```
+//! use wren::Broker;
+//! use wren::config::BrokerConfig;
+//!
+//! let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+//! println!("MQTT on {}", broker.local_addr());
+//! broker.shutdown(); // or just drop it
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Reading the code to learn MQTT
+//!
+//! The code is written to be read. A good order:
+//!
+//! 1. [`protocol`]: what goes over the wire. One file per packet, each opening with
+//!    the packet's layout; `topic.rs` for names, filters and wildcards; `error.rs`
+//!    lists every rule a packet can break, with the statement of the MQTT 3.1.1
+//!    specification it comes from.
+//! 2. [`client`]: `state.rs` is the client's half of the protocol (packet
+//!    identifiers, the QoS 1 and QoS 2 handshakes, keep-alive) with no I/O at all;
+//!    `worker.rs` drives it from a thread.
+//! 3. [`broker`]: `router.rs` is the broker's brain, one `handle_*` function per
+//!    packet; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what it knows.
+//! 4. [`transport`]: how TLS and WebSocket connections are shared by two threads.
+//!
+//! # Architecture
+//!
+//! The crate is in layers; each knows only the ones below it.
+//!
+//! | layer | module | knows about |
+//! | --- | --- | --- |
+//! | protocol | [`protocol`] | bytes, packets, topic rules; no sockets, threads, time or configuration |
+//! | transport | [`transport`] | TCP, TLS (native-tls), WebSocket (tungstenite); bytes, not packets |
+//! | configuration | [`config`] | the settings, and reading them from YAML (the only place that does) |
+//! | broker | [`broker`] | protocol, transport, configuration, hooks, storage |
+//! | client | [`client`] | protocol, transport, configuration |
+//! | tools | `bin/` | the public API of this crate only |
+//!
+//! ## The broker's threads
+//!
+//! ```text
+//!             listener thread (one per listener: accept, spawn)
+//!                     |
+//!    socket --> reader thread --decode--> [router inbox] --> ROUTER THREAD
+//!    socket <-- writer thread <--encode-- [conn outbox] <--/   (sessions, subscription
+//!                                                               tree, retained, $SYS)
+//! ```
+//!
+//! - A connection is served by two threads with small stacks: a reader that blocks
+//!   on the socket, decodes and sends events to the router, and a writer that blocks
+//!   on the connection's bounded outbox, gathers everything waiting into one buffer
+//!   and makes one write. Authentication runs in the reader, so slow password
+//!   hashing delays only that client.
+//! - One router thread owns all broker state; nothing else touches it, so it needs
+//!   no locks. It blocks for one event, then drains whatever else is waiting before
+//!   it flushes, which is where throughput comes from.
+//! - The router never blocks on a connection: it `try_send`s into outboxes. When an
+//!   outbox is full, QoS 0 is dropped and counted, and QoS 1/2 waits in the session,
+//!   up to the configured limit.
+//! - The router inbox is bounded, so a publisher faster than the router is slowed by
+//!   TCP backpressure, not by memory. On top of that the broker paces publishers
+//!   whose QoS 1/2 messages pile up at a subscriber that is still acknowledging: it
+//!   holds back their PUBACK/PUBREC while the subscriber's queue is over half full,
+//!   so a one-to-one QoS 1 stream loses nothing to the queue limit.
+//!
+//! ## TLS and WebSocket with two threads
+//!
+//! A TLS session or a WebSocket cannot be split between a reading and a writing
+//! thread the way a TCP socket can. wren-mqtt runs the handshake as ordinary blocking
+//! I/O, then cuts the TLS and WebSocket state off the socket: the reader blocks on
+//! the raw socket holding no lock and, when bytes arrive, locks the state only to
+//! decrypt and unframe them; the writer locks it only to frame and encrypt. Neither
+//! direction waits for the other, no read timeout or polling is involved, and an
+//! idle connection costs no CPU. See [`transport`].
+//!
+//! ## The client's threads
+//!
+//! ```text
+//!  Client (Clone + Send + Sync) --commands--> connection thread <--> socket
+//!  Subscription / Messages   <--deliveries--/       ^-- reader thread
+//! ```
+//!
+//! Calls block until the broker has answered, with a timeout; keep-alive,
+//! reconnecting with backoff, resubscribing and resending unacknowledged QoS 1/2
+//! messages happen inside the library.
+//!
+//! ## Invariants
+//!
+//! 1. The router never blocks on a connection.
+//! 2. Network input never panics a thread; a protocol violation closes that
+//!    connection only, with a log line saying why.
+//! 3. An acknowledged QoS 1/2 message reaches every matching subscriber with a
+//!    persistent session (at least once for QoS 1, exactly once for QoS 2), across
+//!    disconnects and takeovers; a drop by a configured limit is logged and counted.
+//! 4. Memory is bounded by configuration: packet size, queued messages per session,
+//!    inflight window, connections per listener.
+//! 5. Authentication and ACL checks fail closed: an error or a panic in a check
+//!    denies.
+//! 6. Idle connections cost no CPU: no loop wakes more often than keep-alive needs.
+//! 7. Shutdown is clean: [`Broker`] stops its listeners, disconnects clients and
+//!    joins its threads; a [`client::Client`] sends DISCONNECT when dropped.
 #![warn(missing_docs)]
 
 pub mod broker;
