@@ -1,5 +1,6 @@
 //! wren-mqtt: MQTT from plain, blocking Rust.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod protocol;

@@ -1,0 +1,487 @@
+//! Access control lists: who may publish to, subscribe to and receive which topics.
+//!
+//! An [`Acl`] is read from one of two formats:
+//!
+//! - **mosquitto's `acl_file`** ([`Acl::from_mosquitto_file`]):
+//!
+//!   ```text
+//!   # Rules before the first `user` line are for clients without a user name.
+//!   topic read public/#
+//!
+//!   user alice
+//!   topic readwrite alice/#
+//!   topic deny alice/secret
+//!
+//!   # Patterns apply to every client; %u is its user name, %c its client id.
+//!   pattern readwrite users/%u/#
+//!   pattern read clients/%c/cmd
+//!   ```
+//!
+//!   `topic [read|write|readwrite|deny] <filter>`: with no access word the rule is
+//!   `readwrite`; the rest of the line is the filter, spaces included, so a line
+//!   cannot end in a comment.
+//!
+//! - **hbmqtt / amqtt `topic-check`** ([`Acl::from_topic_check`]): a map from user name
+//!   (`anonymous` for clients without one) to the filters that user may publish and
+//!   subscribe to.
+//!
+//! # How a request is decided
+//!
+//! The rules considered are the client's own (its user's, or the anonymous ones)
+//! and every pattern. If any of them that applies is `deny`, the request is
+//! refused, wherever that rule stands in the file; otherwise it is allowed if one of
+//! them that applies grants the access asked for; otherwise it is refused. So an
+//! empty ACL allows nothing, and a client the file does not mention gets only what
+//! the patterns give it.
+//!
+//! A rule *applies* to a PUBLISH or a delivery when its filter matches the topic
+//! name, and to a SUBSCRIBE when its filter **covers** the requested filter: when
+//! every topic the request could match is matched by the rule too.
+//!
+//! | rule | request | covered? |
+//! |---|---|---|
+//! | `a/#` | `a/+/b`, `a/#`, `a`, `a/b` | yes |
+//! | `a/+` | `a/b`, `a/+` | yes |
+//! | `a/+` | `a/#`, `a/b/c` | no |
+//! | `+` | `#` | no |
+//! | `a/b` | `a/+` | no |
+//! | `#` | `$SYS/#` | no: filters starting with a wildcard never reach `$` topics |
+//!
+//! A rule whose filter starts with a wildcard never applies to a topic starting with
+//! `$` ([MQTT-4.7.2-1]); `$SYS/...` takes a rule that names it.
+//!
+//! A subscription can be allowed while some of the topics it matches are denied
+//! (`alice/#` above, with `alice/secret` denied). The broker must therefore also ask
+//! [`Acl::can_receive`] before delivering each message, as mosquitto does.
+//!
+//! # Patterns and hostile names
+//!
+//! `%u` and `%c` fill whole levels only. A user name or client id that holds `+`,
+//! `#` or `/`, is empty, or starts with `$` where it would become the first level,
+//! could make a pattern match other clients' topics (mosquitto CVE-2017-7650: a
+//! client named `#` matching `clients/%c/cmd` would read every client's commands).
+//! Such a value is never substituted: an allowing pattern then grants nothing, and a
+//! denying pattern denies the request outright, since it cannot be evaluated safely.
+//! A pattern with `%u` does not apply to a client without a user name.
+
+mod mosquitto;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::error::Error;
+use crate::protocol::topic;
+use crate::protocol::{TopicFilter, TopicName};
+
+/// What a rule allows (or, for `Deny`, forbids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Access {
+    /// Subscribe to and receive matching topics.
+    Read,
+    /// Publish to matching topics.
+    Write,
+    /// Both: the default when a rule names no access.
+    ReadWrite,
+    /// Nothing, whatever other rules say.
+    Deny,
+}
+
+impl Access {
+    fn grants(self, wanted: Wanted) -> bool {
+        matches!(
+            (self, wanted),
+            (Access::ReadWrite, _) | (Access::Read, Wanted::Read) | (Access::Write, Wanted::Write)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Read,
+    Write,
+}
+
+/// One request to decide.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Publish(&'a TopicName),
+    Receive(&'a TopicName),
+    Subscribe(&'a TopicFilter),
+}
+
+impl Request<'_> {
+    fn wanted(self) -> Wanted {
+        match self {
+            Request::Publish(_) => Wanted::Write,
+            Request::Receive(_) | Request::Subscribe(_) => Wanted::Read,
+        }
+    }
+
+    /// Whether a rule with this filter applies to the request.
+    fn is_matched_by(self, rule_filter: &str) -> bool {
+        match self {
+            Request::Publish(name) | Request::Receive(name) => {
+                rule_matches_topic(rule_filter, name.as_str())
+            }
+            Request::Subscribe(filter) => rule_covers_filter(rule_filter, filter.as_str()),
+        }
+    }
+}
+
+/// Whether a rule's filter matches a topic name. Besides the usual matching, a topic
+/// starting with `$` is reached only by a rule that starts with `$` too, as in
+/// mosquitto.
+fn rule_matches_topic(rule: &str, topic_name: &str) -> bool {
+    if topic_name.starts_with('$') && !rule.starts_with('$') {
+        return false;
+    }
+    topic::matches(rule, topic_name)
+}
+
+/// Whether every topic that `requested` matches is matched by `rule` too.
+fn rule_covers_filter(rule: &str, requested: &str) -> bool {
+    if requested.starts_with('$') && !rule.starts_with('$') {
+        return false;
+    }
+    let mut rule_levels = rule.split('/');
+    let mut requested_levels = requested.split('/');
+    loop {
+        match (rule_levels.next(), requested_levels.next()) {
+            // `#` covers whatever is left, and also its parent level ("a/#" matches
+            // "a"), so it covers a request that ends here.
+            (Some("#"), _) => return true,
+            // `+` covers one level of any kind, but not the many levels of `#`.
+            (Some("+"), Some(level)) => {
+                if level == "#" {
+                    return false;
+                }
+            }
+            // A literal level covers only itself: a wildcard in the request could
+            // reach other levels.
+            (Some(rule_level), Some(level)) => {
+                if rule_level != level {
+                    return false;
+                }
+            }
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    access: Access,
+    filter: TopicFilter,
+}
+
+/// A `pattern` rule: a filter with `%u` / `%c` levels.
+#[derive(Debug, Clone)]
+struct Pattern {
+    access: Access,
+    levels: Vec<PatternLevel>,
+    /// As written, for log messages.
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PatternLevel {
+    Text(String),
+    UserName,
+    ClientId,
+}
+
+enum Substitution {
+    Filter(String),
+    /// `%u` for a client without a user name.
+    NotApplicable,
+    /// The value would widen the pattern.
+    Refused {
+        /// `user name` or `client id`.
+        what: &'static str,
+        /// How the value would widen it.
+        reason: &'static str,
+    },
+}
+
+impl Pattern {
+    fn substitute(&self, user: Option<&str>, client_id: &str) -> Substitution {
+        let mut filter = String::new();
+        for (index, level) in self.levels.iter().enumerate() {
+            if index > 0 {
+                filter.push('/');
+            }
+            let (what, value) = match level {
+                PatternLevel::Text(text) => {
+                    filter.push_str(text);
+                    continue;
+                }
+                PatternLevel::UserName => match user {
+                    Some(user) => ("user name", user),
+                    None => return Substitution::NotApplicable,
+                },
+                PatternLevel::ClientId => ("client id", client_id),
+            };
+            if let Some(reason) = unsafe_value(value, index == 0) {
+                return Substitution::Refused { what, reason };
+            }
+            filter.push_str(value);
+        }
+        Substitution::Filter(filter)
+    }
+}
+
+/// Why `value` must not fill a pattern level, if it must not.
+fn unsafe_value(value: &str, first_level: bool) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("is empty")
+    } else if value.contains(['+', '#']) {
+        Some("contains a wildcard ('+' or '#')")
+    } else if value.contains('/') {
+        Some("contains '/'")
+    } else if value.contains('\0') {
+        Some("contains U+0000")
+    } else if first_level && value.starts_with('$') {
+        Some("starts with '$', which would reach the broker's $ topics")
+    } else {
+        None
+    }
+}
+
+/// Access rules for publishing, subscribing and receiving; see the
+/// [module docs](self) for the formats and how requests are decided.
+///
+/// ```
+/// use wren::auth::Acl;
+/// use wren::protocol::{TopicFilter, TopicName};
+///
+/// let acl = Acl::parse_mosquitto(
+///     "topic read public/#\n\
+///      user alice\n\
+///      topic readwrite alice/#\n\
+///      topic deny alice/secret\n\
+///      pattern readwrite users/%u/#\n",
+///     "acl.conf",
+/// )?;
+/// let name = |s: &str| TopicName::new(s).unwrap();
+/// let filter = |s: &str| TopicFilter::new(s).unwrap();
+///
+/// assert!(acl.can_publish(Some("alice"), "c1", &name("alice/notes")));
+/// assert!(!acl.can_publish(Some("alice"), "c1", &name("alice/secret")));
+/// assert!(acl.can_publish(Some("bob"), "c2", &name("users/bob/x")));
+/// assert!(!acl.can_publish(Some("bob"), "c2", &name("users/alice/x")));
+/// assert!(acl.can_subscribe(None, "c3", &filter("public/+/news")));
+/// assert!(!acl.can_publish(None, "c3", &name("public/news")));
+/// assert!(!acl.can_subscribe(None, "c3", &filter("#")));
+/// # Ok::<(), wren::auth::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Acl {
+    /// Rules for clients that gave no user name.
+    anonymous: Vec<Rule>,
+    users: HashMap<String, Vec<Rule>>,
+    patterns: Vec<Pattern>,
+}
+
+impl Acl {
+    /// An ACL with no rules: it refuses everything.
+    pub fn new() -> Acl {
+        Acl::default()
+    }
+
+    /// Reads a mosquitto `acl_file`.
+    pub fn from_mosquitto_file(path: impl AsRef<Path>) -> Result<Acl, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        Acl::parse_mosquitto(&text, &path.display().to_string())
+    }
+
+    /// Reads the text of a mosquitto `acl_file`; `name` is what error messages call
+    /// it.
+    pub fn parse_mosquitto(text: &str, name: &str) -> Result<Acl, Error> {
+        mosquitto::parse(text, name)
+    }
+
+    /// Builds the ACL of hbmqtt / amqtt's `topic-check` section: each user (or
+    /// `anonymous`, which also covers clients without a user name) may publish and
+    /// subscribe to the listed filters, and to nothing else.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use wren::auth::Acl;
+    /// use wren::protocol::{TopicFilter, TopicName};
+    ///
+    /// let mut config = BTreeMap::new();
+    /// config.insert("anonymous".to_string(), vec!["public/#".to_string()]);
+    /// config.insert("alice".to_string(), vec!["alice/+".to_string()]);
+    /// let acl = Acl::from_topic_check(&config)?;
+    ///
+    /// assert!(acl.can_publish(None, "c", &TopicName::new("public/x")?));
+    /// assert!(acl.can_subscribe(Some("alice"), "c", &TopicFilter::new("alice/+")?));
+    /// assert!(!acl.can_subscribe(Some("alice"), "c", &TopicFilter::new("alice/#")?));
+    /// assert!(!acl.can_publish(Some("bob"), "c", &TopicName::new("public/x")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_topic_check<I, U, F, S>(acl: I) -> Result<Acl, Error>
+    where
+        I: IntoIterator<Item = (U, F)>,
+        U: AsRef<str>,
+        F: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut result = Acl::new();
+        for (user, filters) in acl {
+            let user = user.as_ref();
+            for filter in filters {
+                let filter = filter.as_ref();
+                let parsed =
+                    TopicFilter::new(filter).map_err(|source| Error::TopicCheckFilter {
+                        user: user.to_owned(),
+                        filter: filter.to_owned(),
+                        source,
+                    })?;
+                let rule = Rule {
+                    access: Access::ReadWrite,
+                    filter: parsed,
+                };
+                // hbmqtt looks clients without a user name up as "anonymous", so a
+                // user who logs in as "anonymous" gets the same rules.
+                if user == "anonymous" {
+                    result.anonymous.push(rule.clone());
+                }
+                result.add_user_rule(user, rule);
+            }
+        }
+        Ok(result)
+    }
+
+    fn add_user_rule(&mut self, user: &str, rule: Rule) {
+        self.users.entry(user.to_owned()).or_default().push(rule);
+    }
+
+    /// Whether a client may PUBLISH to `topic_name`. `user` is the user name it
+    /// connected with, `None` for none.
+    pub fn can_publish(&self, user: Option<&str>, client_id: &str, topic_name: &TopicName) -> bool {
+        self.decide(user, client_id, Request::Publish(topic_name))
+    }
+
+    /// Whether a client may SUBSCRIBE to `filter`: some rule with read access must
+    /// cover all of it, and no `deny` rule may cover it.
+    pub fn can_subscribe(&self, user: Option<&str>, client_id: &str, filter: &TopicFilter) -> bool {
+        self.decide(user, client_id, Request::Subscribe(filter))
+    }
+
+    /// Whether a message published to `topic_name` may be delivered to a client.
+    /// Ask this for every delivery: a subscription allowed by
+    /// [`can_subscribe`](Self::can_subscribe) may still match denied topics.
+    pub fn can_receive(&self, user: Option<&str>, client_id: &str, topic_name: &TopicName) -> bool {
+        self.decide(user, client_id, Request::Receive(topic_name))
+    }
+
+    fn decide(&self, user: Option<&str>, client_id: &str, request: Request<'_>) -> bool {
+        let wanted = request.wanted();
+        let own_rules: &[Rule] = match user {
+            None => &self.anonymous,
+            Some(user) => self.users.get(user).map_or(&[], Vec::as_slice),
+        };
+        let mut allowed = false;
+        for rule in own_rules {
+            if request.is_matched_by(rule.filter.as_str()) {
+                if rule.access == Access::Deny {
+                    return false;
+                }
+                allowed |= rule.access.grants(wanted);
+            }
+        }
+        for pattern in &self.patterns {
+            let filter = match pattern.substitute(user, client_id) {
+                Substitution::Filter(filter) => filter,
+                Substitution::NotApplicable => continue,
+                Substitution::Refused { what, reason } => {
+                    if pattern.access == Access::Deny {
+                        log::warn!(
+                            "ACL: denying client {client_id:?} (user {user:?}): its {what} \
+                             {reason}, so deny pattern {:?} cannot be applied safely",
+                            pattern.text
+                        );
+                        return false;
+                    }
+                    log::info!(
+                        "ACL: pattern {:?} grants nothing to client {client_id:?} \
+                         (user {user:?}): its {what} {reason}",
+                        pattern.text
+                    );
+                    continue;
+                }
+            };
+            if request.is_matched_by(&filter) {
+                if pattern.access == Access::Deny {
+                    return false;
+                }
+                allowed |= pattern.access.grants(wanted);
+            }
+        }
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_follows_what_each_filter_can_match() {
+        let cases = [
+            ("a/#", "a/+/b", true),
+            ("a/#", "a/#", true),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("a/#", "#", false),
+            ("a/#", "b/#", false),
+            ("#", "#", true),
+            ("#", "+/+", true),
+            ("#", "$SYS/#", false),
+            ("#", "$SYS", false),
+            ("+", "#", false),
+            ("+", "+", true),
+            ("+", "a", true),
+            ("+", "a/b", false),
+            ("+/#", "a/b/#", true),
+            ("a/+", "a/+", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a/#", false),
+            ("a/+", "a/b/c", false),
+            ("a/+", "a", false),
+            ("a/b", "a/+", false),
+            ("a/b", "a/#", false),
+            ("a/b", "a/b", true),
+            ("a/b", "a/b/c", false),
+            ("$SYS/#", "$SYS/+/x", true),
+            ("+/x", "$SYS/x", false),
+            ("$SYS/+", "$SYS/#", false),
+        ];
+        for (rule, requested, expected) in cases {
+            assert_eq!(
+                rule_covers_filter(rule, requested),
+                expected,
+                "rule {rule} covers {requested}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_values_are_named() {
+        assert!(unsafe_value("alice", true).is_none());
+        assert!(unsafe_value("a$b", true).is_none());
+        assert!(unsafe_value("$x", false).is_none());
+        for value in ["", "+", "#", "a/b", "/", "a+", "x#", "a\0b"] {
+            assert!(unsafe_value(value, false).is_some(), "{value:?}");
+        }
+        assert!(unsafe_value("$SYS", true).is_some());
+    }
+}
