@@ -211,6 +211,12 @@ impl PasswordFile {
         self.insert(user, hash)
     }
 
+    /// Checks that `user` can be stored and read back as the same name: not empty,
+    /// no `:` or line break, no leading `#` and no blanks at either end.
+    pub fn check_user_name(user: &str) -> Result<(), Error> {
+        check_user_name(user)
+    }
+
     /// Stores `hash` for `user`, as [`set_password`](Self::set_password) does.
     pub fn insert(&mut self, user: &str, hash: PasswordHash) -> Result<(), Error> {
         check_user_name(user)?;
