@@ -192,7 +192,7 @@ fn parse_args(args: Vec<OsString>) -> Result<(Action, u32), Failure> {
                     }
                     None => {
                         return Err(Failure::Error(
-                            "-H argument given but not enough arguments.".into(),
+                            "-H argument given but not enough other arguments.".into(),
                         ))
                     }
                 }
@@ -206,7 +206,7 @@ fn parse_args(args: Vec<OsString>) -> Result<(Action, u32), Failure> {
                     }
                     None => {
                         return Err(Failure::Error(
-                            "-I argument given but not enough arguments.".into(),
+                            "-I argument given but not enough other arguments.".into(),
                         ))
                     }
                 };
@@ -233,9 +233,6 @@ fn parse_args(args: Vec<OsString>) -> Result<(Action, u32), Failure> {
     }
     if batch && delete {
         return conflict("-b", "-D");
-    }
-    if batch && upgrade {
-        return conflict("-b", "-U");
     }
 
     let action = match rest.as_slice() {
@@ -360,8 +357,12 @@ fn prompt(text: &str) -> Result<String, Failure> {
             .lock()
             .read_line(&mut line)
             .map_err(read_error)?;
-        let _ = writeln!(stdout);
         let line = line.strip_suffix('\n').unwrap_or(&line);
-        Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        // Like mosquitto_passwd, end the prompt's line only when a password came.
+        if !line.is_empty() {
+            let _ = writeln!(stdout);
+        }
+        Ok(line.to_owned())
     }
 }
