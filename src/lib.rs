@@ -4,3 +4,4 @@
 pub mod auth;
 pub mod config;
 pub mod protocol;
+pub mod transport;
