@@ -122,6 +122,30 @@ fn a_new_file_is_readable_by_its_owner_only() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+#[cfg(unix)]
+#[test]
+fn an_edit_keeps_the_files_mode_and_owner() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    assert_success(
+        &wren_passwd(dir.path(), &["-c", "-b", "pw", "u", "p"], b""),
+        "-c -b",
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // Root hands the file to the broker's user (here "nobody"); others cannot, and
+    // then only the mode is checked.
+    let handed_over = std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_ok();
+
+    assert_success(&wren_passwd(dir.path(), &["-b", "pw", "v", "q"], b""), "-b");
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
+    if handed_over {
+        assert_eq!((metadata.uid(), metadata.gid()), (65534, 65534));
+    }
+    assert!(PasswordFile::load(&path).unwrap().verify("v", b"q"));
+}
+
 #[test]
 fn the_password_is_read_twice_from_a_pipe() {
     let dir = tempfile::tempdir().unwrap();

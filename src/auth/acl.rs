@@ -69,7 +69,7 @@ mod mosquitto;
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::error::Error;
+use super::error::{AclLineError, Error};
 use crate::protocol::topic;
 use crate::protocol::{TopicFilter, TopicName};
 
@@ -358,6 +358,42 @@ impl Acl {
             }
         }
         Ok(result)
+    }
+
+    /// Adds a rule, as a `topic` line would: for `user`, or with `None` for clients
+    /// without a user name.
+    ///
+    /// ```
+    /// use wren::auth::{Access, Acl};
+    /// use wren::protocol::{TopicFilter, TopicName};
+    ///
+    /// let mut acl = Acl::new();
+    /// acl.add_rule(Some("sensor"), Access::Write, TopicFilter::new("sensors/+/temperature")?);
+    /// acl.add_pattern(Access::Read, "devices/%c/config")?;
+    ///
+    /// assert!(acl.can_publish(Some("sensor"), "s1", &TopicName::new("sensors/s1/temperature")?));
+    /// assert!(acl.can_receive(Some("sensor"), "s1", &TopicName::new("devices/s1/config")?));
+    /// assert!(!acl.can_receive(Some("sensor"), "s1", &TopicName::new("devices/s2/config")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_rule(&mut self, user: Option<&str>, access: Access, filter: TopicFilter) {
+        let rule = Rule { access, filter };
+        match user {
+            Some(user) => self.add_user_rule(user, rule),
+            None => self.anonymous.push(rule),
+        }
+    }
+
+    /// Adds a rule for every client, as a `pattern` line would: `%u` and `%c`, each
+    /// filling a whole level, stand for the client's user name and client id.
+    pub fn add_pattern(&mut self, access: Access, pattern: &str) -> Result<(), AclLineError> {
+        let levels = mosquitto::pattern_levels(pattern)?;
+        self.patterns.push(Pattern {
+            access,
+            levels,
+            text: pattern.to_owned(),
+        });
+        Ok(())
     }
 
     fn add_user_rule(&mut self, user: &str, rule: Rule) {

@@ -183,3 +183,21 @@ impl fmt::Display for AclLineError {
         }
     }
 }
+
+impl std::error::Error for PasswordLineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PasswordLineError::InvalidHash { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for AclLineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AclLineError::InvalidFilter { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -268,7 +268,9 @@ impl PasswordFile {
     /// Writes the file to `path`, replacing it atomically: the text goes to a
     /// temporary file in the same directory, which is then renamed over `path`, so a
     /// broker reading the file never sees half of it. A new file is readable by its
-    /// owner only; an existing file keeps its permissions.
+    /// owner only; an existing file keeps its permissions and, where the operating
+    /// system allows, its owner (so that root editing the broker's file does not
+    /// take it away from the broker's user).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let io_error = |action, source| Error::Io {
@@ -281,6 +283,7 @@ impl PasswordFile {
             let mut file = create_private(&temporary)?;
             if let Ok(metadata) = fs::metadata(path) {
                 file.set_permissions(metadata.permissions())?;
+                keep_owner(&file, &metadata, path);
             }
             file.write_all(self.to_text().as_bytes())?;
             file.sync_all()
@@ -339,6 +342,22 @@ fn temporary_path(path: &Path) -> PathBuf {
     name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
 }
+
+#[cfg(unix)]
+fn keep_owner(file: &fs::File, original: &fs::Metadata, path: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Err(e) = std::os::unix::fs::fchown(file, Some(original.uid()), Some(original.gid())) {
+        log::warn!(
+            "{}: cannot keep owner {}:{} ({e}); the new file belongs to the current user",
+            path.display(),
+            original.uid(),
+            original.gid()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &fs::File, _original: &fs::Metadata, _path: &Path) {}
 
 #[cfg(unix)]
 fn create_private(path: &Path) -> io::Result<fs::File> {

@@ -1,6 +1,6 @@
 //! The parser of mosquitto's `acl_file` format (see the [parent module](super)).
 
-use super::{Access, Acl, Pattern, PatternLevel, Rule};
+use super::{Access, Acl, PatternLevel};
 use crate::auth::error::{AclLineError, Error};
 use crate::protocol::TopicFilter;
 
@@ -36,20 +36,11 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Acl, Error> {
                         source,
                     })
                 })?;
-                let rule = Rule { access, filter };
-                match &current_user {
-                    Some(user) => acl.add_user_rule(user, rule),
-                    None => acl.anonymous.push(rule),
-                }
+                acl.add_rule(current_user.as_deref(), access, filter);
             }
             "pattern" => {
                 let (access, text) = access_and_topic(rest).map_err(line_error)?;
-                let levels = pattern_levels(text).map_err(line_error)?;
-                acl.patterns.push(Pattern {
-                    access,
-                    levels,
-                    text: text.to_owned(),
-                });
+                acl.add_pattern(access, text).map_err(line_error)?;
             }
             other => return Err(line_error(AclLineError::UnknownKeyword(other.to_owned()))),
         }
@@ -89,7 +80,7 @@ fn access_and_topic(rest: &str) -> Result<(Access, &str), AclLineError> {
 
 /// Splits a pattern into levels and checks that it is a valid filter once `%u`
 /// and `%c` are filled in.
-fn pattern_levels(text: &str) -> Result<Vec<PatternLevel>, AclLineError> {
+pub(super) fn pattern_levels(text: &str) -> Result<Vec<PatternLevel>, AclLineError> {
     let mut levels = Vec::new();
     for level in text.split('/') {
         levels.push(match level {
