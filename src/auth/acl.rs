@@ -54,14 +54,21 @@
 //! (`alice/#` above, with `alice/secret` denied). The broker must therefore also ask
 //! [`Acl::can_receive`] before delivering each message, as mosquitto does.
 //!
+//! mosquitto 2.0 grants every SUBSCRIBE and filters only at delivery; wren's
+//! [`Acl::can_subscribe`] is stricter, so that a client learns from its SUBACK that
+//! it may not read there instead of waiting for messages that never come.
+//!
 //! # Patterns and hostile names
 //!
 //! `%u` and `%c` fill whole levels only. A user name or client id that holds `+`,
 //! `#` or `/`, is empty, or starts with `$` where it would become the first level,
 //! could make a pattern match other clients' topics (mosquitto CVE-2017-7650: a
-//! client named `#` matching `clients/%c/cmd` would read every client's commands).
+//! client with the id `+` would turn `clients/%c/cmd` into `clients/+/cmd` and read
+//! every client's commands; the user `bob/x` would write below `users/bob/`).
 //! Such a value is never substituted: an allowing pattern then grants nothing, and a
 //! denying pattern denies the request outright, since it cannot be evaluated safely.
+//! (mosquitto, since that fix, denies such clients everything as soon as the file
+//! has any pattern; wren still applies their own `topic` rules.)
 //! A pattern with `%u` does not apply to a client without a user name.
 
 mod mosquitto;

@@ -462,6 +462,29 @@ mod tests {
     }
 
     #[test]
+    fn a_64_byte_salt_is_accepted_as_later_mosquitto_releases_write_it() {
+        let salt = [7u8; 64];
+        let mut digest = Sha512::new();
+        digest.update(b"pw");
+        digest.update(salt);
+        let text = format!(
+            "$6${}${}",
+            STANDARD.encode(salt),
+            STANDARD.encode(digest.finalize())
+        );
+        let hash = PasswordHash::parse(&text).unwrap();
+        assert_eq!(hash.kind(), HashKind::MosquittoSha512);
+        assert!(hash.verify(b"pw"));
+
+        let pbkdf2 = format!(
+            "$7$3${}${}",
+            STANDARD.encode(salt),
+            STANDARD.encode(pbkdf2_sha512(b"pw", &salt, 3))
+        );
+        assert!(PasswordHash::parse(&pbkdf2).unwrap().verify(b"pw"));
+    }
+
+    #[test]
     fn generated_hashes_use_mosquitto_2_defaults() {
         let hash = PasswordHash::generate(b"pw").unwrap();
         let text = hash.to_string();
