@@ -245,6 +245,14 @@ fn a_bad_topic_check_filter_names_user_and_filter() {
         message.contains("\"alice\"") && message.contains("\"bad/#/x\""),
         "{message}"
     );
+    assert!(message.starts_with("topic-check acl of user"), "{message}");
+
+    let err = Acl::from_topic_check_split([("a", ["x"])], [("b", ["y+"])]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("topic-check publish-acl of user \"b\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -270,4 +278,42 @@ fn acl_files_load_from_disk_and_errors_name_file_and_line() {
     let missing = dir.path().join("missing.conf");
     let err = Acl::from_mosquitto_file(&missing).unwrap_err();
     assert!(err.to_string().contains("missing.conf"), "{err}");
+}
+
+#[test]
+fn amqtt_publish_acl_splits_publish_from_subscribe() {
+    let subscribe = [
+        ("anonymous", vec!["news/#"]),
+        ("sensor", vec!["commands/#"]),
+    ];
+    let publish = [("sensor", vec!["readings/+"])];
+    let acl = Acl::from_topic_check_split(subscribe, publish).unwrap();
+
+    assert!(acl.can_subscribe(Some("sensor"), "s", &filter("commands/+")));
+    assert!(acl.can_receive(Some("sensor"), "s", &name("commands/reboot")));
+    assert!(!acl.can_publish(Some("sensor"), "s", &name("commands/reboot")));
+    assert!(acl.can_publish(Some("sensor"), "s", &name("readings/t")));
+    assert!(!acl.can_subscribe(Some("sensor"), "s", &filter("readings/t")));
+    // Anonymous clients may read news but publish nowhere: publish-acl lists none.
+    assert!(acl.can_subscribe(None, "a", &filter("news/#")));
+    assert!(!acl.can_publish(None, "a", &name("news/x")));
+}
+
+#[test]
+fn the_topic_check_section_of_a_broker_config_file_builds_an_acl() {
+    let config = wren::config::BrokerConfig::from_yaml_str(
+        "topic-check:\n  enabled: true\n  acl:\n    sensor-1: ['sensors/1/#']\n    anonymous: ['public/#']\n  publish-acl:\n    sensor-1: ['sensors/1/out']\n",
+        "broker.yaml",
+    )
+    .unwrap();
+    let check = &config.topic_check;
+    let acl = match &check.publish_acl {
+        Some(publish_acl) => Acl::from_topic_check_split(&check.acl, publish_acl),
+        None => Acl::from_topic_check(&check.acl),
+    }
+    .unwrap();
+    assert!(acl.can_subscribe(Some("sensor-1"), "s", &filter("sensors/1/#")));
+    assert!(acl.can_publish(Some("sensor-1"), "s", &name("sensors/1/out")));
+    assert!(!acl.can_publish(Some("sensor-1"), "s", &name("sensors/1/in")));
+    assert!(acl.can_receive(None, "a", &name("public/x")));
 }

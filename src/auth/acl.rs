@@ -334,37 +334,70 @@ impl Acl {
     /// assert!(!acl.can_publish(Some("bob"), "c", &TopicName::new("public/x")?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_topic_check<I, U, F, S>(acl: I) -> Result<Acl, Error>
-    where
-        I: IntoIterator<Item = (U, F)>,
-        U: AsRef<str>,
-        F: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub fn from_topic_check(
+        acl: impl IntoIterator<Item = (impl AsRef<str>, impl IntoIterator<Item = impl AsRef<str>>)>,
+    ) -> Result<Acl, Error> {
         let mut result = Acl::new();
+        result.add_topic_check("acl", acl, Access::ReadWrite)?;
+        Ok(result)
+    }
+
+    /// Builds the ACL of amqtt's `topic-check` section when it also has a
+    /// `publish-acl`: then `acl` lists what each user may subscribe to and receive,
+    /// and `publish_acl` what each may publish to.
+    ///
+    /// ```
+    /// use wren::auth::Acl;
+    /// use wren::protocol::{TopicFilter, TopicName};
+    ///
+    /// let acl = Acl::from_topic_check_split(
+    ///     [("sensor", ["commands/#"])],
+    ///     [("sensor", ["readings/+"])],
+    /// )?;
+    /// assert!(acl.can_subscribe(Some("sensor"), "s", &TopicFilter::new("commands/#")?));
+    /// assert!(!acl.can_publish(Some("sensor"), "s", &TopicName::new("commands/x")?));
+    /// assert!(acl.can_publish(Some("sensor"), "s", &TopicName::new("readings/t")?));
+    /// assert!(!acl.can_subscribe(Some("sensor"), "s", &TopicFilter::new("readings/t")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_topic_check_split(
+        acl: impl IntoIterator<Item = (impl AsRef<str>, impl IntoIterator<Item = impl AsRef<str>>)>,
+        publish_acl: impl IntoIterator<
+            Item = (impl AsRef<str>, impl IntoIterator<Item = impl AsRef<str>>),
+        >,
+    ) -> Result<Acl, Error> {
+        let mut result = Acl::new();
+        result.add_topic_check("acl", acl, Access::Read)?;
+        result.add_topic_check("publish-acl", publish_acl, Access::Write)?;
+        Ok(result)
+    }
+
+    fn add_topic_check(
+        &mut self,
+        section: &'static str,
+        acl: impl IntoIterator<Item = (impl AsRef<str>, impl IntoIterator<Item = impl AsRef<str>>)>,
+        access: Access,
+    ) -> Result<(), Error> {
         for (user, filters) in acl {
             let user = user.as_ref();
             for filter in filters {
                 let filter = filter.as_ref();
                 let parsed =
                     TopicFilter::new(filter).map_err(|source| Error::TopicCheckFilter {
+                        section,
                         user: user.to_owned(),
                         filter: filter.to_owned(),
                         source,
                     })?;
-                let rule = Rule {
-                    access: Access::ReadWrite,
-                    filter: parsed,
-                };
                 // hbmqtt looks clients without a user name up as "anonymous", so a
                 // user who logs in as "anonymous" gets the same rules.
                 if user == "anonymous" {
-                    result.anonymous.push(rule.clone());
+                    self.add_rule(None, access, parsed.clone());
                 }
-                result.add_user_rule(user, rule);
+                self.add_rule(Some(user), access, parsed);
             }
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Adds a rule, as a `topic` line would: for `user`, or with `None` for clients

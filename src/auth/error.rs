@@ -53,8 +53,12 @@ pub enum Error {
         reason: AclLineError,
     },
     /// A `topic-check` entry holds something that is not a topic filter.
-    #[error("topic-check acl of user {user:?}: {filter:?} is not a valid topic filter: {source}")]
+    #[error(
+        "topic-check {section} of user {user:?}: {filter:?} is not a valid topic filter: {source}"
+    )]
     TopicCheckFilter {
+        /// `acl` or `publish-acl`.
+        section: &'static str,
         /// The user (or `anonymous`) the entry belongs to.
         user: String,
         /// The filter as written.
