@@ -317,3 +317,62 @@ fn the_topic_check_section_of_a_broker_config_file_builds_an_acl() {
     assert!(!acl.can_publish(Some("sensor-1"), "s", &name("sensors/1/in")));
     assert!(acl.can_receive(None, "a", &name("public/x")));
 }
+
+/// Every valid filter of up to `max_levels` levels built from `levels`.
+fn all_filters(levels: &[&str], max_levels: usize) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut current: Vec<Vec<&str>> = vec![vec![]];
+    for _ in 0..max_levels {
+        let mut next = Vec::new();
+        for prefix in &current {
+            for level in levels {
+                let mut longer = prefix.clone();
+                longer.push(level);
+                next.push(longer);
+            }
+        }
+        found.extend(
+            next.iter()
+                .map(|levels| levels.join("/"))
+                .filter(|f| TopicFilter::new(f.as_str()).is_ok()),
+        );
+        current = next;
+    }
+    found
+}
+
+#[test]
+fn a_subscription_is_covered_exactly_when_every_topic_it_matches_is_allowed() {
+    // Exhaustive over a small universe: filters of up to three levels, topics of up
+    // to four (one deeper than any filter, so '#' is seen reaching further).
+    let filters = all_filters(&["a", "", "$s", "+", "#"], 3);
+    let topics: Vec<TopicName> = all_filters(&["a", "b", "", "$s"], 4)
+        .into_iter()
+        .map(|t| name(&t))
+        .collect();
+    assert!(filters.len() > 100 && topics.len() > 300);
+
+    let mut checked = 0;
+    for rule in &filters {
+        let mut acl = Acl::new();
+        acl.add_rule(Some("u"), wren::auth::Access::Read, filter(rule));
+        let allowed: Vec<bool> = topics
+            .iter()
+            .map(|t| acl.can_receive(Some("u"), "c", t))
+            .collect();
+        for requested in &filters {
+            let requested_filter = filter(requested);
+            let inclusion = topics
+                .iter()
+                .zip(&allowed)
+                .all(|(t, allowed)| !requested_filter.matches(t) || *allowed);
+            assert_eq!(
+                acl.can_subscribe(Some("u"), "c", &requested_filter),
+                inclusion,
+                "rule {rule:?}, request {requested:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}

@@ -151,6 +151,15 @@ fn rule_covers_filter(rule: &str, requested: &str) -> bool {
     if requested.starts_with('$') && !rule.starts_with('$') {
         return false;
     }
+    // "x/#" matches its parent "x" too, so it is wider than "x/+/#". But when the
+    // parent would be the empty topic, which no PUBLISH can have, "#" is no wider
+    // than "+/#" and "/#" no wider than "/+/#": compare those forms, so that a rule
+    // "+/#" covers a request for "#".
+    let requested = match requested {
+        "#" => "+/#",
+        "/#" => "/+/#",
+        other => other,
+    };
     let mut rule_levels = rule.split('/');
     let mut requested_levels = requested.split('/');
     loop {
@@ -524,6 +533,11 @@ mod tests {
             ("#", "$SYS/#", false),
             ("#", "$SYS", false),
             ("+", "#", false),
+            ("+/#", "#", true),
+            ("/+/#", "/#", true),
+            ("+/+/#", "/#", true),
+            ("+/+/#", "#", false),
+            ("a/+/#", "a/#", false),
             ("+", "+", true),
             ("+", "a", true),
             ("+", "a/b", false),

@@ -127,7 +127,8 @@ impl PasswordFile {
             if let Some(&first) = file.users.get(user) {
                 return Err(line_error(PasswordLineError::DuplicateUser {
                     user: user.to_owned(),
-                    first_line: file.line_number_of(first),
+                    // While parsing, `lines` holds one entry per line read.
+                    first_line: first + 1,
                 }));
             }
             let hash = match (PasswordHash::parse(secret), plaintext) {
@@ -296,10 +297,6 @@ impl PasswordFile {
             let _ = fs::remove_file(&temporary);
             io_error("replace", source)
         })
-    }
-
-    fn line_number_of(&self, index: usize) -> usize {
-        index + 1
     }
 }
 
