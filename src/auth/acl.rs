@@ -44,6 +44,7 @@
 //! | `a/+` | `a/b`, `a/+` | yes |
 //! | `a/+` | `a/#`, `a/b/c` | no |
 //! | `+` | `#` | no |
+//! | `+/#` | `#` | yes: both match every topic with one level or more |
 //! | `a/b` | `a/+` | no |
 //! | `#` | `$SYS/#` | no: filters starting with a wildcard never reach `$` topics |
 //!
