@@ -1,7 +1,13 @@
 //! wren-mqtt: MQTT from plain, blocking Rust.
+//!
+//! - [`client`]: connect, publish and subscribe with blocking calls; the library
+//!   owns its threads, pings, reconnects and resends.
+//! - [`auth`]: password files and access control lists, in mosquitto's and
+//!   hbmqtt's formats, for checking who may connect, publish and subscribe.
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod protocol;
 pub mod transport;
