@@ -376,3 +376,33 @@ fn a_subscription_is_covered_exactly_when_every_topic_it_matches_is_allowed() {
     }
     assert!(checked > 10_000, "{checked}");
 }
+
+#[test]
+fn receive_all_of_refuses_exactly_the_filters_that_reach_a_denied_topic() {
+    // Exhaustive as above: with read access to everything and one deny rule, a
+    // filter passes exactly when none of the topics it matches is denied.
+    let filters = all_filters(&["a", "", "$s", "+", "#"], 3);
+    let topics: Vec<TopicName> = all_filters(&["a", "b", "", "$s"], 4)
+        .into_iter()
+        .map(|t| name(&t))
+        .collect();
+    for denied in &filters {
+        let mut acl = Acl::new();
+        acl.add_rule(Some("u"), wren::auth::Access::Read, filter("#"));
+        acl.add_rule(Some("u"), wren::auth::Access::Read, filter("$s/#"));
+        acl.add_rule(Some("u"), wren::auth::Access::Deny, filter(denied));
+        let denied_topics: Vec<&TopicName> = topics
+            .iter()
+            .filter(|t| !acl.can_receive(Some("u"), "c", t))
+            .collect();
+        for requested in &filters {
+            let requested_filter = filter(requested);
+            let expected = !denied_topics.iter().any(|t| requested_filter.matches(t));
+            assert_eq!(
+                acl.can_receive_all_of(Some("u"), "c", &requested_filter),
+                expected,
+                "deny {denied:?}, request {requested:?}"
+            );
+        }
+    }
+}

@@ -116,13 +116,15 @@ enum Request<'a> {
     Publish(&'a TopicName),
     Receive(&'a TopicName),
     Subscribe(&'a TopicFilter),
+    /// A subscription that must not match any denied topic either.
+    SubscribeAll(&'a TopicFilter),
 }
 
 impl Request<'_> {
     fn wanted(self) -> Wanted {
         match self {
             Request::Publish(_) => Wanted::Write,
-            Request::Receive(_) | Request::Subscribe(_) => Wanted::Read,
+            Request::Receive(_) | Request::Subscribe(_) | Request::SubscribeAll(_) => Wanted::Read,
         }
     }
 
@@ -132,7 +134,17 @@ impl Request<'_> {
             Request::Publish(name) | Request::Receive(name) => {
                 rule_matches_topic(rule_filter, name.as_str())
             }
-            Request::Subscribe(filter) => rule_covers_filter(rule_filter, filter.as_str()),
+            Request::Subscribe(filter) | Request::SubscribeAll(filter) => {
+                rule_covers_filter(rule_filter, filter.as_str())
+            }
+        }
+    }
+
+    /// Whether a `deny` rule with this filter refuses the request.
+    fn is_denied_by(self, rule_filter: &str) -> bool {
+        match self {
+            Request::SubscribeAll(filter) => filters_overlap(rule_filter, filter.as_str()),
+            _ => self.is_matched_by(rule_filter),
         }
     }
 }
@@ -147,6 +159,45 @@ fn rule_matches_topic(rule: &str, topic_name: &str) -> bool {
     topic::matches(rule, topic_name)
 }
 
+/// Whether some topic name is matched by both filters.
+fn filters_overlap(a: &str, b: &str) -> bool {
+    // A filter starting with a wildcard matches no '$' topic; one starting with a
+    // literal '$' level matches nothing else.
+    let dollar = |f: &str| f.starts_with('$');
+    let wild = |f: &str| f.starts_with(['+', '#']);
+    if (dollar(a) && wild(b)) || (dollar(b) && wild(a)) {
+        return false;
+    }
+    // As in `rule_covers_filter`: "#" and "/#" cannot match their empty parent.
+    let a = without_empty_parent(a);
+    let b = without_empty_parent(b);
+    let mut a_levels = a.split('/');
+    let mut b_levels = b.split('/');
+    loop {
+        match (a_levels.next(), b_levels.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some(x), Some(y)) => {
+                if x != "+" && y != "+" && x != y {
+                    return false;
+                }
+            }
+            (None, None) => return true,
+            // One ended where the other goes on, and not with "#" (the first arm).
+            _ => return false,
+        }
+    }
+}
+
+/// `#` and `/#` written as `+/#` and `/+/#`, which match the same topics: the
+/// parent level `#` also matches would be the empty topic, which cannot exist.
+fn without_empty_parent(filter: &str) -> &str {
+    match filter {
+        "#" => "+/#",
+        "/#" => "/+/#",
+        other => other,
+    }
+}
+
 /// Whether every topic that `requested` matches is matched by `rule` too.
 fn rule_covers_filter(rule: &str, requested: &str) -> bool {
     if requested.starts_with('$') && !rule.starts_with('$') {
@@ -156,11 +207,7 @@ fn rule_covers_filter(rule: &str, requested: &str) -> bool {
     // parent would be the empty topic, which no PUBLISH can have, "#" is no wider
     // than "+/#" and "/#" no wider than "/+/#": compare those forms, so that a rule
     // "+/#" covers a request for "#".
-    let requested = match requested {
-        "#" => "+/#",
-        "/#" => "/+/#",
-        other => other,
-    };
+    let requested = without_empty_parent(requested);
     let mut rule_levels = rule.split('/');
     let mut requested_levels = requested.split('/');
     loop {
@@ -462,6 +509,32 @@ impl Acl {
         self.decide(user, client_id, Request::Subscribe(filter))
     }
 
+    /// Whether a client may SUBSCRIBE to `filter` and be sent every message it
+    /// matches: as [`can_subscribe`](Self::can_subscribe), and besides no `deny` rule
+    /// may name any topic the filter matches. For a broker that does not ask
+    /// [`can_receive`](Self::can_receive) at each delivery.
+    ///
+    /// ```
+    /// use wren::auth::Acl;
+    /// use wren::protocol::TopicFilter;
+    ///
+    /// let acl = Acl::parse_mosquitto("user u\ntopic a/#\ntopic deny a/secret\n", "acl")?;
+    /// let filter = |f: &str| TopicFilter::new(f).unwrap();
+    /// assert!(acl.can_subscribe(Some("u"), "c", &filter("a/#")));
+    /// assert!(!acl.can_receive_all_of(Some("u"), "c", &filter("a/#")));
+    /// assert!(!acl.can_receive_all_of(Some("u"), "c", &filter("a/+")));
+    /// assert!(acl.can_receive_all_of(Some("u"), "c", &filter("a/open/#")));
+    /// # Ok::<(), wren::auth::Error>(())
+    /// ```
+    pub fn can_receive_all_of(
+        &self,
+        user: Option<&str>,
+        client_id: &str,
+        filter: &TopicFilter,
+    ) -> bool {
+        self.decide(user, client_id, Request::SubscribeAll(filter))
+    }
+
     /// Whether a message published to `topic_name` may be delivered to a client.
     /// Ask this for every delivery: a subscription allowed by
     /// [`can_subscribe`](Self::can_subscribe) may still match denied topics.
@@ -477,10 +550,11 @@ impl Acl {
         };
         let mut allowed = false;
         for rule in own_rules {
-            if request.is_matched_by(rule.filter.as_str()) {
-                if rule.access == Access::Deny {
+            if rule.access == Access::Deny {
+                if request.is_denied_by(rule.filter.as_str()) {
                     return false;
                 }
+            } else if request.is_matched_by(rule.filter.as_str()) {
                 allowed |= rule.access.grants(wanted);
             }
         }
@@ -505,10 +579,11 @@ impl Acl {
                     continue;
                 }
             };
-            if request.is_matched_by(&filter) {
-                if pattern.access == Access::Deny {
+            if pattern.access == Access::Deny {
+                if request.is_denied_by(&filter) {
                     return false;
                 }
+            } else if request.is_matched_by(&filter) {
                 allowed |= pattern.access.grants(wanted);
             }
         }
@@ -562,6 +637,26 @@ mod tests {
                 expected,
                 "rule {rule} covers {requested}"
             );
+        }
+    }
+
+    #[test]
+    fn overlap_means_some_topic_matches_both() {
+        let cases = [
+            ("a/#", "a", true),
+            ("a/+", "a/b/#", true),
+            ("a/b", "+/b", true),
+            ("a/b", "a/c", false),
+            ("a/+", "a", false),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/#", false),
+            ("$SYS/#", "$SYS/+", true),
+            ("a/b/c", "a/#", true),
+            ("a/b/c", "a/b", false),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(filters_overlap(a, b), expected, "{a} / {b}");
+            assert_eq!(filters_overlap(b, a), expected, "{b} / {a}");
         }
     }
 

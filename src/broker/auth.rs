@@ -97,9 +97,10 @@ impl Hook for PasswordFileHook {
 
 /// Decides PUBLISH and SUBSCRIBE (and the will topic) with an [`Acl`].
 ///
-/// A subscription is allowed when a rule covers all of it; topics inside it that a
-/// `deny` rule names are not filtered out at delivery yet (see
-/// [`Acl::can_receive`]), so keep `deny` rules to whole subscriptions.
+/// The broker asks hooks nothing at delivery, so a subscription is allowed only if
+/// every message it matches may be received ([`Acl::can_receive_all_of`]): with
+/// `topic deny alice/secret`, alice may subscribe to `alice/+/x` but not to
+/// `alice/#`.
 #[derive(Debug)]
 pub struct AclHook {
     acl: Acl,
@@ -115,7 +116,7 @@ impl AclHook {
 impl Hook for AclHook {
     fn authorize_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
         self.acl
-            .can_subscribe(client.username.as_deref(), &client.client_id, filter)
+            .can_receive_all_of(client.username.as_deref(), &client.client_id, filter)
     }
 
     fn authorize_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {
