@@ -91,7 +91,9 @@ fn connections_beyond_max_connections_are_refused_at_accept() {
     let _second = Raw::connect(addr, "two", true, false);
     let mut third = Raw::open(addr);
     third.expect_eof();
-    assert_eq!(broker.stats().connected_clients, 2);
+    common::wait_until("connected_clients is 2", || {
+        broker.stats().connected_clients == 2
+    });
 }
 
 #[test]

@@ -66,7 +66,9 @@ fn retained_messages_and_persistent_sessions_survive_a_restart_on_the_same_store
 
     let broker = start(&store);
     let addr = broker.local_addr();
-    assert_eq!(broker.stats().retained_messages, 1);
+    common::wait_until("retained_messages is 1", || {
+        broker.stats().retained_messages == 1
+    });
     // The session is there, with its subscription and its queued message.
     let mut back = Raw::connect(addr, "durable", false, true);
     let queued = back.read_publish();

@@ -94,9 +94,7 @@ fn an_amqtt_style_file_is_read_in_full() {
 
     assert_eq!(
         config.listeners[3].kind,
-        ListenerKind::WebSocket {
-            path: "/mqtt".into()
-        }
+        ListenerKind::WebSocket { path: None }
     );
     assert_eq!(config.listeners[3].bind, addr("0.0.0.0:8080"));
 
@@ -250,7 +248,12 @@ fn named_listeners_inherit_every_default_value_and_may_override_it() {
     )
     .config;
     let a = &config.listeners[0];
-    assert_eq!(a.kind, ListenerKind::WebSocket { path: "/ws".into() });
+    assert_eq!(
+        a.kind,
+        ListenerKind::WebSocket {
+            path: Some("/ws".into())
+        }
+    );
     assert_eq!(a.max_connections, 7);
     let tls = a.tls.as_ref().expect("inherited ssl");
     assert_eq!(tls.certfile, PathBuf::from("c.pem"));
@@ -404,7 +407,7 @@ listeners:
     assert_eq!(
         config.listeners[0].kind,
         ListenerKind::WebSocket {
-            path: "/mqtt-ws".into()
+            path: Some("/mqtt-ws".into())
         }
     );
 }

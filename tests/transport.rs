@@ -152,7 +152,7 @@ fn tls_carries_bytes_both_ways_without_polling() {
 
 #[test]
 fn websocket_carries_bytes_both_ways() {
-    let (client, server) = pair(Acceptor::websocket("/mqtt"), |port| {
+    let (client, server) = pair(Acceptor::websocket().path("/mqtt"), |port| {
         Dialer::new(Kind::WebSocket, "127.0.0.1", port)
     });
     assert_eq!(server.kind, Kind::WebSocket);
@@ -166,7 +166,9 @@ fn secure_websocket_carries_bytes_both_ways() {
         certfile: certs.cert.clone(),
         keyfile: certs.key.clone(),
     };
-    let acceptor = Acceptor::websocket("/mqtt").with_tls(tls.acceptor().unwrap());
+    let acceptor = Acceptor::websocket()
+        .path("/mqtt")
+        .with_tls(tls.acceptor().unwrap());
     let (client, server) = pair(acceptor, |port| {
         let mut dialer = Dialer::new(Kind::SecureWebSocket, "localhost", port);
         dialer.tls.ca_file = Some(certs.ca.clone());
@@ -213,7 +215,7 @@ fn an_untrusted_certificate_is_refused_by_the_client() {
 fn http_status_for(request: &str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let acceptor = Acceptor::websocket("/mqtt");
+    let acceptor = Acceptor::websocket().path("/mqtt");
     let server = thread::spawn(move || acceptor.accept(listener.accept().unwrap().0));
     let mut socket = TcpStream::connect(address).unwrap();
     socket
@@ -253,7 +255,7 @@ fn a_plain_http_request_gets_an_http_error_not_a_hang() {
 fn an_old_mqttv31_subprotocol_is_accepted() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let acceptor = Acceptor::websocket("/mqtt");
+    let acceptor = Acceptor::websocket().path("/mqtt");
     let server = thread::spawn(move || acceptor.accept(listener.accept().unwrap().0));
     let mut socket = TcpStream::connect(address).unwrap();
     socket
@@ -305,7 +307,9 @@ fn a_stalled_tls_handshake_times_out() {
 
 #[test]
 fn a_stalled_websocket_upgrade_times_out() {
-    let acceptor = Acceptor::websocket("/mqtt").handshake_timeout(Duration::from_millis(300));
+    let acceptor = Acceptor::websocket()
+        .path("/mqtt")
+        .handshake_timeout(Duration::from_millis(300));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let server = thread::spawn(move || acceptor.accept(listener.accept().unwrap().0));
@@ -321,7 +325,7 @@ fn a_stalled_websocket_upgrade_times_out() {
 
 #[test]
 fn closing_ends_a_blocked_read_on_the_other_side() {
-    let (client, server) = pair(Acceptor::websocket("/mqtt"), |port| {
+    let (client, server) = pair(Acceptor::websocket().path("/mqtt"), |port| {
         Dialer::new(Kind::WebSocket, "127.0.0.1", port)
     });
     let Connection {

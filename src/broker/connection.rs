@@ -36,6 +36,7 @@ use crate::config::{AuthConfig, Limits};
 use crate::protocol::{
     ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion,
 };
+use crate::transport::{self, Acceptor};
 
 /// Stack size of a reader thread: decoding, logging and authentication hooks.
 const READER_STACK_SIZE: usize = 128 * 1024;
@@ -160,6 +161,7 @@ impl Closer {
 /// writes, so a connection costs one file descriptor.
 pub(crate) fn spawn(
     stream: Arc<TcpStream>,
+    acceptor: Arc<Acceptor>,
     remote_addr: SocketAddr,
     listener: Arc<str>,
     id: ConnectionId,
@@ -170,8 +172,24 @@ pub(crate) fn spawn(
         .name(format!("wren-conn-{id}"))
         .stack_size(READER_STACK_SIZE)
         .spawn(move || {
+            // TLS and WebSocket handshakes happen here, on the connection's own
+            // thread, bounded by the acceptor's timeout; plain TCP has none.
+            let transport = match acceptor.accept(Arc::clone(&stream)) {
+                Ok(transport) => transport,
+                Err(error) => {
+                    log::info!(
+                        "{} handshake with {remote_addr} on listener {listener} failed: {error}.",
+                        acceptor.kind()
+                    );
+                    let _ = stream.shutdown(Shutdown::Both);
+                    on_exit();
+                    return;
+                }
+            };
             let mut connection = Reader {
                 stream,
+                input: transport.reader,
+                output: Some(transport.writer),
                 remote_addr,
                 listener,
                 id,
@@ -199,7 +217,12 @@ enum ReadError {
 
 /// The reader side of a connection, which also drives its lifecycle.
 struct Reader {
+    /// The socket itself, for shutting it down; bytes go through `input` and
+    /// `output`, which add TLS or WebSocket framing where the listener has them.
     stream: Arc<TcpStream>,
+    input: transport::Reader,
+    /// Until the writer thread takes it, for refusing CONNACKs.
+    output: Option<transport::Writer>,
     remote_addr: SocketAddr,
     listener: Arc<str>,
     id: ConnectionId,
@@ -397,25 +420,32 @@ impl Reader {
         if Packet::ConnAck(ConnAck::refused(code))
             .encode(&mut bytes)
             .is_ok()
-            && (&*self.stream).write_all(&bytes).is_ok()
+            && self
+                .output
+                .as_mut()
+                .is_some_and(|output| output.write_all(&bytes).is_ok())
         {
             bump(&self.shared.counters.bytes_sent, bytes.len() as u64);
             bump(&self.shared.counters.messages_sent, 1);
         }
     }
 
-    fn spawn_writer(&self, outbox: OutboxReceiver) -> io::Result<thread::JoinHandle<()>> {
+    fn spawn_writer(&mut self, outbox: OutboxReceiver) -> io::Result<thread::JoinHandle<()>> {
         let stream = self.stream.clone();
+        let output = self
+            .output
+            .take()
+            .ok_or_else(|| io::Error::other("the writer was already started"))?;
         let counters = self.shared.counters.clone();
         thread::Builder::new()
             .name(format!("wren-write-{}", self.id))
             .stack_size(WRITER_STACK_SIZE)
-            .spawn(move || write_loop(stream, outbox, &counters))
+            .spawn(move || write_loop(stream, output, outbox, &counters))
     }
 
     /// Reads packets until the connection ends, and says why it ended.
     fn read_packets(&mut self, client: &ClientInfo, timeout: Option<Duration>) -> DisconnectReason {
-        if let Err(error) = self.stream.set_read_timeout(timeout) {
+        if let Err(error) = self.input.set_read_timeout(timeout) {
             return DisconnectReason::ConnectionLost(error.to_string());
         }
         let shared = self.shared.clone();
@@ -507,14 +537,14 @@ impl Reader {
                 if left.is_zero() {
                     return Err(ReadError::TimedOut);
                 }
-                self.stream
+                self.input
                     .set_read_timeout(Some(left))
                     .map_err(ReadError::Io)?;
             }
             // Read straight into the buffer's free space, zeroed first (no unsafe).
             let filled = self.buffer.len();
             self.buffer.resize(filled + READ_CHUNK, 0);
-            let read = (&*self.stream).read(&mut self.buffer[filled..]);
+            let read = self.input.read(&mut self.buffer[filled..]);
             self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
                 Ok(0) => return Err(ReadError::Closed),
@@ -576,7 +606,12 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
 }
 
 /// Drains the outbox into one buffer per write until the router drops the outbox.
-fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counters) {
+fn write_loop(
+    stream: Arc<TcpStream>,
+    mut output: transport::Writer,
+    outbox: OutboxReceiver,
+    counters: &Counters,
+) {
     // Grows with the first batches; an idle connection holds only what it needed.
     let mut buffer = Vec::new();
     while let Ok(packet) = outbox.recv() {
@@ -587,7 +622,7 @@ fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counter
                 Err(_) => break,
             }
         }
-        if let Err(error) = (&*stream).write_all(&buffer) {
+        if let Err(error) = output.write_all(&buffer) {
             log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
             break;
         }
@@ -598,6 +633,8 @@ fn write_loop(stream: Arc<TcpStream>, outbox: OutboxReceiver, counters: &Counter
             buffer = Vec::new();
         }
     }
+    // Say goodbye properly over TLS and WebSocket (close_notify, close frame).
+    output.close_gracefully();
     let _ = stream.shutdown(Shutdown::Both);
 }
 

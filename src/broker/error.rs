@@ -31,6 +31,15 @@ pub enum Error {
     /// for instance a password file or ACL checks without a hook that applies them.
     #[error("unsupported configuration: {0}")]
     Config(String),
+    /// A listener's TLS certificate or key could not be loaded. Check `certfile` and
+    /// `keyfile` of that listener.
+    #[error("listener '{listener}': {source}")]
+    Transport {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// What went wrong.
+        source: crate::transport::Error,
+    },
     /// A broker thread could not be started (the process is out of threads or
     /// memory).
     #[error("cannot start the broker's {0} thread: {1}")]

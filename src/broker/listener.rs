@@ -22,7 +22,8 @@ use super::connection::{self, Closer, Shared};
 use super::error::Error;
 use super::event::ConnectionId;
 use super::stats::bump;
-use crate::config::ListenerConfig;
+use crate::config::{Limits, ListenerConfig, ListenerKind};
+use crate::transport::{Acceptor, ServerTls};
 
 /// How long shutdown waits for the connection threads of one listener to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +54,7 @@ impl Listener {
             addr: config.bind,
             source,
         };
+        let acceptor = Arc::new(acceptor_for(config, &shared.limits)?);
         let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +66,16 @@ impl Listener {
             let registry = registry.clone();
             thread::Builder::new()
                 .name(format!("wren-listen-{}", config.name))
-                .spawn(move || accept_loop(socket, name, max_connections, stop, registry, shared))
+                .spawn(move || {
+                    let accept = Accept {
+                        name,
+                        acceptor,
+                        max_connections,
+                        registry,
+                        shared,
+                    };
+                    accept_loop(socket, &accept, &stop)
+                })
                 .map_err(|e| Error::Thread("listener".into(), e))?
         };
         log::info!(
@@ -142,14 +153,51 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-fn accept_loop(
-    socket: TcpListener,
+/// What the accept thread hands every new connection.
+struct Accept {
     name: Arc<str>,
+    acceptor: Arc<Acceptor>,
     max_connections: usize,
-    stop: Arc<AtomicBool>,
     registry: Arc<Registry>,
     shared: Arc<Shared>,
-) {
+}
+
+/// The transport of a listener: plain TCP, TLS, WebSocket or secure WebSocket. TLS
+/// files are read here, so a bad certificate stops the broker at start, naming the
+/// listener, rather than failing every client later.
+fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Error> {
+    let mut acceptor = match &config.kind {
+        ListenerKind::Tcp => Acceptor::tcp(),
+        ListenerKind::WebSocket { path: None } => Acceptor::websocket(),
+        ListenerKind::WebSocket { path: Some(path) } => Acceptor::websocket().path(path.clone()),
+    };
+    if let Some(tls) = &config.tls {
+        if let Some(cafile) = &tls.cafile {
+            log::warn!(
+                "Listener {}: cafile {} is not used: client certificates are not requested \
+                 (the TLS library offers no way to ask for them).",
+                config.name,
+                cafile.display()
+            );
+        }
+        let server = ServerTls {
+            certfile: tls.certfile.clone(),
+            keyfile: tls.keyfile.clone(),
+        };
+        let tls = server.acceptor().map_err(|source| Error::Transport {
+            listener: config.name.clone(),
+            source,
+        })?;
+        acceptor = acceptor.with_tls(tls);
+    }
+    // The handshakes count against the time a client has to send CONNECT.
+    Ok(acceptor
+        .handshake_timeout(limits.connect_timeout)
+        .max_message_size(limits.max_packet_size))
+}
+
+fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {
+    let name = &accept.name;
     loop {
         let accepted = socket.accept();
         if stop.load(Ordering::SeqCst) {
@@ -165,29 +213,23 @@ fn accept_loop(
                 continue;
             }
         };
-        bump(&shared.counters.connections_accepted, 1);
-        if let Err(error) = serve(
-            stream,
-            remote_addr,
-            &name,
-            max_connections,
-            &registry,
-            &shared,
-        ) {
+        bump(&accept.shared.counters.connections_accepted, 1);
+        if let Err(error) = serve(stream, remote_addr, accept) {
             log::error!("Listener {name}: cannot serve {remote_addr}: {error}.");
         }
     }
     log::info!("Listener {name} closed.");
 }
 
-fn serve(
-    stream: TcpStream,
-    remote_addr: SocketAddr,
-    name: &Arc<str>,
-    max_connections: usize,
-    registry: &Arc<Registry>,
-    shared: &Arc<Shared>,
-) -> io::Result<()> {
+fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Result<()> {
+    let Accept {
+        name,
+        acceptor,
+        max_connections,
+        registry,
+        shared,
+    } = accept;
+    let max_connections = *max_connections;
     let id = shared.next_connection_id();
     let stream = Arc::new(stream);
     {
@@ -224,6 +266,7 @@ fn serve(
     };
     let spawned = connection::spawn(
         stream,
+        Arc::clone(acceptor),
         remote_addr,
         name.clone(),
         id,

@@ -74,7 +74,7 @@ use listener::Listener;
 use router::RouterState;
 use stats::Counters;
 
-use crate::config::{BrokerConfig, ListenerKind};
+use crate::config::BrokerConfig;
 
 /// Events the router's inbox holds before connection threads wait to add more. A
 /// publisher faster than the router is slowed by TCP backpressure, not by memory.
@@ -233,8 +233,7 @@ impl BrokerBuilder {
 
 /// Refuses settings the broker would otherwise ignore. Each would make it do less
 /// than the configuration says: let in users a password file should keep out, skip
-/// ACL checks, lose sessions that should persist, or accept plain TCP where TLS was
-/// asked for.
+/// ACL checks, or lose sessions that should persist.
 fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) -> Result<(), Error> {
     if !has_hooks {
         if config.auth.password_file.is_some() {
@@ -255,15 +254,6 @@ fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) ->
              without one, sessions and retained messages would last only until shutdown"
                 .into(),
         ));
-    }
-    for listener in &config.listeners {
-        if listener.tls.is_some() || listener.kind != ListenerKind::Tcp {
-            return Err(Error::Config(format!(
-                "listener '{}': TLS and WebSocket listeners are not supported by the broker yet; \
-                 use a plain TCP listener",
-                listener.name
-            )));
-        }
     }
     Ok(())
 }

@@ -159,10 +159,11 @@ pub enum ListenerKind {
     /// `type: tcp`: MQTT straight over TCP.
     #[default]
     Tcp,
-    /// `type: ws`: MQTT in binary WebSocket frames, upgraded from HTTP at `path`.
+    /// `type: ws`: MQTT in binary WebSocket frames, upgraded from HTTP.
     WebSocket {
-        /// The HTTP path clients upgrade on, `/mqtt` by default.
-        path: String,
+        /// The one HTTP path clients may upgrade on (`path:`); any path when `None`,
+        /// the default, as mosquitto and hbmqtt accept.
+        path: Option<String>,
     },
 }
 
@@ -176,6 +177,17 @@ pub struct TlsConfig {
     pub keyfile: PathBuf,
     /// PEM CA certificates for verifying client certificates, if required.
     pub cafile: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// TLS with this certificate chain and key, and no CA for client certificates.
+    pub fn new(certfile: impl Into<PathBuf>, keyfile: impl Into<PathBuf>) -> TlsConfig {
+        TlsConfig {
+            certfile: certfile.into(),
+            keyfile: keyfile.into(),
+            cafile: None,
+        }
+    }
 }
 
 /// Who may connect (`auth:` in YAML).

@@ -602,9 +602,9 @@ fn read_listener(
                                 p.problem(format!("an HTTP path starts with '/', found {path:?}"))
                             );
                         }
-                        path
+                        Some(path)
                     }
-                    None => "/mqtt".to_owned(),
+                    None => None,
                 },
             },
             _ => return Err(f.expected("tcp or ws")),

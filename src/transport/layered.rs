@@ -142,7 +142,7 @@ pub(crate) fn websocket_error(error: tungstenite::Error) -> io::Error {
 struct Shared {
     layers: Mutex<Layers>,
     /// The socket's writing side; see the module docs for the lock order.
-    socket_writer: Mutex<TcpStream>,
+    socket_writer: Mutex<Arc<TcpStream>>,
 }
 
 impl Shared {
@@ -152,15 +152,15 @@ impl Shared {
         if outgoing.is_empty() {
             return Ok(());
         }
-        let mut socket = self.socket_writer.lock();
+        let socket = self.socket_writer.lock();
         drop(layers);
-        socket.write_all(&outgoing)
+        (&**socket).write_all(&outgoing)
     }
 }
 
 /// The reading half of a layered connection.
 pub(crate) struct LayeredReader {
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     shared: Arc<Shared>,
     /// Plaintext decoded but not yet handed to the caller.
     plain: BytesMut,
@@ -175,16 +175,13 @@ pub(crate) struct LayeredWriter {
 
 /// Splits a connection whose handshakes are done into its two halves. `layers` must
 /// still sit on a connected pipe: this switches it to buffered.
-pub(crate) fn split(
-    socket: TcpStream,
-    mut layers: Layers,
-) -> io::Result<(LayeredReader, LayeredWriter)> {
+pub(crate) fn split(socket: Arc<TcpStream>, mut layers: Layers) -> (LayeredReader, LayeredWriter) {
     layers.pipe().buffer();
     let shared = Arc::new(Shared {
         layers: Mutex::new(layers),
-        socket_writer: Mutex::new(socket.try_clone()?),
+        socket_writer: Mutex::new(Arc::clone(&socket)),
     });
-    Ok((
+    (
         LayeredReader {
             socket,
             shared: Arc::clone(&shared),
@@ -193,7 +190,7 @@ pub(crate) fn split(
             closed: false,
         },
         LayeredWriter { shared },
-    ))
+    )
 }
 
 impl LayeredReader {
@@ -228,7 +225,7 @@ impl Read for LayeredReader {
                 continue;
             }
             // Then wait for the network, holding no lock.
-            let n = self.socket.read(&mut self.raw)?;
+            let n = (&*self.socket).read(&mut self.raw)?;
             if n == 0 {
                 return Ok(0);
             }
@@ -261,6 +258,6 @@ impl Write for LayeredWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.shared.socket_writer.lock().flush()
+        (&**self.shared.socket_writer.lock()).flush()
     }
 }

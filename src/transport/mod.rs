@@ -124,7 +124,7 @@ pub struct Reader {
 }
 
 enum ReaderInner {
-    Tcp(TcpStream),
+    Tcp(Arc<TcpStream>),
     Layered(Box<LayeredReader>),
 }
 
@@ -146,7 +146,7 @@ impl Reader {
 impl Read for Reader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
-            ReaderInner::Tcp(socket) => socket.read(buf),
+            ReaderInner::Tcp(socket) => (&**socket).read(buf),
             ReaderInner::Layered(reader) => reader.read(buf),
         }
     }
@@ -159,7 +159,7 @@ pub struct Writer {
 }
 
 enum WriterInner {
-    Tcp(TcpStream),
+    Tcp(Arc<TcpStream>),
     Layered(LayeredWriter),
 }
 
@@ -186,14 +186,14 @@ impl Writer {
 impl Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
-            WriterInner::Tcp(socket) => socket.write(buf),
+            WriterInner::Tcp(socket) => (&**socket).write(buf),
             WriterInner::Layered(writer) => writer.write(buf),
         }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match &mut self.inner {
-            WriterInner::Tcp(socket) => socket.write_all(buf),
+            WriterInner::Tcp(socket) => (&**socket).write_all(buf),
             // One call, one frame.
             WriterInner::Layered(writer) => writer.write(buf).map(|_| ()),
         }
@@ -201,16 +201,16 @@ impl Write for Writer {
 
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
-            WriterInner::Tcp(socket) => socket.flush(),
+            WriterInner::Tcp(socket) => (&**socket).flush(),
             WriterInner::Layered(writer) => writer.flush(),
         }
     }
 }
 
 /// Ends a connection from any thread: both halves see the end at once (a blocked
-/// read returns 0, a write fails).
-#[derive(Debug)]
-pub struct Closer(TcpStream);
+/// read returns 0, a write fails). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Closer(Arc<TcpStream>);
 
 impl Closer {
     /// Shuts the socket in both directions. Closing twice is harmless.
@@ -341,19 +341,20 @@ fn tls_handshake_error<S: fmt::Debug>(
     }
 }
 
-fn finish(socket: TcpStream, layers: Option<Layers>, kind: Kind) -> Result<Connection, Error> {
+/// Hands out the halves. Every handle shares the one socket (`&TcpStream` reads and
+/// writes), so a connection costs one file descriptor whatever its kind.
+fn finish(socket: Arc<TcpStream>, layers: Option<Layers>, kind: Kind) -> Result<Connection, Error> {
     let peer = socket
         .peer_addr()
         .map_err(io_error("reading peer address"))?;
-    let closer = Closer(socket.try_clone().map_err(io_error("cloning socket"))?);
+    let closer = Closer(Arc::clone(&socket));
     let (reader, writer) = match layers {
-        None => {
-            let writer = socket.try_clone().map_err(io_error("cloning socket"))?;
-            (ReaderInner::Tcp(socket), WriterInner::Tcp(writer))
-        }
+        None => (
+            ReaderInner::Tcp(Arc::clone(&socket)),
+            WriterInner::Tcp(socket),
+        ),
         Some(layers) => {
-            let (reader, writer) =
-                layered::split(socket, layers).map_err(io_error("cloning socket"))?;
+            let (reader, writer) = layered::split(socket, layers);
             (
                 ReaderInner::Layered(Box::new(reader)),
                 WriterInner::Layered(writer),
@@ -373,6 +374,8 @@ fn finish(socket: TcpStream, layers: Option<Layers>, kind: Kind) -> Result<Conne
 #[derive(Clone)]
 pub struct Acceptor {
     tls: Option<Arc<TlsAcceptor>>,
+    websocket: bool,
+    /// The one HTTP path upgrades are accepted on; any path when `None`.
     websocket_path: Option<String>,
     handshake_timeout: Duration,
     max_message_size: usize,
@@ -393,18 +396,26 @@ impl Acceptor {
     pub fn tcp() -> Acceptor {
         Acceptor {
             tls: None,
+            websocket: false,
             websocket_path: None,
             handshake_timeout: Duration::from_secs(10),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
-    /// MQTT over WebSocket, upgraded from HTTP at `path` (usually `/mqtt`).
-    pub fn websocket(path: impl Into<String>) -> Acceptor {
+    /// MQTT over WebSocket, upgraded from HTTP on any path, as mosquitto does
+    /// (browsers' MQTT clients usually ask for `/mqtt`). See [`path`](Self::path).
+    pub fn websocket() -> Acceptor {
         Acceptor {
-            websocket_path: Some(path.into()),
+            websocket: true,
             ..Acceptor::tcp()
         }
+    }
+
+    /// Accepts WebSocket upgrades on this HTTP path only; others get 404.
+    pub fn path(mut self, path: impl Into<String>) -> Acceptor {
+        self.websocket_path = Some(path.into());
+        self
     }
 
     /// Adds TLS below whatever else: `tcp` becomes `mqtts`, `websocket` becomes `wss`.
@@ -429,7 +440,7 @@ impl Acceptor {
 
     /// The kind of connections this acceptor makes.
     pub fn kind(&self) -> Kind {
-        match (self.tls.is_some(), self.websocket_path.is_some()) {
+        match (self.tls.is_some(), self.websocket) {
             (false, false) => Kind::Tcp,
             (true, false) => Kind::Tls,
             (false, true) => Kind::WebSocket,
@@ -440,32 +451,36 @@ impl Acceptor {
     /// Runs the handshakes on an accepted socket (none for plain TCP) and returns the
     /// connection. Blocks for at most the handshake timeout; meant to run on the
     /// connection's own thread, not the listener's.
-    pub fn accept(&self, socket: TcpStream) -> Result<Connection, Error> {
+    ///
+    /// The socket may already be shared (`Arc<TcpStream>`), so that the caller can
+    /// shut it down while the handshake runs.
+    pub fn accept(&self, socket: impl Into<Arc<TcpStream>>) -> Result<Connection, Error> {
+        let socket: Arc<TcpStream> = socket.into();
         let _ = socket.set_nodelay(true);
         let kind = self.kind();
         if kind == Kind::Tcp {
             return finish(socket, None, kind);
         }
-        let pipe = Pipe::connected(socket.try_clone().map_err(io_error("cloning socket"))?);
+        let pipe = Pipe::connected(Arc::clone(&socket));
         let timeout = self.handshake_timeout;
         let layers = with_handshake_timeout(&socket, timeout, || {
             let path = self.websocket_path.as_deref();
             let max = self.max_message_size;
-            Ok(match (&self.tls, path) {
-                (Some(tls), None) => Layers::Tls(Box::new(
+            Ok(match (&self.tls, self.websocket) {
+                (Some(tls), false) => Layers::Tls(Box::new(
                     tls.accept(pipe)
                         .map_err(|e| tls_handshake_error(e, timeout))?,
                 )),
-                (None, Some(path)) => Layers::WebSocket(Box::new(
+                (None, true) => Layers::WebSocket(Box::new(
                     websocket::accept(pipe, path, max)
                         .map_err(|e| ws_timeout(e, timeout))
                         .inspect_err(|e| {
                             if matches!(e, Error::WebSocketNotUpgraded(_)) {
-                                let _ = (&socket).write_all(websocket::NOT_AN_UPGRADE);
+                                let _ = (&*socket).write_all(websocket::NOT_AN_UPGRADE);
                             }
                         })?,
                 )),
-                (Some(tls), Some(path)) => {
+                (Some(tls), true) => {
                     let tls = tls
                         .accept(pipe)
                         .map_err(|e| tls_handshake_error(e, timeout))?;
@@ -473,7 +488,7 @@ impl Acceptor {
                         websocket::accept(tls, path, max).map_err(|e| ws_timeout(e, timeout))?,
                     ))
                 }
-                (None, None) => unreachable!("plain TCP returned above"),
+                (None, false) => unreachable!("plain TCP returned above"),
             })
         })?;
         finish(socket, Some(layers), kind)
@@ -562,10 +577,11 @@ impl Dialer {
             (None, None) => return Err(Error::Resolve(self.host.clone())),
         };
         let _ = socket.set_nodelay(true);
+        let socket = Arc::new(socket);
         if self.kind == Kind::Tcp {
             return finish(socket, None, self.kind);
         }
-        let pipe = Pipe::connected(socket.try_clone().map_err(io_error("cloning socket"))?);
+        let pipe = Pipe::connected(Arc::clone(&socket));
         let timeout = self.timeout;
         let layers = with_handshake_timeout(&socket, timeout, || {
             let tls = |pipe: Pipe| -> Result<native_tls::TlsStream<Pipe>, Error> {

@@ -11,20 +11,21 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 
 /// A byte stream that is the socket during a handshake and a pair of buffers after.
 #[derive(Debug)]
 pub(crate) struct Pipe {
-    socket: Option<TcpStream>,
+    socket: Option<Arc<TcpStream>>,
     incoming: BytesMut,
     outgoing: Vec<u8>,
 }
 
 impl Pipe {
     /// A pipe connected to `socket`, for the handshake.
-    pub(crate) fn connected(socket: TcpStream) -> Pipe {
+    pub(crate) fn connected(socket: Arc<TcpStream>) -> Pipe {
         Pipe {
             socket: Some(socket),
             incoming: BytesMut::new(),
@@ -50,8 +51,8 @@ impl Pipe {
 
 impl Read for Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(socket) = &mut self.socket {
-            return socket.read(buf);
+        if let Some(socket) = &self.socket {
+            return (&**socket).read(buf);
         }
         if self.incoming.is_empty() {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -65,8 +66,8 @@ impl Read for Pipe {
 
 impl Write for Pipe {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.socket {
-            Some(socket) => socket.write(buf),
+        match &self.socket {
+            Some(socket) => (&**socket).write(buf),
             None => {
                 self.outgoing.extend_from_slice(buf);
                 Ok(buf.len())
@@ -75,8 +76,8 @@ impl Write for Pipe {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.socket {
-            Some(socket) => socket.flush(),
+        match &self.socket {
+            Some(socket) => (&**socket).flush(),
             None => Ok(()),
         }
     }
@@ -89,7 +90,7 @@ mod tests {
     #[test]
     fn a_buffered_pipe_reads_what_was_fed_then_would_block() {
         let (socket, _peer) = tcp_pair();
-        let mut pipe = Pipe::connected(socket);
+        let mut pipe = Pipe::connected(Arc::new(socket));
         pipe.buffer();
         pipe.feed(b"abc");
         let mut buf = [0; 2];

@@ -37,11 +37,11 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 /// Server side: reads the upgrade request, checks path and subprotocol, answers.
 pub(crate) fn accept<S: Read + Write>(
     stream: S,
-    path: &str,
+    path: Option<&str>,
     max_message_size: usize,
 ) -> Result<WebSocket<S>, Error> {
     let check = |request: &Request, mut response: Response| {
-        if request.uri().path() != path {
+        if let Some(path) = path.filter(|path| request.uri().path() != *path) {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
                 &format!("MQTT over WebSocket is served at {path}"),

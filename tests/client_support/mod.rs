@@ -309,7 +309,7 @@ impl WebSocketFront {
         use wren::transport::{Acceptor, ServerTls};
 
         let dir = unique_dir();
-        let mut acceptor = Acceptor::websocket("/mqtt");
+        let mut acceptor = Acceptor::websocket().path("/mqtt");
         if let Some(certificates) = certificates {
             let tls = ServerTls {
                 certfile: dir.join("cert.pem"),

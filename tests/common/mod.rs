@@ -6,6 +6,7 @@
 //! with a deadline. Use them with `mod common;` from any file in `tests/`.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod mosquitto;
 pub mod raw;
 
