@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use wren::broker::{Broker, Error};
+use wren::broker::{hooks_from_config, Broker, Error};
 use wren::config::BrokerConfig;
 
 const HELP: &str = "\
@@ -99,8 +99,14 @@ fn run() -> Result<(), String> {
 /// Starts the broker. The default IPv6 loopback listener is optional: a machine
 /// without IPv6 still gets a broker on 127.0.0.1, with a warning.
 fn start(mut config: BrokerConfig) -> Result<Broker, String> {
+    // The password file and ACL the configuration names, read once.
+    let hooks = hooks_from_config(&config).map_err(|e| e.to_string())?;
     loop {
-        match Broker::start(config.clone()) {
+        let mut builder = Broker::builder(config.clone());
+        for hook in &hooks {
+            builder = builder.hook(hook.clone());
+        }
+        match builder.start() {
             Ok(broker) => return Ok(broker),
             Err(Error::Bind {
                 listener,

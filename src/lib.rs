@@ -45,6 +45,8 @@
 //! 3. [`broker`]: `router.rs` is the broker's brain, one `handle_*` function per
 //!    packet; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what it knows.
 //! 4. [`transport`]: how TLS and WebSocket connections are shared by two threads.
+//! 5. [`auth`]: password hashes as mosquitto and `mkpasswd` write them, and
+//!    access control lists, including why a user name must never widen a pattern.
 //!
 //! # Architecture
 //!
@@ -55,7 +57,8 @@
 //! | protocol | [`protocol`] | bytes, packets, topic rules; no sockets, threads, time or configuration |
 //! | transport | [`transport`] | TCP, TLS (native-tls), WebSocket (tungstenite); bytes, not packets |
 //! | configuration | [`config`] | the settings, and reading them from YAML (the only place that does) |
-//! | broker | [`broker`] | protocol, transport, configuration, hooks, storage |
+//! | authentication | [`auth`] | password files and ACLs in mosquitto's and hbmqtt's formats |
+//! | broker | [`broker`] | protocol, transport, configuration, authentication, hooks, storage |
 //! | client | [`client`] | protocol, transport, configuration |
 //! | tools | `bin/` | the public API of this crate only |
 //!
@@ -124,6 +127,7 @@
 //!    joins its threads; a [`client::Client`] sends DISCONNECT when dropped.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod config;

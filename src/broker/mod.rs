@@ -30,6 +30,7 @@
 //!   connection: outboxes are bounded and written with `try_send`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
+//! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].
 //! - `storage.rs`: where retained messages and persistent sessions are saved.
 //!
 //! # Limits
@@ -39,6 +40,7 @@
 //! A message dropped because of a limit is logged and counted in
 //! [`Stats::publish_dropped`].
 
+mod auth;
 mod connection;
 mod error;
 mod event;
@@ -59,6 +61,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
+pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
 pub use stats::Stats;

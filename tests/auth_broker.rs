@@ -1,0 +1,239 @@
+//! The wren broker with `PasswordFileHook` and `AclHook`, driven by mosquitto's own
+//! clients: `mosquitto_pub -u -P` must get in with the right password (whichever
+//! tool hashed it) and be refused with a wrong one, and the ACL must refuse
+//! subscriptions and drop publishes it does not allow.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wren::broker::{hooks_from_config, Broker};
+use wren::config::BrokerConfig;
+
+const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
+const TIMEOUT: Duration = Duration::from_secs(30);
+const INSTALL: &str = "mosquitto_passwd, mosquitto_pub and mosquitto_sub come with the \
+                       Debian packages `mosquitto` and `mosquitto-clients`, mkpasswd with `whois`";
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}; {INSTALL}"));
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("waiting for child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("collecting output")
+}
+
+fn succeed(program: &str, args: &[&str]) -> String {
+    let output = run(program, args);
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A password file with one user per hash format, each made by its own tool.
+fn password_file(dir: &Path) -> String {
+    let path = dir.join("pw");
+    let path_text = path.to_string_lossy().into_owned();
+    succeed(
+        WREN_PASSWD,
+        &["-c", "-b", &path_text, "alice", "wonderland"],
+    );
+    succeed("mosquitto_passwd", &["-b", &path_text, "bob", "builder"]);
+    succeed(
+        "mosquitto_passwd",
+        &["-H", "sha512", "-b", &path_text, "carol", "singer"],
+    );
+    let crypt = succeed("mkpasswd", &["-m", "sha-512", "-R", "3000", "explorer"]);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("dora:{}\n", crypt.trim_end()));
+    std::fs::write(&path, text).unwrap();
+    path_text
+}
+
+const ACL: &str = "\
+user alice
+topic readwrite alice/#
+user bob
+topic write alice/inbox
+topic read bob/#
+";
+
+fn start_broker(dir: &Path) -> Broker {
+    let acl_path = dir.join("acl");
+    std::fs::write(&acl_path, ACL).unwrap();
+    let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    config.auth.allow_anonymous = false;
+    config.auth.password_file = Some(password_file(dir).into());
+    config.topic_check.enabled = true;
+    config.topic_check.acl_file = Some(acl_path);
+    let hooks = hooks_from_config(&config).unwrap();
+    assert_eq!(hooks.len(), 2);
+    let mut builder = Broker::builder(config);
+    for hook in hooks {
+        builder = builder.hook(hook);
+    }
+    builder.start().unwrap()
+}
+
+fn client_args<'a>(port: &'a str, user: Option<(&'a str, &'a str)>) -> Vec<&'a str> {
+    let mut args = vec!["-h", "127.0.0.1", "-p", port];
+    if let Some((user, password)) = user {
+        args.extend(["-u", user, "-P", password]);
+    }
+    args
+}
+
+#[test]
+fn right_passwords_of_every_format_get_in_and_wrong_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    let port = broker.local_addr().port().to_string();
+    let publish = |user: Option<(&str, &str)>, topic: &str| {
+        let mut args = client_args(&port, user);
+        args.extend(["-q", "1", "-t", topic, "-m", "x"]);
+        let output = run("mosquitto_pub", &args);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    for (user, password, topic) in [
+        ("alice", "wonderland", "alice/x"),
+        ("bob", "builder", "alice/inbox"),
+        ("carol", "singer", "anything"),
+        ("dora", "explorer", "anything"),
+    ] {
+        let (code, stderr) = publish(Some((user, password)), topic);
+        assert_eq!(code, Some(0), "{user}: {stderr}");
+    }
+    for (user, password) in [
+        ("alice", "Wonderland"),
+        ("bob", "wonderland"),
+        ("carol", ""),
+        ("dora", "explorer "),
+        ("eve", "wonderland"),
+    ] {
+        let (code, stderr) = publish(Some((user, password)), "alice/x");
+        // 5: "not authorised", the code mosquitto 2.0 gives for a bad password.
+        assert_eq!(code, Some(5), "{user}/{password:?}: {stderr}");
+        assert!(stderr.contains("not authorised"), "{stderr}");
+    }
+    let (code, stderr) = publish(None, "alice/x");
+    assert_eq!(code, Some(5), "anonymous: {stderr}");
+    broker.shutdown();
+}
+
+/// mosquitto_sub whose printed lines arrive on a channel; killed on drop.
+struct Subscriber {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Subscriber {
+    fn start(args: &[&str]) -> Subscriber {
+        let mut child = Command::new("mosquitto_sub")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run mosquitto_sub: {e}; {INSTALL}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Subscriber { child, lines }
+    }
+
+    /// The lines printed up to and including `last`.
+    fn lines_until(&self, last: &str) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{last:?} never printed; saw {seen:?}"));
+            let done = line == last;
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_acl_refuses_subscriptions_and_drops_publishes_it_does_not_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    let port = broker.local_addr().port().to_string();
+    let alice = Some(("alice", "wonderland"));
+    let bob = Some(("bob", "builder"));
+
+    // A subscription no rule covers gets a failure SUBACK, which mosquitto_sub
+    // reports before it disconnects.
+    let mut args = client_args(&port, bob);
+    args.extend(["-t", "alice/#"]);
+    let output = run("mosquitto_sub", &args);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("All subscription requests were denied."),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // alice listens on her tree; a retained message tells when she is subscribed.
+    let mut args = client_args(&port, alice);
+    args.extend(["-q", "1", "-t", "alice/ready", "-r", "-m", "x"]);
+    succeed("mosquitto_pub", &args);
+    let mut args = client_args(&port, alice);
+    args.extend(["-q", "1", "-F", "%t %p", "-t", "alice/#"]);
+    let subscriber = Subscriber::start(&args);
+    subscriber.lines_until("alice/ready x");
+
+    // bob may write alice's inbox but nothing else of hers: the second publish is
+    // dropped, so alice's own message that follows arrives right after the first.
+    for topic in ["alice/inbox", "alice/diary"] {
+        let mut args = client_args(&port, bob);
+        args.extend(["-q", "1", "-t", topic, "-m", "from-bob"]);
+        let _ = run("mosquitto_pub", &args);
+    }
+    let mut args = client_args(&port, alice);
+    args.extend(["-q", "1", "-t", "alice/done", "-m", "x"]);
+    succeed("mosquitto_pub", &args);
+    assert_eq!(
+        subscriber.lines_until("alice/done x"),
+        ["alice/inbox from-bob", "alice/done x"]
+    );
+    drop(subscriber);
+    broker.shutdown();
+}

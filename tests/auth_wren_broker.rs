@@ -1,0 +1,175 @@
+//! `wren-broker -c broker.yaml` with `auth.password-file` and `topic-check.acl`:
+//! mosquitto_pub gets in with the right password, is refused with a wrong one, and
+//! may publish only where the ACL says.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WREN_BROKER: &str = env!("CARGO_BIN_EXE_wren-broker");
+const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e}; install the Debian package `mosquitto-clients`")
+        });
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("waiting for child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().expect("collecting output")
+}
+
+/// Kills the broker when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts wren-broker with `config`; `None` if it exited before listening (the
+/// port was taken in the meantime), with its log.
+fn start(config: &std::path::Path) -> Result<Running, Vec<String>> {
+    let mut child = Command::new(WREN_BROKER)
+        .arg("-c")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wren-broker");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let running = Running(child);
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let mut log = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("Opening listener") => return Ok(running),
+            Ok(line) => log.push(line),
+            Err(_) => return Err(log),
+        }
+    }
+}
+
+#[test]
+fn wren_broker_applies_the_configured_password_file_and_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let passwd_text = passwd.to_string_lossy().into_owned();
+    for args in [
+        &["-c", "-b", &passwd_text, "sensor", "s3cret"][..],
+        &["-b", &passwd_text, "viewer", "v1ew"],
+    ] {
+        let output = run(WREN_PASSWD, args);
+        assert!(output.status.success(), "wren-passwd {args:?}");
+    }
+
+    let mut broker = None;
+    let mut port = 0;
+    let mut last_log = Vec::new();
+    for attempt in 0..5 {
+        port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("binding 127.0.0.1:0")
+            .port();
+        let config = dir.path().join(format!("broker-{attempt}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listeners:\n  local:\n    bind: 127.0.0.1:{port}\n\
+                 auth:\n  allow-anonymous: false\n  password-file: {passwd_text}\n\
+                 topic-check:\n  enabled: true\n  acl:\n    sensor: ['sensors/#']\n    viewer: ['dashboard/+']\n"
+            ),
+        )
+        .unwrap();
+        match start(&config) {
+            Ok(running) => {
+                broker = Some(running);
+                break;
+            }
+            Err(log) => last_log = log,
+        }
+    }
+    let _broker = broker.unwrap_or_else(|| panic!("wren-broker did not start: {last_log:?}"));
+    let port = port.to_string();
+
+    let publish = |user: &str, password: &str, topic: &str| {
+        let output = run(
+            "mosquitto_pub",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                user,
+                "-P",
+                password,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                "x",
+            ],
+        );
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = publish("sensor", "s3cret", "sensors/t1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = publish("sensor", "wrong", "sensors/t1");
+    assert_eq!(code, Some(5), "{stderr}");
+    let (code, stderr) = publish("nobody", "s3cret", "sensors/t1");
+    assert_eq!(code, Some(5), "{stderr}");
+
+    // viewer may subscribe to dashboard/+ but not to sensors/#.
+    let subscribe = |filter: &str| {
+        let output = run(
+            "mosquitto_sub",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "viewer",
+                "-P",
+                "v1ew",
+                "-t",
+                filter,
+                "-E",
+            ],
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert_eq!(subscribe("dashboard/+"), "");
+    assert!(subscribe("sensors/#").contains("All subscription requests were denied."));
+}
