@@ -237,3 +237,40 @@ fn the_acl_refuses_subscriptions_and_drops_publishes_it_does_not_allow() {
     drop(subscriber);
     broker.shutdown();
 }
+
+/// Read access is checked for every delivery, as mosquitto does: a subscription to
+/// `#` is allowed, and the messages it matches that the ACL denies are skipped.
+#[test]
+fn a_wide_subscription_is_allowed_and_denied_topics_are_not_delivered() {
+    use wren::auth::Acl;
+    use wren::broker::AclHook;
+    use wren::client::{Client, ClientOptions, QoS};
+
+    let acl = Acl::parse_mosquitto(
+        "topic readwrite #\ntopic deny secret/#\nuser writer\ntopic write #\n",
+        "acl",
+    )
+    .unwrap();
+    let config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    let broker = Broker::builder(config)
+        .hook(std::sync::Arc::new(AclHook::new(acl)))
+        .start()
+        .unwrap();
+    let url = format!("mqtt://{}", broker.local_addr());
+
+    let reader = Client::connect(url.as_str()).unwrap();
+    let everything = reader
+        .subscribe("#", QoS::AtLeastOnce)
+        .expect("# is allowed");
+    let writer =
+        Client::connect(ClientOptions::from_url(&url).unwrap().username("writer")).unwrap();
+    writer
+        .publish("secret/plans", "hidden", QoS::AtLeastOnce, false)
+        .unwrap();
+    writer
+        .publish("open/news", "visible", QoS::AtLeastOnce, false)
+        .unwrap();
+    let first = everything.recv_timeout(TIMEOUT).expect("a delivery");
+    assert_eq!(first.topic(), "open/news");
+    assert!(everything.try_recv().is_err());
+}

@@ -95,12 +95,11 @@ impl Hook for PasswordFileHook {
     }
 }
 
-/// Decides PUBLISH and SUBSCRIBE (and the will topic) with an [`Acl`].
-///
-/// The broker asks hooks nothing at delivery, so a subscription is allowed only if
-/// every message it matches may be received ([`Acl::can_receive_all_of`]): with
-/// `topic deny alice/secret`, alice may subscribe to `alice/+/x` but not to
-/// `alice/#`.
+/// Decides PUBLISH, SUBSCRIBE (and the will topic) and each delivery with an
+/// [`Acl`], as mosquitto does: a subscription needs a rule with read access that
+/// covers it ([`Acl::can_subscribe`]), and every message is then checked on its
+/// way to each subscriber ([`Acl::can_receive`]). With `topic deny alice/secret`,
+/// alice may subscribe to `alice/#` and receives everything below it but that.
 #[derive(Debug)]
 pub struct AclHook {
     acl: Acl,
@@ -116,7 +115,12 @@ impl AclHook {
 impl Hook for AclHook {
     fn authorize_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
         self.acl
-            .can_receive_all_of(client.username.as_deref(), &client.client_id, filter)
+            .can_subscribe(client.username.as_deref(), &client.client_id, filter)
+    }
+
+    fn authorize_receive(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        self.acl
+            .can_receive(client.username.as_deref(), &client.client_id, topic)
     }
 
     fn authorize_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {

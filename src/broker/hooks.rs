@@ -199,6 +199,15 @@ pub trait Hook: Send + Sync {
         true
     }
 
+    /// May this subscriber receive a message published to `topic`? Asked for every
+    /// delivery, as mosquitto checks read access: a subscription to `a/#` may be
+    /// allowed while some topics below `a/` are not. A refused message is skipped
+    /// for this subscriber only. Not asked when no hook is registered.
+    fn authorize_receive(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        let _ = (client, topic);
+        true
+    }
+
     /// A client's CONNECT was accepted.
     fn on_connected(&self, client: &ClientInfo) {
         let _ = client;
@@ -280,6 +289,12 @@ impl Hooks {
     pub(crate) fn authorize_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {
         self.all_allow("publish", client, |hook| {
             hook.authorize_publish(client, topic)
+        })
+    }
+
+    pub(crate) fn authorize_receive(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        self.all_allow("receive", client, |hook| {
+            hook.authorize_receive(client, topic)
         })
     }
 

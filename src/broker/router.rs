@@ -84,6 +84,9 @@ struct Connection {
 struct SessionEntry {
     session: Session,
     connection: Option<ConnectionId>,
+    /// The client the session last belonged to, for read checks while it is
+    /// offline; `None` for a session restored from storage and not yet reclaimed.
+    owner: Option<ClientInfo>,
     /// When the client last showed it is working: it acknowledged a message,
     /// connected, or was sent one with nothing else unacknowledged.
     last_progress: Instant,
@@ -191,6 +194,7 @@ impl RouterState {
             SessionEntry {
                 session,
                 connection: None,
+                owner: None,
                 last_progress: Instant::now(),
             },
         );
@@ -283,6 +287,7 @@ impl RouterState {
 
         if let Some(entry) = self.sessions.get_mut(&key) {
             entry.connection = Some(id);
+            entry.owner = Some(client.clone());
             entry.last_progress = Instant::now();
             // Unacknowledged messages go again first, in their order [MQTT-4.4.0-1],
             // then queued ones as the window allows.
@@ -312,6 +317,7 @@ impl RouterState {
                     self.limits.max_queued_messages,
                 ),
                 connection: None,
+                owner: None,
                 last_progress: Instant::now(),
             },
         );
@@ -682,6 +688,21 @@ impl RouterState {
         let Some(entry) = self.sessions.get_mut(client) else {
             return Delivered::Skipped;
         };
+        // Read access, checked per delivery. A restored session whose client has not
+        // come back has no known user: it gets nothing while hooks decide (fail
+        // closed, invariant 5).
+        if !self.hooks.is_empty()
+            && !entry
+                .owner
+                .as_ref()
+                .is_some_and(|owner| self.hooks.authorize_receive(owner, &message.topic))
+        {
+            log::debug!(
+                "Not delivering '{}' to client {client}: no read access.",
+                message.topic
+            );
+            return Delivered::Skipped;
+        }
         let mut publish = message.clone();
         publish.qos = message.qos.min(granted);
         publish.retain = retain;
