@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use super::load::{self, Loaded};
+use super::ConfigError;
 
 /// Everything a broker needs to know to start.
 ///
@@ -23,6 +26,8 @@ pub struct BrokerConfig {
     pub sys: SysConfig,
     /// Bounds on memory and time per connection and session.
     pub limits: Limits,
+    /// Keeping sessions and retained messages across restarts (`persistence:`).
+    pub persistence: PersistenceConfig,
 }
 
 impl Default for BrokerConfig {
@@ -39,11 +44,72 @@ impl Default for BrokerConfig {
             topic_check: TopicCheckConfig::default(),
             sys: SysConfig::default(),
             limits: Limits::default(),
+            persistence: PersistenceConfig::default(),
         }
     }
 }
 
 impl BrokerConfig {
+    /// Reads a broker settings file laid out as hbmqtt's and amqtt's are.
+    ///
+    /// Warnings (unknown keys, keys without effect here) are logged with
+    /// `log::warn!`; [`load_yaml_file`](Self::load_yaml_file) also returns them. A file
+    /// with `listeners` replaces the default local-only listeners; a file without
+    /// keeps them.
+    ///
+    /// ```no_run
+    /// let config = wren::config::BrokerConfig::from_yaml_file("broker.yaml")?;
+    /// # Ok::<(), wren::config::ConfigError>(())
+    /// ```
+    pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<BrokerConfig, ConfigError> {
+        Self::load_yaml_file(path).map(|loaded| loaded.config)
+    }
+
+    /// Reads broker settings from YAML text. `origin` names the text in messages,
+    /// as a file name would.
+    ///
+    /// ```
+    /// use wren::config::BrokerConfig;
+    ///
+    /// let config = BrokerConfig::from_yaml_str(
+    ///     "listeners:\n  default:\n    bind: 0.0.0.0:1883\n",
+    ///     "broker.yaml",
+    /// )?;
+    /// assert_eq!(config.listeners[0].bind, "0.0.0.0:1883".parse()?);
+    ///
+    /// let error = BrokerConfig::from_yaml_str("max-keepalive: forever\n", "broker.yaml")
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     r#"broker.yaml:1: max-keepalive: expected a number, found "forever""#
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<BrokerConfig, ConfigError> {
+        Self::load_yaml_str(text, origin).map(|loaded| loaded.config)
+    }
+
+    /// Like [`from_yaml_file`](Self::from_yaml_file), and returns the warnings too.
+    pub fn load_yaml_file(path: impl AsRef<Path>) -> Result<Loaded<BrokerConfig>, ConfigError> {
+        load::read_file(path.as_ref(), load::broker)
+    }
+
+    /// Like [`from_yaml_str`](Self::from_yaml_str), and returns the warnings too.
+    ///
+    /// ```
+    /// use wren::config::{BrokerConfig, WarningKind};
+    ///
+    /// let text = "listeners:\n  my-tcp:\n    bind: 127.0.0.1:1883\n    bnd: oops\n";
+    /// let loaded = BrokerConfig::load_yaml_str(text, "broker.yaml")?;
+    /// let warning = &loaded.warnings[0];
+    /// assert_eq!(warning.kind, WarningKind::UnknownKey);
+    /// assert_eq!(warning.to_string(), "broker.yaml:4: listeners.my-tcp.bnd: unknown key, ignored");
+    /// # Ok::<(), wren::config::ConfigError>(())
+    /// ```
+    pub fn load_yaml_str(text: &str, origin: &str) -> Result<Loaded<BrokerConfig>, ConfigError> {
+        load::broker(text, origin)
+    }
+
     /// A configuration with a single plain TCP listener on `bind` and every other
     /// setting at its default. `127.0.0.1:0` picks a free port, which is what tests
     /// and examples want.
@@ -68,6 +134,8 @@ pub struct ListenerConfig {
     /// TLS settings; `None` for a plain listener.
     pub tls: Option<TlsConfig>,
     /// Most connections open at once on this listener; more are refused at accept.
+    /// `max-connections: 0` in a file means no limit, as in hbmqtt, and is read as
+    /// `usize::MAX`.
     pub max_connections: usize,
 }
 
@@ -138,6 +206,9 @@ pub struct TopicCheckConfig {
     /// hbmqtt's ACL: user name (or `anonymous`) to the topic filters the user may
     /// publish and subscribe to (`acl`).
     pub acl: BTreeMap<String, Vec<String>>,
+    /// amqtt's separate publish ACL (`publish-acl`): when present, publishing is
+    /// checked against it instead of `acl`, which then governs subscribing only.
+    pub publish_acl: Option<BTreeMap<String, Vec<String>>>,
     /// A mosquitto-format ACL file (`acl-file`).
     pub acl_file: Option<PathBuf>,
 }
@@ -204,4 +275,14 @@ impl Default for Limits {
             timeout_disconnect_delay: Duration::ZERO,
         }
     }
+}
+
+/// Keeping sessions and retained messages on disk across restarts (`persistence:`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PersistenceConfig {
+    /// Whether anything is written to disk (`enabled`). Default off.
+    pub enabled: bool,
+    /// Where the store lives (`path`); required when `enabled` is on.
+    pub path: Option<PathBuf>,
 }

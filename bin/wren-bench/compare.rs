@@ -1,0 +1,379 @@
+//! `wren-bench compare`: the standard scenarios against several brokers in one run,
+//! one broker at a time, with the ratios between them.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wren::protocol::QoS;
+
+use crate::scenario::{run_idle, run_pubsub, Idle, IdleReport, Progress, PubSub, PubSubReport};
+
+/// A broker to start: a name for the table and a shell command with `{port}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerCommand {
+    pub name: String,
+    pub command: String,
+}
+
+impl BrokerCommand {
+    /// Parses `NAME=COMMAND`.
+    pub fn parse(text: &str) -> Result<BrokerCommand, String> {
+        let (name, command) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--broker '{text}': expected NAME=COMMAND"))?;
+        if !command.contains("{port}") {
+            return Err(format!(
+                "--broker '{text}': the command needs a {{port}} placeholder"
+            ));
+        }
+        Ok(BrokerCommand {
+            name: name.trim().to_string(),
+            command: command.trim().to_string(),
+        })
+    }
+}
+
+/// One scenario's result for one broker.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    PubSub(PubSubReport),
+    Idle(IdleReport),
+    Failed { error: String },
+}
+
+/// The results for one broker.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerResults {
+    pub broker: BrokerCommand,
+    pub scenarios: Vec<(String, Outcome)>,
+}
+
+/// A scenario of the standard set.
+struct Scenario {
+    name: &'static str,
+    build: Box<dyn Fn(SocketAddr, Option<u32>, String) -> Plan>,
+}
+
+enum Plan {
+    PubSub(PubSub),
+    Idle(Idle),
+}
+
+fn pubsub(
+    address: SocketAddr,
+    pid: Option<u32>,
+    prefix: String,
+    shape: (usize, usize),
+    qos: QoS,
+    count: u64,
+    rate: Option<f64>,
+) -> Plan {
+    Plan::PubSub(PubSub {
+        address,
+        publishers: shape.0,
+        subscribers: shape.1,
+        qos,
+        payload_size: 64,
+        messages_per_publisher: count,
+        rate,
+        topic_per_publisher: shape.0 > 1,
+        inflight: 64,
+        timeout: Duration::from_secs(120),
+        broker_pid: pid,
+        prefix,
+    })
+}
+
+/// The standard set; `scale` divides message and connection counts (1 for the full
+/// run, more for a quick one).
+fn standard_set(scale: u64) -> Vec<Scenario> {
+    let n = move |full: u64| (full / scale).max(10);
+    vec![
+        Scenario {
+            name: "qos0 1->1",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 1), QoS::AtMostOnce, n(200_000), None)
+            }),
+        },
+        Scenario {
+            name: "qos1 1->1",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 1), QoS::AtLeastOnce, n(100_000), None)
+            }),
+        },
+        Scenario {
+            name: "qos2 1->1 (64 in flight)",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 1), QoS::ExactlyOnce, n(50_000), None)
+            }),
+        },
+        Scenario {
+            name: "fan-out 1->100",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 100), QoS::AtMostOnce, n(5_000), None)
+            }),
+        },
+        Scenario {
+            name: "fan-in 100->1",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (100, 1), QoS::AtMostOnce, n(2_000), None)
+            }),
+        },
+        Scenario {
+            name: "latency qos0 @1000/s",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 1), QoS::AtMostOnce, n(5_000), Some(1000.0))
+            }),
+        },
+        Scenario {
+            name: "latency qos1 @1000/s",
+            build: Box::new(move |a, p, x| {
+                pubsub(a, p, x, (1, 1), QoS::AtLeastOnce, n(5_000), Some(1000.0))
+            }),
+        },
+        Scenario {
+            name: "10k idle connections",
+            build: Box::new(move |address, broker_pid, prefix| {
+                Plan::Idle(Idle {
+                    address,
+                    connections: (10_000 / scale as usize).max(10),
+                    idle_for: Duration::from_secs(if scale > 1 { 1 } else { 5 }),
+                    broker_pid,
+                    prefix,
+                })
+            }),
+        },
+    ]
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A broker process, killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(broker: &BrokerCommand) -> Result<(Running, SocketAddr), String> {
+    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
+    let command = broker.command.replace("{port}", &port.to_string());
+    // `exec` makes the broker the child itself, so its process id is ours to measure.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {command}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: cannot start '{command}': {e}", broker.name))?;
+    let mut running = Running(child);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = running.0.try_wait() {
+            return Err(format!("{}: '{command}' exited with {status}", broker.name));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{}: nothing listens on port {port} after 15 s",
+                broker.name
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok((running, address))
+}
+
+/// Runs the standard set against each broker in turn.
+pub fn compare(
+    brokers: &[BrokerCommand],
+    scale: u64,
+    only: Option<&[String]>,
+    progress: &Arc<Progress>,
+) -> Vec<BrokerResults> {
+    let mut results = Vec::new();
+    for broker in brokers {
+        let mut scenarios = Vec::new();
+        for scenario in standard_set(scale) {
+            if only.is_some_and(|only| !only.iter().any(|o| scenario.name.starts_with(o.as_str())))
+            {
+                continue;
+            }
+            eprintln!("{}: {} ...", broker.name, scenario.name);
+            // A fresh broker per scenario: no scenario inherits another's state.
+            let outcome = match start(broker) {
+                Err(error) => Outcome::Failed { error },
+                Ok((running, address)) => {
+                    let prefix = format!("bench/{}", std::process::id());
+                    let outcome = match (scenario.build)(address, Some(running.0.id()), prefix) {
+                        Plan::PubSub(run) => run_pubsub(&run, progress)
+                            .map(Outcome::PubSub)
+                            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
+                        Plan::Idle(run) => run_idle(&run, progress)
+                            .map(Outcome::Idle)
+                            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
+                    };
+                    drop(running);
+                    outcome
+                }
+            };
+            scenarios.push((scenario.name.to_string(), outcome));
+        }
+        results.push(BrokerResults {
+            broker: broker.clone(),
+            scenarios,
+        });
+    }
+    results
+}
+
+/// One printable row: a scenario's metric for every broker.
+struct Row {
+    scenario: String,
+    metric: &'static str,
+    higher_is_better: bool,
+    values: Vec<Option<f64>>,
+}
+
+fn rows(results: &[BrokerResults]) -> Vec<Row> {
+    let Some(first) = results.first() else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for (index, (name, outcome)) in first.scenarios.iter().enumerate() {
+        let pick = |metric: fn(&Outcome) -> Option<f64>| -> Vec<Option<f64>> {
+            results
+                .iter()
+                .map(|r| r.scenarios.get(index).and_then(|(_, o)| metric(o)))
+                .collect()
+        };
+        let mut add = |metric: &'static str, higher: bool, f: fn(&Outcome) -> Option<f64>| {
+            rows.push(Row {
+                scenario: name.clone(),
+                metric,
+                higher_is_better: higher,
+                values: pick(f),
+            })
+        };
+        match outcome {
+            Outcome::PubSub(report) if report.payload_size > 0 && name.starts_with("latency") => {
+                add("p50 latency (us)", false, |o| lat(o, |l| l.p50_us));
+                add("p99 latency (us)", false, |o| lat(o, |l| l.p99_us));
+                add("p99.9 latency (us)", false, |o| lat(o, |l| l.p999_us));
+                add("max latency (us)", false, |o| lat(o, |l| l.max_us));
+                add("lost", false, |o| ps(o, |r| r.lost as f64));
+            }
+            Outcome::PubSub(_) => {
+                add("delivered msg/s", true, |o| {
+                    ps(o, |r| r.delivered_per_second)
+                });
+                add("lost", false, |o| ps(o, |r| r.lost as f64));
+                add("duplicated", false, |o| ps(o, |r| r.duplicated as f64));
+                add("p99 latency (us)", false, |o| lat(o, |l| l.p99_us));
+                add("broker CPU s / M msgs", false, |o| match o {
+                    Outcome::PubSub(r) => r.broker_cpu_seconds_per_million,
+                    _ => None,
+                });
+                add("generator CPU s", false, |o| {
+                    ps(o, |r| r.generator_cpu_seconds)
+                });
+            }
+            Outcome::Idle(_) => {
+                add("connects/s", true, |o| {
+                    idle(o, |r| Some(r.connects_per_second))
+                });
+                add("RSS KiB / connection", false, |o| {
+                    idle(o, |r| r.broker_rss_bytes_per_connection.map(|b| b / 1024.0))
+                });
+                add("idle CPU %", false, |o| {
+                    idle(o, |r| r.broker_idle_cpu_percent)
+                });
+            }
+            Outcome::Failed { .. } => add("failed", false, |_| None),
+        }
+    }
+    rows
+}
+
+fn ps(outcome: &Outcome, f: fn(&PubSubReport) -> f64) -> Option<f64> {
+    match outcome {
+        Outcome::PubSub(report) => Some(f(report)),
+        _ => None,
+    }
+}
+
+fn lat(outcome: &Outcome, f: fn(&crate::stats::Latency) -> f64) -> Option<f64> {
+    match outcome {
+        Outcome::PubSub(report) if report.latency.samples > 0 => Some(f(&report.latency)),
+        _ => None,
+    }
+}
+
+fn idle(outcome: &Outcome, f: fn(&IdleReport) -> Option<f64>) -> Option<f64> {
+    match outcome {
+        Outcome::Idle(report) => f(report),
+        _ => None,
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) if v.abs() >= 100.0 || v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// The comparison as a Markdown table: a column per broker, then each broker's ratio
+/// to the first.
+pub fn table(results: &[BrokerResults]) -> String {
+    let names: Vec<&str> = results.iter().map(|r| r.broker.name.as_str()).collect();
+    let mut out = String::from("| scenario | metric |");
+    for name in &names {
+        out += &format!(" {name} |");
+    }
+    for name in names.iter().skip(1) {
+        out += &format!(" {name} / {} |", names[0]);
+    }
+    out += "\n|---|---|";
+    out += &"---:|".repeat(names.len() * 2 - 1);
+    out.push('\n');
+    for row in rows(results) {
+        out += &format!(
+            "| {} | {}{} |",
+            row.scenario,
+            row.metric,
+            if row.higher_is_better { " ↑" } else { " ↓" }
+        );
+        for value in &row.values {
+            out += &format!(" {} |", number(*value));
+        }
+        for value in row.values.iter().skip(1) {
+            let ratio = match (row.values[0], value) {
+                (Some(base), Some(v)) if base != 0.0 => format!("{:.2}×", v / base),
+                _ => "-".into(),
+            };
+            out += &format!(" {ratio} |");
+        }
+        out.push('\n');
+    }
+    for result in results {
+        for (name, outcome) in &result.scenarios {
+            if let Outcome::Failed { error } = outcome {
+                out += &format!("\n{} / {name} failed: {error}", result.broker.name);
+            }
+        }
+    }
+    out
+}

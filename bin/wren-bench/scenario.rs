@@ -1,0 +1,520 @@
+//! The load scenarios: publishers and subscribers together, and idle connections.
+//!
+//! Every subscriber subscribes to every publisher's messages; each payload carries a
+//! stamp (send time, publisher, sequence), so every delivery is checked: a broker
+//! that loses or duplicates messages cannot look fast, and latency is measured end
+//! to end.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver};
+use parking_lot::Mutex;
+use serde::Serialize;
+use wren::protocol::{
+    Packet, PacketId, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe, SubscribeFilter,
+    TopicFilter, TopicName,
+};
+
+use crate::stats::{read_stamp, stamp, Deliveries, Latency, Usage, STAMP_LEN};
+use crate::wire::{Wire, WireError};
+
+/// A publish/subscribe run.
+#[derive(Debug, Clone)]
+pub struct PubSub {
+    pub address: SocketAddr,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub qos: QoS,
+    /// Bytes per payload, at least [`STAMP_LEN`].
+    pub payload_size: usize,
+    pub messages_per_publisher: u64,
+    /// Messages per second per publisher; `None` for as fast as possible.
+    pub rate: Option<f64>,
+    /// One topic per publisher (subscribers use a wildcard) instead of one shared.
+    pub topic_per_publisher: bool,
+    /// QoS 1/2 messages in flight per publisher.
+    pub inflight: usize,
+    /// Upper bound on the whole run.
+    pub timeout: Duration,
+    pub broker_pid: Option<u32>,
+    /// Unique per run, so runs never see each other's messages.
+    pub prefix: String,
+}
+
+/// What a publish/subscribe run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PubSubReport {
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub qos: u8,
+    pub payload_size: usize,
+    pub sent: u64,
+    pub sent_per_second: f64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub delivered_per_second: f64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub latency: Latency,
+    pub seconds: f64,
+    pub broker_cpu_seconds: Option<f64>,
+    pub broker_cpu_seconds_per_million: Option<f64>,
+    pub broker_rss_bytes: Option<u64>,
+    pub generator_cpu_seconds: f64,
+}
+
+/// Progress counters shared with the progress line.
+#[derive(Default)]
+pub struct Progress {
+    pub sent: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+struct SubscriberResult {
+    deliveries: Deliveries,
+    latencies: Vec<u64>,
+    last_delivery: Option<Instant>,
+}
+
+/// Most latency samples one subscriber keeps; beyond this every k-th is kept.
+const MAX_SAMPLES: usize = 2_000_000;
+
+fn filter_for(run: &PubSub) -> String {
+    if run.topic_per_publisher {
+        format!("{}/+", run.prefix)
+    } else {
+        format!("{}/shared", run.prefix)
+    }
+}
+
+fn topic_for(run: &PubSub, publisher: usize) -> String {
+    if run.topic_per_publisher {
+        format!("{}/{publisher}", run.prefix)
+    } else {
+        format!("{}/shared", run.prefix)
+    }
+}
+
+fn id(n: u64) -> PacketId {
+    // 1..=65535, cycling; safe while fewer than 65535 are in flight.
+    PacketId::new((n % 65_535 + 1) as u16).unwrap_or(PacketId::MIN)
+}
+
+pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport, WireError> {
+    let deadline = Instant::now() + run.timeout;
+    let payload_size = run.payload_size.max(STAMP_LEN);
+    let broker_pid = run.broker_pid.map(|pid| pid.to_string());
+    let broker_before = broker_pid.as_deref().and_then(Usage::of);
+    let generator_before = Usage::of("self").unwrap_or_default();
+
+    // Everyone connects and subscribes before anyone publishes.
+    let ready = Arc::new(Barrier::new(run.publishers + run.subscribers + 1));
+    let publishing_done = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Mutex<Option<WireError>>> = Arc::new(Mutex::new(None));
+
+    let mut subscribers = Vec::new();
+    for index in 0..run.subscribers {
+        let wire = Wire::connect(
+            run.address,
+            &format!("{}-sub-{index}", run.prefix),
+            600,
+            Duration::from_secs(10),
+        )?;
+        let run = run.clone();
+        let ready = Arc::clone(&ready);
+        let done = Arc::clone(&publishing_done);
+        let progress = Arc::clone(progress);
+        subscribers.push(
+            thread::Builder::new()
+                .name(format!("sub-{index}"))
+                .spawn(move || subscriber(wire, &run, &ready, &done, deadline, &progress))?,
+        );
+    }
+
+    let mut publishers = Vec::new();
+    for index in 0..run.publishers {
+        let wire = Wire::connect(
+            run.address,
+            &format!("{}-pub-{index}", run.prefix),
+            600,
+            Duration::from_secs(10),
+        )?;
+        let run = run.clone();
+        let ready = Arc::clone(&ready);
+        let failure = Arc::clone(&failure);
+        let progress = Arc::clone(progress);
+        publishers.push(
+            thread::Builder::new()
+                .name(format!("pub-{index}"))
+                .spawn(move || {
+                    let result =
+                        publisher(wire, &run, index, payload_size, &ready, deadline, &progress);
+                    if let Err(e) = &result {
+                        failure.lock().get_or_insert(WireError(e.0.clone()));
+                    }
+                    result.ok()
+                })?,
+        );
+    }
+
+    ready.wait();
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut last_send = start;
+    for handle in publishers {
+        if let Ok(Some((count, finished))) = handle.join() {
+            sent += count;
+            last_send = last_send.max(finished);
+        }
+    }
+    publishing_done.store(true, Ordering::SeqCst);
+
+    let mut report = PubSubReport {
+        publishers: run.publishers,
+        subscribers: run.subscribers,
+        qos: run.qos as u8,
+        payload_size,
+        sent,
+        expected_deliveries: sent * run.subscribers as u64,
+        ..PubSubReport::default()
+    };
+    let mut latencies = Vec::new();
+    let mut last_delivery = start;
+    for handle in subscribers {
+        let result = handle
+            .join()
+            .map_err(|_| WireError("a subscriber thread panicked".into()))??;
+        report.delivered += result.deliveries.received;
+        report.duplicated += result.deliveries.duplicated + result.deliveries.foreign;
+        report.lost += result.deliveries.lost();
+        latencies.extend(result.latencies);
+        if let Some(at) = result.last_delivery {
+            last_delivery = last_delivery.max(at);
+        }
+    }
+    if let Some(error) = failure.lock().take() {
+        return Err(error);
+    }
+    // Losses count against what was really sent, not what was planned.
+    let planned = run.publishers as u64 * run.messages_per_publisher;
+    report.lost = report
+        .lost
+        .saturating_sub((planned - sent.min(planned)) * run.subscribers as u64);
+
+    let send_seconds = last_send.duration_since(start).as_secs_f64().max(1e-9);
+    let delivery_seconds = last_delivery.duration_since(start).as_secs_f64().max(1e-9);
+    report.sent_per_second = sent as f64 / send_seconds;
+    report.delivered_per_second = report.delivered as f64 / delivery_seconds;
+    report.seconds = send_seconds.max(delivery_seconds);
+    report.latency = Latency::from_nanos(latencies);
+    if let (Some(before), Some(after)) = (broker_before, broker_pid.as_deref().and_then(Usage::of))
+    {
+        let cpu = after.cpu_since(&before);
+        report.broker_cpu_seconds = Some(cpu);
+        report.broker_rss_bytes = Some(after.rss_bytes);
+        if report.delivered > 0 {
+            report.broker_cpu_seconds_per_million = Some(cpu * 1e6 / report.delivered as f64);
+        }
+    }
+    report.generator_cpu_seconds = Usage::of("self")
+        .unwrap_or_default()
+        .cpu_since(&generator_before);
+    Ok(report)
+}
+
+fn subscriber(
+    mut wire: Wire,
+    run: &PubSub,
+    ready: &Barrier,
+    publishing_done: &AtomicBool,
+    deadline: Instant,
+    progress: &Progress,
+) -> Result<SubscriberResult, WireError> {
+    let filter = TopicFilter::new(filter_for(run)).map_err(|e| WireError(e.to_string()))?;
+    wire.queue(&Packet::Subscribe(Subscribe {
+        packet_id: id(0),
+        filters: vec![SubscribeFilter::new(filter, run.qos)],
+    }));
+    wire.flush()?;
+    loop {
+        match wire.recv(Some(Instant::now() + Duration::from_secs(10)))? {
+            Some(Packet::SubAck(_)) => break,
+            Some(_) => continue,
+            None => return Err(WireError("no SUBACK within 10 s".into())),
+        }
+    }
+    ready.wait();
+
+    let expected = run.publishers as u64 * run.messages_per_publisher;
+    let mut result = SubscriberResult {
+        deliveries: Deliveries::new(run.publishers, run.messages_per_publisher),
+        latencies: Vec::with_capacity((expected as usize).min(MAX_SAMPLES)),
+        last_delivery: None,
+    };
+    let keep_every = (expected as usize / MAX_SAMPLES).max(1);
+    let mut idle_since = Instant::now();
+    while result.deliveries.received < expected && Instant::now() < deadline {
+        // Short waits so the end of publishing is noticed; this is the generator,
+        // not the system under test.
+        let packet = match wire.recv(Some(Instant::now() + Duration::from_millis(100)))? {
+            Some(packet) => packet,
+            None => {
+                // Once publishing is over, two silent seconds mean nothing more comes.
+                if publishing_done.load(Ordering::SeqCst)
+                    && idle_since.elapsed() > Duration::from_secs(2)
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut next = Some(packet);
+        while let Some(packet) = next {
+            match packet {
+                Packet::Publish(publish) => {
+                    let now = crate::stats::now_nanos();
+                    if let Some((sent, publisher, sequence)) = read_stamp(&publish.payload) {
+                        let before = result.deliveries.received;
+                        result.deliveries.record(publisher, sequence);
+                        if result.deliveries.received > before
+                            && (result.deliveries.received as usize) % keep_every == 0
+                        {
+                            result.latencies.push(now.saturating_sub(sent));
+                        }
+                    }
+                    match (publish.qos, publish.packet_id) {
+                        (QoS::AtLeastOnce, Some(id)) => wire.queue(&PubAck::new(id).into()),
+                        (QoS::ExactlyOnce, Some(id)) => wire.queue(&PubRec::new(id).into()),
+                        _ => {}
+                    }
+                }
+                Packet::PubRel(rel) => wire.queue(&PubComp::new(rel.packet_id).into()),
+                _ => {}
+            }
+            next = wire.try_decode()?;
+        }
+        wire.flush()?;
+        let now = Instant::now();
+        result.last_delivery = Some(now);
+        idle_since = now;
+        progress
+            .delivered
+            .store(result.deliveries.received, Ordering::Relaxed);
+    }
+    wire.queue(&Packet::Disconnect);
+    let _ = wire.flush();
+    Ok(result)
+}
+
+/// Publishes; returns how many were sent (acknowledged, for QoS 1/2) and when the
+/// last was done.
+fn publisher(
+    mut wire: Wire,
+    run: &PubSub,
+    index: usize,
+    payload_size: usize,
+    ready: &Barrier,
+    deadline: Instant,
+    progress: &Progress,
+) -> Result<(u64, Instant), WireError> {
+    let topic = TopicName::new(topic_for(run, index)).map_err(|e| WireError(e.to_string()))?;
+    let mut payload = vec![0u8; payload_size];
+    // QoS 1/2: a token per message in flight, given back by its acknowledgement; the
+    // acknowledgements are read on a thread of their own, which also answers PUBREC
+    // with PUBREL, so writes go through a shared socket handle.
+    let (tokens, returned) = bounded::<()>(run.inflight.max(1));
+    let writer = Arc::new(Mutex::new(wire.stream.try_clone()?));
+    let acks = match run.qos {
+        QoS::AtMostOnce => None,
+        _ => {
+            let reader = wire.split_reader()?;
+            let writer = Arc::clone(&writer);
+            let acknowledged = Arc::new(AtomicU64::new(0));
+            let counter = Arc::clone(&acknowledged);
+            let handle = thread::Builder::new()
+                .name(format!("acks-{index}"))
+                .spawn(move || read_acks(reader, &writer, &returned, &counter, deadline))?;
+            Some((handle, acknowledged))
+        }
+    };
+    ready.wait();
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut unreported = 0;
+    for sequence in 0..run.messages_per_publisher {
+        if Instant::now() > deadline {
+            break;
+        }
+        if let Some(rate) = run.rate {
+            let due = start + Duration::from_secs_f64(sequence as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                thread::sleep(due - now);
+            }
+        }
+        if run.qos != QoS::AtMostOnce && tokens.try_send(()).is_err() {
+            // The window is full: send what is buffered, then wait for an ack.
+            wire.flush_through(&writer)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokens.send_timeout((), left).is_err() {
+                break;
+            }
+        }
+        stamp(&mut payload, index as u32, sequence);
+        let mut publish = Publish::new(topic.clone(), payload.clone(), run.qos, false);
+        if run.qos != QoS::AtMostOnce {
+            publish.packet_id = Some(id(sequence));
+        }
+        wire.queue(&Packet::Publish(publish));
+        sent += 1;
+        unreported += 1;
+        if run.rate.is_some() || wire.queued() >= 16 * 1024 {
+            wire.flush_through(&writer)?;
+            progress.sent.fetch_add(unreported, Ordering::Relaxed);
+            unreported = 0;
+        }
+    }
+    wire.flush_through(&writer)?;
+    progress.sent.fetch_add(unreported, Ordering::Relaxed);
+    let done = match acks {
+        None => (sent, Instant::now()),
+        Some((handle, acknowledged)) => {
+            // Done when every token has come back (or time is up).
+            while !tokens.is_empty() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let finished = Instant::now();
+            let _ = writer.lock().shutdown(std::net::Shutdown::Read);
+            let _ = handle.join();
+            (acknowledged.load(Ordering::SeqCst), finished)
+        }
+    };
+    wire.queue(&Packet::Disconnect);
+    let _ = wire.flush_through(&writer);
+    Ok(done)
+}
+
+/// Reads a publisher's acknowledgements until its socket is shut or time is up.
+fn read_acks(
+    mut reader: Wire,
+    writer: &Mutex<TcpStream>,
+    returned: &Receiver<()>,
+    acknowledged: &AtomicU64,
+    deadline: Instant,
+) {
+    let done = |returned: &Receiver<()>| {
+        let _ = returned.try_recv();
+        acknowledged.fetch_add(1, Ordering::SeqCst);
+    };
+    while Instant::now() < deadline {
+        match reader.recv(Some(deadline)) {
+            Ok(Some(Packet::PubAck(_) | Packet::PubComp(_))) => done(returned),
+            Ok(Some(Packet::PubRec(rec))) => {
+                reader.queue(&PubRel::new(rec.packet_id).into());
+                if reader.flush_through(writer).is_err() {
+                    return;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// An idle-connections run: open many connections, then measure what they cost the
+/// broker while nobody says anything.
+#[derive(Debug, Clone)]
+pub struct Idle {
+    pub address: SocketAddr,
+    pub connections: usize,
+    /// How long to watch the idle broker.
+    pub idle_for: Duration,
+    pub broker_pid: Option<u32>,
+    pub prefix: String,
+}
+
+/// What an idle-connections run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IdleReport {
+    pub connections: usize,
+    pub connected: usize,
+    pub connects_per_second: f64,
+    pub broker_rss_bytes_per_connection: Option<f64>,
+    /// Broker CPU while idle, as a percentage of one core.
+    pub broker_idle_cpu_percent: Option<f64>,
+    pub errors: usize,
+}
+
+pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, WireError> {
+    let pid = run.broker_pid.map(|pid| pid.to_string());
+    let before = pid.as_deref().and_then(Usage::of);
+    let start = Instant::now();
+    // A few threads connect in parallel: connection setup, not the generator, should
+    // be what is measured.
+    let threads = 4.min(run.connections.max(1));
+    let per_thread = run.connections.div_ceil(threads);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let run = run.clone();
+        let progress = Arc::clone(progress);
+        handles.push(thread::spawn(move || {
+            let mut wires = Vec::new();
+            let mut errors = 0;
+            let first = t * per_thread;
+            for n in first..(first + per_thread).min(run.connections) {
+                // Keep-alive 0: no pings, so an idle broker has no reason to wake.
+                match Wire::connect(
+                    run.address,
+                    &format!("{}-idle-{n}", run.prefix),
+                    0,
+                    Duration::from_secs(10),
+                ) {
+                    Ok(wire) => wires.push(wire),
+                    Err(_) => errors += 1,
+                }
+                progress.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            (wires, errors)
+        }));
+    }
+    let mut wires = Vec::new();
+    let mut errors = 0;
+    for handle in handles {
+        let (mut w, e) = handle
+            .join()
+            .map_err(|_| WireError("a connecting thread panicked".into()))?;
+        wires.append(&mut w);
+        errors += e;
+    }
+    let connect_seconds = start.elapsed().as_secs_f64().max(1e-9);
+    let mut report = IdleReport {
+        connections: run.connections,
+        connected: wires.len(),
+        connects_per_second: wires.len() as f64 / connect_seconds,
+        errors,
+        ..IdleReport::default()
+    };
+    if let (Some(before), Some(pid)) = (before, pid.as_deref()) {
+        // Let the broker settle after the burst of connects, then watch it idle.
+        thread::sleep(Duration::from_secs(1));
+        if let Some(loaded) = Usage::of(pid) {
+            report.broker_rss_bytes_per_connection = Some(
+                (loaded.rss_bytes as f64 - before.rss_bytes as f64) / wires.len().max(1) as f64,
+            );
+            thread::sleep(run.idle_for);
+            if let Some(after) = Usage::of(pid) {
+                report.broker_idle_cpu_percent =
+                    Some(after.cpu_since(&loaded) * 100.0 / run.idle_for.as_secs_f64());
+            }
+        }
+    }
+    for mut wire in wires {
+        wire.queue(&Packet::Disconnect);
+        let _ = wire.flush();
+    }
+    Ok(report)
+}
