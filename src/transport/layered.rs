@@ -238,6 +238,11 @@ impl Read for LayeredReader {
 }
 
 impl LayeredWriter {
+    /// Bounds how long a write to the socket may block.
+    pub(crate) fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.shared.socket_writer.lock().set_write_timeout(timeout)
+    }
+
     /// Sends the layers' closing words (TLS close_notify, WebSocket close frame).
     pub(crate) fn close(&self) -> io::Result<()> {
         let mut layers = self.shared.layers.lock();

@@ -164,6 +164,15 @@ enum WriterInner {
 }
 
 impl Writer {
+    /// Makes a write fail with `WouldBlock` or `TimedOut` when the peer has taken
+    /// none of the bytes for `timeout` (it stopped reading); `None` waits forever.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match &self.inner {
+            WriterInner::Tcp(socket) => socket.set_write_timeout(timeout),
+            WriterInner::Layered(writer) => writer.set_write_timeout(timeout),
+        }
+    }
+
     /// Says goodbye at the transport's level (TLS close_notify, WebSocket close
     /// frame), best effort. Plain TCP has nothing to say. Use a [`Closer`] to then
     /// shut the socket.

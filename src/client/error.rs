@@ -1,0 +1,212 @@
+//! Errors of the client.
+//!
+//! One enum for everything a [`Client`](super::Client) call can fail with. Each variant
+//! says when it happens and, where one exists, which setting of
+//! [`ClientOptions`](super::ClientOptions) controls it.
+
+use std::fmt;
+use std::io;
+
+use crate::protocol::{ConnectReturnCode, DecodeError, EncodeError, PacketType, TopicError};
+
+/// Which wait of the client ran out of time.
+///
+/// Carried by [`Error::Timeout`], so that "timed out" always says what was being
+/// waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Wait {
+    /// Opening the TCP connection ([`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout)).
+    TcpConnect,
+    /// The broker's CONNACK after our CONNECT ([`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout)).
+    ConnAck,
+    /// The PUBACK that completes a QoS 1 publish ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    PubAck,
+    /// The PUBCOMP that completes a QoS 2 publish ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    PubComp,
+    /// The SUBACK answering a SUBSCRIBE ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    SubAck,
+    /// The UNSUBACK answering an UNSUBSCRIBE ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    UnsubAck,
+    /// Room in the client's queue of requests, or in its inflight window
+    /// ([`ClientOptions::max_inflight`](super::ClientOptions::max_inflight)), for a
+    /// new request ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    Queue,
+    /// The PINGRESP answering a keep-alive PINGREQ
+    /// ([`ClientOptions::pingresp_timeout`](super::ClientOptions::pingresp_timeout)); when it does
+    /// not come the connection is considered dead.
+    PingResp,
+    /// The next message of a [`Subscription`](super::Subscription) or
+    /// [`Messages`](super::Messages) (the timeout given to `recv_timeout`).
+    Message,
+    /// The connection thread's goodbye after DISCONNECT
+    /// ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    Disconnect,
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Wait::TcpConnect => "opening the TCP connection",
+            Wait::ConnAck => "the broker's CONNACK",
+            Wait::PubAck => "the broker's PUBACK",
+            Wait::PubComp => "the broker's PUBCOMP",
+            Wait::SubAck => "the broker's SUBACK",
+            Wait::UnsubAck => "the broker's UNSUBACK",
+            Wait::Queue => "room in the client's request queue or inflight window",
+            Wait::PingResp => "the broker's PINGRESP",
+            Wait::Message => "the next message",
+            Wait::Disconnect => "the connection thread to finish DISCONNECT",
+        })
+    }
+}
+
+/// Everything that can go wrong in the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL could not be parsed, or does not describe an MQTT broker.
+    #[error("invalid broker URL '{url}': {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The options contradict each other or MQTT (for instance a persistent session
+    /// without a client id, [MQTT-3.1.3-7]).
+    #[error("invalid client options: {0}")]
+    InvalidOptions(String),
+    /// A topic name given to `publish`, or a filter given to `subscribe`, breaks the
+    /// topic rules of MQTT.
+    #[error("invalid topic '{topic}': {error}")]
+    InvalidTopic {
+        /// The topic or filter as given.
+        topic: String,
+        /// Which rule it breaks.
+        error: TopicError,
+    },
+    /// The broker could not be reached or the connection broke.
+    #[error("connection to {address} failed: {source}")]
+    Io {
+        /// Where the client was connecting, or was connected.
+        address: String,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The TLS handshake or WebSocket upgrade failed: an untrusted certificate, a
+    /// wrong host name, a path the server does not serve, ...
+    #[error("connection to {address} failed: {source}")]
+    Transport {
+        /// Where the client was connecting.
+        address: String,
+        /// What went wrong, from the transport layer.
+        source: crate::transport::Error,
+    },
+    /// The broker answered CONNECT with a refusal. The message is the broker's
+    /// reason: "not authorised", "bad user name or password", ...
+    #[error("{0}")]
+    ConnectionRefused(ConnectReturnCode),
+    /// A wait ran out of time; the variant of [`Wait`] says which.
+    #[error("timed out waiting for {0}")]
+    Timeout(Wait),
+    /// The client is not connected at the moment (it may be reconnecting), and the
+    /// call cannot wait for it: a QoS 0 publish, or any call after the connection
+    /// was lost for good.
+    #[error("not connected to the broker{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Disconnected(Option<String>),
+    /// [`Client::disconnect`](super::Client::disconnect) was called, on this handle or a
+    /// clone of it.
+    #[error("the client has been disconnected")]
+    Closed,
+    /// The broker refused a subscription: SUBACK return code 0x80.
+    #[error("the broker refused the subscription to '{0}'")]
+    SubscriptionRefused(String),
+    /// The broker sent bytes that are not valid MQTT; the connection was closed.
+    #[error("the broker broke the protocol: {0}")]
+    Protocol(#[from] DecodeError),
+    /// The broker sent a valid packet that makes no sense at this point.
+    #[error("the broker sent an unexpected {0}")]
+    UnexpectedPacket(PacketType),
+    /// A packet could not be encoded (a payload over 256 MiB, a field over 64 KiB).
+    #[error("cannot encode the packet: {0}")]
+    Encode(#[from] EncodeError),
+    /// The payload of a message is not UTF-8 ([`Message::payload_str`](super::Message::payload_str)).
+    #[error("the payload of the message on '{topic}' is not UTF-8: {source}")]
+    PayloadNotUtf8 {
+        /// Where the message was published.
+        topic: String,
+        /// Where the first invalid byte is.
+        source: std::str::Utf8Error,
+    },
+    /// A payload could not be turned into or read as JSON.
+    #[error("JSON payload{}: {source}", .topic.as_deref().map(|t| format!(" on '{t}'")).unwrap_or_default())]
+    Json {
+        /// Where the message was published, when reading one.
+        topic: Option<String>,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+    /// A `try_` call found nothing to return, without waiting.
+    #[error("no message is waiting")]
+    Empty,
+}
+
+impl Error {
+    pub(crate) fn io(address: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            address: address.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn topic(topic: &str, error: TopicError) -> Error {
+        Error::InvalidTopic {
+            topic: topic.to_owned(),
+            error,
+        }
+    }
+
+    /// A copy of this error for a second waiter (the `io::Error` and `serde_json`
+    /// sources are not `Clone`, so they are carried as text).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { address, source } => Error::Io {
+                address: address.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::ConnectionRefused(code) => Error::ConnectionRefused(*code),
+            Error::Timeout(wait) => Error::Timeout(*wait),
+            Error::Disconnected(reason) => Error::Disconnected(reason.clone()),
+            Error::Closed => Error::Closed,
+            Error::Protocol(e) => Error::Protocol(e.clone()),
+            Error::UnexpectedPacket(p) => Error::UnexpectedPacket(*p),
+            Error::Encode(e) => Error::Encode(e.clone()),
+            other => Error::Disconnected(Some(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_reads_like_mosquittos() {
+        let error = Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword);
+        assert_eq!(
+            error.to_string(),
+            "Connection Refused: bad user name or password."
+        );
+        let error = Error::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert_eq!(error.to_string(), "Connection Refused: not authorised.");
+    }
+
+    #[test]
+    fn a_timeout_names_its_wait() {
+        assert_eq!(
+            Error::Timeout(Wait::PubAck).to_string(),
+            "timed out waiting for the broker's PUBACK"
+        );
+    }
+}

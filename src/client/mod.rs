@@ -1,0 +1,537 @@
+//! A blocking MQTT client: connect, publish, subscribe, with no event loop to drive.
+//!
+//! ```no_run
+//! use wren::client::{Client, QoS};
+//!
+//! let client = Client::connect("mqtt://127.0.0.1:1883")?;
+//! let subscription = client.subscribe("greetings/#", QoS::AtLeastOnce)?;
+//! client.publish("greetings/world", "hello", QoS::AtLeastOnce, false)?; // after PUBACK
+//! let message = subscription.recv()?;
+//! assert_eq!(message.payload_str()?, "hello");
+//! client.disconnect()?;
+//! # Ok::<(), wren::client::Error>(())
+//! ```
+//!
+//! # What happens underneath
+//!
+//! [`Client::connect`] opens the connection (TCP, TLS, WebSocket or both, through
+//! [`crate::transport`]), sends CONNECT and waits for
+//! CONNACK; a refusal comes back as [`Error::ConnectionRefused`] with the broker's
+//! reason. It then starts two threads per connection:
+//!
+//! ```text
+//!  Client (Clone + Send + Sync) --commands--> connection thread --write--> socket
+//!  Subscription / Messages   <--messages--/        ^
+//!                                                  |--packets-- reader thread <-- socket
+//! ```
+//!
+//! - the **reader thread** does blocking reads and decodes packets;
+//! - the **connection thread** owns the session (kept in a plain state machine without I/O):
+//!   it sends, matches acknowledgements to the callers waiting for them, hands
+//!   messages to subscriptions, pings when the connection is idle, and reconnects
+//!   with backoff when it breaks, subscribing again and re-sending unacknowledged
+//!   QoS 1/2 messages.
+//!
+//! Every call that waits for the broker has a timeout
+//! ([`ClientOptions::operation_timeout`]), and the error says which wait ran out
+//! ([`Wait`]). Dropping the last `Client` handle sends DISCONNECT and joins the
+//! threads.
+//!
+//! Every packet is logged at `debug` level with the target
+//! `wren::client::packets`, in mosquitto's words.
+
+mod connection;
+mod delivery;
+mod error;
+mod message;
+mod options;
+mod state;
+mod subscription;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use parking_lot::Mutex;
+
+pub use self::connection::PACKET_LOG_TARGET;
+pub use self::error::{Error, Wait};
+pub use self::message::Message;
+pub use self::options::{ClientOptions, IntoClientOptions, LastWill, Reconnect, TopicDefaults};
+pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
+pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
+pub use crate::transport::{ClientTls, Kind};
+
+use self::delivery::Target;
+use self::subscription::inbox_parts;
+use self::worker::{Command, Control, Status, Worker};
+use crate::protocol::{Publish, SubscribeFilter, TopicFilter, TopicName};
+
+/// How many requests may wait for the connection thread. A caller beyond it waits
+/// (with the operation timeout) instead of memory growing.
+const REQUEST_QUEUE: usize = 256;
+
+/// A connection to an MQTT broker.
+///
+/// Cheap to clone: clones share the connection and may be used from many threads at
+/// once. The connection closes (with DISCONNECT) when [`disconnect`](Self::disconnect)
+/// is called or the last clone is dropped.
+///
+/// ```no_run
+/// use std::thread;
+/// use wren::client::{Client, QoS};
+///
+/// let client = Client::connect("mqtt://127.0.0.1:1883")?;
+/// let workers: Vec<_> = (0..4)
+///     .map(|n| {
+///         let client = client.clone();
+///         thread::spawn(move || client.publish(&format!("jobs/{n}"), "done", QoS::AtLeastOnce, false))
+///     })
+///     .collect();
+/// for worker in workers {
+///     worker.join().expect("publisher thread panicked")?;
+/// }
+/// # Ok::<(), wren::client::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client_id: String,
+    options: ClientOptions,
+    commands: Sender<Command>,
+    control: Sender<Control>,
+    status: Arc<Status>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    next_receiver: AtomicU64,
+    disconnecting: AtomicBool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.inner.client_id)
+            .field("broker", &self.inner.options.address())
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// A publish on its way, returned by [`Client::publish_nowait`].
+///
+/// Wait on it to learn that the broker acknowledged the message. Dropping it does
+/// not cancel the publish.
+#[derive(Debug)]
+pub struct Pending {
+    reply: Option<Receiver<Result<(), Error>>>,
+    wait: Wait,
+    timeout: Duration,
+    status: Arc<Status>,
+}
+
+impl Pending {
+    /// Waits for the acknowledgement (PUBACK for QoS 1, PUBCOMP for QoS 2), at most
+    /// the operation timeout. QoS 0 has nothing to wait for.
+    pub fn wait(self) -> Result<(), Error> {
+        let timeout = self.timeout;
+        self.wait_timeout(timeout)
+    }
+
+    /// Waits at most `timeout` for the acknowledgement.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<(), Error> {
+        match &self.reply {
+            None => Ok(()),
+            Some(reply) => receive(reply, timeout, self.wait, &self.status),
+        }
+    }
+
+    /// The outcome if it is known, `None` if the broker has not answered yet. Never
+    /// blocks.
+    pub fn try_wait(&self) -> Option<Result<(), Error>> {
+        match &self.reply {
+            None => Some(Ok(())),
+            Some(reply) => match reply.try_recv() {
+                Ok(result) => Some(result),
+                Err(crossbeam_channel::TryRecvError::Empty) => None,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    Some(Err(ended(&self.status)))
+                }
+            },
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the broker and returns once it has accepted (CONNACK).
+    ///
+    /// Takes a URL (`"mqtt://user:pass@host:1883"`, as `&str` or [`url::Url`];
+    /// `mqtts://`, `ws://` and `wss://` too, see [`ClientOptions::from_url`]) or
+    /// [`ClientOptions`].
+    pub fn connect(options: impl IntoClientOptions) -> Result<Client, Error> {
+        let options = options.into_client_options()?;
+        options.validate()?;
+        let client_id = match options.client_id.as_deref() {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => options::random_client_id(),
+        };
+        let opened = connection::open(&options, &client_id)?;
+        log::debug!(
+            "Client {client_id} connected to {} (session present: {})",
+            options.address(),
+            opened.session_present
+        );
+        let (commands, command_queue) = crossbeam_channel::bounded(REQUEST_QUEUE);
+        let (control, control_queue) = crossbeam_channel::unbounded();
+        let status = Arc::new(Status::default());
+        let worker = Worker::new(
+            options.clone(),
+            client_id.clone(),
+            opened.connection,
+            command_queue,
+            control_queue,
+            status.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("wren-client {client_id}"))
+            .spawn(move || worker.run())
+            .map_err(|e| Error::io(options.address(), e))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                client_id,
+                options,
+                commands,
+                control,
+                status,
+                worker: Mutex::new(Some(handle)),
+                next_receiver: AtomicU64::new(1),
+                disconnecting: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The client id this client connected with (made up when none was set).
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The options this client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Whether the client is connected right now (not reconnecting, not closed).
+    pub fn is_connected(&self) -> bool {
+        self.inner.status.connected.load(Ordering::SeqCst)
+    }
+
+    /// Publishes a message and returns once the broker has it: after PUBACK for
+    /// QoS 1 and PUBCOMP for QoS 2. QoS 0 returns once the message is handed to the
+    /// connection thread, and fails with [`Error::Disconnected`] while reconnecting.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, QoS};
+    ///
+    /// let client = Client::connect("mqtt://127.0.0.1:1883")?;
+    /// client.publish("lights/kitchen", "on", QoS::ExactlyOnce, true)?;
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Error> {
+        self.publish_nowait(topic, payload, qos, retain)?.wait()
+    }
+
+    /// Publishes without waiting for the acknowledgement; wait on the returned
+    /// [`Pending`] later. Waits only when the inflight window
+    /// ([`ClientOptions::max_inflight`]) and the request queue are full, at most the
+    /// operation timeout.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, QoS};
+    ///
+    /// let client = Client::connect("mqtt://127.0.0.1:1883")?;
+    /// let pending: Vec<_> = (0..1000)
+    ///     .map(|n| client.publish_nowait("counter", n.to_string(), QoS::AtLeastOnce, false))
+    ///     .collect::<Result<_, _>>()?;
+    /// for publish in pending {
+    ///     publish.wait()?;
+    /// }
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn publish_nowait(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Pending, Error> {
+        let topic = TopicName::new(topic).map_err(|e| Error::topic(topic, e))?;
+        let publish = Publish::new(topic, payload, qos, retain);
+        let (reply, wait) = match qos {
+            QoS::AtMostOnce => {
+                if self.inner.disconnecting.load(Ordering::SeqCst) {
+                    return Err(Error::Closed);
+                }
+                if !self.is_connected() {
+                    return Err(ended_or(&self.inner.status, Error::Disconnected(None)));
+                }
+                (None, Wait::Queue)
+            }
+            QoS::AtLeastOnce => (Some(crossbeam_channel::bounded(1)), Wait::PubAck),
+            QoS::ExactlyOnce => (Some(crossbeam_channel::bounded(1)), Wait::PubComp),
+        };
+        let (sender, receiver) = reply.unzip();
+        self.request(Command::Publish {
+            publish,
+            reply: sender,
+        })?;
+        Ok(Pending {
+            reply: receiver,
+            wait,
+            timeout: self.inner.options.operation_timeout,
+            status: self.inner.status.clone(),
+        })
+    }
+
+    /// Publishes `value` as JSON.
+    pub fn publish_json<T: serde::Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        value: &T,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Error> {
+        let payload = serde_json::to_vec(value).map_err(|source| Error::Json {
+            topic: None,
+            source,
+        })?;
+        self.publish(topic, payload, qos, retain)
+    }
+
+    /// Publishes with the QoS and retain flag configured for `topic`
+    /// ([`ClientOptions::topic_defaults`]), or the client's defaults
+    /// ([`ClientOptions::default_qos`], [`ClientOptions::default_retain`]).
+    pub fn publish_default(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let defaults = self.inner.options.defaults_for(topic);
+        self.publish(topic, payload, defaults.qos, defaults.retain)
+    }
+
+    /// Subscribes to `filter` and returns once the broker has granted it (SUBACK).
+    /// The [`Subscription`] yields the matching messages and unsubscribes when
+    /// dropped.
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Error> {
+        self.subscribe_many(&[(filter, qos)])
+    }
+
+    /// Subscribes to several filters with one SUBSCRIBE; the [`Subscription`] yields
+    /// messages matching any of them (once each). Fails with
+    /// [`Error::SubscriptionRefused`] if the broker refuses any filter.
+    pub fn subscribe_many(&self, filters: &[(&str, QoS)]) -> Result<Subscription, Error> {
+        if filters.is_empty() {
+            return Err(Error::InvalidOptions(
+                "SUBSCRIBE needs at least one filter [MQTT-3.8.3-3]".into(),
+            ));
+        }
+        let filters: Vec<SubscribeFilter> = filters
+            .iter()
+            .map(|(filter, qos)| {
+                TopicFilter::new(*filter)
+                    .map(|f| SubscribeFilter::new(f, *qos))
+                    .map_err(|e| Error::topic(filter, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let id = self.inner.next_receiver.fetch_add(1, Ordering::Relaxed);
+        let (sender, stalled, parts) = inbox_parts(
+            id,
+            self.inner.options.message_capacity,
+            self.inner.control.clone(),
+        );
+        let target = Target {
+            id,
+            filters: Some(filters.iter().map(|f| f.filter.clone()).collect()),
+            sender,
+            stalled,
+        };
+        // Made before asking, so that if the wait fails the drop cleans up.
+        let pending_subscription = parts.subscription(Vec::new());
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.request(Command::Subscribe {
+            filters: filters.clone(),
+            target,
+            reply,
+        })?;
+        let (packet_id, codes) = receive(
+            &answer,
+            self.inner.options.operation_timeout,
+            Wait::SubAck,
+            &self.inner.status,
+        )?;
+        let mut granted = Vec::with_capacity(filters.len());
+        for (filter, code) in filters.into_iter().zip(codes) {
+            match code {
+                SubscribeReturnCode::Success(qos) => granted.push((filter.filter, qos)),
+                SubscribeReturnCode::Failure => {
+                    return Err(Error::SubscriptionRefused(filter.filter.to_string()))
+                }
+            }
+        }
+        let mut subscription = pending_subscription;
+        subscription.set_granted(packet_id, granted);
+        Ok(subscription)
+    }
+
+    /// Every message this client receives, whatever subscription brought it. Make
+    /// it before subscribing so that nothing is missed; it subscribes to nothing by
+    /// itself.
+    pub fn messages(&self) -> Messages {
+        let id = self.inner.next_receiver.fetch_add(1, Ordering::Relaxed);
+        let (sender, stalled, parts) = inbox_parts(
+            id,
+            self.inner.options.message_capacity,
+            self.inner.control.clone(),
+        );
+        let _ = self.inner.control.send(Control::Register(Target {
+            id,
+            filters: None,
+            sender,
+            stalled,
+        }));
+        parts.messages()
+    }
+
+    /// Unsubscribes from `filter` and returns once the broker confirms (UNSUBACK).
+    /// Subscriptions with this filter stay open but receive nothing more from it.
+    pub fn unsubscribe(&self, filter: &str) -> Result<(), Error> {
+        self.unsubscribe_many(&[filter])
+    }
+
+    /// Unsubscribes from several filters with one UNSUBSCRIBE.
+    pub fn unsubscribe_many(&self, filters: &[&str]) -> Result<(), Error> {
+        if filters.is_empty() {
+            return Err(Error::InvalidOptions(
+                "UNSUBSCRIBE needs at least one filter [MQTT-3.10.3-2]".into(),
+            ));
+        }
+        let filters: Vec<TopicFilter> = filters
+            .iter()
+            .map(|filter| TopicFilter::new(*filter).map_err(|e| Error::topic(filter, e)))
+            .collect::<Result<_, _>>()?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.request(Command::Unsubscribe { filters, reply })?;
+        receive(
+            &answer,
+            self.inner.options.operation_timeout,
+            Wait::UnsubAck,
+            &self.inner.status,
+        )
+    }
+
+    /// Waits (at most the operation timeout) for the QoS 1/2 messages in flight to
+    /// be acknowledged, sends DISCONNECT, closes the connection and stops the
+    /// threads. Every clone of this client is closed with it.
+    pub fn disconnect(&self) -> Result<(), Error> {
+        self.inner.disconnect()
+    }
+
+    fn request(&self, command: Command) -> Result<(), Error> {
+        if self.inner.disconnecting.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        match self
+            .inner
+            .commands
+            .send_timeout(command, self.inner.options.operation_timeout)
+        {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(Error::Timeout(Wait::Queue)),
+            Err(SendTimeoutError::Disconnected(_)) => Err(ended(&self.inner.status)),
+        }
+    }
+}
+
+impl Inner {
+    fn disconnect(&self) -> Result<(), Error> {
+        if self.disconnecting.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (reply, done) = crossbeam_channel::bounded(1);
+        if self.control.send(Control::Disconnect(reply)).is_ok() {
+            // The thread waits at most the operation timeout for acknowledgements;
+            // allow for one reconnect attempt in progress on top.
+            let limit = self.options.operation_timeout + self.options.connect_timeout;
+            match done.recv_timeout(limit) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
+                Err(RecvTimeoutError::Timeout) => return Err(Error::Timeout(Wait::Disconnect)),
+            }
+        }
+        if let Some(worker) = self.worker.lock().take() {
+            let _ = worker.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(error) = self.disconnect() {
+            log::warn!("Client {}: {error}", self.client_id);
+        }
+    }
+}
+
+/// Waits for a reply from the connection thread.
+fn receive<T>(
+    reply: &Receiver<Result<T, Error>>,
+    timeout: Duration,
+    wait: Wait,
+    status: &Status,
+) -> Result<T, Error> {
+    match reply.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(RecvTimeoutError::Timeout) => Err(Error::Timeout(wait)),
+        Err(RecvTimeoutError::Disconnected) => Err(ended(status)),
+    }
+}
+
+/// The error for a request the connection thread will never answer.
+fn ended(status: &Status) -> Error {
+    ended_or(status, Error::Closed)
+}
+
+fn ended_or(status: &Status, otherwise: Error) -> Error {
+    match &*status.lost.lock() {
+        Some(reason) => Error::Disconnected(Some(reason.clone())),
+        None => otherwise,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+    fn shared_error<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        shareable::<Client>();
+        shareable::<ClientOptions>();
+        shareable::<Message>();
+        sendable::<Subscription>();
+        sendable::<Messages>();
+        sendable::<Pending>();
+        sendable::<Error>();
+        shared_error::<Error>();
+    }
+}

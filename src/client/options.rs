@@ -1,0 +1,780 @@
+//! [`ClientOptions`]: everything a client needs to know before it connects.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use url::Url;
+
+use super::Error;
+use crate::config::ClientConfig;
+use crate::protocol::{ProtocolVersion, QoS};
+use crate::transport::{ClientTls, Kind};
+
+/// The message the broker publishes for this client if it disappears without saying
+/// DISCONNECT: its socket breaks, or it stops answering keep-alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// Where the will is published.
+    pub topic: String,
+    /// What it says.
+    pub payload: Bytes,
+    /// Its QoS.
+    pub qos: QoS,
+    /// Whether the broker keeps it as the topic's retained message.
+    pub retain: bool,
+}
+
+impl LastWill {
+    /// A will: `payload` to be published on `topic`. The topic is checked when the
+    /// client connects.
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> LastWill {
+        LastWill {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+        }
+    }
+}
+
+/// Whether and how the client reconnects when its connection breaks.
+///
+/// Attempts start a quarter of a second after the loss and back off exponentially
+/// up to `max_interval`; the wait starts small again only after a connection has
+/// lasted `max_interval`, so a broker that accepts and drops the client at once is
+/// not hammered. After reconnecting the client subscribes again (when the
+/// broker kept no session) and sends again, with DUP set, every QoS 1/2 message the
+/// broker had not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Reconnect at all. Without it a lost connection ends the client: every call
+    /// then fails with [`Error::Disconnected`].
+    pub enabled: bool,
+    /// The longest wait between two attempts.
+    pub max_interval: Duration,
+    /// How many attempts in a row before giving up; `None` tries forever.
+    pub retries: Option<u32>,
+}
+
+impl Default for Reconnect {
+    /// Reconnect forever, waiting at most 10 s between attempts (hbmqtt's
+    /// `reconnect_max_interval`).
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            max_interval: Duration::from_secs(10),
+            retries: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// Never reconnect.
+    pub fn disabled() -> Reconnect {
+        Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        }
+    }
+
+    /// How long to wait before attempt number `attempt` (0 for the first).
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let base = Duration::from_millis(250);
+        base.checked_mul(1u32 << attempt.min(16))
+            .unwrap_or(self.max_interval)
+            .min(self.max_interval)
+    }
+}
+
+/// The QoS and retain flag used for one topic by
+/// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// The QoS to publish with.
+    pub qos: QoS,
+    /// Whether to retain.
+    pub retain: bool,
+}
+
+/// How to connect, and how the connection behaves: a cheap value with a builder.
+/// Start from a URL and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
+///
+/// let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
+///     .client_id("sensor-1")
+///     .clean_session(false)
+///     .keep_alive(Duration::from_secs(30))
+///     .will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
+///     .reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
+/// assert_eq!(options.get_port(), 1883);
+/// # Ok::<(), wren::client::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub(crate) kind: Kind,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) websocket_path: String,
+    pub(crate) tls: ClientTls,
+    pub(crate) client_id: Option<String>,
+    pub(crate) clean_session: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) ping_delay: Duration,
+    pub(crate) pingresp_timeout: Option<Duration>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Bytes>,
+    pub(crate) will: Option<LastWill>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) operation_timeout: Duration,
+    pub(crate) reconnect: Reconnect,
+    pub(crate) protocol: ProtocolVersion,
+    pub(crate) max_inflight: usize,
+    pub(crate) max_packet_size: usize,
+    pub(crate) message_capacity: usize,
+    pub(crate) default_qos: QoS,
+    pub(crate) default_retain: bool,
+    pub(crate) topics: HashMap<String, TopicDefaults>,
+}
+
+impl ClientOptions {
+    /// Options for the broker at `host:port` over plain TCP, every other setting at
+    /// its default.
+    pub fn new(host: impl Into<String>, port: u16) -> ClientOptions {
+        ClientOptions {
+            kind: Kind::Tcp,
+            host: host.into(),
+            port,
+            websocket_path: "/mqtt".into(),
+            tls: ClientTls::default(),
+            client_id: None,
+            clean_session: true,
+            keep_alive: Duration::from_secs(60),
+            ping_delay: Duration::ZERO,
+            pingresp_timeout: None,
+            username: None,
+            password: None,
+            will: None,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            reconnect: Reconnect::default(),
+            protocol: ProtocolVersion::V3_1_1,
+            max_inflight: 20,
+            max_packet_size: crate::protocol::DEFAULT_MAX_PACKET_SIZE,
+            message_capacity: 1024,
+            default_qos: QoS::AtMostOnce,
+            default_retain: false,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Options from a URL: `SCHEME://[user[:password]@]host[:port][/path]`.
+    ///
+    /// | scheme | transport | default port |
+    /// |---|---|---|
+    /// | `mqtt` (or `tcp`) | TCP | 1883 |
+    /// | `mqtts` (or `ssl`, `tls`) | TLS | 8883 |
+    /// | `ws` | WebSocket, path `/mqtt` unless the URL gives one | 80 |
+    /// | `wss` | WebSocket over TLS | 443 |
+    ///
+    /// User name and password may be percent-encoded. TLS trusts the system's
+    /// certificate authorities; see [`tls`](Self::tls) for more.
+    ///
+    /// ```
+    /// use wren::client::ClientOptions;
+    ///
+    /// let options = ClientOptions::from_url("mqtt://[::1]")?;
+    /// assert_eq!((options.get_host(), options.get_port()), ("::1", 1883));
+    /// let secure = ClientOptions::from_url("wss://broker.example/ws")?;
+    /// assert_eq!(secure.get_port(), 443);
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<ClientOptions, Error> {
+        let parsed = Url::parse(url).map_err(|e| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        ClientOptions::from_parsed_url(&parsed)
+    }
+
+    fn from_parsed_url(url: &Url) -> Result<ClientOptions, Error> {
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        let kind = Kind::from_scheme(url.scheme())
+            .ok_or_else(|| invalid("the scheme must be mqtt://, mqtts://, ws:// or wss://"))?;
+        let host = match url.host() {
+            Some(url::Host::Ipv6(address)) => address.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(invalid("it names no host")),
+        };
+        let path = url.path();
+        if !kind.is_websocket() && !matches!(path, "" | "/") {
+            return Err(invalid("an mqtt:// or mqtts:// URL has no path"));
+        }
+        if url.fragment().is_some() || (!kind.is_websocket() && url.query().is_some()) {
+            return Err(invalid("a broker URL has no query or fragment"));
+        }
+        let mut options = ClientOptions::new(host, url.port().unwrap_or(kind.default_port()));
+        options.kind = kind;
+        if kind.is_websocket() && !matches!(path, "" | "/") {
+            options.websocket_path = match url.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+        }
+        if !url.username().is_empty() {
+            let username = percent_decode(url.username())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| invalid("the user name is not valid percent-encoded UTF-8"))?;
+            options.username = Some(username);
+        }
+        if let Some(password) = url.password() {
+            if options.username.is_none() {
+                return Err(invalid("a password needs a user name [MQTT-3.1.2-22]"));
+            }
+            let password = percent_decode(password)
+                .ok_or_else(|| invalid("the password is not valid percent-encoding"))?;
+            options.password = Some(Bytes::from(password));
+        }
+        Ok(options)
+    }
+
+    /// Options from hbmqtt-style client settings ([`ClientConfig`], read from YAML
+    /// with [`ClientConfig::from_yaml_file`]): the broker from `broker.uri`, and
+    /// `keep_alive`, `ping_delay`, `default_qos`, `default_retain`, `topics`,
+    /// `auto_reconnect`, `reconnect_max_interval`, `reconnect_retries`,
+    /// `cleansession` and `will` with hbmqtt's meaning.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, QoS};
+    /// use wren::config::ClientConfig;
+    ///
+    /// let config = ClientConfig::from_yaml_str(
+    ///     "broker:\n  uri: mqtt://127.0.0.1:1883\ndefault_qos: 1\ntopics:\n  status: {retain: true}\n",
+    ///     "client.yaml",
+    /// )?;
+    /// let options = ClientOptions::from_config(&config)?;
+    /// let status = options.defaults_for("status");
+    /// assert_eq!((status.qos, status.retain), (QoS::AtLeastOnce, true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// TLS comes from `broker.cafile`, `broker.cadata`, `certfile`, `keyfile` and
+    /// `check_hostname`. Fails when `broker.uri` is missing or invalid.
+    pub fn from_config(config: &ClientConfig) -> Result<ClientOptions, Error> {
+        let uri = config.broker.uri.as_deref().ok_or_else(|| {
+            Error::InvalidOptions("the client settings name no broker (broker: uri:)".into())
+        })?;
+        let mut options = ClientOptions::from_url(uri)?
+            .keep_alive(config.keep_alive)
+            .ping_delay(config.ping_delay)
+            .clean_session(config.clean_session)
+            .default_qos(config.default_qos)
+            .default_retain(config.default_retain)
+            .reconnect(Reconnect {
+                enabled: config.auto_reconnect,
+                max_interval: config.reconnect_max_interval,
+                retries: config.reconnect_retries,
+            });
+        for (topic, defaults) in &config.topics {
+            options = options.topic_defaults(
+                topic.clone(),
+                defaults.qos.unwrap_or(config.default_qos),
+                defaults.retain.unwrap_or(config.default_retain),
+            );
+        }
+        options.tls = ClientTls {
+            ca_file: config.broker.cafile.clone(),
+            ca_data: config.broker.cadata.clone(),
+            client_cert: config.certfile.clone().zip(config.keyfile.clone()),
+            // hbmqtt's check_hostname: false is for test brokers; native-tls can
+            // only skip every check at once.
+            insecure: !config.check_hostname,
+            ..ClientTls::default()
+        };
+        if let Some(capath) = &config.broker.capath {
+            log::warn!(
+                "capath {} is ignored: name a CA file with cafile instead",
+                capath.display()
+            );
+        }
+        if let Some(will) = &config.will {
+            options = options.will(LastWill::new(
+                will.topic.clone(),
+                will.message.clone(),
+                will.qos,
+                will.retain,
+            ));
+        }
+        Ok(options)
+    }
+
+    /// TLS settings for `mqtts://` and `wss://`: extra certificate authorities to
+    /// trust, a client certificate.
+    ///
+    /// ```
+    /// use wren::client::ClientOptions;
+    /// use wren::transport::ClientTls;
+    ///
+    /// let options = ClientOptions::from_url("mqtts://broker.example")?.tls(ClientTls {
+    ///     ca_file: Some("/etc/wren/ca.crt".into()),
+    ///     ..ClientTls::default()
+    /// });
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn tls(mut self, tls: ClientTls) -> ClientOptions {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets the client id, which names the session on the broker. Without one the
+    /// client makes up `wren-` followed by 16 random hex digits.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> ClientOptions {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// `true` (the default): start a new session and drop it on disconnect.
+    /// `false`: keep subscriptions and undelivered QoS 1/2 messages on the broker
+    /// while away; needs a [`client_id`](Self::client_id) ([MQTT-3.1.3-7]).
+    pub fn clean_session(mut self, clean: bool) -> ClientOptions {
+        self.clean_session = clean;
+        self
+    }
+
+    /// The longest silence before the client sends PINGREQ; 60 s by default, zero
+    /// turns keep-alive off. Sent to the broker in whole seconds (at most 65,535).
+    pub fn keep_alive(mut self, keep_alive: Duration) -> ClientOptions {
+        self.keep_alive = keep_alive.min(Duration::from_secs(u64::from(u16::MAX)));
+        self
+    }
+
+    /// How long before the keep-alive runs out the PINGREQ goes (hbmqtt's
+    /// `ping_delay`): 0 by default, pinging after a full keep-alive of silence, which
+    /// MQTT allows since the broker waits one and a half. At most half the
+    /// keep-alive is taken off.
+    pub fn ping_delay(mut self, delay: Duration) -> ClientOptions {
+        self.ping_delay = delay;
+        self
+    }
+
+    /// How long a PINGRESP may take before the connection is considered dead (half
+    /// open) and replaced: half the keep-alive by default.
+    pub fn pingresp_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.pingresp_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the user name and password.
+    pub fn credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<Bytes>,
+    ) -> ClientOptions {
+        self.username = Some(username.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Sets a user name without a password.
+    pub fn username(mut self, username: impl Into<String>) -> ClientOptions {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the will.
+    pub fn will(mut self, will: LastWill) -> ClientOptions {
+        self.will = Some(will);
+        self
+    }
+
+    /// How long opening the TCP connection, and then waiting for CONNACK, may each
+    /// take: 10 s by default.
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a call waits for the broker's answer (PUBACK, PUBCOMP, SUBACK,
+    /// UNSUBACK) or for room to send: 30 s by default.
+    pub fn operation_timeout(mut self, timeout: Duration) -> ClientOptions {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect policy ([`Reconnect::default`]: forever, backing off to 10 s).
+    pub fn reconnect(mut self, reconnect: Reconnect) -> ClientOptions {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// The version of MQTT to speak: 3.1.1 by default, 3.1 for old brokers.
+    pub fn protocol(mut self, protocol: ProtocolVersion) -> ClientOptions {
+        self.protocol = protocol;
+        self
+    }
+
+    /// How many QoS 1/2 messages may wait for their acknowledgements at once: 20 by
+    /// default. A publish beyond it waits for room.
+    ///
+    /// MQTT 3.1.1 gives a client no way to learn the broker's limit, and a broker
+    /// whose limit is exceeded may drop messages it nevertheless acknowledges
+    /// (mosquitto does, beyond its `max_inflight_messages`, 20 by default). Raise it
+    /// only as far as the broker allows.
+    pub fn max_inflight(mut self, max_inflight: u16) -> ClientOptions {
+        self.max_inflight = usize::from(max_inflight.max(1));
+        self
+    }
+
+    /// The largest packet accepted from the broker, in bytes: 1 MiB by default. A
+    /// larger one closes the connection.
+    pub fn max_packet_size(mut self, bytes: usize) -> ClientOptions {
+        self.max_packet_size = bytes;
+        self
+    }
+
+    /// How many messages each [`Subscription`](super::Subscription) and
+    /// [`Messages`](super::Messages) holds for the application: 1,024 by default.
+    ///
+    /// When one is full, QoS 1 and 2 messages wait, unacknowledged, until it has
+    /// room (so the broker's own inflight limit slows it down), and QoS 0 messages
+    /// are dropped once 1,024 more wait behind it, with a warning in the log.
+    pub fn message_capacity(mut self, capacity: usize) -> ClientOptions {
+        self.message_capacity = capacity.max(1);
+        self
+    }
+
+    /// The QoS of [`Client::publish_default`](super::Client::publish_default) for
+    /// topics without their own entry (hbmqtt's `default_qos`).
+    pub fn default_qos(mut self, qos: QoS) -> ClientOptions {
+        self.default_qos = qos;
+        self
+    }
+
+    /// The retain flag of [`Client::publish_default`](super::Client::publish_default)
+    /// for topics without their own entry (hbmqtt's `default_retain`).
+    pub fn default_retain(mut self, retain: bool) -> ClientOptions {
+        self.default_retain = retain;
+        self
+    }
+
+    /// QoS and retain flag for publishing on one topic with
+    /// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
+    pub fn topic_defaults(
+        mut self,
+        topic: impl Into<String>,
+        qos: QoS,
+        retain: bool,
+    ) -> ClientOptions {
+        self.topics
+            .insert(topic.into(), TopicDefaults { qos, retain });
+        self
+    }
+
+    /// The transport: TCP, TLS, WebSocket or secure WebSocket.
+    pub fn get_kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The broker's host name or address.
+    pub fn get_host(&self) -> &str {
+        &self.host
+    }
+
+    /// The broker's port.
+    pub fn get_port(&self) -> u16 {
+        self.port
+    }
+
+    /// The client id set, if any.
+    pub fn get_client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The QoS and retain flag `publish_default` uses for `topic`.
+    pub fn defaults_for(&self, topic: &str) -> TopicDefaults {
+        self.topics.get(topic).copied().unwrap_or(TopicDefaults {
+            qos: self.default_qos,
+            retain: self.default_retain,
+        })
+    }
+
+    /// How long a PINGRESP may take.
+    pub(crate) fn ping_timeout(&self) -> Duration {
+        self.pingresp_timeout
+            .unwrap_or(self.keep_alive / 2)
+            .max(Duration::from_millis(100))
+    }
+
+    /// After how much silence a PINGREQ goes; zero when keep-alive is off.
+    pub(crate) fn ping_interval(&self) -> Duration {
+        let early = self.ping_delay.min(self.keep_alive / 2);
+        self.keep_alive - early
+    }
+
+    /// `host:port`, with brackets around an IPv6 address.
+    pub(crate) fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Checks what can be checked before connecting.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let has_id = self.client_id.as_deref().is_some_and(|id| !id.is_empty());
+        if !self.clean_session && !has_id {
+            return Err(Error::InvalidOptions(
+                "a persistent session (clean_session(false)) needs a client id [MQTT-3.1.3-7]"
+                    .into(),
+            ));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(Error::InvalidOptions(
+                "a password needs a user name [MQTT-3.1.2-22]".into(),
+            ));
+        }
+        if let Some(will) = &self.will {
+            crate::protocol::TopicName::new(will.topic.as_str())
+                .map_err(|error| Error::topic(&will.topic, error))?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Client::connect`](super::Client::connect) accepts: a URL as text or
+/// [`Url`], or [`ClientOptions`].
+pub trait IntoClientOptions {
+    /// Turns `self` into options.
+    fn into_client_options(self) -> Result<ClientOptions, Error>;
+}
+
+impl IntoClientOptions for ClientOptions {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoClientOptions for &ClientOptions {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoClientOptions for &str {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(self)
+    }
+}
+
+impl IntoClientOptions for String {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(&self)
+    }
+}
+
+impl IntoClientOptions for &String {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_url(self)
+    }
+}
+
+impl IntoClientOptions for Url {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_parsed_url(&self)
+    }
+}
+
+impl IntoClientOptions for &Url {
+    fn into_client_options(self) -> Result<ClientOptions, Error> {
+        ClientOptions::from_parsed_url(self)
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes.get(index + 1..index + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    Some(out)
+}
+
+/// A client id nobody else has: `wren-` and 16 hex digits (21 characters, within
+/// the 23 every broker must accept, [MQTT-3.1.3-5]).
+pub(crate) fn random_client_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // RandomState is seeded from the operating system's random source once per
+    // process and varied per instance; mixing in a counter, the time and the process
+    // id keeps two ids apart even where that seed is weak.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(elapsed.as_nanos());
+    }
+    format!("wren-{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_gives_host_port_and_percent_decoded_credentials() {
+        let options = ClientOptions::from_url("mqtt://us%40er:p%3Ass@broker.example:1884").unwrap();
+        assert_eq!(options.get_host(), "broker.example");
+        assert_eq!(options.get_port(), 1884);
+        assert_eq!(options.username.as_deref(), Some("us@er"));
+        assert_eq!(options.password.as_deref(), Some(&b"p:ss"[..]));
+    }
+
+    #[test]
+    fn each_scheme_picks_its_transport_and_port() {
+        for (url, kind, port) in [
+            ("mqtt://h", Kind::Tcp, 1883),
+            ("mqtts://h", Kind::Tls, 8883),
+            ("ws://h", Kind::WebSocket, 80),
+            ("wss://h:9001", Kind::SecureWebSocket, 9001),
+        ] {
+            let options = ClientOptions::from_url(url).unwrap();
+            assert_eq!(
+                (options.get_kind(), options.get_port()),
+                (kind, port),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            ClientOptions::from_url("ws://h").unwrap().websocket_path,
+            "/mqtt"
+        );
+        assert_eq!(
+            ClientOptions::from_url("ws://h/ws").unwrap().websocket_path,
+            "/ws"
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_paths_are_invalid() {
+        assert!(matches!(
+            ClientOptions::from_url("http://h"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            ClientOptions::from_url("mqtt://h/topic"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            ClientOptions::from_url("not a url"),
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn a_persistent_session_needs_a_client_id_mqtt_3_1_3_7() {
+        let options = ClientOptions::new("h", 1).clean_session(false);
+        assert!(matches!(options.validate(), Err(Error::InvalidOptions(_))));
+        assert!(options.client_id("me").validate().is_ok());
+    }
+
+    #[test]
+    fn random_client_ids_are_recognisable_short_and_distinct() {
+        let a = random_client_id();
+        let b = random_client_id();
+        assert!(a.starts_with("wren-") && a.len() <= 23, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let reconnect = Reconnect {
+            max_interval: Duration::from_secs(2),
+            ..Reconnect::default()
+        };
+        assert_eq!(reconnect.delay(0), Duration::from_millis(250));
+        assert_eq!(reconnect.delay(1), Duration::from_millis(500));
+        assert_eq!(reconnect.delay(3), Duration::from_secs(2));
+        assert_eq!(reconnect.delay(40), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hbmqtt_settings_become_options() {
+        let config = ClientConfig::from_yaml_str(
+            "broker: {uri: 'mqtt://u:p@h:1999'}\nkeep_alive: 30\nping_delay: 5\n\
+             cleansession: false\nauto_reconnect: false\nreconnect_retries: -1\n\
+             will: {topic: bye, message: gone, qos: 2, retain: true}\n",
+            "client.yaml",
+        )
+        .unwrap();
+        let options = ClientOptions::from_config(&config).unwrap();
+        assert_eq!((options.get_host(), options.get_port()), ("h", 1999));
+        assert_eq!(options.username.as_deref(), Some("u"));
+        assert_eq!(options.keep_alive, Duration::from_secs(30));
+        assert_eq!(options.ping_interval(), Duration::from_secs(25));
+        assert!(!options.clean_session);
+        assert_eq!(
+            options.reconnect,
+            Reconnect {
+                enabled: false,
+                max_interval: Duration::from_secs(10),
+                retries: None
+            }
+        );
+        assert_eq!(
+            options.will,
+            Some(LastWill::new("bye", "gone", QoS::ExactlyOnce, true))
+        );
+    }
+
+    #[test]
+    fn settings_without_a_broker_are_refused() {
+        let error = ClientOptions::from_config(&ClientConfig::default()).unwrap_err();
+        assert!(error.to_string().contains("broker"), "{error}");
+    }
+
+    #[test]
+    fn topic_defaults_fall_back_to_the_client_defaults() {
+        let options = ClientOptions::new("h", 1)
+            .default_qos(QoS::AtLeastOnce)
+            .topic_defaults("status", QoS::ExactlyOnce, true);
+        assert_eq!(
+            options.defaults_for("status"),
+            TopicDefaults {
+                qos: QoS::ExactlyOnce,
+                retain: true
+            }
+        );
+        assert_eq!(
+            options.defaults_for("other"),
+            TopicDefaults {
+                qos: QoS::AtLeastOnce,
+                retain: false
+            }
+        );
+    }
+}

@@ -1,0 +1,843 @@
+//! The client's side of the MQTT session, as a plain state machine with no I/O.
+//!
+//! [`State`] decides which packet to send and what an incoming packet means; the
+//! connection thread does the reading, writing and waiting. Because nothing here
+//! touches a socket or a clock of its own (every method that needs the time is given
+//! it), the QoS handshakes, packet-id allocation and keep-alive rules can be tested by
+//! feeding it packets, as the tests at the end of this file do.
+//!
+//! What it keeps:
+//!
+//! - **Packet identifiers in use** ([MQTT-2.3.1-2]): every QoS 1/2 PUBLISH, SUBSCRIBE
+//!   and UNSUBSCRIBE we sent and that is not finished yet. A new one never gets an id
+//!   in use, and never 0; when all 65,535 are in use, none is handed out.
+//! - **Outbound inflight messages**: a QoS 1 PUBLISH until its PUBACK, a QoS 2 PUBLISH
+//!   until its PUBREC and then its PUBREL until the PUBCOMP. After a reconnect they are
+//!   sent again with the same id, PUBLISH with DUP set ([MQTT-2.3.1-3], [MQTT-4.4.0-1]).
+//! - **Inbound QoS 2 ids** from PUBLISH until PUBREL, so that a PUBLISH the broker
+//!   sends again (with DUP, after a reconnect) is not handed to the application a
+//!   second time: exactly once, also across a reconnect.
+//! - **Keep-alive bookkeeping**: when we last sent anything, and whether a PINGREQ is
+//!   waiting for its PINGRESP.
+//!
+//! Each request carries a *token* of the caller's choosing (`T`), given back when the
+//! broker has answered; the connection thread uses it to wake the waiting caller.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::protocol::{
+    Packet, PacketId, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe,
+    SubscribeFilter, SubscribeReturnCode, TopicFilter, Unsubscribe,
+};
+
+/// What the broker's answer completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Done {
+    /// A QoS 1 PUBLISH got its PUBACK, or a QoS 2 PUBLISH its PUBCOMP.
+    Published,
+    /// A SUBSCRIBE got its SUBACK, with one return code per filter.
+    Subscribed(PacketId, Vec<SubscribeReturnCode>),
+    /// An UNSUBSCRIBE got its UNSUBACK.
+    Unsubscribed,
+}
+
+/// What to do about one incoming packet.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Effects<T> {
+    /// A packet to send back at once (PUBREL for PUBREC, PUBCOMP for PUBREL, PUBREC
+    /// for a repeated QoS 2 PUBLISH).
+    pub reply: Option<Packet>,
+    /// A request the packet completed, with its token.
+    pub completed: Option<(T, Done)>,
+    /// A message for the application. Once it has been handed over, call
+    /// [`State::delivered`] for the acknowledgement to send.
+    pub deliver: Option<Publish>,
+}
+
+impl<T> Default for Effects<T> {
+    fn default() -> Self {
+        Effects {
+            reply: None,
+            completed: None,
+            deliver: None,
+        }
+    }
+}
+
+/// Why the state machine refuses a packet or a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StateError {
+    /// All 65,535 packet identifiers are in use.
+    #[error("all 65535 packet identifiers are in use")]
+    NoPacketId,
+    /// An acknowledgement for a packet id we are not waiting on. Harmless (a late
+    /// duplicate); the connection goes on.
+    #[error("{0} for packet id {1}, which is not in use")]
+    Unsolicited(PacketType, u16),
+    /// A packet a broker never sends to a client (CONNECT, SUBSCRIBE, ...) or one that
+    /// is out of place (a second CONNACK). The connection must be closed.
+    #[error("the broker sent {0}, which a broker never sends at this point")]
+    Unexpected(PacketType),
+    /// No PINGRESP came within the allowed delay: the connection is half-open.
+    #[error("no PINGRESP within {0:?} of PINGREQ")]
+    PingTimeout(Duration),
+}
+
+/// One request of ours waiting for the broker.
+#[derive(Debug)]
+struct Outgoing<T> {
+    /// Order of sending, so that a resend after reconnecting keeps the order.
+    sequence: u64,
+    token: T,
+    kind: OutgoingKind,
+}
+
+#[derive(Debug)]
+enum OutgoingKind {
+    /// QoS 1 waiting for PUBACK, or QoS 2 waiting for PUBREC.
+    Publish(Publish),
+    /// QoS 2 after PUBREC: PUBREL sent, waiting for PUBCOMP.
+    Released,
+    Subscribe(Vec<SubscribeFilter>),
+    Unsubscribe(Vec<TopicFilter>),
+}
+
+/// An inbound QoS 2 message between its PUBLISH and its PUBREL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InboundQoS2 {
+    /// Given to the connection thread, not yet handed to the application.
+    Delivering,
+    /// Handed over and PUBREC sent; waiting for PUBREL.
+    Received,
+}
+
+/// The client's session state. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct State<T> {
+    /// Where the search for a free packet id starts: one after the last given.
+    next_packet_id: u16,
+    outgoing: HashMap<u16, Outgoing<T>>,
+    next_sequence: u64,
+    /// How many outbound QoS 1/2 PUBLISH may wait for their acknowledgements at once.
+    max_inflight: usize,
+    inflight_publishes: usize,
+    inbound_qos2: HashMap<u16, InboundQoS2>,
+    keep_alive: Duration,
+    ping_timeout: Duration,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+}
+
+impl<T> State<T> {
+    /// A fresh session. `keep_alive` is the silence after which a PINGREQ goes (zero
+    /// turns pings off); `ping_timeout` is how long a PINGRESP may take before the
+    /// connection is considered dead.
+    pub fn new(
+        max_inflight: usize,
+        keep_alive: Duration,
+        ping_timeout: Duration,
+        now: Instant,
+    ) -> State<T> {
+        State {
+            next_packet_id: 1,
+            outgoing: HashMap::new(),
+            next_sequence: 0,
+            max_inflight: max_inflight.clamp(1, usize::from(u16::MAX)),
+            inflight_publishes: 0,
+            inbound_qos2: HashMap::new(),
+            keep_alive,
+            ping_timeout,
+            last_sent: now,
+            ping_sent: None,
+        }
+    }
+
+    /// Whether another QoS 1/2 PUBLISH would exceed the inflight window.
+    pub fn inflight_full(&self) -> bool {
+        self.inflight_publishes >= self.max_inflight
+    }
+
+    /// How many QoS 1/2 PUBLISH wait for their acknowledgements.
+    #[cfg(test)]
+    pub fn inflight(&self) -> usize {
+        self.inflight_publishes
+    }
+
+    /// Whether all 65,535 packet identifiers are in use, so that no QoS 1/2
+    /// PUBLISH, SUBSCRIBE or UNSUBSCRIBE can be made until one is acknowledged.
+    pub fn packet_ids_exhausted(&self) -> bool {
+        self.outgoing.len() >= usize::from(u16::MAX)
+    }
+
+    /// Whether any request of ours waits for the broker.
+    pub fn has_outgoing(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
+    /// A packet identifier not in use, never 0 ([MQTT-2.3.1-2]).
+    fn allocate_packet_id(&mut self) -> Result<PacketId, StateError> {
+        if self.packet_ids_exhausted() {
+            return Err(StateError::NoPacketId);
+        }
+        loop {
+            let candidate = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if let Some(id) = PacketId::new(candidate) {
+                if !self.outgoing.contains_key(&candidate) {
+                    return Ok(id);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, id: PacketId, token: T, kind: OutgoingKind) {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.outgoing.insert(
+            id.get(),
+            Outgoing {
+                sequence,
+                token,
+                kind,
+            },
+        );
+    }
+
+    /// Prepares a PUBLISH. QoS 0 is returned as it is, and its token handed back at
+    /// once, since nothing will answer it. QoS 1/2 gets a packet id and is kept until
+    /// acknowledged. The caller checks [`inflight_full`](Self::inflight_full) first.
+    pub fn publish(
+        &mut self,
+        mut publish: Publish,
+        token: T,
+    ) -> Result<(Packet, Option<T>), StateError> {
+        publish.dup = false;
+        if publish.qos == QoS::AtMostOnce {
+            publish.packet_id = None;
+            return Ok((Packet::Publish(publish), Some(token)));
+        }
+        let id = self.allocate_packet_id()?;
+        publish.packet_id = Some(id);
+        self.insert(id, token, OutgoingKind::Publish(publish.clone()));
+        self.inflight_publishes += 1;
+        Ok((Packet::Publish(publish), None))
+    }
+
+    /// Prepares a SUBSCRIBE for `filters` and keeps it until its SUBACK.
+    pub fn subscribe(
+        &mut self,
+        filters: Vec<SubscribeFilter>,
+        token: T,
+    ) -> Result<Packet, StateError> {
+        let id = self.allocate_packet_id()?;
+        self.insert(id, token, OutgoingKind::Subscribe(filters.clone()));
+        Ok(Packet::Subscribe(Subscribe {
+            packet_id: id,
+            filters,
+        }))
+    }
+
+    /// Prepares an UNSUBSCRIBE for `filters` and keeps it until its UNSUBACK.
+    pub fn unsubscribe(
+        &mut self,
+        filters: Vec<TopicFilter>,
+        token: T,
+    ) -> Result<Packet, StateError> {
+        let id = self.allocate_packet_id()?;
+        self.insert(id, token, OutgoingKind::Unsubscribe(filters.clone()));
+        Ok(Packet::Unsubscribe(Unsubscribe {
+            packet_id: id,
+            filters,
+        }))
+    }
+
+    /// Applies one packet from the broker.
+    pub fn incoming(&mut self, packet: Packet) -> Result<Effects<T>, StateError> {
+        let mut effects = Effects::default();
+        match packet {
+            Packet::Publish(publish) => match (publish.qos, publish.packet_id) {
+                (QoS::ExactlyOnce, Some(id)) => match self.inbound_qos2.get(&id.get()) {
+                    // Already delivered: the broker missed our PUBREC; say it again.
+                    Some(InboundQoS2::Received) => {
+                        effects.reply = Some(Packet::PubRec(PubRec::new(id)));
+                    }
+                    // On its way to the application: its PUBREC follows when it
+                    // arrives there.
+                    Some(InboundQoS2::Delivering) => {}
+                    None => {
+                        self.inbound_qos2.insert(id.get(), InboundQoS2::Delivering);
+                        effects.deliver = Some(publish);
+                    }
+                },
+                _ => effects.deliver = Some(publish),
+            },
+            Packet::PubAck(ack) => {
+                effects.completed = Some(self.finish_publish(
+                    PacketType::PubAck,
+                    ack.packet_id,
+                    QoS::AtLeastOnce,
+                )?);
+            }
+            Packet::PubRec(rec) => {
+                let id = rec.packet_id;
+                match self.outgoing.get_mut(&id.get()) {
+                    Some(entry) => match &entry.kind {
+                        OutgoingKind::Publish(p) if p.qos == QoS::ExactlyOnce => {
+                            entry.kind = OutgoingKind::Released;
+                            effects.reply = Some(Packet::PubRel(PubRel::new(id)));
+                        }
+                        // PUBREC again after our PUBREL was lost: send PUBREL again.
+                        OutgoingKind::Released => {
+                            effects.reply = Some(Packet::PubRel(PubRel::new(id)));
+                        }
+                        _ => return Err(StateError::Unsolicited(PacketType::PubRec, id.get())),
+                    },
+                    None => return Err(StateError::Unsolicited(PacketType::PubRec, id.get())),
+                }
+            }
+            Packet::PubComp(comp) => {
+                let id = comp.packet_id;
+                match self.outgoing.get(&id.get()) {
+                    Some(Outgoing {
+                        kind: OutgoingKind::Released,
+                        ..
+                    }) => {
+                        if let Some(entry) = self.outgoing.remove(&id.get()) {
+                            self.inflight_publishes -= 1;
+                            effects.completed = Some((entry.token, Done::Published));
+                        }
+                    }
+                    _ => return Err(StateError::Unsolicited(PacketType::PubComp, id.get())),
+                }
+            }
+            Packet::PubRel(rel) => {
+                let id = rel.packet_id;
+                match self.inbound_qos2.get(&id.get()) {
+                    // Not yet handed over: the PUBCOMP must wait, or a crash now would
+                    // lose a message the broker considers delivered.
+                    Some(InboundQoS2::Delivering) => {}
+                    Some(InboundQoS2::Received) => {
+                        self.inbound_qos2.remove(&id.get());
+                        effects.reply = Some(Packet::PubComp(PubComp::new(id)));
+                    }
+                    // Already completed (our PUBCOMP was lost): complete it again, as
+                    // [MQTT-4.3.3-2] asks of a receiver that no longer has the id.
+                    None => effects.reply = Some(Packet::PubComp(PubComp::new(id))),
+                }
+            }
+            Packet::SubAck(suback) => {
+                let id = suback.packet_id;
+                match self.outgoing.get(&id.get()) {
+                    Some(Outgoing {
+                        kind: OutgoingKind::Subscribe(_),
+                        ..
+                    }) => {
+                        if let Some(entry) = self.outgoing.remove(&id.get()) {
+                            effects.completed =
+                                Some((entry.token, Done::Subscribed(id, suback.return_codes)));
+                        }
+                    }
+                    _ => return Err(StateError::Unsolicited(PacketType::SubAck, id.get())),
+                }
+            }
+            Packet::UnsubAck(unsuback) => {
+                let id = unsuback.packet_id;
+                match self.outgoing.get(&id.get()) {
+                    Some(Outgoing {
+                        kind: OutgoingKind::Unsubscribe(_),
+                        ..
+                    }) => {
+                        if let Some(entry) = self.outgoing.remove(&id.get()) {
+                            effects.completed = Some((entry.token, Done::Unsubscribed));
+                        }
+                    }
+                    _ => return Err(StateError::Unsolicited(PacketType::UnsubAck, id.get())),
+                }
+            }
+            Packet::PingResp => self.ping_sent = None,
+            other => return Err(StateError::Unexpected(other.packet_type())),
+        }
+        Ok(effects)
+    }
+
+    fn finish_publish(
+        &mut self,
+        ack: PacketType,
+        id: PacketId,
+        qos: QoS,
+    ) -> Result<(T, Done), StateError> {
+        match self.outgoing.get(&id.get()) {
+            Some(Outgoing {
+                kind: OutgoingKind::Publish(p),
+                ..
+            }) if p.qos == qos => {}
+            _ => return Err(StateError::Unsolicited(ack, id.get())),
+        }
+        let entry = self
+            .outgoing
+            .remove(&id.get())
+            .ok_or(StateError::Unsolicited(ack, id.get()))?;
+        self.inflight_publishes -= 1;
+        Ok((entry.token, Done::Published))
+    }
+
+    /// The acknowledgement to send once `publish` (from [`Effects::deliver`]) has
+    /// been handed to the application: PUBACK for QoS 1, PUBREC for QoS 2, nothing for
+    /// QoS 0. Acknowledging only then means a message the broker thinks delivered
+    /// has really reached the application.
+    pub fn delivered(&mut self, publish: &Publish) -> Option<Packet> {
+        let id = publish.packet_id?;
+        match publish.qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(id))),
+            QoS::ExactlyOnce => {
+                self.inbound_qos2.insert(id.get(), InboundQoS2::Received);
+                Some(Packet::PubRec(PubRec::new(id)))
+            }
+        }
+    }
+
+    /// Notes that a packet was written at `now`.
+    pub fn sent(&mut self, packet: &Packet, now: Instant) {
+        self.last_sent = now;
+        if matches!(packet, Packet::PingReq) && self.ping_sent.is_none() {
+            self.ping_sent = Some(now);
+        }
+    }
+
+    /// When [`keep_alive_due`](Self::keep_alive_due) must be called next, if ever.
+    pub fn next_keep_alive(&self) -> Option<Instant> {
+        if self.keep_alive.is_zero() {
+            return None;
+        }
+        Some(match self.ping_sent {
+            Some(sent) => sent + self.ping_timeout,
+            None => self.last_sent + self.keep_alive,
+        })
+    }
+
+    /// What keep-alive asks for at `now`: a PINGREQ when we have been silent for the
+    /// keep-alive interval ([MQTT-3.1.2-23]), an error when the PINGRESP is overdue.
+    pub fn keep_alive_due(&mut self, now: Instant) -> Result<Option<Packet>, StateError> {
+        if self.keep_alive.is_zero() {
+            return Ok(None);
+        }
+        match self.ping_sent {
+            Some(sent) if now >= sent + self.ping_timeout => {
+                Err(StateError::PingTimeout(self.ping_timeout))
+            }
+            Some(_) => Ok(None),
+            None if now >= self.last_sent + self.keep_alive => Ok(Some(Packet::PingReq)),
+            None => Ok(None),
+        }
+    }
+
+    /// The packets to send on a new connection, after its CONNACK, in the order first
+    /// sent: unacknowledged PUBLISH again with DUP, PUBREL for QoS 2 messages past
+    /// PUBREC, SUBSCRIBE and UNSUBSCRIBE with their ids.
+    ///
+    /// Without a session on the broker (`session_present` false) inbound QoS 2 ids are
+    /// forgotten, since the broker has forgotten them too.
+    pub fn reconnected(&mut self, session_present: bool, now: Instant) -> Vec<Packet> {
+        self.ping_sent = None;
+        self.last_sent = now;
+        if !session_present {
+            // Keep the ones still being handed over: their PUBREC will simply be
+            // unsolicited for the broker, which ignores it.
+            self.inbound_qos2
+                .retain(|_, stage| *stage == InboundQoS2::Delivering);
+        }
+        let mut entries: Vec<(&u16, &Outgoing<T>)> = self.outgoing.iter().collect();
+        entries.sort_by_key(|(_, entry)| entry.sequence);
+        entries
+            .into_iter()
+            .filter_map(|(&id, entry)| {
+                let id = PacketId::new(id)?;
+                Some(match &entry.kind {
+                    OutgoingKind::Publish(publish) => {
+                        let mut publish = publish.clone();
+                        publish.dup = true;
+                        Packet::Publish(publish)
+                    }
+                    OutgoingKind::Released => Packet::PubRel(PubRel::new(id)),
+                    OutgoingKind::Subscribe(filters) => Packet::Subscribe(Subscribe {
+                        packet_id: id,
+                        filters: filters.clone(),
+                    }),
+                    OutgoingKind::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
+                        packet_id: id,
+                        filters: filters.clone(),
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    /// Gives up every request, handing back their tokens (the client is closing for
+    /// good).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.inflight_publishes = 0;
+        let mut entries: Vec<Outgoing<T>> = self.outgoing.drain().map(|(_, e)| e).collect();
+        entries.sort_by_key(|entry| entry.sequence);
+        entries.into_iter().map(|entry| entry.token).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::protocol::{ConnAck, Decoder, SubAck, TopicName};
+
+    const KEEP_ALIVE: Duration = Duration::from_secs(10);
+    const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn state(now: Instant) -> State<u32> {
+        State::new(100, KEEP_ALIVE, PING_TIMEOUT, now)
+    }
+
+    fn publish(topic: &str, qos: QoS) -> Publish {
+        Publish::new(TopicName::new(topic).unwrap(), "payload", qos, false)
+    }
+
+    fn id(value: u16) -> PacketId {
+        PacketId::new(value).unwrap()
+    }
+
+    fn sent_publish(packet: Packet) -> Publish {
+        match packet {
+            Packet::Publish(p) => p,
+            other => panic!("expected PUBLISH, got {other}"),
+        }
+    }
+
+    #[test]
+    fn qos_0_publish_completes_at_once_without_a_packet_id() {
+        let mut state = state(Instant::now());
+        let (packet, done) = state.publish(publish("a", QoS::AtMostOnce), 7).unwrap();
+        assert_eq!(done, Some(7));
+        assert_eq!(sent_publish(packet).packet_id, None);
+        assert!(!state.has_outgoing());
+    }
+
+    #[test]
+    fn packet_ids_start_at_1_and_are_never_reused_while_in_use() {
+        let mut state = state(Instant::now());
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..50 {
+            let (packet, _) = state.publish(publish("a", QoS::AtLeastOnce), n).unwrap();
+            let packet_id = sent_publish(packet).packet_id.unwrap();
+            assert!(seen.insert(packet_id), "{packet_id} handed out twice");
+        }
+        assert!(seen.contains(&id(1)));
+    }
+
+    #[test]
+    fn allocation_wraps_past_65535_skipping_zero_and_ids_in_use() {
+        let mut state: State<u32> =
+            State::new(usize::MAX, KEEP_ALIVE, PING_TIMEOUT, Instant::now());
+        state.next_packet_id = u16::MAX;
+        let first = state.subscribe(vec![], 0).unwrap();
+        let second = state.subscribe(vec![], 0).unwrap();
+        assert!(matches!(first, Packet::Subscribe(s) if s.packet_id == id(u16::MAX)));
+        assert!(matches!(second, Packet::Subscribe(s) if s.packet_id == id(1)));
+        // 1 is still in use, so the next after wrapping again is 2.
+        state.next_packet_id = u16::MAX;
+        let third = state.subscribe(vec![], 0).unwrap();
+        assert!(matches!(third, Packet::Subscribe(s) if s.packet_id == id(2)));
+    }
+
+    #[test]
+    fn with_all_65535_ids_in_use_allocation_fails_instead_of_reusing_mqtt_2_3_1_2() {
+        let mut state: State<u32> =
+            State::new(usize::MAX, KEEP_ALIVE, PING_TIMEOUT, Instant::now());
+        for _ in 0..u16::MAX {
+            state.subscribe(vec![], 0).unwrap();
+        }
+        assert_eq!(state.subscribe(vec![], 0), Err(StateError::NoPacketId));
+        // Freeing one makes exactly that one available again.
+        state
+            .incoming(Packet::SubAck(SubAck {
+                packet_id: id(300),
+                return_codes: vec![SubscribeReturnCode::Failure],
+            }))
+            .unwrap();
+        let again = state.subscribe(vec![], 0).unwrap();
+        assert!(matches!(again, Packet::Subscribe(s) if s.packet_id == id(300)));
+    }
+
+    #[test]
+    fn incoming_puback_completes_the_matching_publish_only() {
+        let mut state = state(Instant::now());
+        state.publish(publish("a", QoS::AtLeastOnce), 10).unwrap();
+        state.publish(publish("b", QoS::AtLeastOnce), 20).unwrap();
+        let effects = state.incoming(Packet::PubAck(PubAck::new(id(2)))).unwrap();
+        assert_eq!(effects.completed, Some((20, Done::Published)));
+        assert_eq!(state.inflight(), 1);
+        assert_eq!(
+            state
+                .incoming(Packet::PubAck(PubAck::new(id(2))))
+                .unwrap_err(),
+            StateError::Unsolicited(PacketType::PubAck, 2)
+        );
+    }
+
+    #[test]
+    fn qos_2_publish_completes_after_pubrec_pubrel_pubcomp() {
+        let mut state = state(Instant::now());
+        state.publish(publish("a", QoS::ExactlyOnce), 5).unwrap();
+        // PUBACK is the wrong answer to a QoS 2 PUBLISH.
+        assert!(state.incoming(Packet::PubAck(PubAck::new(id(1)))).is_err());
+        let effects = state.incoming(Packet::PubRec(PubRec::new(id(1)))).unwrap();
+        assert_eq!(effects.reply, Some(Packet::PubRel(PubRel::new(id(1)))));
+        assert_eq!(effects.completed, None);
+        let effects = state
+            .incoming(Packet::PubComp(PubComp::new(id(1))))
+            .unwrap();
+        assert_eq!(effects.completed, Some((5, Done::Published)));
+        assert!(!state.has_outgoing());
+        assert_eq!(state.inflight(), 0);
+    }
+
+    #[test]
+    fn the_inflight_window_counts_only_qos_1_and_2_publishes() {
+        let mut state: State<u32> = State::new(2, KEEP_ALIVE, PING_TIMEOUT, Instant::now());
+        state.publish(publish("a", QoS::AtMostOnce), 0).unwrap();
+        state.subscribe(vec![], 0).unwrap();
+        assert!(!state.inflight_full());
+        state.publish(publish("a", QoS::AtLeastOnce), 0).unwrap();
+        state.publish(publish("a", QoS::ExactlyOnce), 0).unwrap();
+        assert!(state.inflight_full());
+    }
+
+    #[test]
+    fn incoming_qos_1_is_acknowledged_only_after_delivery() {
+        let mut state = state(Instant::now());
+        let mut message = publish("a", QoS::AtLeastOnce);
+        message.packet_id = Some(id(9));
+        let effects = state.incoming(Packet::Publish(message.clone())).unwrap();
+        assert_eq!(effects.reply, None);
+        assert_eq!(effects.deliver.as_ref(), Some(&message));
+        assert_eq!(
+            state.delivered(&message),
+            Some(Packet::PubAck(PubAck::new(id(9))))
+        );
+    }
+
+    #[test]
+    fn incoming_qos_2_is_delivered_once_even_when_the_broker_sends_it_again() {
+        let mut state = state(Instant::now());
+        let mut message = publish("a", QoS::ExactlyOnce);
+        message.packet_id = Some(id(3));
+        let first = state.incoming(Packet::Publish(message.clone())).unwrap();
+        assert!(first.deliver.is_some());
+        // The same PUBLISH again before it reached the application: nothing.
+        let mut again = message.clone();
+        again.dup = true;
+        assert_eq!(
+            state.incoming(Packet::Publish(again.clone())).unwrap(),
+            Effects::default()
+        );
+        // PUBREL before delivery waits too.
+        assert_eq!(
+            state.incoming(Packet::PubRel(PubRel::new(id(3)))).unwrap(),
+            Effects::default()
+        );
+        assert_eq!(
+            state.delivered(&message),
+            Some(Packet::PubRec(PubRec::new(id(3))))
+        );
+        // After delivery a repeat is answered with PUBREC, not delivered.
+        let repeat = state.incoming(Packet::Publish(again)).unwrap();
+        assert_eq!(repeat.deliver, None);
+        assert_eq!(repeat.reply, Some(Packet::PubRec(PubRec::new(id(3)))));
+        let release = state.incoming(Packet::PubRel(PubRel::new(id(3)))).unwrap();
+        assert_eq!(release.reply, Some(Packet::PubComp(PubComp::new(id(3)))));
+        // The id is free again: a new message with it is new.
+        assert!(state
+            .incoming(Packet::Publish(message))
+            .unwrap()
+            .deliver
+            .is_some());
+    }
+
+    #[test]
+    fn inbound_qos_2_ids_survive_a_reconnect_with_session_present() {
+        let mut state = state(Instant::now());
+        let mut message = publish("a", QoS::ExactlyOnce);
+        message.packet_id = Some(id(4));
+        state.incoming(Packet::Publish(message.clone())).unwrap();
+        state.delivered(&message);
+        state.reconnected(true, Instant::now());
+        message.dup = true;
+        let effects = state.incoming(Packet::Publish(message)).unwrap();
+        assert_eq!(effects.deliver, None, "delivered twice across a reconnect");
+    }
+
+    #[test]
+    fn reconnecting_resends_unacknowledged_packets_in_order_with_dup_mqtt_2_3_1_3() {
+        let mut state = state(Instant::now());
+        state.publish(publish("one", QoS::AtLeastOnce), 1).unwrap();
+        state.publish(publish("two", QoS::ExactlyOnce), 2).unwrap();
+        state
+            .publish(publish("three", QoS::ExactlyOnce), 3)
+            .unwrap();
+        let filter = SubscribeFilter::new(TopicFilter::new("x/#").unwrap(), QoS::AtLeastOnce);
+        state.subscribe(vec![filter.clone()], 4).unwrap();
+        state.incoming(Packet::PubRec(PubRec::new(id(3)))).unwrap();
+
+        let resent = state.reconnected(false, Instant::now());
+        assert_eq!(resent.len(), 4);
+        let one = sent_publish(resent[0].clone());
+        assert!(one.dup && one.packet_id == Some(id(1)) && one.topic == "one");
+        let two = sent_publish(resent[1].clone());
+        assert!(two.dup && two.packet_id == Some(id(2)));
+        assert_eq!(resent[2], Packet::PubRel(PubRel::new(id(3))));
+        assert_eq!(
+            resent[3],
+            Packet::Subscribe(Subscribe {
+                packet_id: id(4),
+                filters: vec![filter]
+            })
+        );
+        // The ids stay taken until acknowledged.
+        let (next, _) = state.publish(publish("four", QoS::AtLeastOnce), 5).unwrap();
+        assert_eq!(sent_publish(next).packet_id, Some(id(5)));
+    }
+
+    #[test]
+    fn an_idle_client_pings_after_keep_alive_and_fails_without_pingresp() {
+        let start = Instant::now();
+        let mut state = state(start);
+        assert_eq!(state.next_keep_alive(), Some(start + KEEP_ALIVE));
+        assert_eq!(state.keep_alive_due(start + KEEP_ALIVE / 2), Ok(None));
+        let ping_at = start + KEEP_ALIVE;
+        assert_eq!(state.keep_alive_due(ping_at), Ok(Some(Packet::PingReq)));
+        state.sent(&Packet::PingReq, ping_at);
+        assert_eq!(state.next_keep_alive(), Some(ping_at + PING_TIMEOUT));
+        assert_eq!(state.keep_alive_due(ping_at + PING_TIMEOUT / 2), Ok(None));
+        assert_eq!(
+            state.keep_alive_due(ping_at + PING_TIMEOUT),
+            Err(StateError::PingTimeout(PING_TIMEOUT))
+        );
+    }
+
+    #[test]
+    fn pingresp_clears_the_outstanding_ping_and_traffic_postpones_the_next() {
+        let start = Instant::now();
+        let mut state = state(start);
+        state.sent(&Packet::PingReq, start);
+        state.incoming(Packet::PingResp).unwrap();
+        let later = start + Duration::from_secs(3);
+        state.sent(&Packet::Disconnect, later);
+        assert_eq!(state.next_keep_alive(), Some(later + KEEP_ALIVE));
+    }
+
+    #[test]
+    fn keep_alive_zero_never_pings() {
+        let start = Instant::now();
+        let mut state: State<u32> = State::new(10, Duration::ZERO, PING_TIMEOUT, start);
+        assert_eq!(state.next_keep_alive(), None);
+        assert_eq!(
+            state.keep_alive_due(start + Duration::from_secs(3600)),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn packets_a_broker_never_sends_are_refused() {
+        let mut state = state(Instant::now());
+        for packet in [
+            Packet::PingReq,
+            Packet::Disconnect,
+            Packet::ConnAck(ConnAck::accepted(false)),
+        ] {
+            let kind = packet.packet_type();
+            assert_eq!(state.incoming(packet), Err(StateError::Unexpected(kind)));
+        }
+    }
+
+    #[test]
+    fn drain_hands_back_every_token_in_order() {
+        let mut state = state(Instant::now());
+        state.publish(publish("a", QoS::AtLeastOnce), 1).unwrap();
+        state
+            .unsubscribe(vec![TopicFilter::new("a").unwrap()], 2)
+            .unwrap();
+        state.publish(publish("a", QoS::ExactlyOnce), 3).unwrap();
+        assert_eq!(state.drain(), vec![1, 2, 3]);
+        assert_eq!(state.inflight(), 0);
+    }
+
+    /// Runs the state machine against bytes: what it sends is encoded and what the
+    /// broker says is decoded, as on a socket, for a whole QoS 1 and QoS 2 exchange.
+    #[test]
+    fn a_conversation_in_bytes_round_trips_through_the_codec() {
+        let mut state = state(Instant::now());
+        let mut wire = Vec::new();
+        let (packet, _) = state.publish(publish("t", QoS::AtLeastOnce), 1).unwrap();
+        packet.encode(&mut wire).unwrap();
+        let (packet, _) = state.publish(publish("t", QoS::ExactlyOnce), 2).unwrap();
+        packet.encode(&mut wire).unwrap();
+        let filter = SubscribeFilter::new(TopicFilter::new("t").unwrap(), QoS::ExactlyOnce);
+        state
+            .subscribe(vec![filter], 3)
+            .unwrap()
+            .encode(&mut wire)
+            .unwrap();
+        assert_eq!(
+            wire,
+            [
+                0x32, 12, 0, 1, b't', 0, 1, b'p', b'a', b'y', b'l', b'o', b'a',
+                b'd', // QoS 1, id 1
+                0x34, 12, 0, 1, b't', 0, 2, b'p', b'a', b'y', b'l', b'o', b'a',
+                b'd', // QoS 2, id 2
+                0x82, 6, 0, 3, 0, 1, b't', 2, // SUBSCRIBE id 3, 't' QoS 2
+            ]
+        );
+
+        let broker: &[u8] = &[
+            0x40, 2, 0, 1, // PUBACK 1
+            0x50, 2, 0, 2, // PUBREC 2
+            0x90, 3, 0, 3, 2, // SUBACK 3, QoS 2 granted
+            0x70, 2, 0, 2, // PUBCOMP 2
+            0xB0, 2, 0, 9, // UNSUBACK 9: never asked for
+        ];
+        let mut buffer = BytesMut::from(broker);
+        let mut decoder = Decoder::new();
+        let mut completed = Vec::new();
+        let mut replies = Vec::new();
+        let mut errors = Vec::new();
+        while let Some(packet) = decoder.decode(&mut buffer).unwrap() {
+            match state.incoming(packet) {
+                Ok(effects) => {
+                    completed.extend(effects.completed);
+                    replies.extend(effects.reply);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        assert_eq!(
+            completed,
+            vec![
+                (1, Done::Published),
+                (
+                    3,
+                    Done::Subscribed(id(3), vec![SubscribeReturnCode::Success(QoS::ExactlyOnce)])
+                ),
+                (2, Done::Published),
+            ]
+        );
+        let mut reply_bytes = Vec::new();
+        for reply in replies {
+            reply.encode(&mut reply_bytes).unwrap();
+        }
+        assert_eq!(reply_bytes, [0x62, 2, 0, 2]); // PUBREL 2
+        assert_eq!(
+            errors,
+            vec![StateError::Unsolicited(PacketType::UnsubAck, 9)]
+        );
+    }
+}

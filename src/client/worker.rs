@@ -1,0 +1,715 @@
+//! The connection thread: the one thread that owns the session.
+//!
+//! It waits, with crossbeam's `select!`, on three sources at once and on one
+//! deadline, and never polls:
+//!
+//! - *control* messages (a [`Subscription`](super::Subscription) dropped, room made in
+//!   a full one, disconnect), always listened to;
+//! - *commands* from [`Client`](super::Client) handles (publish, subscribe,
+//!   unsubscribe), listened to only while connected and while the inflight window
+//!   has room, so that a caller waits, with its timeout, instead of memory growing;
+//! - *incoming* packets from the reader thread of the current connection;
+//! - the deadline: the next keep-alive ping or PINGRESP check, or the next reconnect
+//!   attempt.
+//!
+//! After handling one event it takes whatever else is already waiting (up to a
+//! batch) and then writes everything in one `write`: batching is where throughput
+//! comes from.
+//!
+//! Received messages go to the application's receivers through
+//! [`Deliveries`](super::delivery), which never blocks this thread.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::Mutex;
+
+use super::connection::{self, Connection, Incoming};
+use super::delivery::{Deliveries, Pushed, Target};
+use super::state::{Done, State, StateError};
+use super::{ClientOptions, Error, Wait};
+use crate::protocol::{
+    Packet, PacketId, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter,
+};
+
+/// How many events are handled before the queued packets are written.
+const BATCH: usize = 256;
+
+/// How long the thread sleeps when nothing at all can happen: it has no deadline.
+const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Where the SUBACK of a caller's SUBSCRIBE goes: its packet id and return codes.
+pub(crate) type SubAckReply = Sender<Result<(PacketId, Vec<SubscribeReturnCode>), Error>>;
+
+/// A request from a [`Client`](super::Client) handle.
+pub(crate) enum Command {
+    Publish {
+        publish: Publish,
+        reply: Option<Sender<Result<(), Error>>>,
+    },
+    Subscribe {
+        filters: Vec<SubscribeFilter>,
+        target: Target,
+        reply: SubAckReply,
+    },
+    Unsubscribe {
+        filters: Vec<TopicFilter>,
+        reply: Sender<Result<(), Error>>,
+    },
+}
+
+/// Housekeeping that must never wait behind commands.
+pub(crate) enum Control {
+    /// A catch-all receiver ([`Messages`](super::Messages)).
+    Register(Target),
+    /// A [`Subscription`](super::Subscription) or [`Messages`](super::Messages) was
+    /// dropped.
+    Drop(u64),
+    /// A receiver that was full has room again.
+    Resume,
+    /// Finish what is in flight (bounded by the operation timeout), say DISCONNECT,
+    /// and stop.
+    Disconnect(Sender<()>),
+}
+
+/// What the state machine gives back when the broker answers.
+pub(crate) enum Token {
+    Publish(Option<Sender<Result<(), Error>>>),
+    Subscribe {
+        reply: Option<SubAckReply>,
+        target: Option<u64>,
+        filters: Vec<SubscribeFilter>,
+    },
+    Unsubscribe(Option<Sender<Result<(), Error>>>),
+}
+
+impl Token {
+    fn fail(self, error: &Error) {
+        match self {
+            Token::Publish(Some(reply)) | Token::Unsubscribe(Some(reply)) => {
+                let _ = reply.send(Err(error.duplicate()));
+            }
+            Token::Subscribe {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(error.duplicate()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the [`Client`](super::Client) handles and the thread share.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    pub connected: AtomicBool,
+    /// Why the connection was lost for good, once it has been.
+    pub lost: Mutex<Option<String>>,
+}
+
+pub(crate) struct Worker {
+    options: ClientOptions,
+    client_id: String,
+    state: State<Token>,
+    connection: Option<Connection>,
+    commands: Receiver<Command>,
+    control: Receiver<Control>,
+    status: Arc<Status>,
+    /// A publish that did not fit in the inflight window.
+    held: Option<Command>,
+    /// The application's receivers and the messages waiting for them.
+    deliveries: Deliveries,
+    /// Filters the broker has granted, for subscribing again after a reconnect to a
+    /// broker that kept no session.
+    active: BTreeMap<String, SubscribeFilter>,
+    /// Failed reconnect attempts in a row, counted against `Reconnect::retries`.
+    reconnect_attempt: u32,
+    /// How far the wait before the next attempt has backed off. Reset only by a
+    /// connection that lasted, so that a broker that accepts and then drops the
+    /// client at once is not hammered.
+    backoff: u32,
+    connected_at: Instant,
+    next_attempt: Option<Instant>,
+    closing: Option<(Instant, Vec<Sender<()>>)>,
+    /// Set when the connection is lost for good.
+    dead: Option<String>,
+    /// Reader threads of closed connections, joined when the client stops.
+    old_readers: Vec<std::thread::JoinHandle<()>>,
+    /// Every sender of `control` is gone (never while a handle lives).
+    control_closed: bool,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        options: ClientOptions,
+        client_id: String,
+        connection: Connection,
+        commands: Receiver<Command>,
+        control: Receiver<Control>,
+        status: Arc<Status>,
+    ) -> Worker {
+        let state = State::new(
+            options.max_inflight,
+            options.ping_interval(),
+            options.ping_timeout(),
+            Instant::now(),
+        );
+        status.connected.store(true, Ordering::SeqCst);
+        Worker {
+            deliveries: Deliveries::new(options.message_capacity),
+            options,
+            client_id,
+            state,
+            connection: Some(connection),
+            commands,
+            control,
+            status,
+            held: None,
+            active: BTreeMap::new(),
+            reconnect_attempt: 0,
+            backoff: 0,
+            connected_at: Instant::now(),
+            next_attempt: None,
+            closing: None,
+            dead: None,
+            old_readers: Vec::new(),
+            control_closed: false,
+        }
+    }
+
+    /// Runs until the client disconnects or the connection is lost for good.
+    pub(crate) fn run(mut self) {
+        let never_commands = crossbeam_channel::never();
+        let never_incoming = crossbeam_channel::never();
+        while !self.finished() {
+            // A busy connection may never let the select below time out: deadlines
+            // are checked here too, or keep-alive would starve under load.
+            if self
+                .next_deadline()
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                self.on_deadline();
+                self.flush();
+                continue;
+            }
+            let commands = if self.accepting_commands() && self.closing.is_none() {
+                self.commands.clone()
+            } else {
+                never_commands.clone()
+            };
+            let control = if self.control_closed {
+                crossbeam_channel::never()
+            } else {
+                self.control.clone()
+            };
+            let incoming = match &self.connection {
+                Some(connection) => connection.incoming.clone(),
+                None => never_incoming.clone(),
+            };
+            let timeout = self.next_deadline().map_or(IDLE, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            select! {
+                recv(control) -> message => match message {
+                    Ok(message) => self.on_control(message),
+                    // Every handle is gone without a word: nobody is left to serve.
+                    Err(_) => {
+                        self.control_closed = true;
+                        self.begin_close(None);
+                    }
+                },
+                recv(commands) -> command => match command {
+                    Ok(command) => {
+                        self.drain_control();
+                        self.on_command(command);
+                        for _ in 0..BATCH {
+                            if !self.accepting_commands() || self.closing.is_some() {
+                                break;
+                            }
+                            self.drain_control();
+                            match commands.try_recv() {
+                                Ok(command) => self.on_command(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => self.begin_close(None),
+                },
+                recv(incoming) -> event => {
+                    // A reader always says why it stops; a silent end means it
+                    // died, and the connection with it.
+                    let event = event.unwrap_or_else(|_| {
+                        Incoming::Closed(Error::Disconnected(Some("the reader thread stopped".into())))
+                    });
+                    self.on_incoming(event);
+                    for _ in 0..BATCH {
+                        match incoming.try_recv() {
+                            Ok(event) if self.connection.is_some() => self.on_incoming(event),
+                            _ => break,
+                        }
+                    }
+                },
+                default(timeout) => self.on_deadline(),
+            }
+            self.flush();
+        }
+        self.finish();
+    }
+
+    fn accepting_commands(&self) -> bool {
+        self.connection.is_some() && self.held.is_none() && self.dead.is_none()
+    }
+
+    fn finished(&self) -> bool {
+        if self.dead.is_some() {
+            return true;
+        }
+        match &self.closing {
+            None => false,
+            Some((deadline, _)) => {
+                self.connection.is_none()
+                    || (self.held.is_none() && !self.state.has_outgoing())
+                    || Instant::now() >= *deadline
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = match &self.connection {
+            Some(_) => self.state.next_keep_alive(),
+            None => self.next_attempt,
+        };
+        match (&self.closing, timer) {
+            (Some((closing, _)), Some(timer)) => Some(timer.min(*closing)),
+            (Some((closing, _)), None) => Some(*closing),
+            (None, timer) => timer,
+        }
+    }
+
+    // ---- events ----------------------------------------------------------------
+
+    /// Handles every control message already sent. Called before each command, so
+    /// that a subscription dropped before a publish is unsubscribed before it.
+    fn drain_control(&mut self) {
+        while let Ok(control) = self.control.try_recv() {
+            self.on_control(control);
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Register(target) => self.register(target),
+            Control::Drop(id) => {
+                self.remove_target(id);
+                self.deliver_pending();
+            }
+            Control::Resume => self.deliver_pending(),
+            Control::Disconnect(reply) => self.begin_close(Some(reply)),
+        }
+    }
+
+    fn begin_close(&mut self, reply: Option<Sender<()>>) {
+        let deadline = Instant::now() + self.options.operation_timeout;
+        let closing = self.closing.get_or_insert((deadline, Vec::new()));
+        closing.1.extend(reply);
+        // Requests already made are still carried out.
+        while self.accepting_commands() {
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        // Without room, the command waits here, and no other is taken, until an
+        // acknowledgement makes room ([`Worker::complete`]).
+        let needs_id = match &command {
+            Command::Publish { publish, .. } => publish.qos != QoS::AtMostOnce,
+            Command::Subscribe { .. } | Command::Unsubscribe { .. } => true,
+        };
+        let window_full = matches!(&command, Command::Publish { publish, .. }
+            if publish.qos != QoS::AtMostOnce && self.state.inflight_full());
+        if window_full || (needs_id && self.state.packet_ids_exhausted()) {
+            self.held = Some(command);
+            return;
+        }
+        match command {
+            Command::Publish { publish, reply } => {
+                if publish.qos == QoS::AtMostOnce && self.connection.is_none() {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(Error::Disconnected(None)));
+                    }
+                    return;
+                }
+                match self.state.publish(publish, Token::Publish(reply)) {
+                    Ok((packet, done)) => {
+                        self.send(&packet);
+                        if let Some(Token::Publish(Some(reply))) = done {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+            Command::Subscribe {
+                filters,
+                target,
+                reply,
+            } => {
+                let id = target.id;
+                self.register(target);
+                let token = Token::Subscribe {
+                    reply: Some(reply),
+                    target: Some(id),
+                    filters: filters.clone(),
+                };
+                match self.state.subscribe(filters, token) {
+                    Ok(packet) => self.send(&packet),
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+            Command::Unsubscribe { filters, reply } => {
+                for filter in &filters {
+                    self.active.remove(filter.as_str());
+                }
+                match self
+                    .state
+                    .unsubscribe(filters, Token::Unsubscribe(Some(reply)))
+                {
+                    Ok(packet) => self.send(&packet),
+                    Err(error) => log::error!("Client {}: {error}", self.client_id),
+                }
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, event: Incoming) {
+        match event {
+            Incoming::Packet(packet) => match self.state.incoming(packet) {
+                Ok(effects) => {
+                    if let Some(reply) = effects.reply {
+                        self.send(&reply);
+                    }
+                    if let Some((token, done)) = effects.completed {
+                        self.complete(token, done);
+                    }
+                    if let Some(publish) = effects.deliver {
+                        self.enqueue(publish);
+                    }
+                }
+                Err(error @ StateError::Unsolicited(..)) => {
+                    log::warn!("Client {}: ignoring {error}", self.client_id);
+                }
+                Err(StateError::Unexpected(packet_type)) => {
+                    self.connection_lost(Error::UnexpectedPacket(packet_type));
+                }
+                Err(error) => log::error!("Client {}: {error}", self.client_id),
+            },
+            Incoming::Closed(error) => self.connection_lost(error),
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.connection.is_some() {
+            match self.state.keep_alive_due(now) {
+                Ok(Some(ping)) => self.send(&ping),
+                Ok(None) => {}
+                Err(error) => {
+                    log::warn!("Client {}: {error}; the connection is dead", self.client_id);
+                    self.connection_lost(Error::Timeout(Wait::PingResp));
+                }
+            }
+        } else if self.next_attempt.is_some_and(|at| now >= at) && self.closing.is_none() {
+            self.reconnect();
+        }
+    }
+
+    // ---- requests completed --------------------------------------------------------
+
+    fn complete(&mut self, token: Token, done: Done) {
+        match (token, done) {
+            (Token::Publish(Some(reply)), _) => {
+                let _ = reply.send(Ok(()));
+            }
+            (
+                Token::Subscribe {
+                    reply,
+                    target,
+                    filters,
+                },
+                Done::Subscribed(packet_id, codes),
+            ) => {
+                for (filter, code) in filters.iter().zip(&codes) {
+                    match code {
+                        SubscribeReturnCode::Success(_) => {
+                            self.active
+                                .insert(filter.filter.to_string(), filter.clone());
+                        }
+                        SubscribeReturnCode::Failure => log::warn!(
+                            "Client {}: the broker refused the subscription to '{}'",
+                            self.client_id,
+                            filter.filter
+                        ),
+                    }
+                }
+                let caller_gone = match reply {
+                    Some(reply) => reply.send(Ok((packet_id, codes))).is_err(),
+                    None => false,
+                };
+                if caller_gone {
+                    // The caller stopped waiting (timed out): nobody will read what
+                    // this subscription brings.
+                    if let Some(id) = target {
+                        self.remove_target(id);
+                    }
+                }
+            }
+            (Token::Unsubscribe(Some(reply)), _) => {
+                let _ = reply.send(Ok(()));
+            }
+            _ => {}
+        }
+        // A slot in the inflight window may have opened for a held publish.
+        if let Some(command) = self.held.take() {
+            self.on_command(command);
+        }
+    }
+
+    // ---- receivers ------------------------------------------------------------------
+
+    fn register(&mut self, target: Target) {
+        let lost = self.deliveries.register(target);
+        if lost > 0 {
+            log::warn!(
+                "Client {}: {lost} messages that came before any subscription did not fit in it",
+                self.client_id
+            );
+        }
+    }
+
+    /// Forgets a receiver, and unsubscribes from each of its filters no other
+    /// receiver uses.
+    fn remove_target(&mut self, id: u64) {
+        let unused: Vec<TopicFilter> = self
+            .deliveries
+            .remove(id)
+            .into_iter()
+            .filter(|filter| self.active.remove(filter.as_str()).is_some())
+            .collect();
+        if unused.is_empty() || self.dead.is_some() {
+            return;
+        }
+        match self.state.unsubscribe(unused, Token::Unsubscribe(None)) {
+            Ok(packet) => self.send(&packet),
+            Err(error) => log::error!("Client {}: {error}", self.client_id),
+        }
+    }
+
+    fn enqueue(&mut self, publish: Publish) {
+        match self.deliveries.push(publish) {
+            Pushed::Queued => self.deliver_pending(),
+            Pushed::Unwanted(publish) => {
+                // [MQTT-4.5.0-2]: acknowledged all the same.
+                log::debug!(
+                    "Client {}: no subscription wants the message on '{}'",
+                    self.client_id,
+                    publish.topic
+                );
+                if let Some(ack) = self.state.delivered(&publish) {
+                    self.send(&ack);
+                }
+            }
+            Pushed::Dropped => {
+                let dropped = self.deliveries.dropped_qos0();
+                if dropped.is_power_of_two() {
+                    log::warn!(
+                        "Client {}: a subscription is not read fast enough; {dropped} QoS 0 messages dropped so far",
+                        self.client_id
+                    );
+                }
+            }
+            Pushed::Overflow => {
+                log::error!(
+                    "Client {}: the broker sent more unacknowledged QoS 1/2 messages than packet ids exist",
+                    self.client_id
+                );
+                self.connection_lost(Error::Disconnected(Some(
+                    "the broker exceeded 65535 unacknowledged messages".into(),
+                )));
+            }
+        }
+    }
+
+    /// Hands over waiting messages and acknowledges those every receiver now has.
+    fn deliver_pending(&mut self) {
+        let mut delivered = Vec::new();
+        self.deliveries.deliver(|publish| delivered.push(publish));
+        for publish in delivered {
+            if let Some(ack) = self.state.delivered(&publish) {
+                self.send(&ack);
+            }
+        }
+    }
+
+    // ---- the connection ---------------------------------------------------------
+
+    /// Queues `packet` for the next write; does nothing while disconnected (the
+    /// state machine sends what matters again after reconnecting).
+    fn send(&mut self, packet: &Packet) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        match connection.queue(packet) {
+            Ok(()) => self.state.sent(packet, Instant::now()),
+            Err(error) => log::error!("Client {}: cannot send {packet}: {error}", self.client_id),
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        if let Err(error) = connection.flush() {
+            self.connection_lost(error);
+        }
+    }
+
+    fn connection_lost(&mut self, reason: Error) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        self.old_readers.retain(|reader| !reader.is_finished());
+        self.old_readers.extend(connection.close());
+        self.status.connected.store(false, Ordering::SeqCst);
+        if self.closing.is_some() {
+            return;
+        }
+        if self.options.reconnect.enabled {
+            log::warn!(
+                "Client {} lost its connection ({reason}); reconnecting",
+                self.client_id
+            );
+            if self.connected_at.elapsed() >= self.options.reconnect.max_interval {
+                self.backoff = 0;
+            }
+            self.next_attempt = Some(Instant::now() + self.options.reconnect.delay(self.backoff));
+            self.backoff = self.backoff.saturating_add(1);
+        } else {
+            log::warn!("Client {} lost its connection: {reason}", self.client_id);
+            self.dead = Some(reason.to_string());
+        }
+    }
+
+    fn reconnect(&mut self) {
+        self.next_attempt = None;
+        match connection::open(&self.options, &self.client_id) {
+            Ok(opened) => {
+                log::info!(
+                    "Client {} reconnected to {} (session present: {})",
+                    self.client_id,
+                    self.options.address(),
+                    opened.session_present
+                );
+                self.connection = Some(opened.connection);
+                self.status.connected.store(true, Ordering::SeqCst);
+                self.reconnect_attempt = 0;
+                let now = Instant::now();
+                self.connected_at = now;
+                let resend = self.state.reconnected(opened.session_present, now);
+                if !opened.session_present && !self.active.is_empty() {
+                    let filters: Vec<SubscribeFilter> = self.active.values().cloned().collect();
+                    let token = Token::Subscribe {
+                        reply: None,
+                        target: None,
+                        filters: filters.clone(),
+                    };
+                    match self.state.subscribe(filters, token) {
+                        Ok(packet) => self.send(&packet),
+                        Err(error) => log::error!("Client {}: {error}", self.client_id),
+                    }
+                }
+                for packet in resend {
+                    self.send(&packet);
+                }
+                self.deliver_pending();
+            }
+            Err(error) => {
+                self.reconnect_attempt += 1;
+                let reconnect = self.options.reconnect;
+                if reconnect
+                    .retries
+                    .is_some_and(|retries| self.reconnect_attempt >= retries)
+                {
+                    log::error!(
+                        "Client {} gave up reconnecting after {} attempts: {error}",
+                        self.client_id,
+                        self.reconnect_attempt
+                    );
+                    self.dead = Some(error.to_string());
+                } else {
+                    let delay = reconnect.delay(self.backoff);
+                    self.backoff = self.backoff.saturating_add(1);
+                    log::info!(
+                        "Client {}: reconnect attempt {} failed ({error}); next in {delay:?}",
+                        self.client_id,
+                        self.reconnect_attempt
+                    );
+                    self.next_attempt = Some(Instant::now() + delay);
+                }
+            }
+        }
+    }
+
+    /// Says DISCONNECT if connected, and fails whatever is left.
+    fn finish(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let disconnect = Packet::Disconnect;
+            if connection.queue(&disconnect).is_ok() && connection.flush().is_ok() {
+                connection.close_gracefully();
+            }
+            // [MQTT-3.14.4-1]: the client closes the connection after DISCONNECT.
+            self.old_readers.extend(connection.close());
+        }
+        self.status.connected.store(false, Ordering::SeqCst);
+        let error = match &self.dead {
+            Some(reason) => Error::Disconnected(Some(reason.clone())),
+            None => Error::Closed,
+        };
+        self.status.lost.lock().clone_from(&self.dead);
+        for token in self.state.drain() {
+            token.fail(&error);
+        }
+        if let Some(Command::Publish {
+            reply: Some(reply), ..
+        }) = self.held.take()
+        {
+            let _ = reply.send(Err(error.duplicate()));
+        }
+        // Requests still queued find their reply channels closed.
+        while let Ok(command) = self.commands.try_recv() {
+            drop(command);
+        }
+        // Receivers see the end of their iteration once their queues are empty.
+        self.deliveries.clear();
+        if let Some((_, replies)) = self.closing.take() {
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        }
+        for reader in self.old_readers.drain(..) {
+            let _ = reader.join();
+        }
+        if self.deliveries.dropped_qos0() > 0 {
+            log::warn!(
+                "Client {}: {} QoS 0 messages were dropped because a subscription was not read fast enough",
+                self.client_id,
+                self.deliveries.dropped_qos0()
+            );
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Publish throughput of wren's blocking client against rumqttc's blocking `Client`,
+//! both talking to the same mosquitto broker on loopback.
+//!
+//! `cargo bench --bench client`. `WREN_BENCH_COUNT` sets the messages per run
+//! (20,000 by default); each figure is the median of three runs.
+//!
+//! Both clients get the same inflight window (20, mosquitto's
+//! `max_inflight_messages`) and the same payload. A QoS 0 run ends with one QoS 1
+//! publish: its PUBACK proves the broker has read everything before it.
+
+#[path = "../client_support/mod.rs"]
+mod client_support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client_support::Mosquitto;
+
+const PAYLOAD: [u8; 64] = [b'x'; 64];
+const INFLIGHT: u16 = 20;
+const RUNS: usize = 3;
+
+fn main() {
+    let count: usize = std::env::var("WREN_BENCH_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let broker = Mosquitto::start();
+    println!(
+        "publishing {count} messages of {} bytes to mosquitto, median of {RUNS} runs",
+        PAYLOAD.len()
+    );
+    for qos in [0u8, 1] {
+        let ours = median((0..RUNS).map(|_| wren_run(&broker, count, qos)).collect());
+        let theirs = median(
+            (0..RUNS)
+                .map(|_| rumqttc_run(&broker, count, qos))
+                .collect(),
+        );
+        let rate = |d: Duration| count as f64 / d.as_secs_f64();
+        println!(
+            "QoS {qos}: wren {:>9.0} msg/s   rumqttc {:>9.0} msg/s   wren/rumqttc {:.2}",
+            rate(ours),
+            rate(theirs),
+            rate(ours) / rate(theirs)
+        );
+    }
+}
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+fn wren_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
+    use wren::client::{Client, ClientOptions, QoS};
+    let options = ClientOptions::from_url(&broker.url())
+        .expect("broker URL")
+        .max_inflight(INFLIGHT);
+    let client = Client::connect(options).expect("wren connects");
+    let start = Instant::now();
+    if qos == 0 {
+        for _ in 0..count {
+            client
+                .publish("bench/wren", &PAYLOAD[..], QoS::AtMostOnce, false)
+                .expect("QoS 0 publish");
+        }
+        client
+            .publish("bench/wren", &PAYLOAD[..], QoS::AtLeastOnce, false)
+            .expect("closing QoS 1 publish");
+    } else {
+        let mut pending = Vec::with_capacity(count);
+        for _ in 0..count {
+            pending.push(
+                client
+                    .publish_nowait("bench/wren", &PAYLOAD[..], QoS::AtLeastOnce, false)
+                    .expect("QoS 1 publish"),
+            );
+        }
+        for publish in pending {
+            publish.wait().expect("PUBACK");
+        }
+    }
+    let elapsed = start.elapsed();
+    client.disconnect().expect("disconnect");
+    elapsed
+}
+
+fn rumqttc_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = format!(
+        "rumqttc-bench-{}",
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(INFLIGHT);
+    let (client, mut connection) = Client::new(options, 64);
+    // rumqttc's blocking client needs a thread driving its connection.
+    let acks_wanted = if qos == 0 { 1 } else { count };
+    let (done, finished) = crossbeam_channel::bounded(1);
+    let driver = thread::spawn(move || {
+        let mut acks = 0;
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acks += 1;
+                    if acks == acks_wanted {
+                        let _ = done.send(Instant::now());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    let start = Instant::now();
+    let level = if qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    for _ in 0..count {
+        client
+            .publish("bench/rumqttc", level, false, PAYLOAD.to_vec())
+            .expect("rumqttc publish");
+    }
+    if qos == 0 {
+        client
+            .publish("bench/rumqttc", QoS::AtLeastOnce, false, PAYLOAD.to_vec())
+            .expect("rumqttc closing publish");
+    }
+    let end = finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("rumqttc never got its acknowledgements");
+    let _ = client.disconnect();
+    let _ = driver.join();
+    end - start
+}

@@ -1,0 +1,579 @@
+//! The client against mosquitto's broker: every QoS, retained messages, wills,
+//! persistent sessions, many threads, refusals.
+
+mod client_support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use client_support::{wait_for, Mosquitto, Relay, FRANK_SECRET, PATIENCE};
+use wren::client::{
+    Client, ClientOptions, ConnectReturnCode, Error, LastWill, ProtocolVersion, QoS, Reconnect,
+    Wait,
+};
+
+fn options(broker: &Mosquitto) -> ClientOptions {
+    ClientOptions::from_url(&broker.url())
+        .unwrap()
+        .operation_timeout(PATIENCE)
+        .connect_timeout(PATIENCE)
+}
+
+#[test]
+fn a_message_of_each_qos_goes_round_trip() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    assert!(
+        client.client_id().starts_with("wren-"),
+        "{}",
+        client.client_id()
+    );
+    let subscription = client.subscribe("round/#", QoS::ExactlyOnce).unwrap();
+    assert_eq!(subscription.granted_qos(), QoS::ExactlyOnce);
+    assert_eq!(subscription.packet_id().map(|id| id.get()), Some(1));
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let topic = format!("round/{}", qos as u8);
+        client
+            .publish(&topic, format!("qos {qos}"), qos, false)
+            .unwrap();
+        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(message.topic(), topic);
+        assert_eq!(message.payload_str().unwrap(), format!("qos {qos}"));
+        assert_eq!(message.qos(), qos);
+        assert!(!message.retain());
+    }
+    assert!(matches!(subscription.try_recv(), Err(Error::Empty)));
+    client.disconnect().unwrap();
+    assert!(matches!(subscription.recv(), Err(Error::Closed)));
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        assert!(matches!(
+            client.publish("round/0", "late", qos, false),
+            Err(Error::Closed)
+        ));
+    }
+}
+
+#[test]
+fn mqtt_3_1_clients_talk_to_each_other() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(
+        options(&broker)
+            .protocol(ProtocolVersion::V3_1)
+            .client_id("old-timer"),
+    )
+    .unwrap();
+    let subscription = client.subscribe("v31", QoS::AtLeastOnce).unwrap();
+    client
+        .publish("v31", "still here", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(
+        subscription
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .payload_str()
+            .unwrap(),
+        "still here"
+    );
+}
+
+#[test]
+fn a_retained_message_reaches_a_later_subscriber_with_retain_set() {
+    let broker = Mosquitto::start();
+    let publisher = Client::connect(options(&broker)).unwrap();
+    publisher
+        .publish("status/door", "open", QoS::AtLeastOnce, true)
+        .unwrap();
+    let subscriber = Client::connect(options(&broker)).unwrap();
+    let subscription = subscriber.subscribe("status/+", QoS::AtLeastOnce).unwrap();
+    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    assert!(message.retain());
+    assert_eq!(
+        (message.topic(), message.payload_str().unwrap()),
+        ("status/door", "open")
+    );
+}
+
+#[test]
+fn the_will_is_published_when_the_connection_breaks_but_not_on_disconnect() {
+    let broker = Mosquitto::start();
+    let watcher = Client::connect(options(&broker)).unwrap();
+    let wills = watcher.subscribe("wills/#", QoS::AtLeastOnce).unwrap();
+
+    let polite = Client::connect(options(&broker).will(LastWill::new(
+        "wills/polite",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    )))
+    .unwrap();
+    polite.disconnect().unwrap();
+
+    let relay = Relay::to(broker.address());
+    let cut_off = Client::connect(
+        ClientOptions::from_url(&relay.url())
+            .unwrap()
+            .reconnect(Reconnect::disabled())
+            .will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
+    )
+    .unwrap();
+    relay.cut();
+    let will = wills.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (will.topic(), will.payload_str().unwrap()),
+        ("wills/cut", "lost")
+    );
+    wait_for("the client to notice the cut", || !cut_off.is_connected());
+    assert!(matches!(
+        cut_off.publish("x", "y", QoS::AtLeastOnce, false),
+        Err(Error::Disconnected(Some(_)))
+    ));
+    // The polite client's will never came.
+    assert!(matches!(
+        wills.recv_timeout(Duration::from_millis(200)),
+        Err(Error::Timeout(Wait::Message))
+    ));
+}
+
+#[test]
+fn a_persistent_session_keeps_subscriptions_and_queues_qos_1_while_away() {
+    let broker = Mosquitto::start();
+    let persistent = || {
+        options(&broker)
+            .client_id("persistent-reader")
+            .clean_session(false)
+    };
+    let reader = Client::connect(persistent()).unwrap();
+    let subscription = reader.subscribe("queue/#", QoS::AtLeastOnce).unwrap();
+    // Disconnecting first keeps the subscription in the broker's session: once the
+    // client is closed, dropping the handle unsubscribes nothing.
+    reader.disconnect().unwrap();
+    drop(subscription);
+
+    let writer = Client::connect(options(&broker)).unwrap();
+    for n in 0..5 {
+        writer
+            .publish("queue/jobs", n.to_string(), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+
+    let reader = Client::connect(persistent()).unwrap();
+    // The queued messages arrive right after CONNACK, before any subscribe call;
+    // the first receiver made gets them.
+    let everything = reader.messages();
+    let received: Vec<String> = everything
+        .iter()
+        .take(5)
+        .map(|m| m.payload_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(received, ["0", "1", "2", "3", "4"]);
+}
+
+#[test]
+fn a_message_matching_two_subscriptions_reaches_both_and_a_dropped_one_unsubscribes() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let wide = client.subscribe("home/#", QoS::AtLeastOnce).unwrap();
+    let narrow = client
+        .subscribe("home/+/temperature", QoS::AtLeastOnce)
+        .unwrap();
+    let same = client.subscribe("home/#", QoS::AtLeastOnce).unwrap();
+    client
+        .publish("home/kitchen/temperature", "21", QoS::AtLeastOnce, false)
+        .unwrap();
+    for subscription in [&wide, &narrow, &same] {
+        assert_eq!(
+            subscription
+                .recv_timeout(PATIENCE)
+                .unwrap()
+                .payload_str()
+                .unwrap(),
+            "21"
+        );
+    }
+    // `same` still uses home/#, so dropping `wide` must not unsubscribe it.
+    drop(wide);
+    client
+        .publish("home/hall/light", "on", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(
+        same.recv_timeout(PATIENCE).unwrap().topic(),
+        "home/hall/light"
+    );
+    drop(same);
+    // Now home/# is gone from the broker: checked with a second client's view of
+    // what this one receives through its catch-all.
+    let everything = client.messages();
+    client
+        .publish("home/kitchen/temperature", "22", QoS::AtLeastOnce, false)
+        .unwrap();
+    client
+        .publish("home/hall/light", "off", QoS::AtLeastOnce, false)
+        .unwrap();
+    let first = everything.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(first.payload_str().unwrap(), "22");
+    assert_eq!(
+        narrow
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .payload_str()
+            .unwrap(),
+        "22"
+    );
+    assert!(matches!(
+        everything.recv_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout(Wait::Message))
+    ));
+}
+
+#[test]
+fn subscribe_many_sends_one_subscribe_and_reports_each_grant() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let subscription = client
+        .subscribe_many(&[("a", QoS::AtMostOnce), ("b/#", QoS::ExactlyOnce)])
+        .unwrap();
+    let grants: Vec<QoS> = subscription.filters().iter().map(|(_, q)| *q).collect();
+    assert_eq!(grants, [QoS::AtMostOnce, QoS::ExactlyOnce]);
+    client.publish("b/c", "1", QoS::ExactlyOnce, false).unwrap();
+    client.publish("a", "2", QoS::AtLeastOnce, false).unwrap();
+    let first = subscription.recv_timeout(PATIENCE).unwrap();
+    let second = subscription.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((first.topic(), first.qos()), ("b/c", QoS::ExactlyOnce));
+    assert_eq!((second.topic(), second.qos()), ("a", QoS::AtMostOnce));
+    client.unsubscribe_many(&["a", "b/#"]).unwrap();
+}
+
+#[test]
+fn subscriptions_made_from_different_threads_each_get_their_messages() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let readers: Vec<_> = (0..4)
+        .map(|n| {
+            let client = client.clone();
+            let (ready, is_ready) = crossbeam_channel::bounded(1);
+            let handle = thread::spawn(move || {
+                let subscription = client
+                    .subscribe(&format!("thread/{n}"), QoS::AtLeastOnce)
+                    .unwrap();
+                ready.send(()).unwrap();
+                subscription
+                    .iter()
+                    .take(10)
+                    .map(|m| m.payload_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            });
+            is_ready.recv_timeout(PATIENCE).unwrap();
+            handle
+        })
+        .collect();
+    for i in 0..10 {
+        for n in 0..4 {
+            client
+                .publish(
+                    &format!("thread/{n}"),
+                    format!("{n}-{i}"),
+                    QoS::AtLeastOnce,
+                    false,
+                )
+                .unwrap();
+        }
+    }
+    for (n, reader) in readers.into_iter().enumerate() {
+        let expected: Vec<String> = (0..10).map(|i| format!("{n}-{i}")).collect();
+        assert_eq!(reader.join().unwrap(), expected);
+    }
+}
+
+#[test]
+fn one_client_shared_by_8_threads_gets_every_publish_acknowledged() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let subscription = client.subscribe("shared/#", QoS::AtLeastOnce).unwrap();
+    let publishers: Vec<_> = (0..8)
+        .map(|n| {
+            let client = client.clone();
+            thread::spawn(move || {
+                for i in 0..50 {
+                    let qos = if i % 2 == 0 {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::ExactlyOnce
+                    };
+                    client
+                        .publish(&format!("shared/{n}"), format!("{n}/{i}"), qos, false)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let received: BTreeSet<String> = (0..400)
+        .map(|_| {
+            subscription
+                .recv_timeout(PATIENCE)
+                .unwrap()
+                .payload_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(received.len(), 400);
+}
+
+#[test]
+fn publish_nowait_keeps_many_in_flight_within_the_window() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker).max_inflight(20)).unwrap();
+    let subscription = client.subscribe("bulk", QoS::AtLeastOnce).unwrap();
+    let pending: Vec<_> = (0..2000u32)
+        .map(|n| {
+            let qos = if n % 3 == 0 {
+                QoS::ExactlyOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            client
+                .publish_nowait("bulk", n.to_be_bytes().to_vec(), qos, false)
+                .unwrap()
+        })
+        .collect();
+    let mut received = Vec::new();
+    for publish in pending {
+        publish.wait().unwrap();
+    }
+    while received.len() < 2000 {
+        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        let bytes: [u8; 4] = message.payload()[..].try_into().unwrap();
+        received.push(u32::from_be_bytes(bytes));
+    }
+    // MQTT orders messages per QoS only [MQTT-4.6.0-6]: a QoS 2 message is passed
+    // on once its handshake is done, so it may overtake QoS 1 messages.
+    let qos_1: Vec<u32> = received.iter().copied().filter(|n| n % 3 != 0).collect();
+    assert!(
+        qos_1.windows(2).all(|w| w[0] < w[1]),
+        "QoS 1 messages out of order"
+    );
+    received.sort_unstable();
+    assert!(
+        received == (0..2000).collect::<Vec<_>>(),
+        "messages lost or repeated"
+    );
+}
+
+#[test]
+fn a_slow_reader_loses_no_qos_1_message() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker).message_capacity(4)).unwrap();
+    let subscription = client.subscribe("slow", QoS::AtLeastOnce).unwrap();
+    let publisher = Client::connect(options(&broker)).unwrap();
+    for n in 0..300u32 {
+        publisher
+            .publish_nowait("slow", n.to_string(), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    let received: Vec<u32> = subscription
+        .iter()
+        .take(300)
+        .map(|m| m.payload_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(received, (0..300).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_bad_password_is_refused_with_mosquittos_reason() {
+    let broker = Mosquitto::with_config(
+        "allow_anonymous false\npassword_file {dir}/passwords\n",
+        &[("passwords", &format!("{FRANK_SECRET}\n"))],
+    );
+    let url = |credentials: &str| format!("mqtt://{credentials}@127.0.0.1:{}", broker.port());
+    let error = Client::connect(url("frank:wrong").as_str()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::ConnectionRefused(
+                ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNameOrPassword
+            )
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().starts_with("Connection Refused: "),
+        "{error}"
+    );
+    let client = Client::connect(url("frank:secret").as_str()).unwrap();
+    client.publish("fine", "", QoS::AtLeastOnce, false).unwrap();
+}
+
+#[test]
+fn nothing_listening_is_an_io_error_naming_the_address() {
+    let port = client_support::free_port();
+    let error = Client::connect(format!("mqtt://127.0.0.1:{port}")).unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_topics_are_refused_before_anything_is_sent() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    assert!(matches!(
+        client.publish("a/+", "", QoS::AtMostOnce, false),
+        Err(Error::InvalidTopic { .. })
+    ));
+    assert!(matches!(
+        client.subscribe("a/#/b", QoS::AtMostOnce),
+        Err(Error::InvalidTopic { .. })
+    ));
+    // The connection is unharmed.
+    client.publish("a/b", "", QoS::AtLeastOnce, false).unwrap();
+}
+
+#[test]
+fn json_goes_in_and_comes_out() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Reading {
+        sensor: String,
+        celsius: f64,
+    }
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let subscription = client.subscribe("json", QoS::AtLeastOnce).unwrap();
+    let reading = Reading {
+        sensor: "kitchen".into(),
+        celsius: 21.5,
+    };
+    client
+        .publish_json("json", &reading, QoS::AtLeastOnce, false)
+        .unwrap();
+    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(message.json::<Reading>().unwrap(), reading);
+}
+
+#[test]
+fn publish_default_uses_the_topic_settings() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(
+        options(&broker)
+            .default_qos(QoS::AtLeastOnce)
+            .topic_defaults("defaults/retained", QoS::ExactlyOnce, true),
+    )
+    .unwrap();
+    client.publish_default("defaults/retained", "kept").unwrap();
+    client
+        .publish_default("defaults/plain", "not kept")
+        .unwrap();
+    let late = Client::connect(options(&broker)).unwrap();
+    let subscription = late.subscribe("defaults/#", QoS::ExactlyOnce).unwrap();
+    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (message.topic(), message.qos(), message.retain()),
+        ("defaults/retained", QoS::ExactlyOnce, true)
+    );
+    assert!(subscription
+        .recv_timeout(Duration::from_millis(200))
+        .is_err());
+}
+
+#[test]
+fn mosquitto_sub_receives_what_the_client_publishes() {
+    let broker = Mosquitto::start();
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &broker.port().to_string(),
+            "-h",
+            "127.0.0.1",
+            "-t",
+            "interop",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is missing: install the Debian package 'mosquitto-clients'");
+    let client = Client::connect(options(&broker)).unwrap();
+    // mosquitto_sub announces nothing when it is subscribed; publish retained so
+    // that it gets the message whenever its SUBSCRIBE lands.
+    client
+        .publish("interop", "from wren", QoS::AtLeastOnce, true)
+        .unwrap();
+    let output = sub.wait_with_output().unwrap();
+    assert!(output.status.success(), "mosquitto_sub failed: {output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from wren\n");
+}
+
+#[test]
+fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
+    let broker = Mosquitto::start();
+    let watcher = Client::connect(options(&broker)).unwrap();
+    let wills = watcher.subscribe("dropped/#", QoS::AtLeastOnce).unwrap();
+
+    let dropped = Client::connect(options(&broker).will(LastWill::new(
+        "dropped/politely",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    )))
+    .unwrap();
+    let clone = dropped.clone();
+    drop(dropped);
+    assert!(clone.is_connected(), "a clone keeps the connection open");
+    drop(clone);
+
+    // A client whose connection breaks afterwards: its will is the first to come.
+    let relay = Relay::to(broker.address());
+    let _cut = Client::connect(
+        ClientOptions::from_url(&relay.url())
+            .unwrap()
+            .reconnect(Reconnect::disabled())
+            .will(LastWill::new(
+                "dropped/cut",
+                "lost",
+                QoS::AtLeastOnce,
+                false,
+            )),
+    )
+    .unwrap();
+    relay.cut();
+    assert_eq!(wills.recv_timeout(PATIENCE).unwrap().topic(), "dropped/cut");
+}
+
+#[test]
+fn what_mosquitto_pub_sends_reaches_a_subscription() {
+    let broker = Mosquitto::start();
+    let client = Client::connect(options(&broker)).unwrap();
+    let subscription = client
+        .subscribe("from/mosquitto", QoS::ExactlyOnce)
+        .unwrap();
+    let status = Command::new("mosquitto_pub")
+        .args(["-p", &broker.port().to_string(), "-h", "127.0.0.1"])
+        .args([
+            "-t",
+            "from/mosquitto",
+            "-m",
+            "hello wren",
+            "-q",
+            "2",
+            "-V",
+            "mqttv31",
+        ])
+        .status()
+        .expect("mosquitto_pub is missing: install the Debian package 'mosquitto-clients'");
+    assert!(status.success());
+    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (message.payload_str().unwrap(), message.qos()),
+        ("hello wren", QoS::ExactlyOnce)
+    );
+}

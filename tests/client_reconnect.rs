@@ -1,0 +1,379 @@
+//! Losing the connection: reconnecting with backoff, resending unacknowledged
+//! messages, subscribing again, and keep-alive noticing a dead path.
+//!
+//! A relay between client and mosquitto cuts or silences the connection on demand,
+//! as a network failure would.
+
+mod client_support;
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client_support::{wait_for, Mosquitto, Relay, PATIENCE};
+use wren::client::{Client, ClientOptions, Error, QoS, Reconnect, Wait};
+
+fn options(url: &str) -> ClientOptions {
+    ClientOptions::from_url(url)
+        .unwrap()
+        .operation_timeout(PATIENCE)
+        .connect_timeout(PATIENCE)
+        .reconnect(Reconnect {
+            max_interval: Duration::from_millis(500),
+            ..Reconnect::default()
+        })
+}
+
+/// Counts how often each number arrived.
+fn tally(numbers: impl IntoIterator<Item = u32>) -> BTreeMap<u32, usize> {
+    let mut counts = BTreeMap::new();
+    for n in numbers {
+        *counts.entry(n).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn number(message: &wren::client::Message) -> u32 {
+    message.payload_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let subscriber = Client::connect(
+        options(&relay.url())
+            .client_id("cut-subscriber")
+            .clean_session(false),
+    )
+    .unwrap();
+    let subscription = subscriber.subscribe("stream", QoS::AtLeastOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+
+    const COUNT: u32 = 500;
+    let sender = thread::spawn(move || {
+        for n in 0..COUNT {
+            publisher
+                .publish("stream", n.to_string(), QoS::AtLeastOnce, false)
+                .unwrap();
+        }
+    });
+    let mut received = Vec::new();
+    while received.len() < 100 {
+        received.push(number(&subscription.recv_timeout(PATIENCE).unwrap()));
+    }
+    relay.cut();
+    let deadline = Instant::now() + PATIENCE;
+    while tally(received.iter().copied()).len() < COUNT as usize {
+        assert!(
+            Instant::now() < deadline,
+            "messages missing after reconnecting"
+        );
+        match subscription.recv_timeout(PATIENCE) {
+            Ok(message) => received.push(number(&message)),
+            Err(error) => panic!("{error}; have {} distinct", tally(received.clone()).len()),
+        }
+    }
+    sender.join().unwrap();
+    assert!(relay.accepted() >= 2, "the client never reconnected");
+    assert_eq!(
+        tally(received).keys().copied().collect::<Vec<_>>(),
+        (0..COUNT).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let watcher = Client::connect(options(&broker.url())).unwrap();
+    let subscription = watcher
+        .subscribe_many(&[("out/1", QoS::AtLeastOnce), ("out/2", QoS::ExactlyOnce)])
+        .unwrap();
+    let publisher = Client::connect(
+        options(&relay.url())
+            .client_id("cut-publisher")
+            .clean_session(false),
+    )
+    .unwrap();
+
+    const COUNT: u32 = 400;
+    let mut pending = Vec::new();
+    for n in 0..COUNT {
+        let (topic, qos) = if n % 2 == 0 {
+            ("out/1", QoS::AtLeastOnce)
+        } else {
+            ("out/2", QoS::ExactlyOnce)
+        };
+        if n == COUNT / 2 {
+            relay.cut();
+        }
+        pending.push(
+            publisher
+                .publish_nowait(topic, n.to_string(), qos, false)
+                .unwrap(),
+        );
+    }
+    for publish in pending {
+        publish.wait().unwrap();
+    }
+    assert!(relay.accepted() >= 2, "the publisher never reconnected");
+
+    let mut received = Vec::new();
+    while tally(received.iter().map(|(n, _)| *n)).len() < COUNT as usize {
+        let message = match subscription.recv_timeout(PATIENCE) {
+            Ok(message) => message,
+            Err(error) => {
+                let have = tally(received.iter().map(|(n, _)| *n));
+                let missing: Vec<u32> = (0..COUNT).filter(|n| !have.contains_key(n)).collect();
+                panic!("{error}; missing {missing:?}");
+            }
+        };
+        received.push((number(&message), message.qos()));
+    }
+    let counts = tally(received.iter().map(|(n, _)| *n));
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..COUNT).collect::<Vec<_>>()
+    );
+    // QoS 2 from a persistent session is never passed on twice by the broker.
+    for (n, count) in counts {
+        if n % 2 == 1 {
+            assert_eq!(count, 1, "QoS 2 message {n} arrived {count} times");
+        }
+    }
+}
+
+#[test]
+fn a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let subscriber = Client::connect(
+        options(&relay.url())
+            .client_id("exactly-once")
+            .clean_session(false),
+    )
+    .unwrap();
+    let subscription = subscriber.subscribe("once", QoS::ExactlyOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+
+    const COUNT: u32 = 300;
+    let sender = thread::spawn(move || {
+        for n in 0..COUNT {
+            publisher
+                .publish("once", n.to_string(), QoS::ExactlyOnce, false)
+                .unwrap();
+        }
+    });
+    let mut received = Vec::new();
+    for (cut_at, connections) in [(50, 2), (150, 3)] {
+        while received.len() < cut_at {
+            received.push(number(&subscription.recv_timeout(PATIENCE).unwrap()));
+        }
+        relay.cut();
+        wait_for("the client to reconnect", || {
+            relay.accepted() >= connections
+        });
+    }
+    while received.len() < COUNT as usize {
+        received.push(number(&subscription.recv_timeout(PATIENCE).unwrap()));
+    }
+    sender.join().unwrap();
+    assert!(relay.accepted() >= 3, "the client did not reconnect twice");
+    assert_eq!(received, (0..COUNT).collect::<Vec<_>>());
+    // And nothing more comes: no duplicate was waiting behind.
+    assert!(matches!(
+        subscription.recv_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout(Wait::Message))
+    ));
+}
+
+#[test]
+fn without_a_session_on_the_broker_the_client_subscribes_again() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let client = Client::connect(options(&relay.url())).unwrap(); // clean session
+    let subscription = client.subscribe("again/#", QoS::AtLeastOnce).unwrap();
+    relay.cut();
+    wait_for("a second connection", || relay.accepted() >= 2);
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    // The new SUBSCRIBE may still be on its way: publish until one arrives.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "no message after reconnecting");
+        publisher
+            .publish("again/x", "back", QoS::AtLeastOnce, false)
+            .unwrap();
+        if let Ok(message) = subscription.recv_timeout(Duration::from_millis(100)) {
+            assert_eq!(message.payload_str().unwrap(), "back");
+            break;
+        }
+    }
+}
+
+#[test]
+fn an_idle_client_keeps_its_connection_with_pings() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    // Pinging a second early leaves two seconds of slack before mosquitto's limit
+    // of 1.5 keep-alives, so a slow machine does not fail the test.
+    let client = Client::connect(
+        options(&relay.url())
+            .keep_alive(Duration::from_secs(2))
+            .ping_delay(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let subscription = client.subscribe("idle", QoS::AtMostOnce).unwrap();
+    // Silence from the application for more than two keep-alives must not lose
+    // the connection.
+    assert!(matches!(
+        subscription.recv_timeout(Duration::from_secs(5)),
+        Err(Error::Timeout(Wait::Message))
+    ));
+    assert_eq!(relay.accepted(), 1, "the connection was lost while idle");
+    assert!(client.is_connected());
+}
+
+#[test]
+fn a_silent_connection_is_detected_by_keep_alive_and_replaced() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let client = Client::connect(
+        options(&relay.url())
+            .keep_alive(Duration::from_secs(1))
+            .pingresp_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let subscription = client.subscribe("alive", QoS::AtLeastOnce).unwrap();
+    relay.silence();
+    wait_for("a new connection after the silence", || {
+        relay.accepted() >= 2
+    });
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "no message after the silence");
+        publisher
+            .publish("alive", "yes", QoS::AtLeastOnce, false)
+            .unwrap();
+        if subscription
+            .recv_timeout(Duration::from_millis(100))
+            .is_ok()
+        {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_qos_0_publish_while_reconnecting_fails_fast_and_qos_1_waits() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    // Reconnect attempts far apart, so that the gap is long enough to observe.
+    let client = Client::connect(options(&relay.url()).reconnect(Reconnect {
+        max_interval: Duration::from_secs(2),
+        ..Reconnect::default()
+    }))
+    .unwrap();
+    relay.cut();
+    wait_for("the client to notice", || !client.is_connected());
+    assert!(matches!(
+        client.publish("gap", "lost", QoS::AtMostOnce, false),
+        Err(Error::Disconnected(_))
+    ));
+    // QoS 1 waits for the reconnect and then completes.
+    client
+        .publish("gap", "kept", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert!(client.is_connected());
+}
+
+#[test]
+fn giving_up_after_the_retries_fails_every_call_with_the_reason() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let client = Client::connect(options(&relay.url()).reconnect(Reconnect {
+        enabled: true,
+        max_interval: Duration::from_millis(100),
+        retries: Some(2),
+    }))
+    .unwrap();
+    drop(relay); // nothing listens there any more
+    wait_for("the client to give up", || {
+        matches!(
+            client.publish("x", "", QoS::AtLeastOnce, false),
+            Err(Error::Disconnected(Some(_)))
+        )
+    });
+}
+
+#[test]
+fn a_client_that_only_receives_still_pings_in_time() {
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.address());
+    let subscriber = Client::connect(
+        options(&relay.url())
+            .keep_alive(Duration::from_secs(2))
+            .ping_delay(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let subscription = subscriber.subscribe("flood", QoS::AtMostOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    // A steady stream for two keep-alive periods; the subscriber itself has
+    // nothing to send but PINGREQ, and mosquitto drops it after 3 s without one.
+    let flood_for = Duration::from_secs(5);
+    let sender = thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < flood_for {
+            for _ in 0..100 {
+                publisher
+                    .publish("flood", "drop", QoS::AtMostOnce, false)
+                    .unwrap();
+            }
+            // A QoS 1 message now and then keeps the publisher from running ahead.
+            publisher
+                .publish("flood", "sync", QoS::AtLeastOnce, false)
+                .unwrap();
+        }
+    });
+    while !sender.is_finished() {
+        let _ = subscription.recv_timeout(Duration::from_millis(100));
+    }
+    sender.join().unwrap();
+    assert_eq!(relay.accepted(), 1, "the subscriber lost its connection");
+    assert!(subscriber.is_connected());
+}
+
+#[test]
+fn after_a_broker_restart_clients_reconnect_subscribe_again_and_deliver() {
+    let mut broker = Mosquitto::start();
+    let subscriber = Client::connect(options(&broker.url())).unwrap();
+    let subscription = subscriber.subscribe("restart/#", QoS::AtLeastOnce).unwrap();
+    let publisher = Client::connect(options(&broker.url())).unwrap();
+    publisher
+        .publish("restart/before", "1", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(
+        subscription.recv_timeout(PATIENCE).unwrap().topic(),
+        "restart/before"
+    );
+
+    broker.restart();
+    // The restarted broker knows no session: the subscriber must subscribe again
+    // by itself. Publish until its new SUBSCRIBE has landed.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived after the restart"
+        );
+        // QoS 1 waits for the publisher's own reconnect.
+        publisher
+            .publish("restart/after", "2", QoS::AtLeastOnce, false)
+            .unwrap();
+        if let Ok(message) = subscription.recv_timeout(Duration::from_millis(100)) {
+            assert_eq!(message.topic(), "restart/after");
+            break;
+        }
+    }
+}
