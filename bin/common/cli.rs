@@ -12,6 +12,11 @@
 //! (`-q 1`, `--quiet`), `#` starting a comment, from `$XDG_CONFIG_HOME/<tool>` or
 //! else `~/.config/<tool>`, as mosquitto reads `~/.config/mosquitto_sub`.
 //!
+//! hbmqtt's `--config FILE` (also `--config-file`) names a client settings file in
+//! hbmqtt's YAML layout (`broker: uri:`, `keep_alive`, `will`, `default_qos`,
+//! `auto_reconnect`, ...). Its settings are defaults: any option on the command
+//! line wins, wherever it stands.
+//!
 //! Options wren does not support yet (MQTT 5 properties and `-V 5`, TLS, SOCKS
 //! proxies, Unix sockets, WebSocket) are refused with a message that says so,
 //! never silently ignored.
@@ -22,6 +27,9 @@ use std::fmt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use wren::config::ClientConfig;
 use wren::protocol::{ProtocolVersion, QoS, TopicName};
 
 use super::url;
@@ -132,6 +140,17 @@ pub struct WillArgs {
     pub retain: bool,
 }
 
+/// Reconnection settings from a `--config` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectArgs {
+    /// `auto_reconnect`.
+    pub enabled: bool,
+    /// `reconnect_max_interval`.
+    pub max_interval: Duration,
+    /// `reconnect_retries`; `None` for ever.
+    pub retries: Option<u32>,
+}
+
 /// How to reach the broker and who to be there: the options both tools share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectArgs {
@@ -139,8 +158,6 @@ pub struct ConnectArgs {
     pub host: String,
     /// `-p`, or the port of `-L`; 1883 when absent.
     pub port: u16,
-    /// `-A`: the local address to bind before connecting.
-    pub bind_address: Option<String>,
     /// `-i`: the client identifier; absent means empty (the broker assigns one).
     pub client_id: Option<String>,
     /// `-I`: a prefix to which the process id is appended.
@@ -159,6 +176,11 @@ pub struct ConnectArgs {
     pub protocol: ProtocolVersion,
     /// `-q`: the QoS of publishes, or the QoS asked for in subscriptions.
     pub qos: QoS,
+    /// Whether `-q` was on the command line (rather than from `--config`).
+    pub qos_given: bool,
+    /// How to reconnect, when `--config` says (`auto_reconnect`, ...); otherwise
+    /// each tool does as its mosquitto counterpart.
+    pub reconnect: Option<ReconnectArgs>,
     /// `-M`: most QoS 1/2 messages in flight at once; 20 by default.
     pub max_inflight: u32,
     /// `--nodelay`: disable Nagle's algorithm.
@@ -178,7 +200,6 @@ impl Default for ConnectArgs {
         ConnectArgs {
             host: "localhost".to_owned(),
             port: 1883,
-            bind_address: None,
             client_id: None,
             id_prefix: None,
             clean_session: true,
@@ -188,6 +209,8 @@ impl Default for ConnectArgs {
             will: WillArgs::default(),
             protocol: ProtocolVersion::V3_1_1,
             qos: QoS::AtMostOnce,
+            qos_given: false,
+            reconnect: None,
             max_inflight: 20,
             nodelay: false,
             session_expiry: None,
@@ -227,6 +250,9 @@ pub trait ToolOptions: Default {
         connect: &mut ConnectArgs,
     ) -> Result<bool, ArgError>;
 
+    /// Takes this tool's defaults from a `--config` file (before any argument).
+    fn apply_config(&mut self, config: &ClientConfig);
+
     /// Whether a topic has been given (by `-t` or `-L`).
     fn has_topic(&self) -> bool;
 
@@ -257,7 +283,11 @@ pub fn parse_with_defaults<T: ToolOptions>(
     defaults: Option<PathBuf>,
     argv: impl IntoIterator<Item = OsString>,
 ) -> Result<Command<T>, ArgError> {
+    let argv: Vec<OsString> = argv.into_iter().collect();
     let mut state = Parser::<T>::default();
+    if let Some(path) = config_file(&argv)? {
+        state.apply_config(&path)?;
+    }
     if let Some(path) = defaults {
         // A missing or unreadable defaults file is no error, as with mosquitto.
         if let Ok(contents) = std::fs::read(&path) {
@@ -272,6 +302,26 @@ pub fn parse_with_defaults<T: ToolOptions>(
         return Ok(stop);
     }
     state.finish()
+}
+
+/// The file named by `--config` or `--config-file`, looked for before the real
+/// parse so that its settings can be overridden by every other option.
+fn config_file(argv: &[OsString]) -> Result<Option<PathBuf>, ArgError> {
+    let mut path = None;
+    let mut tokens = argv.iter();
+    while let Some(token) = tokens.next() {
+        if token == "--config" || token == "--config-file" {
+            match tokens.next() {
+                Some(value) => path = Some(PathBuf::from(value)),
+                None => {
+                    return Err(ArgError::spaced(
+                        "--config argument given but no file specified.",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(path)
 }
 
 /// Where the defaults file for the program `name` lives.
@@ -319,6 +369,62 @@ struct Parser<T> {
 }
 
 impl<T: ToolOptions> Parser<T> {
+    /// Takes the settings of an hbmqtt client file as defaults.
+    fn apply_config(&mut self, path: &std::path::Path) -> Result<(), ArgError> {
+        let loaded = ClientConfig::load_yaml_file(path)
+            .map_err(|e| ArgError::line(format!("--config: {e}")))?;
+        for warning in &loaded.warnings {
+            eprintln!("Warning: {warning}");
+        }
+        let config = loaded.config;
+        let c = &mut self.connect;
+        if let Some(uri) = &config.broker.uri {
+            let url = url::parse(uri)
+                .map_err(|e| ArgError::line(format!("--config: broker uri: {e}")))?;
+            if url.tls {
+                return Err(ArgError::line(
+                    "--config: TLS is not supported yet; use an mqtt:// broker uri.",
+                ));
+            }
+            c.host = url.host;
+            c.port = url.port;
+            c.username = url.username;
+            c.password = url.password.map(String::into_bytes);
+        }
+        if config.broker.cafile.is_some()
+            || config.broker.capath.is_some()
+            || config.broker.cadata.is_some()
+            || config.certfile.is_some()
+        {
+            return Err(ArgError::line(
+                "--config: TLS settings (cafile, capath, cadata, certfile) are not supported yet.",
+            ));
+        }
+        c.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        c.clean_session = config.clean_session;
+        c.qos = config.default_qos;
+        c.reconnect = Some(ReconnectArgs {
+            enabled: config.auto_reconnect,
+            max_interval: config.reconnect_max_interval,
+            retries: config.reconnect_retries,
+        });
+        if let Some(will) = &config.will {
+            c.will = WillArgs {
+                topic: Some(TopicName::new(will.topic.clone()).map_err(|_| {
+                    ArgError::line(format!(
+                        "--config: Invalid will topic '{}', does it contain '+' or '#'?",
+                        will.topic
+                    ))
+                })?),
+                payload: Some(will.message.clone().into_bytes()),
+                qos: will.qos,
+                retain: will.retain,
+            };
+        }
+        self.tool.apply_config(&config);
+        Ok(())
+    }
+
     /// Reads every token of `args`; `Some` when `--help` or `--version` ends parsing.
     fn parse_tokens(&mut self, mut args: Args) -> Result<Option<Command<T>>, ArgError> {
         while let Some(token) = args.next_token() {
@@ -351,7 +457,12 @@ impl<T: ToolOptions> Parser<T> {
     fn parse_shared(&mut self, option: &str, args: &mut Args) -> Result<bool, ArgError> {
         let c = &mut self.connect;
         match option {
-            "-A" => c.bind_address = Some(args.text("-A", "address")?),
+            "-A" => {
+                args.text("-A", "address")?;
+                return Err(ArgError::line(
+                    "-A: binding to a local address is not supported yet.",
+                ));
+            }
             "-c" | "--disable-clean-session" => c.clean_session = false,
             // hbmqtt's flag; a clean session is already the default.
             "--clean-session" => c.clean_session = true,
@@ -401,6 +512,10 @@ impl<T: ToolOptions> Parser<T> {
                     })?;
             }
             "--nodelay" => c.nodelay = true,
+            // Read before the other options (see `config_file`).
+            "--config" | "--config-file" => {
+                args.bytes("--config", "file")?;
+            }
             "-p" | "--port" => {
                 let value = args.text("-p", "port")?;
                 c.port = parse_int(&value)
@@ -412,6 +527,7 @@ impl<T: ToolOptions> Parser<T> {
                 let value = args.text("-q", "QoS")?;
                 c.qos = parse_qos(&value)
                     .ok_or_else(|| ArgError::line(format!("Invalid QoS given: {value}")))?;
+                c.qos_given = true;
             }
             "--quiet" => c.quiet = true,
             "-t" | "--topic" => {
@@ -584,6 +700,7 @@ mod tests {
         ) -> Result<bool, ArgError> {
             Ok(false)
         }
+        fn apply_config(&mut self, _config: &ClientConfig) {}
         fn has_topic(&self) -> bool {
             !self.topics.is_empty()
         }
@@ -596,12 +713,9 @@ mod tests {
     }
 
     fn run(args: &[&str]) -> Result<(ConnectArgs, Bare), String> {
-        let mut parser = Parser::<Bare>::default();
-        let outcome = parser
-            .parse_tokens(Args::new(args.iter().map(OsString::from)))
-            .map_err(|e| e.render("wren-sub"))?;
-        assert!(outcome.is_none());
-        match parser.finish().map_err(|e| e.render("wren-sub"))? {
+        match parse_with_defaults::<Bare>(None, args.iter().map(OsString::from))
+            .map_err(|e| e.render("wren-sub"))?
+        {
             Command::Run(connect, tool) => Ok((*connect, tool)),
             other => panic!("unexpected {other:?}"),
         }
@@ -777,6 +891,7 @@ mod tests {
             &["--unix", "/tmp/s"],
             &["-L", "mqtts://h/t"],
             &["-L", "ws://h/t"],
+            &["-A", "127.0.0.1"],
         ] {
             let text = error(args);
             assert!(text.contains("not supported yet"), "{args:?}: {text}");
@@ -806,6 +921,32 @@ mod tests {
         );
         assert_eq!(defaults_line(b"  --quiet"), ["--quiet"].map(OsString::from));
         assert_eq!(defaults_line(b""), Vec::<OsString>::new());
+    }
+
+    #[test]
+    fn a_config_file_gives_defaults_that_options_override() {
+        let path = std::env::temp_dir().join(format!("wren-cli-test-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "keep_alive: 30\ndefault_qos: 2\nbroker:\n  uri: mqtt://u:p@example:1999\n\
+             will:\n  topic: w\n  message: bye\n  qos: 1\n  retain: true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let (c, _) = run(&["-k", "45", "-t", "a", "--config", file]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("example", 1999));
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.keep_alive, 45, "the option wins, though it came first");
+        assert_eq!(c.qos, QoS::ExactlyOnce);
+        assert!(!c.qos_given);
+        assert_eq!(c.will.payload.as_deref(), Some(&b"bye"[..]));
+        assert!(c.will.retain);
+        assert_eq!(
+            error(&["-t", "a", "--config"]),
+            "Error: --config argument given but no file specified.\n\n\n\
+             Use 'wren-sub --help' to see usage.\n"
+        );
     }
 
     #[test]

@@ -14,8 +14,6 @@ use std::process::ExitCode;
 pub const SUCCESS: u8 = 0;
 /// Bad arguments, help or version shown, or a runtime failure.
 pub const FAILURE: u8 = 1;
-/// `wren-sub -W` ran out of time.
-pub const TIMED_OUT: u8 = 27;
 
 /// Turns one of the codes above (or a CONNACK return code) into the process's exit.
 pub fn code(value: u8) -> ExitCode {

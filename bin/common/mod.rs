@@ -8,6 +8,7 @@
 //! Each tool adds its own options through [`cli::ToolOptions`].
 
 pub mod cli;
+pub mod connect;
 pub mod debug;
 pub mod exit;
 pub mod url;

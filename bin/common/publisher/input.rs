@@ -100,7 +100,7 @@ mod tests {
             [&b"one\r"[..], b"", b"two", b"last"].map(<[u8]>::to_vec)
         );
         assert_eq!(lines(b""), Vec::<Vec<u8>>::new());
-        assert_eq!(lines(b"\n"), [Vec::new()]);
+        assert_eq!(lines(b"\n"), [Vec::<u8>::new()]);
     }
 
     #[test]

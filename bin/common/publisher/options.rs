@@ -5,7 +5,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wren::protocol::TopicName;
+use wren::config::ClientConfig;
+use wren::protocol::{QoS, TopicName};
 
 use crate::common::cli::{self, ArgError, Args, ConnectArgs, ToolOptions};
 
@@ -28,7 +29,7 @@ pub enum Source {
 }
 
 /// Everything `wren-pub` was asked to do besides connecting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PubOptions {
     /// `-t` (the last one wins) or the topic of `-L`.
     pub topic: Option<TopicName>,
@@ -40,6 +41,10 @@ pub struct PubOptions {
     pub repeat: u32,
     /// `--repeat-delay`: the pause after each delivery but the last.
     pub repeat_delay: Duration,
+    /// The QoS chosen by a `--config` file for this topic, when `-q` was not given.
+    pub qos: Option<QoS>,
+    /// The `--config` file's settings, kept until the topic is known.
+    config_defaults: Option<ClientConfig>,
 }
 
 impl Default for PubOptions {
@@ -50,6 +55,8 @@ impl Default for PubOptions {
             retain: false,
             repeat: 1,
             repeat_delay: Duration::ZERO,
+            qos: None,
+            config_defaults: None,
         }
     }
 }
@@ -132,11 +139,24 @@ impl ToolOptions for PubOptions {
         Ok(true)
     }
 
+    fn apply_config(&mut self, config: &ClientConfig) {
+        self.config_defaults = Some(config.clone());
+    }
+
     fn has_topic(&self) -> bool {
         self.topic.is_some()
     }
 
-    fn finish(&mut self, _connect: &ConnectArgs) -> Result<(), ArgError> {
+    fn finish(&mut self, connect: &ConnectArgs) -> Result<(), ArgError> {
+        // A --config file's `topics:` and `default_*` settings apply where the
+        // command line says nothing: `-q` for the QoS, `-r` for the retain flag.
+        if let (Some(config), Some(topic)) = (&self.config_defaults, &self.topic) {
+            let (qos, retain) = config.publish_defaults(topic.as_str());
+            if !connect.qos_given {
+                self.qos = Some(qos);
+            }
+            self.retain |= retain;
+        }
         // "Both topic and message must be supplied" comes later, after -f and -s
         // have been read, as in mosquitto.
         Ok(())

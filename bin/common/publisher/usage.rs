@@ -19,14 +19,13 @@ const TEXT: &str = "\
 Usage: wren-pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}
                 {-f file | -l | -n | -m message | -s}
                 [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time]
-                [-A bind_address] [--nodelay]
+                [--nodelay]
                 [-i id] [-I id_prefix]
                 [-d] [--quiet]
                 [-M max_inflight]
                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
        wren-pub --help
 
- -A : bind the connection to this local address before connecting.
  -c : keep the session (do not clean it). Needs -i.
  -d : print each MQTT packet sent and received.
  -f : send the whole file as one message.
@@ -49,8 +48,11 @@ Usage: wren-pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
  -u : username.
  -V : MQTT version: mqttv311 (the default) or mqttv31.
  -x : session expiry interval; an MQTT 5 setting, without effect in MQTT 3.1.1.
+ --config : an hbmqtt client settings file (YAML: broker uri, keep_alive, will,
+            default_qos, auto_reconnect, ...); options given here win over it
+            (also --config-file).
  --help : print this text.
- --nodelay : send each packet at once (disable Nagle's algorithm).
+ --nodelay : send each packet at once (disable Nagle's algorithm); always on.
  --quiet : print no error messages once running.
  --repeat : with -m, -f, -s or -n, publish the message this many times.
  --repeat-delay : with --repeat, wait this many seconds (may be fractional)

@@ -2,7 +2,9 @@
 //! prints messages.
 
 pub mod clock;
+pub mod filter;
 pub mod json;
 pub mod options;
 pub mod output;
+pub mod signals;
 pub mod usage;

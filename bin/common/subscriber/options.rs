@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use wren::config::ClientConfig;
 use wren::protocol::TopicFilter;
 
 use crate::common::cli::{self, ArgError, Args, ConnectArgs, ToolOptions};
@@ -138,6 +139,10 @@ impl ToolOptions for SubOptions {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    fn apply_config(&mut self, _config: &ClientConfig) {
+        // hbmqtt's client settings hold nothing about subscribing or printing.
     }
 
     fn has_topic(&self) -> bool {

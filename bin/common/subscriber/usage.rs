@@ -21,13 +21,12 @@ Usage: wren-sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
                 [-C msg_count] [-E] [-R] [--retained-only] [--remove-retained] [-T filter_out] [-U topic ...]
                 [-F format]
                 [-W timeout_secs]
-                [-A bind_address] [--nodelay]
+                [--nodelay]
                 [-i id] [-I id_prefix]
                 [-d] [-N] [--quiet] [-v]
                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
        wren-sub --help
 
- -A : bind the connection to this local address before connecting.
  -c : keep the session: the broker remembers the subscriptions and queues QoS 1/2
       messages while the client is away. Needs -i.
  -C : disconnect and exit after this many messages (also -n and --count).
@@ -54,8 +53,11 @@ Usage: wren-sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
  -V : MQTT version: mqttv311 (the default) or mqttv31.
  -W : stop after this many seconds (exit code 27).
  -x : session expiry interval; an MQTT 5 setting, without effect in MQTT 3.1.1.
+ --config : an hbmqtt client settings file (YAML: broker uri, keep_alive, will,
+            default_qos, auto_reconnect, ...); options given here win over it
+            (also --config-file).
  --help : print this text.
- --nodelay : send each packet at once (disable Nagle's algorithm).
+ --nodelay : send each packet at once (disable Nagle's algorithm); always on.
  --pretty : indent the JSON of %j and %J.
  --quiet : print no error messages once running.
  --random-filter : print only this percentage of the messages, at random.
