@@ -113,6 +113,9 @@ fn wren_sub_refuses_bad_arguments_like_mosquitto_sub() {
             &["-t", "a", "--will-qos"],
             &["-t", "a", "--random-filter"],
             &["-t", "a", "--random-filter", "2000"],
+            &["-t", "a", "--cert", "c.pem"],
+            &["-t", "a", "--key", "k.pem"],
+            &["-t", "a", "--cafile"],
         ],
     );
 }
@@ -146,6 +149,7 @@ fn wren_pub_refuses_bad_arguments_like_mosquitto_pub() {
             &["-t", "a", "-n", "--will-retain"],
             &["-L", "mqtt://h"],
             &["-L", "ftp://h/t"],
+            &["-t", "a", "-n", "--cert", "c.pem"],
         ],
     );
 }

@@ -17,9 +17,13 @@
 //! `auto_reconnect`, ...). Its settings are defaults: any option on the command
 //! line wins, wherever it stands.
 //!
-//! Options wren does not support yet (MQTT 5 properties and `-V 5`, TLS, SOCKS
-//! proxies, Unix sockets, WebSocket) are refused with a message that says so,
-//! never silently ignored.
+//! TLS follows mosquitto's rules: `--cafile`, `--cert`, `--tls-use-os-certs`, an
+//! `mqtts://` URL or port 8883 turn it on, and without `-p` the port becomes 8883.
+//! hbmqtt's `ws://` and `wss://` URLs connect over WebSocket.
+//!
+//! Options wren does not support yet (MQTT 5 properties and `-V 5`, TLS-PSK,
+//! cipher lists, OpenSSL engines, SOCKS proxies, Unix sockets) are refused with a
+//! message that says so, never silently ignored.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -32,7 +36,7 @@ use std::time::Duration;
 use wren::config::ClientConfig;
 use wren::protocol::{ProtocolVersion, QoS, TopicName};
 
-use super::url;
+use super::url::{self, Scheme};
 
 /// A problem with the arguments, printed as mosquitto prints it: `Error: ...`, then
 /// (usually) a blank line and `Use 'wren-sub --help' to see usage.`. Exit code 1.
@@ -140,6 +144,37 @@ pub struct WillArgs {
     pub retain: bool,
 }
 
+/// The oldest TLS version to accept (`--tls-version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// `tlsv1`.
+    Tls10,
+    /// `tlsv1.1`.
+    Tls11,
+    /// `tlsv1.2`, the default.
+    Tls12,
+}
+
+/// TLS settings: `--cafile`, `--cert`, `--key`, `--insecure`, ...
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsArgs {
+    /// `--cafile` (hbmqtt: `--ca-file`): CA certificates to trust, PEM.
+    pub ca_file: Option<PathBuf>,
+    /// hbmqtt's `--ca-data`: CA certificates as PEM text.
+    pub ca_data: Option<String>,
+    /// `--cert`: client certificate, PEM.
+    pub cert: Option<PathBuf>,
+    /// `--key`: the client certificate's private key, PEM (PKCS #8).
+    pub key: Option<PathBuf>,
+    /// `--insecure`: do not check the broker's certificate. Stricter libraries
+    /// cannot skip the host name check alone, so this skips every check.
+    pub insecure: bool,
+    /// `--tls-use-os-certs`: use TLS, trusting the system's certificate authorities.
+    pub os_certs: bool,
+    /// `--tls-version`.
+    pub min_version: Option<TlsVersion>,
+}
+
 /// Reconnection settings from a `--config` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectArgs {
@@ -156,8 +191,14 @@ pub struct ReconnectArgs {
 pub struct ConnectArgs {
     /// `-h`, or the host of `-L`; `localhost` when absent.
     pub host: String,
-    /// `-p`, or the port of `-L`; 1883 when absent.
-    pub port: u16,
+    /// `-p`, or the port of `-L`; see [`ConnectArgs::effective_port`] when absent.
+    pub port: Option<u16>,
+    /// The scheme of `-L`: TCP unless it says otherwise.
+    pub scheme: Scheme,
+    /// The HTTP path of a `ws://` or `wss://` URL.
+    pub websocket_path: Option<String>,
+    /// TLS settings.
+    pub tls: TlsArgs,
     /// `-i`: the client identifier; absent means empty (the broker assigns one).
     pub client_id: Option<String>,
     /// `-I`: a prefix to which the process id is appended.
@@ -199,7 +240,10 @@ impl Default for ConnectArgs {
     fn default() -> ConnectArgs {
         ConnectArgs {
             host: "localhost".to_owned(),
-            port: 1883,
+            port: None,
+            scheme: Scheme::Mqtt,
+            websocket_path: None,
+            tls: TlsArgs::default(),
             client_id: None,
             id_prefix: None,
             clean_session: true,
@@ -221,6 +265,34 @@ impl Default for ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// Whether to use TLS: asked for by the URL, by a TLS option, or (as with
+    /// mosquitto) by connecting to port 8883.
+    pub fn uses_tls(&self) -> bool {
+        self.scheme.is_tls()
+            || self.tls.ca_file.is_some()
+            || self.tls.ca_data.is_some()
+            || self.tls.cert.is_some()
+            || self.tls.os_certs
+            || self.port == Some(8883)
+    }
+
+    /// How to connect, once TLS options are taken into account.
+    pub fn effective_scheme(&self) -> Scheme {
+        match (self.scheme, self.uses_tls()) {
+            (Scheme::Mqtt | Scheme::Mqtts, false) => Scheme::Mqtt,
+            (Scheme::Mqtt | Scheme::Mqtts, true) => Scheme::Mqtts,
+            (Scheme::Ws | Scheme::Wss, false) => Scheme::Ws,
+            (Scheme::Ws | Scheme::Wss, true) => Scheme::Wss,
+        }
+    }
+
+    /// The port to connect to: `-p`, else the default of the scheme (1883, 8883
+    /// with TLS, 80 or 443 for WebSocket).
+    pub fn effective_port(&self) -> u16 {
+        self.port
+            .unwrap_or_else(|| self.effective_scheme().default_port())
+    }
+
     /// The client identifier to connect with: `-i`, or `-I` followed by the process
     /// id, or empty so that the broker assigns one.
     pub fn effective_client_id(&self) -> String {
@@ -381,25 +453,23 @@ impl<T: ToolOptions> Parser<T> {
         if let Some(uri) = &config.broker.uri {
             let url = url::parse(uri)
                 .map_err(|e| ArgError::line(format!("--config: broker uri: {e}")))?;
-            if url.tls {
-                return Err(ArgError::line(
-                    "--config: TLS is not supported yet; use an mqtt:// broker uri.",
-                ));
-            }
             c.host = url.host;
-            c.port = url.port;
+            c.port = Some(url.port);
+            c.scheme = url.scheme;
+            c.websocket_path = url.websocket_path;
             c.username = url.username;
             c.password = url.password.map(String::into_bytes);
         }
-        if config.broker.cafile.is_some()
-            || config.broker.capath.is_some()
-            || config.broker.cadata.is_some()
-            || config.certfile.is_some()
-        {
+        if config.broker.capath.is_some() {
             return Err(ArgError::line(
-                "--config: TLS settings (cafile, capath, cadata, certfile) are not supported yet.",
+                "--config: capath (a directory of CA certificates) is not supported yet; use cafile.",
             ));
         }
+        c.tls.ca_file = config.broker.cafile.clone();
+        c.tls.ca_data = config.broker.cadata.clone();
+        c.tls.cert = config.certfile.clone();
+        c.tls.key = config.keyfile.clone();
+        c.tls.insecure = !config.check_hostname;
         c.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
         c.clean_session = config.clean_session;
         c.qos = config.default_qos;
@@ -518,9 +588,11 @@ impl<T: ToolOptions> Parser<T> {
             }
             "-p" | "--port" => {
                 let value = args.text("-p", "port")?;
-                c.port = parse_int(&value)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or_else(|| ArgError::line(format!("Invalid port given: {value}")))?;
+                c.port = Some(
+                    parse_int(&value)
+                        .and_then(|p| u16::try_from(p).ok())
+                        .ok_or_else(|| ArgError::line(format!("Invalid port given: {value}")))?,
+                );
             }
             "-P" | "--pw" => c.password = Some(args.bytes("-P", "password")?),
             "-q" | "--qos" => {
@@ -570,13 +642,46 @@ impl<T: ToolOptions> Parser<T> {
                 let value = args.text("-x", "session expiry interval")?;
                 c.session_expiry = Some(parse_session_expiry(&value)?);
             }
-            "--cafile" | "--capath" | "--cert" | "--key" | "--keyform" | "--ciphers"
-            | "--tls-version" | "--tls-alpn" | "--tls-engine" | "--tls-engine-kpass-sha1"
-            | "--psk" | "--psk-identity" | "--ca-file" | "--ca-path" | "--ca-data"
-            | "--tls-use-os-certs" | "--insecure" => {
+            "--cafile" | "--ca-file" => {
+                c.tls.ca_file = Some(PathBuf::from(OsString::from_vec(
+                    args.bytes("--cafile", "file")?,
+                )));
+            }
+            "--ca-data" => c.tls.ca_data = Some(args.text("--ca-data", "certificate")?),
+            "--cert" => {
+                c.tls.cert = Some(PathBuf::from(OsString::from_vec(args.bytes("--cert", "file")?)));
+            }
+            "--key" => {
+                c.tls.key = Some(PathBuf::from(OsString::from_vec(args.bytes("--key", "file")?)));
+            }
+            "--insecure" => c.tls.insecure = true,
+            "--tls-use-os-certs" => c.tls.os_certs = true,
+            "--tls-version" => {
+                let value = args.text("--tls-version", "version")?;
+                c.tls.min_version = Some(match value.as_str() {
+                    "tlsv1.2" => TlsVersion::Tls12,
+                    "tlsv1.1" => TlsVersion::Tls11,
+                    "tlsv1" => TlsVersion::Tls10,
+                    "tlsv1.3" => {
+                        return Err(ArgError::line(
+                            "--tls-version: requiring TLS 1.3 is not supported yet; TLS 1.3 is used whenever the broker offers it.",
+                        ))
+                    }
+                    _ => {
+                        return Err(ArgError::line(
+                            "Problem setting TLS options, check the options are valid.",
+                        ))
+                    }
+                });
+            }
+            "--capath" | "--ca-path" => {
                 return Err(ArgError::line(format!(
-                    "{option}: TLS is not supported yet; connect with mqtt:// on a plain port."
+                    "{option}: a directory of CA certificates is not supported yet; name a file with --cafile."
                 )))
+            }
+            "--ciphers" | "--tls-alpn" | "--tls-engine" | "--keyform" | "--tls-engine-kpass-sha1"
+            | "--psk" | "--psk-identity" => {
+                return Err(ArgError::line(format!("{option}: not supported yet.")))
             }
             "--proxy" => {
                 return Err(ArgError::line(
@@ -604,11 +709,6 @@ impl<T: ToolOptions> Parser<T> {
             url::UrlError::UnsupportedScheme => ArgError::spaced(e),
             _ => ArgError::line(format!("-L: {e}")),
         })?;
-        if url.tls {
-            return Err(ArgError::line(
-                "-L: TLS is not supported yet; use an mqtt:// URL.",
-            ));
-        }
         match url.topic {
             Some(topic) => self.tool.add_topic(topic, "-L topic")?,
             None => self.url_without_topic = true,
@@ -621,7 +721,9 @@ impl<T: ToolOptions> Parser<T> {
             c.password = Some(password.into_bytes());
         }
         c.host = url.host;
-        c.port = url.port;
+        c.port = Some(url.port);
+        c.scheme = url.scheme;
+        c.websocket_path = url.websocket_path;
         Ok(())
     }
 
@@ -635,6 +737,11 @@ impl<T: ToolOptions> Parser<T> {
         if c.will.retain && c.will.topic.is_none() {
             return Err(ArgError::line(
                 "Will retain given, but no will topic given.",
+            ));
+        }
+        if c.tls.cert.is_some() != c.tls.key.is_some() {
+            return Err(ArgError::line(
+                "Both certfile and keyfile must be provided if one of them is set.",
             ));
         }
         if !c.clean_session && (c.id_prefix.is_some() || c.client_id.is_none()) {
@@ -729,7 +836,7 @@ mod tests {
     fn defaults_are_mosquittos() {
         let (c, _) = run(&["-t", "a"]).unwrap();
         assert_eq!(c.host, "localhost");
-        assert_eq!(c.port, 1883);
+        assert_eq!(c.effective_port(), 1883);
         assert_eq!(c.keep_alive, 60);
         assert!(c.clean_session);
         assert_eq!(c.qos, QoS::AtMostOnce);
@@ -774,7 +881,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.host, "example");
-        assert_eq!(c.port, 1884);
+        assert_eq!(c.port, Some(1884));
         assert_eq!(c.client_id.as_deref(), Some("me"));
         assert!(!c.clean_session);
         assert_eq!(c.keep_alive, 30);
@@ -791,6 +898,39 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_chosen_as_mosquitto_chooses_it() {
+        let tls = |args: &[&str]| {
+            let (c, _) = run(args).unwrap();
+            (c.effective_scheme(), c.effective_port())
+        };
+        assert_eq!(tls(&["-t", "a"]), (Scheme::Mqtt, 1883));
+        assert_eq!(
+            tls(&["-t", "a", "--cafile", "ca.pem"]),
+            (Scheme::Mqtts, 8883)
+        );
+        assert_eq!(
+            tls(&["-t", "a", "--cafile", "ca.pem", "-p", "1"]),
+            (Scheme::Mqtts, 1)
+        );
+        assert_eq!(tls(&["-t", "a", "-p", "8883"]), (Scheme::Mqtts, 8883));
+        assert_eq!(
+            tls(&["-t", "a", "--tls-use-os-certs"]),
+            (Scheme::Mqtts, 8883)
+        );
+        assert_eq!(tls(&["-L", "mqtts://h/t"]), (Scheme::Mqtts, 8883));
+        assert_eq!(tls(&["--url", "ws://h/mqtt", "-t", "a"]), (Scheme::Ws, 80));
+        assert_eq!(
+            tls(&["--url", "wss://h:9001", "-t", "a"]),
+            (Scheme::Wss, 9001)
+        );
+        assert_eq!(
+            error(&["-t", "a", "--cert", "c.pem"]),
+            "Error: Both certfile and keyfile must be provided if one of them is set.\n\n\
+             Use 'wren-sub --help' to see usage.\n"
+        );
+    }
+
+    #[test]
     fn id_prefix_appends_the_process_id() {
         let (c, _) = run(&["-I", "pre-", "-t", "a"]).unwrap();
         assert_eq!(
@@ -802,7 +942,7 @@ mod tests {
     #[test]
     fn a_url_sets_host_port_credentials_and_topic() {
         let (c, tool) = run(&["-L", "mqtt://u:p@h:1999/x/y"]).unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("h", 1999));
+        assert_eq!((c.host.as_str(), c.port), ("h", Some(1999)));
         assert_eq!(c.username.as_deref(), Some("u"));
         assert_eq!(c.password.as_deref(), Some(&b"p"[..]));
         assert_eq!(tool.topics, ["x/y"]);
@@ -885,12 +1025,10 @@ mod tests {
             &["-V", "5"][..],
             &["-V", "mqttv5"],
             &["-D", "connect", "user-property", "a", "b"],
-            &["--cafile", "ca.pem"],
-            &["--insecure"],
+            &["--capath", "/etc/ssl/certs"],
+            &["--psk", "00"],
             &["--proxy", "socks5h://p"],
             &["--unix", "/tmp/s"],
-            &["-L", "mqtts://h/t"],
-            &["-L", "ws://h/t"],
             &["-A", "127.0.0.1"],
         ] {
             let text = error(args);
@@ -935,7 +1073,7 @@ mod tests {
         let file = path.to_str().unwrap();
         let (c, _) = run(&["-k", "45", "-t", "a", "--config", file]).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("example", 1999));
+        assert_eq!((c.host.as_str(), c.port), ("example", Some(1999)));
         assert_eq!(c.username.as_deref(), Some("u"));
         assert_eq!(c.keep_alive, 45, "the option wins, though it came first");
         assert_eq!(c.qos, QoS::ExactlyOnce);

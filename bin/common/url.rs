@@ -4,12 +4,56 @@
 //! topic from `-t`. wren accepts both: a URL without a path leaves the topic to `-t`
 //! (and the tool complains, in mosquitto's words, if none comes). The user and
 //! password are taken as written, without percent-decoding, as mosquitto does.
+//!
+//! `mqtts://` is MQTT over TLS (port 8883). hbmqtt's WebSocket URLs, `ws://` (port
+//! 80) and `wss://` (port 443), are accepted too; their path is the HTTP path of
+//! the WebSocket, not a topic.
+
+/// How a URL says to reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `mqtt://`: TCP.
+    Mqtt,
+    /// `mqtts://`: TLS.
+    Mqtts,
+    /// `ws://`: WebSocket.
+    Ws,
+    /// `wss://`: WebSocket over TLS.
+    Wss,
+}
+
+impl Scheme {
+    /// The scheme as written in a URL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Mqtt => "mqtt",
+            Scheme::Mqtts => "mqtts",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// The port used when the URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Mqtt => 1883,
+            Scheme::Mqtts => 8883,
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        }
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Mqtts | Scheme::Wss)
+    }
+}
 
 /// The parts of a broker URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
-    /// `mqtt` or `mqtts`.
-    pub tls: bool,
+    /// How to connect.
+    pub scheme: Scheme,
     /// Host name or address.
     pub host: String,
     /// The port written in the URL, or the scheme's default (1883, 8883).
@@ -18,17 +62,18 @@ pub struct BrokerUrl {
     pub username: Option<String>,
     /// Text after `:` in the user part.
     pub password: Option<String>,
-    /// The path after the first `/`, if the URL has one (it may be empty).
+    /// For `mqtt` and `mqtts`, the path after the first `/`, if the URL has one
+    /// (it may be empty).
     pub topic: Option<String>,
+    /// For `ws` and `wss`, the HTTP path, with its leading `/`, if not empty.
+    pub websocket_path: Option<String>,
 }
 
 /// Why a URL was not accepted; the text is mosquitto's where mosquitto has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// Not `mqtt://` or `mqtts://`.
+    /// Not `mqtt://`, `mqtts://`, `ws://` or `wss://`.
     UnsupportedScheme,
-    /// A `ws://` or `wss://` URL (hbmqtt's WebSocket transport).
-    WebSocket,
     /// The text after `:` is not a port number.
     BadPort(String),
     /// Nothing between `//` and the port or path.
@@ -39,9 +84,6 @@ impl std::fmt::Display for UrlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UrlError::UnsupportedScheme => f.write_str("unsupported URL scheme."),
-            UrlError::WebSocket => {
-                f.write_str("WebSocket URLs (ws://, wss://) are not supported yet; use mqtt://.")
-            }
             UrlError::BadPort(port) => write!(f, "Invalid port in URL: '{port}'."),
             UrlError::MissingHost => f.write_str("Invalid URL, the host is missing."),
         }
@@ -50,21 +92,24 @@ impl std::fmt::Display for UrlError {
 
 /// Splits `url` into its parts.
 pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
-    let (tls, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "mqtt://") {
-        (false, rest)
-    } else if let Some(rest) = strip_prefix_ignore_case(url, "mqtts://") {
-        (true, rest)
-    } else if strip_prefix_ignore_case(url, "ws://").is_some()
-        || strip_prefix_ignore_case(url, "wss://").is_some()
-    {
-        return Err(UrlError::WebSocket);
-    } else {
-        return Err(UrlError::UnsupportedScheme);
-    };
+    let (scheme, rest) = [Scheme::Mqtt, Scheme::Mqtts, Scheme::Ws, Scheme::Wss]
+        .into_iter()
+        .find_map(|scheme| {
+            strip_prefix_ignore_case(url, &format!("{}://", scheme.name()))
+                .map(|rest| (scheme, rest))
+        })
+        .ok_or(UrlError::UnsupportedScheme)?;
 
-    let (authority, topic) = match rest.split_once('/') {
-        Some((authority, topic)) => (authority, Some(topic.to_owned())),
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, Some(path)),
         None => (rest, None),
+    };
+    let (topic, websocket_path) = match scheme {
+        Scheme::Mqtt | Scheme::Mqtts => (path.map(str::to_owned), None),
+        Scheme::Ws | Scheme::Wss => (
+            None,
+            path.filter(|p| !p.is_empty()).map(|p| format!("/{p}")),
+        ),
     };
     // mosquitto splits at the first '@' and then at the first ':' of the user part.
     let (username, password, host_port) = match authority.split_once('@') {
@@ -74,25 +119,39 @@ pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
         },
         None => (None, None, authority),
     };
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = match host_port.split_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .map_err(|_| UrlError::BadPort(port.to_owned()))?,
-        ),
-        None => (host_port, default_port),
+    let default_port = scheme.default_port();
+    // An IPv6 address is written in brackets: mqtt://[::1]:1883/t.
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or(UrlError::MissingHost)?;
+        match after.strip_prefix(':') {
+            Some(port) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| UrlError::BadPort(port.to_owned()))?,
+            ),
+            None => (host, default_port),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| UrlError::BadPort(port.to_owned()))?,
+            ),
+            None => (host_port, default_port),
+        }
     };
     if host.is_empty() {
         return Err(UrlError::MissingHost);
     }
     Ok(BrokerUrl {
-        tls,
+        scheme,
         host: host.to_owned(),
         port,
         username: username.map(str::to_owned),
         password: password.map(str::to_owned),
         topic,
+        websocket_path,
     })
 }
 
@@ -112,12 +171,13 @@ mod tests {
         assert_eq!(
             url,
             BrokerUrl {
-                tls: false,
+                scheme: Scheme::Mqtt,
                 host: "broker.example".into(),
                 port: 1884,
                 username: Some("ann".into()),
                 password: Some("s3cret".into()),
                 topic: Some("a/b".into()),
+                websocket_path: None,
             }
         );
     }
@@ -126,14 +186,32 @@ mod tests {
     fn the_scheme_is_case_insensitive_and_chooses_the_default_port() {
         assert_eq!(parse("MQTT://h/t").unwrap().port, 1883);
         let tls = parse("mqtts://h/t").unwrap();
-        assert!(tls.tls);
-        assert_eq!(tls.port, 8883);
+        assert_eq!((tls.scheme, tls.port), (Scheme::Mqtts, 8883));
+        assert_eq!(parse("ws://h").unwrap().port, 80);
+        assert_eq!(parse("wss://h").unwrap().port, 443);
     }
 
     #[test]
     fn a_url_without_a_path_has_no_topic() {
         assert_eq!(parse("mqtt://h:1").unwrap().topic, None);
         assert_eq!(parse("mqtt://h/").unwrap().topic, Some(String::new()));
+    }
+
+    #[test]
+    fn a_websocket_path_is_not_a_topic() {
+        let url = parse("ws://h:8080/mqtt").unwrap();
+        assert_eq!(
+            (url.topic, url.websocket_path.as_deref()),
+            (None, Some("/mqtt"))
+        );
+        assert_eq!(parse("wss://h/").unwrap().websocket_path, None);
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let url = parse("mqtt://[::1]:1999/t").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("::1", 1999));
+        assert_eq!(parse("mqtt://[::1]/t").unwrap().port, 1883);
     }
 
     #[test]
@@ -146,7 +224,6 @@ mod tests {
     #[test]
     fn bad_urls_say_what_is_wrong() {
         assert_eq!(parse("http://h/t"), Err(UrlError::UnsupportedScheme));
-        assert_eq!(parse("ws://h/t"), Err(UrlError::WebSocket));
         assert_eq!(parse("mqtt://h:x/t"), Err(UrlError::BadPort("x".into())));
         assert_eq!(parse("mqtt://:1883/t"), Err(UrlError::MissingHost));
     }

@@ -90,6 +90,14 @@ pub fn wait(child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("cannot find a free port")
+        .port()
+}
+
 /// A mosquitto broker on a free loopback port, stopped when dropped.
 pub struct Broker {
     child: Child,
@@ -99,18 +107,15 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts a broker allowing anonymous clients, with `extra` configuration lines,
-    /// and waits until it accepts connections.
+    /// Starts a broker allowing anonymous clients, with `extra` configuration lines
+    /// (which may add listeners), and waits until its first listener accepts MQTT.
     pub fn start(test: &str, extra: &str) -> Broker {
         let mosquitto = mosquitto_program("mosquitto");
         let dir = scratch_dir(&format!("{test}-broker"));
         // Ask the kernel for a free port, then hand it to mosquitto. Another
         // program could take it in between; the readiness check below would then
         // fail loudly rather than test the wrong thing.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("cannot find a free port")
-            .port();
+        let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,

@@ -25,6 +25,8 @@ Usage: wren-sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
                 [-i id] [-I id_prefix]
                 [-d] [-N] [--quiet] [-v]
                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
+                [--cafile file [--cert file --key file] [--insecure] [--tls-version version]]
+                [--tls-use-os-certs] [--config file]
        wren-sub --help
 
  -c : keep the session: the broker remembers the subscriptions and queues QoS 1/2
@@ -34,14 +36,15 @@ Usage: wren-sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
  -E : exit as soon as the broker has acknowledged the subscriptions.
  -F : print each message with this template (see below).
  -h : broker host. Defaults to localhost.
- -i : client id. Defaults to none, which lets the broker choose one.
+ -i : client id. Defaults to a random wren-… id.
  -I : client id prefix; the process id is appended to it.
  -k : keep-alive interval in seconds, 5 to 65535. Defaults to 60.
- -L : broker and topic as a URL: mqtt://[username[:password]@]host[:port][/topic]
-      (also --url; without /topic, give -t).
+ -L : broker and topic as a URL: mqtt(s)://[username[:password]@]host[:port][/topic]
+      (also --url; without /topic, give -t). --url also takes ws:// and wss://
+      (WebSocket; the path is the HTTP path, /mqtt by default).
  -M : most QoS 1/2 messages in flight at once. Defaults to 20.
  -N : print no newline after each message.
- -p : broker port. Defaults to 1883.
+ -p : broker port. Defaults to 1883, or 8883 with TLS. Port 8883 turns TLS on.
  -P : password.
  -q : QoS to subscribe with, 0, 1 or 2. Defaults to 0.
  -R : do not print retained (stale) messages.
@@ -56,11 +59,18 @@ Usage: wren-sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
  --config : an hbmqtt client settings file (YAML: broker uri, keep_alive, will,
             default_qos, auto_reconnect, ...); options given here win over it
             (also --config-file).
+ --cafile : CA certificates (PEM) to trust; turns TLS on (also --ca-file;
+            --ca-data takes the PEM text itself).
+ --cert : client certificate (PEM), with --key.
+ --key : the client certificate's private key (PEM).
  --help : print this text.
+ --insecure : do not check the broker's certificate at all. For tests only.
  --nodelay : send each packet at once (disable Nagle's algorithm); always on.
  --pretty : indent the JSON of %j and %J.
  --quiet : print no error messages once running.
  --random-filter : print only this percentage of the messages, at random.
+ --tls-use-os-certs : use TLS, trusting the system's certificate authorities.
+ --tls-version : oldest TLS version to accept: tlsv1.2 (default), tlsv1.1, tlsv1.
  --retained-only : print only retained messages; exit at the first live one.
  --remove-retained : clear every retained message received (use -T to spare some).
  --version : print the version.
