@@ -94,9 +94,9 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
         let id = subscription.packet_id().map_or(0, |id| id.get());
         println!("Subscribed (mid: {id}): {}", granted.join(", "));
     }
-    if !options.unsubscribe.is_empty() {
-        let filters: Vec<&str> = options.unsubscribe.iter().map(|f| f.as_str()).collect();
-        if let Err(e) = client.unsubscribe_many(&filters) {
+    // One UNSUBSCRIBE per -U, in order, as mosquitto_sub sends them.
+    for filter in &options.unsubscribe {
+        if let Err(e) = client.unsubscribe(filter.as_str()) {
             return fail(&client, &report, &interrupt, &e);
         }
     }

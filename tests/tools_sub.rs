@@ -607,6 +607,7 @@ fn debug_output_matches_mosquitto_sub() {
     };
     assert_eq!(packets(&ours), packets(&theirs));
     for output in [&ours, &theirs] {
-        assert!(String::from_utf8_lossy(&output.stdout).contains("\nabc\n"));
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(printed.contains("\nabc\n"), "{printed}");
     }
 }
