@@ -22,15 +22,15 @@
 //! hbmqtt's `ws://` and `wss://` URLs connect over WebSocket.
 //!
 //! Options wren does not support yet (MQTT 5 properties and `-V 5`, TLS-PSK,
-//! cipher lists, OpenSSL engines, SOCKS proxies, Unix sockets) are refused with a
-//! message that says so, never silently ignored.
+//! cipher lists, OpenSSL engines, `--capath`, SOCKS proxies, Unix sockets, binding
+//! to a local address with `-A`) are refused with a message that says so, never
+//! silently ignored.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-
 use std::time::Duration;
 
 use wren::config::ClientConfig;

@@ -148,6 +148,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refusals_print_mosquittos_lines_and_exit_with_the_return_code() {
+        use wren::protocol::ConnectReturnCode;
+        let refused = Error::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert_eq!(
+            describe(&refused, Some("Error: The connection was refused.\n")),
+            (
+                "Connection error: Connection Refused: not authorised.\n\
+                 Error: The connection was refused.\n"
+                    .to_owned(),
+                5
+            )
+        );
+        let bad_password = Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword);
+        assert_eq!(
+            describe(&bad_password, None),
+            (
+                "Connection error: Connection Refused: bad user name or password.\n".to_owned(),
+                4
+            )
+        );
+    }
+
+    #[test]
     fn os_messages_read_like_strerror() {
         let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert_eq!(os_message(&refused), "Connection refused");
