@@ -373,3 +373,54 @@ fn debug_output_matches_mosquitto_pub() {
         );
     }
 }
+
+#[test]
+fn an_hbmqtt_config_file_sets_the_broker_and_publishing_defaults() {
+    let tools = Tools::new("pub-config", "");
+    let config = tools.file(
+        "client.yaml",
+        format!(
+            "broker:\n  uri: mqtt://127.0.0.1:{}\ndefault_qos: 1\n\
+             topics:\n  cfg/special: {{qos: 2, retain: true}}\n",
+            tools.port()
+        )
+        .as_bytes(),
+    );
+    // `same` adds -p; the file's uri names the same broker.
+    let publish = |args: &[&str]| {
+        let output = run(
+            command(wren_pub(), &tools.config)
+                .args(["--config", &config])
+                .args(args),
+            None,
+        );
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+    };
+    let stored = |topic: &str| {
+        let output = run(
+            command(mosquitto_program("mosquitto_sub"), &tools.config).args([
+                "-p",
+                &tools.port(),
+                "-t",
+                topic,
+                "-q",
+                "2",
+                "-F",
+                "%q|%r|%p",
+                "-W",
+                "1",
+            ]),
+            None,
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // default_qos applies; -r keeps the message for the check below.
+    publish(&["-t", "cfg/plain", "-m", "one", "-r"]);
+    assert_eq!(stored("cfg/plain"), "1|1|one\n");
+    // The topic's own defaults: QoS 2 and retained, without -q or -r.
+    publish(&["-t", "cfg/special", "-m", "two"]);
+    assert_eq!(stored("cfg/special"), "2|1|two\n");
+    // -q on the command line wins over the file.
+    publish(&["-t", "cfg/special", "-m", "three", "-q", "0"]);
+    assert_eq!(stored("cfg/special"), "0|1|three\n");
+}
