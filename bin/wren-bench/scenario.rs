@@ -99,6 +99,12 @@ fn topic_for(run: &PubSub, publisher: usize) -> String {
     }
 }
 
+/// A client id from the run's topic prefix: without `/`, which some brokers refuse in
+/// client identifiers.
+fn client_id(prefix: &str, role: &str, index: usize) -> String {
+    format!("{}-{role}-{index}", prefix.replace('/', "-"))
+}
+
 fn id(n: u64) -> PacketId {
     // 1..=65535, cycling; safe while fewer than 65535 are in flight.
     PacketId::new((n % 65_535 + 1) as u16).unwrap_or(PacketId::MIN)
@@ -120,7 +126,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     for index in 0..run.subscribers {
         let wire = Wire::connect(
             run.address,
-            &format!("{}-sub-{index}", run.prefix),
+            &client_id(&run.prefix, "sub", index),
             600,
             Duration::from_secs(10),
         )?;
@@ -139,7 +145,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     for index in 0..run.publishers {
         let wire = Wire::connect(
             run.address,
-            &format!("{}-pub-{index}", run.prefix),
+            &client_id(&run.prefix, "pub", index),
             600,
             Duration::from_secs(10),
         )?;
@@ -469,7 +475,7 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
                 // Keep-alive 0: no pings, so an idle broker has no reason to wake.
                 match Wire::connect(
                     run.address,
-                    &format!("{}-idle-{n}", run.prefix),
+                    &client_id(&run.prefix, "idle", n),
                     0,
                     Duration::from_secs(10),
                 ) {

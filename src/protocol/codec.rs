@@ -103,8 +103,10 @@ impl Decoder {
         if buffer.len() < packet_size {
             return Ok(None);
         }
-        buffer.advance(header.header_len);
-        let body = buffer.split_to(header.remaining_length).freeze();
+        // Split first and skip the header in the frozen `Bytes`, where skipping is a
+        // pointer bump.
+        let mut body = buffer.split_to(packet_size).freeze();
+        body.advance(header.header_len);
         decode_body(header.packet_type, header.flags, body).map(Some)
     }
 }
@@ -196,6 +198,33 @@ impl Reader {
         self.body.is_empty()
     }
 
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.body.len()
+    }
+
+    /// How many topic filters, each behind its length prefix and followed by
+    /// `trailer` more bytes, lie whole in the rest of the body; nothing is read or
+    /// checked.
+    ///
+    /// Lets a list be allocated once with room for what really arrived. The count
+    /// stops at an empty filter, which the decoder is about to refuse anyway
+    /// [MQTT-4.7.3-1], so it never exceeds the bytes received divided by
+    /// `3 + trailer`, however the peer fills the packet.
+    pub(crate) fn count_filters(&self, trailer: usize) -> usize {
+        let mut rest = &self.body[..];
+        let mut count = 0;
+        while let [high, low, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*high, *low]));
+            let Some(next) = tail.get(len + trailer..).filter(|_| len > 0) else {
+                break;
+            };
+            rest = next;
+            count += 1;
+        }
+        count
+    }
+
     fn truncated(&self, field: &'static str) -> DecodeError {
         DecodeError::Truncated {
             packet_type: self.packet_type,
@@ -225,35 +254,42 @@ impl Reader {
         })
     }
 
-    /// Binary data with a two-byte length prefix (section 1.5.3's layout, any bytes).
-    pub(crate) fn binary(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+    /// The two-byte length prefix of a field, checked against what is left.
+    fn prefixed_len(&mut self, field: &'static str) -> Result<usize, DecodeError> {
         let len = usize::from(self.u16(field)?);
         if self.body.len() < len {
             return Err(self.truncated(field));
         }
+        Ok(len)
+    }
+
+    /// Binary data with a two-byte length prefix (section 1.5.3's layout, any bytes).
+    pub(crate) fn binary(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+        let len = self.prefixed_len(field)?;
         Ok(self.body.split_to(len))
     }
 
     /// A UTF-8 string with a two-byte length prefix: well-formed and free of U+0000
     /// ([MQTT-1.5.3-1], [MQTT-1.5.3-2]).
     pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let bytes = self.binary(field)?;
-        let string = String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 {
-            packet_type: self.packet_type,
-            field,
-        })?;
-        if string.contains('\0') {
-            return Err(DecodeError::NullCharacter {
-                packet_type: self.packet_type,
-                field,
-            });
+        let len = self.prefixed_len(field)?;
+        let packet_type = self.packet_type;
+        // Checked in place and copied once, without sharing the packet's buffer: the
+        // owned `String` outlives it cheaply.
+        let raw = self.body.get(..len).ok_or(self.truncated(field))?;
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| DecodeError::InvalidUtf8 { packet_type, field })?;
+        if raw.contains(&0) {
+            return Err(DecodeError::NullCharacter { packet_type, field });
         }
+        let string = text.to_owned();
+        self.body.advance(len);
         Ok(string)
     }
 
     pub(crate) fn topic_name(&mut self, field: &'static str) -> Result<TopicName, DecodeError> {
         let bytes = self.binary(field)?;
-        TopicName::from_bytes(bytes.clone()).map_err(|error| {
+        TopicName::from_bytes(bytes).map_err(|(bytes, error)| {
             self.topic_error(field, error, &bytes, |packet_type, topic, error| {
                 DecodeError::InvalidTopicName {
                     packet_type,
@@ -264,9 +300,15 @@ impl Reader {
         })
     }
 
+    /// A topic filter, copied out of the packet: a subscription lives far longer
+    /// than the packet that made it, and a few bytes of filter must not keep the
+    /// whole read buffer they arrived in alive. (A PUBLISH topic, by contrast, lives
+    /// exactly as long as its payload, which shares that buffer anyway.)
     pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
-        let bytes = self.binary("topic filter")?;
-        TopicFilter::from_bytes(bytes.clone()).map_err(|error| {
+        let len = self.prefixed_len("topic filter")?;
+        let copy = Bytes::copy_from_slice(self.body.get(..len).unwrap_or_default());
+        self.body.advance(len);
+        TopicFilter::from_bytes(copy).map_err(|(bytes, error)| {
             self.topic_error(
                 "topic filter",
                 error,

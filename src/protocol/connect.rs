@@ -81,6 +81,12 @@ impl Connect {
         if self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::PasswordWithoutUsername);
         }
+        // Topics are checked when they are made; these two are plain strings, so
+        // check here what the receiver will check [MQTT-1.5.3-2].
+        check_no_null("client id", &self.client_id)?;
+        if let Some(username) = &self.username {
+            check_no_null("user name", username)?;
+        }
         let name = self.protocol.name();
         let mut len = field_len("protocol name", name.len())? + 1 + 1 + 2;
         len += field_len("client id", self.client_id.len())?;
@@ -130,6 +136,13 @@ impl Connect {
         }
         Ok(())
     }
+}
+
+fn check_no_null(field: &'static str, value: &str) -> Result<(), EncodeError> {
+    if value.contains('\0') {
+        return Err(EncodeError::NullCharacter { field });
+    }
+    Ok(())
 }
 
 pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
@@ -273,6 +286,23 @@ mod tests {
         let mut out = Vec::new();
         connect.encode(&mut out).unwrap();
         assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn a_null_character_in_client_id_or_user_name_is_refused_mqtt_1_5_3_2() {
+        let mut out = Vec::new();
+        let connect = Connect::new("a\0b");
+        assert_eq!(
+            connect.encode(&mut out),
+            Err(EncodeError::NullCharacter { field: "client id" })
+        );
+        let mut connect = Connect::new("c");
+        connect.username = Some("\0".into());
+        assert_eq!(
+            connect.encode(&mut out),
+            Err(EncodeError::NullCharacter { field: "user name" })
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

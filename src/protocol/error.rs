@@ -239,4 +239,13 @@ pub enum EncodeError {
     /// A CONNECT with a password but no user name [MQTT-3.1.2-22].
     #[error("CONNECT with a password needs a user name [MQTT-3.1.2-22]")]
     PasswordWithoutUsername,
+    /// A string field contains U+0000, which the receiver must treat as a protocol
+    /// violation [MQTT-1.5.3-2].
+    #[error(
+        "{field} contains the null character U+0000, which MQTT forbids in strings [MQTT-1.5.3-2]"
+    )]
+    NullCharacter {
+        /// The field.
+        field: &'static str,
+    },
 }

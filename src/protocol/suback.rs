@@ -66,7 +66,8 @@ impl SubAck {
 
 pub(crate) fn decode(reader: &mut Reader) -> Result<SubAck, DecodeError> {
     let packet_id = reader.packet_id()?;
-    let mut return_codes = Vec::new();
+    // One byte per return code: the rest of the body is the exact count.
+    let mut return_codes = Vec::with_capacity(reader.remaining());
     while !reader.is_empty() {
         let byte = reader.u8("return code")?;
         let code =

@@ -57,8 +57,9 @@ impl Subscribe {
 
 pub(crate) fn decode(reader: &mut Reader) -> Result<Subscribe, DecodeError> {
     let packet_id = reader.packet_id()?;
-    // No capacity from the peer's numbers: the vector grows with what really arrives.
-    let mut filters = Vec::new();
+    // One allocation, sized by the entries that really arrived (each takes at least
+    // four bytes), not by any number the peer wrote.
+    let mut filters = Vec::with_capacity(reader.count_filters(1));
     while !reader.is_empty() {
         let filter = reader.topic_filter()?;
         let requested = reader.u8("requested QoS")?;

@@ -22,8 +22,10 @@
 //! bytes: no case folding and no Unicode normalisation ([MQTT-4.7.3-4]).
 //!
 //! Both types are checked when they are made, so code that holds a [`TopicName`] or a
-//! [`TopicFilter`] never has to check again. They share their bytes with the packet
-//! they were decoded from, so cloning one does not copy the string.
+//! [`TopicFilter`] never has to check again. Cloning one never copies the string. A
+//! topic name decoded from a PUBLISH shares the packet's buffer with the payload; a
+//! decoded filter has its own few bytes, because a subscription outlives the packet
+//! that made it and should not keep that packet's buffer alive.
 
 use std::fmt;
 use std::ops::Deref;
@@ -47,56 +49,176 @@ impl Utf8Bytes {
         Utf8Bytes(Bytes::from(s.into_bytes()))
     }
 
-    /// Checks `bytes` is UTF-8 and wraps it; gives the bytes back if it is not.
-    fn try_from_bytes(bytes: Bytes) -> Result<Self, Bytes> {
-        if std::str::from_utf8(&bytes).is_ok() {
-            Ok(Utf8Bytes(bytes))
+    /// Wraps `bytes` if they are UTF-8 that passes `check`. On failure the bytes come
+    /// back with the reason: `None` for ill-formed UTF-8, else the rule broken.
+    fn try_from_bytes(
+        bytes: Bytes,
+        check: fn(&[u8]) -> Result<(), TopicError>,
+    ) -> Result<Self, (Bytes, Option<TopicError>)> {
+        if is_plain_ascii(&bytes) {
+            // Plain ASCII is UTF-8 and holds neither U+0000 nor a wildcard: only the
+            // length rules are left, and they are the same for names and filters.
+            return match check_len(bytes.len()) {
+                Ok(()) => Ok(Utf8Bytes(bytes)),
+                Err(error) => Err((bytes, Some(error))),
+            };
+        }
+        // The rules look at bytes (see `check_name`); UTF-8 needs checking only when
+        // something is not ASCII.
+        let checked = if bytes.is_ascii() || std::str::from_utf8(&bytes).is_ok() {
+            check(&bytes).map_err(Some)
         } else {
-            Err(bytes)
+            Err(None)
+        };
+        match checked {
+            Ok(()) => Ok(Utf8Bytes(bytes)),
+            Err(error) => Err((bytes, error)),
         }
     }
 
     fn as_str(&self) -> &str {
-        // SAFETY: every constructor above checks (or is given, as a `String`) valid
-        // UTF-8, and the bytes are never changed afterwards.
+        // SAFETY: every constructor above checks valid UTF-8 (plain ASCII is), or is
+        // given a `String`, and the bytes are never changed afterwards.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 }
 
-/// Rules that names and filters share: length and the null character.
-fn check_common(topic: &str) -> Result<(), TopicError> {
-    if topic.is_empty() {
+// Validation looks at bytes, not characters. U+0000, `#`, `+` and `/` are ASCII, and
+// in UTF-8 no byte of a multi-byte character is below 0x80, so a byte equal to one of
+// them is that character. The three that need a closer look are all at most `+`
+// (0x2B), so the loops skip letters, digits, `/` and every non-ASCII byte with one
+// comparison: every PUBLISH topic and every SUBSCRIBE filter goes through them.
+
+/// The length rules that names and filters share, for a topic of `len` bytes.
+fn check_len(len: usize) -> Result<(), TopicError> {
+    if len == 0 {
         return Err(TopicError::Empty);
     }
-    if topic.len() > MAX_STRING_LEN {
-        return Err(TopicError::TooLong(topic.len()));
-    }
-    if topic.contains('\0') {
-        return Err(TopicError::NullCharacter);
+    if len > MAX_STRING_LEN {
+        return Err(TopicError::TooLong(len));
     }
     Ok(())
 }
 
-fn check_name(topic: &str) -> Result<(), TopicError> {
-    check_common(topic)?;
-    if topic.contains(['+', '#']) {
+/// The lowest byte that never needs a closer look: `,` (0x2C), just above `+`.
+const ABOVE_WILDCARDS: u8 = b'+' + 1;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes as one word (`chunk` is eight bytes long).
+fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// Whether some byte of `x` is below 0x2C: the classic "has a byte less than n" test,
+/// `(x - n * ONES) & !x & HIGH`, whose answer is exact for n <= 128.
+fn has_low_byte(x: u64) -> bool {
+    x.wrapping_sub(ONES * u64::from(ABOVE_WILDCARDS)) & !x & HIGH != 0
+}
+
+/// Whether every byte is ASCII from `,` (0x2C) to DEL (0x7F): letters, digits, `/`,
+/// `-`, `_`, `.` and the like, which is what nearly every topic is made of. Such a
+/// string is UTF-8 and holds neither U+0000 nor a wildcard. Eight bytes at a time.
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    let plain = |x: u64| x & HIGH == 0 && !has_low_byte(x);
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .all(|&byte| (ABOVE_WILDCARDS..0x80).contains(&byte));
+    }
+    // Whole words, then the last eight bytes as one more word, overlapping the last
+    // whole word rather than going through the remainder byte by byte.
+    let chunks = bytes.chunks_exact(8);
+    let tail = &bytes[bytes.len() - 8..];
+    chunks.fold(true, |all, chunk| all & plain(word(chunk))) && plain(word(tail))
+}
+
+/// Calls `visit` with the index and value of every byte below 0x2C: U+0000, the two
+/// wildcards, and some punctuation that needs no closer look. Eight bytes with none
+/// of them are skipped at once.
+fn for_each_low_byte(
+    bytes: &[u8],
+    mut visit: impl FnMut(usize, u8) -> Result<(), TopicError>,
+) -> Result<(), TopicError> {
+    for (number, chunk) in bytes.chunks(8).enumerate() {
+        if chunk.len() == 8 && !has_low_byte(word(chunk)) {
+            continue;
+        }
+        for (offset, &byte) in chunk.iter().enumerate() {
+            if byte < ABOVE_WILDCARDS {
+                visit(number * 8 + offset, byte)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_name(topic: &[u8]) -> Result<(), TopicError> {
+    check_len(topic.len())?;
+    let mut wildcard = false;
+    for_each_low_byte(topic, |_, byte| match byte {
+        0 => Err(TopicError::NullCharacter),
+        b'+' | b'#' => {
+            wildcard = true; // reported unless a null character follows
+            Ok(())
+        }
+        _ => Ok(()),
+    })?;
+    if wildcard {
         return Err(TopicError::WildcardInTopicName);
     }
     Ok(())
 }
 
-fn check_filter(filter: &str) -> Result<(), TopicError> {
-    check_common(filter)?;
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return Err(TopicError::MisplacedMultiLevelWildcard);
+fn check_filter(filter: &[u8]) -> Result<(), TopicError> {
+    check_len(filter.len())?;
+    let mut misplaced = None;
+    for_each_low_byte(filter, |index, byte| {
+        match byte {
+            0 => return Err(TopicError::NullCharacter),
+            b'+' | b'#' if misplaced.is_none() && !fills_its_level(filter, index) => {
+                misplaced = Some(index); // reported unless a null character follows
+            }
+            _ => {}
         }
-        if level.contains('+') && level != "+" {
-            return Err(TopicError::MisplacedSingleLevelWildcard);
-        }
+        Ok(())
+    })?;
+    match misplaced {
+        Some(index) => Err(misplaced_wildcard(filter, index)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether the wildcard at `index` is where section 4.7.1 allows it: `+` alone in
+/// its level, `#` alone in the last level.
+fn fills_its_level(filter: &[u8], index: usize) -> bool {
+    let starts_level = index == 0 || filter[index - 1] == b'/';
+    let ends_level = index + 1 == filter.len() || filter[index + 1] == b'/';
+    match filter[index] {
+        b'#' => starts_level && index + 1 == filter.len(),
+        _ => starts_level && ends_level,
+    }
+}
+
+/// The error for the first misplaced wildcard, at `index`: a level holding `#` breaks
+/// [MQTT-4.7.1-2] whatever else it holds; otherwise it is a `+` breaking
+/// [MQTT-4.7.1-3].
+fn misplaced_wildcard(filter: &[u8], index: usize) -> TopicError {
+    let start = filter[..index]
+        .iter()
+        .rposition(|&byte| byte == b'/')
+        .map_or(0, |slash| slash + 1);
+    let end = filter[index..]
+        .iter()
+        .position(|&byte| byte == b'/')
+        .map_or(filter.len(), |slash| index + slash);
+    if filter[start..end].contains(&b'#') {
+        TopicError::MisplacedMultiLevelWildcard
+    } else {
+        TopicError::MisplacedSingleLevelWildcard
+    }
 }
 
 /// A valid topic name: what a PUBLISH is sent to. Non-empty, at most 65,535 bytes, no
@@ -117,15 +239,14 @@ impl TopicName {
     /// Checks `name` against the rules of section 4.7.
     pub fn new(name: impl Into<String>) -> Result<Self, TopicError> {
         let name = name.into();
-        check_name(&name)?;
+        check_name(name.as_bytes())?;
         Ok(TopicName(Utf8Bytes::from_string(name)))
     }
 
-    /// Checks decoded bytes; `Err(None)` means they are not UTF-8.
-    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, Option<TopicError>> {
-        let utf8 = Utf8Bytes::try_from_bytes(bytes).map_err(|_| None)?;
-        check_name(utf8.as_str()).map_err(Some)?;
-        Ok(TopicName(utf8))
+    /// Checks decoded bytes, sharing them on success and giving them back with the
+    /// reason on failure (`None`: not UTF-8).
+    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, (Bytes, Option<TopicError>)> {
+        Utf8Bytes::try_from_bytes(bytes, check_name).map(TopicName)
     }
 
     /// The name as a string slice.
@@ -159,15 +280,14 @@ impl TopicFilter {
     /// Checks `filter` against the rules of section 4.7.
     pub fn new(filter: impl Into<String>) -> Result<Self, TopicError> {
         let filter = filter.into();
-        check_filter(&filter)?;
+        check_filter(filter.as_bytes())?;
         Ok(TopicFilter(Utf8Bytes::from_string(filter)))
     }
 
-    /// Checks decoded bytes; `Err(None)` means they are not UTF-8.
-    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, Option<TopicError>> {
-        let utf8 = Utf8Bytes::try_from_bytes(bytes).map_err(|_| None)?;
-        check_filter(utf8.as_str()).map_err(Some)?;
-        Ok(TopicFilter(utf8))
+    /// Checks decoded bytes, sharing them on success and giving them back with the
+    /// reason on failure (`None`: not UTF-8).
+    pub(crate) fn from_bytes(bytes: Bytes) -> Result<Self, (Bytes, Option<TopicError>)> {
+        Utf8Bytes::try_from_bytes(bytes, check_filter).map(TopicFilter)
     }
 
     /// The filter as a string slice.

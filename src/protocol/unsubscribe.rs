@@ -39,7 +39,9 @@ impl Unsubscribe {
 
 pub(crate) fn decode(reader: &mut Reader) -> Result<Unsubscribe, DecodeError> {
     let packet_id = reader.packet_id()?;
-    let mut filters = Vec::new();
+    // One allocation, sized by the filters that really arrived (each takes at least
+    // three bytes), not by any number the peer wrote.
+    let mut filters = Vec::with_capacity(reader.count_filters(0));
     while !reader.is_empty() {
         filters.push(reader.topic_filter()?);
     }

@@ -1,0 +1,41 @@
+//! Errors of the broker.
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::storage::StorageError;
+
+/// Why a broker could not start.
+///
+/// Once running, a broker does not fail as a whole: a problem with one client closes
+/// that client's connection and is logged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener's address could not be bound: it is in use, needs privileges (ports
+    /// below 1024), or is not an address of this machine. Change `bind` of that
+    /// listener.
+    #[error("cannot listen on {addr} (listener '{listener}'): {source}")]
+    Bind {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The address it was asked to bind.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The configuration has no listener, so no client could ever connect.
+    #[error("the configuration has no listener; add one under 'listeners'")]
+    NoListeners,
+    /// The configuration asks for something the broker has no implementation of:
+    /// for instance a password file or ACL checks without a hook that applies them.
+    #[error("unsupported configuration: {0}")]
+    Config(String),
+    /// A broker thread could not be started (the process is out of threads or
+    /// memory).
+    #[error("cannot start the broker's {0} thread: {1}")]
+    Thread(String, #[source] io::Error),
+    /// The stored retained messages and sessions could not be loaded.
+    #[error("cannot load the broker's stored state: {0}")]
+    Storage(#[from] StorageError),
+}

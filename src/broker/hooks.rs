@@ -1,0 +1,417 @@
+//! Hooks: how an embedding program decides who may connect, publish and subscribe,
+//! and how it watches what the broker does. See [`Hook`].
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::protocol::{ConnectReturnCode, ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
+
+/// What a CONNECT asks for, as seen by [`Hook::authenticate`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// The client identifier (an assigned one if the client sent none).
+    pub client_id: String,
+    /// The user name, if the client gave one.
+    pub username: Option<String>,
+    /// The password, if the client gave one. Never logged.
+    pub password: Option<Bytes>,
+    /// Where the connection comes from.
+    pub remote_addr: SocketAddr,
+    /// The name of the listener it arrived on.
+    pub listener: String,
+    /// The MQTT version the client speaks.
+    pub protocol: ProtocolVersion,
+    /// Whether the client asked for a clean session.
+    pub clean_session: bool,
+}
+
+impl std::fmt::Debug for ConnectInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectInfo")
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("remote_addr", &self.remote_addr)
+            .field("listener", &self.listener)
+            .field("protocol", &self.protocol)
+            .field("clean_session", &self.clean_session)
+            .finish()
+    }
+}
+
+/// Who a connected client is, as seen by authorization checks and observers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client identifier.
+    pub client_id: String,
+    /// The user name the client authenticated with, if any.
+    pub username: Option<String>,
+    /// Where the connection comes from.
+    pub remote_addr: SocketAddr,
+    /// The name of the listener it arrived on.
+    pub listener: String,
+    /// The MQTT version the client speaks.
+    pub protocol: ProtocolVersion,
+}
+
+/// The answer of [`Hook::authenticate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthDecision {
+    /// Let the client in; later hooks are not asked.
+    Allow,
+    /// Refuse with this CONNACK return code (normally
+    /// [`ConnectReturnCode::BadUserNameOrPassword`] or
+    /// [`ConnectReturnCode::NotAuthorized`]); later hooks are not asked.
+    Deny(ConnectReturnCode),
+    /// No opinion: ask the next hook, or fall back to the configuration.
+    Defer,
+}
+
+/// An error inside a hook. The check it happened in denies.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HookError(pub String);
+
+impl HookError {
+    /// An error with a message for the log.
+    pub fn new(message: impl Into<String>) -> HookError {
+        HookError(message.into())
+    }
+}
+
+/// Why a client's connection ended, as told to [`Hook::on_disconnected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT; its will is discarded.
+    Disconnect,
+    /// The network connection closed or failed without a DISCONNECT.
+    ConnectionLost(String),
+    /// Nothing arrived for one and a half keep-alive periods [MQTT-3.1.2-24].
+    KeepAliveTimeout,
+    /// The client broke a rule of MQTT; the text says which.
+    ProtocolViolation(String),
+    /// Another connection took over the session with the same client identifier
+    /// [MQTT-3.1.4-2].
+    TakenOver,
+    /// The broker could not send to a client that stopped reading.
+    SlowConsumer,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+impl DisconnectReason {
+    /// Whether the client's will is published: always, except after DISCONNECT
+    /// ([MQTT-3.1.2-8], [MQTT-3.1.2-10]) or when the broker itself stops.
+    pub fn publishes_will(&self) -> bool {
+        !matches!(
+            self,
+            DisconnectReason::Disconnect | DisconnectReason::Shutdown
+        )
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisconnectReason::Disconnect => f.write_str("client sent DISCONNECT"),
+            DisconnectReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
+            DisconnectReason::KeepAliveTimeout => f.write_str("keep-alive timeout"),
+            DisconnectReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
+            DisconnectReason::TakenOver => {
+                f.write_str("session taken over by a new connection with the same client id")
+            }
+            DisconnectReason::SlowConsumer => {
+                f.write_str("client stopped reading and its outgoing queue is full")
+            }
+            DisconnectReason::Shutdown => f.write_str("broker shutting down"),
+        }
+    }
+}
+
+/// Decisions and observations an embedding program plugs into the broker.
+///
+/// Every method has a default: checks allow (authentication defers to the
+/// configuration) and observers do nothing. Implement what you need and register
+/// the hook with [`Broker::add_hook`](super::Broker::add_hook) or
+/// [`BrokerBuilder::hook`](super::BrokerBuilder::hook). Several hooks are asked in the
+/// order they were added:
+///
+/// - [`authenticate`](Hook::authenticate): the first hook that returns
+///   [`AuthDecision::Allow`] or [`AuthDecision::Deny`] decides. When every hook says
+///   [`AuthDecision::Defer`], the configuration decides: clients without a user name
+///   are let in only when `auth.allow_anonymous` is on, clients with one are let in.
+/// - [`authorize_subscribe`](Hook::authorize_subscribe) and
+///   [`authorize_publish`](Hook::authorize_publish): every hook must allow.
+/// - the `on_*` observers: every hook is told.
+///
+/// Checks fail closed: a hook that returns an error or panics denies, the panic is
+/// caught and logged, and the broker goes on serving everyone else.
+///
+/// Authentication runs on the connecting client's own thread, not on the router, so
+/// a slow password hash delays only that client. Authorization runs on the thread of
+/// the client that publishes or subscribes. Observers run on the router thread and
+/// must return quickly.
+///
+/// ```
+/// use wren::broker::{AuthDecision, ConnectInfo, Hook, HookError};
+/// use wren::protocol::ConnectReturnCode;
+///
+/// /// Lets in only the user "sensor" with the password "secret".
+/// struct OneUser;
+///
+/// impl Hook for OneUser {
+///     fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {
+///         match (connect.username.as_deref(), connect.password.as_deref()) {
+///             (Some("sensor"), Some(b"secret")) => Ok(AuthDecision::Allow),
+///             _ => Ok(AuthDecision::Deny(ConnectReturnCode::BadUserNameOrPassword)),
+///         }
+///     }
+/// }
+/// # let _ = OneUser;
+/// ```
+pub trait Hook: Send + Sync {
+    /// May this client connect? Runs on the client's connection thread.
+    fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {
+        let _ = connect;
+        Ok(AuthDecision::Defer)
+    }
+
+    /// May this client subscribe to `filter`? A refusal answers SUBACK 0x80 for that
+    /// filter [MQTT-3.9.3-1].
+    fn authorize_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
+        let _ = (client, filter);
+        true
+    }
+
+    /// May this client publish to `topic`? A refused PUBLISH is acknowledged as usual
+    /// and dropped, as MQTT 3.1.1 has no way to say no [MQTT-3.3.5-2]; a refused will
+    /// topic refuses the CONNECT with 0x05.
+    fn authorize_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        let _ = (client, topic);
+        true
+    }
+
+    /// A client's CONNECT was accepted.
+    fn on_connected(&self, client: &ClientInfo) {
+        let _ = client;
+    }
+
+    /// A client's connection ended.
+    fn on_disconnected(&self, client: &ClientInfo, reason: &DisconnectReason) {
+        let _ = (client, reason);
+    }
+
+    /// The broker accepted a message from a client (after the authorization check).
+    fn on_published(&self, client: &ClientInfo, publish: &Publish) {
+        let _ = (client, publish);
+    }
+
+    /// The broker handed a message to a subscriber's connection.
+    fn on_delivered(&self, client: &ClientInfo, publish: &Publish) {
+        let _ = (client, publish);
+    }
+
+    /// A client subscribed to `filter` and was granted `qos`.
+    fn on_subscribed(&self, client: &ClientInfo, filter: &TopicFilter, qos: QoS) {
+        let _ = (client, filter, qos);
+    }
+
+    /// A client unsubscribed from `filter`.
+    fn on_unsubscribed(&self, client: &ClientInfo, filter: &TopicFilter) {
+        let _ = (client, filter);
+    }
+}
+
+/// The registered hooks, shared by the connection threads and the router.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    hooks: Arc<RwLock<Vec<Arc<dyn Hook>>>>,
+}
+
+impl Hooks {
+    pub(crate) fn add(&self, hook: Arc<dyn Hook>) {
+        self.hooks.write().push(hook);
+    }
+
+    fn snapshot(&self) -> Vec<Arc<dyn Hook>> {
+        self.hooks.read().clone()
+    }
+
+    /// Runs the authentication chain; `None` means every hook deferred.
+    pub(crate) fn authenticate(&self, connect: &ConnectInfo) -> Option<AuthDecision> {
+        for hook in self.snapshot() {
+            let result = catch_unwind(AssertUnwindSafe(|| hook.authenticate(connect)));
+            match result {
+                Ok(Ok(AuthDecision::Defer)) => continue,
+                Ok(Ok(decision)) => return Some(decision),
+                Ok(Err(error)) => {
+                    log::warn!(
+                        "Authentication hook failed for client {}: {error}; refusing.",
+                        connect.client_id
+                    );
+                    return Some(AuthDecision::Deny(ConnectReturnCode::NotAuthorized));
+                }
+                Err(_) => {
+                    log::error!(
+                        "Authentication hook panicked for client {}; refusing.",
+                        connect.client_id
+                    );
+                    return Some(AuthDecision::Deny(ConnectReturnCode::NotAuthorized));
+                }
+            }
+        }
+        None
+    }
+
+    pub(crate) fn authorize_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
+        self.all_allow("subscribe", client, |hook| {
+            hook.authorize_subscribe(client, filter)
+        })
+    }
+
+    pub(crate) fn authorize_publish(&self, client: &ClientInfo, topic: &TopicName) -> bool {
+        self.all_allow("publish", client, |hook| {
+            hook.authorize_publish(client, topic)
+        })
+    }
+
+    fn all_allow(
+        &self,
+        what: &str,
+        client: &ClientInfo,
+        check: impl Fn(&dyn Hook) -> bool,
+    ) -> bool {
+        for hook in self.snapshot() {
+            match catch_unwind(AssertUnwindSafe(|| check(hook.as_ref()))) {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(_) => {
+                    log::error!(
+                        "Authorization hook ({what}) panicked for client {}; denying.",
+                        client.client_id
+                    );
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Tells every hook; a panicking observer is logged and skipped.
+    pub(crate) fn observe(&self, what: &str, notify: impl Fn(&dyn Hook)) {
+        // A snapshot, so an observer may itself register a hook without deadlocking.
+        for hook in self.snapshot() {
+            if catch_unwind(AssertUnwindSafe(|| notify(hook.as_ref()))).is_err() {
+                log::error!("A hook panicked in {what}; ignored.");
+            }
+        }
+    }
+
+    /// Whether any hook is registered (observers are skipped entirely when none is).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks.read().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            client_id: "c".into(),
+            username: None,
+            remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            listener: "test".into(),
+            protocol: ProtocolVersion::V3_1_1,
+        }
+    }
+
+    fn connect() -> ConnectInfo {
+        ConnectInfo {
+            client_id: "c".into(),
+            username: Some("u".into()),
+            password: None,
+            remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            listener: "test".into(),
+            protocol: ProtocolVersion::V3_1_1,
+            clean_session: true,
+        }
+    }
+
+    struct Panics;
+    impl Hook for Panics {
+        fn authenticate(&self, _: &ConnectInfo) -> Result<AuthDecision, HookError> {
+            panic!("boom")
+        }
+        fn authorize_publish(&self, _: &ClientInfo, _: &TopicName) -> bool {
+            panic!("boom")
+        }
+        fn on_connected(&self, _: &ClientInfo) {
+            panic!("boom")
+        }
+    }
+
+    struct Fails;
+    impl Hook for Fails {
+        fn authenticate(&self, _: &ConnectInfo) -> Result<AuthDecision, HookError> {
+            Err(HookError::new("database unreachable"))
+        }
+    }
+
+    struct AllowAll;
+    impl Hook for AllowAll {
+        fn authenticate(&self, _: &ConnectInfo) -> Result<AuthDecision, HookError> {
+            Ok(AuthDecision::Allow)
+        }
+    }
+
+    struct DenyTopic;
+    impl Hook for DenyTopic {
+        fn authorize_subscribe(&self, _: &ClientInfo, filter: &TopicFilter) -> bool {
+            filter.as_str() != "secret"
+        }
+    }
+
+    #[test]
+    fn no_hooks_means_no_opinion_and_everything_authorized() {
+        let hooks = Hooks::default();
+        assert_eq!(hooks.authenticate(&connect()), None);
+        assert!(hooks.authorize_publish(&client(), &TopicName::new("a").unwrap()));
+    }
+
+    #[test]
+    fn a_panicking_or_failing_hook_denies_invariant_5() {
+        for hook in [Arc::new(Panics) as Arc<dyn Hook>, Arc::new(Fails)] {
+            let hooks = Hooks::default();
+            hooks.add(hook);
+            hooks.add(Arc::new(AllowAll));
+            assert_eq!(
+                hooks.authenticate(&connect()),
+                Some(AuthDecision::Deny(ConnectReturnCode::NotAuthorized))
+            );
+        }
+        let hooks = Hooks::default();
+        hooks.add(Arc::new(Panics));
+        assert!(!hooks.authorize_publish(&client(), &TopicName::new("a").unwrap()));
+        hooks.observe("on_connected", |h| h.on_connected(&client()));
+    }
+
+    #[test]
+    fn the_first_decisive_hook_wins_and_every_hook_must_authorize() {
+        let hooks = Hooks::default();
+        hooks.add(Arc::new(DenyTopic));
+        hooks.add(Arc::new(AllowAll));
+        assert_eq!(hooks.authenticate(&connect()), Some(AuthDecision::Allow));
+        assert!(!hooks.authorize_subscribe(&client(), &TopicFilter::new("secret").unwrap()));
+        assert!(hooks.authorize_subscribe(&client(), &TopicFilter::new("open").unwrap()));
+    }
+}

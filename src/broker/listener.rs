@@ -1,0 +1,240 @@
+//! A listening socket and its accept thread.
+//!
+//! The thread accepts connections and hands each to `connection.rs`, refusing any
+//! beyond the listener's `max_connections`. It keeps a clone of every open socket so
+//! that shutdown can close them all, including those still in their CONNECT
+//! handshake, which the router does not know yet.
+//!
+//! A blocking `accept` cannot be interrupted, so [`Listener::stop`] sets a flag and
+//! then connects to the listener itself to wake it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::connection::{self, Closer, Shared};
+use super::error::Error;
+use super::event::ConnectionId;
+use super::stats::bump;
+use crate::config::ListenerConfig;
+
+/// How long shutdown waits for the connection threads of one listener to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of file descriptors, say) before trying again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The open sockets of one listener.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<HashMap<ConnectionId, Closer>>,
+    emptied: Condvar,
+}
+
+/// A bound listener and its accept thread.
+pub(crate) struct Listener {
+    name: String,
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Binds the listener's address and starts accepting.
+    pub(crate) fn start(config: &ListenerConfig, shared: Arc<Shared>) -> Result<Listener, Error> {
+        let bind_error = |source| Error::Bind {
+            listener: config.name.clone(),
+            addr: config.bind,
+            source,
+        };
+        let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let registry = Arc::new(Registry::default());
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let max_connections = config.max_connections;
+        let thread = {
+            let stop = stop.clone();
+            let registry = registry.clone();
+            thread::Builder::new()
+                .name(format!("wren-listen-{}", config.name))
+                .spawn(move || accept_loop(socket, name, max_connections, stop, registry, shared))
+                .map_err(|e| Error::Thread("listener".into(), e))?
+        };
+        log::info!(
+            "Opening listener {} on {} (max {} connections).",
+            config.name,
+            local_addr,
+            config.max_connections
+        );
+        Ok(Listener {
+            name: config.name.clone(),
+            local_addr,
+            stop,
+            registry,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and joins the accept thread.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // Wake the blocking accept with a connection of our own.
+        let wake = wake_address(self.local_addr);
+        match TcpStream::connect_timeout(&wake, Duration::from_secs(2)) {
+            Ok(_) => {
+                let _ = thread.join();
+            }
+            Err(error) => log::warn!(
+                "Cannot wake listener {} on {wake} to stop it ({error}); leaving its thread.",
+                self.name
+            ),
+        }
+    }
+
+    /// Closes every connection still open on this listener and waits (bounded) for
+    /// their threads to finish.
+    pub(crate) fn close_connections(&self) {
+        let mut open = self.registry.open.lock();
+        for closer in open.values() {
+            closer.close();
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while !open.is_empty() {
+            if self
+                .registry
+                .emptied
+                .wait_until(&mut open, deadline)
+                .timed_out()
+            {
+                log::warn!(
+                    "{} connection threads of listener {} did not finish in time.",
+                    open.len(),
+                    self.name
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Where to connect to reach a listener bound to `addr` from this machine.
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+fn accept_loop(
+    socket: TcpListener,
+    name: Arc<str>,
+    max_connections: usize,
+    stop: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let accepted = socket.accept();
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (stream, remote_addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                log::warn!("Listener {name}: accept failed: {error}.");
+                if error.kind() != io::ErrorKind::Interrupted {
+                    thread::sleep(ACCEPT_ERROR_PAUSE);
+                }
+                continue;
+            }
+        };
+        bump(&shared.counters.connections_accepted, 1);
+        if let Err(error) = serve(
+            stream,
+            remote_addr,
+            &name,
+            max_connections,
+            &registry,
+            &shared,
+        ) {
+            log::error!("Listener {name}: cannot serve {remote_addr}: {error}.");
+        }
+    }
+    log::info!("Listener {name} closed.");
+}
+
+fn serve(
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    name: &Arc<str>,
+    max_connections: usize,
+    registry: &Arc<Registry>,
+    shared: &Arc<Shared>,
+) -> io::Result<()> {
+    let id = shared.next_connection_id();
+    let stream = Arc::new(stream);
+    {
+        let mut open = registry.open.lock();
+        if open.len() >= max_connections {
+            log::warn!(
+                "Listener {name}: refusing {remote_addr}, {max_connections} connections already open."
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        if !shared.admit() {
+            log::warn!(
+                "Listener {name}: refusing {remote_addr}, the broker holds the {} connections \
+                 this system allows (raise vm.max_map_count for more).",
+                shared.max_open()
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        open.insert(id, Closer::new(&stream));
+    }
+    let on_exit = {
+        let registry = registry.clone();
+        let shared = shared.clone();
+        move || {
+            shared.release();
+            let mut open = registry.open.lock();
+            open.remove(&id);
+            if open.is_empty() {
+                registry.emptied.notify_all();
+            }
+        }
+    };
+    let spawned = connection::spawn(
+        stream,
+        remote_addr,
+        name.clone(),
+        id,
+        shared.clone(),
+        on_exit,
+    );
+    if spawned.is_err() {
+        shared.release();
+        if let Some(closer) = registry.open.lock().remove(&id) {
+            closer.close();
+        }
+    }
+    spawned
+}

@@ -1,0 +1,384 @@
+//! An MQTT 3.1 / 3.1.1 broker to embed in a program, or to run as `wren-broker`.
+//!
+//! ```
+//! use wren::broker::Broker;
+//! use wren::config::BrokerConfig;
+//!
+//! // Port 0 picks a free port; `local_addr` says which.
+//! let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+//! println!("MQTT broker listening on {}", broker.local_addr());
+//! broker.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Threads
+//!
+//! ```text
+//!            listener thread (one per listener: accept, spawn)
+//!                    |
+//!   socket --> reader thread --Event--> [router inbox] --> router thread
+//!   socket <-- writer thread <--packet-- [outbox] <-------/  (sessions, subscriptions,
+//!                                                              retained, $SYS)
+//! ```
+//!
+//! - `listener.rs`: one thread per listener accepts sockets and enforces
+//!   `max_connections`.
+//! - `connection.rs`: each connection has a reader thread (CONNECT handshake,
+//!   authentication, keep-alive, decoding) and a writer thread (batched writes).
+//! - `router.rs`: one thread owns every session, the subscription tree (`subs.rs`),
+//!   the retained messages (`retain.rs`) and `$SYS` (`sys.rs`). It never waits on a
+//!   connection: outboxes are bounded and written with `try_send`.
+//! - `session.rs`: the QoS 1/2 state of one client, as plain data.
+//! - `hooks.rs`: authentication, authorization and observers for embedding programs.
+//! - `storage.rs`: where retained messages and persistent sessions are saved.
+//!
+//! # Limits
+//!
+//! Memory is bounded by [`Limits`](crate::config::Limits): the largest packet, the
+//! inflight window and queue of each session, and the connections of each listener.
+//! A message dropped because of a limit is logged and counted in
+//! [`Stats::publish_dropped`].
+
+mod connection;
+mod error;
+mod event;
+mod hooks;
+mod listener;
+mod retain;
+mod router;
+mod session;
+mod stats;
+mod storage;
+mod subs;
+mod sys;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+pub use error::Error;
+pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
+pub use stats::Stats;
+pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
+
+use connection::Shared;
+use event::Event;
+use hooks::Hooks;
+use listener::Listener;
+use router::RouterState;
+use stats::Counters;
+
+use crate::config::{BrokerConfig, ListenerKind};
+
+/// Events the router's inbox holds before connection threads wait to add more. A
+/// publisher faster than the router is slowed by TCP backpressure, not by memory.
+const ROUTER_INBOX_CAPACITY: usize = 4096;
+
+/// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
+///
+/// ```
+/// use wren::broker::Broker;
+/// use wren::config::BrokerConfig;
+///
+/// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+/// let addr = broker.local_addr();
+/// // Clients can now connect to `addr`.
+/// assert_eq!(broker.stats().connected_clients, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Broker {
+    listeners: Vec<Listener>,
+    router: Option<thread::JoinHandle<()>>,
+    inbox: Sender<Event>,
+    hooks: Hooks,
+    counters: Arc<Counters>,
+    started: Instant,
+}
+
+/// Configures a broker with hooks and a store before starting it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use wren::broker::{Broker, ClientInfo, Hook, MemoryStorage};
+/// use wren::config::BrokerConfig;
+/// use wren::protocol::TopicFilter;
+///
+/// /// Nobody may subscribe to everything at once.
+/// struct NoHash;
+/// impl Hook for NoHash {
+///     fn authorize_subscribe(&self, _: &ClientInfo, filter: &TopicFilter) -> bool {
+///         filter.as_str() != "#"
+///     }
+/// }
+///
+/// let broker = Broker::builder(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))
+///     .hook(Arc::new(NoHash))
+///     .storage(Box::new(MemoryStorage::new()))
+///     .start()?;
+/// # drop(broker);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct BrokerBuilder {
+    config: BrokerConfig,
+    hooks: Vec<Arc<dyn Hook>>,
+    storage: Option<Box<dyn Storage>>,
+}
+
+impl BrokerBuilder {
+    /// Adds a hook; hooks are asked in the order they are added.
+    pub fn hook(mut self, hook: Arc<dyn Hook>) -> BrokerBuilder {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Uses `storage` for retained messages and persistent sessions instead of
+    /// [`MemoryStorage`]. What it holds is loaded at start.
+    pub fn storage(mut self, storage: Box<dyn Storage>) -> BrokerBuilder {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Binds every listener and starts the broker's threads. Returns once clients
+    /// can connect.
+    pub fn start(self) -> Result<Broker, Error> {
+        let BrokerBuilder {
+            config,
+            hooks: hook_list,
+            storage,
+        } = self;
+        if config.listeners.is_empty() {
+            return Err(Error::NoListeners);
+        }
+        check_supported(&config, !hook_list.is_empty(), storage.is_some())?;
+        let hooks = Hooks::default();
+        for hook in hook_list {
+            hooks.add(hook);
+        }
+        let counters = Arc::new(Counters::default());
+        let storage = storage.unwrap_or_else(|| Box::new(MemoryStorage::new()));
+        let state = RouterState::new(
+            config.limits.clone(),
+            &config.sys,
+            hooks.clone(),
+            counters.clone(),
+            storage,
+        )?;
+
+        let (inbox, inbox_rx) = crossbeam_channel::bounded(ROUTER_INBOX_CAPACITY);
+        let shared = Arc::new(Shared::new(
+            inbox.clone(),
+            hooks.clone(),
+            config.limits.clone(),
+            config.auth.clone(),
+            counters.clone(),
+        ));
+
+        // Bind everything before any thread runs, so a failure leaves nothing behind.
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            match Listener::start(listener, shared.clone()) {
+                Ok(started) => listeners.push(started),
+                Err(error) => {
+                    for mut started in listeners {
+                        started.stop();
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        let router = thread::Builder::new()
+            .name("wren-router".into())
+            .spawn(move || router::run(state, inbox_rx));
+        let router = match router {
+            Ok(router) => router,
+            Err(error) => {
+                for mut started in listeners {
+                    started.stop();
+                }
+                return Err(Error::Thread("router".into(), error));
+            }
+        };
+        let configured: usize = config
+            .listeners
+            .iter()
+            .map(|l| l.max_connections)
+            .fold(0, usize::saturating_add);
+        if config.sys.amqtt_compat {
+            log::warn!(
+                "sys-amqtt-compat is set, but only mosquitto's $SYS topics are published; ignored."
+            );
+        }
+        if shared.max_open() < configured {
+            log::info!(
+                "This system can serve about {} connections at once (vm.max_map_count); more are refused.",
+                shared.max_open()
+            );
+        }
+        Ok(Broker {
+            listeners,
+            router: Some(router),
+            inbox,
+            hooks,
+            counters,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// Refuses settings the broker would otherwise ignore. Each would make it do less
+/// than the configuration says: let in users a password file should keep out, skip
+/// ACL checks, lose sessions that should persist, or accept plain TCP where TLS was
+/// asked for.
+fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) -> Result<(), Error> {
+    if !has_hooks {
+        if config.auth.password_file.is_some() {
+            return Err(Error::Config(
+                "auth.password-file is set but no authentication hook is registered to check it"
+                    .into(),
+            ));
+        }
+        if config.topic_check.enabled || config.topic_check.acl_file.is_some() {
+            return Err(Error::Config(
+                "topic-check is enabled but no authorization hook is registered to apply it".into(),
+            ));
+        }
+    }
+    if config.persistence.enabled && !has_storage {
+        return Err(Error::Config(
+            "persistence is enabled but no store is given (BrokerBuilder::storage); \
+             without one, sessions and retained messages would last only until shutdown"
+                .into(),
+        ));
+    }
+    for listener in &config.listeners {
+        if listener.tls.is_some() || listener.kind != ListenerKind::Tcp {
+            return Err(Error::Config(format!(
+                "listener '{}': TLS and WebSocket listeners are not supported by the broker yet; \
+                 use a plain TCP listener",
+                listener.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Starts a broker with no hooks and in-memory storage. See [`Broker::builder`]
+    /// for more.
+    ///
+    /// Every listener is bound before this returns, so clients can connect at once:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::net::TcpStream;
+    /// use wren::broker::Broker;
+    /// use wren::config::BrokerConfig;
+    /// use wren::protocol::{Connect, Packet};
+    ///
+    /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+    ///
+    /// let mut socket = TcpStream::connect(broker.local_addr())?;
+    /// let mut connect = Vec::new();
+    /// Packet::Connect(Connect::new("doc-client")).encode(&mut connect)?;
+    /// socket.write_all(&connect)?;
+    /// let mut connack = [0u8; 4];
+    /// socket.read_exact(&mut connack)?;
+    /// assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]); // accepted, no session present
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(config: BrokerConfig) -> Result<Broker, Error> {
+        Broker::builder(config).start()
+    }
+
+    /// A builder, to add hooks or a store before starting.
+    pub fn builder(config: BrokerConfig) -> BrokerBuilder {
+        BrokerBuilder {
+            config,
+            hooks: Vec::new(),
+            storage: None,
+        }
+    }
+
+    /// The address of the first listener, with its real port.
+    pub fn local_addr(&self) -> SocketAddr {
+        // `start` refuses a configuration without listeners.
+        self.listeners[0].local_addr()
+    }
+
+    /// The addresses of all listeners, in configuration order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(Listener::local_addr).collect()
+    }
+
+    /// Adds a hook to a running broker. It applies to connections and packets from
+    /// now on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wren::broker::{Broker, ClientInfo, Hook};
+    /// use wren::config::BrokerConfig;
+    ///
+    /// struct LogConnections;
+    /// impl Hook for LogConnections {
+    ///     fn on_connected(&self, client: &ClientInfo) {
+    ///         println!("{} connected from {}", client.client_id, client.remote_addr);
+    ///     }
+    /// }
+    ///
+    /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+    /// broker.add_hook(Arc::new(LogConnections));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_hook(&self, hook: Arc<dyn Hook>) {
+        self.hooks.add(hook);
+    }
+
+    /// A snapshot of the broker's counters.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot(self.started.elapsed())
+    }
+
+    /// Stops the broker: closes the listeners, disconnects every client (wills are
+    /// not published: the clients did nothing wrong), saves persistent sessions and
+    /// retained messages, flushes the store, and joins every thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(router) = self.router.take() else {
+            return;
+        };
+        log::info!("Broker shutting down.");
+        for listener in &mut self.listeners {
+            listener.stop();
+        }
+        // The router disconnects the clients it knows, saves, and returns.
+        if self.inbox.send(Event::Shutdown).is_ok() {
+            let _ = router.join();
+        }
+        // Then any connection still in its CONNECT handshake.
+        for listener in &self.listeners {
+            listener.close_connections();
+        }
+        log::info!("Broker stopped.");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("local_addrs", &self.local_addrs())
+            .field("running", &self.router.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,1599 @@
+//! The router: one thread that owns all broker state.
+//!
+//! Sessions (connected and offline), the subscription tree, retained messages and the
+//! `$SYS` counters live in one [`RouterState`], touched only by the router thread, so
+//! none of it needs a lock. Connection threads reach it through [`Event`]s in a
+//! bounded inbox; it answers by `try_send`ing packets into each connection's bounded
+//! outbox, and never waits on one (DESIGN invariant 1):
+//!
+//! - a QoS 0 message for a connection whose outbox is full is dropped and counted;
+//! - a QoS 1/2 message waits in its session (inflight window, then queue) and moves on
+//!   as acknowledgements arrive; a session whose queue is full drops and counts;
+//! - a reply (PUBACK, SUBACK, ...) that does not fit means the client stopped reading:
+//!   that connection is closed [MQTT-4.8.0-2].
+//!
+//! A publisher is paced by its subscribers, as MQTT allows: while a message of its
+//! has gone to a session that is behind (half its queue used) yet still
+//! acknowledging, its PUBACK or PUBREC is held back. As that session's queue drains
+//! below half, held acknowledgements go out one per freed slot, in turn across the
+//! waiting publishers. A client that respects its own inflight window then publishes
+//! no faster than its slowest working subscriber reads, and nothing is dropped
+//! unless the publishers' windows together exceed the other half of the queue. A
+//! session that stops acknowledging for [`STALL_TIMEOUT`] no longer holds anyone
+//! back: its queue fills and drops, and the others go on.
+//!
+//! The thread blocks for one event, then handles whatever else is already waiting
+//! before it publishes its statistics: under load it works in batches, and when idle
+//! it sleeps until the next event or `$SYS` tick.
+//!
+//! `RouterState::handle` is plain code over plain data: the tests at the bottom drive
+//! it with events and read the outboxes, with no thread and no socket.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::connection::Closer;
+use super::event::{ConnectionId, Event, NewConnection, Outbox, SendFailure};
+use super::hooks::{ClientInfo, DisconnectReason, Hooks};
+use super::retain::RetainedMessages;
+use super::session::{Delivery, Footprint, Inflight, Session};
+use super::stats::{bump, Counters, Gauges};
+use super::storage::{Storage, StorageError, StoredInflight, StoredSession};
+use super::subs::{ClientKey, SubscriptionTree};
+use super::sys::{SysExtra, SysTopics};
+use crate::config::{Limits, SysConfig};
+use crate::protocol::{
+    ConnAck, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
+    SubAck, Subscribe, SubscribeReturnCode, TopicName, UnsubAck, Unsubscribe, Will,
+};
+
+/// How long a session may go without acknowledging anything before it stops
+/// pacing its publishers (see the module documentation).
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What became of one message for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Handed to the connection.
+    Sent,
+    /// Waiting in the session's queue.
+    Queued,
+    /// Dropped by a limit, and counted.
+    Dropped,
+    /// Nobody to give it to: no session, or QoS 0 for an offline one.
+    Skipped,
+}
+
+/// The router's view of a connected client.
+struct Connection {
+    client_key: ClientKey,
+    info: ClientInfo,
+    will: Option<Will>,
+    outbox: Outbox,
+    closer: Closer,
+    /// PUBACK and PUBREC packets held back to pace this publisher, in order.
+    held_acks: VecDeque<Packet>,
+    /// The sessions those acknowledgements wait for.
+    waiting_on: HashSet<ClientKey>,
+}
+
+/// A session and the connection currently attached to it, if any.
+struct SessionEntry {
+    session: Session,
+    connection: Option<ConnectionId>,
+    /// When the client last showed it is working: it acknowledged a message,
+    /// connected, or was sent one with nothing else unacknowledged.
+    last_progress: Instant,
+}
+
+/// All broker state, and the rules that change it.
+pub(crate) struct RouterState {
+    sessions: HashMap<ClientKey, SessionEntry>,
+    connections: HashMap<ConnectionId, Connection>,
+    subscriptions: SubscriptionTree,
+    retained: RetainedMessages,
+    storage: Box<dyn Storage>,
+    hooks: Hooks,
+    limits: Limits,
+    counters: Arc<Counters>,
+    /// Sum of every session's footprint, kept up to date as sessions change.
+    held: Footprint,
+    maximum_sessions: u64,
+    connects: u64,
+    sys: Option<SysTopics>,
+    started: Instant,
+    /// Connections to close once the current event is handled (closing one can
+    /// publish its will, which must not happen in the middle of another delivery).
+    to_close: Vec<(ConnectionId, DisconnectReason)>,
+    /// Sessions that are behind, with the publishers whose acknowledgements wait
+    /// for them.
+    behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
+    /// When to look for sessions in `behind` that stopped acknowledging.
+    stall_check: Option<Instant>,
+    /// [`STALL_TIMEOUT`], except in tests.
+    stall_timeout: Duration,
+}
+
+impl RouterState {
+    /// Loads the stored retained messages and persistent sessions.
+    pub(crate) fn new(
+        limits: Limits,
+        sys: &SysConfig,
+        hooks: Hooks,
+        counters: Arc<Counters>,
+        mut storage: Box<dyn Storage>,
+    ) -> Result<RouterState, StorageError> {
+        let now = Instant::now();
+        let retained_messages = storage.load_retained()?;
+        let stored_sessions = storage.load_sessions()?;
+        let mut state = RouterState {
+            sessions: HashMap::new(),
+            connections: HashMap::new(),
+            subscriptions: SubscriptionTree::default(),
+            retained: RetainedMessages::default(),
+            storage,
+            hooks,
+            limits,
+            counters,
+            held: Footprint::default(),
+            maximum_sessions: 0,
+            connects: 0,
+            sys: SysTopics::new(sys.interval, now),
+            started: now,
+            to_close: Vec::new(),
+            behind: HashMap::new(),
+            stall_check: None,
+            stall_timeout: STALL_TIMEOUT,
+        };
+        for message in retained_messages {
+            state.retained.apply(&message);
+        }
+        for stored in stored_sessions {
+            state.restore_session(stored);
+        }
+        if !state.sessions.is_empty() || state.retained.len() > 0 {
+            log::info!(
+                "Loaded {} persistent sessions and {} retained messages.",
+                state.sessions.len(),
+                state.retained.len()
+            );
+        }
+        state.publish_gauges();
+        Ok(state)
+    }
+
+    fn restore_session(&mut self, stored: StoredSession) {
+        let key: ClientKey = Arc::from(stored.client_id.as_str());
+        let mut session = Session::new(
+            false,
+            self.limits.max_inflight_messages,
+            self.limits.max_queued_messages,
+        );
+        for (filter, qos) in stored.subscriptions {
+            self.subscriptions.subscribe(&key, &filter, qos);
+            session.subscriptions.insert(filter, qos);
+        }
+        let inflight = stored
+            .inflight
+            .into_iter()
+            .map(|entry| match entry {
+                StoredInflight::Publish(publish) => Inflight::Publish(publish),
+                StoredInflight::PubRel(id) => Inflight::PubRel(id),
+            })
+            .collect();
+        session.restore(inflight, stored.queued, stored.awaiting_pubrel);
+        add_footprint(&mut self.held, session.footprint());
+        self.sessions.insert(
+            key,
+            SessionEntry {
+                session,
+                connection: None,
+                last_progress: Instant::now(),
+            },
+        );
+    }
+
+    /// When the router must wake up even without events (the next `$SYS` tick).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let sys = self.sys.as_ref().map(SysTopics::deadline);
+        match (sys, self.stall_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Handles one event. Returns `false` for [`Event::Shutdown`].
+    pub(crate) fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Connect(new) => self.connect(*new),
+            Event::Publish {
+                connection,
+                publish,
+                authorized,
+            } => self.client_publish(connection, publish, authorized),
+            Event::Subscribe {
+                connection,
+                subscribe,
+                authorized,
+            } => self.subscribe(connection, subscribe, authorized),
+            Event::Packet { connection, packet } => self.packet(connection, packet),
+            Event::Disconnect { connection, reason } => self.disconnect(connection, reason),
+            Event::Shutdown => {
+                self.shutdown();
+                return false;
+            }
+        }
+        while let Some((connection, reason)) = self.to_close.pop() {
+            self.disconnect(connection, reason);
+        }
+        true
+    }
+
+    // --- CONNECT and DISCONNECT ------------------------------------------------
+
+    fn connect(&mut self, new: NewConnection) {
+        let NewConnection {
+            id,
+            connect,
+            client,
+            outbox,
+            closer,
+        } = new;
+        let key: ClientKey = Arc::from(connect.client_id.as_str());
+
+        // Takeover: the session's current connection is closed, as if the network had
+        // failed, so its will is published [MQTT-3.1.4-2].
+        if let Some(old) = self.sessions.get(&key).and_then(|entry| entry.connection) {
+            self.disconnect(old, DisconnectReason::TakenOver);
+        }
+
+        let session_present = if connect.clean_session {
+            // A clean session throws away whatever was stored [MQTT-3.1.2-6].
+            if self.sessions.contains_key(&key) {
+                self.remove_session(&key);
+            }
+            self.insert_session(&key, true);
+            false
+        } else if self.sessions.contains_key(&key) {
+            true
+        } else {
+            self.insert_session(&key, false);
+            false
+        };
+        self.connects += 1;
+
+        self.connections.insert(
+            id,
+            Connection {
+                client_key: key.clone(),
+                info: client.clone(),
+                will: connect.will,
+                outbox,
+                closer,
+                held_acks: VecDeque::new(),
+                waiting_on: HashSet::new(),
+            },
+        );
+        // MQTT 3.1 has no session-present flag: the byte is reserved.
+        let present = session_present && connect.protocol == ProtocolVersion::V3_1_1;
+        self.send(id, Packet::ConnAck(ConnAck::accepted(present)));
+
+        if let Some(entry) = self.sessions.get_mut(&key) {
+            entry.connection = Some(id);
+            entry.last_progress = Instant::now();
+            // Unacknowledged messages go again first, in their order [MQTT-4.4.0-1],
+            // then queued ones as the window allows.
+            let resend = entry.session.resend();
+            for entry in resend {
+                let packet = match entry {
+                    Inflight::Publish(publish) => Packet::Publish(publish),
+                    Inflight::PubRel(packet_id) => Packet::PubRel(PubRel::new(packet_id)),
+                };
+                self.send(id, packet);
+            }
+            self.fill_window(&key);
+        }
+        if !self.hooks.is_empty() {
+            self.hooks
+                .observe("on_connected", |h| h.on_connected(&client));
+        }
+    }
+
+    fn insert_session(&mut self, key: &ClientKey, clean: bool) {
+        self.sessions.insert(
+            key.clone(),
+            SessionEntry {
+                session: Session::new(
+                    clean,
+                    self.limits.max_inflight_messages,
+                    self.limits.max_queued_messages,
+                ),
+                connection: None,
+                last_progress: Instant::now(),
+            },
+        );
+        self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
+    }
+
+    /// Removes a session with its subscriptions and stored copy.
+    fn remove_session(&mut self, key: &ClientKey) {
+        let Some(entry) = self.sessions.remove(key) else {
+            return;
+        };
+        self.release_publishers(key);
+        for filter in entry.session.subscriptions.keys() {
+            self.subscriptions.unsubscribe(key, filter);
+        }
+        sub_footprint(&mut self.held, entry.session.footprint());
+        if !entry.session.clean {
+            if let Err(error) = self.storage.remove_session(key) {
+                log::error!("Cannot remove the stored session of {key}: {error}.");
+            }
+        }
+    }
+
+    fn disconnect(&mut self, id: ConnectionId, reason: DisconnectReason) {
+        // Events of a connection already closed (after a takeover, say) are ignored.
+        let Some(connection) = self.connections.remove(&id) else {
+            return;
+        };
+        connection.closer.close();
+        let client_id = &connection.info.client_id;
+        match &reason {
+            DisconnectReason::Disconnect => log::info!("Client {client_id} disconnected."),
+            DisconnectReason::ProtocolViolation(why) => {
+                log::warn!("Client {client_id} disconnected: protocol violation: {why}.")
+            }
+            DisconnectReason::SlowConsumer => {
+                log::warn!("Client {client_id} disconnected: {reason}.")
+            }
+            other => log::info!("Client {client_id} disconnected: {other}."),
+        }
+
+        let key = connection.client_key.clone();
+        let mut clean = false;
+        if let Some(entry) = self.sessions.get_mut(&key) {
+            if entry.connection == Some(id) {
+                entry.connection = None;
+                clean = entry.session.clean;
+            }
+        }
+        if clean {
+            self.remove_session(&key);
+        } else {
+            self.release_publishers(&key);
+            self.save_session(&key);
+        }
+
+        // The will goes out after the session is detached, so a persistent session
+        // subscribed to its own will topic gets it queued like any other message.
+        if reason.publishes_will() {
+            if let Some(will) = connection.will {
+                let mut publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
+                publish.retain = will.retain;
+                log::debug!("Publishing the will of {client_id} on '{}'.", publish.topic);
+                self.publish(publish);
+            }
+        }
+        if !self.hooks.is_empty() {
+            let info = connection.info.clone();
+            self.hooks
+                .observe("on_disconnected", |h| h.on_disconnected(&info, &reason));
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for id in ids {
+            self.disconnect(id, DisconnectReason::Shutdown);
+        }
+        // Offline sessions may have queued messages since they were last saved.
+        let keys: Vec<ClientKey> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            self.save_session(&key);
+        }
+        self.flush_storage();
+        self.publish_gauges();
+    }
+
+    // --- PUBLISH in ---------------------------------------------------------------
+
+    fn client_publish(&mut self, id: ConnectionId, publish: Publish, authorized: bool) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
+        // still held (no PUBREL yet) is a re-delivery: answered, not routed again
+        // [MQTT-4.3.3-2].
+        let (route, ack) = match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => (true, None),
+            (QoS::AtLeastOnce, Some(packet_id)) => {
+                (true, Some(Packet::PubAck(PubAck::new(packet_id))))
+            }
+            (QoS::ExactlyOnce, Some(packet_id)) => {
+                let new = self
+                    .sessions
+                    .get_mut(&key)
+                    .is_some_and(|entry| entry.session.receive_qos2(packet_id));
+                (new, Some(Packet::PubRec(PubRec::new(packet_id))))
+            }
+            // The decoder guarantees a packet identifier for QoS 1 and 2.
+            (_, None) => (false, None),
+        };
+        let behind = if route {
+            self.route_from(id, publish, authorized)
+        } else {
+            Vec::new()
+        };
+        if let Some(ack) = ack {
+            self.acknowledge(id, ack, behind);
+        }
+    }
+
+    /// Routes a client's message, and returns the sessions it went to that are
+    /// behind and still acknowledging.
+    fn route_from(
+        &mut self,
+        id: ConnectionId,
+        publish: Publish,
+        authorized: bool,
+    ) -> Vec<ClientKey> {
+        let Some(connection) = self.connections.get(&id) else {
+            return Vec::new();
+        };
+        if !authorized {
+            // MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped
+            // [MQTT-3.3.5-2].
+            log::info!(
+                "Denied PUBLISH from {} to '{}'.",
+                connection.info.client_id,
+                publish.topic
+            );
+            return Vec::new();
+        }
+        if is_sys_topic(&publish.topic) {
+            // `$SYS` belongs to the broker: clients cannot overwrite it.
+            log::debug!(
+                "Dropped PUBLISH from {} to '{}': $SYS is the broker's.",
+                connection.info.client_id,
+                publish.topic
+            );
+            return Vec::new();
+        }
+        if !self.hooks.is_empty() {
+            let info = connection.info.clone();
+            self.hooks
+                .observe("on_published", |h| h.on_published(&info, &publish));
+        }
+        self.publish(publish)
+    }
+
+    /// Sends a publisher its PUBACK or PUBREC, or holds it back while sessions its
+    /// message went to are behind. Held acknowledgements keep their order: once one
+    /// is held, the following ones wait behind it.
+    fn acknowledge(&mut self, id: ConnectionId, ack: Packet, behind: Vec<ClientKey>) {
+        let now = Instant::now();
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        if behind.is_empty() && connection.held_acks.is_empty() {
+            self.send(id, ack);
+            return;
+        }
+        connection.held_acks.push_back(ack);
+        connection.waiting_on.extend(behind.iter().cloned());
+        let waiting_on: Vec<ClientKey> = connection.waiting_on.iter().cloned().collect();
+        for key in behind {
+            let last_progress = self
+                .sessions
+                .get(&key)
+                .map_or(now, |entry| entry.last_progress);
+            let waiting = self.behind.entry(key).or_default();
+            if !waiting.contains(&id) {
+                waiting.push_back(id);
+            }
+            let check = last_progress + self.stall_timeout;
+            self.stall_check = Some(self.stall_check.map_or(check, |c| c.min(check)));
+        }
+        if waiting_on.is_empty() {
+            self.release_acks(id);
+        }
+        // A session it waits for may have room already: it drained while this
+        // publisher's earlier acknowledgements were held.
+        for key in waiting_on {
+            self.check_behind(&key, now);
+        }
+    }
+
+    /// Half the queue: the mark past which a session holds its publishers back.
+    fn half_queue(&self) -> usize {
+        (self.limits.max_queued_messages / 2).max(1)
+    }
+
+    /// Whether session `key` holds publishers back now: connected, acknowledging,
+    /// and with at least half its queue used.
+    fn is_behind(&self, key: &ClientKey, now: Instant) -> bool {
+        self.sessions.get(key).is_some_and(|entry| {
+            entry.connection.is_some()
+                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+                && entry.session.footprint().queued >= self.half_queue()
+        })
+    }
+
+    /// Session `key` no longer holds anyone back (it stopped acknowledging, went
+    /// offline or is gone): publishers that waited only for it get all their held
+    /// acknowledgements.
+    fn release_publishers(&mut self, key: &ClientKey) {
+        let Some(waiting) = self.behind.remove(key) else {
+            return;
+        };
+        for id in waiting {
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            connection.waiting_on.remove(key);
+            if connection.waiting_on.is_empty() {
+                self.release_acks(id);
+            }
+        }
+    }
+
+    fn release_acks(&mut self, id: ConnectionId) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        connection.waiting_on.clear();
+        let held = std::mem::take(&mut connection.held_acks);
+        for ack in held {
+            self.send(id, ack);
+        }
+    }
+
+    /// Lets publishers waiting for `key` go on: one held acknowledgement per queue
+    /// slot below half, in turn across them, skipping those another session still
+    /// holds back; all of them if `key` stopped acknowledging or is gone.
+    fn check_behind(&mut self, key: &ClientKey, now: Instant) {
+        let working = self.sessions.get(key).is_some_and(|entry| {
+            entry.connection.is_some()
+                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+        });
+        if !working {
+            self.release_publishers(key);
+            return;
+        }
+        let queued = self
+            .sessions
+            .get(key)
+            .map_or(0, |entry| entry.session.footprint().queued);
+        let mut budget = self.half_queue().saturating_sub(queued);
+        let mut turns = self.behind.get(key).map_or(0, VecDeque::len);
+        while budget > 0 && turns > 0 {
+            turns -= 1;
+            let Some(id) = self.behind.get_mut(key).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            let Some(connection) = self.connections.get(&id) else {
+                continue;
+            };
+            if connection.held_acks.is_empty() {
+                continue;
+            }
+            let held_elsewhere = connection
+                .waiting_on
+                .iter()
+                .any(|other| other != key && self.is_behind(other, now));
+            if held_elsewhere {
+                if let Some(waiting) = self.behind.get_mut(key) {
+                    waiting.push_back(id);
+                }
+                continue;
+            }
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            let Some(ack) = connection.held_acks.pop_front() else {
+                continue;
+            };
+            if connection.held_acks.is_empty() {
+                connection.waiting_on.clear();
+            } else if let Some(waiting) = self.behind.get_mut(key) {
+                waiting.push_back(id);
+                turns += 1;
+            }
+            self.send(id, ack);
+            budget -= 1;
+        }
+        if self.behind.get(key).is_some_and(VecDeque::is_empty) {
+            self.behind.remove(key);
+        }
+    }
+
+    /// Looks for sessions that stopped acknowledging while publishers wait for them.
+    fn stall_tick(&mut self, now: Instant) {
+        if self.stall_check.is_some_and(|check| check <= now) {
+            let keys: Vec<ClientKey> = self.behind.keys().cloned().collect();
+            for key in keys {
+                self.check_behind(&key, now);
+            }
+            self.stall_check = self
+                .behind
+                .keys()
+                .filter_map(|key| self.sessions.get(key))
+                .map(|entry| entry.last_progress + self.stall_timeout)
+                .min();
+        }
+    }
+
+    /// Applies the retain rules and routes a message to every matching session.
+    /// Returns the sessions it was queued for that are behind and still
+    /// acknowledging.
+    fn publish(&mut self, publish: Publish) -> Vec<ClientKey> {
+        if publish.retain {
+            self.retain(&publish);
+        }
+        let matches = self.subscriptions.matches(&publish.topic);
+        let mut behind = Vec::new();
+        let now = Instant::now();
+        for (client, granted) in matches {
+            // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
+            // is never copied from the publisher [MQTT-3.3.1-3].
+            let delivered = self.deliver(&client, &publish, granted, false);
+            // A message dropped by a full queue paces its publisher too: that is
+            // when pacing matters most.
+            if matches!(delivered, Delivered::Queued | Delivered::Dropped)
+                && self.is_behind(&client, now)
+            {
+                behind.push(client);
+            }
+        }
+        behind
+    }
+
+    fn retain(&mut self, publish: &Publish) {
+        if !self.retained.apply(publish) || is_sys_topic(&publish.topic) {
+            return;
+        }
+        let saved = if publish.payload.is_empty() {
+            self.storage.remove_retained(&publish.topic)
+        } else {
+            self.storage.save_retained(publish)
+        };
+        if let Err(error) = saved {
+            log::error!(
+                "Cannot store retained message on '{}': {error}.",
+                publish.topic
+            );
+        }
+    }
+
+    /// Hands one message to one session at min(published, granted) QoS
+    /// [MQTT-3.8.4-6].
+    fn deliver(
+        &mut self,
+        client: &ClientKey,
+        message: &Publish,
+        granted: QoS,
+        retain: bool,
+    ) -> Delivered {
+        let Some(entry) = self.sessions.get_mut(client) else {
+            return Delivered::Skipped;
+        };
+        let mut publish = message.clone();
+        publish.qos = message.qos.min(granted);
+        publish.retain = retain;
+        publish.dup = false;
+        publish.packet_id = None;
+        let connection = entry
+            .connection
+            .and_then(|id| Some((id, self.connections.get(&id)?)));
+
+        if publish.qos == QoS::AtMostOnce {
+            // QoS 0 is never stored for an offline session, and is dropped when the
+            // connection's outbox has no QoS 0 room left.
+            let Some((id, connection)) = connection else {
+                return Delivered::Skipped;
+            };
+            if !connection.outbox.has_qos0_room() {
+                bump(&self.counters.publish_dropped, 1);
+                return Delivered::Dropped;
+            }
+            observe_delivery(&self.hooks, &connection.info, &publish);
+            try_send(
+                &mut self.to_close,
+                id,
+                &connection.outbox,
+                Packet::Publish(publish),
+            );
+            return Delivered::Sent;
+        }
+
+        let before = entry.session.footprint();
+        if before.inflight == 0 && connection.is_some() {
+            // Nothing was waiting for an acknowledgement: the wait starts now.
+            entry.last_progress = Instant::now();
+        }
+        let delivery = entry.session.deliver(publish, connection.is_some());
+        add_footprint(&mut self.held, entry.session.footprint());
+        sub_footprint(&mut self.held, before);
+        match delivery {
+            Delivery::Send(publish) => {
+                if let Some((id, connection)) = connection {
+                    observe_delivery(&self.hooks, &connection.info, &publish);
+                    try_send(
+                        &mut self.to_close,
+                        id,
+                        &connection.outbox,
+                        Packet::Publish(publish),
+                    );
+                }
+            }
+            Delivery::Queued => {
+                entry.session.dropping = false;
+                return Delivered::Queued;
+            }
+            Delivery::Dropped => {
+                bump(&self.counters.publish_dropped, 1);
+                if !entry.session.dropping {
+                    entry.session.dropping = true;
+                    log::warn!(
+                        "Queue of client {client} is full ({} messages): dropping new messages \
+                         until it drains (max_queued_messages).",
+                        self.limits.max_queued_messages
+                    );
+                } else {
+                    log::debug!("Dropped a message for client {client}: queue full.");
+                }
+                return Delivered::Dropped;
+            }
+        }
+        Delivered::Sent
+    }
+
+    /// Moves queued messages into the session's inflight window and sends them.
+    fn fill_window(&mut self, key: &ClientKey) {
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let Some(id) = entry.connection else {
+            return;
+        };
+        let before = entry.session.footprint();
+        let ready = entry.session.fill_window();
+        add_footprint(&mut self.held, entry.session.footprint());
+        sub_footprint(&mut self.held, before);
+        for publish in ready {
+            if let Some(connection) = self.connections.get(&id) {
+                observe_delivery(&self.hooks, &connection.info, &publish);
+            }
+            self.send(id, Packet::Publish(publish));
+        }
+    }
+
+    // --- SUBSCRIBE, UNSUBSCRIBE and acknowledgements ------------------------------
+
+    fn subscribe(&mut self, id: ConnectionId, subscribe: Subscribe, authorized: Vec<bool>) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        let info = connection.info.clone();
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut granted = Vec::new();
+        for (entry, allowed) in subscribe.filters.iter().zip(authorized.iter().copied()) {
+            if !allowed {
+                log::info!(
+                    "Denied SUBSCRIBE from {} to '{}'.",
+                    info.client_id,
+                    entry.filter
+                );
+                codes.push(SubscribeReturnCode::Failure);
+                continue;
+            }
+            // Every QoS is supported, so the requested one is granted.
+            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session
+                    .session
+                    .subscriptions
+                    .insert(entry.filter.clone(), entry.qos);
+            }
+            codes.push(SubscribeReturnCode::Success(entry.qos));
+            granted.push(entry.clone());
+        }
+        // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
+        self.send(
+            id,
+            Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                return_codes: codes,
+            }),
+        );
+        for entry in granted {
+            if !self.hooks.is_empty() {
+                self.hooks.observe("on_subscribed", |h| {
+                    h.on_subscribed(&info, &entry.filter, entry.qos)
+                });
+            }
+            // Retained messages are sent on every subscribe, even a repeated one
+            // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8].
+            for message in self.retained.matching(&entry.filter) {
+                self.deliver(&key, &message, entry.qos, true);
+            }
+        }
+        self.save_session(&key);
+    }
+
+    fn unsubscribe(&mut self, id: ConnectionId, unsubscribe: Unsubscribe) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        let info = connection.info.clone();
+        for filter in &unsubscribe.filters {
+            self.subscriptions.unsubscribe(&key, filter);
+            if let Some(entry) = self.sessions.get_mut(&key) {
+                entry.session.subscriptions.remove(filter);
+            }
+            if !self.hooks.is_empty() {
+                self.hooks
+                    .observe("on_unsubscribed", |h| h.on_unsubscribed(&info, filter));
+            }
+        }
+        // Answered even when nothing matched [MQTT-3.10.4-5], once for all filters
+        // [MQTT-3.10.4-6].
+        self.send(id, Packet::UnsubAck(UnsubAck::new(unsubscribe.packet_id)));
+        self.save_session(&key);
+    }
+
+    fn packet(&mut self, id: ConnectionId, packet: Packet) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        match packet {
+            Packet::PingReq => self.send(id, Packet::PingResp),
+            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe),
+            Packet::PubAck(ack) => self.acknowledged(id, &key, ack.packet_id, Session::puback),
+            Packet::PubComp(ack) => self.acknowledged(id, &key, ack.packet_id, Session::pubcomp),
+            Packet::PubRec(ack) => {
+                let known = self.sessions.get_mut(&key).is_some_and(|entry| {
+                    session_op(&mut self.held, &mut entry.session, |s| {
+                        s.pubrec(ack.packet_id)
+                    })
+                });
+                if known {
+                    self.progressed(&key);
+                    self.send(id, Packet::PubRel(PubRel::new(ack.packet_id)));
+                } else {
+                    log::debug!(
+                        "Client {key} sent PUBREC for unknown packet {}.",
+                        ack.packet_id
+                    );
+                }
+            }
+            Packet::PubRel(rel) => {
+                if let Some(entry) = self.sessions.get_mut(&key) {
+                    entry.session.pubrel(rel.packet_id);
+                }
+                // PUBCOMP even for an identifier not held (a repeated PUBREL after a
+                // lost PUBCOMP) [MQTT-4.3.3-2].
+                self.send(id, Packet::PubComp(PubComp::new(rel.packet_id)));
+            }
+            other => log::debug!("Router ignored {other} from {key}."),
+        }
+    }
+
+    fn acknowledged(
+        &mut self,
+        id: ConnectionId,
+        key: &ClientKey,
+        packet_id: PacketId,
+        ack: fn(&mut Session, PacketId) -> bool,
+    ) {
+        let known = self.sessions.get_mut(key).is_some_and(|entry| {
+            session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id))
+        });
+        if known {
+            self.progressed(key);
+            self.fill_window(key);
+            if self.behind.contains_key(key) {
+                self.check_behind(key, Instant::now());
+            }
+        } else {
+            log::debug!("Client {key} acknowledged unknown packet {packet_id} (connection {id}).");
+        }
+    }
+
+    /// Notes that a session's client acknowledged something: it is working.
+    fn progressed(&mut self, key: &ClientKey) {
+        if let Some(entry) = self.sessions.get_mut(key) {
+            entry.last_progress = Instant::now();
+        }
+    }
+
+    // --- Sending ------------------------------------------------------------------
+
+    /// Sends a packet that must not be lost (a reply, or a QoS 1/2 message the
+    /// session tracks). A full outbox means the client stopped reading.
+    fn send(&mut self, id: ConnectionId, packet: Packet) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        try_send(&mut self.to_close, id, &connection.outbox, packet);
+    }
+
+    // --- Persistence, statistics, $SYS --------------------------------------------
+
+    fn save_session(&mut self, key: &ClientKey) {
+        let Some(entry) = self.sessions.get(key) else {
+            return;
+        };
+        if entry.session.clean {
+            return;
+        }
+        let session = &entry.session;
+        let stored = StoredSession {
+            client_id: key.to_string(),
+            subscriptions: session
+                .subscriptions
+                .iter()
+                .map(|(filter, qos)| (filter.clone(), *qos))
+                .collect(),
+            inflight: session
+                .inflight()
+                .map(|entry| match entry {
+                    Inflight::Publish(publish) => StoredInflight::Publish(publish.clone()),
+                    Inflight::PubRel(id) => StoredInflight::PubRel(*id),
+                })
+                .collect(),
+            queued: session.queued().cloned().collect(),
+            awaiting_pubrel: session.awaiting_pubrel().copied().collect(),
+        };
+        if let Err(error) = self.storage.save_session(&stored) {
+            log::error!("Cannot save the session of {key}: {error}.");
+        }
+    }
+
+    fn flush_storage(&mut self) {
+        if let Err(error) = self.storage.flush() {
+            log::error!("Cannot flush the broker's store: {error}.");
+        }
+    }
+
+    /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.stall_tick(now);
+        self.sys_tick(now);
+        while let Some((connection, reason)) = self.to_close.pop() {
+            self.disconnect(connection, reason);
+        }
+    }
+
+    /// Publishes the `$SYS` topics that changed, if a tick is due.
+    fn sys_tick(&mut self, now: Instant) {
+        let due = self.sys.as_ref().is_some_and(|sys| sys.deadline() <= now);
+        if !due {
+            return;
+        }
+        self.publish_gauges();
+        let stats = self
+            .counters
+            .snapshot(now.saturating_duration_since(self.started));
+        let extra = SysExtra {
+            connects: self.connects,
+        };
+        let Some(sys) = self.sys.as_mut() else {
+            return;
+        };
+        for (topic, payload) in sys.tick(now, &stats, extra) {
+            let Ok(topic) = TopicName::new(topic) else {
+                continue;
+            };
+            self.publish(Publish::new(topic, payload, QoS::AtMostOnce, true));
+        }
+        while let Some((connection, reason)) = self.to_close.pop() {
+            self.disconnect(connection, reason);
+        }
+    }
+
+    /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats) reads
+    /// them, and flushes the store. Called after each batch of events.
+    pub(crate) fn end_batch(&mut self) {
+        self.publish_gauges();
+        self.flush_storage();
+    }
+
+    fn publish_gauges(&self) {
+        let connected = self.connections.len() as u64;
+        let sessions = self.sessions.len() as u64;
+        let gauges = Gauges {
+            connected,
+            disconnected: sessions.saturating_sub(connected),
+            maximum: self.maximum_sessions,
+            subscriptions: self.subscriptions.len() as u64,
+            retained: self.retained.len() as u64,
+            queued: self.held.queued as u64,
+            inflight: self.held.inflight as u64,
+            stored_bytes: (self.held.bytes + self.retained.bytes()) as u64,
+        };
+        *self.counters.gauges.lock() = gauges;
+    }
+}
+
+/// Puts a packet in a connection's outbox without waiting. A full outbox marks the
+/// connection for closing; a disconnected one means its writer is gone already and
+/// its reader will report why.
+fn try_send(
+    to_close: &mut Vec<(ConnectionId, DisconnectReason)>,
+    id: ConnectionId,
+    outbox: &Outbox,
+    packet: Packet,
+) {
+    if let Err(SendFailure::Full) = outbox.try_send(packet) {
+        to_close.push((id, DisconnectReason::SlowConsumer));
+    }
+}
+
+/// Runs a session change and keeps the broker's totals in step with it.
+fn session_op<R>(
+    held: &mut Footprint,
+    session: &mut Session,
+    op: impl FnOnce(&mut Session) -> R,
+) -> R {
+    let before = session.footprint();
+    let result = op(session);
+    add_footprint(held, session.footprint());
+    sub_footprint(held, before);
+    result
+}
+
+fn add_footprint(total: &mut Footprint, part: Footprint) {
+    total.inflight += part.inflight;
+    total.queued += part.queued;
+    total.bytes += part.bytes;
+}
+
+fn sub_footprint(total: &mut Footprint, part: Footprint) {
+    total.inflight -= part.inflight;
+    total.queued -= part.queued;
+    total.bytes -= part.bytes;
+}
+
+fn observe_delivery(hooks: &Hooks, client: &ClientInfo, publish: &Publish) {
+    if !hooks.is_empty() {
+        hooks.observe("on_delivered", |h| h.on_delivered(client, publish));
+    }
+}
+
+/// `$SYS` and everything below it.
+fn is_sys_topic(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
+}
+
+/// The router thread: blocks for an event (or the next `$SYS` tick), handles it and
+/// everything else already waiting, then publishes statistics.
+pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
+    // Bounds a batch so statistics and `$SYS` stay fresh under a constant flood.
+    const MAX_BATCH: usize = 1024;
+    state.tick(Instant::now());
+    loop {
+        let first = match state.deadline() {
+            Some(deadline) => match inbox.recv_deadline(deadline) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
+            },
+            None => Some(inbox.recv().unwrap_or(Event::Shutdown)),
+        };
+        if let Some(event) = first {
+            if !state.handle(event) {
+                break;
+            }
+            let mut stopped = false;
+            for _ in 1..MAX_BATCH {
+                let Ok(event) = inbox.try_recv() else {
+                    break;
+                };
+                if !state.handle(event) {
+                    stopped = true;
+                    break;
+                }
+            }
+            if stopped {
+                break;
+            }
+        }
+        state.tick(Instant::now());
+        state.end_batch();
+    }
+    // Connections that finished their handshake after the shutdown began are closed
+    // here, so their threads do not wait for a router that is gone.
+    for event in inbox.try_iter() {
+        if let Event::Connect(new) = event {
+            new.closer.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::event::{outbox, OutboxReceiver, OUTBOX_QOS0_SLOTS, OUTBOX_REPLY_RESERVE};
+    use crate::broker::storage::MemoryStorage;
+    use crate::protocol::{Connect, SubscribeFilter, TopicFilter};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    struct Harness {
+        state: RouterState,
+        next_id: ConnectionId,
+    }
+
+    struct Client {
+        id: ConnectionId,
+        outbox: OutboxReceiver,
+    }
+
+    impl Client {
+        fn received(&self) -> Vec<Packet> {
+            std::iter::from_fn(|| self.outbox.try_recv().ok()).collect()
+        }
+
+        /// Whether the router dropped this connection's outbox (after anything
+        /// still in it).
+        fn is_closed(&self) -> bool {
+            loop {
+                match self.outbox.try_recv() {
+                    Ok(_) => continue,
+                    Err(error) => return error.is_disconnected(),
+                }
+            }
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_inflight_messages: 2,
+            max_queued_messages: 3,
+            ..Limits::default()
+        }
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let sys = SysConfig {
+                interval: std::time::Duration::ZERO,
+                ..SysConfig::default()
+            };
+            let state = RouterState::new(
+                limits(),
+                &sys,
+                Hooks::default(),
+                Arc::new(Counters::default()),
+                Box::new(MemoryStorage::new()),
+            )
+            .unwrap();
+            Harness { state, next_id: 1 }
+        }
+
+        fn connect_with(&mut self, connect: Connect) -> Client {
+            let id = self.next_id;
+            self.next_id += 1;
+            let (tx, rx) = outbox(2);
+            let client = ClientInfo {
+                client_id: connect.client_id.clone(),
+                username: None,
+                remote_addr: ([127, 0, 0, 1], 1).into(),
+                listener: "test".into(),
+                protocol: connect.protocol,
+            };
+            self.state.handle(Event::Connect(Box::new(NewConnection {
+                id,
+                connect,
+                client,
+                outbox: tx,
+                closer: Closer::detached(),
+            })));
+            Client { id, outbox: rx }
+        }
+
+        fn connect(&mut self, client_id: &str, clean: bool) -> Client {
+            let mut connect = Connect::new(client_id);
+            connect.clean_session = clean;
+            self.connect_with(connect)
+        }
+
+        fn subscribe(&mut self, client: &Client, filter: &str, qos: QoS) {
+            self.state.handle(Event::Subscribe {
+                connection: client.id,
+                subscribe: Subscribe {
+                    packet_id: pid(100),
+                    filters: vec![SubscribeFilter::new(TopicFilter::new(filter).unwrap(), qos)],
+                },
+                authorized: vec![true],
+            });
+        }
+
+        fn publish(
+            &mut self,
+            client: &Client,
+            topic: &str,
+            payload: &'static str,
+            qos: QoS,
+            retain: bool,
+            packet_id: u16,
+        ) {
+            let mut publish = Publish::new(TopicName::new(topic).unwrap(), payload, qos, retain);
+            publish.packet_id = PacketId::new(packet_id);
+            self.state.handle(Event::Publish {
+                connection: client.id,
+                publish,
+                authorized: true,
+            });
+        }
+
+        fn packet(&mut self, client: &Client, packet: Packet) {
+            self.state.handle(Event::Packet {
+                connection: client.id,
+                packet,
+            });
+        }
+
+        fn disconnect(&mut self, client: &Client, reason: DisconnectReason) {
+            self.state.handle(Event::Disconnect {
+                connection: client.id,
+                reason,
+            });
+        }
+    }
+
+    fn pid(value: u16) -> PacketId {
+        PacketId::new(value).unwrap()
+    }
+
+    fn publishes(packets: &[Packet]) -> Vec<&Publish> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Publish(publish) => Some(publish),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connect_is_answered_with_connack_and_session_present_mqtt_3_2_2() {
+        let mut h = Harness::new();
+        let first = h.connect("c", false);
+        assert_eq!(
+            first.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        h.disconnect(&first, DisconnectReason::Disconnect);
+        let second = h.connect("c", false);
+        assert_eq!(
+            second.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(true))]
+        );
+        h.disconnect(&second, DisconnectReason::Disconnect);
+        let clean = h.connect("c", true);
+        assert_eq!(
+            clean.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+
+    #[test]
+    fn delivered_qos_is_the_lower_of_published_and_granted_mqtt_3_8_4_6() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        h.publish(&publisher, "t", "two", QoS::ExactlyOnce, false, 1);
+        h.publish(&publisher, "t", "zero", QoS::AtMostOnce, false, 0);
+        let got = sub.received();
+        let got = publishes(&got);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].qos, got[0].packet_id),
+            (QoS::AtLeastOnce, Some(pid(1)))
+        );
+        assert_eq!((got[1].qos, got[1].packet_id), (QoS::AtMostOnce, None));
+        assert_eq!(
+            publisher.received(),
+            vec![
+                Packet::ConnAck(ConnAck::accepted(false)),
+                Packet::PubRec(PubRec::new(pid(1)))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inbound_qos_2_repeat_before_pubrel_is_not_delivered_twice_mqtt_4_3_3_2() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        publisher.received();
+        h.publish(&publisher, "t", "x", QoS::ExactlyOnce, false, 9);
+        h.publish(&publisher, "t", "x", QoS::ExactlyOnce, false, 9);
+        h.packet(&publisher, Packet::PubRel(PubRel::new(pid(9))));
+        assert_eq!(publishes(&sub.received()).len(), 1);
+        assert_eq!(
+            publisher.received(),
+            vec![
+                Packet::PubRec(PubRec::new(pid(9))),
+                Packet::PubRec(PubRec::new(pid(9))),
+                Packet::PubComp(PubComp::new(pid(9)))
+            ]
+        );
+    }
+
+    #[test]
+    fn offline_persistent_sessions_queue_and_get_everything_on_return_mqtt_3_1_2_5() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        h.disconnect(&sub, DisconnectReason::Disconnect);
+        let publisher = h.connect("pub", true);
+        for (n, payload) in ["1", "2", "3", "4"].into_iter().enumerate() {
+            h.publish(
+                &publisher,
+                "t",
+                payload,
+                QoS::AtLeastOnce,
+                false,
+                n as u16 + 1,
+            );
+        }
+        // The queue holds 3: the fourth is dropped and counted.
+        assert_eq!(
+            h.state
+                .counters
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(h.state.held.queued, 3);
+        let back = h.connect("sub", false);
+        let got = back.received();
+        assert_eq!(got[0], Packet::ConnAck(ConnAck::accepted(true)));
+        let got = publishes(&got);
+        // The inflight window is 2: two now, the third after an acknowledgement.
+        assert_eq!(
+            got.iter().map(|p| &p.payload[..]).collect::<Vec<_>>(),
+            [b"1", b"2"]
+        );
+        h.packet(&back, Packet::PubAck(PubAck::new(pid(1))));
+        let got = back.received();
+        assert_eq!(&publishes(&got)[0].payload[..], b"3");
+        assert_eq!((h.state.held.queued, h.state.held.inflight), (0, 2));
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_resent_with_dup_after_reconnect_mqtt_4_4_0_1() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::ExactlyOnce);
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "t", "a", QoS::ExactlyOnce, false, 1);
+        h.publish(&publisher, "t", "b", QoS::AtLeastOnce, false, 2);
+        sub.received();
+        h.packet(&sub, Packet::PubRec(PubRec::new(pid(1))));
+        assert_eq!(sub.received(), vec![Packet::PubRel(PubRel::new(pid(1)))]);
+        h.disconnect(&sub, DisconnectReason::ConnectionLost("test".into()));
+        assert!(sub.is_closed());
+        let back = h.connect("sub", false);
+        let got = back.received();
+        assert_eq!(got[1], Packet::PubRel(PubRel::new(pid(1))));
+        match &got[2] {
+            Packet::Publish(p) => assert!(p.dup && p.packet_id == Some(pid(2))),
+            other => panic!("expected PUBLISH, got {other}"),
+        }
+    }
+
+    #[test]
+    fn takeover_closes_the_old_connection_and_publishes_its_will_mqtt_3_1_4_2() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "will", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("x");
+        connect.will = Some(Will {
+            topic: TopicName::new("will").unwrap(),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        });
+        let old = h.connect_with(connect);
+        let new = h.connect("x", true);
+        assert!(old.is_closed());
+        assert_eq!(
+            new.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        assert_eq!(&publishes(&watcher.received())[0].payload[..], b"gone");
+        // A late event of the old connection changes nothing.
+        h.disconnect(&old, DisconnectReason::ConnectionLost("late".into()));
+        assert!(!new.is_closed());
+    }
+
+    #[test]
+    fn a_will_is_discarded_on_disconnect_mqtt_3_1_2_10() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "#", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("x");
+        connect.will = Some(Will {
+            topic: TopicName::new("will").unwrap(),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtMostOnce,
+            retain: true,
+        });
+        let client = h.connect_with(connect);
+        h.disconnect(&client, DisconnectReason::Disconnect);
+        assert!(watcher.received().is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    #[test]
+    fn retained_messages_go_to_new_subscribers_with_retain_set_mqtt_3_3_1_6_and_8() {
+        let mut h = Harness::new();
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "a/1", "one", QoS::AtLeastOnce, true, 1);
+        h.publish(&publisher, "a/2", "two", QoS::AtMostOnce, true, 0);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "a/+", QoS::ExactlyOnce);
+        let got = sub.received();
+        assert!(
+            matches!(got[1], Packet::SubAck(_)),
+            "SUBACK comes before retained"
+        );
+        let mut got: Vec<(Vec<u8>, bool, QoS)> = publishes(&got)
+            .iter()
+            .map(|p| (p.payload.to_vec(), p.retain, p.qos))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (b"one".to_vec(), true, QoS::AtLeastOnce),
+                (b"two".to_vec(), true, QoS::AtMostOnce)
+            ]
+        );
+        // Live delivery to an existing subscription has RETAIN=0 [MQTT-3.3.1-9].
+        h.publish(&publisher, "a/1", "", QoS::AtMostOnce, true, 0);
+        let got = sub.received();
+        assert!(!publishes(&got)[0].retain);
+        assert_eq!(h.state.retained.len(), 1);
+    }
+
+    #[test]
+    fn clients_cannot_publish_into_sys() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "$SYS/#", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        h.publish(
+            &publisher,
+            "$SYS/broker/uptime",
+            "forged",
+            QoS::AtMostOnce,
+            true,
+            0,
+        );
+        assert!(sub.received().is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_loses_qos_0_and_then_its_connection() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        for _ in 0..OUTBOX_QOS0_SLOTS + 10 {
+            h.publish(&publisher, "t", "x", QoS::AtMostOnce, false, 0);
+        }
+        let dropped = h
+            .state
+            .counters
+            .publish_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(dropped >= 10, "{dropped}");
+        assert!(
+            h.state.connections.contains_key(&sub.id),
+            "QoS 0 drops do not disconnect"
+        );
+        for _ in 0..OUTBOX_REPLY_RESERVE + 10 {
+            h.packet(&sub, Packet::PingReq);
+        }
+        assert!(
+            !h.state.connections.contains_key(&sub.id),
+            "unread replies disconnect"
+        );
+    }
+
+    fn pubacks(packets: &[Packet]) -> Vec<u16> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::PubAck(ack) => Some(ack.packet_id.get()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_publisher_is_paced_by_a_subscriber_that_is_behind_but_acknowledging() {
+        // Window 2, queue 3: a session is behind once one message waits.
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=4 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        // 1 and 2 went out, 3 and 4 wait: their PUBACKs are held.
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        assert_eq!(publishes(&sub.received()).len(), 2);
+        // Each acknowledgement that empties the queue lets one PUBACK go, in order.
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(1))));
+        assert_eq!(pubacks(&publisher.received()), Vec::<u16>::new());
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(2))));
+        assert_eq!(pubacks(&publisher.received()), [3]);
+        h.packet(&sub, Packet::PubAck(PubAck::new(pid(3))));
+        assert_eq!(pubacks(&publisher.received()), [4]);
+        assert_eq!(
+            h.state
+                .counters
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn a_subscriber_that_stops_acknowledging_stops_pacing_its_publishers() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=4 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        assert!(h.state.deadline().is_some(), "a stall check is scheduled");
+        h.state.tick(Instant::now() + Duration::from_secs(7200));
+        assert_eq!(pubacks(&publisher.received()), [3, 4]);
+        assert!(h.state.behind.is_empty());
+    }
+
+    #[test]
+    fn a_subscriber_going_offline_releases_its_publishers() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=3 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        h.disconnect(&sub, DisconnectReason::ConnectionLost("gone".into()));
+        assert_eq!(pubacks(&publisher.received()), [3]);
+    }
+}

@@ -1,0 +1,454 @@
+//! A client's session: what the broker remembers about one client identifier.
+//!
+//! A session holds the client's subscriptions and the state of its QoS 1 and 2
+//! exchanges (section 4.1). It outlives the network connection when the client asked
+//! for a persistent session (CleanSession=0) and dies with it otherwise.
+//!
+//! The QoS machinery is plain data driven by the router; nothing here touches a
+//! socket, a thread or a clock, so every rule is tested directly below.
+//!
+//! Outbound (broker to client), per message:
+//!
+//! ```text
+//! QoS 1:  queued -> PUBLISH sent -> PUBACK received (done)
+//! QoS 2:  queued -> PUBLISH sent -> PUBREC received, PUBREL sent -> PUBCOMP received (done)
+//! ```
+//!
+//! At most `max_inflight` messages are between "sent" and "done"; the rest wait in
+//! the queue (at most `max_queued`, then new ones are dropped and counted). Each sent
+//! message holds a packet identifier not used by any other unacknowledged message
+//! [MQTT-2.3.1-4]. On reconnection the unacknowledged ones are sent again, PUBLISH with
+//! DUP=1, or PUBREL for those already PUBREC'd [MQTT-4.4.0-1], in their original order.
+//!
+//! Inbound (client to broker), QoS 2: the packet identifier of a PUBLISH is kept from
+//! the PUBREC until the PUBREL, and a PUBLISH that repeats it meanwhile is answered but
+//! not delivered again [MQTT-4.3.3-2].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::protocol::{PacketId, Publish, QoS, TopicFilter};
+
+/// Where an unacknowledged outbound message stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Inflight {
+    /// A QoS 1 PUBLISH waiting for its PUBACK, or a QoS 2 one waiting for its PUBREC.
+    Publish(Publish),
+    /// A QoS 2 message whose PUBREC arrived: PUBREL sent, waiting for PUBCOMP.
+    PubRel(PacketId),
+}
+
+impl Inflight {
+    fn packet_id(&self) -> Option<PacketId> {
+        match self {
+            Inflight::Publish(publish) => publish.packet_id,
+            Inflight::PubRel(id) => Some(*id),
+        }
+    }
+}
+
+/// What became of a message handed to [`Session::deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Send this PUBLISH now (it holds its packet identifier).
+    Send(Publish),
+    /// The inflight window is full or the client is offline: it waits in the queue.
+    Queued,
+    /// The queue is full: the message is dropped.
+    Dropped,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Whether the session ends with its connection (CleanSession=1).
+    pub(crate) clean: bool,
+    /// Topic filters and the QoS granted for each.
+    pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
+    /// Sent and unacknowledged, oldest first.
+    inflight: VecDeque<Inflight>,
+    /// Waiting for room in the inflight window, oldest first.
+    queue: VecDeque<Publish>,
+    /// Inbound QoS 2 packet identifiers between PUBREC and PUBREL.
+    awaiting_pubrel: HashSet<PacketId>,
+    next_packet_id: u16,
+    max_inflight: usize,
+    max_queued: usize,
+    /// Payload bytes of the inflight and queued messages.
+    bytes: usize,
+    /// Set while messages are being dropped, so the log says so once per episode.
+    pub(crate) dropping: bool,
+}
+
+/// How much a session holds, for the broker's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub(crate) inflight: usize,
+    pub(crate) queued: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Session {
+    /// An empty session. `max_inflight` is at least 1.
+    pub(crate) fn new(clean: bool, max_inflight: usize, max_queued: usize) -> Session {
+        Session {
+            clean,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            awaiting_pubrel: HashSet::new(),
+            next_packet_id: 1,
+            max_inflight: max_inflight.max(1),
+            max_queued,
+            bytes: 0,
+            dropping: false,
+        }
+    }
+
+    /// Hands a QoS 1 or 2 message to the session. `online` says whether it may be
+    /// sent now. QoS 0 messages are never held by a session.
+    pub(crate) fn deliver(&mut self, mut publish: Publish, online: bool) -> Delivery {
+        debug_assert!(publish.qos != QoS::AtMostOnce);
+        publish.dup = false;
+        let len = publish.payload.len();
+        if online && self.queue.is_empty() && self.inflight.len() < self.max_inflight {
+            if let Some(id) = self.allocate_packet_id() {
+                publish.packet_id = Some(id);
+                self.inflight.push_back(Inflight::Publish(publish.clone()));
+                self.bytes += len;
+                return Delivery::Send(publish);
+            }
+        }
+        if self.queue.len() >= self.max_queued {
+            return Delivery::Dropped;
+        }
+        publish.packet_id = None;
+        self.queue.push_back(publish);
+        self.bytes += len;
+        Delivery::Queued
+    }
+
+    /// Moves queued messages into the inflight window while it has room, returning the
+    /// PUBLISH packets to send.
+    pub(crate) fn fill_window(&mut self) -> Vec<Publish> {
+        let mut out = Vec::new();
+        while self.inflight.len() < self.max_inflight {
+            let Some(mut publish) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(id) = self.allocate_packet_id() else {
+                self.queue.push_front(publish);
+                break;
+            };
+            publish.packet_id = Some(id);
+            self.inflight.push_back(Inflight::Publish(publish.clone()));
+            out.push(publish);
+        }
+        out
+    }
+
+    /// Everything unacknowledged, to send again after a reconnection
+    /// [MQTT-4.4.0-1]: PUBLISH with DUP=1, PUBREL as it was.
+    pub(crate) fn resend(&mut self) -> Vec<Inflight> {
+        self.inflight
+            .iter_mut()
+            .map(|entry| {
+                if let Inflight::Publish(publish) = entry {
+                    publish.dup = true;
+                }
+                entry.clone()
+            })
+            .collect()
+    }
+
+    /// A PUBACK arrived. Returns `false` if no QoS 1 message waited for it.
+    pub(crate) fn puback(&mut self, id: PacketId) -> bool {
+        self.remove_inflight(
+            id,
+            |entry| matches!(entry, Inflight::Publish(p) if p.qos == QoS::AtLeastOnce),
+        )
+    }
+
+    /// A PUBREC arrived. Returns `true` if a QoS 2 PUBLISH waited for it (it now waits
+    /// for PUBCOMP), or if it was already past this step (a repeated PUBREC); either
+    /// way the answer is a PUBREL.
+    pub(crate) fn pubrec(&mut self, id: PacketId) -> bool {
+        for entry in self.inflight.iter_mut() {
+            if entry.packet_id() != Some(id) {
+                continue;
+            }
+            return match entry {
+                Inflight::Publish(p) if p.qos == QoS::ExactlyOnce => {
+                    // The payload is delivered: only the identifier is kept now.
+                    self.bytes -= p.payload.len();
+                    *entry = Inflight::PubRel(id);
+                    true
+                }
+                Inflight::PubRel(_) => true,
+                Inflight::Publish(_) => false,
+            };
+        }
+        false
+    }
+
+    /// A PUBCOMP arrived. Returns `false` if no PUBREL waited for it.
+    pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
+        self.remove_inflight(id, |entry| matches!(entry, Inflight::PubRel(_)))
+    }
+
+    fn remove_inflight(&mut self, id: PacketId, expected: impl Fn(&Inflight) -> bool) -> bool {
+        match self
+            .inflight
+            .iter()
+            .position(|entry| entry.packet_id() == Some(id) && expected(entry))
+        {
+            Some(index) => {
+                if let Some(Inflight::Publish(p)) = self.inflight.remove(index) {
+                    self.bytes -= p.payload.len();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An inbound QoS 2 PUBLISH arrived with `id`. Returns `true` if it is new and
+    /// must be delivered onwards, `false` if it repeats one not yet released.
+    pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
+        self.awaiting_pubrel.insert(id)
+    }
+
+    /// A PUBREL arrived: the packet identifier is free for a new message again.
+    pub(crate) fn pubrel(&mut self, id: PacketId) -> bool {
+        self.awaiting_pubrel.remove(&id)
+    }
+
+    /// Number of messages sent and not yet acknowledged.
+    #[cfg(test)]
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Number of messages waiting for room in the inflight window.
+    #[cfg(test)]
+    pub(crate) fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// What the session holds now.
+    pub(crate) fn footprint(&self) -> Footprint {
+        Footprint {
+            inflight: self.inflight.len(),
+            queued: self.queue.len(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// The unacknowledged messages, oldest first (for saving the session).
+    pub(crate) fn inflight(&self) -> impl Iterator<Item = &Inflight> {
+        self.inflight.iter()
+    }
+
+    /// The queued messages, oldest first (for saving the session).
+    pub(crate) fn queued(&self) -> impl Iterator<Item = &Publish> {
+        self.queue.iter()
+    }
+
+    /// The inbound QoS 2 identifiers waiting for PUBREL (for saving the session).
+    pub(crate) fn awaiting_pubrel(&self) -> impl Iterator<Item = &PacketId> {
+        self.awaiting_pubrel.iter()
+    }
+
+    /// Restores saved state into an empty session.
+    pub(crate) fn restore(
+        &mut self,
+        inflight: Vec<Inflight>,
+        queued: Vec<Publish>,
+        awaiting_pubrel: Vec<PacketId>,
+    ) {
+        if let Some(last) = inflight.last().and_then(Inflight::packet_id) {
+            self.next_packet_id = last.get().wrapping_add(1).max(1);
+        }
+        self.bytes = inflight
+            .iter()
+            .map(|entry| match entry {
+                Inflight::Publish(p) => p.payload.len(),
+                Inflight::PubRel(_) => 0,
+            })
+            .chain(queued.iter().map(|p| p.payload.len()))
+            .sum();
+        self.inflight = inflight.into();
+        self.queue = queued.into();
+        self.awaiting_pubrel = awaiting_pubrel.into_iter().collect();
+    }
+
+    /// The next packet identifier not held by an unacknowledged message. With a
+    /// window far below 65,535 one is always found quickly.
+    fn allocate_packet_id(&mut self) -> Option<PacketId> {
+        for _ in 0..=u16::MAX {
+            let candidate = PacketId::new(self.next_packet_id);
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if let Some(id) = candidate {
+                if !self.inflight.iter().any(|e| e.packet_id() == Some(id)) {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::TopicName;
+
+    fn message(qos: QoS, payload: &'static str) -> Publish {
+        Publish::new(TopicName::new("t").unwrap(), payload, qos, false)
+    }
+
+    fn id(value: u16) -> PacketId {
+        PacketId::new(value).unwrap()
+    }
+
+    fn sent_id(delivery: Delivery) -> u16 {
+        match delivery {
+            Delivery::Send(p) => p.packet_id.unwrap().get(),
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_beyond_the_inflight_window_wait_in_order_until_acked() {
+        let mut session = Session::new(false, 2, 10);
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "1"), true)),
+            1
+        );
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "2"), true)),
+            2
+        );
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "3"), true),
+            Delivery::Queued
+        );
+        assert!(session.fill_window().is_empty());
+        assert!(session.puback(id(1)));
+        let next = session.fill_window();
+        assert_eq!(next.len(), 1);
+        assert_eq!(&next[0].payload[..], b"3");
+        assert_eq!(next[0].packet_id, Some(id(3)));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_drops_beyond_it() {
+        let mut session = Session::new(false, 1, 2);
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "a"), false),
+            Delivery::Queued
+        );
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "b"), false),
+            Delivery::Queued
+        );
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "c"), false),
+            Delivery::Dropped
+        );
+        assert_eq!((session.inflight_len(), session.queued_len()), (0, 2));
+        assert_eq!(session.footprint().bytes, 2);
+    }
+
+    #[test]
+    fn packet_ids_in_use_are_never_handed_out_again_mqtt_2_3_1_4() {
+        let mut session = Session::new(false, 3, 10);
+        session.next_packet_id = u16::MAX;
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "a"), true)),
+            65535
+        );
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "b"), true)),
+            1
+        );
+        session.next_packet_id = 65535;
+        // 65535 and 1 are still unacknowledged: the next free one is 2.
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "c"), true)),
+            2
+        );
+    }
+
+    #[test]
+    fn qos_2_outbound_goes_publish_pubrec_pubrel_pubcomp_mqtt_4_3_3_1() {
+        let mut session = Session::new(false, 5, 10);
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::ExactlyOnce, "x"), true)),
+            1
+        );
+        assert!(
+            !session.puback(id(1)),
+            "PUBACK does not finish a QoS 2 message"
+        );
+        assert!(
+            !session.pubcomp(id(1)),
+            "PUBCOMP before PUBREC is out of order"
+        );
+        assert!(session.pubrec(id(1)));
+        assert!(session.pubrec(id(1)), "a repeated PUBREC is answered again");
+        assert_eq!(session.resend(), vec![Inflight::PubRel(id(1))]);
+        assert!(session.pubcomp(id(1)));
+        assert_eq!(session.inflight_len(), 0);
+    }
+
+    #[test]
+    fn reconnection_resends_unacked_publishes_with_dup_in_order_mqtt_4_4_0_1() {
+        let mut session = Session::new(false, 5, 10);
+        session.deliver(message(QoS::AtLeastOnce, "a"), true);
+        session.deliver(message(QoS::ExactlyOnce, "b"), true);
+        session.deliver(message(QoS::ExactlyOnce, "c"), true);
+        session.pubrec(id(2));
+        let resent = session.resend();
+        assert_eq!(resent.len(), 3);
+        match (&resent[0], &resent[1], &resent[2]) {
+            (Inflight::Publish(a), Inflight::PubRel(b), Inflight::Publish(c)) => {
+                assert!(a.dup && c.dup);
+                assert_eq!(
+                    (a.packet_id, *b, c.packet_id),
+                    (Some(id(1)), id(2), Some(id(3)))
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_offline_session_queues_and_fills_the_window_on_return() {
+        let mut session = Session::new(false, 2, 10);
+        for payload in ["a", "b", "c"] {
+            assert_eq!(
+                session.deliver(message(QoS::AtLeastOnce, payload), false),
+                Delivery::Queued
+            );
+        }
+        let sent = session.fill_window();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(&sent[0].payload[..], b"a");
+        assert_eq!(session.queued_len(), 1);
+    }
+
+    #[test]
+    fn inbound_qos_2_ids_are_held_until_pubrel_mqtt_4_3_3_2() {
+        let mut session = Session::new(false, 5, 10);
+        assert!(session.receive_qos2(id(9)));
+        assert!(
+            !session.receive_qos2(id(9)),
+            "a repeat before PUBREL is not delivered"
+        );
+        assert!(session.pubrel(id(9)));
+        assert!(
+            session.receive_qos2(id(9)),
+            "after PUBREL the id means a new message"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The `wren-broker` program: options, its first log line, and a clean stop on
+//! SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use common::raw::Raw;
+use common::TIMEOUT;
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_wren-broker");
+
+#[test]
+fn version_and_help_print_and_exit_0() {
+    let output = Command::new(PROGRAM).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("wren-broker version {}", env!("CARGO_PKG_VERSION"))
+    );
+    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("-p PORT"));
+}
+
+#[test]
+fn an_unknown_option_is_named_and_exits_1() {
+    let output = Command::new(PROGRAM).arg("--bogus").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--bogus"), "{stderr}");
+}
+
+#[test]
+fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = Command::new(PROGRAM)
+        .args(["-p", &port.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || lines.recv_timeout(TIMEOUT).expect("wren-broker logs");
+    assert!(
+        next_line().contains("local only mode"),
+        "the first log line"
+    );
+    loop {
+        if next_line().contains("Opening listener default-ipv4") {
+            break;
+        }
+    }
+    let mut client = Raw::connect(SocketAddr::from(([127, 0, 0, 1], port)), "cli", true, false);
+    client.ping();
+
+    // The shell's own `kill`, so no extra package is needed.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .expect("run sh");
+    assert!(status.success());
+    client.expect_eof();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wren-broker did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(exit.success(), "{exit:?}");
+    // Everything it logged until its stderr closed.
+    let rest: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(TIMEOUT).ok()).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("Broker stopped")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn c_reads_a_yaml_file_and_a_bad_one_is_named_with_exit_1() {
+    let dir = common::mosquitto::TempDir::new("cli");
+    let missing = dir.path().join("missing.yaml");
+    let output = Command::new(PROGRAM)
+        .arg("-c")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let path = dir.path().join("broker.yaml");
+    std::fs::write(
+        &path,
+        format!("listeners:\n  default:\n    bind: 127.0.0.1:{port}\nsys_interval: 0\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(PROGRAM)
+        .arg("-c")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    common::wait_until("wren-broker listens on the configured port", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    Raw::connect(addr, "from-yaml", true, false).disconnect();
+    let _ = child.kill();
+    let _ = child.wait();
+}

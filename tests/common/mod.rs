@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests: starting brokers, raw-socket MQTT clients
+//! that send exact bytes (in the style of mosquitto's `test/broker/*.py`), and
+//! mosquitto's own programs as peers.
+//!
+//! Every wait here is bounded: sockets have read timeouts, and conditions are polled
+//! with a deadline. Use them with `mod common;` from any file in `tests/`.
+#![allow(dead_code)]
+
+pub mod mosquitto;
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use wren::broker::Broker;
+use wren::config::BrokerConfig;
+
+/// How long any single expected event may take before a test fails. Generous, so a
+/// slow machine does not fail a correct broker; a hang still fails in bounded time.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker on a free port of 127.0.0.1 with default settings but `$SYS` off (so it
+/// does not add traffic to byte-exact tests).
+pub fn start_broker() -> Broker {
+    start_broker_with(|_| {})
+}
+
+/// A broker on a free port of 127.0.0.1, after `adjust` changed its configuration.
+pub fn start_broker_with(adjust: impl FnOnce(&mut BrokerConfig)) -> Broker {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.sys.interval = Duration::ZERO;
+    adjust(&mut config);
+    Broker::start(config).expect("the test broker must start")
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `TIMEOUT`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
