@@ -7,7 +7,7 @@ mod tools_support;
 
 use std::path::{Path, PathBuf};
 
-use tools_support::{command, free_port, mosquitto_program, run, scratch_dir, Broker};
+use tools_support::{command, free_ports, mosquitto_program, run, scratch_dir, Broker};
 
 struct Setup {
     broker: Broker,
@@ -51,8 +51,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn setup(test: &str) -> Setup {
     let files = scratch_dir(&format!("{test}-pem"));
     let (ca, cert, key) = certificates(&files);
-    let tls_port = free_port();
-    let ws_port = free_port();
+    let [tls_port, ws_port] = free_ports();
     let broker = Broker::start(
         test,
         &format!(
@@ -186,7 +185,16 @@ fn an_untrusted_broker_is_refused_like_by_mosquitto() {
             ]),
             None,
         );
-        assert_eq!(output.status.code(), Some(1), "{program:?}: {output:?}");
+        // mosquitto_pub exits 1 when the handshake fails inside its connect call
+        // and 8 (MOSQ_ERR_TLS) when it fails a moment later in its loop, which
+        // is a race; wren-pub always reports it while connecting, with 1.
+        let allowed: &[i32] = if program.ends_with("wren-pub") {
+            &[1]
+        } else {
+            &[1, 8]
+        };
+        let code = output.status.code().unwrap_or(-1);
+        assert!(allowed.contains(&code), "{program:?}: {output:?}");
         assert!(!output.stderr.is_empty(), "{program:?} said nothing");
     }
 }

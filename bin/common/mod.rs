@@ -1,5 +1,8 @@
-//! What `wren-pub` and `wren-sub` share: the command line they both accept, the
-//! way they report errors and exit, and the `-d` packet log.
+//! What `wren-pub` and `wren-sub` share: the command line they both accept
+//! ([`cli`], [`url`]), connecting and reporting a failure ([`connect`]), exit codes
+//! ([`exit`]) and the `-d` packet log ([`debug`]). What belongs to one tool alone
+//! lives beside this module, in `publisher/` and `subscriber/`, which each binary
+//! includes for itself.
 //!
 //! Both tools take mosquitto_pub / mosquitto_sub's options with the same letters,
 //! defaults, messages and exit codes, so a script written for mosquitto runs with

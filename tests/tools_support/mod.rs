@@ -92,10 +92,21 @@ pub fn wait(child: Child, limit: Duration, what: &str) -> Output {
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("cannot find a free port")
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` different loopback ports nothing listens on right now (all are held open
+/// until every one is chosen, so none comes out twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot find a free port"))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
+    })
 }
 
 /// A mosquitto broker on a free loopback port, stopped when dropped.
