@@ -9,7 +9,7 @@ mod tools_support;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use tools_support::{command, mosquitto_program, run, scratch_dir, wait, Broker, RUN_LIMIT};
+use tools_support::{command, mosquitto_program, run, scratch_dir, Broker, Running};
 
 struct Tools {
     broker: Broker,
@@ -61,12 +61,12 @@ impl Tools {
     ) -> Outcome {
         let topic = self.fresh_topic();
         let id = format!("watch-{}", topic.replace('/', "-"));
-        let subscriber = command(mosquitto_program("mosquitto_sub"), &self.config)
-            .args(["-p", &self.port(), "-t", &topic, "-q", "2", "-i", &id])
-            .args(["-F", "%r|%q|%l|%x", "-W", "10"])
-            .args(["-C", &expected.max(1).to_string()])
-            .spawn()
-            .expect("cannot start mosquitto_sub");
+        let subscriber = Running::start(
+            command(mosquitto_program("mosquitto_sub"), &self.config)
+                .args(["-p", &self.port(), "-t", &topic, "-q", "2", "-i", &id])
+                .args(["-F", "%r|%q|%l|%x", "-W", "10"])
+                .args(["-C", &expected.max(1).to_string()]),
+        );
         self.broker
             .wait_for_log(&format!("Sending SUBACK to {id}\n"), 1);
         let args: Vec<String> = args.iter().map(|a| a.replace("{t}", &topic)).collect();
@@ -91,7 +91,7 @@ impl Tools {
             );
             assert!(marker.status.success());
         }
-        let received = wait(subscriber, RUN_LIMIT, "mosquitto_sub");
+        let received = subscriber.finish();
         Outcome {
             received: String::from_utf8_lossy(&received.stdout).into_owned(),
             publisher,
@@ -298,44 +298,34 @@ fn the_will_is_published_when_the_publisher_dies() {
     {
         let will = format!("will{n}/gone");
         let id = format!("dying{n}");
-        let watcher = command(mosquitto_program("mosquitto_sub"), &tools.config)
-            .args([
-                "-p",
-                &tools.port(),
-                "-t",
-                &will,
-                "-i",
-                &format!("watch{n}"),
-                "-q",
-                "2",
-            ])
-            .args(["-C", "1", "-W", "15"])
-            .args(["-F", "%t|%q|%p"])
-            .spawn()
-            .expect("cannot start mosquitto_sub");
+        let watcher = Running::start(
+            command(mosquitto_program("mosquitto_sub"), &tools.config)
+                .args(["-p", &tools.port(), "-t", &will, "-i", &format!("watch{n}")])
+                .args(["-q", "2", "-C", "1", "-W", "15", "-F", "%t|%q|%p"]),
+        );
         tools
             .broker
             .wait_for_log(&format!("Sending SUBACK to watch{n}\n"), 1);
         // -l keeps the publisher connected while its stdin stays open.
-        let mut dying = command(&publisher, &tools.config)
-            .args(["-p", &tools.port(), "-t", "any", "-l", "-i", &id])
-            .args([
-                "--will-topic",
-                &will,
-                "--will-payload",
-                "bye",
-                "--will-qos",
-                "1",
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("cannot start the publisher");
+        let mut dying = Running::start(
+            command(&publisher, &tools.config)
+                .args(["-p", &tools.port(), "-t", "any", "-l", "-i", &id])
+                .args([
+                    "--will-topic",
+                    &will,
+                    "--will-payload",
+                    "bye",
+                    "--will-qos",
+                    "1",
+                ])
+                .stdin(Stdio::piped()),
+        );
         tools
             .broker
             .wait_for_log(&format!("Sending CONNACK to {id} "), 1);
-        dying.kill().expect("cannot kill the publisher");
-        let _ = dying.wait();
-        let seen = wait(watcher, RUN_LIMIT, "mosquitto_sub");
+        // SIGKILL: the connection drops without DISCONNECT.
+        dying.kill();
+        let seen = watcher.finish();
         assert_eq!(
             String::from_utf8_lossy(&seen.stdout),
             format!("{will}|1|bye\n"),

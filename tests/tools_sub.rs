@@ -10,9 +10,9 @@
 mod tools_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output};
+use std::process::Output;
 
-use tools_support::{command, mosquitto_program, run, scratch_dir, wait, Broker, RUN_LIMIT};
+use tools_support::{command, mosquitto_program, run, scratch_dir, Broker, Running};
 
 /// One message to publish, under the case's own topic prefix.
 struct Message {
@@ -135,7 +135,7 @@ impl Tools {
         assert!(output.status.success(), "mosquitto_pub failed: {output:?}");
     }
 
-    fn start(&self, program: &Path, id: &str, prefix: &str, case: &Case) -> Child {
+    fn start(&self, program: &Path, id: &str, prefix: &str, case: &Case) -> Running {
         let mut subscriber = command(program, &self.config);
         subscriber
             .args(["-p", &self.broker.port.to_string()])
@@ -144,9 +144,7 @@ impl Tools {
         if let Some(count) = case.count {
             subscriber.args(["-C", &count.to_string()]);
         }
-        subscriber
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program:?}: {e}"))
+        Running::start(&mut subscriber)
     }
 
     /// Runs one case with both programs; returns (mosquitto's, ours).
@@ -194,9 +192,7 @@ impl Tools {
                 }
             }
         }
-        let theirs = wait(theirs, RUN_LIMIT, &format!("mosquitto_sub ({})", case.name));
-        let ours = wait(ours, RUN_LIMIT, &format!("wren-sub ({})", case.name));
-        (theirs, ours)
+        (theirs.finish(), ours.finish())
     }
 }
 
@@ -484,7 +480,7 @@ fn masking_touches_only_timestamps_and_packet_ids() {
 }
 
 /// Sends `signal` to a running child.
-fn signal(child: &Child, signal: libc::c_int) {
+fn signal(child: &Running, signal: libc::c_int) {
     // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     assert_eq!(rc, 0, "cannot signal the subscriber");
@@ -500,16 +496,16 @@ fn an_interrupt_disconnects_cleanly_and_exits_0_like_mosquitto_sub() {
     for (name, program) in programs {
         for (sig, sig_name) in [(libc::SIGINT, "int"), (libc::SIGTERM, "term")] {
             let id = format!("{name}-{sig_name}");
-            let child = command(&program, &tools.config)
-                .args(["-p", &tools.broker.port.to_string(), "-t", "s/#", "-i", &id])
-                .args(["--will-topic", "s/will", "--will-payload", "lost"])
-                .spawn()
-                .expect("cannot start the subscriber");
+            let child = Running::start(
+                command(&program, &tools.config)
+                    .args(["-p", &tools.broker.port.to_string(), "-t", "s/#", "-i", &id])
+                    .args(["--will-topic", "s/will", "--will-payload", "lost"]),
+            );
             tools
                 .broker
                 .wait_for_log(&format!("Sending SUBACK to {id}\n"), 1);
             signal(&child, sig);
-            let output = wait(child, RUN_LIMIT, &id);
+            let output = child.finish();
             assert_eq!(output.status.code(), Some(0), "{id}: {output:?}");
             // A DISCONNECT, so the broker drops the will instead of publishing it.
             tools

@@ -70,6 +70,52 @@ pub fn run(command: &mut Command, stdin: Option<&[u8]>) -> Output {
     wait(child, RUN_LIMIT, &format!("{command:?}"))
 }
 
+/// A program started by a test, killed if the test ends (or fails) before it was
+/// waited for, so that no process outlives its test.
+pub struct Running {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Running {
+    /// Starts `command`.
+    pub fn start(command: &mut Command) -> Running {
+        let what = format!("{command:?}");
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Running {
+            child: Some(child),
+            what,
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills it now (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for it to exit, at most [`RUN_LIMIT`], and collects its output.
+    pub fn finish(mut self) -> Output {
+        let child = self.child.take().expect("not yet waited for");
+        wait(child, RUN_LIMIT, &self.what)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Waits for `child` to exit and collects its output, killing it after `limit`.
 pub fn wait(child: Child, limit: Duration, what: &str) -> Output {
     let pid = child.id();
