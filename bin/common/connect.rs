@@ -1,0 +1,178 @@
+//! Connecting to the broker from the shared options, and reporting a failure the
+//! way mosquitto's tools do, with the same exit code.
+//!
+//! | failure | stderr | exit |
+//! |---|---|---|
+//! | the broker refused (CONNACK ≠ 0) | `Connection error: Connection Refused: not authorised.` | the CONNACK code |
+//! | nothing listens | `Error: Connection refused` | 1 |
+//! | unknown host | `Unable to connect (Lookup error.).` | 1 |
+
+use std::io;
+use std::time::Duration;
+
+use native_tls::Protocol;
+use wren::client::{Client, ClientOptions, Error, LastWill, Reconnect};
+use wren::transport::ClientTls;
+
+use super::cli::{ConnectArgs, TlsVersion};
+use super::exit::{self, Reporter};
+use super::url::Scheme;
+
+/// The client options `args` describe; `reconnect` is the tool's own choice, which
+/// a `--config` file may override.
+pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> Result<ClientOptions, Error> {
+    let reconnect = match args.reconnect {
+        Some(settings) => Reconnect {
+            enabled: settings.enabled,
+            max_interval: settings.max_interval,
+            retries: settings.retries,
+        },
+        None => reconnect,
+    };
+    let scheme = args.effective_scheme();
+    let port = args.effective_port();
+    let mut options = match scheme {
+        Scheme::Mqtt => ClientOptions::new(args.host.clone(), port),
+        // The other transports are chosen by URL; credentials are set below, as
+        // given, rather than percent-encoded into it.
+        _ => {
+            let host = if args.host.contains(':') {
+                format!("[{}]", args.host)
+            } else {
+                args.host.clone()
+            };
+            let path = args.websocket_path.as_deref().unwrap_or("");
+            ClientOptions::from_url(&format!("{}://{host}:{port}{path}", scheme.name()))?
+        }
+    };
+    if scheme.is_tls() {
+        options = options.tls(ClientTls {
+            ca_file: args.tls.ca_file.clone(),
+            ca_data: args.tls.ca_data.clone(),
+            client_cert: args.tls.cert.clone().zip(args.tls.key.clone()),
+            insecure: args.tls.insecure,
+            min_version: args.tls.min_version.map(|version| match version {
+                TlsVersion::Tls10 => Protocol::Tlsv10,
+                TlsVersion::Tls11 => Protocol::Tlsv11,
+                TlsVersion::Tls12 => Protocol::Tlsv12,
+            }),
+        });
+    }
+    options = options
+        .client_id(args.effective_client_id())
+        .clean_session(args.clean_session)
+        .keep_alive(Duration::from_secs(u64::from(args.keep_alive)))
+        .protocol(args.protocol)
+        .max_inflight(u16::try_from(args.max_inflight).unwrap_or(u16::MAX))
+        .reconnect(reconnect);
+    match (&args.username, &args.password) {
+        (Some(username), Some(password)) => {
+            options = options.credentials(username.clone(), password.clone());
+        }
+        (Some(username), None) => options = options.username(username.clone()),
+        // Refused before connecting: see `connect`.
+        (None, _) => {}
+    }
+    if let Some(topic) = &args.will.topic {
+        options = options.will(LastWill::new(
+            topic.as_str(),
+            args.will.payload.clone().unwrap_or_default(),
+            args.will.qos,
+            args.will.retain,
+        ));
+    }
+    Ok(options)
+}
+
+/// Connects, or reports why not and returns the exit code to leave with.
+/// `refused_note` is printed after the refusal itself, if given.
+pub fn connect(
+    args: &ConnectArgs,
+    reconnect: Reconnect,
+    refused_note: Option<&str>,
+    report: &Reporter,
+) -> Result<Client, u8> {
+    if args.password.is_some() && args.username.is_none() {
+        // MQTT 3.1.1 has no password without a user name [MQTT-3.1.2-22].
+        report.error("Error: Problem setting username and/or password.\n");
+        return Err(exit::FAILURE);
+    }
+    let options = client_options(args, reconnect).map_err(|error| {
+        report.error(&format!("Error: {error}\n"));
+        exit::FAILURE
+    })?;
+    Client::connect(options).map_err(|error| {
+        let (text, code) = describe(&error, refused_note);
+        report.error(&text);
+        code
+    })
+}
+
+/// The text mosquitto's tools print for a failure to connect, and the exit code.
+fn describe(error: &Error, refused_note: Option<&str>) -> (String, u8) {
+    match error {
+        Error::ConnectionRefused(code) => {
+            let mut text = format!("Connection error: {code}\n");
+            text.push_str(refused_note.unwrap_or_default());
+            (text, *code as u8)
+        }
+        Error::Io { source, .. } if is_lookup_failure(source) => (
+            "Unable to connect (Lookup error.).\n".to_owned(),
+            exit::FAILURE,
+        ),
+        Error::Io { source, .. } => (format!("Error: {}\n", os_message(source)), exit::FAILURE),
+        other => (format!("Error: {other}\n"), exit::FAILURE),
+    }
+}
+
+/// Whether resolving the host name failed (rather than connecting to it).
+fn is_lookup_failure(error: &io::Error) -> bool {
+    // std reports getaddrinfo failures without an OS error number, as
+    // "failed to lookup address information: ...".
+    error.raw_os_error().is_none()
+        && (error.to_string().contains("lookup") || error.kind() == io::ErrorKind::NotFound)
+}
+
+/// The operating system's text for `error` without Rust's " (os error N)" suffix:
+/// `Connection refused`, as C's `strerror` gives it to mosquitto.
+pub fn os_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_print_mosquittos_lines_and_exit_with_the_return_code() {
+        use wren::protocol::ConnectReturnCode;
+        let refused = Error::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert_eq!(
+            describe(&refused, Some("Error: The connection was refused.\n")),
+            (
+                "Connection error: Connection Refused: not authorised.\n\
+                 Error: The connection was refused.\n"
+                    .to_owned(),
+                5
+            )
+        );
+        let bad_password = Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword);
+        assert_eq!(
+            describe(&bad_password, None),
+            (
+                "Connection error: Connection Refused: bad user name or password.\n".to_owned(),
+                4
+            )
+        );
+    }
+
+    #[test]
+    fn os_messages_read_like_strerror() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(os_message(&refused), "Connection refused");
+    }
+}

@@ -1,0 +1,214 @@
+//! `wren-sub`: subscribe to MQTT topics and print the messages, as mosquitto_sub
+//! does: same options, same output byte for byte, same exit codes.
+//!
+//! ```text
+//! wren-sub -h broker.local -t 'sensors/#' -v
+//! wren-sub -t 'a/#' -F '%I %t %p' -C 10
+//! ```
+
+mod common;
+#[path = "common/subscriber/mod.rs"]
+mod subscriber;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wren::client::{Client, Error, QoS, Reconnect, Subscription, Wait};
+
+use common::cli::{self, Command, ConnectArgs, ToolOptions};
+use common::connect;
+use common::exit::{self, Reporter};
+use subscriber::clock::Now;
+use subscriber::filter::{Decision, MessageFilter};
+use subscriber::options::SubOptions;
+use subscriber::output::Delivery;
+use subscriber::signals::Interrupt;
+use subscriber::usage;
+
+/// The exit code when `-W` runs out: mosquitto's `MOSQ_ERR_TIMEOUT`.
+const TIMED_OUT: u8 = 27;
+
+fn main() -> ExitCode {
+    let (connect, options) = match cli::parse::<SubOptions>(std::env::args_os().skip(1)) {
+        Ok(Command::Run(connect, options)) => (connect, options),
+        Ok(Command::Help) => {
+            print!("{}", usage::usage());
+            return exit::code(exit::FAILURE);
+        }
+        Ok(Command::Version) => {
+            print!("{}", usage::version());
+            return exit::code(exit::FAILURE);
+        }
+        Err(error) => {
+            eprint!("{}", error.render(SubOptions::NAME));
+            return exit::code(exit::FAILURE);
+        }
+    };
+    exit::code(run(&connect, &options))
+}
+
+/// Connects, subscribes and prints until told to stop; returns the exit code.
+fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
+    let report = Reporter::new(args.quiet);
+    if args.debug {
+        common::debug::install();
+    }
+    let interrupt = match Interrupt::install() {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            report.error(&format!("Error: cannot watch for signals: {e}\n"));
+            return exit::FAILURE;
+        }
+    };
+    // Like mosquitto_sub, keep reconnecting for as long as it takes.
+    let client = match connect::connect(args, Reconnect::default(), None, &report) {
+        Ok(client) => client,
+        Err(code) => return code,
+    };
+    interrupt.arm(client.clone());
+    // -W counts from the connection, as mosquitto's alarm does.
+    let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
+
+    let filters: Vec<(&str, QoS)> = options
+        .topics
+        .iter()
+        .map(|filter| (filter.as_str(), args.qos))
+        .collect();
+    let subscription = match client.subscribe_many(&filters) {
+        Ok(subscription) => subscription,
+        Err(Error::SubscriptionRefused(_)) => {
+            report.error("All subscription requests were denied.\n");
+            return leave(&client, exit::SUCCESS);
+        }
+        Err(e) => return fail(&client, &report, &interrupt, &e),
+    };
+    if args.debug {
+        // mosquitto_sub's line after the SUBACK: the SUBSCRIBE's id and the QoS
+        // granted to each filter.
+        let granted: Vec<String> = subscription
+            .filters()
+            .iter()
+            .map(|(_, qos)| (*qos as u8).to_string())
+            .collect();
+        let id = subscription.packet_id().map_or(0, |id| id.get());
+        println!("Subscribed (mid: {id}): {}", granted.join(", "));
+    }
+    // One UNSUBSCRIBE per -U, in order, as mosquitto_sub sends them.
+    for filter in &options.unsubscribe {
+        if let Err(e) = client.unsubscribe(filter.as_str()) {
+            return fail(&client, &report, &interrupt, &e);
+        }
+    }
+    if options.exit_after_subscribe {
+        return leave(&client, exit::SUCCESS);
+    }
+    let code = receive(
+        &client,
+        &subscription,
+        options,
+        deadline,
+        &report,
+        &interrupt,
+    );
+    leave(&client, code)
+}
+
+/// Prints messages until `-C`, `--retained-only`, `-W`, a signal or a failure ends
+/// it; returns the exit code.
+fn receive(
+    client: &Client,
+    subscription: &Subscription,
+    options: &SubOptions,
+    deadline: Option<Instant>,
+    report: &Reporter,
+    interrupt: &Interrupt,
+) -> u8 {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let mut filter = MessageFilter::new(options, seed);
+    let mut buffer = Vec::new();
+    loop {
+        let next = match deadline {
+            Some(deadline) => {
+                subscription.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => subscription.recv(),
+        };
+        let message = match next {
+            Ok(message) => message,
+            Err(Error::Timeout(Wait::Message)) => {
+                report.error("Timed out\n");
+                return TIMED_OUT;
+            }
+            Err(_) if interrupt.fired() => return exit::SUCCESS,
+            Err(e) => {
+                report.error(&format!("Error: {e}\n"));
+                return exit::FAILURE;
+            }
+        };
+        let (clear_retained, print, last) = match filter.decide(message.topic(), message.retain()) {
+            Decision::Skip => continue,
+            Decision::Stop => return exit::SUCCESS,
+            Decision::Handle {
+                clear_retained,
+                print,
+                last,
+            } => (clear_retained, print, last),
+        };
+        if clear_retained {
+            if let Err(e) = client.publish(message.topic(), Vec::new(), QoS::AtLeastOnce, true) {
+                report.error(&format!("Error: {e}\n"));
+            }
+        }
+        if print {
+            let delivery = Delivery {
+                topic: message.topic(),
+                payload: message.payload(),
+                qos: message.qos() as u8,
+                retain: message.retain(),
+                // wren::client::Message does not carry the packet id of the
+                // PUBLISH it came in, so `%m` and the JSON `mid` read 0 (right for
+                // QoS 0 only) until it does.
+                packet_id: 0,
+            };
+            buffer.clear();
+            let warnings = options.printer.print(&delivery, &Now::local(), &mut buffer);
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(&buffer)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                // Whoever read our output has gone (`| head -1`): stop quietly,
+                // as mosquitto_sub does when stdout fails.
+                return exit::SUCCESS;
+            }
+            for warning in warnings {
+                report.error(&warning);
+            }
+        }
+        if last {
+            return exit::SUCCESS;
+        }
+    }
+}
+
+/// Reports a failure after connecting and leaves with exit code 1, or 0 if the
+/// failure was our own disconnect after a signal.
+fn fail(client: &Client, report: &Reporter, interrupt: &Interrupt, error: &Error) -> u8 {
+    if interrupt.fired() {
+        return leave(client, exit::SUCCESS);
+    }
+    report.error(&format!("Error: {error}\n"));
+    leave(client, exit::FAILURE)
+}
+
+/// Sends DISCONNECT and passes `code` on.
+fn leave(client: &Client, code: u8) -> u8 {
+    // Already disconnected (by a signal, or the broker went away for good): fine.
+    let _ = client.disconnect();
+    code
+}
