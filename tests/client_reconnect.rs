@@ -75,7 +75,13 @@ fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
         }
     }
     sender.join().unwrap();
-    assert!(relay.accepted() >= 2, "the client never reconnected");
+    // The rest of the stream may already have been in the client's buffers when
+    // the cut came; the reconnection then follows the last message.
+    let deadline = Instant::now() + PATIENCE;
+    while relay.accepted() < 2 {
+        assert!(Instant::now() < deadline, "the client never reconnected");
+        thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         tally(received).keys().copied().collect::<Vec<_>>(),
         (0..COUNT).collect::<Vec<_>>()
