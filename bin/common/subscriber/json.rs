@@ -331,7 +331,7 @@ fn write_at(value: &Value, pretty: bool, depth: usize, out: &mut Vec<u8>) {
             }
             for (i, (key, member)) in members.iter().enumerate() {
                 if pretty {
-                    out.extend(std::iter::repeat(b'\t').take(depth + 1));
+                    out.extend(std::iter::repeat_n(b'\t', depth + 1));
                 }
                 write_string(key, out);
                 out.push(b':');
@@ -347,7 +347,7 @@ fn write_at(value: &Value, pretty: bool, depth: usize, out: &mut Vec<u8>) {
                 }
             }
             if pretty {
-                out.extend(std::iter::repeat(b'\t').take(depth));
+                out.extend(std::iter::repeat_n(b'\t', depth));
             }
             out.push(b'}');
         }

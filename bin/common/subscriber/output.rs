@@ -276,13 +276,13 @@ impl Printer {
             b'%' => out.push(b'%'),
             // MQTT 5 properties a 3.1.1 message never has: numbers print their
             // padding, strings a blank field, the others nothing.
-            b'A' | b'E' | b'F' | b'S' => out.extend(std::iter::repeat(pad).take(field.width)),
-            b'C' => out.extend(std::iter::repeat(b' ').take(field.width)),
+            b'A' | b'E' | b'F' | b'S' => out.extend(std::iter::repeat_n(pad, field.width)),
+            b'C' => out.extend(std::iter::repeat_n(b' ', field.width)),
             b'D' | b'P' | b'R' => {}
             b'I' => {
                 let time = now.strftime(b"%FT%T%z");
                 if time.is_empty() {
-                    out.extend(std::iter::repeat(b' ').take(field.width));
+                    out.extend(std::iter::repeat_n(b' ', field.width));
                 } else {
                     write_str(&time, field, out);
                 }
@@ -337,11 +337,11 @@ fn write_str(value: &[u8], field: &Field, out: &mut Vec<u8>) {
     };
     let padding = field.width.saturating_sub(value.len());
     if !field.left_align {
-        out.extend(std::iter::repeat(b' ').take(padding));
+        out.extend(std::iter::repeat_n(b' ', padding));
     }
     out.extend_from_slice(value);
     if field.left_align {
-        out.extend(std::iter::repeat(b' ').take(padding));
+        out.extend(std::iter::repeat_n(b' ', padding));
     }
 }
 
@@ -371,7 +371,7 @@ fn write_payload(payload: &[u8], hex: Hex, field: &Field, out: &mut Vec<u8>) {
     };
     let pad = if field.zero_pad { b'0' } else { b' ' };
     if !field.left_align {
-        out.extend(std::iter::repeat(pad).take(padding));
+        out.extend(std::iter::repeat_n(pad, padding));
     }
     let bytes = &payload[..shown];
     match hex {
@@ -389,7 +389,7 @@ fn write_payload(payload: &[u8], hex: Hex, field: &Field, out: &mut Vec<u8>) {
         } else {
             payload.len()
         };
-        out.extend(std::iter::repeat(b' ').take(trailing));
+        out.extend(std::iter::repeat_n(b' ', trailing));
     }
 }
 
