@@ -140,8 +140,8 @@ impl Closer {
         Closer(Some(stream.clone()))
     }
 
-    /// A closer with no socket, for driving the router without a network.
-    #[cfg(test)]
+    /// A closer with no socket: for inline clients, and for driving the router
+    /// without a network in tests.
     pub(crate) fn detached() -> Closer {
         Closer(None)
     }
@@ -261,6 +261,7 @@ impl Reader {
             client: client.clone(),
             outbox,
             closer,
+            trusted: false,
         };
         if self
             .shared

@@ -40,6 +40,19 @@ pub enum Error {
         /// What went wrong.
         source: crate::transport::Error,
     },
+    /// A topic or filter given to [`Broker::publish`](super::Broker::publish) or
+    /// [`Broker::subscribe`](super::Broker::subscribe) breaks the rules of MQTT.
+    #[error("invalid topic '{topic}': {error}")]
+    Topic {
+        /// The topic or filter as given.
+        topic: String,
+        /// Which rule it breaks.
+        error: crate::protocol::TopicError,
+    },
+    /// An inline publish or subscription could not be made: the broker is stopping,
+    /// or the subscription was refused.
+    #[error("inline publish/subscribe: {0}")]
+    Inline(String),
     /// A broker thread could not be started (the process is out of threads or
     /// memory).
     #[error("cannot start the broker's {0} thread: {1}")]

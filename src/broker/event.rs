@@ -130,6 +130,15 @@ impl OutboxReceiver {
     }
 
     /// The next packet if one is waiting.
+    pub(crate) fn recv_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Outgoing, crossbeam_channel::RecvTimeoutError> {
+        let packet = self.receiver.recv_timeout(timeout)?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
     pub(crate) fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
         let packet = self.receiver.try_recv()?;
         self.taken(&packet);
@@ -151,6 +160,8 @@ pub(crate) struct NewConnection {
     pub(crate) client: ClientInfo,
     pub(crate) outbox: Outbox,
     pub(crate) closer: Closer,
+    /// An inline client of the embedding program: authorization hooks are skipped.
+    pub(crate) trusted: bool,
 }
 
 /// What a connection thread tells the router.
@@ -181,6 +192,9 @@ pub(crate) enum Event {
         connection: ConnectionId,
         reason: DisconnectReason,
     },
+    /// The embedding program publishes a message (`Broker::publish`): routed like a
+    /// client's, with no acknowledgement and no authorization check.
+    InlinePublish(Publish),
     /// The broker is stopping: disconnect everyone, save, and return.
     Shutdown,
 }

@@ -45,6 +45,7 @@ mod connection;
 mod error;
 mod event;
 mod hooks;
+mod inline;
 mod listener;
 mod retain;
 mod router;
@@ -64,6 +65,7 @@ use crossbeam_channel::Sender;
 pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
+pub use inline::Subscription;
 pub use stats::Stats;
 pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
 
@@ -75,6 +77,7 @@ use router::RouterState;
 use stats::Counters;
 
 use crate::config::BrokerConfig;
+use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
 /// publisher faster than the router is slowed by TCP backpressure, not by memory.
@@ -96,6 +99,8 @@ pub struct Broker {
     listeners: Vec<Listener>,
     router: Option<thread::JoinHandle<()>>,
     inbox: Sender<Event>,
+    /// Hands out connection ids, for inline subscriptions too.
+    shared: Arc<Shared>,
     hooks: Hooks,
     counters: Arc<Counters>,
     started: Instant,
@@ -224,6 +229,7 @@ impl BrokerBuilder {
             listeners,
             router: Some(router),
             inbox,
+            shared,
             hooks,
             counters,
             started: Instant::now(),
@@ -327,6 +333,57 @@ impl Broker {
     /// ```
     pub fn add_hook(&self, hook: Arc<dyn Hook>) {
         self.hooks.add(hook);
+    }
+
+    /// Publishes a message from the embedding program, routed exactly as a client's
+    /// would be (retained if `retain`, delivered at `qos` or the subscriber's granted
+    /// QoS, whichever is lower). No authorization hook is asked: the program that
+    /// embeds the broker is trusted. Blocks only while the router's inbox is full.
+    ///
+    /// ```
+    /// use wren::Broker;
+    /// use wren::config::BrokerConfig;
+    /// use wren::protocol::QoS;
+    ///
+    /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+    /// broker.publish("status/broker", "up", QoS::AtLeastOnce, true)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<bytes::Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), Error> {
+        let topic = TopicName::new(topic).map_err(|error| Error::Topic {
+            topic: topic.to_string(),
+            error,
+        })?;
+        self.inbox
+            .send(Event::InlinePublish(Publish::new(
+                topic, payload, qos, retain,
+            )))
+            .map_err(|_| Error::Inline("the broker is shutting down".into()))
+    }
+
+    /// Subscribes the embedding program to `filter`, without a network client: the
+    /// returned [`Subscription`] iterates the matching messages (retained ones
+    /// first) and unsubscribes when dropped. Messages come with at most `qos`, and
+    /// QoS 1 and 2 are acknowledged as they are taken, so a subscription that is not
+    /// read holds at most the session limits, like any slow client.
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, Error> {
+        let filter = TopicFilter::new(filter).map_err(|error| Error::Topic {
+            topic: filter.to_string(),
+            error,
+        })?;
+        Subscription::start(
+            self.shared.next_connection_id(),
+            self.inbox.clone(),
+            filter,
+            qos,
+            self.shared.limits.max_inflight_messages,
+        )
     }
 
     /// A snapshot of the broker's counters.

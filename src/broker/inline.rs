@@ -1,0 +1,203 @@
+//! Publishing and subscribing from the program that embeds the broker, without a
+//! network client.
+//!
+//! An inline subscription is a client of the router like any other: it has a
+//! session, a connection id and an outbox, and it answers the QoS 1 and QoS 2
+//! handshakes, so messages reach it with the same routing, retained-message and
+//! QoS rules as network clients. Only the socket is missing. The embedding program
+//! is trusted: inline publishes and subscriptions skip the authorization hooks.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender, TryRecvError};
+
+use super::connection::Closer;
+use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver};
+use super::hooks::{ClientInfo, DisconnectReason};
+use super::Error;
+use crate::protocol::{
+    Connect, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, Subscribe,
+    SubscribeFilter, SubscribeReturnCode, TopicFilter,
+};
+
+/// How long [`Broker::subscribe`](super::Broker::subscribe) waits for the router.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The name inline clients are shown with in logs and to observing hooks.
+pub(crate) const INLINE_LISTENER: &str = "inline";
+
+/// Messages matching an inline subscription, from
+/// [`Broker::subscribe`](super::Broker::subscribe). Iterate it, or use
+/// [`recv_timeout`](Self::recv_timeout) and [`try_recv`](Self::try_recv) as with a
+/// client's subscription. Dropping it unsubscribes.
+///
+/// ```
+/// use std::time::Duration;
+/// use wren::Broker;
+/// use wren::config::BrokerConfig;
+/// use wren::protocol::QoS;
+///
+/// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+/// let alerts = broker.subscribe("alerts/#", QoS::AtLeastOnce)?;
+/// broker.publish("alerts/fire", "kitchen", QoS::AtLeastOnce, false)?;
+/// let message = alerts.recv_timeout(Duration::from_secs(5))?;
+/// assert_eq!(message.topic, "alerts/fire");
+/// assert_eq!(&message.payload[..], b"kitchen");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    id: ConnectionId,
+    router: Sender<Event>,
+    outbox: OutboxReceiver,
+    granted: QoS,
+}
+
+impl Subscription {
+    /// Connects an inline client and subscribes it; called by the broker.
+    pub(crate) fn start(
+        id: ConnectionId,
+        router: Sender<Event>,
+        filter: TopicFilter,
+        qos: QoS,
+        max_inflight: usize,
+    ) -> Result<Subscription, Error> {
+        let client_id = format!("wren-inline-{id}");
+        let (sender, outbox) = outbox(max_inflight);
+        let client = ClientInfo {
+            client_id: client_id.clone(),
+            username: None,
+            remote_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            listener: INLINE_LISTENER.into(),
+            protocol: ProtocolVersion::V3_1_1,
+        };
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 0;
+        let gone = || Error::Inline("the broker is shutting down".into());
+        router
+            .send(Event::Connect(Box::new(NewConnection {
+                id,
+                connect,
+                client,
+                outbox: sender,
+                closer: Closer::detached(),
+                trusted: true,
+            })))
+            .map_err(|_| gone())?;
+        router
+            .send(Event::Subscribe {
+                connection: id,
+                subscribe: Subscribe {
+                    packet_id: PacketId::MIN,
+                    filters: vec![SubscribeFilter::new(filter, qos)],
+                },
+                authorized: vec![true],
+            })
+            .map_err(|_| gone())?;
+        let mut subscription = Subscription {
+            id,
+            router,
+            outbox,
+            granted: qos,
+        };
+        // CONNACK, then SUBACK; retained messages may follow at once and stay queued.
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match subscription.outbox.recv_timeout(left) {
+                Ok(Packet::SubAck(suback)) => {
+                    match suback.return_codes.first() {
+                        Some(SubscribeReturnCode::Success(granted)) => {
+                            subscription.granted = *granted
+                        }
+                        _ => return Err(Error::Inline("the subscription was refused".into())),
+                    }
+                    return Ok(subscription);
+                }
+                Ok(_) => continue, // CONNACK
+                Err(_) => return Err(Error::Inline("the router did not answer".into())),
+            }
+        }
+    }
+
+    /// The QoS the subscription was granted.
+    pub fn granted_qos(&self) -> QoS {
+        self.granted
+    }
+
+    /// The next message, waiting as long as it takes; `None` once the broker has
+    /// stopped.
+    pub fn recv(&self) -> Option<Publish> {
+        loop {
+            let packet = self.outbox.recv().ok()?;
+            if let Some(message) = self.answer(packet) {
+                return Some(message);
+            }
+        }
+    }
+
+    /// The next message, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Publish, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let packet = self.outbox.recv_timeout(left)?;
+            if let Some(message) = self.answer(packet) {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// A message if one is waiting; never blocks.
+    pub fn try_recv(&self) -> Result<Publish, TryRecvError> {
+        loop {
+            let packet = self.outbox.try_recv()?;
+            if let Some(message) = self.answer(packet) {
+                return Ok(message);
+            }
+        }
+    }
+
+    /// The messages, as they come; ends when the broker stops.
+    pub fn iter(&self) -> impl Iterator<Item = Publish> + '_ {
+        std::iter::from_fn(|| self.recv())
+    }
+
+    /// Plays the client's part of the QoS handshakes; returns the message, if the
+    /// packet carried one.
+    fn answer(&self, packet: Packet) -> Option<Publish> {
+        let reply = |packet: Packet| {
+            // If the router is gone, so is the subscription: nothing to answer.
+            let _ = self.router.send(Event::Packet {
+                connection: self.id,
+                packet,
+            });
+        };
+        match packet {
+            Packet::Publish(publish) => {
+                match (publish.qos, publish.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => reply(PubAck::new(id).into()),
+                    (QoS::ExactlyOnce, Some(id)) => reply(PubRec::new(id).into()),
+                    _ => {}
+                }
+                Some(publish)
+            }
+            Packet::PubRel(release) => {
+                reply(PubComp::new(release.packet_id).into());
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    /// Leaves as a client that says DISCONNECT: its clean session goes with it.
+    fn drop(&mut self) {
+        let _ = self.router.send(Event::Disconnect {
+            connection: self.id,
+            reason: DisconnectReason::Disconnect,
+        });
+    }
+}
