@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod wren;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
