@@ -473,7 +473,9 @@ fn refused_connection_matches_mosquitto() {
 
 #[test]
 fn tls_listener_serves_wren_sub_and_wren_pub() {
-    let dir = scratch_dir("wren-tls-certs");
+    // Fresh keys each run: the directory is per process, so that two runs at once
+    // cannot pair one run's certificate with the other's key.
+    let dir = scratch_dir(&format!("wren-tls-certs-{}", std::process::id()));
     let (ca, cert, key) = make_certificates(&dir);
     let broker = WrenBroker::start_tls(&cert, &key);
     let config = scratch_dir("wren-tls-config");
@@ -502,4 +504,5 @@ fn tls_listener_serves_wren_sub_and_wren_pub() {
         String::from_utf8_lossy(&received.stdout),
         "secure/topic over tls\n"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
