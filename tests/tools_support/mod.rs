@@ -1,5 +1,6 @@
 //! What the tool tests share: finding mosquitto's programs, starting a mosquitto
-//! broker on a free loopback port, and running a program with a deadline.
+//! broker on a free loopback port (or wren's own, in [`wren`]), and running a
+//! program with a deadline.
 //!
 //! The tests compare wren-pub and wren-sub with mosquitto_pub and mosquitto_sub
 //! (Debian package `mosquitto-clients`) against a real mosquitto broker (package
