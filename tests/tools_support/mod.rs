@@ -1,5 +1,6 @@
 //! What the tool tests share: finding mosquitto's programs, starting a mosquitto
-//! broker on a free loopback port, and running a program with a deadline.
+//! broker on a free loopback port (or wren's own, in [`wren`]), and running a
+//! program with a deadline.
 //!
 //! The tests compare wren-pub and wren-sub with mosquitto_pub and mosquitto_sub
 //! (Debian package `mosquitto-clients`) against a real mosquitto broker (package
@@ -7,6 +8,8 @@
 //! it never lets a test pass without having compared anything.
 
 #![allow(dead_code)] // each test file uses its own part
+
+pub mod wren;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
