@@ -75,11 +75,15 @@ impl RetainedMessages {
         }
     }
 
-    /// The retained messages whose topics match `filter`, with RETAIN=1.
+    /// The retained messages whose topics match `filter`, with RETAIN=1, in topic
+    /// order.
     pub(crate) fn matching(&self, filter: &TopicFilter) -> Vec<Publish> {
         let levels: Vec<&str> = filter.split('/').collect();
         let mut found = Vec::new();
         collect(&self.root, &levels, true, &mut found);
+        // The tree's maps have no order of their own: sorting by topic means the same
+        // subscription always sees the same sequence.
+        found.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
         found
     }
 
