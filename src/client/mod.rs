@@ -188,7 +188,8 @@ impl Client {
         );
         let (commands, command_queue) = crossbeam_channel::bounded(REQUEST_QUEUE);
         let (control, control_queue) = crossbeam_channel::unbounded();
-        let status = Arc::new(Status::default());
+        let (status, alive) = Status::new();
+        let status = Arc::new(status);
         let worker = Worker::new(
             options.clone(),
             client_id.clone(),
@@ -196,6 +197,7 @@ impl Client {
             command_queue,
             control_queue,
             status.clone(),
+            alive,
         );
         let handle = std::thread::Builder::new()
             .name(format!("wren-client {client_id}"))
@@ -496,10 +498,11 @@ fn receive<T>(
     wait: Wait,
     status: &Status,
 ) -> Result<T, Error> {
-    match reply.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => Err(Error::Timeout(wait)),
-        Err(RecvTimeoutError::Disconnected) => Err(ended(status)),
+    crossbeam_channel::select! {
+        recv(reply) -> result => result.unwrap_or_else(|_| Err(ended(status))),
+        // The thread has finished: an answer it gave is there now, or none will come.
+        recv(status.gone) -> _ => reply.try_recv().unwrap_or_else(|_| Err(ended(status))),
+        default(timeout) => Err(Error::Timeout(wait)),
     }
 }
 

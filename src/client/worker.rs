@@ -103,11 +103,28 @@ impl Token {
 }
 
 /// What the [`Client`](super::Client) handles and the thread share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Status {
     pub connected: AtomicBool,
     /// Why the connection was lost for good, once it has been.
     pub lost: Mutex<Option<String>>,
+    /// Never receives: it disconnects when the thread has finished. A request that
+    /// slipped into the queue after the thread's last look at it is never answered,
+    /// and this is how its caller learns so at once.
+    pub gone: Receiver<()>,
+}
+
+impl Status {
+    /// The shared status, and what the thread holds until it has finished.
+    pub fn new() -> (Status, Sender<()>) {
+        let (alive, gone) = crossbeam_channel::bounded(0);
+        let status = Status {
+            connected: AtomicBool::new(false),
+            lost: Mutex::new(None),
+            gone,
+        };
+        (status, alive)
+    }
 }
 
 pub(crate) struct Worker {
@@ -118,6 +135,9 @@ pub(crate) struct Worker {
     commands: Receiver<Command>,
     control: Receiver<Control>,
     status: Arc<Status>,
+    /// Dropped with the worker, after every answer it will ever give: see
+    /// [`Status::gone`].
+    _alive: Sender<()>,
     /// A publish that did not fit in the inflight window.
     held: Option<Command>,
     /// The application's receivers and the messages waiting for them.
@@ -150,6 +170,7 @@ impl Worker {
         commands: Receiver<Command>,
         control: Receiver<Control>,
         status: Arc<Status>,
+        alive: Sender<()>,
     ) -> Worker {
         let state = State::new(
             options.max_inflight,
@@ -167,6 +188,7 @@ impl Worker {
             commands,
             control,
             status,
+            _alive: alive,
             held: None,
             active: BTreeMap::new(),
             reconnect_attempt: 0,

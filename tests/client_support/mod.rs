@@ -1,6 +1,11 @@
-//! Real peers for the client tests: a mosquitto broker on a free loopback port, and
-//! a TCP relay that can cut every connection passing through it.
+//! Real peers for the client tests: a mosquitto broker on a free loopback port,
+//! wren's own broker with the same interface, and a TCP relay that can cut every
+//! connection passing through it.
 #![allow(dead_code)] // each test file uses a different part
+
+mod wren_broker;
+#[allow(unused_imports)] // only the tests against wren's broker use it
+pub use wren_broker::{SharedStorage, WrenBroker};
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
