@@ -169,10 +169,7 @@ fn receive(
                 payload: message.payload(),
                 qos: message.qos() as u8,
                 retain: message.retain(),
-                // wren::client::Message does not carry the packet id of the
-                // PUBLISH it came in, so `%m` and the JSON `mid` read 0 (right for
-                // QoS 0 only) until it does.
-                packet_id: 0,
+                packet_id: message.packet_id().map_or(0, |id| id.get()),
             };
             buffer.clear();
             let warnings = options.printer.print(&delivery, &Now::local(), &mut buffer);

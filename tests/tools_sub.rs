@@ -217,8 +217,8 @@ fn delivery_line(qos: u8, id: &str) -> String {
 }
 
 /// Replaces the value of every `"tst":` with `T`: the one thing that may differ.
-/// The `"mid":` values go too: wren::client does not yet tell the packet id of a
-/// received PUBLISH, so wren-sub prints 0 there (the key itself is compared).
+/// The `"mid":` values go too: they are the packet ids the broker chose for each
+/// subscriber's connection, which need not agree (the key itself is compared).
 fn mask_timestamps(output: &[u8]) -> Vec<u8> {
     mask_mids(&mask_tst(output))
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::Error;
-use crate::protocol::{Publish, QoS, TopicName};
+use crate::protocol::{PacketId, Publish, QoS, TopicName};
 
 /// A message the broker delivered to this client.
 ///
@@ -26,6 +26,7 @@ pub struct Message {
     qos: QoS,
     retain: bool,
     dup: bool,
+    packet_id: Option<PacketId>,
 }
 
 impl Message {
@@ -38,6 +39,7 @@ impl Message {
             qos,
             retain,
             dup: false,
+            packet_id: None,
         }
     }
 
@@ -48,6 +50,7 @@ impl Message {
             qos: publish.qos,
             retain: publish.retain,
             dup: publish.dup,
+            packet_id: publish.packet_id,
         }
     }
 
@@ -115,6 +118,13 @@ impl Message {
         self.dup
     }
 
+    /// The packet identifier of the PUBLISH that brought the message: `None` for
+    /// QoS 0. Chosen by the broker for this connection; mosquitto_sub prints it as
+    /// `%m`.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.packet_id
+    }
+
     /// Takes the payload out of the message, without copying.
     pub fn into_payload(self) -> Bytes {
         self.payload
@@ -129,6 +139,7 @@ impl std::fmt::Debug for Message {
             .field("qos", &self.qos)
             .field("retain", &self.retain)
             .field("dup", &self.dup)
+            .field("packet_id", &self.packet_id)
             .finish()
     }
 }
@@ -144,6 +155,21 @@ mod tests {
             QoS::AtLeastOnce,
             false,
         )
+    }
+
+    #[test]
+    fn a_message_keeps_the_packet_id_and_flags_of_its_publish() {
+        let mut publish = Publish::new(TopicName::new("t").unwrap(), "x", QoS::ExactlyOnce, true);
+        publish.packet_id = PacketId::new(42);
+        publish.dup = true;
+        let message = Message::from_publish(&publish);
+        assert_eq!(message.packet_id(), PacketId::new(42));
+        assert!(message.dup() && message.retain());
+        assert_eq!(message.qos(), QoS::ExactlyOnce);
+        assert_eq!(
+            Message::new(publish.topic, "x", QoS::AtMostOnce, false).packet_id(),
+            None
+        );
     }
 
     #[test]
