@@ -240,23 +240,43 @@ pub trait Hook: Send + Sync {
 }
 
 /// The registered hooks, shared by the connection threads and the router.
-#[derive(Clone, Default)]
+///
+/// The list is replaced whole when a hook is added (rare) and shared as one `Arc`
+/// when it is used (for every PUBLISH and, with hooks, every delivery), so using it
+/// costs a reference count, not a copy of the list.
+#[derive(Clone)]
 pub(crate) struct Hooks {
-    hooks: Arc<RwLock<Vec<Arc<dyn Hook>>>>,
+    hooks: Arc<RwLock<HookList>>,
+}
+
+/// An immutable list of hooks, shared by reference count.
+type HookList = Arc<[Arc<dyn Hook>]>;
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            hooks: Arc::new(RwLock::new(Arc::from(Vec::new()))),
+        }
+    }
 }
 
 impl Hooks {
     pub(crate) fn add(&self, hook: Arc<dyn Hook>) {
-        self.hooks.write().push(hook);
+        let mut hooks = self.hooks.write();
+        let mut list = hooks.to_vec();
+        list.push(hook);
+        *hooks = Arc::from(list);
     }
 
-    fn snapshot(&self) -> Vec<Arc<dyn Hook>> {
-        self.hooks.read().clone()
+    /// The hooks registered now; an observer may register another meanwhile without
+    /// deadlocking.
+    fn snapshot(&self) -> HookList {
+        Arc::clone(&self.hooks.read())
     }
 
     /// Runs the authentication chain; `None` means every hook deferred.
     pub(crate) fn authenticate(&self, connect: &ConnectInfo) -> Option<AuthDecision> {
-        for hook in self.snapshot() {
+        for hook in self.snapshot().iter() {
             let result = catch_unwind(AssertUnwindSafe(|| hook.authenticate(connect)));
             match result {
                 Ok(Ok(AuthDecision::Defer)) => continue,
@@ -304,7 +324,7 @@ impl Hooks {
         client: &ClientInfo,
         check: impl Fn(&dyn Hook) -> bool,
     ) -> bool {
-        for hook in self.snapshot() {
+        for hook in self.snapshot().iter() {
             match catch_unwind(AssertUnwindSafe(|| check(hook.as_ref()))) {
                 Ok(true) => {}
                 Ok(false) => return false,
@@ -322,8 +342,7 @@ impl Hooks {
 
     /// Tells every hook; a panicking observer is logged and skipped.
     pub(crate) fn observe(&self, what: &str, notify: impl Fn(&dyn Hook)) {
-        // A snapshot, so an observer may itself register a hook without deadlocking.
-        for hook in self.snapshot() {
+        for hook in self.snapshot().iter() {
             if catch_unwind(AssertUnwindSafe(|| notify(hook.as_ref()))).is_err() {
                 log::error!("A hook panicked in {what}; ignored.");
             }
