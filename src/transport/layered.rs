@@ -158,13 +158,15 @@ impl Shared {
     }
 }
 
+/// Bytes read from the socket at a time.
+const RAW_READ: usize = 8 * 1024;
+
 /// The reading half of a layered connection.
 pub(crate) struct LayeredReader {
     socket: Arc<TcpStream>,
     shared: Arc<Shared>,
     /// Plaintext decoded but not yet handed to the caller.
     plain: BytesMut,
-    raw: Box<[u8]>,
     closed: bool,
 }
 
@@ -186,7 +188,6 @@ pub(crate) fn split(socket: Arc<TcpStream>, mut layers: Layers) -> (LayeredReade
             socket,
             shared: Arc::clone(&shared),
             plain: BytesMut::new(),
-            raw: vec![0; 16 * 1024].into_boxed_slice(),
             closed: false,
         },
         LayeredWriter { shared },
@@ -206,6 +207,11 @@ impl Read for LayeredReader {
                 let n = buf.len().min(self.plain.len());
                 buf[..n].copy_from_slice(&self.plain[..n]);
                 self.plain.advance(n);
+                if self.plain.is_empty() && self.plain.capacity() > 4 * RAW_READ {
+                    // One large message must not pin its buffer for the life of the
+                    // connection; ordinary ones reuse it.
+                    self.plain = BytesMut::new();
+                }
                 return Ok(n);
             }
             if self.closed {
@@ -225,11 +231,14 @@ impl Read for LayeredReader {
                 continue;
             }
             // Then wait for the network, holding no lock.
-            let n = (&*self.socket).read(&mut self.raw)?;
+            // Raw bytes only pass through on their way into the layers, so they are
+            // read onto the stack: an idle connection keeps no buffer for them.
+            let mut raw = [0u8; RAW_READ];
+            let n = (&*self.socket).read(&mut raw)?;
             if n == 0 {
                 return Ok(0);
             }
-            self.shared.layers.lock().pipe().feed(&self.raw[..n]);
+            self.shared.layers.lock().pipe().feed(&raw[..n]);
         }
     }
 }
