@@ -323,13 +323,6 @@ fn with_handshake_timeout<T>(
     result
 }
 
-/// Whether a handshake error is the socket timing out.
-fn timed_out(text: &str) -> bool {
-    text.contains("timed out")
-        || text.contains("Resource temporarily unavailable")
-        || text.contains("WouldBlock")
-}
-
 fn tls_handshake_error<S: fmt::Debug>(
     error: native_tls::HandshakeError<S>,
     timeout: Duration,
@@ -472,35 +465,22 @@ impl Acceptor {
                         .map_err(|e| tls_handshake_error(e, timeout))?,
                 )),
                 (None, true) => Layers::WebSocket(Box::new(
-                    websocket::accept(pipe, path, max)
-                        .map_err(|e| ws_timeout(e, timeout))
-                        .inspect_err(|e| {
-                            if matches!(e, Error::WebSocketNotUpgraded(_)) {
-                                let _ = (&*socket).write_all(websocket::NOT_AN_UPGRADE);
-                            }
-                        })?,
+                    websocket::accept(pipe, path, max, timeout).inspect_err(|e| {
+                        if matches!(e, Error::WebSocketNotUpgraded(_)) {
+                            let _ = (&*socket).write_all(websocket::NOT_AN_UPGRADE);
+                        }
+                    })?,
                 )),
                 (Some(tls), true) => {
                     let tls = tls
                         .accept(pipe)
                         .map_err(|e| tls_handshake_error(e, timeout))?;
-                    Layers::SecureWebSocket(Box::new(
-                        websocket::accept(tls, path, max).map_err(|e| ws_timeout(e, timeout))?,
-                    ))
+                    Layers::SecureWebSocket(Box::new(websocket::accept(tls, path, max, timeout)?))
                 }
                 (None, false) => unreachable!("plain TCP returned above"),
             })
         })?;
         finish(socket, Some(layers), kind)
-    }
-}
-
-fn ws_timeout(error: Error, timeout: Duration) -> Error {
-    match &error {
-        Error::WebSocketHandshake(text) | Error::WebSocketNotUpgraded(text) if timed_out(text) => {
-            Error::HandshakeTimeout(timeout)
-        }
-        _ => error,
     }
 }
 
@@ -594,14 +574,20 @@ impl Dialer {
             let url = self.websocket_url();
             Ok(match self.kind {
                 Kind::Tls => Layers::Tls(Box::new(tls(pipe)?)),
-                Kind::WebSocket => Layers::WebSocket(Box::new(
-                    websocket::connect(pipe, &url, &self.extra_headers, max)
-                        .map_err(|e| ws_timeout(e, timeout))?,
-                )),
-                Kind::SecureWebSocket => Layers::SecureWebSocket(Box::new(
-                    websocket::connect(tls(pipe)?, &url, &self.extra_headers, max)
-                        .map_err(|e| ws_timeout(e, timeout))?,
-                )),
+                Kind::WebSocket => Layers::WebSocket(Box::new(websocket::connect(
+                    pipe,
+                    &url,
+                    &self.extra_headers,
+                    max,
+                    timeout,
+                )?)),
+                Kind::SecureWebSocket => Layers::SecureWebSocket(Box::new(websocket::connect(
+                    tls(pipe)?,
+                    &url,
+                    &self.extra_headers,
+                    max,
+                    timeout,
+                )?)),
                 Kind::Tcp => unreachable!("plain TCP returned above"),
             })
         })?;

@@ -4,9 +4,11 @@
 //! and the client asks for the subprotocol `mqtt` (old clients: `mqttv3.1`) in its
 //! `Sec-WebSocket-Protocol` header; the server must answer with the one it chose.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::time::Duration;
 
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::handshake::{HandshakeError, HandshakeRole};
 use tungstenite::http::{HeaderValue, StatusCode};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
@@ -39,6 +41,7 @@ pub(crate) fn accept<S: Read + Write>(
     stream: S,
     path: Option<&str>,
     max_message_size: usize,
+    timeout: Duration,
 ) -> Result<WebSocket<S>, Error> {
     let check = |request: &Request, mut response: Response| {
         if let Some(path) = path.filter(|path| request.uri().path() != *path) {
@@ -66,14 +69,8 @@ pub(crate) fn accept<S: Read + Write>(
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(chosen));
         Ok(response)
     };
-    tungstenite::accept_hdr_with_config(stream, check, Some(config(max_message_size))).map_err(
-        |error| match error {
-            tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response)) => {
-                Error::WebSocketHandshake(format!("refused with HTTP {}", response.status()))
-            }
-            other => Error::WebSocketNotUpgraded(handshake_error_text(other)),
-        },
-    )
+    tungstenite::accept_hdr_with_config(stream, check, Some(config(max_message_size)))
+        .map_err(|error| handshake_error(error, timeout, Error::WebSocketNotUpgraded))
 }
 
 /// The answer to a request that is not a WebSocket upgrade at all: tungstenite gives
@@ -89,6 +86,7 @@ pub(crate) fn connect<S: Read + Write>(
     url: &str,
     extra_headers: &[(String, String)],
     max_message_size: usize,
+    timeout: Duration,
 ) -> Result<WebSocket<S>, Error> {
     use tungstenite::client::IntoClientRequest;
 
@@ -106,7 +104,7 @@ pub(crate) fn connect<S: Read + Write>(
     }
     let (socket, response) =
         tungstenite::client::client_with_config(request, stream, Some(config(max_message_size)))
-            .map_err(|e| Error::WebSocketHandshake(handshake_error_text(e)))?;
+            .map_err(|error| handshake_error(error, timeout, Error::WebSocketHandshake))?;
     let agreed = response
         .headers()
         .get("Sec-WebSocket-Protocol")
@@ -119,6 +117,24 @@ pub(crate) fn connect<S: Read + Write>(
     Ok(socket)
 }
 
-fn handshake_error_text<E: std::fmt::Display>(error: E) -> String {
-    error.to_string()
+/// Turns tungstenite's handshake failure into ours. On a blocking socket a read
+/// "would block" only when its timeout fires, so that is a timeout; an HTTP answer
+/// is a refusal; anything else is described by `other`.
+fn handshake_error<R: HandshakeRole>(
+    error: HandshakeError<R>,
+    timeout: Duration,
+    other: impl FnOnce(String) -> Error,
+) -> Error {
+    match error {
+        HandshakeError::Interrupted(_) => Error::HandshakeTimeout(timeout),
+        HandshakeError::Failure(tungstenite::Error::Io(e))
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+        {
+            Error::HandshakeTimeout(timeout)
+        }
+        HandshakeError::Failure(tungstenite::Error::Http(response)) => {
+            Error::WebSocketHandshake(format!("refused with HTTP {}", response.status()))
+        }
+        error => other(error.to_string()),
+    }
 }
