@@ -19,33 +19,7 @@ struct Setup {
 
 /// A CA, and a certificate it signed for `localhost`, written as PEM files.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wren-mqtt tools test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .expect("server certificate");
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("cannot write a PEM file");
-        path
-    };
-    (
-        write("ca.pem", ca.pem()),
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
-    )
+    tools_support::certs::write(&tools_support::certs::pem(), dir)
 }
 
 fn setup(test: &str) -> Setup {

@@ -267,37 +267,15 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+#[path = "../common/certs.rs"]
+pub mod certs;
+
 /// A test certificate authority and a server certificate for `localhost` signed by
 /// it, as PEM: made afresh for each test, never stored.
-pub struct TestCertificates {
-    pub ca: String,
-    pub cert: String,
-    pub key: String,
-}
+pub use certs::Pem as TestCertificates;
 
 pub fn test_certificates() -> TestCertificates {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wren-mqtt client test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .expect("server certificate");
-    TestCertificates {
-        ca: ca.pem(),
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    }
+    certs::pem()
 }
 
 /// A WebSocket (optionally TLS) front for a broker that speaks only TCP: it accepts

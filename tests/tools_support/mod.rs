@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+#[path = "../common/certs.rs"]
+pub mod certs;
 pub mod wren;
 
 use std::io::{Read, Write};

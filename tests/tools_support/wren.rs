@@ -145,43 +145,10 @@ fn count(map: &HashMap<String, usize>, id: &str) -> usize {
     map.get(id).copied().unwrap_or(0)
 }
 
-/// Certificates made at test time: a CA and a certificate for `localhost` and
-/// `127.0.0.1` signed by it, written as PEM files into `dir`. Returns the paths
-/// of the CA, the certificate and its key.
+/// Certificates made at test time, written as PEM files into `dir`. Returns the
+/// paths of the CA, the certificate and its key.
 pub fn make_certificates(
     dir: &Path,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "wren-mqtt tools test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-
-    let key = KeyPair::generate().expect("server key");
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string()]).expect("server parameters");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .expect("server certificate");
-
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("cannot write a PEM file");
-        path
-    };
-    (
-        write("ca.pem", &ca.pem()),
-        write("cert.pem", &cert.pem()),
-        write("key.pem", &key.serialize_pem()),
-    )
+    super::certs::write(&super::certs::pem(), dir)
 }
