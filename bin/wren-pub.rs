@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use wren::client::{Client, Error, Pending, Reconnect};
 
-use common::cli::{self, ArgError, Command, ConnectArgs, ToolOptions};
+use common::cli::{self, ArgError, ConnectArgs, ToolOptions};
 use common::connect;
 use common::exit::{self, Reporter};
 use publisher::input::{self, Lines};
@@ -32,22 +32,10 @@ const PENDING_LIMIT: usize = 1024;
 const REFUSED_NOTE: &str = "Error: The connection was refused.\n";
 
 fn main() -> ExitCode {
-    let (connect, options) = match cli::parse::<PubOptions>(std::env::args_os().skip(1)) {
-        Ok(Command::Run(connect, options)) => (connect, options),
-        Ok(Command::Help) => {
-            print!("{}", usage::usage());
-            return exit::code(exit::FAILURE);
-        }
-        Ok(Command::Version) => {
-            print!("{}", usage::version());
-            return exit::code(exit::FAILURE);
-        }
-        Err(error) => {
-            eprint!("{}", error.render(PubOptions::NAME));
-            return exit::code(exit::FAILURE);
-        }
-    };
-    exit::code(run(&connect, &options))
+    match cli::from_env::<PubOptions>(usage::usage, usage::version) {
+        Ok((connect, options)) => exit::code(run(&connect, &options)),
+        Err(code) => code,
+    }
 }
 
 /// What to publish, once the input has been read.

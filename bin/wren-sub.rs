@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wren::client::{Client, Error, QoS, Reconnect, Subscription, Wait};
 
-use common::cli::{self, Command, ConnectArgs, ToolOptions};
+use common::cli::{self, ConnectArgs};
 use common::connect;
 use common::exit::{self, Reporter};
 use subscriber::clock::Now;
@@ -30,22 +30,10 @@ use subscriber::usage;
 const TIMED_OUT: u8 = 27;
 
 fn main() -> ExitCode {
-    let (connect, options) = match cli::parse::<SubOptions>(std::env::args_os().skip(1)) {
-        Ok(Command::Run(connect, options)) => (connect, options),
-        Ok(Command::Help) => {
-            print!("{}", usage::usage());
-            return exit::code(exit::FAILURE);
-        }
-        Ok(Command::Version) => {
-            print!("{}", usage::version());
-            return exit::code(exit::FAILURE);
-        }
-        Err(error) => {
-            eprint!("{}", error.render(SubOptions::NAME));
-            return exit::code(exit::FAILURE);
-        }
-    };
-    exit::code(run(&connect, &options))
+    match cli::from_env::<SubOptions>(usage::usage, usage::version) {
+        Ok((connect, options)) => exit::code(run(&connect, &options)),
+        Err(code) => code,
+    }
 }
 
 /// Connects, subscribes and prints until told to stop; returns the exit code.

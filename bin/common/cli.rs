@@ -350,6 +350,31 @@ pub fn parse<T: ToolOptions>(
     parse_with_defaults(defaults_file(T::NAME), argv)
 }
 
+/// Reads tool `T`'s command line: the arguments to run with, or, after printing the
+/// help, the version or what is wrong (as mosquitto's tools do, all exiting 1), the
+/// exit code.
+pub fn from_env<T: ToolOptions>(
+    usage: fn() -> String,
+    version: fn() -> String,
+) -> Result<(Box<ConnectArgs>, T), std::process::ExitCode> {
+    let exit = || super::exit::code(super::exit::FAILURE);
+    match parse::<T>(std::env::args_os().skip(1)) {
+        Ok(Command::Run(connect, options)) => Ok((connect, options)),
+        Ok(Command::Help) => {
+            print!("{}", usage());
+            Err(exit())
+        }
+        Ok(Command::Version) => {
+            print!("{}", version());
+            Err(exit())
+        }
+        Err(error) => {
+            eprint!("{}", error.render(T::NAME));
+            Err(exit())
+        }
+    }
+}
+
 /// Reads the defaults file at `defaults` (if any), then `argv`.
 pub fn parse_with_defaults<T: ToolOptions>(
     defaults: Option<PathBuf>,
