@@ -3,12 +3,11 @@
 
 mod client_support;
 
-use std::collections::BTreeSet;
 use std::process::Command;
-use std::thread;
 use std::time::Duration;
 
-use client_support::{wait_for, Mosquitto, Relay, FRANK_SECRET, PATIENCE};
+use client_support::scenarios::*;
+use client_support::{Mosquitto, Relay, FRANK_SECRET, PATIENCE};
 use wren::client::{
     Client, ClientOptions, ConnectReturnCode, Error, LastWill, ProtocolVersion, QoS, Reconnect,
     Wait,
@@ -24,35 +23,7 @@ fn options(broker: &Mosquitto) -> ClientOptions {
 #[test]
 fn a_message_of_each_qos_goes_round_trip() {
     let broker = Mosquitto::start();
-    let client = Client::connect(options(&broker)).unwrap();
-    assert!(
-        client.client_id().starts_with("wren-"),
-        "{}",
-        client.client_id()
-    );
-    let subscription = client.subscribe("round/#", QoS::ExactlyOnce).unwrap();
-    assert_eq!(subscription.granted_qos(), QoS::ExactlyOnce);
-    assert_eq!(subscription.packet_id().map(|id| id.get()), Some(1));
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        let topic = format!("round/{}", qos as u8);
-        client
-            .publish(&topic, format!("qos {qos}"), qos, false)
-            .unwrap();
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
-        assert_eq!(message.topic(), topic);
-        assert_eq!(message.payload_str().unwrap(), format!("qos {qos}"));
-        assert_eq!(message.qos(), qos);
-        assert!(!message.retain());
-    }
-    assert!(matches!(subscription.try_recv(), Err(Error::Empty)));
-    client.disconnect().unwrap();
-    assert!(matches!(subscription.recv(), Err(Error::Closed)));
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
-        assert!(matches!(
-            client.publish("round/0", "late", qos, false),
-            Err(Error::Closed)
-        ));
-    }
+    each_qos_goes_round_trip(&broker.url());
 }
 
 #[test]
@@ -81,93 +52,19 @@ fn mqtt_3_1_clients_talk_to_each_other() {
 #[test]
 fn a_retained_message_reaches_a_later_subscriber_with_retain_set() {
     let broker = Mosquitto::start();
-    let publisher = Client::connect(options(&broker)).unwrap();
-    publisher
-        .publish("status/door", "open", QoS::AtLeastOnce, true)
-        .unwrap();
-    let subscriber = Client::connect(options(&broker)).unwrap();
-    let subscription = subscriber.subscribe("status/+", QoS::AtLeastOnce).unwrap();
-    let message = subscription.recv_timeout(PATIENCE).unwrap();
-    assert!(message.retain());
-    assert_eq!(
-        (message.topic(), message.payload_str().unwrap()),
-        ("status/door", "open")
-    );
+    retained_reaches_a_later_subscriber(&broker.url());
 }
 
 #[test]
 fn the_will_is_published_when_the_connection_breaks_but_not_on_disconnect() {
     let broker = Mosquitto::start();
-    let watcher = Client::connect(options(&broker)).unwrap();
-    let wills = watcher.subscribe("wills/#", QoS::AtLeastOnce).unwrap();
-
-    let polite = Client::connect(options(&broker).will(LastWill::new(
-        "wills/polite",
-        "gone",
-        QoS::AtLeastOnce,
-        false,
-    )))
-    .unwrap();
-    polite.disconnect().unwrap();
-
-    let relay = Relay::to(broker.address());
-    let cut_off = Client::connect(
-        ClientOptions::from_url(&relay.url())
-            .unwrap()
-            .reconnect(Reconnect::disabled())
-            .will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
-    )
-    .unwrap();
-    relay.cut();
-    let will = wills.recv_timeout(PATIENCE).unwrap();
-    assert_eq!(
-        (will.topic(), will.payload_str().unwrap()),
-        ("wills/cut", "lost")
-    );
-    wait_for("the client to notice the cut", || !cut_off.is_connected());
-    assert!(matches!(
-        cut_off.publish("x", "y", QoS::AtLeastOnce, false),
-        Err(Error::Disconnected(Some(_)))
-    ));
-    // The polite client's will never came.
-    assert!(matches!(
-        wills.recv_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout(Wait::Message))
-    ));
+    the_will_comes_when_the_connection_breaks(&broker.url(), broker.address());
 }
 
 #[test]
 fn a_persistent_session_keeps_subscriptions_and_queues_qos_1_while_away() {
     let broker = Mosquitto::start();
-    let persistent = || {
-        options(&broker)
-            .client_id("persistent-reader")
-            .clean_session(false)
-    };
-    let reader = Client::connect(persistent()).unwrap();
-    let subscription = reader.subscribe("queue/#", QoS::AtLeastOnce).unwrap();
-    // Disconnecting first keeps the subscription in the broker's session: once the
-    // client is closed, dropping the handle unsubscribes nothing.
-    reader.disconnect().unwrap();
-    drop(subscription);
-
-    let writer = Client::connect(options(&broker)).unwrap();
-    for n in 0..5 {
-        writer
-            .publish("queue/jobs", n.to_string(), QoS::AtLeastOnce, false)
-            .unwrap();
-    }
-
-    let reader = Client::connect(persistent()).unwrap();
-    // The queued messages arrive right after CONNACK, before any subscribe call;
-    // the first receiver made gets them.
-    let everything = reader.messages();
-    let received: Vec<String> = everything
-        .iter()
-        .take(5)
-        .map(|m| m.payload_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(received, ["0", "1", "2", "3", "4"]);
+    a_persistent_session_queues_while_away(&broker.url());
 }
 
 #[test]
@@ -248,120 +145,19 @@ fn subscribe_many_sends_one_subscribe_and_reports_each_grant() {
 #[test]
 fn subscriptions_made_from_different_threads_each_get_their_messages() {
     let broker = Mosquitto::start();
-    let client = Client::connect(options(&broker)).unwrap();
-    let readers: Vec<_> = (0..4)
-        .map(|n| {
-            let client = client.clone();
-            let (ready, is_ready) = crossbeam_channel::bounded(1);
-            let handle = thread::spawn(move || {
-                let subscription = client
-                    .subscribe(&format!("thread/{n}"), QoS::AtLeastOnce)
-                    .unwrap();
-                ready.send(()).unwrap();
-                subscription
-                    .iter()
-                    .take(10)
-                    .map(|m| m.payload_str().unwrap().to_owned())
-                    .collect::<Vec<_>>()
-            });
-            is_ready.recv_timeout(PATIENCE).unwrap();
-            handle
-        })
-        .collect();
-    for i in 0..10 {
-        for n in 0..4 {
-            client
-                .publish(
-                    &format!("thread/{n}"),
-                    format!("{n}-{i}"),
-                    QoS::AtLeastOnce,
-                    false,
-                )
-                .unwrap();
-        }
-    }
-    for (n, reader) in readers.into_iter().enumerate() {
-        let expected: Vec<String> = (0..10).map(|i| format!("{n}-{i}")).collect();
-        assert_eq!(reader.join().unwrap(), expected);
-    }
+    subscriptions_from_different_threads(&broker.url());
 }
 
 #[test]
 fn one_client_shared_by_8_threads_gets_every_publish_acknowledged() {
     let broker = Mosquitto::start();
-    let client = Client::connect(options(&broker)).unwrap();
-    let subscription = client.subscribe("shared/#", QoS::AtLeastOnce).unwrap();
-    let publishers: Vec<_> = (0..8)
-        .map(|n| {
-            let client = client.clone();
-            thread::spawn(move || {
-                for i in 0..50 {
-                    let qos = if i % 2 == 0 {
-                        QoS::AtLeastOnce
-                    } else {
-                        QoS::ExactlyOnce
-                    };
-                    client
-                        .publish(&format!("shared/{n}"), format!("{n}/{i}"), qos, false)
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for publisher in publishers {
-        publisher.join().unwrap();
-    }
-    let received: BTreeSet<String> = (0..400)
-        .map(|_| {
-            subscription
-                .recv_timeout(PATIENCE)
-                .unwrap()
-                .payload_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(received.len(), 400);
+    one_client_shared_by_8_threads(&broker.url());
 }
 
 #[test]
 fn publish_nowait_keeps_many_in_flight_within_the_window() {
     let broker = Mosquitto::start();
-    let client = Client::connect(options(&broker).max_inflight(20)).unwrap();
-    let subscription = client.subscribe("bulk", QoS::AtLeastOnce).unwrap();
-    let pending: Vec<_> = (0..2000u32)
-        .map(|n| {
-            let qos = if n % 3 == 0 {
-                QoS::ExactlyOnce
-            } else {
-                QoS::AtLeastOnce
-            };
-            client
-                .publish_nowait("bulk", n.to_be_bytes().to_vec(), qos, false)
-                .unwrap()
-        })
-        .collect();
-    let mut received = Vec::new();
-    for publish in pending {
-        publish.wait().unwrap();
-    }
-    while received.len() < 2000 {
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
-        let bytes: [u8; 4] = message.payload()[..].try_into().unwrap();
-        received.push(u32::from_be_bytes(bytes));
-    }
-    // MQTT orders messages per QoS only [MQTT-4.6.0-6]: a QoS 2 message is passed
-    // on once its handshake is done, so it may overtake QoS 1 messages.
-    let qos_1: Vec<u32> = received.iter().copied().filter(|n| n % 3 != 0).collect();
-    assert!(
-        qos_1.windows(2).all(|w| w[0] < w[1]),
-        "QoS 1 messages out of order"
-    );
-    received.sort_unstable();
-    assert!(
-        received == (0..2000).collect::<Vec<_>>(),
-        "messages lost or repeated"
-    );
+    publish_nowait_many_in_flight(&broker.url());
 }
 
 #[test]

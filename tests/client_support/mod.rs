@@ -3,6 +3,7 @@
 //! connection passing through it.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod scenarios;
 mod wren_broker;
 #[allow(unused_imports)] // only the tests against wren's broker use it
 pub use wren_broker::{SharedStorage, WrenBroker};
