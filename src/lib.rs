@@ -83,11 +83,19 @@
 //! - The router never blocks on a connection: it `try_send`s into outboxes. When an
 //!   outbox is full, QoS 0 is dropped and counted, and QoS 1/2 waits in the session,
 //!   up to the configured limit.
-//! - The router inbox is bounded, so a publisher faster than the router is slowed by
-//!   TCP backpressure, not by memory. On top of that the broker paces publishers
-//!   whose QoS 1/2 messages pile up at a subscriber that is still acknowledging: it
-//!   holds back their PUBACK/PUBREC while the subscriber's queue is over half full,
-//!   so a one-to-one QoS 1 stream loses nothing to the queue limit.
+//! - The router inbox is bounded, and each reader may have only a few hundred
+//!   messages in it, so a publisher faster than the router is slowed by TCP
+//!   backpressure, not by memory, and cannot crowd out everyone else's packets.
+//! - On top of that the broker paces publishers by their subscribers, so that
+//!   a subscriber that keeps reading loses nothing to the limits:
+//!   - QoS 1/2: it holds back a publisher's PUBACK/PUBREC while a subscriber its
+//!     message went to is still acknowledging but has half its queue used;
+//!   - QoS 0: it pauses a publisher's reader (a *read gate* the reader waits at
+//!     between packets) while the publisher's messages crowd a subscriber's outbox,
+//!     and lets it go once the subscriber's writer reports the outbox drained.
+//!
+//!   A subscriber that makes no progress for a second stops pacing anyone: its own
+//!   messages are then dropped and counted, and everyone else goes on.
 //!
 //! ## TLS and WebSocket with two threads
 //!

@@ -164,3 +164,104 @@ fn sys_topics_are_published_retained_and_clients_cannot_forge_them() {
         "{next}"
     );
 }
+
+/// Publishes `count` QoS 0 messages of `size` bytes to `topic` on its own
+/// connection, each starting with the publisher's number and its sequence number.
+fn flood(
+    addr: std::net::SocketAddr,
+    publisher: u32,
+    topic: &'static str,
+    count: u32,
+    size: usize,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut raw = Raw::connect(addr, &format!("flood-{publisher}"), true, false);
+        let mut payload = vec![0u8; size];
+        let mut batch = Vec::new();
+        for sequence in 0..count {
+            payload[..4].copy_from_slice(&publisher.to_be_bytes());
+            payload[4..8].copy_from_slice(&sequence.to_be_bytes());
+            batch.extend(common::raw::encode(publish_packet(
+                topic,
+                &payload,
+                QoS::AtMostOnce,
+                false,
+                0,
+            )));
+            if batch.len() > 64 * 1024 || sequence + 1 == count {
+                raw.send(&batch);
+                batch.clear();
+            }
+        }
+        raw.ping(); // everything before it has been read by the broker
+    })
+}
+
+/// Reads `expected` QoS 0 messages sent by [`flood`] and checks that each publisher's
+/// arrive complete and in order.
+fn read_flood(subscriber: &mut Raw, publishers: u32, expected: u32) {
+    let mut next = vec![0u32; publishers as usize];
+    for n in 0..expected {
+        let publish = subscriber.read_publish();
+        let publisher = u32::from_be_bytes(publish.payload[..4].try_into().unwrap());
+        let sequence = u32::from_be_bytes(publish.payload[4..8].try_into().unwrap());
+        assert_eq!(
+            sequence, next[publisher as usize],
+            "message {n}: publisher {publisher} skipped or repeated messages"
+        );
+        next[publisher as usize] += 1;
+    }
+}
+
+/// Many publishers flood one subscriber with QoS 0 faster than it reads: rather than
+/// drop what overflows the subscriber's outbox, the broker pauses the publishers'
+/// readers until it drained, so the subscriber gets every message.
+#[test]
+fn qos_0_publishers_are_paused_for_a_slow_subscriber_rather_than_dropped() {
+    const PUBLISHERS: u32 = 20;
+    const MESSAGES: u32 = 1000;
+    // Larger than the socket buffers can hide: 20 MB in all.
+    const SIZE: usize = 1024;
+    let broker = start_broker();
+    let addr = broker.local_addr();
+    let mut subscriber = Raw::connect(addr, "fan-in", true, false);
+    subscriber.subscribe("fan/in", QoS::AtMostOnce);
+
+    let floods: Vec<_> = (0..PUBLISHERS)
+        .map(|n| flood(addr, n, "fan/in", MESSAGES, SIZE))
+        .collect();
+    // A slow start: the subscriber's socket and then its outbox fill up, and the
+    // publishers must be paused (well within the broker's stall timeout).
+    std::thread::sleep(Duration::from_millis(300));
+    read_flood(&mut subscriber, PUBLISHERS, PUBLISHERS * MESSAGES);
+    for flood in floods {
+        flood.join().expect("a publisher failed");
+    }
+    let stats = broker.stats();
+    assert_eq!(stats.publish_dropped, 0, "{stats:?}");
+}
+
+/// A subscriber that stops reading pauses its publishers only until the broker sees
+/// that it is stalled; then its own QoS 0 messages are dropped (and counted) and
+/// everyone else goes on at full speed.
+#[test]
+fn a_stalled_subscriber_does_not_hold_up_publishers_for_long() {
+    const MESSAGES: u32 = 20_000;
+    const SIZE: usize = 1024;
+    let broker = start_broker();
+    let addr = broker.local_addr();
+    let mut silent = Raw::connect(addr, "silent", true, false);
+    silent.subscribe("load", QoS::AtMostOnce);
+    let mut reader = Raw::connect(addr, "reader", true, false);
+    reader.subscribe("load", QoS::AtMostOnce);
+
+    let publisher = flood(addr, 0, "load", MESSAGES, SIZE);
+    read_flood(&mut reader, 1, MESSAGES);
+    publisher.join().expect("the publisher failed");
+    let stats = broker.stats();
+    assert!(stats.publish_dropped > 0, "{stats:?}");
+    // The publisher has gone; both subscribers stay, the silent one included.
+    wait_until("only the subscribers are connected", || {
+        broker.stats().connected_clients == 2
+    });
+}

@@ -11,10 +11,13 @@
 //! router. From there it decodes packets with the configured maximum packet size and
 //! sends each to the router. Its socket read timeout is the keep-alive deadline
 //! (one and a half keep-alives plus `limits.timeout_disconnect_delay`
-//! [MQTT-3.1.2-24]), so an idle client costs a parked thread and no CPU.
+//! [MQTT-3.1.2-24]), so an idle client costs a parked thread and no CPU. Between
+//! packets it passes its [`ReadGate`], where the router can make it wait (see the
+//! router's documentation on pacing).
 //!
 //! The **writer** blocks on its bounded outbox, drains whatever else is already
-//! waiting into one buffer, and writes it with one system call.
+//! waiting into one buffer, and writes it with one system call. When the router has
+//! asked to hear of it, the writer reports that its outbox drained.
 //!
 //! All socket code of the broker lives here and in `listener.rs`, so other transports
 //! (TLS, WebSocket) need changes only in these two files.
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use crossbeam_channel::Sender;
 
-use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver};
+use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
 use super::stats::{bump, Counters};
 use crate::config::{AuthConfig, Limits};
@@ -48,6 +51,9 @@ const READ_CHUNK: usize = 8 * 1024;
 const IDLE_READ: usize = 2 * 1024;
 /// A writer stops draining its outbox into one buffer beyond this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
+/// The longest a reader stays paused without the router letting it go: a safety
+/// net only, since the router lets paused readers go within its stall timeout.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 /// MQTT 3.1 limits client identifiers to 23 characters.
 const MQTT_3_1_MAX_CLIENT_ID: usize = 23;
 
@@ -199,6 +205,8 @@ pub(crate) fn spawn(
                 buffer: BytesMut::new(),
                 decoder: Decoder::new(),
                 streaming: false,
+                gate: Arc::new(ReadGate::default()),
+                published: 0,
             };
             connection.decoder =
                 Decoder::new().max_packet_size(connection.shared.limits.max_packet_size);
@@ -234,6 +242,10 @@ struct Reader {
     decoder: Decoder,
     /// The last read filled its buffer, so more bytes are probably waiting.
     streaming: bool,
+    /// Paces this reader (see [`ReadGate`]).
+    gate: Arc<ReadGate>,
+    /// PUBLISH packets handed to the router so far.
+    published: u64,
 }
 
 impl Reader {
@@ -266,6 +278,7 @@ impl Reader {
             client: client.clone(),
             outbox,
             closer,
+            gate: self.gate.clone(),
             trusted: false,
         };
         if self
@@ -443,10 +456,15 @@ impl Reader {
             .take()
             .ok_or_else(|| io::Error::other("the writer was already started"))?;
         let counters = self.shared.counters.clone();
+        let router = self.shared.router.clone();
+        let id = self.id;
         thread::Builder::new()
-            .name(format!("wren-write-{}", self.id))
+            .name(format!("wren-write-{id}"))
             .stack_size(WRITER_STACK_SIZE)
-            .spawn(move || write_loop(stream, output, outbox, &counters))
+            .spawn(move || {
+                let reporter = DrainReporter { router, id };
+                write_loop(stream, output, outbox, &reporter, &counters)
+            })
     }
 
     /// Reads packets until the connection ends, and says why it ended.
@@ -508,10 +526,17 @@ impl Reader {
                     ))
                 }
             };
+            let is_publish = matches!(event, Event::Publish { .. });
             // Blocks while the router's inbox is full: TCP backpressure slows the client.
             if self.shared.router.send(event).is_err() {
                 return DisconnectReason::Shutdown;
             }
+            if is_publish {
+                self.published += 1;
+            }
+            // Waits while this client has many messages in the router's inbox, or
+            // while its messages crowd a subscriber's outbox.
+            self.gate.pass(self.published, LONGEST_PAUSE);
         }
     }
 
@@ -629,11 +654,31 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
     }
 }
 
+/// Tells the router when a writer's outbox has drained, so that publishers paused
+/// for it go on.
+struct DrainReporter {
+    router: Sender<Event>,
+    id: ConnectionId,
+}
+
+impl DrainReporter {
+    fn check(&self, outbox: &OutboxReceiver) {
+        if outbox.drained() {
+            // Waits only for room in the router's inbox, which the router always
+            // empties; fails only when the router has stopped.
+            let _ = self.router.send(Event::Drained {
+                connection: self.id,
+            });
+        }
+    }
+}
+
 /// Drains the outbox into one buffer per write until the router drops the outbox.
 fn write_loop(
     stream: Arc<TcpStream>,
     mut output: transport::Writer,
     outbox: OutboxReceiver,
+    reporter: &DrainReporter,
     counters: &Counters,
 ) {
     // Grows with the first batches; an idle connection holds only what it needed.
@@ -651,6 +696,7 @@ fn write_loop(
             break;
         }
         bump(&counters.bytes_sent, buffer.len() as u64);
+        reporter.check(&outbox);
         buffer.clear();
         // One huge message must not pin its buffer for the life of the connection.
         if buffer.capacity() > 4 * WRITE_BATCH {

@@ -4,10 +4,12 @@
 //! answers with [`Outgoing`] packets into each connection's bounded [`Outbox`]. These two
 //! channels are the only link between them: no broker state is shared.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError};
+use parking_lot::{Condvar, Mutex};
 
 use super::connection::Closer;
 use super::hooks::{ClientInfo, DisconnectReason};
@@ -26,11 +28,27 @@ pub(crate) type Outgoing = Packet;
 /// QoS 0 messages are put in a connection's outbox only while it holds fewer than
 /// this many packets and [`OUTBOX_QOS0_BYTES`] of payload; beyond, they are dropped
 /// and counted.
-pub(crate) const OUTBOX_QOS0_SLOTS: usize = 8192;
+///
+/// Publishers are paused long before (see [`OUTBOX_CROWDED_SLOTS`]); the room above
+/// that mark takes what paused publishers still had on the way:
+/// [`READER_QUEUE_LIMIT`] messages each, for a hundred publishers at once.
+pub(crate) const OUTBOX_QOS0_SLOTS: usize = 32 * 1024;
 
 /// Payload bytes beyond which a connection's outbox takes no more QoS 0 messages, so
 /// a client that stops reading holds at most this much (plus its inflight window).
 pub(crate) const OUTBOX_QOS0_BYTES: usize = 8 * 1024 * 1024;
+
+/// An outbox holding this many packets, or [`OUTBOX_CROWDED_BYTES`] of payload, is
+/// *crowded*: the publishers whose QoS 0 messages go into it are paused until it has
+/// drained, so that it fills no further while its writer keeps working.
+pub(crate) const OUTBOX_CROWDED_SLOTS: usize = 4096;
+const OUTBOX_CROWDED_BYTES: usize = 1024 * 1024;
+
+/// A crowded outbox has *drained* once it is back below half its crowded mark, which
+/// still leaves its writer thousands of packets to write while paused publishers
+/// start again.
+const OUTBOX_DRAINED_SLOTS: usize = OUTBOX_CROWDED_SLOTS / 2;
+const OUTBOX_DRAINED_BYTES: usize = OUTBOX_CROWDED_BYTES / 2;
 
 /// Room kept in every outbox for acknowledgements and other replies. A client that
 /// leaves this many replies unread has stopped reading and is disconnected
@@ -54,7 +72,17 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
 pub(crate) struct Outbox {
     sender: Sender<Outgoing>,
     capacity: usize,
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<OutboxShared>,
+}
+
+/// What the two ends of an outbox share besides the channel.
+#[derive(Debug, Default)]
+struct OutboxShared {
+    /// Payload bytes queued.
+    bytes: AtomicUsize,
+    /// The router waits to hear that this outbox drained (see
+    /// [`Outbox::watch_for_drain`]); the receiving end reports it once.
+    watched: AtomicBool,
 }
 
 /// Why [`Outbox::try_send`] failed.
@@ -70,7 +98,7 @@ pub(crate) enum SendFailure {
 #[derive(Debug)]
 pub(crate) struct OutboxReceiver {
     receiver: Receiver<Outgoing>,
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<OutboxShared>,
 }
 
 fn payload_len(packet: &Outgoing) -> usize {
@@ -84,15 +112,21 @@ fn payload_len(packet: &Outgoing) -> usize {
 /// flight.
 pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
     let (sender, receiver) = crossbeam_channel::unbounded();
-    let bytes = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(OutboxShared::default());
     (
         Outbox {
             sender,
             capacity: outbox_capacity(max_inflight),
-            bytes: bytes.clone(),
+            shared: shared.clone(),
         },
-        OutboxReceiver { receiver, bytes },
+        OutboxReceiver { receiver, shared },
     )
+}
+
+/// Whether an outbox holding `len` packets and `bytes` payload bytes is back below
+/// the drained mark.
+fn is_drained(len: usize, bytes: usize) -> bool {
+    len < OUTBOX_DRAINED_SLOTS && bytes < OUTBOX_DRAINED_BYTES
 }
 
 impl Outbox {
@@ -103,11 +137,11 @@ impl Outbox {
         }
         let len = payload_len(&packet);
         // Counted before the send, so the writer never subtracts what was not added.
-        self.bytes.fetch_add(len, Ordering::Relaxed);
+        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
         match self.sender.try_send(packet) {
             Ok(()) => Ok(()),
             Err(_) => {
-                self.bytes.fetch_sub(len, Ordering::Relaxed);
+                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
                 // An unbounded channel only refuses when its receiver is gone.
                 Err(SendFailure::Gone)
             }
@@ -117,7 +151,25 @@ impl Outbox {
     /// Whether a QoS 0 message may still be queued.
     pub(crate) fn has_qos0_room(&self) -> bool {
         self.sender.len() < OUTBOX_QOS0_SLOTS
-            && self.bytes.load(Ordering::Relaxed) < OUTBOX_QOS0_BYTES
+            && self.shared.bytes.load(Ordering::Relaxed) < OUTBOX_QOS0_BYTES
+    }
+
+    /// Whether the outbox is crowded (see [`OUTBOX_CROWDED_SLOTS`]).
+    pub(crate) fn is_crowded(&self) -> bool {
+        self.sender.len() >= OUTBOX_CROWDED_SLOTS
+            || self.shared.bytes.load(Ordering::Relaxed) >= OUTBOX_CROWDED_BYTES
+    }
+
+    /// Asks the receiving end to report (once) when the outbox has drained. Returns
+    /// `false` when it has drained already and no report will come.
+    pub(crate) fn watch_for_drain(&self) -> bool {
+        self.shared.watched.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `OutboxReceiver::drained`: either the receiver
+        // sees the flag, or this sees the packets it has taken.
+        fence(Ordering::SeqCst);
+        let drained = is_drained(self.sender.len(), self.shared.bytes.load(Ordering::Relaxed));
+        // Taking the flag back means the receiver has not claimed the report.
+        !(drained && self.shared.watched.swap(false, Ordering::SeqCst))
     }
 }
 
@@ -146,7 +198,131 @@ impl OutboxReceiver {
     }
 
     fn taken(&self, packet: &Outgoing) {
-        self.bytes.fetch_sub(payload_len(packet), Ordering::Relaxed);
+        self.shared
+            .bytes
+            .fetch_sub(payload_len(packet), Ordering::Relaxed);
+    }
+
+    /// Whether to tell the router that this outbox has drained: it asked to hear
+    /// of it ([`Outbox::watch_for_drain`]) and the outbox is below the drained mark
+    /// now. True at most once per request; the caller then sends [`Event::Drained`].
+    pub(crate) fn drained(&self) -> bool {
+        if !self.shared.watched.load(Ordering::Relaxed) {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        is_drained(
+            self.receiver.len(),
+            self.shared.bytes.load(Ordering::Relaxed),
+        ) && self.shared.watched.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The most PUBLISH messages one connection may have waiting in the router's inbox.
+///
+/// One fast publisher then cannot fill the inbox and delay everyone else's packets,
+/// and a publisher the router pauses (see [`ReadGate`]) has at most this many
+/// messages still on their way to the outbox it crowds.
+pub(crate) const READER_QUEUE_LIMIT: u64 = 256;
+
+/// The router tells a reader how many of its messages it has handled once every
+/// this many, rather than touching memory the reader reads on every message.
+pub(crate) const HANDLED_REPORT_EVERY: u64 = 16;
+
+/// Paces a connection's reader. The reader passes the gate after each message it
+/// hands the router, and waits there while
+///
+/// - the router has *closed* the gate: this client's messages crowd another client's
+///   outbox, and the router opens the gate once that outbox drained; or
+/// - this client already has [`READER_QUEUE_LIMIT`] messages waiting in the router's
+///   inbox; it goes on once half of them are handled.
+///
+/// A waiting reader reads nothing more, so its client is slowed down by TCP, as a
+/// publisher faster than the router always was. The router never waits here.
+#[derive(Debug, Default)]
+pub(crate) struct ReadGate {
+    closed: AtomicBool,
+    /// Set for good when the router is done with the connection: never wait again.
+    released: AtomicBool,
+    /// Messages of this connection the router has handled (as last reported).
+    handled: AtomicU64,
+    /// While the reader waits for handled messages: the count that lets it go.
+    wake_at: AtomicU64,
+    /// The reader is waiting (or about to): the router must wake it.
+    waiting: AtomicBool,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl ReadGate {
+    /// Pauses the reader after the message it is handling.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the reader go on.
+    pub(crate) fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// The router is done with this connection: its reader never waits again.
+    pub(crate) fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.closed.store(false, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Whether the gate is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The router has handled `handled` messages of this connection in all; called
+    /// every [`HANDLED_REPORT_EVERY`] messages.
+    pub(crate) fn handled(&self, handled: u64) {
+        self.handled.store(handled, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) && handled >= self.wake_at.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        // Taking the lock orders this with a reader between its last check and
+        // its wait, so the wake-up cannot be lost.
+        let _guard = self.lock.lock();
+        self.changed.notify_all();
+    }
+
+    fn must_wait(&self, sent: u64, limit: u64) -> bool {
+        !self.released.load(Ordering::SeqCst)
+            && (self.is_closed()
+                || sent.saturating_sub(self.handled.load(Ordering::SeqCst)) >= limit)
+    }
+
+    /// Called by the reader after handing the router its `sent`th message: returns
+    /// at once if the reader may go on, otherwise waits until it may, or until
+    /// `longest` has passed.
+    pub(crate) fn pass(&self, sent: u64, longest: Duration) {
+        if !self.must_wait(sent, READER_QUEUE_LIMIT) {
+            return;
+        }
+        let deadline = Instant::now() + longest;
+        let mut guard = self.lock.lock();
+        // Once waiting for handled messages, wait for half the limit, so that a
+        // busy reader wakes once per many messages rather than once per message.
+        self.wake_at.store(
+            sent.saturating_sub(READER_QUEUE_LIMIT / 2),
+            Ordering::SeqCst,
+        );
+        self.waiting.store(true, Ordering::SeqCst);
+        while self.must_wait(sent, READER_QUEUE_LIMIT / 2 + 1) {
+            if self.changed.wait_until(&mut guard, deadline).timed_out() {
+                log::debug!("A paused reader goes on after {longest:?} without being let go.");
+                break;
+            }
+        }
+        self.waiting.store(false, Ordering::SeqCst);
     }
 }
 
@@ -160,6 +336,8 @@ pub(crate) struct NewConnection {
     pub(crate) client: ClientInfo,
     pub(crate) outbox: Outbox,
     pub(crate) closer: Closer,
+    /// Pauses the connection's reader; never closed for an inline client.
+    pub(crate) gate: Arc<ReadGate>,
     /// An inline client of the embedding program: authorization hooks are skipped.
     pub(crate) trusted: bool,
 }
@@ -192,6 +370,9 @@ pub(crate) enum Event {
         connection: ConnectionId,
         reason: DisconnectReason,
     },
+    /// A connection's outbox has drained after the router asked to hear of it
+    /// ([`Outbox::watch_for_drain`]): publishers paused for it may go on.
+    Drained { connection: ConnectionId },
     /// The embedding program publishes a message (`Broker::publish`): routed like a
     /// client's, with no acknowledgement and no authorization check.
     InlinePublish(Publish),

@@ -22,6 +22,16 @@
 //! session that stops acknowledging for [`STALL_TIMEOUT`] no longer holds anyone
 //! back: its queue fills and drops, and the others go on.
 //!
+//! QoS 0 has no acknowledgement to hold back, so the router pauses the publisher's
+//! reader instead: a QoS 0 message that finds a subscriber's outbox *crowded* (see
+//! [`OUTBOX_CROWDED_SLOTS`](super::event::OUTBOX_CROWDED_SLOTS)) closes its
+//! publisher's [`ReadGate`], and the router asks that outbox to report when it has
+//! drained ([`Event::Drained`]), which opens the gates again. A reader has at most
+//! [`READER_QUEUE_LIMIT`](super::event::READER_QUEUE_LIMIT) messages in the inbox,
+//! so what paused publishers still have on the way fits in the room above the
+//! crowded mark. A connection never pauses itself, and one that does not drain
+//! within [`STALL_TIMEOUT`] lets its publishers go and pauses nobody until it does.
+//!
 //! The thread blocks for one event, then handles whatever else is already waiting
 //! before it publishes its statistics: under load it works in batches, and when idle
 //! it sleeps until the next event or `$SYS` tick.
@@ -36,7 +46,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::connection::Closer;
-use super::event::{ConnectionId, Event, NewConnection, Outbox, SendFailure};
+use super::event::{
+    ConnectionId, Event, NewConnection, Outbox, ReadGate, SendFailure, HANDLED_REPORT_EVERY,
+};
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
 use super::retain::RetainedMessages;
 use super::session::{Delivery, Footprint, Inflight, Session};
@@ -63,6 +75,9 @@ enum Delivered {
     Queued,
     /// Dropped by a limit, and counted.
     Dropped,
+    /// QoS 0, handed to (or, when full, dropped at) a connection whose outbox is
+    /// crowded.
+    Crowded(ConnectionId),
     /// Nobody to give it to: no session, or QoS 0 for an offline one.
     Skipped,
 }
@@ -78,6 +93,29 @@ struct Connection {
     held_acks: VecDeque<Packet>,
     /// The sessions those acknowledgements wait for.
     waiting_on: HashSet<ClientKey>,
+    /// Pauses this client's reader.
+    gate: Arc<ReadGate>,
+    /// How many crowded outboxes this client's reader is paused for.
+    paused_for: usize,
+    /// PUBLISH packets of this client handled so far, reported to its reader.
+    handled: u64,
+}
+
+/// A connection whose outbox is crowded with QoS 0 messages, and the publishers
+/// paused until it drains.
+struct Crowding {
+    paused: HashSet<ConnectionId>,
+    /// When the connection counts as stalled if it has not drained by then.
+    deadline: Instant,
+}
+
+/// Where a message went, for pacing its publisher.
+#[derive(Default)]
+struct Routed {
+    /// Sessions it was queued for that are behind and still acknowledging.
+    behind: Vec<ClientKey>,
+    /// Connections whose outboxes it crowds (QoS 0).
+    crowded: Vec<ConnectionId>,
 }
 
 /// A session and the connection currently attached to it, if any.
@@ -116,7 +154,12 @@ pub(crate) struct RouterState {
     /// Sessions that are behind, with the publishers whose acknowledgements wait
     /// for them.
     behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
-    /// When to look for sessions in `behind` that stopped acknowledging.
+    /// Connections with crowded outboxes, and the publishers paused for them.
+    crowded: HashMap<ConnectionId, Crowding>,
+    /// Connections that did not drain in time: they pause nobody until they do.
+    stalled: HashSet<ConnectionId>,
+    /// When to look for sessions in `behind` that stopped acknowledging, and for
+    /// crowded connections that stopped draining.
     stall_check: Option<Instant>,
     /// [`STALL_TIMEOUT`], except in tests.
     stall_timeout: Duration,
@@ -150,6 +193,8 @@ impl RouterState {
             started: now,
             to_close: Vec::new(),
             behind: HashMap::new(),
+            crowded: HashMap::new(),
+            stalled: HashSet::new(),
             stall_check: None,
             stall_timeout: STALL_TIMEOUT,
         };
@@ -228,6 +273,10 @@ impl RouterState {
             } => self.subscribe(connection, subscribe, authorized),
             Event::Packet { connection, packet } => self.packet(connection, packet),
             Event::Disconnect { connection, reason } => self.disconnect(connection, reason),
+            Event::Drained { connection } => {
+                self.stalled.remove(&connection);
+                self.resume_publishers(connection);
+            }
             Event::InlinePublish(publish) => {
                 // Nobody to pace: the embedding program is blocked on the inbox at most.
                 let _ = self.publish(publish);
@@ -252,6 +301,7 @@ impl RouterState {
             client,
             outbox,
             closer,
+            gate,
             trusted,
         } = new;
         let key: ClientKey = Arc::from(connect.client_id.as_str());
@@ -287,6 +337,9 @@ impl RouterState {
                 closer,
                 held_acks: VecDeque::new(),
                 waiting_on: HashSet::new(),
+                gate,
+                paused_for: 0,
+                handled: 0,
             },
         );
         // MQTT 3.1 has no session-present flag: the byte is reserved.
@@ -357,6 +410,10 @@ impl RouterState {
             return;
         };
         connection.closer.close();
+        // A paused reader must see the closed socket, not wait at its gate.
+        connection.gate.release();
+        self.stalled.remove(&id);
+        self.resume_publishers(id);
         let client_id = &connection.info.client_id;
         match &reason {
             DisconnectReason::Disconnect => log::info!("Client {client_id} disconnected."),
@@ -418,9 +475,13 @@ impl RouterState {
     // --- PUBLISH in ---------------------------------------------------------------
 
     fn client_publish(&mut self, id: ConnectionId, publish: Publish, authorized: bool) {
-        let Some(connection) = self.connections.get(&id) else {
+        let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
+        connection.handled += 1;
+        if connection.handled % HANDLED_REPORT_EVERY == 0 {
+            connection.gate.handled(connection.handled);
+        }
         let key = connection.client_key.clone();
         // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
         // still held (no PUBREL yet) is a re-delivery: answered, not routed again
@@ -440,26 +501,23 @@ impl RouterState {
             // The decoder guarantees a packet identifier for QoS 1 and 2.
             (_, None) => (false, None),
         };
-        let behind = if route {
+        let routed = if route {
             self.route_from(id, publish, authorized)
         } else {
-            Vec::new()
+            Routed::default()
         };
+        if !routed.crowded.is_empty() {
+            self.pause_publisher(id, routed.crowded);
+        }
         if let Some(ack) = ack {
-            self.acknowledge(id, ack, behind);
+            self.acknowledge(id, ack, routed.behind);
         }
     }
 
-    /// Routes a client's message, and returns the sessions it went to that are
-    /// behind and still acknowledging.
-    fn route_from(
-        &mut self,
-        id: ConnectionId,
-        publish: Publish,
-        authorized: bool,
-    ) -> Vec<ClientKey> {
+    /// Routes a client's message, and says where it went.
+    fn route_from(&mut self, id: ConnectionId, publish: Publish, authorized: bool) -> Routed {
         let Some(connection) = self.connections.get(&id) else {
-            return Vec::new();
+            return Routed::default();
         };
         if !authorized {
             // MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped
@@ -469,7 +527,7 @@ impl RouterState {
                 connection.info.client_id,
                 publish.topic
             );
-            return Vec::new();
+            return Routed::default();
         }
         if is_sys_topic(&publish.topic) {
             // `$SYS` belongs to the broker: clients cannot overwrite it.
@@ -478,7 +536,7 @@ impl RouterState {
                 connection.info.client_id,
                 publish.topic
             );
-            return Vec::new();
+            return Routed::default();
         }
         if !self.hooks.is_empty() {
             let info = connection.info.clone();
@@ -628,45 +686,123 @@ impl RouterState {
         }
     }
 
-    /// Looks for sessions that stopped acknowledging while publishers wait for them.
+    /// Pauses the reader of `publisher`, whose QoS 0 message went into the crowded
+    /// outboxes of `crowded`, until they have drained. A connection's own messages
+    /// never pause it (its reader and writer would wait for each other), and a
+    /// connection that stalled pauses nobody.
+    fn pause_publisher(&mut self, publisher: ConnectionId, crowded: Vec<ConnectionId>) {
+        let now = Instant::now();
+        for subscriber in crowded {
+            if subscriber == publisher || self.stalled.contains(&subscriber) {
+                continue;
+            }
+            if !self.crowded.contains_key(&subscriber) {
+                let watching = self
+                    .connections
+                    .get(&subscriber)
+                    .is_some_and(|connection| connection.outbox.watch_for_drain());
+                if !watching {
+                    continue; // Drained already.
+                }
+                let deadline = now + self.stall_timeout;
+                self.crowded.insert(
+                    subscriber,
+                    Crowding {
+                        paused: HashSet::new(),
+                        deadline,
+                    },
+                );
+                self.stall_check = Some(self.stall_check.map_or(deadline, |c| c.min(deadline)));
+            }
+            self.pause(publisher, subscriber);
+        }
+    }
+
+    /// Pauses `publisher` until `subscriber`'s crowded outbox drains.
+    fn pause(&mut self, publisher: ConnectionId, subscriber: ConnectionId) {
+        let Some(connection) = self.connections.get_mut(&publisher) else {
+            return;
+        };
+        let Some(crowding) = self.crowded.get_mut(&subscriber) else {
+            return;
+        };
+        if crowding.paused.insert(publisher) {
+            connection.paused_for += 1;
+            connection.gate.close();
+        }
+    }
+
+    /// Lets go the publishers paused for connection `id`'s outbox: it drained, it
+    /// stalled, or it is gone.
+    fn resume_publishers(&mut self, id: ConnectionId) {
+        let Some(crowding) = self.crowded.remove(&id) else {
+            return;
+        };
+        for publisher in &crowding.paused {
+            let Some(connection) = self.connections.get_mut(publisher) else {
+                continue;
+            };
+            connection.paused_for = connection.paused_for.saturating_sub(1);
+            if connection.paused_for == 0 {
+                connection.gate.open();
+            }
+        }
+    }
+
+    /// Looks for sessions that stopped acknowledging, and crowded connections that
+    /// stopped draining, while publishers wait for them.
     fn stall_tick(&mut self, now: Instant) {
         if self.stall_check.is_some_and(|check| check <= now) {
             let keys: Vec<ClientKey> = self.behind.keys().cloned().collect();
             for key in keys {
                 self.check_behind(&key, now);
             }
-            self.stall_check = self
+            let stalled: Vec<ConnectionId> = self
+                .crowded
+                .iter()
+                .filter(|(_, crowding)| crowding.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stalled {
+                log::debug!(
+                    "Connection {id} did not drain within {:?}: its publishers go on.",
+                    self.stall_timeout
+                );
+                self.stalled.insert(id);
+                self.resume_publishers(id);
+            }
+            let acknowledging = self
                 .behind
                 .keys()
                 .filter_map(|key| self.sessions.get(key))
-                .map(|entry| entry.last_progress + self.stall_timeout)
-                .min();
+                .map(|entry| entry.last_progress + self.stall_timeout);
+            let draining = self.crowded.values().map(|crowding| crowding.deadline);
+            self.stall_check = acknowledging.chain(draining).min();
         }
     }
 
     /// Applies the retain rules and routes a message to every matching session.
-    /// Returns the sessions it was queued for that are behind and still
-    /// acknowledging.
-    fn publish(&mut self, publish: Publish) -> Vec<ClientKey> {
+    fn publish(&mut self, publish: Publish) -> Routed {
         if publish.retain {
             self.retain(&publish);
         }
         let matches = self.subscriptions.matches(&publish.topic);
-        let mut behind = Vec::new();
+        let mut routed = Routed::default();
         let now = Instant::now();
         for (client, granted) in matches {
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
             // is never copied from the publisher [MQTT-3.3.1-3].
-            let delivered = self.deliver(&client, &publish, granted, false);
-            // A message dropped by a full queue paces its publisher too: that is
-            // when pacing matters most.
-            if matches!(delivered, Delivered::Queued | Delivered::Dropped)
-                && self.is_behind(&client, now)
-            {
-                behind.push(client);
+            match self.deliver(&client, &publish, granted, false) {
+                // A message dropped by a full queue paces its publisher too: that is
+                // when pacing matters most.
+                Delivered::Queued | Delivered::Dropped if self.is_behind(&client, now) => {
+                    routed.behind.push(client)
+                }
+                Delivered::Crowded(connection) => routed.crowded.push(connection),
+                _ => {}
             }
         }
-        behind
+        routed
     }
 
     fn retain(&mut self, publish: &Publish) {
@@ -729,9 +865,10 @@ impl RouterState {
             let Some((id, connection)) = connection else {
                 return Delivered::Skipped;
             };
+            let crowded = connection.outbox.is_crowded();
             if !connection.outbox.has_qos0_room() {
                 bump(&self.counters.publish_dropped, 1);
-                return Delivered::Dropped;
+                return Delivered::Crowded(id);
             }
             observe_delivery(&self.hooks, &connection.info, &publish);
             try_send(
@@ -740,7 +877,11 @@ impl RouterState {
                 &connection.outbox,
                 Packet::Publish(publish),
             );
-            return Delivered::Sent;
+            return if crowded {
+                Delivered::Crowded(id)
+            } else {
+                Delivered::Sent
+            };
         }
 
         let before = entry.session.footprint();
@@ -1154,7 +1295,9 @@ pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::event::{outbox, OutboxReceiver, OUTBOX_QOS0_SLOTS, OUTBOX_REPLY_RESERVE};
+    use crate::broker::event::{
+        outbox, OutboxReceiver, OUTBOX_CROWDED_SLOTS, OUTBOX_QOS0_SLOTS, OUTBOX_REPLY_RESERVE,
+    };
     use crate::broker::storage::MemoryStorage;
     use crate::protocol::{Connect, SubscribeFilter, TopicFilter};
     use bytes::Bytes;
@@ -1168,6 +1311,7 @@ mod tests {
     struct Client {
         id: ConnectionId,
         outbox: OutboxReceiver,
+        gate: Arc<ReadGate>,
     }
 
     impl Client {
@@ -1216,6 +1360,7 @@ mod tests {
             let id = self.next_id;
             self.next_id += 1;
             let (tx, rx) = outbox(2);
+            let gate = Arc::new(ReadGate::default());
             let client = ClientInfo {
                 client_id: connect.client_id.clone(),
                 username: None,
@@ -1229,9 +1374,14 @@ mod tests {
                 client,
                 outbox: tx,
                 closer: Closer::detached(),
+                gate: gate.clone(),
                 trusted: false,
             })));
-            Client { id, outbox: rx }
+            Client {
+                id,
+                outbox: rx,
+                gate,
+            }
         }
 
         fn connect(&mut self, client_id: &str, clean: bool) -> Client {
@@ -1553,6 +1703,118 @@ mod tests {
             !h.state.connections.contains_key(&sub.id),
             "unread replies disconnect"
         );
+    }
+
+    /// Publishes QoS 0 messages to `t` from `publisher` until its gate closes;
+    /// returns how many it took, or `None` if the gate stayed open for `most`.
+    fn publish_until_paused(h: &mut Harness, publisher: &Client, most: usize) -> Option<usize> {
+        (1..=most).find(|_| {
+            h.publish(publisher, "t", "x", QoS::AtMostOnce, false, 0);
+            publisher.gate.is_closed()
+        })
+    }
+
+    fn dropped(h: &Harness) -> u64 {
+        h.state
+            .counters
+            .publish_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_qos_0_publisher_is_paused_while_it_crowds_a_subscriber_until_that_drains() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        sub.received();
+        let publisher = h.connect("pub", true);
+        // The message that finds the outbox crowded pauses its publisher.
+        let crowded = OUTBOX_CROWDED_SLOTS;
+        assert_eq!(
+            publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS),
+            Some(crowded + 1)
+        );
+        // The subscriber's writer takes everything and reports it once.
+        assert_eq!(publishes(&sub.received()).len(), crowded + 1);
+        assert!(sub.outbox.drained());
+        assert!(!sub.outbox.drained(), "reported once");
+        h.state.handle(Event::Drained { connection: sub.id });
+        assert!(!publisher.gate.is_closed());
+        assert_eq!(dropped(&h), 0);
+    }
+
+    #[test]
+    fn a_publisher_paused_by_two_subscribers_waits_for_both() {
+        let mut h = Harness::new();
+        let a = h.connect("a", true);
+        let b = h.connect("b", true);
+        h.subscribe(&a, "t", QoS::AtMostOnce);
+        h.subscribe(&b, "t", QoS::AtMostOnce);
+        a.received();
+        b.received();
+        let publisher = h.connect("pub", true);
+        assert!(publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS).is_some());
+        a.received();
+        assert!(a.outbox.drained());
+        h.state.handle(Event::Drained { connection: a.id });
+        assert!(publisher.gate.is_closed(), "b is still crowded");
+        h.disconnect(&b, DisconnectReason::Disconnect);
+        assert!(!publisher.gate.is_closed(), "b is gone");
+    }
+
+    #[test]
+    fn a_crowded_subscriber_that_stops_draining_pauses_nobody_until_it_drains() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_millis(10);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        sub.received();
+        let publisher = h.connect("pub", true);
+        assert!(publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS).is_some());
+        let due = h.state.deadline().expect("a stall check is scheduled");
+        h.state.tick(due + Duration::from_millis(1));
+        assert!(
+            !publisher.gate.is_closed(),
+            "let go after the stall timeout"
+        );
+        // Stalled: its outbox fills and drops instead, as QoS 0 may.
+        assert_eq!(
+            publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS),
+            None
+        );
+        assert!(dropped(&h) > 0);
+        // Once it drains again it paces its publishers again.
+        sub.received();
+        assert!(sub.outbox.drained());
+        h.state.handle(Event::Drained { connection: sub.id });
+        assert!(publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS).is_some());
+    }
+
+    #[test]
+    fn a_client_is_not_paused_by_its_own_subscription() {
+        let mut h = Harness::new();
+        let client = h.connect("echo", true);
+        h.subscribe(&client, "t", QoS::AtMostOnce);
+        assert_eq!(
+            publish_until_paused(&mut h, &client, OUTBOX_CROWDED_SLOTS * 2),
+            None
+        );
+    }
+
+    #[test]
+    fn a_paused_publisher_that_is_disconnected_is_let_go() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        sub.received();
+        let publisher = h.connect("pub", true);
+        assert!(publish_until_paused(&mut h, &publisher, OUTBOX_QOS0_SLOTS).is_some());
+        h.disconnect(&publisher, DisconnectReason::TakenOver);
+        assert!(!publisher.gate.is_closed());
+        // The subscriber's later drain report finds nobody to let go.
+        sub.received();
+        assert!(sub.outbox.drained());
+        h.state.handle(Event::Drained { connection: sub.id });
     }
 
     fn pubacks(packets: &[Packet]) -> Vec<u16> {
