@@ -58,11 +58,13 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 const MQTT_3_1_MAX_CLIENT_ID: usize = 23;
 
 /// Memory mappings one connection costs the process: each of its two threads has a
-/// stack with a guard page and a signal stack with a guard page (eight), plus room
-/// for large packet buffers, which the allocator maps one by one.
-const MAPPINGS_PER_CONNECTION: usize = 10;
-/// Mappings left for everything else: code, heap, the router, the listeners.
-const RESERVED_MAPPINGS: usize = 5000;
+/// stack with a guard page and a signal stack with a guard page (eight, as counted
+/// in `/proc/PID/maps` with 2,000 idle connections), plus one for a large packet
+/// buffer, which the allocator maps on its own.
+const MAPPINGS_PER_CONNECTION: usize = 9;
+/// Mappings left for everything else: code, heap arenas, the router, the listeners
+/// (about 70 at start).
+const RESERVED_MAPPINGS: usize = 1000;
 
 /// What every connection of a broker shares.
 pub(crate) struct Shared {
