@@ -10,7 +10,7 @@ use common::raw::{connect_packet, publish_packet, subscribe_packet, will, Raw};
 use common::{start_broker, start_broker_with, wait_until};
 use wren::broker::{AuthDecision, Broker, ClientInfo, ConnectInfo, Hook, HookError};
 use wren::config::BrokerConfig;
-use wren::protocol::{ConnectReturnCode, Packet, ProtocolVersion, QoS, TopicFilter, TopicName};
+use wren::protocol::{ConnectReturnCode, ProtocolVersion, QoS, TopicFilter, TopicName};
 
 /// CONNECT, MQTT 3.1.1, clean session, keep-alive 60, client id "c1".
 const CONNECT_C1: &[u8] = &[
@@ -432,7 +432,7 @@ fn a_will_on_a_refused_topic_refuses_the_connect() {
     connect.password = Some(bytes::Bytes::from_static(b"secret"));
     connect.will = Some(will("secret/will", b"x", QoS::AtMostOnce, false));
     let mut client = Raw::open(broker.local_addr());
-    client.send_packet(Packet::Connect(connect));
+    client.send_packet(connect);
     client.expect(&[0x20, 0x02, 0x00, 0x05]);
     client.expect_eof();
 }

@@ -176,7 +176,7 @@ fn unsubscribe() -> impl Strategy<Value = Unsubscribe> {
 /// A packet of any of the fourteen types.
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
-        1 => connect().prop_map(Packet::Connect),
+        1 => connect().prop_map(Packet::from),
         1 => connack().prop_map(Packet::ConnAck),
         4 => publish().prop_map(Packet::Publish),
         1 => packet_id().prop_map(|id| Packet::PubAck(PubAck::new(id))),
@@ -270,7 +270,7 @@ proptest! {
         let mut connect = Connect::new(client_id);
         connect.username = username;
         connect.password = password.map(Bytes::from);
-        let packet = Packet::Connect(connect);
+        let packet = Packet::from(connect);
         let mut out = Vec::new();
         match packet.encode(&mut out) {
             Ok(()) => prop_assert_eq!(
@@ -304,7 +304,7 @@ fn a_publish_with_a_four_byte_remaining_length_round_trips() {
 
 #[test]
 fn encoding_a_field_longer_than_65535_bytes_is_refused_and_writes_nothing() {
-    let packet = Packet::Connect(Connect::new("x".repeat(65_536)));
+    let packet = Packet::from(Connect::new("x".repeat(65_536)));
     let mut out = vec![1, 2, 3];
     assert_eq!(
         packet.encode(&mut out),

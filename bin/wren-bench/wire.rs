@@ -81,7 +81,7 @@ impl Wire {
         };
         let mut connect = Connect::new(client_id);
         connect.keep_alive = keep_alive;
-        wire.queue(&Packet::Connect(connect));
+        wire.queue(&Packet::from(connect));
         wire.flush()?;
         match wire.recv(Some(Instant::now() + timeout))? {
             Some(Packet::ConnAck(ConnAck {

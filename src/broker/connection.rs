@@ -306,7 +306,7 @@ impl Reader {
     fn handshake(&mut self) -> Option<(Connect, ClientInfo, Option<Duration>)> {
         let deadline = Instant::now() + self.shared.limits.connect_timeout;
         let mut connect = match self.next_packet(Some(deadline)) {
-            Ok(Packet::Connect(connect)) => connect,
+            Ok(Packet::Connect(connect)) => *connect,
             Ok(other) => {
                 log::warn!(
                     "Client {} sent {} before CONNECT, closing the connection [MQTT-3.1.0-1].",

@@ -281,7 +281,7 @@ impl Broker {
     ///
     /// let mut socket = TcpStream::connect(broker.local_addr())?;
     /// let mut connect = Vec::new();
-    /// Packet::Connect(Connect::new("doc-client")).encode(&mut connect)?;
+    /// Packet::from(Connect::new("doc-client")).encode(&mut connect)?;
     /// socket.write_all(&connect)?;
     /// let mut connack = [0u8; 4];
     /// socket.read_exact(&mut connack)?;

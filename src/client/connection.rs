@@ -86,7 +86,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         ))
         .map_err(io)?;
 
-    let connect = Packet::Connect(connect_packet(options, client_id)?);
+    let connect = Packet::from(connect_packet(options, client_id)?);
     let mut bytes = Vec::new();
     connect.encode(&mut bytes)?;
     log_packet(client_id, true, &connect);

@@ -163,7 +163,7 @@ impl FixedHeader {
 fn decode_body(packet_type: PacketType, flags: u8, body: Bytes) -> Result<Packet, DecodeError> {
     let mut reader = Reader::new(packet_type, body);
     let packet = match packet_type {
-        PacketType::Connect => Packet::Connect(connect::decode(&mut reader)?),
+        PacketType::Connect => Packet::Connect(Box::new(connect::decode(&mut reader)?)),
         PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut reader)?),
         PacketType::Publish => Packet::Publish(publish::decode(&mut reader, flags)?),
         PacketType::PubAck => Packet::PubAck(ack::PubAck::decode(&mut reader)?),

@@ -270,7 +270,7 @@ mod tests {
         let mut out = Vec::new();
         connect.encode(&mut out).unwrap();
         assert_eq!(out, bytes);
-        assert_eq!(decode_bytes(bytes), Ok(Some(Packet::Connect(connect))));
+        assert_eq!(decode_bytes(bytes), Ok(Some(Packet::from(connect))));
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn connect() -> Packet {
     });
     connect.username = Some("sensor-gateway".into());
     connect.password = Some(Bytes::from_static(b"correct horse battery staple"));
-    Packet::Connect(connect)
+    Packet::from(connect)
 }
 
 fn cases() -> Vec<Case> {

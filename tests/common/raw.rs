@@ -49,7 +49,7 @@ impl Raw {
     pub fn connect_with(addr: SocketAddr, connect: Connect) -> Raw {
         let mut raw = Raw::open(addr);
         raw.name = connect.client_id.clone();
-        raw.send_packet(Packet::Connect(connect));
+        raw.send_packet(connect);
         raw.expect(&[0x20, 0x02, 0x00, 0x00]);
         raw
     }
