@@ -79,6 +79,11 @@ fn a_persistent_mosquitto_sub_session_receives_messages_queued_while_offline() {
         &["-c", "-i", "durable", "-q", "1", "-t", "queue", "-E"],
     );
     assert!(sub.wait().success());
+    // Its process has ended; the broker must also have seen it go, or the messages
+    // would be sent to the closing connection rather than queued.
+    wait_until("mosquitto_sub has disconnected", || {
+        broker.stats().connected_clients == 0
+    });
     for n in 1..=3 {
         publish(addr, &["-t", "queue", "-m", &format!("m{n}"), "-q", "1"]);
     }
@@ -137,6 +142,10 @@ fn mosquitto_sub_reads_sys_topics_and_hash_does_not_see_them() {
         "{line}"
     );
     assert!(count.wait().success());
+    // The earlier subscriptions must be gone before the new one is counted.
+    wait_until("the $SYS subscribers have left", || {
+        broker.stats().subscriptions == 0
+    });
     // "#" gets the marker, not the $SYS topics published every second.
     let mut all = Subscriber::start(addr, &["-t", "#", "-v", "-C", "1"]);
     wait_until("the '#' subscriber subscribed", || {
