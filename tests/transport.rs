@@ -144,6 +144,33 @@ fn secure_websocket_carries_bytes_both_ways() {
 }
 
 #[test]
+fn a_prepared_tls_dialer_reuses_its_connector_for_every_connection() {
+    let certs = certificates();
+    let tls = ServerTls {
+        certfile: certs.cert.clone(),
+        keyfile: certs.key.clone(),
+    };
+    let mut prepared = None;
+    for _ in 0..3 {
+        let acceptor = Acceptor::tcp().with_tls(tls.acceptor().unwrap());
+        let (client, server) = pair(acceptor, |port| {
+            let dialer = prepared.get_or_insert_with(|| {
+                let mut dialer = Dialer::new(Kind::Tls, "localhost", port);
+                dialer.tls.ca_file = Some(certs.ca.clone());
+                dialer.prepare_tls().expect("the CA file is readable");
+                // Read once: later connections must not need it.
+                dialer.tls.ca_file = Some("/nonexistent/ca.pem".into());
+                dialer
+            });
+            dialer.port = port;
+            dialer.clone()
+        });
+        assert_eq!(server.kind, Kind::Tls);
+        both_directions_work_while_a_reader_is_blocked(client, server);
+    }
+}
+
+#[test]
 fn an_untrusted_certificate_is_refused_by_the_client() {
     let certs = certificates();
     let other = certificates();

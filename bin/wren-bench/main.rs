@@ -125,6 +125,12 @@ fn target(url: &str, cafile: Option<PathBuf>, insecure: bool) -> Result<Dialer, 
     dialer.path = path.to_string();
     dialer.tls.ca_file = cafile;
     dialer.tls.insecure = insecure;
+    if kind.is_tls() {
+        // Built once: a load generator opens thousands of connections.
+        dialer
+            .prepare_tls()
+            .map_err(|e| format!("--url '{url}': {e}"))?;
+    }
     Ok(dialer)
 }
 

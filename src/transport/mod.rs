@@ -502,6 +502,8 @@ pub struct Dialer {
     pub extra_headers: Vec<(String, String)>,
     /// Bound on TCP connect plus handshakes.
     pub timeout: Duration,
+    /// The TLS connector built by [`Dialer::prepare_tls`], if it was called.
+    pub(crate) prepared_tls: Option<TlsConnector>,
 }
 
 impl Dialer {
@@ -515,7 +517,29 @@ impl Dialer {
             tls: ClientTls::default(),
             extra_headers: Vec::new(),
             timeout: Duration::from_secs(10),
+            prepared_tls: None,
         }
+    }
+
+    /// Builds the TLS connector now and keeps it for every later
+    /// [`connect`](Self::connect), which otherwise builds one each time (loading
+    /// the system's trust store and reading `tls.ca_file` again). For programs
+    /// that open many connections; call it after setting `tls`, whose later
+    /// changes it does not see.
+    ///
+    /// ```no_run
+    /// use wren::transport::{Dialer, Kind};
+    /// let mut dialer = Dialer::new(Kind::Tls, "broker.example", 8883);
+    /// dialer.prepare_tls()?;
+    /// for _ in 0..1000 {
+    ///     let connection = dialer.connect()?;
+    ///     # drop(connection);
+    /// }
+    /// # Ok::<(), wren::transport::Error>(())
+    /// ```
+    pub fn prepare_tls(&mut self) -> Result<(), Error> {
+        self.prepared_tls = Some(self.tls.connector()?);
+        Ok(())
     }
 
     fn websocket_url(&self) -> String {
@@ -565,7 +589,10 @@ impl Dialer {
         let timeout = self.timeout;
         let layers = with_handshake_timeout(&socket, timeout, || {
             let tls = |pipe: Pipe| -> Result<native_tls::TlsStream<Pipe>, Error> {
-                let connector: TlsConnector = self.tls.connector()?;
+                let connector: TlsConnector = match &self.prepared_tls {
+                    Some(connector) => connector.clone(),
+                    None => self.tls.connector()?,
+                };
                 connector
                     .connect(&self.host, pipe)
                     .map_err(|e| tls_handshake_error(e, timeout))
