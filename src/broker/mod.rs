@@ -81,7 +81,13 @@ use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
 /// publisher faster than the router is slowed by TCP backpressure, not by memory.
-const ROUTER_INBOX_CAPACITY: usize = 4096;
+///
+/// Each reader may have [`READER_QUEUE_LIMIT`](event::READER_QUEUE_LIMIT) messages
+/// in the inbox; this leaves room for 128 readers at their limit. Readers that find
+/// the inbox full spin and yield inside the channel before they sleep, which a
+/// hundred flooding publishers turned into half the broker's CPU time with room
+/// for only 16.
+const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
 
 /// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
 ///
