@@ -156,6 +156,8 @@ pub(crate) struct RouterState {
     behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
     /// Connections with crowded outboxes, and the publishers paused for them.
     crowded: HashMap<ConnectionId, Crowding>,
+    /// The subscribers of the message being routed (kept to reuse its memory).
+    matched: Vec<(ClientKey, QoS)>,
     /// Connections that did not drain in time: they pause nobody until they do.
     stalled: HashSet<ConnectionId>,
     /// When to look for sessions in `behind` that stopped acknowledging, and for
@@ -194,6 +196,7 @@ impl RouterState {
             to_close: Vec::new(),
             behind: HashMap::new(),
             crowded: HashMap::new(),
+            matched: Vec::new(),
             stalled: HashSet::new(),
             stall_check: None,
             stall_timeout: STALL_TIMEOUT,
@@ -786,10 +789,13 @@ impl RouterState {
         if publish.retain {
             self.retain(&publish);
         }
-        let matches = self.subscriptions.matches(&publish.topic);
+        // The list of matches is kept from one message to the next: no allocation.
+        let mut matches = std::mem::take(&mut self.matched);
+        self.subscriptions
+            .matches_into(&publish.topic, &mut matches);
         let mut routed = Routed::default();
         let now = Instant::now();
-        for (client, granted) in matches {
+        for (client, granted) in matches.drain(..) {
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
             // is never copied from the publisher [MQTT-3.3.1-3].
             match self.deliver(&client, &publish, granted, false) {
@@ -802,6 +808,7 @@ impl RouterState {
                 _ => {}
             }
         }
+        self.matched = matches;
         routed
     }
 

@@ -82,14 +82,34 @@ impl SubscriptionTree {
         removed
     }
 
-    /// The sessions with a subscription matching `topic`, each once, with the highest
-    /// QoS granted among its matching filters.
-    pub(crate) fn matches(&self, topic: &str) -> HashMap<ClientKey, QoS> {
-        let mut found = HashMap::new();
-        let levels: Vec<&str> = topic.split('/').collect();
+    /// Puts into `found` (emptied first) the sessions with a subscription matching
+    /// `topic`, each once, with the highest QoS granted among its matching filters.
+    ///
+    /// The caller keeps `found` from one message to the next, so that routing a
+    /// message allocates nothing here.
+    pub(crate) fn matches_into(&self, topic: &str, found: &mut Vec<(ClientKey, QoS)>) {
+        found.clear();
         let dollar = topic.starts_with('$');
-        collect(&self.root, &levels, dollar, &mut found);
-        found
+        collect(&self.root, topic.split('/'), dollar, found);
+        if found.len() > 1 {
+            // A session matched through several filters appears once per filter.
+            found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            found.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1 = kept.1.max(later.1);
+                }
+                same
+            });
+        }
+    }
+
+    /// [`matches_into`](Self::matches_into) as a map, for tests.
+    #[cfg(test)]
+    pub(crate) fn matches(&self, topic: &str) -> HashMap<ClientKey, QoS> {
+        let mut found = Vec::new();
+        self.matches_into(topic, &mut found);
+        found.into_iter().collect()
     }
 
     /// How many (session, filter) subscriptions are stored.
@@ -113,22 +133,21 @@ fn remove(node: &mut Node, levels: &[&str], client: &str) -> bool {
     removed
 }
 
-fn add_all(found: &mut HashMap<ClientKey, QoS>, subscribers: &HashMap<ClientKey, QoS>) {
-    for (client, &qos) in subscribers {
-        let entry = found.entry(client.clone()).or_insert(qos);
-        if qos > *entry {
-            *entry = qos;
-        }
-    }
+fn add_all(found: &mut Vec<(ClientKey, QoS)>, subscribers: &HashMap<ClientKey, QoS>) {
+    found.extend(
+        subscribers
+            .iter()
+            .map(|(client, &qos)| (client.clone(), qos)),
+    );
 }
 
 /// Adds the subscribers of every filter below `node` that matches `levels`. At the
 /// root of a `$` topic the wildcards are skipped [MQTT-4.7.2-1].
 fn collect(
     node: &Node,
-    levels: &[&str],
+    mut levels: std::str::Split<'_, char>,
     skip_wildcards: bool,
-    found: &mut HashMap<ClientKey, QoS>,
+    found: &mut Vec<(ClientKey, QoS)>,
 ) {
     if !skip_wildcards {
         // `#` matches this level and everything below, including nothing at all.
@@ -136,16 +155,16 @@ fn collect(
             add_all(found, &hash.subscribers);
         }
     }
-    let Some((first, rest)) = levels.split_first() else {
+    let Some(first) = levels.next() else {
         add_all(found, &node.subscribers);
         return;
     };
-    if let Some(child) = node.children.get(*first) {
-        collect(child, rest, false, found);
+    if let Some(child) = node.children.get(first) {
+        collect(child, levels.clone(), false, found);
     }
     if !skip_wildcards {
         if let Some(plus) = node.children.get("+") {
-            collect(plus, rest, false, found);
+            collect(plus, levels, false, found);
         }
     }
 }
