@@ -41,7 +41,10 @@ fn number(message: &wren::client::Message) -> u32 {
 fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
-    client_support::scenarios::a_qos_1_stream_survives(&relay.url(), &broker.url(), || relay.cut());
+    let _subscriber =
+        client_support::scenarios::a_qos_1_stream_survives(&relay.url(), &broker.url(), || {
+            relay.cut()
+        });
     // The rest of the stream may already have been in the client's buffers when
     // the cut came; the reconnection then follows the last message.
     client_support::wait_for("the subscriber to reconnect", || relay.accepted() >= 2);

@@ -82,7 +82,7 @@ fn a_bad_password_is_refused_and_the_right_one_accepted() {
 fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
     let broker = WrenBroker::start();
     let relay = Relay::to(broker.address());
-    a_qos_1_stream_survives(&relay.url(), &broker.url(), || relay.cut());
+    let _subscriber = a_qos_1_stream_survives(&relay.url(), &broker.url(), || relay.cut());
     // The rest of the stream may already have been in the client's buffers when
     // the cut came; the reconnection then follows the last message.
     wait_for("the subscriber to reconnect", || relay.accepted() >= 2);

@@ -324,7 +324,15 @@ pub fn publish_nowait_many_in_flight(url: &str) {
 /// A QoS 1 stream of 500 messages from a publisher at `publisher_url` to a
 /// persistent subscriber at `subscriber_url`; once 100 have arrived, `cut` breaks
 /// the path (or the broker). Every message must still arrive, at least once.
-pub fn a_qos_1_stream_survives(subscriber_url: &str, publisher_url: &str, cut: impl FnOnce()) {
+///
+/// Returns the subscriber, still connected (or reconnecting): a caller that waits
+/// for the reconnection must keep it alive meanwhile, since a dropped client never
+/// reconnects.
+pub fn a_qos_1_stream_survives(
+    subscriber_url: &str,
+    publisher_url: &str,
+    cut: impl FnOnce(),
+) -> Client {
     let subscriber = Client::connect(
         options(subscriber_url)
             .client_id("stream-subscriber")
@@ -368,4 +376,5 @@ pub fn a_qos_1_stream_survives(subscriber_url: &str, publisher_url: &str, cut: i
         tally(received).keys().copied().collect::<Vec<_>>(),
         (0..COUNT).collect::<Vec<_>>()
     );
+    subscriber
 }
