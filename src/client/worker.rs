@@ -247,16 +247,7 @@ impl Worker {
                     Ok(command) => {
                         self.drain_control();
                         self.on_command(command);
-                        for _ in 0..BATCH {
-                            if !self.accepting_commands() || self.closing.is_some() {
-                                break;
-                            }
-                            self.drain_control();
-                            match commands.try_recv() {
-                                Ok(command) => self.on_command(command),
-                                Err(_) => break,
-                            }
-                        }
+                        self.take_commands();
                     }
                     Err(_) => self.begin_close(None),
                 },
@@ -273,6 +264,9 @@ impl Worker {
                             _ => break,
                         }
                     }
+                    // Acknowledgements opened the inflight window: fill it now, so
+                    // that the publishes they let through go out in the same write.
+                    self.take_commands();
                 },
                 default(timeout) => self.on_deadline(),
             }
@@ -308,6 +302,21 @@ impl Worker {
             (Some((closing, _)), Some(timer)) => Some(timer.min(*closing)),
             (Some((closing, _)), None) => Some(*closing),
             (None, timer) => timer,
+        }
+    }
+
+    /// Takes the commands already queued, up to a batch, while they can be carried
+    /// out (connected, not closing, room in the inflight window).
+    fn take_commands(&mut self) {
+        for _ in 0..BATCH {
+            if !self.accepting_commands() || self.closing.is_some() {
+                break;
+            }
+            self.drain_control();
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
         }
     }
 
