@@ -72,7 +72,8 @@ use self::worker::{Command, Control, Status, Worker};
 use crate::protocol::{Publish, SubscribeFilter, TopicFilter, TopicName};
 
 /// How many requests may wait for the connection thread. A caller beyond it waits
-/// (with the operation timeout) instead of memory growing.
+/// (with the operation timeout) instead of memory growing. (The thread itself keeps
+/// a bounded number more, taken in ahead of the inflight window.)
 const REQUEST_QUEUE: usize = 256;
 
 /// A connection to an MQTT broker.

@@ -6,8 +6,9 @@
 //! - *control* messages (a [`Subscription`](super::Subscription) dropped, room made in
 //!   a full one, disconnect), always listened to;
 //! - *commands* from [`Client`](super::Client) handles (publish, subscribe,
-//!   unsubscribe), listened to only while connected and while the inflight window
-//!   has room, so that a caller waits, with its timeout, instead of memory growing;
+//!   unsubscribe), listened to only while connected and while few enough requests
+//!   wait for room in the inflight window, so that a caller waits, with its
+//!   timeout, instead of memory growing;
 //! - *incoming* packets from the reader thread of the current connection;
 //! - the deadline: the next keep-alive ping or PINGRESP check, or the next reconnect
 //!   attempt.
@@ -19,7 +20,7 @@
 //! Received messages go to the application's receivers through
 //! [`Deliveries`](super::delivery), which never blocks this thread.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,15 @@ use crate::protocol::{
 
 /// How many events are handled before the queued packets are written.
 const BATCH: usize = 256;
+
+/// How many requests the thread takes in ahead of the inflight window: they wait
+/// in [`Worker::waiting`] for acknowledgements to make room.
+const WAITING: usize = 128;
+
+/// How low [`Worker::waiting`] must fall before the thread takes more requests.
+/// Taking them in a burst, not one per acknowledgement, wakes a publisher blocked
+/// on the full request queue once per burst instead of once per message.
+const WAITING_REFILL: usize = WAITING / 2;
 
 /// How long the thread sleeps when nothing at all can happen: it has no deadline.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -138,8 +148,9 @@ pub(crate) struct Worker {
     /// Dropped with the worker, after every answer it will ever give: see
     /// [`Status::gone`].
     _alive: Sender<()>,
-    /// A publish that did not fit in the inflight window.
-    held: Option<Command>,
+    /// Requests taken from the queue that wait, in order, for room in the inflight
+    /// window (or for a free packet id). At most [`WAITING`].
+    waiting: VecDeque<Command>,
     /// The application's receivers and the messages waiting for them.
     deliveries: Deliveries,
     /// Filters the broker has granted, for subscribing again after a reconnect to a
@@ -189,7 +200,7 @@ impl Worker {
             control,
             status,
             _alive: alive,
-            held: None,
+            waiting: VecDeque::with_capacity(WAITING),
             active: BTreeMap::new(),
             reconnect_attempt: 0,
             backoff: 0,
@@ -217,7 +228,7 @@ impl Worker {
                 self.flush();
                 continue;
             }
-            let commands = if self.accepting_commands() && self.closing.is_none() {
+            let commands = if self.wants_commands() {
                 self.commands.clone()
             } else {
                 never_commands.clone()
@@ -247,16 +258,7 @@ impl Worker {
                     Ok(command) => {
                         self.drain_control();
                         self.on_command(command);
-                        for _ in 0..BATCH {
-                            if !self.accepting_commands() || self.closing.is_some() {
-                                break;
-                            }
-                            self.drain_control();
-                            match commands.try_recv() {
-                                Ok(command) => self.on_command(command),
-                                Err(_) => break,
-                            }
-                        }
+                        self.take_commands();
                     }
                     Err(_) => self.begin_close(None),
                 },
@@ -273,6 +275,9 @@ impl Worker {
                             _ => break,
                         }
                     }
+                    // Acknowledgements opened the inflight window: fill it now, so
+                    // that the publishes they let through go out in the same write.
+                    self.take_commands();
                 },
                 default(timeout) => self.on_deadline(),
             }
@@ -281,8 +286,15 @@ impl Worker {
         self.finish();
     }
 
+    /// Whether requests can be taken in: connected, and room to keep them.
     fn accepting_commands(&self) -> bool {
-        self.connection.is_some() && self.held.is_none() && self.dead.is_none()
+        self.connection.is_some() && self.waiting.len() < WAITING && self.dead.is_none()
+    }
+
+    /// Whether to listen for requests now. With requests already waiting for the
+    /// inflight window, only once they have thinned out (see [`WAITING_REFILL`]).
+    fn wants_commands(&self) -> bool {
+        self.accepting_commands() && self.closing.is_none() && self.waiting.len() <= WAITING_REFILL
     }
 
     fn finished(&self) -> bool {
@@ -293,7 +305,7 @@ impl Worker {
             None => false,
             Some((deadline, _)) => {
                 self.connection.is_none()
-                    || (self.held.is_none() && !self.state.has_outgoing())
+                    || (self.waiting.is_empty() && !self.state.has_outgoing())
                     || Instant::now() >= *deadline
             }
         }
@@ -308,6 +320,25 @@ impl Worker {
             (Some((closing, _)), Some(timer)) => Some(timer.min(*closing)),
             (Some((closing, _)), None) => Some(*closing),
             (None, timer) => timer,
+        }
+    }
+
+    /// Takes the requests already queued, up to a batch, while there is room to
+    /// carry them out or keep them waiting. Does nothing until the waiting ones have
+    /// thinned out (see [`WAITING_REFILL`]).
+    fn take_commands(&mut self) {
+        if !self.wants_commands() {
+            return;
+        }
+        for _ in 0..BATCH {
+            if !self.accepting_commands() || self.closing.is_some() {
+                break;
+            }
+            self.drain_control();
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
         }
     }
 
@@ -346,19 +377,41 @@ impl Worker {
         }
     }
 
+    /// Carries out a request, or keeps it waiting behind those already waiting
+    /// (requests are carried out in the order they were made).
     fn on_command(&mut self, command: Command) {
-        // Without room, the command waits here, and no other is taken, until an
-        // acknowledgement makes room ([`Worker::complete`]).
-        let needs_id = match &command {
+        if self.waiting.is_empty() && !self.must_wait(&command) {
+            self.execute(command);
+        } else {
+            self.waiting.push_back(command);
+        }
+    }
+
+    /// Whether `command` needs room that only an acknowledgement can make: a slot
+    /// in the inflight window, or a free packet id.
+    fn must_wait(&self, command: &Command) -> bool {
+        let needs_id = match command {
             Command::Publish { publish, .. } => publish.qos != QoS::AtMostOnce,
             Command::Subscribe { .. } | Command::Unsubscribe { .. } => true,
         };
-        let window_full = matches!(&command, Command::Publish { publish, .. }
+        let window_full = matches!(command, Command::Publish { publish, .. }
             if publish.qos != QoS::AtMostOnce && self.state.inflight_full());
-        if window_full || (needs_id && self.state.packet_ids_exhausted()) {
-            self.held = Some(command);
-            return;
+        window_full || (needs_id && self.state.packet_ids_exhausted())
+    }
+
+    /// Carries out the waiting requests that now have room, in order.
+    fn release_waiting(&mut self) {
+        while let Some(command) = self.waiting.front() {
+            if self.must_wait(command) {
+                break;
+            }
+            if let Some(command) = self.waiting.pop_front() {
+                self.execute(command);
+            }
         }
+    }
+
+    fn execute(&mut self, command: Command) {
         match command {
             Command::Publish { publish, reply } => {
                 if publish.qos == QoS::AtMostOnce && self.connection.is_none() {
@@ -496,10 +549,8 @@ impl Worker {
             }
             _ => {}
         }
-        // A slot in the inflight window may have opened for a held publish.
-        if let Some(command) = self.held.take() {
-            self.on_command(command);
-        }
+        // A slot in the inflight window may have opened for a waiting publish.
+        self.release_waiting();
     }
 
     // ---- receivers ------------------------------------------------------------------
@@ -706,11 +757,13 @@ impl Worker {
         for token in self.state.drain() {
             token.fail(&error);
         }
-        if let Some(Command::Publish {
-            reply: Some(reply), ..
-        }) = self.held.take()
-        {
-            let _ = reply.send(Err(error.duplicate()));
+        for command in self.waiting.drain(..) {
+            if let Command::Publish {
+                reply: Some(reply), ..
+            } = command
+            {
+                let _ = reply.send(Err(error.duplicate()));
+            }
         }
         // Requests still queued find their reply channels closed.
         while let Ok(command) = self.commands.try_recv() {

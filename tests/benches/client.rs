@@ -2,7 +2,8 @@
 //! both talking to the same mosquitto broker on loopback.
 //!
 //! `cargo bench --bench client`. `WREN_BENCH_COUNT` sets the messages per run
-//! (20,000 by default); each figure is the median of three runs.
+//! (20,000 by default); each figure is the median of `WREN_BENCH_RUNS` runs (3 by
+//! default).
 //!
 //! Both clients get the same inflight window (20, mosquitto's
 //! `max_inflight_messages`) and the same payload. A QoS 0 run ends with one QoS 1
@@ -18,33 +19,48 @@ use client_support::Mosquitto;
 
 const PAYLOAD: [u8; 64] = [b'x'; 64];
 const INFLIGHT: u16 = 20;
-const RUNS: usize = 3;
-
 fn main() {
-    let count: usize = std::env::var("WREN_BENCH_COUNT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let count: usize = setting("WREN_BENCH_COUNT").unwrap_or(20_000);
+    let runs: usize = setting("WREN_BENCH_RUNS").unwrap_or(3).max(1);
+    // For profiling one side alone: WREN_BENCH_ONLY=wren or rumqttc, WREN_BENCH_QOS=0 or 1.
+    let only = std::env::var("WREN_BENCH_ONLY").ok();
+    let levels: Vec<u8> = match setting("WREN_BENCH_QOS") {
+        Some(qos) => vec![qos],
+        None => vec![0, 1],
+    };
+    let wanted = |side: &str| only.as_deref().is_none_or(|only| only == side);
     let broker = Mosquitto::start();
     println!(
-        "publishing {count} messages of {} bytes to mosquitto, median of {RUNS} runs",
+        "publishing {count} messages of {} bytes to mosquitto, median of {runs} runs",
         PAYLOAD.len()
     );
-    for qos in [0u8, 1] {
-        let ours = median((0..RUNS).map(|_| wren_run(&broker, count, qos)).collect());
-        let theirs = median(
-            (0..RUNS)
-                .map(|_| rumqttc_run(&broker, count, qos))
-                .collect(),
-        );
-        let rate = |d: Duration| count as f64 / d.as_secs_f64();
-        println!(
-            "QoS {qos}: wren {:>9.0} msg/s   rumqttc {:>9.0} msg/s   wren/rumqttc {:.2}",
-            rate(ours),
-            rate(theirs),
-            rate(ours) / rate(theirs)
-        );
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    for qos in levels {
+        let ours = wanted("wren")
+            .then(|| median((0..runs).map(|_| wren_run(&broker, count, qos)).collect()));
+        let theirs = wanted("rumqttc").then(|| {
+            median(
+                (0..runs)
+                    .map(|_| rumqttc_run(&broker, count, qos))
+                    .collect(),
+            )
+        });
+        match (ours, theirs) {
+            (Some(ours), Some(theirs)) => println!(
+                "QoS {qos}: wren {:>9.0} msg/s   rumqttc {:>9.0} msg/s   wren/rumqttc {:.2}",
+                rate(ours),
+                rate(theirs),
+                rate(ours) / rate(theirs)
+            ),
+            (Some(ours), None) => println!("QoS {qos}: wren {:>9.0} msg/s", rate(ours)),
+            (None, Some(theirs)) => println!("QoS {qos}: rumqttc {:>9.0} msg/s", rate(theirs)),
+            (None, None) => {}
+        }
     }
+}
+
+fn setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 fn median(mut runs: Vec<Duration>) -> Duration {
@@ -100,10 +116,16 @@ fn rumqttc_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
     // rumqttc's blocking client needs a thread driving its connection.
     let acks_wanted = if qos == 0 { 1 } else { count };
     let (done, finished) = crossbeam_channel::bounded(1);
+    let (connected, ready) = crossbeam_channel::bounded(1);
     let driver = thread::spawn(move || {
         let mut acks = 0;
         for event in connection.iter() {
             match event {
+                // rumqttc connects on its first poll; the clock starts after CONNACK,
+                // as it does for wren, whose `connect` returns after CONNACK.
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = connected.send(());
+                }
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     acks += 1;
                     if acks == acks_wanted {
@@ -115,6 +137,9 @@ fn rumqttc_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
             }
         }
     });
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("rumqttc never connected");
     let start = Instant::now();
     let level = if qos == 0 {
         QoS::AtMostOnce
