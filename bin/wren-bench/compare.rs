@@ -296,6 +296,7 @@ fn rows(results: &[BrokerResults]) -> Vec<Row> {
                 });
             }
             Outcome::Idle(_) => {
+                add("connected", true, |o| idle(o, |r| Some(r.connected as f64)));
                 add("connects/s", true, |o| {
                     idle(o, |r| Some(r.connects_per_second))
                 });

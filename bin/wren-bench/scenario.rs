@@ -439,6 +439,9 @@ fn read_acks(
     }
 }
 
+/// The keep-alive of an idle connection, in seconds.
+const IDLE_KEEP_ALIVE: u16 = 3600;
+
 /// An idle-connections run: open many connections, then measure what they cost the
 /// broker while nobody says anything.
 #[derive(Debug, Clone)]
@@ -480,11 +483,12 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
             let mut errors = 0;
             let first = t * per_thread;
             for n in first..(first + per_thread).min(run.connections) {
-                // Keep-alive 0: no pings, so an idle broker has no reason to wake.
+                // An hour's keep-alive: no pings while the broker is watched, so
+                // it has no reason to wake. (Not 0, which rumqttd refuses.)
                 match Wire::connect(
                     &run.target,
                     &client_id(&run.prefix, "idle", n),
-                    0,
+                    IDLE_KEEP_ALIVE,
                     Duration::from_secs(10),
                 ) {
                     Ok(wire) => wires.push(wire),
@@ -516,9 +520,9 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
         // Let the broker settle after the burst of connects, then watch it idle.
         thread::sleep(Duration::from_secs(1));
         if let Some(loaded) = Usage::of(pid) {
-            report.broker_rss_bytes_per_connection = Some(
-                (loaded.rss_bytes as f64 - before.rss_bytes as f64) / wires.len().max(1) as f64,
-            );
+            // Nothing to divide by when the broker refused every connection.
+            report.broker_rss_bytes_per_connection = (!wires.is_empty())
+                .then(|| (loaded.rss_bytes as f64 - before.rss_bytes as f64) / wires.len() as f64);
             thread::sleep(run.idle_for);
             if let Some(after) = Usage::of(pid) {
                 report.broker_idle_cpu_percent =
