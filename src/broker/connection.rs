@@ -51,8 +51,9 @@ const READ_CHUNK: usize = 8 * 1024;
 const IDLE_READ: usize = 2 * 1024;
 /// A writer stops draining its outbox into one buffer beyond this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
-/// The longest a reader stays paused without the router letting it go: a safety
-/// net only, since the router lets paused readers go within its stall timeout.
+/// The longest a reader waits at its gate without being let go: a safety net only,
+/// since the router opens a closed gate within its stall timeout, and reports
+/// handled messages as it handles them.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 /// MQTT 3.1 limits client identifiers to 23 characters.
 const MQTT_3_1_MAX_CLIENT_ID: usize = 23;
@@ -463,10 +464,7 @@ impl Reader {
         thread::Builder::new()
             .name(format!("wren-write-{id}"))
             .stack_size(WRITER_STACK_SIZE)
-            .spawn(move || {
-                let reporter = DrainReporter { router, id };
-                write_loop(stream, output, outbox, &reporter, &counters)
-            })
+            .spawn(move || write_loop(stream, output, outbox, &router, id, &counters))
     }
 
     /// Reads packets until the connection ends, and says why it ended.
@@ -656,31 +654,15 @@ fn effective_keep_alive(requested: u16, max: u16) -> u16 {
     }
 }
 
-/// Tells the router when a writer's outbox has drained, so that publishers paused
-/// for it go on.
-struct DrainReporter {
-    router: Sender<Event>,
-    id: ConnectionId,
-}
-
-impl DrainReporter {
-    fn check(&self, outbox: &OutboxReceiver) {
-        if outbox.drained() {
-            // Waits only for room in the router's inbox, which the router always
-            // empties; fails only when the router has stopped.
-            let _ = self.router.send(Event::Drained {
-                connection: self.id,
-            });
-        }
-    }
-}
-
 /// Drains the outbox into one buffer per write until the router drops the outbox.
+/// After each write it tells `router` if the outbox has drained, so that publishers
+/// paused for this connection go on.
 fn write_loop(
     stream: Arc<TcpStream>,
     mut output: transport::Writer,
     outbox: OutboxReceiver,
-    reporter: &DrainReporter,
+    router: &Sender<Event>,
+    id: ConnectionId,
     counters: &Counters,
 ) {
     // Grows with the first batches; an idle connection holds only what it needed.
@@ -698,7 +680,7 @@ fn write_loop(
             break;
         }
         bump(&counters.bytes_sent, buffer.len() as u64);
-        reporter.check(&outbox);
+        outbox.report_drained(router, id);
         buffer.clear();
         // One huge message must not pin its buffer for the life of the connection.
         if buffer.capacity() > 4 * WRITE_BATCH {

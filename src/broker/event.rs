@@ -85,6 +85,17 @@ struct OutboxShared {
     watched: AtomicBool,
 }
 
+/// Room for QoS 0 messages in an outbox (see [`Outbox::qos0_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Qos0Room {
+    /// Below the crowded mark.
+    Free,
+    /// At or above [`OUTBOX_CROWDED_SLOTS`]: take it, and pause its publisher.
+    Crowded,
+    /// At [`OUTBOX_QOS0_SLOTS`] or [`OUTBOX_QOS0_BYTES`]: drop it.
+    Full,
+}
+
 /// Why [`Outbox::try_send`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendFailure {
@@ -148,16 +159,18 @@ impl Outbox {
         }
     }
 
-    /// Whether a QoS 0 message may still be queued.
-    pub(crate) fn has_qos0_room(&self) -> bool {
-        self.sender.len() < OUTBOX_QOS0_SLOTS
-            && self.shared.bytes.load(Ordering::Relaxed) < OUTBOX_QOS0_BYTES
-    }
-
-    /// Whether the outbox is crowded (see [`OUTBOX_CROWDED_SLOTS`]).
-    pub(crate) fn is_crowded(&self) -> bool {
-        self.sender.len() >= OUTBOX_CROWDED_SLOTS
-            || self.shared.bytes.load(Ordering::Relaxed) >= OUTBOX_CROWDED_BYTES
+    /// How much room is left for QoS 0 messages. Asked for every QoS 0 delivery,
+    /// so the channel's length (a loop over its indices) is read once.
+    pub(crate) fn qos0_room(&self) -> Qos0Room {
+        let len = self.sender.len();
+        let bytes = self.shared.bytes.load(Ordering::Relaxed);
+        if len >= OUTBOX_QOS0_SLOTS || bytes >= OUTBOX_QOS0_BYTES {
+            Qos0Room::Full
+        } else if len >= OUTBOX_CROWDED_SLOTS || bytes >= OUTBOX_CROWDED_BYTES {
+            Qos0Room::Crowded
+        } else {
+            Qos0Room::Free
+        }
     }
 
     /// Asks the receiving end to report (once) when the outbox has drained. Returns
@@ -215,6 +228,17 @@ impl OutboxReceiver {
             self.receiver.len(),
             self.shared.bytes.load(Ordering::Relaxed),
         ) && self.shared.watched.swap(false, Ordering::SeqCst)
+    }
+
+    /// Sends the router [`Event::Drained`] for `connection` when
+    /// [`drained`](Self::drained) says so. Called by whoever takes packets out: the
+    /// writer after each write, an inline subscription after each packet.
+    pub(crate) fn report_drained(&self, router: &Sender<Event>, connection: ConnectionId) {
+        if self.drained() {
+            // Waits only for room in the router's inbox, which the router always
+            // empties; fails only when the router has stopped.
+            let _ = router.send(Event::Drained { connection });
+        }
     }
 }
 

@@ -168,12 +168,8 @@ impl Subscription {
     /// Plays the client's part of the QoS handshakes; returns the message, if the
     /// packet carried one.
     fn answer(&self, packet: Packet) -> Option<Publish> {
-        if self.outbox.drained() {
-            // Publishers paused while this subscription fell behind may go on.
-            let _ = self.router.send(Event::Drained {
-                connection: self.id,
-            });
-        }
+        // Publishers paused while this subscription fell behind may go on.
+        self.outbox.report_drained(&self.router, self.id);
         let reply = |packet: Packet| {
             // If the router is gone, so is the subscription: nothing to answer.
             let _ = self.router.send(Event::Packet {

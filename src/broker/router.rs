@@ -47,7 +47,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::connection::Closer;
 use super::event::{
-    ConnectionId, Event, NewConnection, Outbox, ReadGate, SendFailure, HANDLED_REPORT_EVERY,
+    ConnectionId, Event, NewConnection, Outbox, Qos0Room, ReadGate, SendFailure,
+    HANDLED_REPORT_EVERY,
 };
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
 use super::retain::RetainedMessages;
@@ -872,8 +873,8 @@ impl RouterState {
             let Some((id, connection)) = connection else {
                 return Delivered::Skipped;
             };
-            let crowded = connection.outbox.is_crowded();
-            if !connection.outbox.has_qos0_room() {
+            let room = connection.outbox.qos0_room();
+            if room == Qos0Room::Full {
                 bump(&self.counters.publish_dropped, 1);
                 return Delivered::Crowded(id);
             }
@@ -884,7 +885,7 @@ impl RouterState {
                 &connection.outbox,
                 Packet::Publish(publish),
             );
-            return if crowded {
+            return if room == Qos0Room::Crowded {
                 Delivered::Crowded(id)
             } else {
                 Delivered::Sent
