@@ -10,19 +10,18 @@
 //! Cases where wren deliberately differs from mosquitto (subscriptions, hostile
 //! client ids) are covered in `auth_acl.rs` instead.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use wren::auth::Acl;
 use wren::protocol::TopicName;
 
+#[path = "common/process.rs"]
+mod process;
+use process::{Lines, Stream};
+
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 const ACL: &str = "\
 # anonymous clients
@@ -48,86 +47,15 @@ pattern read clients/%c/cmd
 pattern read sentinel/%c
 ";
 
+const INSTALL: &str = "install the Debian packages `mosquitto` and `mosquitto-clients`";
+
 fn run(program: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e}; install the Debian package `mosquitto-clients`")
-        });
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("waiting for child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("collecting output")
-}
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Running {
-    fn spawn(program: &str, args: &[&str], stderr_lines: bool) -> Running {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(if stderr_lines { Stdio::null() } else { Stdio::piped() })
-            .stderr(if stderr_lines { Stdio::piped() } else { Stdio::null() })
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {program}: {e}; install the Debian packages `mosquitto` and `mosquitto-clients`")
-            });
-        let (tx, lines) = mpsc::channel();
-        let reader: Box<dyn std::io::Read + Send> = if stderr_lines {
-            Box::new(child.stderr.take().expect("piped stderr"))
-        } else {
-            Box::new(child.stdout.take().expect("piped stdout"))
-        };
-        // Reads to the end, so the child never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// Collects lines until one satisfies `done`; `None` if the process ended or the
-    /// deadline passed first.
-    fn lines_until(&self, done: impl Fn(&str) -> bool) -> Option<Vec<String>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
-            let finished = done(&line);
-            seen.push(line);
-            if finished {
-                return Some(seen);
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process::run(program, args, None, b"", INSTALL)
 }
 
 /// mosquitto with [`ACL`], anonymous access on and no passwords: the user name a
 /// client gives is the one the ACL sees.
-fn start_broker(dir: &Path) -> (Running, u16) {
+fn start_broker(dir: &Path) -> (Lines, u16) {
     assert!(
         Path::new(MOSQUITTO).exists(),
         "{MOSQUITTO} is missing: install the Debian package `mosquitto`"
@@ -151,8 +79,12 @@ fn start_broker(dir: &Path) -> (Running, u16) {
             ),
         )
         .unwrap();
-        let broker = Running::spawn(MOSQUITTO, &["-c", &config.to_string_lossy()], true);
-        if broker.lines_until(|l| l.contains(" running")).is_some() {
+        let broker = Lines::spawn(
+            Command::new(MOSQUITTO).arg("-c").arg(&config),
+            Stream::Stderr,
+            INSTALL,
+        );
+        if broker.until(|l| l.contains(" running")).is_ok() {
             return (broker, port);
         }
     }
@@ -192,7 +124,7 @@ fn subscribe(
     filters: &[&str],
     sentinel: &str,
     admin: &Client<'_>,
-) -> Running {
+) -> Lines {
     let mut args = client_args(port, admin);
     args.extend(["-q", "1", "-r", "-t", sentinel, "-m", "ready"]);
     let output = run("mosquitto_pub", &args);
@@ -203,20 +135,24 @@ fn subscribe(
     for filter in filters {
         args.extend(["-t", filter]);
     }
-    let subscriber = Running::spawn("mosquitto_sub", &args, false);
+    let subscriber = Lines::spawn(
+        Command::new("mosquitto_sub").args(&args),
+        Stream::Stdout,
+        INSTALL,
+    );
     let ready = format!("RECV {sentinel}");
     subscriber
-        .lines_until(|l| l == ready)
-        .unwrap_or_else(|| panic!("mosquitto_sub {args:?} never became ready"));
+        .until(|l| l == ready)
+        .unwrap_or_else(|_| panic!("mosquitto_sub {args:?} never became ready"));
     subscriber
 }
 
 /// Whether `topic` arrives at `subscriber` before `sentinel`.
-fn arrives_before(subscriber: &Running, topic: &str, sentinel: &str) -> bool {
+fn arrives_before(subscriber: &Lines, topic: &str, sentinel: &str) -> bool {
     let sentinel_line = format!("RECV {sentinel}");
     let lines = subscriber
-        .lines_until(|l| l == sentinel_line)
-        .unwrap_or_else(|| panic!("sentinel {sentinel} never arrived"));
+        .until(|l| l == sentinel_line)
+        .unwrap_or_else(|_| panic!("sentinel {sentinel} never arrived"));
     lines.iter().any(|l| *l == format!("RECV {topic}"))
 }
 

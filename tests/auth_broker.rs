@@ -3,38 +3,22 @@
 //! tool hashed it) and be refused with a wrong one, and the ACL must refuse
 //! subscriptions and drop publishes it does not allow.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use wren::broker::{hooks_from_config, Broker};
 use wren::config::BrokerConfig;
 
+#[path = "common/process.rs"]
+mod process;
+use process::{Lines, Stream};
+
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
-const TIMEOUT: Duration = Duration::from_secs(30);
 const INSTALL: &str = "mosquitto_passwd, mosquitto_pub and mosquitto_sub come with the \
                        Debian packages `mosquitto` and `mosquitto-clients`, mkpasswd with `whois`";
 
 fn run(program: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}; {INSTALL}"));
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("waiting for child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("collecting output")
+    process::run(program, args, None, b"", INSTALL)
 }
 
 fn succeed(program: &str, args: &[&str]) -> String {
@@ -141,55 +125,11 @@ fn right_passwords_of_every_format_get_in_and_wrong_ones_do_not() {
     broker.shutdown();
 }
 
-/// mosquitto_sub whose printed lines arrive on a channel; killed on drop.
-struct Subscriber {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Subscriber {
-    fn start(args: &[&str]) -> Subscriber {
-        let mut child = Command::new("mosquitto_sub")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run mosquitto_sub: {e}; {INSTALL}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Subscriber { child, lines }
-    }
-
-    /// The lines printed up to and including `last`.
-    fn lines_until(&self, last: &str) -> Vec<String> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("{last:?} never printed; saw {seen:?}"));
-            let done = line == last;
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The lines a watching mosquitto_sub printed up to and including `last`.
+fn lines_until(subscriber: &Lines, last: &str) -> Vec<String> {
+    subscriber
+        .until(|line| line == last)
+        .unwrap_or_else(|seen| panic!("{last:?} never printed; saw {seen:?}"))
 }
 
 #[test]
@@ -217,8 +157,12 @@ fn the_acl_refuses_subscriptions_and_drops_publishes_it_does_not_allow() {
     succeed("mosquitto_pub", &args);
     let mut args = client_args(&port, alice);
     args.extend(["-q", "1", "-F", "%t %p", "-t", "alice/#"]);
-    let subscriber = Subscriber::start(&args);
-    subscriber.lines_until("alice/ready x");
+    let subscriber = Lines::spawn(
+        Command::new("mosquitto_sub").args(&args),
+        Stream::Stdout,
+        INSTALL,
+    );
+    lines_until(&subscriber, "alice/ready x");
 
     // bob may write alice's inbox but nothing else of hers: the second publish is
     // dropped, so alice's own message that follows arrives right after the first.
@@ -231,7 +175,7 @@ fn the_acl_refuses_subscriptions_and_drops_publishes_it_does_not_allow() {
     args.extend(["-q", "1", "-t", "alice/done", "-m", "x"]);
     succeed("mosquitto_pub", &args);
     assert_eq!(
-        subscriber.lines_until("alice/done x"),
+        lines_until(&subscriber, "alice/done x"),
         ["alice/inbox from-bob", "alice/done x"]
     );
     drop(subscriber);
@@ -270,7 +214,9 @@ fn a_wide_subscription_is_allowed_and_denied_topics_are_not_delivered() {
     writer
         .publish("open/news", "visible", QoS::AtLeastOnce, false)
         .unwrap();
-    let first = everything.recv_timeout(TIMEOUT).expect("a delivery");
+    let first = everything
+        .recv_timeout(process::PROCESS_TIMEOUT)
+        .expect("a delivery");
     assert_eq!(first.topic(), "open/news");
     assert!(everything.try_recv().is_err());
 }

@@ -2,78 +2,35 @@
 //! mosquitto_pub gets in with the right password, is refused with a wrong one, and
 //! may publish only where the ACL says.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+#[path = "common/process.rs"]
+mod process;
+use process::{Lines, Stream};
 
 const WREN_BROKER: &str = env!("CARGO_BIN_EXE_wren-broker");
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
-const TIMEOUT: Duration = Duration::from_secs(30);
+
+const INSTALL: &str = "install the Debian package `mosquitto-clients`";
 
 fn run(program: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e}; install the Debian package `mosquitto-clients`")
-        });
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("waiting for child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("collecting output")
+    process::run(program, args, None, b"", INSTALL)
 }
 
-/// Kills the broker when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts wren-broker with `config`; `None` if it exited before listening (the
-/// port was taken in the meantime), with its log.
-fn start(config: &std::path::Path) -> Result<Running, Vec<String>> {
-    let mut child = Command::new(WREN_BROKER)
-        .arg("-c")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run wren-broker");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let running = Running(child);
-    let (tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let mut log = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains("Opening listener") => return Ok(running),
-            Ok(line) => log.push(line),
-            Err(_) => return Err(log),
-        }
-    }
+/// Starts wren-broker with `config`; its log so far if it exited before listening
+/// (the port was taken in the meantime).
+fn start(config: &std::path::Path) -> Result<Lines, Vec<String>> {
+    let broker = Lines::spawn(
+        Command::new(WREN_BROKER)
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info"),
+        Stream::Stderr,
+        "it is built with the tests",
+    );
+    broker.until(|line| line.contains("Opening listener"))?;
+    Ok(broker)
 }
 
 #[test]

@@ -8,46 +8,29 @@
 //!
 //! A missing mosquitto fails the test with a message saying what to install.
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use wren::auth::{HashKind, PasswordFile};
 
+#[path = "common/process.rs"]
+mod process;
+use process::{Lines, Stream};
+
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs `program` in `dir` with `input` on stdin; fails loudly if it is missing or
-/// does not finish within [`TIMEOUT`].
+/// Runs `program` in `dir` with `input` on stdin (see [`process::run`]).
 fn run_in(dir: &Path, program: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e}; mosquitto_passwd, mosquitto_pub and the broker come with the Debian packages `mosquitto` and `mosquitto-clients`")
-        });
-    if let Some(mut stdin) = child.stdin.take() {
-        // A tool that exits before reading everything closes the pipe; that is fine.
-        let _ = stdin.write_all(input);
-    }
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("waiting for child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("collecting output")
+    process::run(
+        program,
+        args,
+        Some(dir),
+        input,
+        "mosquitto_passwd, mosquitto_pub and the broker come with the Debian packages \
+         `mosquitto` and `mosquitto-clients`",
+    )
 }
 
 fn wren_passwd(dir: &Path, args: &[&str], input: &[u8]) -> Output {
@@ -328,7 +311,8 @@ fn mosquitto_passwd_edits_a_file_written_by_wren_passwd() {
 
 /// A mosquitto broker on a free port of 127.0.0.1, killed on drop.
 struct Broker {
-    child: Child,
+    /// Held only to keep mosquitto running; killed when dropped.
+    _process: Lines,
     port: u16,
 }
 
@@ -363,35 +347,21 @@ impl Broker {
                 ),
             )
             .unwrap();
-            let mut child = Command::new(MOSQUITTO)
-                .arg("-c")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {MOSQUITTO}: {e}"));
-            let stderr = child.stderr.take().expect("piped stderr");
-            let (lines_tx, lines_rx) = mpsc::channel();
-            // Reads the log to its end, so the broker never blocks on a full pipe.
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = lines_tx.send(line);
+            let broker = Lines::spawn(
+                Command::new(MOSQUITTO).arg("-c").arg(&config),
+                Stream::Stderr,
+                "install the Debian package `mosquitto`",
+            );
+            // Fails if the broker exited (port taken?) or never said it runs.
+            match broker.until(|line| line.contains(" running")) {
+                Ok(_) => {
+                    return Broker {
+                        _process: broker,
+                        port,
+                    }
                 }
-            });
-            let deadline = Instant::now() + TIMEOUT;
-            last_log.clear();
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match lines_rx.recv_timeout(left) {
-                    Ok(line) if line.contains(" running") => return Broker { child, port },
-                    Ok(line) => last_log.push(line),
-                    // The broker exited (port taken?) or never said it runs.
-                    Err(_) => break,
-                }
+                Err(log) => last_log = log,
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("mosquitto did not start; its log:\n{}", last_log.join("\n"));
     }
@@ -421,13 +391,6 @@ impl Broker {
             b"",
         );
         (output.status.code(), text(&output.stderr))
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

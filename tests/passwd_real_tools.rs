@@ -7,32 +7,16 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use wren::auth::{Error, HashKind, PasswordFile, PasswordLineError};
 
-/// Runs `program` with `args`, feeding `input` on stdin; fails loudly if the program
-/// is missing or takes longer than 30 seconds.
+#[path = "common/process.rs"]
+mod process;
+
+/// Runs `program` with `args` in `dir` (see [`process::run`]).
 fn run(program: &str, args: &[&str], dir: &Path, install_hint: &str) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}; {install_hint}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waiting for child").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish within 30 s");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().expect("collecting output")
+    process::run(program, args, Some(dir), b"", install_hint)
 }
 
 fn mosquitto_passwd(dir: &Path, args: &[&str]) {

@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod mosquitto;
+pub mod process;
 pub mod raw;
 
 use std::net::SocketAddr;

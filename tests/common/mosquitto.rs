@@ -4,14 +4,15 @@
 //! A missing program fails the test with a message saying what to install; it never
 //! lets a test pass without its peer.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-use super::TIMEOUT;
+use super::process::{self, Lines, Stream, PROCESS_TIMEOUT};
+
+/// What to install when a mosquitto program is missing.
+const INSTALL: &str = "apt-get install mosquitto mosquitto-clients";
 
 /// The path of a mosquitto program, or a panic naming the Debian package to install.
 pub fn program(name: &str) -> PathBuf {
@@ -42,31 +43,9 @@ pub fn program(name: &str) -> PathBuf {
     panic!("{name} is not installed: this test needs it as a peer (apt-get install {package})");
 }
 
-/// Runs a program to completion, killing it (and failing) if it takes longer than
-/// [`TIMEOUT`].
+/// Runs a mosquitto program to completion (see [`process::run`]).
 pub fn run(name: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(program(name))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if child.try_wait().expect("wait for child").is_some() {
-            return child.wait_with_output().expect("collect output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect output");
-            panic!(
-                "{name} {args:?} did not finish within {TIMEOUT:?}; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    process::run(program(name), args, None, b"", INSTALL)
 }
 
 /// Runs `mosquitto_pub` against `addr` with extra `args`, and checks it succeeded.
@@ -84,8 +63,7 @@ pub fn publish(addr: SocketAddr, args: &[&str]) {
 
 /// A running `mosquitto_sub` whose output lines are read with a deadline.
 pub struct Subscriber {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    lines: Lines,
 }
 
 impl Subscriber {
@@ -94,60 +72,28 @@ impl Subscriber {
     /// statistics, or on a first message.
     pub fn start(addr: SocketAddr, args: &[&str]) -> Subscriber {
         let port = addr.port().to_string();
-        let mut child = Command::new(program("mosquitto_sub"))
-            .args(["-h", "127.0.0.1", "-p", &port])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run mosquitto_sub: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Subscriber { child, lines }
+        let mut command = Command::new(program("mosquitto_sub"));
+        command.args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        Subscriber {
+            lines: Lines::spawn(&mut command, Stream::Stdout, INSTALL),
+        }
     }
 
-    /// The next line of output, or a failure after [`TIMEOUT`].
+    /// The next line of output, or a failure after [`PROCESS_TIMEOUT`].
     pub fn line(&mut self) -> String {
         self.lines
-            .recv_timeout(TIMEOUT)
-            .unwrap_or_else(|_| panic!("mosquitto_sub printed nothing within {TIMEOUT:?}"))
+            .next_line()
+            .unwrap_or_else(|| panic!("mosquitto_sub printed nothing within {PROCESS_TIMEOUT:?}"))
     }
 
     /// Waits for the process to exit by itself (after `-C n` messages, say).
     pub fn wait(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for mosquitto_sub") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto_sub did not exit in time"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.lines.wait()
     }
 
     /// Kills the process without a DISCONNECT (so its will is published).
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.lines.kill();
     }
 }
 
