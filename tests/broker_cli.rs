@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 
+use common::process::{Lines, Stream};
 use common::raw::Raw;
-use common::TIMEOUT;
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_wren-broker");
 
@@ -40,24 +38,14 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let mut child = Command::new(PROGRAM)
-        .args(["-p", &port.to_string()])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next_line = || lines.recv_timeout(TIMEOUT).expect("wren-broker logs");
+    let mut broker = Lines::spawn(
+        Command::new(PROGRAM)
+            .args(["-p", &port.to_string()])
+            .env("RUST_LOG", "info"),
+        Stream::Stderr,
+        "it is built with the tests",
+    );
+    let next_line = || broker.next_line().expect("wren-broker logs");
     assert!(
         next_line().contains("local only mode"),
         "the first log line"
@@ -72,25 +60,15 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
 
     // The shell's own `kill`, so no extra package is needed.
     let status = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .args(["-c", &format!("kill -TERM {}", broker.id())])
         .status()
         .expect("run sh");
     assert!(status.success());
     client.expect_eof();
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "wren-broker did not stop"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let exit = broker.wait();
     assert!(exit.success(), "{exit:?}");
     // Everything it logged until its stderr closed.
-    let rest: Vec<String> = std::iter::from_fn(|| lines.recv_timeout(TIMEOUT).ok()).collect();
+    let rest: Vec<String> = std::iter::from_fn(|| broker.next_line()).collect();
     assert!(
         rest.iter().any(|l| l.contains("Broker stopped")),
         "{rest:?}"

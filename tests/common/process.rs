@@ -157,6 +157,11 @@ impl Lines {
         }
     }
 
+    /// The program's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the program now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
