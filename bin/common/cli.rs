@@ -807,6 +807,20 @@ fn parse_session_expiry(text: &str) -> Result<u32, ArgError> {
     }
 }
 
+/// Parses `args` as a run of `program` with no defaults file, for the option
+/// tests of each tool: the options, or the error as the tool would print it.
+#[cfg(test)]
+pub fn parse_for_test<T: ToolOptions + std::fmt::Debug>(
+    program: &str,
+    args: &[&str],
+) -> Result<T, String> {
+    match parse_with_defaults::<T>(None, args.iter().map(OsString::from)) {
+        Ok(Command::Run(_, options)) => Ok(options),
+        Ok(other) => panic!("expected options to run with, got {other:?}"),
+        Err(e) => Err(e.render(program)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,14 +166,9 @@ impl ToolOptions for PubOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::cli::Command;
 
     fn parse(args: &[&str]) -> Result<PubOptions, String> {
-        match cli::parse_with_defaults::<PubOptions>(None, args.iter().map(OsString::from)) {
-            Ok(Command::Run(_, options)) => Ok(options),
-            Ok(other) => panic!("unexpected {other:?}"),
-            Err(e) => Err(e.render("wren-pub")),
-        }
+        cli::parse_for_test("wren-pub", args)
     }
 
     #[test]

@@ -175,17 +175,11 @@ fn topic_filter(filter: &str, what: &str) -> Result<TopicFilter, ArgError> {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsString;
 
     use super::*;
-    use crate::common::cli::Command;
 
     fn parse(args: &[&str]) -> Result<SubOptions, String> {
-        match cli::parse_with_defaults::<SubOptions>(None, args.iter().map(OsString::from)) {
-            Ok(Command::Run(_, options)) => Ok(options),
-            Ok(other) => panic!("unexpected {other:?}"),
-            Err(e) => Err(e.render("wren-sub")),
-        }
+        cli::parse_for_test("wren-sub", args)
     }
 
     #[test]
