@@ -63,7 +63,7 @@ fn start_broker(dir: &Path) -> Broker {
     let acl_path = dir.join("acl");
     std::fs::write(&acl_path, ACL).unwrap();
     let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
-    config.auth.allow_anonymous = false;
+    config.auth.allow_anonymous = Some(false);
     config.auth.password_file = Some(password_file(dir).into());
     config.topic_check.enabled = true;
     config.topic_check.acl_file = Some(acl_path);

@@ -217,7 +217,7 @@ fn mqtt_3_2_2_1_to_3_session_present_follows_the_stored_session() {
 
 #[test]
 fn mqtt_3_1_4_5_and_3_2_2_4_a_refused_connect_acts_on_nothing_after_it() {
-    let broker = start_broker_with(|config| config.auth.allow_anonymous = false);
+    let broker = start_broker_with(|config| config.auth.allow_anonymous = Some(false));
     let mut client = Raw::open(broker.local_addr());
     let mut bytes = CONNECT_C1.to_vec();
     bytes.extend(common::raw::encode(publish_packet(

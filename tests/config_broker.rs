@@ -103,7 +103,7 @@ fn an_amqtt_style_file_is_read_in_full() {
         Duration::from_secs(2)
     );
     assert_eq!(config.sys.interval, Duration::from_secs(20));
-    assert!(!config.auth.allow_anonymous);
+    assert_eq!(config.auth.allow_anonymous, Some(false));
     assert_eq!(
         config.auth.password_file,
         Some(PathBuf::from("/some/passwd_file"))
@@ -201,7 +201,12 @@ fn no_file_and_an_empty_file_mean_local_only_mode() {
     let config = BrokerConfig::default();
     let binds: Vec<SocketAddr> = config.listeners.iter().map(|l| l.bind).collect();
     assert_eq!(binds, [addr("127.0.0.1:1883"), addr("[::1]:1883")]);
-    assert!(config.auth.allow_anonymous);
+    // Local-only listeners let anonymous clients in; network ones would not.
+    assert_eq!(config.auth.allow_anonymous, None);
+    assert!(config
+        .listeners
+        .iter()
+        .all(|l| config.auth.allows_anonymous_on(&l.bind)));
     assert!(config.listeners.iter().all(|l| l.tls.is_none()));
 
     assert_eq!(load("").config, BrokerConfig::default());
@@ -222,7 +227,7 @@ fn unset_values_take_their_defaults() {
     assert_eq!(config.sys.interval, Duration::from_secs(10));
     assert!(!config.sys.amqtt_compat);
     assert!(!config.persistence.enabled);
-    assert!(config.auth.allow_anonymous);
+    assert_eq!(config.auth.allow_anonymous, None);
     assert!(!config.topic_check.enabled);
 }
 
@@ -351,7 +356,11 @@ fn yaml_11_booleans_are_read_where_a_yes_or_no_is_expected() {
         ("false", false),
     ] {
         let text = format!("auth:\n  allow-anonymous: {word}\n");
-        assert_eq!(load(&text).config.auth.allow_anonymous, expected, "{word}");
+        assert_eq!(
+            load(&text).config.auth.allow_anonymous,
+            Some(expected),
+            "{word}"
+        );
     }
 }
 
@@ -686,5 +695,66 @@ fn an_unquoted_ipv6_bind_gets_a_hint() {
             .to_string()
             .ends_with("(in YAML an IPv6 bind needs quotes: bind: '[::1]:1883')"),
         "{error}"
+    );
+}
+
+#[test]
+fn every_limit_against_hostile_clients_is_a_key_and_0_means_no_limit() {
+    let config = load(
+        "max-queued-bytes: 1000\npacket-timeout: 5\nmax-topic-levels: 8\n\
+         max-subscriptions-per-client: 0\nmax-retained-messages: 10\n\
+         max-retained-bytes: 2048\nmax-persistent-sessions: 3\n\
+         persistent-client-expiration: 3600\nmax-inbox-bytes: 4096\n\
+         max-client-id-length: 64\nmax-username-length: 32\nmax-password-length: 16\n\
+         max-connections-per-address: 4\n",
+    )
+    .config;
+    let limits = &config.limits;
+    assert_eq!(limits.max_queued_bytes, 1000);
+    assert_eq!(limits.packet_timeout, Duration::from_secs(5));
+    assert_eq!(limits.max_topic_levels, 8);
+    assert_eq!(limits.max_subscriptions_per_client, usize::MAX);
+    assert_eq!(limits.max_retained_messages, 10);
+    assert_eq!(limits.max_retained_bytes, 2048);
+    assert_eq!(limits.max_persistent_sessions, 3);
+    assert_eq!(
+        limits.persistent_client_expiration,
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(limits.max_inbox_bytes, 4096);
+    assert_eq!(limits.max_client_id_length, 64);
+    assert_eq!(limits.max_username_length, 32);
+    assert_eq!(limits.max_password_length, 16);
+    assert_eq!(limits.max_connections_per_address, 4);
+
+    let defaults = load("").config.limits;
+    assert_eq!(defaults.max_topic_levels, 200);
+    assert_eq!(defaults.persistent_client_expiration, None);
+    assert_eq!(defaults.max_connections_per_address, usize::MAX);
+}
+
+#[test]
+fn times_that_would_overflow_are_refused_with_file_line_and_key() {
+    for key in [
+        "connect-timeout",
+        "packet-timeout",
+        "timeout-disconnect-delay",
+    ] {
+        let text = format!("sys_interval: 10\n{key}: 1e300\n");
+        let message = error(&text).to_string();
+        assert!(
+            message.starts_with(&format!("broker.yaml:2: {key}: must be at most")),
+            "{message}"
+        );
+    }
+    let message = error("persistent-client-expiration: 9223372036854775807\n").to_string();
+    assert!(
+        message.contains("persistent-client-expiration: must be at most"),
+        "{message}"
+    );
+    let message = error("max-topic-levels: 0\n").to_string();
+    assert!(
+        message.contains("max-topic-levels: must be from 1"),
+        "{message}"
     );
 }

@@ -11,7 +11,7 @@
 //! let acl = Acl::parse_mosquitto("user sensor\ntopic write sensors/#\n", "acl")?;
 //!
 //! let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?);
-//! config.auth.allow_anonymous = false;
+//! config.auth.allow_anonymous = Some(false);
 //! let broker = Broker::builder(config)
 //!     .hook(Arc::new(PasswordFileHook::new(passwords)))
 //!     .hook(Arc::new(AclHook::new(acl)))

@@ -165,6 +165,16 @@ impl Closer {
     }
 }
 
+/// What a connection knows of the listener that accepted it.
+#[derive(Debug)]
+pub(crate) struct ListenerSide {
+    /// The listener's name, for logs and [`ClientInfo::listener`].
+    pub(crate) name: Arc<str>,
+    /// Whether clients without a user name may connect here (see
+    /// [`AuthConfig::allows_anonymous_on`]).
+    pub(crate) allow_anonymous: bool,
+}
+
 /// Starts serving an accepted socket: spawns its reader thread, which spawns the
 /// writer once the client is connected. `on_exit` runs when both have finished.
 ///
@@ -174,7 +184,7 @@ pub(crate) fn spawn(
     stream: Arc<TcpStream>,
     acceptor: Arc<Acceptor>,
     remote_addr: SocketAddr,
-    listener: Arc<str>,
+    listener: Arc<ListenerSide>,
     id: ConnectionId,
     shared: Arc<Shared>,
     on_exit: impl FnOnce() + Send + 'static,
@@ -189,8 +199,9 @@ pub(crate) fn spawn(
                 Ok(transport) => transport,
                 Err(error) => {
                     log::info!(
-                        "{} handshake with {remote_addr} on listener {listener} failed: {error}.",
-                        acceptor.kind()
+                        "{} handshake with {remote_addr} on listener {} failed: {error}.",
+                        acceptor.kind(),
+                        listener.name
                     );
                     let _ = stream.shutdown(Shutdown::Both);
                     on_exit();
@@ -238,7 +249,7 @@ struct Reader {
     /// Until the writer thread takes it, for refusing CONNACKs.
     output: Option<transport::Writer>,
     remote_addr: SocketAddr,
-    listener: Arc<str>,
+    listener: Arc<ListenerSide>,
     id: ConnectionId,
     shared: Arc<Shared>,
     buffer: BytesMut,
@@ -257,7 +268,7 @@ impl Reader {
         log::info!(
             "New connection from {} on listener {}.",
             self.remote_addr,
-            self.listener
+            self.listener.name
         );
         let Some((connect, client, keep_alive)) = self.handshake() else {
             let _ = self.stream.shutdown(Shutdown::Both);
@@ -360,7 +371,7 @@ impl Reader {
             client_id: connect.client_id.clone(),
             username: connect.username.clone(),
             remote_addr: self.remote_addr,
-            listener: self.listener.to_string(),
+            listener: self.listener.name.to_string(),
             protocol: connect.protocol,
         };
         if let Err(code) = self.authenticate(&connect, &client) {
@@ -409,7 +420,7 @@ impl Reader {
             username: connect.username.clone(),
             password: connect.password.clone(),
             remote_addr: self.remote_addr,
-            listener: self.listener.to_string(),
+            listener: self.listener.name.to_string(),
             protocol: connect.protocol,
             clean_session: connect.clean_session,
         };
@@ -423,7 +434,7 @@ impl Reader {
                 });
             }
             Some(AuthDecision::Defer) | None => {
-                if connect.username.is_none() && !self.shared.auth.allow_anonymous {
+                if connect.username.is_none() && !self.listener.allow_anonymous {
                     return Err(ConnectReturnCode::NotAuthorized);
                 }
             }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::connection::{self, Closer, Shared};
+use super::connection::{self, Closer, ListenerSide, Shared};
 use super::error::Error;
 use super::event::ConnectionId;
 use super::stats::bump;
@@ -59,7 +59,19 @@ impl Listener {
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let registry = Arc::new(Registry::default());
-        let name: Arc<str> = Arc::from(config.name.as_str());
+        let allow_anonymous = shared.auth.allows_anonymous_on(&config.bind);
+        if allow_anonymous && !config.bind.ip().is_loopback() {
+            log::warn!(
+                "Listener {} on {} lets in anonymous clients from the network \
+                 (auth: allow-anonymous: true).",
+                config.name,
+                config.bind
+            );
+        }
+        let side = Arc::new(ListenerSide {
+            name: Arc::from(config.name.as_str()),
+            allow_anonymous,
+        });
         let max_connections = config.max_connections;
         let thread = {
             let stop = stop.clone();
@@ -68,7 +80,7 @@ impl Listener {
                 .name(format!("wren-listen-{}", config.name))
                 .spawn(move || {
                     let accept = Accept {
-                        name,
+                        side,
                         acceptor,
                         max_connections,
                         registry,
@@ -155,7 +167,7 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
 
 /// What the accept thread hands every new connection.
 struct Accept {
-    name: Arc<str>,
+    side: Arc<ListenerSide>,
     acceptor: Arc<Acceptor>,
     max_connections: usize,
     registry: Arc<Registry>,
@@ -197,7 +209,7 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
 }
 
 fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {
-    let name = &accept.name;
+    let name = &accept.side.name;
     loop {
         let accepted = socket.accept();
         if stop.load(Ordering::SeqCst) {
@@ -223,12 +235,13 @@ fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {
 
 fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Result<()> {
     let Accept {
-        name,
+        side,
         acceptor,
         max_connections,
         registry,
         shared,
     } = accept;
+    let name = &side.name;
     let max_connections = *max_connections;
     let id = shared.next_connection_id();
     let stream = Arc::new(stream);
@@ -268,7 +281,7 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         stream,
         Arc::clone(acceptor),
         remote_addr,
-        name.clone(),
+        side.clone(),
         id,
         shared.clone(),
         on_exit,

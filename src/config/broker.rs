@@ -191,21 +191,39 @@ impl TlsConfig {
 }
 
 /// Who may connect (`auth:` in YAML).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct AuthConfig {
     /// Let clients without a user name connect (`allow-anonymous`).
-    pub allow_anonymous: bool,
+    ///
+    /// `None`, the default, is mosquitto 2.0's rule: a listener bound to a loopback
+    /// address lets them in, one reachable from the network refuses them. `Some`
+    /// applies to every listener; a network listener that allows anonymous clients
+    /// is logged as a warning at start. See [`AuthConfig::allows_anonymous_on`].
+    pub allow_anonymous: Option<bool>,
     /// A mosquitto_passwd-style file of `user:hash` lines (`password-file`).
     pub password_file: Option<PathBuf>,
 }
 
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            allow_anonymous: true,
-            password_file: None,
-        }
+impl AuthConfig {
+    /// Whether a listener bound to `bind` lets in clients without a user name.
+    ///
+    /// ```
+    /// use wren::config::AuthConfig;
+    ///
+    /// let default = AuthConfig::default();
+    /// assert!(default.allows_anonymous_on(&"127.0.0.1:1883".parse()?));
+    /// assert!(default.allows_anonymous_on(&"[::1]:1883".parse()?));
+    /// assert!(!default.allows_anonymous_on(&"0.0.0.0:1883".parse()?));
+    ///
+    /// let mut open = AuthConfig::default();
+    /// open.allow_anonymous = Some(true);
+    /// assert!(open.allows_anonymous_on(&"0.0.0.0:1883".parse()?));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn allows_anonymous_on(&self, bind: &SocketAddr) -> bool {
+        self.allow_anonymous
+            .unwrap_or_else(|| bind.ip().is_loopback())
     }
 }
 
@@ -245,8 +263,10 @@ impl Default for SysConfig {
     }
 }
 
-/// Bounds on what one connection or session may cost. The defaults are safe for a
-/// broker open to a network; each can be raised in the configuration file.
+/// Bounds on what one connection, session or client may cost. The defaults are
+/// safe for a broker open to a network; each can be raised in the configuration
+/// file. A count read as `0` from a file means "no limit" (as in mosquitto) and is
+/// stored as `usize::MAX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -260,15 +280,60 @@ pub struct Limits {
     /// or slow (`max-queued-messages`). Default 1000, as mosquitto; more are dropped
     /// and counted.
     pub max_queued_messages: usize,
+    /// Payload and topic bytes queued for one client beyond the inflight window
+    /// (`max-queued-bytes`). Default 8 MiB; more are dropped and counted.
+    pub max_queued_bytes: usize,
     /// Largest keep-alive accepted, seconds (`max-keepalive`); a client asking for
     /// more (or for 0) is held to this. Default 65535 (no limit).
     pub max_keep_alive: u16,
     /// Time allowed between accepting a socket and receiving its CONNECT
-    /// (`connect-timeout`, seconds). Default 10 s.
+    /// (`connect-timeout`, seconds), TLS and WebSocket handshakes included. Default
+    /// 10 s.
     pub connect_timeout: Duration,
+    /// Time allowed for the rest of a packet once its first byte has arrived
+    /// (`packet-timeout`, seconds). Default 60 s; a slower packet closes the
+    /// connection.
+    pub packet_timeout: Duration,
     /// Grace added to one and a half keep-alives before a silent client is
     /// dropped (hbmqtt's `timeout-disconnect-delay`, seconds). Default 0.
     pub timeout_disconnect_delay: Duration,
+    /// Most levels in a topic name or filter (`max-topic-levels`). Default 200, as
+    /// mosquitto's fixed limit. A PUBLISH or will with a deeper topic closes the
+    /// connection; a deeper filter is refused in its SUBACK slot (0x80).
+    pub max_topic_levels: usize,
+    /// Most subscriptions one client may hold (`max-subscriptions-per-client`).
+    /// Default 1000; a filter beyond is refused in its SUBACK slot (0x80).
+    pub max_subscriptions_per_client: usize,
+    /// Most retained messages the broker holds (`max-retained-messages`). Default
+    /// 100,000; a retained message on a new topic beyond is routed but not retained.
+    pub max_retained_messages: usize,
+    /// Most topic and payload bytes of all retained messages together
+    /// (`max-retained-bytes`). Default 128 MiB; as for `max_retained_messages`.
+    pub max_retained_bytes: usize,
+    /// Most persistent sessions (clean session 0) the broker holds, connected or
+    /// not (`max-persistent-sessions`). Default 10,000; a CONNECT that would create
+    /// one more is refused with "server unavailable".
+    pub max_persistent_sessions: usize,
+    /// How long a persistent session whose client has not come back is kept
+    /// (`persistent-client-expiration`, seconds, as mosquitto's option). Default
+    /// `None`: kept until `max_persistent_sessions` needs the room refused.
+    pub persistent_client_expiration: Option<Duration>,
+    /// Bytes of events (packets on their way to the router) all connections
+    /// together may have waiting in the router's inbox (`max-inbox-bytes`). Default
+    /// 64 MiB; a reader waits (and TCP slows its client) while it is full.
+    pub max_inbox_bytes: usize,
+    /// Longest client identifier accepted, bytes (`max-client-id-length`). Default
+    /// 256; a longer one is refused with "identifier rejected".
+    pub max_client_id_length: usize,
+    /// Longest user name accepted, bytes (`max-username-length`). Default 1024; a
+    /// longer one is refused with "bad user name or password" before any check.
+    pub max_username_length: usize,
+    /// Longest password accepted, bytes (`max-password-length`). Default 1024;
+    /// checked before any hashing, whose cost grows with the password's length.
+    pub max_password_length: usize,
+    /// Most connections open at once from one IP address, over all listeners
+    /// (`max-connections-per-address`). Default `usize::MAX` (no limit).
+    pub max_connections_per_address: usize,
 }
 
 impl Limits {
@@ -282,9 +347,22 @@ impl Default for Limits {
             max_packet_size: crate::protocol::DEFAULT_MAX_PACKET_SIZE,
             max_inflight_messages: 20,
             max_queued_messages: 1000,
+            max_queued_bytes: 8 * 1024 * 1024,
             max_keep_alive: u16::MAX,
             connect_timeout: Duration::from_secs(10),
+            packet_timeout: Duration::from_secs(60),
             timeout_disconnect_delay: Duration::ZERO,
+            max_topic_levels: 200,
+            max_subscriptions_per_client: 1000,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 128 * 1024 * 1024,
+            max_persistent_sessions: 10_000,
+            persistent_client_expiration: None,
+            max_inbox_bytes: 64 * 1024 * 1024,
+            max_client_id_length: 256,
+            max_username_length: 1024,
+            max_password_length: 1024,
+            max_connections_per_address: usize::MAX,
         }
     }
 }

@@ -30,6 +30,14 @@ pub struct Loaded<T> {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// The longest time a setting may give, in seconds: ten years. Longer ones would
+/// overflow when added to the time now.
+const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// The deepest `max-topic-levels` accepted: a topic of this many levels is 65,535
+/// bytes of slashes, the longest a packet can carry.
+const MAX_TOPIC_LEVELS: u64 = 65_536;
+
 /// Reads a broker settings file's text.
 pub(crate) fn broker(text: &str, origin: &str) -> Result<Loaded<BrokerConfig>, ConfigError> {
     read(text, origin, read_broker)
@@ -315,18 +323,42 @@ impl Field {
         }
     }
 
-    /// A number of seconds, whole or not, zero or more.
+    /// A number of seconds, whole or not, zero or more, and at most
+    /// [`MAX_SECONDS`] so that adding it to the time now cannot overflow.
     fn seconds(&self) -> Result<Duration, Problem> {
         let seconds = match &self.node {
             Node::Int(i) => *i as f64,
             Node::Float(f) => *f,
             _ => return Err(self.expected("a number of seconds")),
         };
-        if seconds < 0.0 {
+        if seconds.is_nan() || seconds < 0.0 {
             return Err(self.problem(format!("must not be negative, found {seconds}")));
+        }
+        if seconds > MAX_SECONDS as f64 {
+            return Err(self.problem(format!(
+                "must be at most {MAX_SECONDS} seconds (10 years), found {seconds}"
+            )));
         }
         Duration::try_from_secs_f64(seconds)
             .map_err(|_| self.problem(format!("{seconds} is not a usable number of seconds")))
+    }
+
+    /// A number of seconds more than zero (see [`seconds`](Self::seconds)).
+    fn positive_seconds(&self) -> Result<Duration, Problem> {
+        let seconds = self.seconds()?;
+        if seconds.is_zero() {
+            return Err(self.problem("must be more than 0 seconds"));
+        }
+        Ok(seconds)
+    }
+
+    /// A cap on a count or a size: a whole number, where 0 means "no limit" (as in
+    /// mosquitto) and is read as `usize::MAX`.
+    fn limit(&self) -> Result<usize, Problem> {
+        match self.count(0..=u64::MAX)? {
+            0 => Ok(usize::MAX),
+            n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
     }
 
     /// Text. A number is taken as its digits (a user or topic may be named `1234`).
@@ -407,15 +439,51 @@ fn read_broker(mut top: Section, warnings: &mut Warnings) -> Result<BrokerConfig
     if let Some(f) = top.take("max-queued-messages") {
         limits.max_queued_messages = f.count(0..=u32::MAX as u64)? as usize;
     }
+    if let Some(f) = top.take("max-queued-bytes") {
+        limits.max_queued_bytes = f.limit()?;
+    }
     if let Some(f) = top.take("max-keepalive") {
         limits.max_keep_alive = f.count(1..=65_535)? as u16;
     }
     if let Some(f) = top.take("connect-timeout") {
-        let timeout = f.seconds()?;
-        if timeout.is_zero() {
-            return Err(f.problem("must be more than 0 seconds"));
-        }
-        limits.connect_timeout = timeout;
+        limits.connect_timeout = f.positive_seconds()?;
+    }
+    if let Some(f) = top.take("packet-timeout") {
+        limits.packet_timeout = f.positive_seconds()?;
+    }
+    if let Some(f) = top.take("max-topic-levels") {
+        limits.max_topic_levels = f.count(1..=MAX_TOPIC_LEVELS)? as usize;
+    }
+    if let Some(f) = top.take("max-subscriptions-per-client") {
+        limits.max_subscriptions_per_client = f.limit()?;
+    }
+    if let Some(f) = top.take("max-retained-messages") {
+        limits.max_retained_messages = f.limit()?;
+    }
+    if let Some(f) = top.take("max-retained-bytes") {
+        limits.max_retained_bytes = f.limit()?;
+    }
+    if let Some(f) = top.take("max-persistent-sessions") {
+        limits.max_persistent_sessions = f.limit()?;
+    }
+    if let Some(f) = top.take("persistent-client-expiration") {
+        let expiry = f.seconds()?;
+        limits.persistent_client_expiration = (!expiry.is_zero()).then_some(expiry);
+    }
+    if let Some(f) = top.take("max-inbox-bytes") {
+        limits.max_inbox_bytes = f.count(1024..=u64::MAX)?.try_into().unwrap_or(usize::MAX);
+    }
+    if let Some(f) = top.take("max-client-id-length") {
+        limits.max_client_id_length = f.count(23..=65_535)? as usize;
+    }
+    if let Some(f) = top.take("max-username-length") {
+        limits.max_username_length = f.count(1..=65_535)? as usize;
+    }
+    if let Some(f) = top.take("max-password-length") {
+        limits.max_password_length = f.count(1..=65_535)? as usize;
+    }
+    if let Some(f) = top.take("max-connections-per-address") {
+        limits.max_connections_per_address = f.limit()?;
     }
 
     config.auth = read_auth(top.section("auth", warnings)?, warnings)?;
@@ -720,7 +788,7 @@ fn parse_bind(field: &Field) -> Result<SocketAddr, Problem> {
 fn read_auth(mut auth: Section, warnings: &mut Warnings) -> Result<AuthConfig, Problem> {
     let mut config = AuthConfig::default();
     if let Some(f) = auth.take("allow-anonymous") {
-        config.allow_anonymous = f.flag()?;
+        config.allow_anonymous = Some(f.flag()?);
     }
     if let Some(f) = auth.take("password-file") {
         config.password_file = Some(f.file()?);

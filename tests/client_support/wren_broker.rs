@@ -83,7 +83,7 @@ impl WrenBroker {
             .save(&path)
             .expect("cannot write the password file");
         WrenBroker::launched(dir, |config| {
-            config.auth.allow_anonymous = false;
+            config.auth.allow_anonymous = Some(false);
             config.auth.password_file = Some(path);
         })
     }
