@@ -338,6 +338,9 @@ impl Reader {
                 return None;
             }
             Err(ReadError::TimedOut) => {
+                self.shared
+                    .counters
+                    .limit_reached(super::stats::Limit::ConnectTimeout);
                 log::info!(
                     "Client {} sent no CONNECT within {:?}, closing the connection.",
                     self.remote_addr,

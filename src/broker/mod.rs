@@ -66,7 +66,7 @@ pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
 pub use inline::Subscription;
-pub use stats::Stats;
+pub use stats::{Limit, Stats};
 pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
 
 use connection::Shared;

@@ -53,6 +53,105 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Network connections accepted since start (MQTT or not).
     pub connections_accepted: u64,
+    /// How many times each limit against hostile or runaway clients refused
+    /// something since start, in the order of [`Limit::ALL`]. Published in `$SYS`
+    /// as `$SYS/broker/limits/KEY`.
+    pub limits_reached: Vec<(Limit, u64)>,
+}
+
+/// A limit that keeps one client from taking more than its share, named by its
+/// configuration key (see [`Limits`](crate::config::Limits)). Each is counted when
+/// it refuses something ([`Stats::limits_reached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Limit {
+    /// A topic name or filter deeper than `max-topic-levels`.
+    TopicLevels,
+    /// A filter beyond `max-subscriptions-per-client`.
+    SubscriptionsPerClient,
+    /// A retained message beyond `max-retained-messages`.
+    RetainedMessages,
+    /// A retained message beyond `max-retained-bytes`.
+    RetainedBytes,
+    /// A new persistent session beyond `max-persistent-sessions`.
+    PersistentSessions,
+    /// A persistent session expired by `persistent-client-expiration`.
+    PersistentClientExpiration,
+    /// A message dropped by `max-queued-bytes`.
+    QueuedBytes,
+    /// A reader made to wait by `max-inbox-bytes`.
+    InboxBytes,
+    /// A client identifier longer than `max-client-id-length`.
+    ClientIdLength,
+    /// A user name longer than `max-username-length`.
+    UsernameLength,
+    /// A password longer than `max-password-length`.
+    PasswordLength,
+    /// A connection beyond `max-connections-per-address`.
+    ConnectionsPerAddress,
+    /// A connection closed by `connect-timeout` before its CONNECT was complete.
+    ConnectTimeout,
+    /// A connection closed by `packet-timeout` in the middle of a packet.
+    PacketTimeout,
+    /// A subscriber that stayed behind too long and stopped pacing its publishers.
+    SlowSubscriber,
+}
+
+impl Limit {
+    /// Every limit, in the order of [`Stats::limits_reached`].
+    pub const ALL: [Limit; 15] = [
+        Limit::TopicLevels,
+        Limit::SubscriptionsPerClient,
+        Limit::RetainedMessages,
+        Limit::RetainedBytes,
+        Limit::PersistentSessions,
+        Limit::PersistentClientExpiration,
+        Limit::QueuedBytes,
+        Limit::InboxBytes,
+        Limit::ClientIdLength,
+        Limit::UsernameLength,
+        Limit::PasswordLength,
+        Limit::ConnectionsPerAddress,
+        Limit::ConnectTimeout,
+        Limit::PacketTimeout,
+        Limit::SlowSubscriber,
+    ];
+
+    /// The configuration key of the limit, which also names its `$SYS` topic.
+    ///
+    /// ```
+    /// use wren::broker::Limit;
+    /// assert_eq!(Limit::TopicLevels.key(), "max-topic-levels");
+    /// ```
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::TopicLevels => "max-topic-levels",
+            Limit::SubscriptionsPerClient => "max-subscriptions-per-client",
+            Limit::RetainedMessages => "max-retained-messages",
+            Limit::RetainedBytes => "max-retained-bytes",
+            Limit::PersistentSessions => "max-persistent-sessions",
+            Limit::PersistentClientExpiration => "persistent-client-expiration",
+            Limit::QueuedBytes => "max-queued-bytes",
+            Limit::InboxBytes => "max-inbox-bytes",
+            Limit::ClientIdLength => "max-client-id-length",
+            Limit::UsernameLength => "max-username-length",
+            Limit::PasswordLength => "max-password-length",
+            Limit::ConnectionsPerAddress => "max-connections-per-address",
+            Limit::ConnectTimeout => "connect-timeout",
+            Limit::PacketTimeout => "packet-timeout",
+            Limit::SlowSubscriber => "slow-subscriber",
+        }
+    }
+}
+
+impl Stats {
+    /// How many times `limit` refused something since start.
+    pub fn limit_reached(&self, limit: Limit) -> u64 {
+        self.limits_reached
+            .iter()
+            .find(|(l, _)| *l == limit)
+            .map_or(0, |(_, n)| *n)
+    }
 }
 
 /// Monotonic counters shared by every thread of a broker.
@@ -68,6 +167,8 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
+    /// One per [`Limit`], in the order of [`Limit::ALL`].
+    limits: [AtomicU64; Limit::ALL.len()],
     /// The router's latest gauges.
     pub(crate) gauges: Mutex<Gauges>,
 }
@@ -91,6 +192,11 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 }
 
 impl Counters {
+    /// Counts one refusal by `limit`.
+    pub(crate) fn limit_reached(&self, limit: Limit) {
+        bump(&self.limits[limit as usize], 1);
+    }
+
     /// A snapshot, with `uptime` filled in by the caller.
     pub(crate) fn snapshot(&self, uptime: Duration) -> Stats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -115,6 +221,10 @@ impl Counters {
             bytes_received: read(&self.bytes_received),
             bytes_sent: read(&self.bytes_sent),
             connections_accepted: read(&self.connections_accepted),
+            limits_reached: Limit::ALL
+                .iter()
+                .map(|&limit| (limit, read(&self.limits[limit as usize])))
+                .collect(),
         }
     }
 }

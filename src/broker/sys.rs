@@ -117,7 +117,15 @@ impl SysTopics {
             stats.disconnected_clients.to_string(),
         );
         set("clients/inactive", stats.disconnected_clients.to_string());
-        set("clients/expired", "0".to_string());
+        set(
+            "clients/expired",
+            stats
+                .limit_reached(super::stats::Limit::PersistentClientExpiration)
+                .to_string(),
+        );
+        for (limit, count) in &stats.limits_reached {
+            set(&format!("limits/{}", limit.key()), count.to_string());
+        }
         set("messages/received", stats.messages_received.to_string());
         set("messages/sent", stats.messages_sent.to_string());
         let stored = stats.queued_messages + stats.inflight_messages + stats.retained_messages;
