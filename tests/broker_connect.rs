@@ -330,17 +330,32 @@ fn mqtt_3_1_2_10_disconnect_discards_the_will() {
 fn mqtt_3_1_4_2_a_second_connection_with_the_same_id_takes_over() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
+    let mut connect = connect_packet("x", true, 60);
+    connect.will = Some(will("will/x", b"taken over", QoS::AtMostOnce, false));
+    let mut first = Raw::connect_with(broker.local_addr(), connect);
+    let _second = Raw::connect(broker.local_addr(), "x", true, false);
+    first.expect_eof();
+    // The old connection of a clean session is gone as if the network failed.
+    assert_eq!(&watcher.read_publish().payload[..], b"taken over");
+}
+
+#[test]
+fn a_persistent_session_resumed_by_a_persistent_connection_keeps_its_will_back() {
+    // mosquitto 2.0's rule, which MQTT 5 makes explicit: the client is still there.
+    let broker = start_broker();
+    let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("x", false, 60);
     connect.will = Some(will("will/x", b"taken over", QoS::AtMostOnce, false));
     let mut first = Raw::connect_with(broker.local_addr(), connect);
     first.subscribe("t", QoS::AtLeastOnce);
     let mut second = Raw::connect(broker.local_addr(), "x", false, true);
     first.expect_eof();
-    assert_eq!(&watcher.read_publish().payload[..], b"taken over");
     // The new connection continues the session: the subscription is still there.
     let mut publisher = Raw::connect(broker.local_addr(), "pub", true, false);
     publisher.publish0("t", b"still subscribed", false);
     assert_eq!(&second.read_publish().payload[..], b"still subscribed");
+    publisher.publish0("will/sentinel", b"no will before me", false);
+    assert_eq!(&watcher.read_publish().payload[..], b"no will before me");
 }
 
 struct Passwords;

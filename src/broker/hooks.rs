@@ -100,8 +100,13 @@ pub enum DisconnectReason {
     /// The client broke a rule of MQTT; the text says which.
     ProtocolViolation(String),
     /// Another connection took over the session with the same client identifier
-    /// [MQTT-3.1.4-2].
+    /// [MQTT-3.1.4-2]; its will is published.
     TakenOver,
+    /// Another connection with the same client identifier resumed this persistent
+    /// session, itself asking for a persistent one (clean session 0 on both): the
+    /// client is still there, so its will is not published, as mosquitto 2.0 does and
+    /// MQTT 5 says.
+    SessionResumed,
     /// The broker could not send to a client that stopped reading.
     SlowConsumer,
     /// The broker is shutting down.
@@ -110,11 +115,14 @@ pub enum DisconnectReason {
 
 impl DisconnectReason {
     /// Whether the client's will is published: always, except after DISCONNECT
-    /// ([MQTT-3.1.2-8], [MQTT-3.1.2-10]) or when the broker itself stops.
+    /// ([MQTT-3.1.2-8], [MQTT-3.1.2-10]), when the same client resumed its
+    /// persistent session, or when the broker itself stops.
     pub fn publishes_will(&self) -> bool {
         !matches!(
             self,
-            DisconnectReason::Disconnect | DisconnectReason::Shutdown
+            DisconnectReason::Disconnect
+                | DisconnectReason::SessionResumed
+                | DisconnectReason::Shutdown
         )
     }
 }
@@ -129,6 +137,9 @@ impl std::fmt::Display for DisconnectReason {
             DisconnectReason::TakenOver => {
                 f.write_str("session taken over by a new connection with the same client id")
             }
+            DisconnectReason::SessionResumed => f.write_str(
+                "persistent session resumed by a new connection with the same client id",
+            ),
             DisconnectReason::SlowConsumer => {
                 f.write_str("client stopped reading and its outgoing queue is full")
             }

@@ -47,6 +47,7 @@ mod event;
 mod hooks;
 mod inline;
 mod listener;
+mod log_limit;
 mod retain;
 mod router;
 mod session;

@@ -51,21 +51,34 @@ use super::event::{
     HANDLED_REPORT_EVERY,
 };
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
+use super::log_limit::LogLimit;
 use super::retain::RetainedMessages;
-use super::session::{Delivery, Footprint, Inflight, Session};
-use super::stats::{bump, Counters, Gauges};
+use super::session::{Delivery, Footprint, Inflight, QueueFull, Session};
+use super::stats::{bump, Counters, Gauges, Limit};
 use super::storage::{Storage, StorageError, StoredInflight, StoredSession};
 use super::subs::{ClientKey, SubscriptionTree};
 use super::sys::{SysExtra, SysTopics};
 use crate::config::{Limits, SysConfig};
 use crate::protocol::{
-    ConnAck, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
-    SubAck, Subscribe, SubscribeReturnCode, TopicName, UnsubAck, Unsubscribe, Will,
+    ConnAck, ConnectReturnCode, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    Publish, QoS, SubAck, Subscribe, SubscribeReturnCode, TopicFilter, TopicName, UnsubAck,
+    Unsubscribe, Will,
 };
 
 /// How long a session may go without acknowledging anything before it stops
 /// pacing its publishers (see the module documentation).
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a session may hold its publishers back, however steadily it
+/// acknowledges. One that stays behind longer (a subscriber that acknowledges once a
+/// second, say) is given up on: it paces nobody until its queue is back below half,
+/// and what does not fit its queue meanwhile is dropped and counted.
+pub(crate) const PACING_CEILING: Duration = Duration::from_secs(5);
+
+/// Acknowledgements held back for one publisher at most. A client that ignores its
+/// own inflight window could otherwise grow this list without bound; beyond it,
+/// the oldest held acknowledgement goes out.
+const MAX_HELD_ACKS: usize = 1024;
 
 /// What became of one message for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,11 +139,54 @@ struct SessionEntry {
     /// The client the session last belonged to, for read checks while it is
     /// offline; `None` for a session restored from storage and not yet reclaimed.
     owner: Option<ClientInfo>,
+    /// The user name of the client that made the session: another user with the
+    /// same client identifier gets a fresh session (invariant 5).
+    username: Option<String>,
     /// The session of an inline client of the embedding program: no read checks.
     trusted: bool,
+    /// Since when a persistent session's client has been away.
+    offline_since: Option<Instant>,
+    /// Since when the session's queue has been at least half full.
+    behind_since: Option<Instant>,
+    /// Limits already logged for this client, one bit per [`Limit`], so that each
+    /// is logged once per client.
+    limits_logged: u32,
     /// When the client last showed it is working: it acknowledged a message,
     /// connected, or was sent one with nothing else unacknowledged.
     last_progress: Instant,
+}
+
+impl SessionEntry {
+    fn new(session: Session, username: Option<String>, now: Instant) -> SessionEntry {
+        SessionEntry {
+            session,
+            connection: None,
+            owner: None,
+            username,
+            trusted: false,
+            offline_since: None,
+            behind_since: None,
+            limits_logged: 0,
+            last_progress: now,
+        }
+    }
+
+    /// Whether `limit` is reached for this client for the first time (to log it
+    /// once per client).
+    fn first_time(&mut self, limit: Limit) -> bool {
+        let bit = 1u32 << (limit as u32);
+        let first = self.limits_logged & bit == 0;
+        self.limits_logged |= bit;
+        first
+    }
+}
+
+/// A user name for the log.
+fn describe_user(username: Option<&str>) -> String {
+    username.map_or_else(
+        || "no user name".to_string(),
+        |name| format!("user '{name}'"),
+    )
 }
 
 /// All broker state, and the rules that change it.
@@ -166,6 +222,16 @@ pub(crate) struct RouterState {
     stall_check: Option<Instant>,
     /// [`STALL_TIMEOUT`], except in tests.
     stall_timeout: Duration,
+    /// [`PACING_CEILING`], except in tests.
+    pacing_ceiling: Duration,
+    /// Persistent (clean session 0) sessions held, for `max_persistent_sessions`.
+    persistent_sessions: usize,
+    /// When to look for persistent sessions past `persistent_client_expiration`.
+    expiry_check: Option<Instant>,
+    /// Log lines about denied packets, rate-limited.
+    denied_log: LogLimit,
+    /// Log lines about dropped messages and limits reached, rate-limited.
+    limit_log: LogLimit,
 }
 
 impl RouterState {
@@ -201,6 +267,11 @@ impl RouterState {
             stalled: HashSet::new(),
             stall_check: None,
             stall_timeout: STALL_TIMEOUT,
+            pacing_ceiling: PACING_CEILING,
+            persistent_sessions: 0,
+            expiry_check: None,
+            denied_log: LogLimit::new("denied packets"),
+            limit_log: LogLimit::new("limits reached and messages dropped"),
         };
         for message in retained_messages {
             state.retained.apply(&message);
@@ -221,11 +292,7 @@ impl RouterState {
 
     fn restore_session(&mut self, stored: StoredSession) {
         let key: ClientKey = Arc::from(stored.client_id.as_str());
-        let mut session = Session::new(
-            false,
-            self.limits.max_inflight_messages,
-            self.limits.max_queued_messages,
-        );
+        let mut session = self.new_session(false);
         for (filter, qos) in stored.subscriptions {
             self.subscriptions.subscribe(&key, &filter, qos);
             session.subscriptions.insert(filter, qos);
@@ -240,25 +307,30 @@ impl RouterState {
             .collect();
         session.restore(inflight, stored.queued, stored.awaiting_pubrel);
         add_footprint(&mut self.held, session.footprint());
-        self.sessions.insert(
-            key,
-            SessionEntry {
-                session,
-                connection: None,
-                owner: None,
-                trusted: false,
-                last_progress: Instant::now(),
-            },
-        );
+        let now = Instant::now();
+        let mut entry = SessionEntry::new(session, stored.username, now);
+        entry.offline_since = Some(now);
+        self.sessions.insert(key, entry);
+        self.persistent_sessions += 1;
+        self.schedule_expiry(now);
+    }
+
+    fn new_session(&self, clean: bool) -> Session {
+        Session::new(
+            clean,
+            self.limits.max_inflight_messages,
+            self.limits.max_queued_messages,
+        )
+        .with_max_queued_bytes(self.limits.max_queued_bytes)
     }
 
     /// When the router must wake up even without events (the next `$SYS` tick).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let sys = self.sys.as_ref().map(SysTopics::deadline);
-        match (sys, self.stall_check) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [sys, self.stall_check, self.expiry_check]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Handles one event. Returns `false` for [`Event::Shutdown`].
@@ -309,11 +381,35 @@ impl RouterState {
             trusted,
         } = new;
         let key: ClientKey = Arc::from(connect.client_id.as_str());
+        let now = Instant::now();
 
-        // Takeover: the session's current connection is closed, as if the network had
-        // failed, so its will is published [MQTT-3.1.4-2].
-        if let Some(old) = self.sessions.get(&key).and_then(|entry| entry.connection) {
-            self.disconnect(old, DisconnectReason::TakenOver);
+        // Takeover: the session's current connection is closed. Its will is published
+        // as if the network had failed [MQTT-3.1.4-2], unless the same client is
+        // resuming its persistent session with a persistent connection (mosquitto
+        // 2.0's rule, which MQTT 5 makes explicit).
+        if let Some(entry) = self.sessions.get(&key) {
+            if let Some(old) = entry.connection {
+                let reason = if !entry.session.clean && !connect.clean_session {
+                    DisconnectReason::SessionResumed
+                } else {
+                    DisconnectReason::TakenOver
+                };
+                self.disconnect(old, reason);
+            }
+        }
+
+        // A session belongs to the user who made it (invariant 5): another user
+        // with the same client identifier starts afresh and sees none of it.
+        if let Some(entry) = self.sessions.get(&key) {
+            if !entry.session.clean && entry.username != client.username {
+                log::warn!(
+                    "Client {key} connected as {}, but its stored session belongs to {}: \
+                     the old session is discarded and a fresh one started.",
+                    describe_user(client.username.as_deref()),
+                    describe_user(entry.username.as_deref())
+                );
+                self.remove_session(&key);
+            }
         }
 
         let session_present = if connect.clean_session {
@@ -321,12 +417,27 @@ impl RouterState {
             if self.sessions.contains_key(&key) {
                 self.remove_session(&key);
             }
-            self.insert_session(&key, true);
+            self.insert_session(&key, true, client.username.clone());
             false
         } else if self.sessions.contains_key(&key) {
             true
+        } else if self.persistent_sessions >= self.limits.max_persistent_sessions {
+            self.counters.limit_reached(Limit::PersistentSessions);
+            if self.limit_log.allow(now) {
+                log::warn!(
+                    "Client {key} refused: the broker holds {} persistent sessions \
+                     (max-persistent-sessions).",
+                    self.persistent_sessions
+                );
+            }
+            // The writer sends the refusal, then closes the socket as the outbox is
+            // dropped here; the reader's disconnect is then for an unknown connection.
+            let _ = outbox.try_send(Packet::ConnAck(ConnAck::refused(
+                ConnectReturnCode::ServerUnavailable,
+            )));
+            return;
         } else {
-            self.insert_session(&key, false);
+            self.insert_session(&key, false, client.username.clone());
             false
         };
         self.connects += 1;
@@ -354,7 +465,22 @@ impl RouterState {
             entry.connection = Some(id);
             entry.owner = Some(client.clone());
             entry.trusted = trusted;
-            entry.last_progress = Instant::now();
+            entry.last_progress = now;
+            entry.offline_since = None;
+            // Messages the client may no longer read are not sent again
+            // (invariant 5: read access is checked on delivery, not only on queueing).
+            let hooks = &self.hooks;
+            if !hooks.is_empty() && !trusted {
+                let denied = session_op(&mut self.held, &mut entry.session, |session| {
+                    session.drop_denied_inflight(|p| hooks.authorize_receive(&client, &p.topic))
+                });
+                if denied > 0 {
+                    log::info!(
+                        "Not sending {denied} unacknowledged messages again to client {key}: \
+                         no read access any more."
+                    );
+                }
+            }
             // Unacknowledged messages go again first, in their order [MQTT-4.4.0-1],
             // then queued ones as the window allows.
             let resend = entry.session.resend();
@@ -373,21 +499,15 @@ impl RouterState {
         }
     }
 
-    fn insert_session(&mut self, key: &ClientKey, clean: bool) {
+    fn insert_session(&mut self, key: &ClientKey, clean: bool, username: Option<String>) {
+        let session = self.new_session(clean);
         self.sessions.insert(
             key.clone(),
-            SessionEntry {
-                session: Session::new(
-                    clean,
-                    self.limits.max_inflight_messages,
-                    self.limits.max_queued_messages,
-                ),
-                connection: None,
-                owner: None,
-                trusted: false,
-                last_progress: Instant::now(),
-            },
+            SessionEntry::new(session, username, Instant::now()),
         );
+        if !clean {
+            self.persistent_sessions += 1;
+        }
         self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
     }
 
@@ -402,10 +522,54 @@ impl RouterState {
         }
         sub_footprint(&mut self.held, entry.session.footprint());
         if !entry.session.clean {
+            self.persistent_sessions -= 1;
             if let Err(error) = self.storage.remove_session(key) {
                 log::error!("Cannot remove the stored session of {key}: {error}.");
             }
         }
+    }
+
+    /// Plans the next look for expired sessions, if sessions expire at all.
+    fn schedule_expiry(&mut self, from: Instant) {
+        if let Some(expiry) = self.limits.persistent_client_expiration {
+            let at = from + expiry;
+            self.expiry_check = Some(self.expiry_check.map_or(at, |check| check.min(at)));
+        }
+    }
+
+    /// Removes the persistent sessions whose client has been away longer than
+    /// `persistent_client_expiration`, as mosquitto's option of that name does.
+    fn expire_sessions(&mut self, now: Instant) {
+        let (Some(check), Some(expiry)) =
+            (self.expiry_check, self.limits.persistent_client_expiration)
+        else {
+            return;
+        };
+        if check > now {
+            return;
+        }
+        let expired: Vec<ClientKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .offline_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= expiry)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in expired {
+            log::info!("Expiring the session of client {key}: away longer than {expiry:?}.");
+            self.counters
+                .limit_reached(Limit::PersistentClientExpiration);
+            self.remove_session(&key);
+        }
+        self.expiry_check = self
+            .sessions
+            .values()
+            .filter_map(|entry| entry.offline_since)
+            .min()
+            .map(|since| since + expiry);
     }
 
     fn disconnect(&mut self, id: ConnectionId, reason: DisconnectReason) {
@@ -432,15 +596,22 @@ impl RouterState {
 
         let key = connection.client_key.clone();
         let mut clean = false;
+        let now = Instant::now();
+        let mut detached = false;
         if let Some(entry) = self.sessions.get_mut(&key) {
             if entry.connection == Some(id) {
                 entry.connection = None;
+                entry.offline_since = Some(now);
                 clean = entry.session.clean;
+                detached = true;
             }
         }
         if clean {
             self.remove_session(&key);
         } else {
+            if detached {
+                self.schedule_expiry(now);
+            }
             self.release_publishers(&key);
             self.save_session(&key);
         }
@@ -449,10 +620,17 @@ impl RouterState {
         // subscribed to its own will topic gets it queued like any other message.
         if reason.publishes_will() {
             if let Some(will) = connection.will {
-                let mut publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
-                publish.retain = will.retain;
-                log::debug!("Publishing the will of {client_id} on '{}'.", publish.topic);
-                self.publish(publish);
+                if is_sys_topic(&will.topic) {
+                    // `$SYS` belongs to the broker, wills included (invariant 5).
+                    log::warn!(
+                        "Not publishing the will of {client_id} on '{}': $SYS is the broker's.",
+                        will.topic
+                    );
+                } else {
+                    let publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
+                    log::debug!("Publishing the will of {client_id} on '{}'.", publish.topic);
+                    self.publish(publish);
+                }
             }
         }
         if !self.hooks.is_empty() {
@@ -526,11 +704,13 @@ impl RouterState {
         if !authorized {
             // MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped
             // [MQTT-3.3.5-2].
-            log::info!(
-                "Denied PUBLISH from {} to '{}'.",
-                connection.info.client_id,
-                publish.topic
-            );
+            if self.denied_log.allow(Instant::now()) {
+                log::info!(
+                    "Denied PUBLISH from {} to '{}'.",
+                    connection.info.client_id,
+                    publish.topic
+                );
+            }
             return Routed::default();
         }
         if is_sys_topic(&publish.topic) {
@@ -563,19 +743,26 @@ impl RouterState {
             return;
         }
         connection.held_acks.push_back(ack);
+        let overflow = (connection.held_acks.len() > MAX_HELD_ACKS)
+            .then(|| connection.held_acks.pop_front())
+            .flatten();
         connection.waiting_on.extend(behind.iter().cloned());
         let waiting_on: Vec<ClientKey> = connection.waiting_on.iter().cloned().collect();
         for key in behind {
-            let last_progress = self
-                .sessions
-                .get(&key)
-                .map_or(now, |entry| entry.last_progress);
+            let (last_progress, behind_since) =
+                self.sessions.get(&key).map_or((now, None), |entry| {
+                    (entry.last_progress, entry.behind_since)
+                });
             let waiting = self.behind.entry(key).or_default();
             if !waiting.contains(&id) {
                 waiting.push_back(id);
             }
-            let check = last_progress + self.stall_timeout;
+            let stall = last_progress + self.stall_timeout;
+            let check = behind_since.map_or(stall, |since| stall.min(since + self.pacing_ceiling));
             self.stall_check = Some(self.stall_check.map_or(check, |c| c.min(check)));
+        }
+        if let Some(oldest) = overflow {
+            self.send(id, oldest);
         }
         if waiting_on.is_empty() {
             self.release_acks(id);
@@ -593,13 +780,23 @@ impl RouterState {
     }
 
     /// Whether session `key` holds publishers back now: connected, acknowledging,
-    /// and with at least half its queue used.
+    /// with at least half its queue used, and not behind for longer than the
+    /// pacing ceiling.
     fn is_behind(&self, key: &ClientKey, now: Instant) -> bool {
         self.sessions.get(key).is_some_and(|entry| {
-            entry.connection.is_some()
-                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
-                && entry.session.footprint().queued >= self.half_queue()
+            self.is_working(entry, now) && entry.session.footprint().queued >= self.half_queue()
         })
+    }
+
+    /// Whether a session may hold publishers back at all: its client is connected,
+    /// acknowledged something within the stall timeout, and has not been behind
+    /// for longer than the pacing ceiling.
+    fn is_working(&self, entry: &SessionEntry, now: Instant) -> bool {
+        entry.connection.is_some()
+            && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+            && entry
+                .behind_since
+                .is_none_or(|since| now.saturating_duration_since(since) < self.pacing_ceiling)
     }
 
     /// Session `key` no longer holds anyone back (it stopped acknowledging, went
@@ -635,11 +832,12 @@ impl RouterState {
     /// slot below half, in turn across them, skipping those another session still
     /// holds back; all of them if `key` stopped acknowledging or is gone.
     fn check_behind(&mut self, key: &ClientKey, now: Instant) {
-        let working = self.sessions.get(key).is_some_and(|entry| {
-            entry.connection.is_some()
-                && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
-        });
+        let working = self
+            .sessions
+            .get(key)
+            .is_some_and(|entry| self.is_working(entry, now));
         if !working {
+            self.give_up_pacing(key, now);
             self.release_publishers(key);
             return;
         }
@@ -687,6 +885,28 @@ impl RouterState {
         }
         if self.behind.get(key).is_some_and(VecDeque::is_empty) {
             self.behind.remove(key);
+        }
+    }
+
+    /// Logs and counts, once per episode, a connected session that has been behind
+    /// for longer than the pacing ceiling and no longer holds its publishers back.
+    fn give_up_pacing(&mut self, key: &ClientKey, now: Instant) {
+        let ceiling = self.pacing_ceiling;
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let over_ceiling = entry.connection.is_some()
+            && entry
+                .behind_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= ceiling);
+        if over_ceiling && self.behind.contains_key(key) {
+            self.counters.limit_reached(Limit::SlowSubscriber);
+            if entry.first_time(Limit::SlowSubscriber) && self.limit_log.allow(now) {
+                log::warn!(
+                    "Client {key} has been behind for {ceiling:?}: its publishers go on \
+                     without it, and what does not fit its queue is dropped."
+                );
+            }
         }
     }
 
@@ -779,7 +999,12 @@ impl RouterState {
                 .behind
                 .keys()
                 .filter_map(|key| self.sessions.get(key))
-                .map(|entry| entry.last_progress + self.stall_timeout);
+                .map(|entry| {
+                    let stall = entry.last_progress + self.stall_timeout;
+                    entry
+                        .behind_since
+                        .map_or(stall, |since| stall.min(since + self.pacing_ceiling))
+                });
             let draining = self.crowded.values().map(|crowding| crowding.deadline);
             self.stall_check = acknowledging.chain(draining).min();
         }
@@ -839,6 +1064,7 @@ impl RouterState {
         granted: QoS,
         retain: bool,
     ) -> Delivered {
+        let half_queue = self.half_queue();
         let Some(entry) = self.sessions.get_mut(client) else {
             return Delivered::Skipped;
         };
@@ -898,8 +1124,12 @@ impl RouterState {
             entry.last_progress = Instant::now();
         }
         let delivery = entry.session.deliver(publish, connection.is_some());
-        add_footprint(&mut self.held, entry.session.footprint());
+        let after = entry.session.footprint();
+        add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);
+        if after.queued >= half_queue {
+            entry.behind_since.get_or_insert_with(Instant::now);
+        }
         match delivery {
             Delivery::Send(publish) => {
                 if let Some((id, connection)) = connection {
@@ -916,15 +1146,29 @@ impl RouterState {
                 entry.session.dropping = false;
                 return Delivered::Queued;
             }
-            Delivery::Dropped => {
+            Delivery::Dropped(full) => {
                 bump(&self.counters.publish_dropped, 1);
+                if full == QueueFull::Bytes {
+                    self.counters.limit_reached(Limit::QueuedBytes);
+                }
                 if !entry.session.dropping {
                     entry.session.dropping = true;
-                    log::warn!(
-                        "Queue of client {client} is full ({} messages): dropping new messages \
-                         until it drains (max_queued_messages).",
-                        self.limits.max_queued_messages
-                    );
+                    if self.limit_log.allow(Instant::now()) {
+                        let (held, key) = match full {
+                            QueueFull::Messages => (
+                                format!("{} messages", self.limits.max_queued_messages),
+                                "max-queued-messages",
+                            ),
+                            QueueFull::Bytes => (
+                                format!("{} bytes", self.limits.max_queued_bytes),
+                                "max-queued-bytes",
+                            ),
+                        };
+                        log::warn!(
+                            "Queue of client {client} is full ({held}): dropping new messages \
+                             until it drains ({key})."
+                        );
+                    }
                 } else {
                     log::debug!("Dropped a message for client {client}: queue full.");
                 }
@@ -936,16 +1180,31 @@ impl RouterState {
 
     /// Moves queued messages into the session's inflight window and sends them.
     fn fill_window(&mut self, key: &ClientKey) {
+        let half_queue = self.half_queue();
         let Some(entry) = self.sessions.get_mut(key) else {
             return;
         };
         let Some(id) = entry.connection else {
             return;
         };
+        // Read access is checked again as messages leave the queue: the client's
+        // rights may have changed while they waited (invariant 5).
+        let hooks = &self.hooks;
+        let check = !hooks.is_empty() && !entry.trusted;
+        let owner = entry.owner.as_ref();
         let before = entry.session.footprint();
-        let ready = entry.session.fill_window();
-        add_footprint(&mut self.held, entry.session.footprint());
+        let (ready, denied) = entry.session.fill_window(|publish| {
+            !check || owner.is_some_and(|owner| hooks.authorize_receive(owner, &publish.topic))
+        });
+        let after = entry.session.footprint();
+        add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);
+        if after.queued < half_queue {
+            entry.behind_since = None;
+        }
+        if denied > 0 {
+            log::debug!("Dropped {denied} queued messages for client {key}: no read access.");
+        }
         for publish in ready {
             if let Some(connection) = self.connections.get(&id) {
                 observe_delivery(&self.hooks, &connection.info, &publish);
@@ -962,29 +1221,70 @@ impl RouterState {
         };
         let key = connection.client_key.clone();
         let info = connection.info.clone();
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let now = Instant::now();
+
+        // Identical filters in one SUBSCRIBE are one subscription: each replaces the
+        // one before [MQTT-3.8.4-3], so the last one's QoS stands and the work (and
+        // the retained replay) is done once per distinct filter.
+        let mut last_of: HashMap<&TopicFilter, usize> = HashMap::new();
+        for (index, entry) in subscribe.filters.iter().enumerate() {
+            last_of.insert(&entry.filter, index);
+        }
+        let mut codes = vec![SubscribeReturnCode::Failure; subscribe.filters.len()];
         let mut granted = Vec::new();
-        for (entry, allowed) in subscribe.filters.iter().zip(authorized.iter().copied()) {
+        for (index, (entry, allowed)) in subscribe
+            .filters
+            .iter()
+            .zip(authorized.iter().copied())
+            .enumerate()
+        {
+            if last_of.get(&entry.filter) != Some(&index) {
+                continue; // A later copy of the same filter decides.
+            }
             if !allowed {
-                log::info!(
-                    "Denied SUBSCRIBE from {} to '{}'.",
-                    info.client_id,
-                    entry.filter
-                );
-                codes.push(SubscribeReturnCode::Failure);
+                if self.denied_log.allow(now) {
+                    log::info!(
+                        "Denied SUBSCRIBE from {} to '{}'.",
+                        info.client_id,
+                        entry.filter
+                    );
+                }
                 continue;
             }
-            // Every QoS is supported, so the requested one is granted.
-            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
-            if let Some(session) = self.sessions.get_mut(&key) {
-                session
-                    .session
-                    .subscriptions
-                    .insert(entry.filter.clone(), entry.qos);
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let held = session.session.subscriptions.len();
+            if !session.session.subscriptions.contains_key(&entry.filter)
+                && held >= self.limits.max_subscriptions_per_client
+            {
+                self.counters.limit_reached(Limit::SubscriptionsPerClient);
+                if session.first_time(Limit::SubscriptionsPerClient) && self.limit_log.allow(now) {
+                    log::warn!(
+                        "Client {} holds {held} subscriptions: refusing more \
+                         (max-subscriptions-per-client).",
+                        info.client_id
+                    );
+                }
+                continue;
             }
-            codes.push(SubscribeReturnCode::Success(entry.qos));
-            granted.push(entry.clone());
+            let subscriptions = &mut session.session.subscriptions;
+            // Stored in its own allocation: a subscription lives long, and must not
+            // keep the whole SUBSCRIBE packet's buffer alive.
+            let filter = entry.filter.clone(); // COMPACT
+                                               // Every QoS is supported, so the requested one is granted.
+            subscriptions.insert(filter.clone(), entry.qos);
+            self.subscriptions.subscribe(&key, &filter, entry.qos);
+            codes[index] = SubscribeReturnCode::Success(entry.qos);
+            granted.push((filter, entry.qos));
         }
+        // Copies of a filter get the answer of the one that decided.
+        for (index, entry) in subscribe.filters.iter().enumerate() {
+            if let Some(&decided) = last_of.get(&entry.filter) {
+                codes[index] = codes[decided];
+            }
+        }
+        drop(last_of);
         // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
         self.send(
             id,
@@ -993,16 +1293,15 @@ impl RouterState {
                 return_codes: codes,
             }),
         );
-        for entry in granted {
+        for (filter, qos) in granted {
             if !self.hooks.is_empty() {
-                self.hooks.observe("on_subscribed", |h| {
-                    h.on_subscribed(&info, &entry.filter, entry.qos)
-                });
+                self.hooks
+                    .observe("on_subscribed", |h| h.on_subscribed(&info, &filter, qos));
             }
             // Retained messages are sent on every subscribe, even a repeated one
             // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8].
-            for message in self.retained.matching(&entry.filter) {
-                self.deliver(&key, &message, entry.qos, true);
+            for message in self.retained.matching(&filter) {
+                self.deliver(&key, &message, qos, true);
             }
         }
         self.save_session(&key);
@@ -1119,6 +1418,7 @@ impl RouterState {
         let session = &entry.session;
         let stored = StoredSession {
             client_id: key.to_string(),
+            username: entry.username.clone(),
             subscriptions: session
                 .subscriptions
                 .iter()
@@ -1148,6 +1448,9 @@ impl RouterState {
     /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
     pub(crate) fn tick(&mut self, now: Instant) {
         self.stall_tick(now);
+        self.expire_sessions(now);
+        self.denied_log.renew(now);
+        self.limit_log.renew(now);
         self.sys_tick(now);
         while let Some((connection, reason)) = self.to_close.pop() {
             self.disconnect(connection, reason);
@@ -1349,12 +1652,16 @@ mod tests {
 
     impl Harness {
         fn new() -> Harness {
+            Harness::with_limits(limits())
+        }
+
+        fn with_limits(limits: Limits) -> Harness {
             let sys = SysConfig {
                 interval: std::time::Duration::ZERO,
                 ..SysConfig::default()
             };
             let state = RouterState::new(
-                limits(),
+                limits,
                 &sys,
                 Hooks::default(),
                 Arc::new(Counters::default()),
@@ -1371,7 +1678,7 @@ mod tests {
             let gate = Arc::new(ReadGate::default());
             let client = ClientInfo {
                 client_id: connect.client_id.clone(),
-                username: None,
+                username: connect.username.clone(),
                 remote_addr: ([127, 0, 0, 1], 1).into(),
                 listener: "test".into(),
                 protocol: connect.protocol,
@@ -1898,5 +2205,177 @@ mod tests {
         assert_eq!(pubacks(&publisher.received()), [1, 2]);
         h.disconnect(&sub, DisconnectReason::ConnectionLost("gone".into()));
         assert_eq!(pubacks(&publisher.received()), [3]);
+    }
+
+    fn limit_count(h: &Harness, limit: Limit) -> u64 {
+        h.state
+            .counters
+            .snapshot(Duration::ZERO)
+            .limit_reached(limit)
+    }
+
+    fn connect_as(h: &mut Harness, client_id: &str, user: &str) -> Client {
+        let mut connect = Connect::new(client_id);
+        connect.clean_session = false;
+        connect.username = Some(user.into());
+        h.connect_with(connect)
+    }
+
+    #[test]
+    fn a_session_resumed_under_another_user_name_starts_afresh() {
+        let mut h = Harness::new();
+        let alice = connect_as(&mut h, "shared", "alice");
+        h.subscribe(&alice, "alice/#", QoS::AtLeastOnce);
+        h.disconnect(&alice, DisconnectReason::Disconnect);
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "alice/secret", "x", QoS::AtLeastOnce, false, 1);
+
+        let mallory = connect_as(&mut h, "shared", "mallory");
+        assert_eq!(
+            mallory.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        assert_eq!(h.state.subscriptions.len(), 0);
+        // Alice's own reconnection finds mallory's session, not hers: also fresh.
+        h.disconnect(&mallory, DisconnectReason::Disconnect);
+        let alice = connect_as(&mut h, "shared", "alice");
+        assert_eq!(
+            alice.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+
+    #[test]
+    fn persistent_sessions_beyond_the_cap_are_refused_with_server_unavailable() {
+        let mut h = Harness::with_limits(Limits {
+            max_persistent_sessions: 1,
+            ..limits()
+        });
+        let first = h.connect("p1", false);
+        first.received();
+        let second = h.connect("p2", false);
+        assert_eq!(
+            second.received(),
+            vec![Packet::ConnAck(ConnAck::refused(
+                ConnectReturnCode::ServerUnavailable
+            ))]
+        );
+        assert!(second.is_closed());
+        assert_eq!(limit_count(&h, Limit::PersistentSessions), 1);
+        // Clean sessions do not count, and the first client may come back.
+        let clean = h.connect("c", true);
+        assert_eq!(
+            clean.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        h.disconnect(&first, DisconnectReason::Disconnect);
+        let again = h.connect("p1", false);
+        assert_eq!(
+            again.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(true))]
+        );
+    }
+
+    #[test]
+    fn a_persistent_session_whose_client_stays_away_expires() {
+        let mut h = Harness::with_limits(Limits {
+            persistent_client_expiration: Some(Duration::from_secs(60)),
+            ..limits()
+        });
+        let client = h.connect("p", false);
+        h.subscribe(&client, "t", QoS::AtLeastOnce);
+        h.disconnect(&client, DisconnectReason::Disconnect);
+        let deadline = h.state.deadline().expect("an expiry check is planned");
+        assert!(deadline > Instant::now() + Duration::from_secs(30));
+        h.state.tick(Instant::now() + Duration::from_secs(61));
+        assert!(h.state.sessions.is_empty());
+        assert_eq!(h.state.subscriptions.len(), 0);
+        assert_eq!(h.state.deadline(), None, "nothing left to expire");
+        assert_eq!(limit_count(&h, Limit::PersistentClientExpiration), 1);
+        let back = h.connect("p", false);
+        assert_eq!(
+            back.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+
+    #[test]
+    fn identical_filters_count_once_and_subscriptions_beyond_the_cap_get_0x80() {
+        let mut h = Harness::with_limits(Limits {
+            max_subscriptions_per_client: 2,
+            ..limits()
+        });
+        let client = h.connect("c", true);
+        client.received();
+        let filter = |f: &str, qos| SubscribeFilter::new(TopicFilter::new(f).unwrap(), qos);
+        h.state.handle(Event::Subscribe {
+            connection: client.id,
+            subscribe: Subscribe {
+                packet_id: pid(7),
+                filters: vec![
+                    filter("a", QoS::AtMostOnce),
+                    filter("a", QoS::AtLeastOnce),
+                    filter("b", QoS::AtMostOnce),
+                    filter("c", QoS::AtMostOnce),
+                ],
+            },
+            authorized: vec![true; 4],
+        });
+        let granted = SubscribeReturnCode::Success;
+        assert_eq!(
+            client.received(),
+            vec![Packet::SubAck(SubAck {
+                packet_id: pid(7),
+                return_codes: vec![
+                    granted(QoS::AtLeastOnce),
+                    granted(QoS::AtLeastOnce),
+                    granted(QoS::AtMostOnce),
+                    SubscribeReturnCode::Failure,
+                ],
+            })]
+        );
+        assert_eq!(h.state.subscriptions.len(), 2);
+        assert_eq!(limit_count(&h, Limit::SubscriptionsPerClient), 1);
+    }
+
+    #[test]
+    fn a_will_on_sys_is_not_published() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "$SYS/#", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("spoofer");
+        connect.will = Some(Will {
+            topic: TopicName::new("$SYS/broker/version").unwrap(),
+            payload: Bytes::from_static(b"spoofed"),
+            qos: QoS::AtMostOnce,
+            retain: true,
+        });
+        let spoofer = h.connect_with(connect);
+        h.disconnect(&spoofer, DisconnectReason::ConnectionLost("gone".into()));
+        assert!(publishes(&watcher.received()).is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    #[test]
+    fn a_subscriber_behind_for_longer_than_the_ceiling_stops_pacing_its_publishers() {
+        let mut h = Harness::new();
+        h.state.stall_timeout = Duration::from_secs(3600);
+        h.state.pacing_ceiling = Duration::from_secs(10);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        publisher.received();
+        for n in 1..=4 {
+            h.publish(&publisher, "t", "x", QoS::AtLeastOnce, false, n);
+        }
+        assert_eq!(pubacks(&publisher.received()), [1, 2]);
+        // Still acknowledging, but behind for longer than the ceiling.
+        let check = h.state.deadline().expect("a ceiling check is planned");
+        assert!(check < Instant::now() + Duration::from_secs(11));
+        h.state.tick(Instant::now() + Duration::from_secs(20));
+        assert_eq!(pubacks(&publisher.received()), [3, 4]);
+        assert!(h.state.behind.is_empty());
+        assert_eq!(limit_count(&h, Limit::SlowSubscriber), 1);
     }
 }

@@ -15,7 +15,10 @@
 //! ```
 //!
 //! At most `max_inflight` messages are between "sent" and "done"; the rest wait in
-//! the queue (at most `max_queued`, then new ones are dropped and counted). Each sent
+//! the queue (at most `max_queued` messages and `max_queued_bytes` of topic and
+//! payload, then new ones are dropped and counted). A queued message is compacted
+//! into its own allocation, so that it does not keep the read buffer it arrived in
+//! alive while it waits. Each sent
 //! message holds a packet identifier not used by any other unacknowledged message
 //! [MQTT-2.3.1-4]. On reconnection the unacknowledged ones are sent again, PUBLISH with
 //! DUP=1, or PUBREL for those already PUBREC'd [MQTT-4.4.0-1], in their original order.
@@ -54,7 +57,21 @@ pub(crate) enum Delivery {
     /// The inflight window is full or the client is offline: it waits in the queue.
     Queued,
     /// The queue is full: the message is dropped.
-    Dropped,
+    Dropped(QueueFull),
+}
+
+/// Which bound of the queue a dropped message met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueFull {
+    /// `max_queued` messages.
+    Messages,
+    /// `max_queued_bytes` of topic and payload.
+    Bytes,
+}
+
+/// The bytes a message holds in a queue: its topic and payload.
+pub(crate) fn message_size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
 }
 
 /// One client's session.
@@ -73,8 +90,11 @@ pub(crate) struct Session {
     next_packet_id: u16,
     max_inflight: usize,
     max_queued: usize,
+    max_queued_bytes: usize,
     /// Payload bytes of the inflight and queued messages.
     bytes: usize,
+    /// Topic and payload bytes of the queued messages.
+    queued_bytes: usize,
     /// Set while messages are being dropped, so the log says so once per episode.
     pub(crate) dropping: bool,
 }
@@ -99,9 +119,17 @@ impl Session {
             next_packet_id: 1,
             max_inflight: max_inflight.max(1),
             max_queued,
+            max_queued_bytes: usize::MAX,
             bytes: 0,
+            queued_bytes: 0,
             dropping: false,
         }
+    }
+
+    /// Bounds the queue in topic and payload bytes as well as in messages.
+    pub(crate) fn with_max_queued_bytes(mut self, max_queued_bytes: usize) -> Session {
+        self.max_queued_bytes = max_queued_bytes;
+        self
     }
 
     /// Hands a QoS 1 or 2 message to the session. `online` says whether it may be
@@ -119,23 +147,40 @@ impl Session {
             }
         }
         if self.queue.len() >= self.max_queued {
-            return Delivery::Dropped;
+            return Delivery::Dropped(QueueFull::Messages);
+        }
+        let size = message_size(&publish);
+        if self.queued_bytes.saturating_add(size) > self.max_queued_bytes {
+            return Delivery::Dropped(QueueFull::Bytes);
         }
         publish.packet_id = None;
         self.queue.push_back(publish);
         self.bytes += len;
+        self.queued_bytes += size;
         Delivery::Queued
     }
 
     /// Moves queued messages into the inflight window while it has room, returning the
-    /// PUBLISH packets to send.
-    pub(crate) fn fill_window(&mut self) -> Vec<Publish> {
+    /// PUBLISH packets to send. A message `allowed` refuses (the client may no
+    /// longer read its topic) is dropped instead; the second value counts those.
+    pub(crate) fn fill_window(
+        &mut self,
+        mut allowed: impl FnMut(&Publish) -> bool,
+    ) -> (Vec<Publish>, usize) {
         let mut out = Vec::new();
+        let mut denied = 0;
         while self.inflight.len() < self.max_inflight {
             let Some(mut publish) = self.queue.pop_front() else {
                 break;
             };
+            self.queued_bytes -= message_size(&publish);
+            if !allowed(&publish) {
+                self.bytes -= publish.payload.len();
+                denied += 1;
+                continue;
+            }
             let Some(id) = self.allocate_packet_id() else {
+                self.queued_bytes += message_size(&publish);
                 self.queue.push_front(publish);
                 break;
             };
@@ -143,7 +188,27 @@ impl Session {
             self.inflight.push_back(Inflight::Publish(publish.clone()));
             out.push(publish);
         }
-        out
+        (out, denied)
+    }
+
+    /// Drops the unacknowledged PUBLISH packets `allowed` refuses, before they are
+    /// sent again to a client that may no longer read their topics. Returns how many
+    /// were dropped. A QoS 2 message past PUBREC stays: the client has it already.
+    pub(crate) fn drop_denied_inflight(
+        &mut self,
+        mut allowed: impl FnMut(&Publish) -> bool,
+    ) -> usize {
+        let before = self.inflight.len();
+        let mut freed = 0;
+        self.inflight.retain(|entry| match entry {
+            Inflight::Publish(publish) if !allowed(publish) => {
+                freed += publish.payload.len();
+                false
+            }
+            _ => true,
+        });
+        self.bytes -= freed;
+        before - self.inflight.len()
     }
 
     /// Everything unacknowledged, to send again after a reconnection
@@ -234,6 +299,12 @@ impl Session {
         self.queue.len()
     }
 
+    /// Topic and payload bytes waiting in the queue.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// What the session holds now.
     pub(crate) fn footprint(&self) -> Footprint {
         Footprint {
@@ -276,6 +347,7 @@ impl Session {
             })
             .chain(queued.iter().map(|p| p.payload.len()))
             .sum();
+        self.queued_bytes = queued.iter().map(message_size).sum();
         self.inflight = inflight.into();
         self.queue = queued.into();
         self.awaiting_pubrel = awaiting_pubrel.into_iter().collect();
@@ -332,9 +404,9 @@ mod tests {
             session.deliver(message(QoS::AtLeastOnce, "3"), true),
             Delivery::Queued
         );
-        assert!(session.fill_window().is_empty());
+        assert!(session.fill_window(|_| true).0.is_empty());
         assert!(session.puback(id(1)));
-        let next = session.fill_window();
+        let next = session.fill_window(|_| true).0;
         assert_eq!(next.len(), 1);
         assert_eq!(&next[0].payload[..], b"3");
         assert_eq!(next[0].packet_id, Some(id(3)));
@@ -353,10 +425,53 @@ mod tests {
         );
         assert_eq!(
             session.deliver(message(QoS::AtLeastOnce, "c"), false),
-            Delivery::Dropped
+            Delivery::Dropped(QueueFull::Messages)
         );
         assert_eq!((session.inflight_len(), session.queued_len()), (0, 2));
         assert_eq!(session.footprint().bytes, 2);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        // Each message is topic "t" (1 byte) and one payload byte: 2 bytes queued.
+        let mut session = Session::new(false, 1, 100).with_max_queued_bytes(5);
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "a"), false),
+            Delivery::Queued
+        );
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "b"), false),
+            Delivery::Queued
+        );
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "c"), false),
+            Delivery::Dropped(QueueFull::Bytes)
+        );
+        assert_eq!(session.queued_bytes(), 4);
+        // Sending frees queue room.
+        let (sent, denied) = session.fill_window(|_| true);
+        assert_eq!((sent.len(), denied), (1, 0));
+        assert_eq!(session.queued_bytes(), 2);
+    }
+
+    #[test]
+    fn messages_the_client_may_no_longer_read_are_dropped_when_sent() {
+        let mut session = Session::new(false, 1, 10);
+        session.deliver(message(QoS::AtLeastOnce, "keep"), true);
+        session.deliver(message(QoS::AtLeastOnce, "deny"), true);
+        session.deliver(message(QoS::AtLeastOnce, "keep"), true);
+        let allowed = |p: &Publish| p.payload.as_ref() != b"deny";
+        assert_eq!(session.drop_denied_inflight(allowed), 0);
+        assert!(session.puback(id(1)));
+        let (sent, denied) = session.fill_window(allowed);
+        assert_eq!((sent.len(), denied), (1, 1));
+        assert_eq!(sent[0].payload.as_ref(), b"keep");
+        assert_eq!(session.footprint().bytes, 4);
+        assert_eq!(session.queued_bytes(), 0);
+        // An inflight message that became unreadable is not sent again.
+        let denied_all = |_: &Publish| false;
+        assert_eq!(session.drop_denied_inflight(denied_all), 1);
+        assert_eq!(session.footprint(), Footprint::default());
     }
 
     #[test]
@@ -431,7 +546,7 @@ mod tests {
                 Delivery::Queued
             );
         }
-        let sent = session.fill_window();
+        let sent = session.fill_window(|_| true).0;
         assert_eq!(sent.len(), 2);
         assert_eq!(&sent[0].payload[..], b"a");
         assert_eq!(session.queued_len(), 1);

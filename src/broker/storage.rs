@@ -43,6 +43,9 @@ pub enum StoredInflight {
 pub struct StoredSession {
     /// The client identifier the session belongs to.
     pub client_id: String,
+    /// The user name of the client that made the session: a client with another
+    /// user name (or none) gets a fresh session instead of this one.
+    pub username: Option<String>,
     /// Its subscriptions and their granted QoS.
     pub subscriptions: Vec<(TopicFilter, QoS)>,
     /// Sent and unacknowledged messages, oldest first.
@@ -58,6 +61,7 @@ impl StoredSession {
     pub fn new(client_id: impl Into<String>) -> StoredSession {
         StoredSession {
             client_id: client_id.into(),
+            username: None,
             subscriptions: Vec::new(),
             inflight: Vec::new(),
             queued: Vec::new(),
