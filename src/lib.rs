@@ -95,7 +95,15 @@
 //!     and lets it go once the subscriber's writer reports the outbox drained.
 //!
 //!   A subscriber that makes no progress for a second stops pacing anyone: its own
-//!   messages are then dropped and counted, and everyone else goes on.
+//!   messages are then dropped and counted, and everyone else goes on. Nor does one
+//!   that keeps acknowledging but stays behind for longer than a few seconds.
+//! - Everything a client can make the router hold is capped and counted (see
+//!   [`config::Limits`] and [`broker::Limit`]): subscriptions per client, retained
+//!   messages and their bytes, persistent sessions (which may also expire), queued
+//!   messages and bytes per session, the bytes waiting in the router's inbox, the
+//!   depth of topics. The trees the router walks (`subs.rs`, `retain.rs`) are walked
+//!   with explicit stacks, never by recursion, and a SUBSCRIBE that matches many
+//!   retained messages is served a slice at a time between other clients' work.
 //!
 //! ## TLS and WebSocket with two threads
 //!
@@ -126,13 +134,18 @@
 //! 3. An acknowledged QoS 1/2 message reaches every matching subscriber with a
 //!    persistent session (at least once for QoS 1, exactly once for QoS 2), across
 //!    disconnects and takeovers; a drop by a configured limit is logged and counted.
-//! 4. Memory is bounded by configuration: packet size, queued messages per session,
-//!    inflight window, connections per listener.
+//! 4. Memory is bounded by configuration: packet size, queued messages and bytes
+//!    per session, inflight window, connections per listener and per address,
+//!    subscriptions per client, retained messages, persistent sessions, the router's
+//!    inbox in bytes. No input depth reaches a stack.
 //! 5. Authentication and ACL checks fail closed: an error or a panic in a check
-//!    denies.
+//!    denies. A session belongs to the user who made it, `$SYS` to the broker, and
+//!    a listener on the network refuses anonymous clients unless told otherwise.
 //! 6. Idle connections cost no CPU: no loop wakes more often than keep-alive needs.
 //! 7. Shutdown is clean: [`Broker`] stops its listeners, disconnects clients and
 //!    joins its threads; a [`client::Client`] sends DISCONNECT when dropped.
+//! 8. Order is a contract: messages from one client to one topic reach each
+//!    subscriber in the order they were sent, at every QoS.
 #![warn(missing_docs)]
 
 pub mod auth;
