@@ -155,6 +155,12 @@ fn one_client_shared_by_8_threads_gets_every_publish_acknowledged() {
 }
 
 #[test]
+fn one_publisher_keeps_its_order_across_qos_and_calls_mqtt_4_6_0_6() {
+    let broker = Mosquitto::start();
+    one_publisher_keeps_its_order_across_qos_and_calls(&broker.url());
+}
+
+#[test]
 fn publish_nowait_keeps_many_in_flight_within_the_window() {
     let broker = Mosquitto::start();
     publish_nowait_many_in_flight(&broker.url());

@@ -1093,9 +1093,14 @@ impl RouterState {
             .connection
             .and_then(|id| Some((id, self.connections.get(&id)?)));
 
-        if publish.qos == QoS::AtMostOnce {
-            // QoS 0 is never stored for an offline session, and is dropped when the
-            // connection's outbox has no QoS 0 room left.
+        if publish.qos == QoS::AtMostOnce && connection.is_none() {
+            // QoS 0 is never stored for an offline session.
+            return Delivered::Skipped;
+        }
+        if publish.qos == QoS::AtMostOnce && entry.session.footprint().queued == 0 {
+            // Dropped when the connection's outbox has no QoS 0 room left. (Behind
+            // queued messages it waits in the session instead, below, to keep the
+            // publisher's order.)
             let Some((id, connection)) = connection else {
                 return Delivered::Skipped;
             };

@@ -132,12 +132,20 @@ impl Session {
         self
     }
 
-    /// Hands a QoS 1 or 2 message to the session. `online` says whether it may be
-    /// sent now. QoS 0 messages are never held by a session.
+    /// Hands a message to the session. `online` says whether it may be sent now.
+    ///
+    /// A QoS 0 message is held only behind others: while QoS 1/2 messages wait in
+    /// the queue, it waits after them, so that a subscriber gets one publisher's
+    /// messages in the order they were sent whatever their QoS [MQTT-4.6.0-6]. With
+    /// nothing waiting it is sent at once, and it takes no inflight slot. The router
+    /// never hands a session QoS 0 while its client is offline.
     pub(crate) fn deliver(&mut self, mut publish: Publish, online: bool) -> Delivery {
-        debug_assert!(publish.qos != QoS::AtMostOnce);
         publish.dup = false;
         let len = publish.payload.len();
+        if publish.qos == QoS::AtMostOnce && self.queue.is_empty() {
+            publish.packet_id = None;
+            return Delivery::Send(publish);
+        }
         if online && self.queue.is_empty() && self.inflight.len() < self.max_inflight {
             if let Some(id) = self.allocate_packet_id() {
                 publish.packet_id = Some(id);
@@ -169,7 +177,14 @@ impl Session {
     ) -> (Vec<Publish>, usize) {
         let mut out = Vec::new();
         let mut denied = 0;
-        while self.inflight.len() < self.max_inflight {
+        loop {
+            let qos0_next = self
+                .queue
+                .front()
+                .is_some_and(|publish| publish.qos == QoS::AtMostOnce);
+            if !qos0_next && self.inflight.len() >= self.max_inflight {
+                break;
+            }
             let Some(mut publish) = self.queue.pop_front() else {
                 break;
             };
@@ -177,6 +192,12 @@ impl Session {
             if !allowed(&publish) {
                 self.bytes -= publish.payload.len();
                 denied += 1;
+                continue;
+            }
+            if qos0_next {
+                // Waited only to keep its place; it needs no acknowledgement.
+                self.bytes -= publish.payload.len();
+                out.push(publish);
                 continue;
             }
             let Some(id) = self.allocate_packet_id() else {
@@ -429,6 +450,34 @@ mod tests {
         );
         assert_eq!((session.inflight_len(), session.queued_len()), (0, 2));
         assert_eq!(session.footprint().bytes, 2);
+    }
+
+    #[test]
+    fn qos_0_waits_behind_queued_messages_to_keep_the_order_mqtt_4_6_0_6() {
+        let mut session = Session::new(false, 1, 10);
+        assert_eq!(sent_id(session.deliver(message(QoS::AtLeastOnce, "1"), true)), 1);
+        assert_eq!(
+            session.deliver(message(QoS::AtLeastOnce, "2"), true),
+            Delivery::Queued
+        );
+        // Behind a queued message, QoS 0 waits its turn...
+        assert_eq!(
+            session.deliver(message(QoS::AtMostOnce, "3"), true),
+            Delivery::Queued
+        );
+        assert!(session.puback(id(1)));
+        let (sent, _) = session.fill_window(|_| true);
+        let payloads: Vec<&[u8]> = sent.iter().map(|p| p.payload.as_ref()).collect();
+        assert_eq!(payloads, [b"2".as_slice(), b"3"]);
+        assert_eq!(sent[1].packet_id, None);
+        assert_eq!((session.inflight_len(), session.queued_len()), (1, 0));
+        assert_eq!(session.footprint().bytes, 1);
+        // ...and with nothing waiting it goes at once, taking no inflight slot.
+        assert!(matches!(
+            session.deliver(message(QoS::AtMostOnce, "4"), true),
+            Delivery::Send(p) if p.packet_id.is_none()
+        ));
+        assert_eq!(session.inflight_len(), 1);
     }
 
     #[test]

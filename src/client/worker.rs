@@ -256,8 +256,7 @@ impl Worker {
                 },
                 recv(commands) -> command => match command {
                     Ok(command) => {
-                        self.drain_control();
-                        self.on_command(command);
+                        self.drain_control_before(command);
                         self.take_commands();
                     }
                     Err(_) => self.begin_close(None),
@@ -346,6 +345,29 @@ impl Worker {
 
     /// Handles every control message already sent. Called before each command, so
     /// that a subscription dropped before a publish is unsubscribed before it.
+    /// Handles the control messages waiting, then `command`, the request in hand.
+    ///
+    /// A control message sent before the request (a new [`Messages`] receiver, say)
+    /// must apply to what the request brings. A disconnect, though, carries out the
+    /// requests still queued, and the one in hand was made before them: it goes
+    /// first, or a publisher's first message would go out last [MQTT-4.6.0-6].
+    ///
+    /// [`Messages`]: super::Messages
+    fn drain_control_before(&mut self, command: Command) {
+        let mut in_hand = Some(command);
+        while let Ok(control) = self.control.try_recv() {
+            if matches!(control, Control::Disconnect(_)) {
+                if let Some(command) = in_hand.take() {
+                    self.on_command(command);
+                }
+            }
+            self.on_control(control);
+        }
+        if let Some(command) = in_hand {
+            self.on_command(command);
+        }
+    }
+
     fn drain_control(&mut self) {
         while let Ok(control) = self.control.try_recv() {
             self.on_control(control);
