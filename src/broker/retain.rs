@@ -13,34 +13,84 @@
 //!   [MQTT-3.3.1-10] [MQTT-3.3.1-11];
 //! - RETAIN=0 leaves the retained message alone [MQTT-3.3.1-12];
 //! - retained messages belong to no session and outlive them all [MQTT-3.1.2-7].
+//!
+//! A subscription to `#` may find a million retained messages.
+//! [`RetainedMessages::replay`] hands them out in chunks of bounded work, each
+//! resuming where the last stopped, so the router can serve other clients in
+//! between. Every walk here is a loop with its own stack, never a recursion: no
+//! topic depth reaches the thread's.
 
-use std::collections::HashMap;
+use std::collections::btree_map::{self, BTreeMap};
+use std::fmt;
+use std::ops::Bound;
 
 use crate::protocol::{Publish, TopicFilter};
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    /// In byte order of the level, so that every walk has one fixed order.
+    children: BTreeMap<Box<str>, Node>,
     message: Option<Publish>,
 }
 
 impl Node {
+    /// Whether the node holds nothing (tests check that removal leaves no such node).
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.message.is_none()
     }
 }
 
+impl Drop for Node {
+    /// Drops the nodes below this one one at a time. The derived drop would recurse
+    /// once per level, and a topic of 65,535 `/` is 65,536 levels: enough to
+    /// overflow the router thread's stack.
+    fn drop(&mut self) {
+        let mut below: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
+        while let Some(mut node) = below.pop() {
+            below.extend(std::mem::take(&mut node.children).into_values());
+            // `node` is dropped here with no children: this function does not recurse.
+        }
+    }
+}
+
 /// The retained messages of the broker, by topic.
-#[derive(Debug, Default)]
+///
+/// Every walk of the tree is a loop, never a recursion: a topic may have up to
+/// 65,536 levels, and no input depth may reach the stack.
+#[derive(Default)]
 pub(crate) struct RetainedMessages {
     root: Node,
     count: usize,
     bytes: usize,
 }
 
+/// Where a replay stopped: the levels of the last node it visited.
+///
+/// A cursor names a place in the order of every possible topic, not a node of the
+/// tree, so it stays meaningful whatever happens to the tree between two calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReplayCursor {
+    /// The levels joined by `/`, as in a topic name (levels never hold a `/`).
+    path: Box<str>,
+}
+
+/// What one call of [`RetainedMessages::replay`] found.
+#[derive(Debug)]
+pub(crate) struct ReplayChunk {
+    /// The matching messages, with RETAIN=1, in the walk's order.
+    pub(crate) messages: Vec<Publish>,
+    /// Where to resume; `None` when the walk is complete.
+    #[allow(dead_code)] // The router does not resume replays yet.
+    pub(crate) next: Option<ReplayCursor>,
+}
+
 impl RetainedMessages {
     /// Applies a PUBLISH with RETAIN=1: stores it, or clears the topic when the payload
     /// is empty. Returns `true` when the stored set changed.
+    ///
+    /// The stored copy is compacted (see [`Publish::compact`]): a retained message
+    /// can live for months, and must not keep the buffer it was read into alive.
     pub(crate) fn apply(&mut self, publish: &Publish) -> bool {
         if publish.payload.is_empty() {
             return self.remove(&publish.topic);
@@ -51,40 +101,146 @@ impl RetainedMessages {
         }
         // Stored without packet id or DUP: those belong to one delivery, not the message.
         let mut stored = publish.clone();
+        stored.compact();
         stored.packet_id = None;
         stored.dup = false;
         stored.retain = true;
-        self.bytes += stored.payload.len();
+        self.bytes += stored_size(&stored);
         match node.message.replace(stored) {
-            Some(old) => self.bytes -= old.payload.len(),
+            Some(old) => self.bytes -= stored_size(&old),
             None => self.count += 1,
         }
         true
     }
 
-    /// Removes the retained message of `topic`, if there is one.
+    /// Removes the retained message of `topic`, if there is one, and the nodes that
+    /// only led to it.
+    ///
+    /// A walk down through `&mut` references cannot climb back up, so this takes two
+    /// walks down the topic: a read-only one that finds the message and the highest
+    /// node it alone keeps alive, then one that removes.
     pub(crate) fn remove(&mut self, topic: &str) -> bool {
-        let levels: Vec<&str> = topic.split('/').collect();
-        match remove(&mut self.root, &levels) {
-            Some(old) => {
-                self.count -= 1;
-                self.bytes -= old.payload.len();
-                true
+        let Some((size, prune)) = self.find_removal(topic) else {
+            return false;
+        };
+        let mut levels = topic.split('/');
+        let removed = match prune {
+            Some(depth) => {
+                // The node at `depth` and everything under it on the path hold
+                // nothing else: remove it from its parent (its drop is iterative too).
+                let parent = descend_mut(&mut self.root, levels.by_ref().take(depth));
+                let level = levels.next();
+                parent
+                    .zip(level)
+                    .and_then(|(parent, level)| parent.children.remove(level))
+                    .is_some()
             }
-            None => false,
+            None => descend_mut(&mut self.root, levels)
+                .and_then(|node| node.message.take())
+                .is_some(),
+        };
+        if removed {
+            self.count -= 1;
+            self.bytes -= size;
         }
+        removed
+    }
+
+    /// The read-only first walk of [`remove`](Self::remove): `None` when `topic`
+    /// has no message; otherwise the message's [size](Self::size_of) and the depth
+    /// (0 for a child of the root) of the highest node that removing it leaves
+    /// empty, if any.
+    fn find_removal(&self, topic: &str) -> Option<(usize, Option<usize>)> {
+        // Where the run of nodes that hold nothing but the path further down begins.
+        let mut run_start = None;
+        let mut node = &self.root;
+        let mut depth = 0;
+        for level in topic.split('/') {
+            if depth > 0 {
+                // `node` is at `depth - 1` and has a child on the path.
+                if node.message.is_none() && node.children.len() == 1 {
+                    run_start.get_or_insert(depth - 1);
+                } else {
+                    run_start = None;
+                }
+            }
+            node = node.children.get(level)?;
+            depth += 1;
+        }
+        let size = stored_size(node.message.as_ref()?);
+        let emptied = node.children.is_empty();
+        Some((size, emptied.then(|| run_start.unwrap_or(depth - 1))))
+    }
+
+    /// The size of the message retained on exactly `topic`, as
+    /// [`bytes`](Self::bytes) counts it (topic plus payload), if there is one: what
+    /// replacing it would give back, for checking limits before [`apply`](Self::apply).
+    #[allow(dead_code)] // The router does not check limits with it yet.
+    pub(crate) fn size_of(&self, topic: &str) -> Option<usize> {
+        let mut node = &self.root;
+        for level in topic.split('/') {
+            node = node.children.get(level)?;
+        }
+        node.message.as_ref().map(stored_size)
     }
 
     /// The retained messages whose topics match `filter`, with RETAIN=1, in topic
     /// order.
+    ///
+    /// All of them at once: for a filter that may match many, the router uses
+    /// [`replay`](Self::replay) instead.
     pub(crate) fn matching(&self, filter: &TopicFilter) -> Vec<Publish> {
-        let levels: Vec<&str> = filter.split('/').collect();
-        let mut found = Vec::new();
-        collect(&self.root, &levels, true, &mut found);
-        // The tree's maps have no order of their own: sorting by topic means the same
-        // subscription always sees the same sequence.
+        let mut found = self.replay(filter, None, usize::MAX).messages;
+        // The walk's order compares level by level; topic order compares bytes, and
+        // `-` sorts before `/`. Sorting means a subscription sees the order of names.
         found.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
         found
+    }
+
+    /// Walks the messages matching `filter`, starting after `from` (or at the
+    /// beginning), visiting at most `budget` tree nodes (budget >= 1; 0 counts as 1);
+    /// `next` is `None` when the walk is complete.
+    ///
+    /// This lets the router serve a subscription to `#` over a million retained
+    /// messages a chunk at a time, between other clients' work. The budget counts
+    /// nodes visited, matching or not, so a filter like `a/+/b` over 100,000
+    /// non-matching topics is bounded per call too.
+    ///
+    /// The walk is depth-first, a node's own message before its children's, and
+    /// children in byte order of their level: the order of topics compared level by
+    /// level. A cursor is the path of the last node visited, and a call resumes at
+    /// the first node strictly after it in that order, whatever changed meanwhile:
+    /// topics added after the cursor are found, topics added before it are not (they
+    /// reach the subscriber as new publishes anyway), and removing the cursor's own
+    /// node does no harm. Each call visits at least one node further along, so a
+    /// replay ends, and returns a topic at most once.
+    pub(crate) fn replay(
+        &self,
+        filter: &TopicFilter,
+        from: Option<&ReplayCursor>,
+        budget: usize,
+    ) -> ReplayChunk {
+        let budget = budget.max(1);
+        let mut walk = Walk::resume(&self.root, filter, from);
+        let mut messages = Vec::new();
+        let mut visited = 0;
+        while let Some((level, node, step)) = walk.next_node() {
+            if step.takes_message() {
+                messages.extend(node.message.iter().cloned());
+            }
+            walk.enter(level, node, step);
+            visited += 1;
+            if visited == budget {
+                let cursor = walk.cursor();
+                // Report the end now rather than with one more, empty, chunk.
+                let next = walk.next_node().map(|_| cursor);
+                return ReplayChunk { messages, next };
+            }
+        }
+        ReplayChunk {
+            messages,
+            next: None,
+        }
     }
 
     /// How many messages are retained.
@@ -92,60 +248,228 @@ impl RetainedMessages {
         self.count
     }
 
-    /// The payload bytes of all retained messages.
+    /// The bytes of all retained messages: topic plus payload of each, what the
+    /// `max-retained-bytes` limit holds down.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 }
 
-fn remove(node: &mut Node, levels: &[&str]) -> Option<Publish> {
-    let Some((first, rest)) = levels.split_first() else {
-        return node.message.take();
-    };
-    let child = node.children.get_mut(*first)?;
-    let removed = remove(child, rest);
-    if child.is_empty() {
-        node.children.remove(*first);
-    }
-    removed
-}
-
-fn collect(node: &Node, levels: &[&str], at_root: bool, found: &mut Vec<Publish>) {
-    let Some((first, rest)) = levels.split_first() else {
-        found.extend(node.message.iter().cloned());
-        return;
-    };
-    match *first {
-        "#" => {
-            // `a/#` also matches `a` itself (the parent level).
-            if !at_root {
-                found.extend(node.message.iter().cloned());
-            }
-            for (level, child) in &node.children {
-                if !(at_root && level.starts_with('$')) {
-                    collect_all(child, found);
-                }
-            }
-        }
-        "+" => {
-            for (level, child) in &node.children {
-                if !(at_root && level.starts_with('$')) {
-                    collect(child, rest, false, found);
-                }
-            }
-        }
-        literal => {
-            if let Some(child) = node.children.get(literal) {
-                collect(child, rest, false, found);
-            }
-        }
+impl fmt::Debug for RetainedMessages {
+    /// The counts only: printing the tree itself would be as deep as its topics.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetainedMessages")
+            .field("count", &self.count)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
     }
 }
 
-fn collect_all(node: &Node, found: &mut Vec<Publish>) {
-    found.extend(node.message.iter().cloned());
-    for child in node.children.values() {
-        collect_all(child, found);
+/// What a stored message counts for in [`RetainedMessages::bytes`].
+fn stored_size(message: &Publish) -> usize {
+    message.topic.len() + message.payload.len()
+}
+
+/// The node reached from `node` by following `levels`, if it exists.
+fn descend_mut<'a, 'l>(
+    mut node: &'a mut Node,
+    levels: impl Iterator<Item = &'l str>,
+) -> Option<&'a mut Node> {
+    for level in levels {
+        node = node.children.get_mut(level)?;
+    }
+    Some(node)
+}
+
+/// What the children of a node reached by the filter must match: the rest of the
+/// filter, seen one level at a time.
+#[derive(Clone, Copy)]
+enum Step<'f> {
+    /// The filter ended at this node: no child matches.
+    End,
+    /// `#`: every child, and everything below it.
+    Everything,
+    /// `+`: every child, and below it the filter levels `rest`.
+    AnyLevel { rest: Option<&'f str> },
+    /// One child, `level`, and below it the filter levels `rest`.
+    Level {
+        level: &'f str,
+        rest: Option<&'f str>,
+    },
+}
+
+impl<'f> Step<'f> {
+    /// The step for the filter levels `levels` (`None`: none left).
+    fn of(levels: Option<&'f str>) -> Self {
+        let Some(levels) = levels else {
+            return Step::End;
+        };
+        let (level, rest) = match levels.split_once('/') {
+            Some((level, rest)) => (level, Some(rest)),
+            None => (levels, None),
+        };
+        match level {
+            "#" => Step::Everything,
+            "+" => Step::AnyLevel { rest },
+            _ => Step::Level { level, rest },
+        }
+    }
+
+    /// The step of a child this step matched.
+    fn below(self) -> Self {
+        match self {
+            Step::End | Step::Everything => self,
+            Step::AnyLevel { rest } | Step::Level { rest, .. } => Step::of(rest),
+        }
+    }
+
+    /// Whether the message of a node reached with this step matches: the filter
+    /// ended exactly there, or only `#` is left, which also matches its parent
+    /// level (`a/#` matches `a`).
+    fn takes_message(self) -> bool {
+        matches!(self, Step::End | Step::Everything)
+    }
+}
+
+/// A node of the walk whose children are being visited.
+struct Frame<'t, 'f> {
+    /// The node's level (the root's is never read).
+    level: &'t str,
+    node: &'t Node,
+    step: Step<'f>,
+    /// At the root, wildcards skip levels that begin with `$` [MQTT-4.7.2-1].
+    at_root: bool,
+    /// The children still to visit, in order.
+    children: Children<'t>,
+}
+
+enum Children<'t> {
+    /// Children in order from some point on, for a wildcard step.
+    All(btree_map::Range<'t, Box<str>, Node>),
+    /// The one child a literal level names, if still to visit.
+    One(Option<(&'t str, &'t Node)>),
+}
+
+impl<'t, 'f> Frame<'t, 'f> {
+    /// The frame of `node`, whose children after `after` (all if `None`) remain.
+    fn new(
+        level: &'t str,
+        node: &'t Node,
+        step: Step<'f>,
+        at_root: bool,
+        after: Option<&str>,
+    ) -> Self {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let children = match step {
+            Step::End => Children::One(None),
+            Step::Everything | Step::AnyLevel { .. } => {
+                Children::All(node.children.range::<str, _>((from, Bound::Unbounded)))
+            }
+            Step::Level { level, .. } => Children::One(
+                node.children
+                    .get_key_value(level)
+                    .filter(|_| after.is_none_or(|after| level > after))
+                    .map(|(level, node)| (&**level, node)),
+            ),
+        };
+        Frame {
+            level,
+            node,
+            step,
+            at_root,
+            children,
+        }
+    }
+
+    /// Whether the step lets the walk into a child on `level`.
+    fn admits(&self, level: &str) -> bool {
+        match self.step {
+            Step::End => false,
+            Step::Everything | Step::AnyLevel { .. } => !(self.at_root && level.starts_with('$')),
+            Step::Level { level: wanted, .. } => level == wanted,
+        }
+    }
+
+    /// The next child to visit, in order.
+    fn next_child(&mut self) -> Option<(&'t str, &'t Node)> {
+        match &mut self.children {
+            Children::One(child) => child.take(),
+            Children::All(children) => {
+                let (level, node) = children.next()?;
+                if !(self.at_root && level.starts_with('$')) {
+                    return Some((level, node));
+                }
+                // Levels that begin with `$` sort together, just before `%`: skip
+                // them all at once, so that a wildcard walk past a million `$`
+                // topics stays bounded too.
+                *children = self
+                    .node
+                    .children
+                    .range::<str, _>((Bound::Included("%"), Bound::Unbounded));
+                children.next().map(|(level, node)| (&**level, node))
+            }
+        }
+    }
+}
+
+/// A depth-first walk of the nodes a filter reaches, with its own stack of frames
+/// in place of recursion: one frame per level of the current path.
+struct Walk<'t, 'f> {
+    stack: Vec<Frame<'t, 'f>>,
+}
+
+impl<'t, 'f> Walk<'t, 'f> {
+    /// A walk of `root` for `filter` that visits only what comes after `from`.
+    ///
+    /// Rebuilds the frames along the cursor's path, each one keeping only the
+    /// children after the path's next level; it stops where the tree (or the
+    /// filter) leaves the path, as nothing below that point is left to visit.
+    fn resume(root: &'t Node, filter: &'f TopicFilter, from: Option<&ReplayCursor>) -> Self {
+        let step = Step::of(Some(filter.as_str()));
+        let Some(from) = from else {
+            return Walk {
+                stack: vec![Frame::new("", root, step, true, None)],
+            };
+        };
+        let mut levels = from.path.split('/').peekable();
+        let mut stack = vec![Frame::new("", root, step, true, levels.peek().copied())];
+        while let Some(level) = levels.next() {
+            let Some(parent) = stack.last() else { break };
+            if !parent.admits(level) {
+                break;
+            }
+            let Some((level, node)) = parent.node.children.get_key_value(level) else {
+                break;
+            };
+            let step = parent.step.below();
+            stack.push(Frame::new(level, node, step, false, levels.peek().copied()));
+        }
+        Walk { stack }
+    }
+
+    /// The next node to visit, with its level and step, leaving behind the frames
+    /// whose children are all visited.
+    fn next_node(&mut self) -> Option<(&'t str, &'t Node, Step<'f>)> {
+        while let Some(frame) = self.stack.last_mut() {
+            if let Some((level, node)) = frame.next_child() {
+                return Some((level, node, frame.step.below()));
+            }
+            self.stack.pop();
+        }
+        None
+    }
+
+    /// Makes `node`, just visited, the one whose children come next.
+    fn enter(&mut self, level: &'t str, node: &'t Node, step: Step<'f>) {
+        self.stack.push(Frame::new(level, node, step, false, None));
+    }
+
+    /// The path of the node entered last.
+    fn cursor(&self) -> ReplayCursor {
+        let levels: Vec<&str> = self.stack[1..].iter().map(|frame| frame.level).collect();
+        ReplayCursor {
+            path: levels.join("/").into(),
+        }
     }
 }
 
@@ -201,9 +525,9 @@ mod tests {
     fn an_empty_payload_clears_and_is_not_stored_mqtt_3_3_1_10_and_11() {
         let mut store = RetainedMessages::default();
         store.apply(&retained("a/b", "hello"));
-        assert_eq!((store.len(), store.bytes()), (1, 5));
+        assert_eq!((store.len(), store.bytes()), (1, 3 + 5));
         store.apply(&retained("a/b", "hi"));
-        assert_eq!((store.len(), store.bytes()), (1, 2));
+        assert_eq!((store.len(), store.bytes()), (1, 3 + 2));
         assert!(store.apply(&retained("a/b", "")));
         assert_eq!((store.len(), store.bytes()), (0, 0));
         assert!(store.root.is_empty());
@@ -220,5 +544,314 @@ mod tests {
         let found = store.matching(&TopicFilter::new("t").unwrap());
         assert_eq!(found[0].packet_id, None);
         assert!(!found[0].dup && found[0].retain);
+    }
+
+    #[test]
+    fn bytes_and_size_of_count_topic_and_payload() {
+        let mut store = RetainedMessages::default();
+        store.apply(&retained("a/b", "hello"));
+        store.apply(&retained("a", "xy"));
+        assert_eq!(store.bytes(), 3 + 5 + 1 + 2);
+        assert_eq!(store.size_of("a/b"), Some(3 + 5));
+        assert_eq!(store.size_of("a"), Some(1 + 2));
+        assert_eq!((store.size_of("a/c"), store.size_of("a/b/c")), (None, None));
+        store.remove("a");
+        assert_eq!((store.bytes(), store.size_of("a")), (3 + 5, None));
+    }
+
+    #[test]
+    fn a_stored_message_does_not_keep_its_read_buffer_alive() {
+        let buffer = bytes::Bytes::from(b"a/b payload and more of a large read buffer".to_vec());
+        let topic = TopicName::from_bytes(buffer.slice(..3)).unwrap();
+        let publish = Publish::new(topic, buffer.slice(4..11), QoS::AtMostOnce, true);
+        let mut store = RetainedMessages::default();
+        store.apply(&publish);
+        let stored = store.matching(&TopicFilter::new("a/b").unwrap()).remove(0);
+        let read = buffer.as_ptr_range();
+        assert!(!read.contains(&stored.topic.as_ptr()));
+        assert!(!read.contains(&stored.payload.as_ptr()));
+        assert_eq!(&stored.payload[..], b"payload");
+    }
+
+    #[test]
+    fn removing_prunes_only_what_no_other_message_needs() {
+        let mut store = RetainedMessages::default();
+        for topic in ["a", "a/b/c/d", "a/x"] {
+            store.apply(&retained(topic, "x"));
+        }
+        assert!(!store.remove("a/b/c"));
+        assert!(!store.remove("a/b/c/d/e"));
+        assert!(store.remove("a/b/c/d"));
+        let a = &store.root.children["a"];
+        assert!(a.children.contains_key("x") && a.children.len() == 1);
+        assert!(store.remove("a"));
+        assert!(store.remove("a/x"));
+        assert!(store.root.is_empty());
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+    }
+
+    /// Every chunk of a replay of `filter` with `budget`, joined, and how many
+    /// chunks it took.
+    fn replay_in_chunks(
+        store: &RetainedMessages,
+        filter: &TopicFilter,
+        budget: usize,
+    ) -> (Vec<String>, usize) {
+        let mut topics = Vec::new();
+        let mut cursor = None;
+        let mut chunks = 0;
+        loop {
+            let chunk = store.replay(filter, cursor.as_ref(), budget);
+            assert!(chunk.messages.len() <= budget);
+            chunks += 1;
+            topics.extend(chunk.messages.iter().map(|m| m.topic.to_string()));
+            match chunk.next {
+                Some(next) => cursor = Some(next),
+                None => return (topics, chunks),
+            }
+        }
+    }
+
+    fn topics_of(chunk: &ReplayChunk) -> Vec<&str> {
+        chunk.messages.iter().map(|m| m.topic.as_str()).collect()
+    }
+
+    #[test]
+    fn replay_goes_depth_first_in_level_order_and_counts_nodes_not_messages() {
+        let mut store = RetainedMessages::default();
+        for topic in ["a-c", "a/b", "a", "b/x/y", "$SYS/x"] {
+            store.apply(&retained(topic, "x"));
+        }
+        let all = TopicFilter::new("#").unwrap();
+        let chunk = store.replay(&all, None, usize::MAX);
+        // `a` before `a-c`: levels compare one by one, a parent before its children.
+        assert_eq!(topics_of(&chunk), ["a", "a/b", "a-c", "b/x/y"]);
+        assert_eq!(chunk.next, None);
+        // `b` and `b/x` hold no message but are visited.
+        let chunk = store.replay(&all, None, 4);
+        assert_eq!(topics_of(&chunk), ["a", "a/b", "a-c"]);
+        let chunk = store.replay(&all, chunk.next.as_ref(), 1);
+        assert!(chunk.messages.is_empty());
+        let chunk = store.replay(&all, chunk.next.as_ref(), 2);
+        assert_eq!((topics_of(&chunk), &chunk.next), (vec!["b/x/y"], &None));
+    }
+
+    #[test]
+    fn a_chunk_that_ends_the_walk_says_so() {
+        let mut store = RetainedMessages::default();
+        store.apply(&retained("a", "x"));
+        let chunk = store.replay(&TopicFilter::new("a").unwrap(), None, 1);
+        assert_eq!((topics_of(&chunk), &chunk.next), (vec!["a"], &None));
+    }
+
+    #[test]
+    fn a_wildcard_over_many_topics_that_do_not_match_is_bounded_per_call() {
+        let mut store = RetainedMessages::default();
+        for n in 0..1_000 {
+            store.apply(&retained(&format!("a/{n}/c"), "x"));
+        }
+        let filter = TopicFilter::new("a/+/b").unwrap();
+        let chunk = store.replay(&filter, None, 10);
+        assert!(chunk.messages.is_empty() && chunk.next.is_some());
+        let (topics, chunks) = replay_in_chunks(&store, &filter, 10);
+        // `a`, then the thousand `a/N`, and no `a/N/b` to find.
+        assert_eq!((topics.len(), chunks), (0, 101));
+    }
+
+    #[test]
+    fn replay_resumes_after_its_cursor_when_the_tree_changes() {
+        let mut store = RetainedMessages::default();
+        for topic in ["a/x", "b", "b/m", "c"] {
+            store.apply(&retained(topic, "x"));
+        }
+        let all = TopicFilter::new("#").unwrap();
+        // Visits `a` and `a/x`.
+        let first = store.replay(&all, None, 2);
+        assert_eq!(topics_of(&first), ["a/x"]);
+        // The cursor's node goes, and its parent with it.
+        store.remove("a/x");
+        let second = store.replay(&all, first.next.as_ref(), 2);
+        assert_eq!(topics_of(&second), ["b", "b/m"]);
+        // One topic before the cursor `b/m`, one after it, one below it.
+        store.apply(&retained("b/a", "x"));
+        store.apply(&retained("b/z", "x"));
+        store.apply(&retained("b/m/n", "x"));
+        let third = store.replay(&all, second.next.as_ref(), 10);
+        assert_eq!(topics_of(&third), ["b/m/n", "b/z", "c"]);
+        assert_eq!(third.next, None);
+        // A cursor whose whole path is gone still resumes after it.
+        let mut store = RetainedMessages::default();
+        store.apply(&retained("z", "x"));
+        let gone = ReplayCursor {
+            path: "m/n/o".into(),
+        };
+        assert_eq!(topics_of(&store.replay(&all, Some(&gone), 10)), ["z"]);
+    }
+
+    #[test]
+    fn a_leading_wildcard_skips_many_dollar_topics_in_one_step_mqtt_4_7_2_1() {
+        let mut store = RetainedMessages::default();
+        for n in 0..1_000 {
+            store.apply(&retained(&format!("${n}"), "x"));
+        }
+        store.apply(&retained("!", "x"));
+        store.apply(&retained("z", "x"));
+        let chunk = store.replay(&TopicFilter::new("+").unwrap(), None, 2);
+        assert_eq!((topics_of(&chunk), &chunk.next), (vec!["!", "z"], &None));
+    }
+
+    #[test]
+    fn replay_skips_dollar_topics_for_leading_wildcards_mqtt_4_7_2_1() {
+        let mut store = RetainedMessages::default();
+        for topic in ["$SYS/a", "$SYS", "s/a"] {
+            store.apply(&retained(topic, "x"));
+        }
+        for (filter, expected) in [
+            ("#", vec!["s/a"]),
+            ("+/a", vec!["s/a"]),
+            ("$SYS/#", vec!["$SYS", "$SYS/a"]),
+        ] {
+            let filter = TopicFilter::new(filter).unwrap();
+            for budget in [1, 2, usize::MAX] {
+                assert_eq!(replay_in_chunks(&store, &filter, budget).0, expected);
+            }
+        }
+        // Resuming from a `$` cursor with `#` does not wander into `$SYS` either.
+        let cursor = ReplayCursor {
+            path: "$SYS".into(),
+        };
+        let chunk = store.replay(&TopicFilter::new("#").unwrap(), Some(&cursor), 10);
+        assert_eq!(topics_of(&chunk), ["s/a"]);
+    }
+
+    /// Runs `work` on a thread whose stack is far too small for one frame per level
+    /// of the deepest topic, as the router's would be for a hostile client.
+    fn on_a_small_stack(work: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(work)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_deepest_topics_are_replayed_removed_and_dropped_without_recursion() {
+        on_a_small_stack(|| {
+            // 65,536 empty levels: the deepest topic that fits in 65,535 bytes.
+            let deep = "/".repeat(65_535);
+            let mut store = RetainedMessages::default();
+            store.apply(&retained(&deep, "deep"));
+            store.apply(&retained("a", "shallow"));
+            for filter in ["#", "+/#", deep.as_str()] {
+                let filter = TopicFilter::new(filter).unwrap();
+                let found = store.matching(&filter);
+                assert!(found.iter().any(|m| m.topic == *deep), "{:.8}", filter);
+                let (chunked, _) = replay_in_chunks(&store, &filter, 4_096);
+                let whole = store.replay(&filter, None, usize::MAX);
+                assert_eq!(chunked, topics_of(&whole));
+            }
+            // 32,768 `+`: reaches halfway down and matches nothing.
+            let plus = TopicFilter::new(format!("{}+", "+/".repeat(32_767))).unwrap();
+            assert!(store.matching(&plus).is_empty());
+            assert_eq!(store.size_of(&deep), Some(65_535 + 4));
+            assert!(store.remove(&deep));
+            store.apply(&retained(&deep, "again"));
+            // Dropped with the 65,536-level topic still in it.
+            drop(store);
+        });
+    }
+
+    /// A topic of one to four levels from a small alphabet that holds an empty
+    /// level, a `$` level, and `a-b`, which sorts between `a` and `a/...` by bytes.
+    fn any_topic() -> impl proptest::strategy::Strategy<Value = String> {
+        let level = proptest::sample::select(vec!["a", "b", "", "$x", "a-b"]);
+        proptest::collection::vec(level, 1..5)
+            .prop_map(|levels| levels.join("/"))
+            .prop_filter("a topic is not empty", |topic| !topic.is_empty())
+    }
+
+    fn any_filter() -> impl proptest::strategy::Strategy<Value = String> {
+        let level = proptest::sample::select(vec!["a", "b", "", "$x", "+"]);
+        (proptest::collection::vec(level, 0..4), proptest::bool::ANY)
+            .prop_map(|(mut levels, hash)| {
+                if hash || levels.is_empty() {
+                    levels.push("#");
+                }
+                levels.join("/")
+            })
+            .prop_filter("a filter is not empty", |filter| !filter.is_empty())
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #[test]
+        fn replay_in_chunks_yields_one_unbounded_replay_in_order(
+            topics in proptest::collection::vec(any_topic(), 0..16),
+            filter in any_filter(),
+        ) {
+            let mut store = RetainedMessages::default();
+            for topic in &topics {
+                store.apply(&retained(topic, "x"));
+            }
+            let filter = TopicFilter::new(filter).unwrap();
+            let whole = store.replay(&filter, None, usize::MAX);
+            proptest::prop_assert!(whole.next.is_none());
+            let whole: Vec<String> = topics_of(&whole).into_iter().map(String::from).collect();
+            // Exactly the matching topics, each once, in level-by-level order.
+            let mut expected: Vec<&String> = topics.iter().filter(|t| matches(&filter, t)).collect();
+            expected.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+            expected.dedup();
+            proptest::prop_assert_eq!(&whole, &expected.into_iter().cloned().collect::<Vec<_>>());
+            let nodes = 1 + topics.iter().map(|t| t.split('/').count()).sum::<usize>();
+            for budget in [1, 2, 7] {
+                let (chunked, chunks) = replay_in_chunks(&store, &filter, budget);
+                proptest::prop_assert_eq!(&chunked, &whole, "budget {}", budget);
+                proptest::prop_assert!(chunks <= nodes / budget + 1, "budget {}", budget);
+            }
+        }
+
+        #[test]
+        fn a_replay_of_a_changing_tree_ends_in_order_and_misses_no_lasting_topic(
+            topics in proptest::collection::vec(any_topic(), 0..16),
+            changes in proptest::collection::vec((proptest::bool::ANY, any_topic()), 0..16),
+            filter in any_filter(),
+            budget in proptest::sample::select(vec![1usize, 2, 7]),
+        ) {
+            let mut store = RetainedMessages::default();
+            for topic in &topics {
+                store.apply(&retained(topic, "x"));
+            }
+            let filter = TopicFilter::new(filter).unwrap();
+            let mut changes = changes.into_iter();
+            let mut replayed: Vec<String> = Vec::new();
+            let mut cursor = None;
+            let mut touched = Vec::new();
+            for _ in 0..1_000 {
+                let chunk = store.replay(&filter, cursor.as_ref(), budget);
+                replayed.extend(chunk.messages.iter().map(|m| m.topic.to_string()));
+                let Some(next) = chunk.next else { break };
+                cursor = Some(next);
+                // One topic added or removed between chunks.
+                if let Some((add, topic)) = changes.next() {
+                    if add {
+                        store.apply(&retained(&topic, "x"));
+                    } else {
+                        store.remove(&topic);
+                    }
+                    touched.push(topic);
+                }
+            }
+            // Strictly increasing in the walk's order: no topic twice, and an end.
+            for pair in replayed.windows(2) {
+                proptest::prop_assert!(pair[0].split('/').lt(pair[1].split('/')), "{:?}", pair);
+            }
+            for topic in &topics {
+                if matches(&filter, topic) && !touched.contains(topic) {
+                    proptest::prop_assert!(replayed.contains(topic), "{} missing", topic);
+                }
+            }
+        }
     }
 }

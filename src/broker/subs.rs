@@ -28,6 +28,7 @@
 //! message once, at the highest QoS granted among them [MQTT-3.3.5-1].
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use crate::protocol::{QoS, TopicFilter};
@@ -35,20 +36,38 @@ use crate::protocol::{QoS, TopicFilter};
 /// The key subscribers are stored under: the client identifier of their session.
 pub(crate) type ClientKey = Arc<str>;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Node {
     children: HashMap<Box<str>, Node>,
     subscribers: HashMap<ClientKey, QoS>,
 }
 
 impl Node {
+    /// Whether the node holds nothing (tests check that pruning leaves no such node).
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.subscribers.is_empty()
     }
 }
 
+impl Drop for Node {
+    /// Drops the nodes below this one one at a time. The derived drop would recurse
+    /// once per level, and a filter of 65,535 `/` is 65,536 levels: enough to
+    /// overflow the router thread's stack.
+    fn drop(&mut self) {
+        let mut below: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
+        while let Some(mut node) = below.pop() {
+            below.extend(std::mem::take(&mut node.children).into_values());
+            // `node` is dropped here with no children: this function does not recurse.
+        }
+    }
+}
+
 /// Every subscription of every session, connected or not.
-#[derive(Debug, Default)]
+///
+/// Every walk of the tree is a loop, never a recursion: a filter may have up to
+/// 65,536 levels, and no input depth may reach the stack.
+#[derive(Default)]
 pub(crate) struct SubscriptionTree {
     root: Node,
     count: usize,
@@ -73,24 +92,102 @@ impl SubscriptionTree {
     /// Removes the subscription of `client` to exactly `filter`, comparing the filter
     /// character by character with no wildcard expansion [MQTT-3.10.4-1]. Returns
     /// `true` if there was one.
+    ///
+    /// Nodes left empty are pruned, so the tree holds only what some subscription
+    /// needs. A walk down through `&mut` references cannot climb back up, so this
+    /// takes two walks down the filter: a read-only one that finds the subscription
+    /// and the highest node it alone keeps alive, then one that removes.
     pub(crate) fn unsubscribe(&mut self, client: &str, filter: &TopicFilter) -> bool {
-        let levels: Vec<&str> = filter.split('/').collect();
-        let removed = remove(&mut self.root, &levels, client);
+        let Some(prune) = self.find_unsubscribe(client, filter) else {
+            return false;
+        };
+        let mut levels = filter.split('/');
+        let removed = match prune {
+            Some(depth) => {
+                // The node at `depth` holds only the path to the subscription, and
+                // so does everything under it on that path: remove it from its parent
+                // (its drop is iterative too).
+                let parent = descend_mut(&mut self.root, levels.by_ref().take(depth));
+                let level = levels.next();
+                parent
+                    .zip(level)
+                    .and_then(|(parent, level)| parent.children.remove(level))
+                    .is_some()
+            }
+            None => descend_mut(&mut self.root, levels)
+                .and_then(|node| node.subscribers.remove(client))
+                .is_some(),
+        };
         if removed {
             self.count -= 1;
         }
         removed
     }
 
+    /// The read-only first walk of [`unsubscribe`](Self::unsubscribe): `None` when
+    /// `client` has no subscription to `filter`; otherwise the depth (0 for a child
+    /// of the root) of the highest node that removing it leaves empty, if any.
+    fn find_unsubscribe(&self, client: &str, filter: &TopicFilter) -> Option<Option<usize>> {
+        // Where the run of nodes that hold nothing but the path further down begins.
+        let mut run_start = None;
+        let mut node = &self.root;
+        let mut depth = 0;
+        for level in filter.split('/') {
+            if depth > 0 {
+                // `node` is at `depth - 1` and has a child on the path.
+                if node.subscribers.is_empty() && node.children.len() == 1 {
+                    run_start.get_or_insert(depth - 1);
+                } else {
+                    run_start = None;
+                }
+            }
+            node = node.children.get(level)?;
+            depth += 1;
+        }
+        if !node.subscribers.contains_key(client) {
+            return None;
+        }
+        let emptied = node.children.is_empty() && node.subscribers.len() == 1;
+        Some(emptied.then(|| run_start.unwrap_or(depth - 1)))
+    }
+
     /// Puts into `found` (emptied first) the sessions with a subscription matching
     /// `topic`, each once, with the highest QoS granted among its matching filters.
     ///
     /// The caller keeps `found` from one message to the next, so that routing a
-    /// message allocates nothing here.
+    /// message allocates nothing here. The walk follows the topic's levels down one
+    /// path; only a `+` node beside it leaves a branch to come back to, so a list of
+    /// pending branches is allocated only for topics that `+` filters reach.
     pub(crate) fn matches_into(&self, topic: &str, found: &mut Vec<(ClientKey, QoS)>) {
         found.clear();
-        let dollar = topic.starts_with('$');
-        collect(&self.root, topic.split('/'), dollar, found);
+        let system = topic.starts_with('$');
+        // A node, and the topic levels its children must match (`None`: no more).
+        let mut current = Some((&self.root, Some(topic)));
+        let mut branches: Vec<(&Node, Option<&str>)> = Vec::new();
+        while let Some((node, levels)) = current.take().or_else(|| branches.pop()) {
+            // At the root of a `$` topic the wildcards are skipped [MQTT-4.7.2-1].
+            let wildcards = !(system && std::ptr::eq(node, &self.root));
+            if wildcards {
+                // `#` matches this level and everything below, including nothing at all.
+                if let Some(hash) = node.children.get("#") {
+                    add_all(found, &hash.subscribers);
+                }
+            }
+            let Some(levels) = levels else {
+                add_all(found, &node.subscribers);
+                continue;
+            };
+            let (level, rest) = match levels.split_once('/') {
+                Some((level, rest)) => (level, Some(rest)),
+                None => (levels, None),
+            };
+            if wildcards {
+                if let Some(plus) = node.children.get("+") {
+                    branches.push((plus, rest));
+                }
+            }
+            current = node.children.get(level).map(|child| (child, rest));
+        }
         if found.len() > 1 {
             // A session matched through several filters appears once per filter.
             found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -118,19 +215,24 @@ impl SubscriptionTree {
     }
 }
 
-/// Removes `client` from the node at `levels`, pruning nodes left empty.
-fn remove(node: &mut Node, levels: &[&str], client: &str) -> bool {
-    let Some((first, rest)) = levels.split_first() else {
-        return node.subscribers.remove(client).is_some();
-    };
-    let Some(child) = node.children.get_mut(*first) else {
-        return false;
-    };
-    let removed = remove(child, rest, client);
-    if child.is_empty() {
-        node.children.remove(*first);
+impl fmt::Debug for SubscriptionTree {
+    /// The count only: printing the tree itself would be as deep as its filters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionTree")
+            .field("subscriptions", &self.count)
+            .finish_non_exhaustive()
     }
-    removed
+}
+
+/// The node reached from `node` by following `levels`, if it exists.
+fn descend_mut<'a, 'l>(
+    mut node: &'a mut Node,
+    levels: impl Iterator<Item = &'l str>,
+) -> Option<&'a mut Node> {
+    for level in levels {
+        node = node.children.get_mut(level)?;
+    }
+    Some(node)
 }
 
 fn add_all(found: &mut Vec<(ClientKey, QoS)>, subscribers: &HashMap<ClientKey, QoS>) {
@@ -139,34 +241,6 @@ fn add_all(found: &mut Vec<(ClientKey, QoS)>, subscribers: &HashMap<ClientKey, Q
             .iter()
             .map(|(client, &qos)| (client.clone(), qos)),
     );
-}
-
-/// Adds the subscribers of every filter below `node` that matches `levels`. At the
-/// root of a `$` topic the wildcards are skipped [MQTT-4.7.2-1].
-fn collect(
-    node: &Node,
-    mut levels: std::str::Split<'_, char>,
-    skip_wildcards: bool,
-    found: &mut Vec<(ClientKey, QoS)>,
-) {
-    if !skip_wildcards {
-        // `#` matches this level and everything below, including nothing at all.
-        if let Some(hash) = node.children.get("#") {
-            add_all(found, &hash.subscribers);
-        }
-    }
-    let Some(first) = levels.next() else {
-        add_all(found, &node.subscribers);
-        return;
-    };
-    if let Some(child) = node.children.get(first) {
-        collect(child, levels.clone(), false, found);
-    }
-    if !skip_wildcards {
-        if let Some(plus) = node.children.get("+") {
-            collect(plus, levels, false, found);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -238,5 +312,100 @@ mod tests {
         assert!(tree.matches("a/b").is_empty());
         assert!(tree.root.is_empty());
         assert_eq!(tree.len(), 0);
+    }
+
+    #[test]
+    fn unsubscribe_prunes_only_what_no_other_subscription_needs() {
+        let mut tree = SubscriptionTree::default();
+        tree.subscribe(&key("c"), &filter("a"), QoS::AtMostOnce);
+        tree.subscribe(&key("c"), &filter("a/b/c/d"), QoS::AtMostOnce);
+        tree.subscribe(&key("d"), &filter("a/b/c/d"), QoS::AtMostOnce);
+        tree.subscribe(&key("c"), &filter("a/x"), QoS::AtMostOnce);
+        assert!(!tree.unsubscribe("e", &filter("a/b/c/d")));
+        assert!(!tree.unsubscribe("c", &filter("a/b/c")));
+        assert!(tree.unsubscribe("c", &filter("a/b/c/d")));
+        assert!(tree.matches("a/b/c/d").contains_key("d"));
+        assert!(tree.unsubscribe("d", &filter("a/b/c/d")));
+        // `a/b/c/d` is gone up to `a`, which still has a subscriber and `x`.
+        let a = &tree.root.children["a"];
+        assert!(a.children.contains_key("x") && a.children.len() == 1);
+        assert!(tree.unsubscribe("c", &filter("a")));
+        assert!(tree.unsubscribe("c", &filter("a/x")));
+        assert!(tree.root.is_empty());
+        assert_eq!(tree.len(), 0);
+    }
+
+    /// Runs `work` on a thread whose stack is far too small for one frame per level
+    /// of the deepest filter, as the router's would be for a hostile client.
+    fn on_a_small_stack(work: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(work)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_deepest_filters_are_walked_and_dropped_without_recursion() {
+        on_a_small_stack(|| {
+            // 65,536 empty levels, and 32,767 `+` then `#`: the deepest filters that
+            // fit in 65,535 bytes.
+            let literal = filter(&"/".repeat(65_535));
+            let wildcards = filter(&format!("{}#", "+/".repeat(32_767)));
+            assert_eq!((literal.levels(), wildcards.levels()), (65_536, 32_768));
+            let mut tree = SubscriptionTree::default();
+            tree.subscribe(&key("c"), &literal, QoS::AtLeastOnce);
+            tree.subscribe(&key("d"), &wildcards, QoS::AtMostOnce);
+            tree.subscribe(&key("e"), &literal, QoS::ExactlyOnce);
+            let found = tree.matches(&literal);
+            assert_eq!(found.len(), 3);
+            assert_eq!(found["c"], QoS::AtLeastOnce);
+            assert!(tree.matches("/").is_empty());
+            assert!(tree.unsubscribe("c", &literal));
+            assert!(tree.unsubscribe("d", &wildcards));
+            let found = tree.matches(&literal);
+            assert!(found.contains_key("e") && found.len() == 1);
+            // Dropped with a 65,536-level subscription still in it.
+            drop(tree);
+        });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_mix_of_subscribes_and_unsubscribes_matches_like_topic_matches(
+            operations in proptest::collection::vec((proptest::bool::weighted(0.7), 0..3usize, 0..12usize, 0..3u8), 0..40)
+        ) {
+            let filters = ["#", "+", "a", "a/b", "a/+", "a/#", "+/b", "/", "a//b", "$SYS/#", "+/#", "a/b/c"];
+            let topics = ["a", "a/b", "/", "a//b", "$SYS/x", "b/b", "a/b/c"];
+            let mut tree = SubscriptionTree::default();
+            let mut model: HashMap<(usize, usize), QoS> = HashMap::new();
+            for (subscribe, client, f, qos) in operations {
+                let client_key = key(&client.to_string());
+                if subscribe {
+                    let qos = QoS::from_u8(qos).unwrap();
+                    let new = tree.subscribe(&client_key, &filter(filters[f]), qos);
+                    proptest::prop_assert_eq!(new, model.insert((client, f), qos).is_none());
+                } else {
+                    let removed = tree.unsubscribe(&client_key, &filter(filters[f]));
+                    proptest::prop_assert_eq!(removed, model.remove(&(client, f)).is_some());
+                }
+            }
+            proptest::prop_assert_eq!(tree.len(), model.len());
+            for topic in topics {
+                let mut expected: HashMap<ClientKey, QoS> = HashMap::new();
+                for (&(client, f), &qos) in &model {
+                    if matches(filters[f], topic) {
+                        let best = expected.entry(key(&client.to_string())).or_insert(qos);
+                        *best = (*best).max(qos);
+                    }
+                }
+                proptest::prop_assert_eq!(tree.matches(topic), expected, "topic {}", topic);
+            }
+            for (client, f) in model.into_keys() {
+                tree.unsubscribe(&client.to_string(), &filter(filters[f]));
+            }
+            proptest::prop_assert!(tree.root.is_empty());
+        }
     }
 }

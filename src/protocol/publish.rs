@@ -60,6 +60,29 @@ impl Publish {
         }
     }
 
+    /// Copies the topic and payload into allocations of their own, exactly their size.
+    ///
+    /// A decoded PUBLISH shares the buffer its packet was read into: no copy on the
+    /// way in, and one payload shared by every subscriber on the way out. But as
+    /// long as any part of that buffer lives, all of it stays allocated, so a small
+    /// message kept for long (a retained message, a message queued for an offline
+    /// session) would pin a read buffer many times its size. Compact a message
+    /// before storing it for longer than its delivery; it costs one copy of topic
+    /// and payload, so leave messages that are routed at once alone.
+    ///
+    /// ```
+    /// use wren::protocol::{Publish, QoS, TopicName};
+    ///
+    /// let mut message = Publish::new(TopicName::new("a/b")?, "hello", QoS::AtMostOnce, true);
+    /// message.compact();
+    /// assert_eq!((message.topic.as_str(), &message.payload[..]), ("a/b", &b"hello"[..]));
+    /// # Ok::<(), wren::protocol::TopicError>(())
+    /// ```
+    pub fn compact(&mut self) {
+        self.topic.compact();
+        self.payload = Bytes::copy_from_slice(&self.payload);
+    }
+
     /// The first byte of the fixed header: type, DUP, QoS and RETAIN.
     fn first_byte(&self) -> u8 {
         ((PacketType::Publish as u8) << 4)
@@ -206,6 +229,28 @@ mod tests {
             Err(EncodeError::PacketIdMismatch { qos: 0 })
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_compacted_publish_no_longer_shares_the_read_buffer() {
+        let mut buffer = BytesMut::from(
+            &[
+                0x30, 7, // PUBLISH, QoS 0; remaining length
+                0, 3, b'a', b'/', b'b', // topic name
+                b'h', b'i', // payload
+                0xC0, 0x00, // the next packet: PINGREQ
+            ][..],
+        );
+        let read = buffer.as_ptr_range();
+        let Ok(Some(Packet::Publish(mut publish))) = Decoder::new().decode(&mut buffer) else {
+            panic!("not decoded");
+        };
+        let in_buffer = |bytes: &[u8]| read.contains(&bytes.as_ptr());
+        assert!(in_buffer(publish.topic.as_bytes()) && in_buffer(&publish.payload));
+        let before = publish.clone();
+        publish.compact();
+        assert!(!in_buffer(publish.topic.as_bytes()) && !in_buffer(&publish.payload));
+        assert_eq!(publish, before);
     }
 
     #[test]

@@ -25,7 +25,8 @@
 //! [`TopicFilter`] never has to check again. Cloning one never copies the string. A
 //! topic name decoded from a PUBLISH shares the packet's buffer with the payload; a
 //! decoded filter has its own few bytes, because a subscription outlives the packet
-//! that made it and should not keep that packet's buffer alive.
+//! that made it and should not keep that packet's buffer alive. `compact` gives a
+//! name or filter its own bytes, for what is stored longer than one delivery.
 
 use std::fmt;
 use std::ops::Deref;
@@ -74,6 +75,17 @@ impl Utf8Bytes {
             Ok(()) => Ok(Utf8Bytes(bytes)),
             Err(error) => Err((bytes, error)),
         }
+    }
+
+    /// Moves the bytes into an allocation of their own, exactly their size (see
+    /// [`TopicName::compact`]).
+    fn compact(&mut self) {
+        self.0 = Bytes::copy_from_slice(&self.0);
+    }
+
+    /// The number of `/`-separated levels: one more than the number of `/`.
+    fn levels(&self) -> usize {
+        1 + self.0.iter().filter(|&&byte| byte == b'/').count()
     }
 
     fn as_str(&self) -> &str {
@@ -259,6 +271,42 @@ impl TopicName {
     pub fn is_system(&self) -> bool {
         self.as_str().starts_with('$')
     }
+
+    /// The number of levels: `/` separates them and an empty level counts, so a
+    /// broker can refuse topics deeper than it is willing to store.
+    ///
+    /// ```
+    /// use wren::protocol::TopicName;
+    ///
+    /// assert_eq!(TopicName::new("a")?.levels(), 1);
+    /// assert_eq!(TopicName::new("/")?.levels(), 2);
+    /// assert_eq!(TopicName::new("a//b")?.levels(), 3);
+    /// # Ok::<(), wren::protocol::TopicError>(())
+    /// ```
+    pub fn levels(&self) -> usize {
+        self.0.levels()
+    }
+
+    /// Copies the name into an allocation of its own, exactly its size.
+    ///
+    /// A name decoded from a PUBLISH points into the buffer the packet was read into,
+    /// which also held the payload and possibly other packets: as long as the name
+    /// lives, that whole buffer stays allocated. That is right for a message on its
+    /// way, and wrong for one kept for long (a retained or queued message, a
+    /// subscription made from a name): a few bytes of topic could pin kilobytes.
+    /// Compact what you store for longer than one delivery; it costs one copy.
+    ///
+    /// ```
+    /// use wren::protocol::TopicName;
+    ///
+    /// let mut topic = TopicName::new("a/b")?;
+    /// topic.compact();
+    /// assert_eq!(topic, "a/b");
+    /// # Ok::<(), wren::protocol::TopicError>(())
+    /// ```
+    pub fn compact(&mut self) {
+        self.0.compact();
+    }
 }
 
 /// A valid topic filter: what a SUBSCRIBE asks for. A topic name, or one with `+`
@@ -298,6 +346,33 @@ impl TopicFilter {
     /// Whether the filter holds `+` or `#`.
     pub fn has_wildcards(&self) -> bool {
         self.as_str().contains(['+', '#'])
+    }
+
+    /// The number of levels, wildcards included: `/` separates them and an empty
+    /// level counts, so a broker can refuse filters deeper than it is willing to
+    /// store.
+    ///
+    /// ```
+    /// use wren::protocol::TopicFilter;
+    ///
+    /// assert_eq!(TopicFilter::new("a")?.levels(), 1);
+    /// assert_eq!(TopicFilter::new("/")?.levels(), 2);
+    /// assert_eq!(TopicFilter::new("a//b")?.levels(), 3);
+    /// assert_eq!(TopicFilter::new("a/+/#")?.levels(), 3);
+    /// # Ok::<(), wren::protocol::TopicError>(())
+    /// ```
+    pub fn levels(&self) -> usize {
+        self.0.levels()
+    }
+
+    /// Copies the filter into an allocation of its own, exactly its size.
+    ///
+    /// A decoded filter already has its own bytes, but one made from a decoded
+    /// [`TopicName`] (through `From`) shares the buffer of the PUBLISH it came from,
+    /// and keeps that whole buffer allocated for as long as it lives. Compact a
+    /// filter before storing it for long (as a subscription); it costs one copy.
+    pub fn compact(&mut self) {
+        self.0.compact();
     }
 
     /// Whether a message published to `topic` reaches a subscription to this filter.
@@ -517,6 +592,39 @@ mod tests {
         assert!(matches("$SYS/#", "$SYS/broker/uptime"));
         assert!(matches("$SYS/+/uptime", "$SYS/broker/uptime"));
         assert!(matches("a/#", "a/$b"));
+    }
+
+    #[test]
+    fn levels_count_empty_levels_too() {
+        for (topic, levels) in [("a", 1), ("/", 2), ("a//b", 3), ("/a/", 3), ("$SYS/x", 2)] {
+            assert_eq!(TopicName::new(topic).unwrap().levels(), levels, "{topic}");
+            assert_eq!(TopicFilter::new(topic).unwrap().levels(), levels, "{topic}");
+        }
+        assert_eq!(TopicFilter::new("+/+/#").unwrap().levels(), 3);
+        assert_eq!(
+            TopicName::new("/".repeat(MAX_STRING_LEN)).unwrap().levels(),
+            65_536
+        );
+    }
+
+    /// Whether `inner` lies inside the bytes of `outer`.
+    fn points_into(inner: &[u8], outer: &[u8]) -> bool {
+        let outer = outer.as_ptr_range();
+        outer.contains(&inner.as_ptr())
+    }
+
+    #[test]
+    fn compacting_stops_sharing_the_buffer_the_topic_came_from() {
+        let buffer = Bytes::from(b"a/b and the rest of a large read buffer".to_vec());
+        let mut name = TopicName::from_bytes(buffer.slice(..3)).unwrap();
+        let mut filter = TopicFilter::from(name.clone());
+        assert!(points_into(name.as_bytes(), &buffer));
+        assert!(points_into(filter.as_bytes(), &buffer));
+        name.compact();
+        filter.compact();
+        assert!(!points_into(name.as_bytes(), &buffer));
+        assert!(!points_into(filter.as_bytes(), &buffer));
+        assert_eq!((name.as_str(), filter.as_str()), ("a/b", "a/b"));
     }
 
     #[test]
