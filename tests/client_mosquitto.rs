@@ -157,7 +157,7 @@ fn one_client_shared_by_8_threads_gets_every_publish_acknowledged() {
 #[test]
 fn one_publisher_keeps_its_order_across_qos_and_calls_mqtt_4_6_0_6() {
     let broker = Mosquitto::start();
-    one_publisher_keeps_its_order_across_qos_and_calls(&broker.url());
+    one_publisher_keeps_its_order_across_qos_and_calls(&broker.url(), 1000);
 }
 
 #[test]

@@ -455,7 +455,10 @@ mod tests {
     #[test]
     fn qos_0_waits_behind_queued_messages_to_keep_the_order_mqtt_4_6_0_6() {
         let mut session = Session::new(false, 1, 10);
-        assert_eq!(sent_id(session.deliver(message(QoS::AtLeastOnce, "1"), true)), 1);
+        assert_eq!(
+            sent_id(session.deliver(message(QoS::AtLeastOnce, "1"), true)),
+            1
+        );
         assert_eq!(
             session.deliver(message(QoS::AtLeastOnce, "2"), true),
             Delivery::Queued

@@ -122,6 +122,8 @@ pub(crate) struct State<T> {
     /// How many outbound QoS 1/2 PUBLISH may wait for their acknowledgements at once.
     max_inflight: usize,
     inflight_publishes: usize,
+    /// QoS 2 PUBLISH sent and not yet PUBREC'd (see [`State::holds_order`]).
+    unreleased_qos2: usize,
     inbound_qos2: HashMap<u16, InboundQoS2>,
     keep_alive: Duration,
     ping_timeout: Duration,
@@ -145,6 +147,7 @@ impl<T> State<T> {
             next_sequence: 0,
             max_inflight: max_inflight.clamp(1, usize::from(u16::MAX)),
             inflight_publishes: 0,
+            unreleased_qos2: 0,
             inbound_qos2: HashMap::new(),
             keep_alive,
             ping_timeout,
@@ -156,6 +159,16 @@ impl<T> State<T> {
     /// Whether another QoS 1/2 PUBLISH would exceed the inflight window.
     pub fn inflight_full(&self) -> bool {
         self.inflight_publishes >= self.max_inflight
+    }
+
+    /// Whether a QoS 0 or QoS 1 PUBLISH must wait to keep the publisher's order:
+    /// a QoS 2 message sent before it has not had its PUBREL yet. A broker may
+    /// deliver a QoS 2 message only once it has the PUBREL (mosquitto does, MQTT's
+    /// "method B"), so a QoS 0/1 message sent meanwhile would overtake it
+    /// [MQTT-4.6.0-6]. QoS 2 messages need not wait for each other: their PUBRELs go
+    /// out in order.
+    pub fn holds_order(&self) -> bool {
+        self.unreleased_qos2 > 0
     }
 
     /// How many QoS 1/2 PUBLISH wait for their acknowledgements.
@@ -219,6 +232,9 @@ impl<T> State<T> {
         }
         let id = self.allocate_packet_id()?;
         publish.packet_id = Some(id);
+        if publish.qos == QoS::ExactlyOnce {
+            self.unreleased_qos2 += 1;
+        }
         self.insert(id, token, OutgoingKind::Publish(publish.clone()));
         self.inflight_publishes += 1;
         Ok((Packet::Publish(publish), None))
@@ -285,6 +301,7 @@ impl<T> State<T> {
                     Some(entry) => match &entry.kind {
                         OutgoingKind::Publish(p) if p.qos == QoS::ExactlyOnce => {
                             entry.kind = OutgoingKind::Released;
+                            self.unreleased_qos2 -= 1;
                             effects.reply = Some(Packet::PubRel(PubRel::new(id)));
                         }
                         // PUBREC again after our PUBREL was lost: send PUBREL again.
@@ -478,6 +495,7 @@ impl<T> State<T> {
     /// good).
     pub fn drain(&mut self) -> Vec<T> {
         self.inflight_publishes = 0;
+        self.unreleased_qos2 = 0;
         let mut entries: Vec<Outgoing<T>> = self.outgoing.drain().map(|(_, e)| e).collect();
         entries.sort_by_key(|entry| entry.sequence);
         entries.into_iter().map(|entry| entry.token).collect()

@@ -418,7 +418,10 @@ impl Worker {
         };
         let window_full = matches!(command, Command::Publish { publish, .. }
             if publish.qos != QoS::AtMostOnce && self.state.inflight_full());
-        window_full || (needs_id && self.state.packet_ids_exhausted())
+        // Behind a QoS 2 message not yet released, QoS 0 and 1 wait their turn.
+        let behind_qos2 = matches!(command, Command::Publish { publish, .. }
+            if publish.qos != QoS::ExactlyOnce && self.state.holds_order());
+        window_full || behind_qos2 || (needs_id && self.state.packet_ids_exhausted())
     }
 
     /// Carries out the waiting requests that now have room, in order.
@@ -496,6 +499,10 @@ impl Worker {
                     }
                     if let Some(publish) = effects.deliver {
                         self.enqueue(publish);
+                    }
+                    // A PUBREC releases what waited behind its QoS 2 message.
+                    if !self.waiting.is_empty() && !self.state.holds_order() {
+                        self.release_waiting();
                     }
                 }
                 Err(error @ StateError::Unsolicited(..)) => {
