@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod mosquitto;
+pub mod peer;
 pub mod process;
 pub mod raw;
 
