@@ -81,7 +81,6 @@ pub(crate) struct ReplayChunk {
     /// The matching messages, with RETAIN=1, in the walk's order.
     pub(crate) messages: Vec<Publish>,
     /// Where to resume; `None` when the walk is complete.
-    #[allow(dead_code)] // The router does not resume replays yet.
     pub(crate) next: Option<ReplayCursor>,
 }
 
@@ -175,7 +174,6 @@ impl RetainedMessages {
     /// The size of the message retained on exactly `topic`, as
     /// [`bytes`](Self::bytes) counts it (topic plus payload), if there is one: what
     /// replacing it would give back, for checking limits before [`apply`](Self::apply).
-    #[allow(dead_code)] // The router does not check limits with it yet.
     pub(crate) fn size_of(&self, topic: &str) -> Option<usize> {
         let mut node = &self.root;
         for level in topic.split('/') {
@@ -189,6 +187,7 @@ impl RetainedMessages {
     ///
     /// All of them at once: for a filter that may match many, the router uses
     /// [`replay`](Self::replay) instead.
+    #[cfg(test)]
     pub(crate) fn matching(&self, filter: &TopicFilter) -> Vec<Publish> {
         let mut found = self.replay(filter, None, usize::MAX).messages;
         // The walk's order compares level by level; topic order compares bytes, and

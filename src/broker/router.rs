@@ -52,7 +52,7 @@ use super::event::{
 };
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
 use super::log_limit::LogLimit;
-use super::retain::RetainedMessages;
+use super::retain::{ReplayCursor, RetainedMessages};
 use super::session::{Delivery, Footprint, Inflight, QueueFull, Session};
 use super::stats::{bump, Counters, Gauges, Limit};
 use super::storage::{Storage, StorageError, StoredInflight, StoredSession};
@@ -79,6 +79,11 @@ pub(crate) const PACING_CEILING: Duration = Duration::from_secs(5);
 /// own inflight window could otherwise grow this list without bound; beyond it,
 /// the oldest held acknowledgement goes out.
 const MAX_HELD_ACKS: usize = 1024;
+
+/// Nodes of the retained-message tree one turn of a retained replay may visit.
+/// A SUBSCRIBE matching more is served this much at a time, between batches of
+/// other clients' events, so that nobody waits for one subscriber's replay.
+const REPLAY_BUDGET: usize = 2048;
 
 /// What became of one message for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +135,15 @@ struct Routed {
     behind: Vec<ClientKey>,
     /// Connections whose outboxes it crowds (QoS 0).
     crowded: Vec<ConnectionId>,
+}
+
+/// A retained replay too large for one turn, to be resumed between other work.
+struct Replay {
+    client: ClientKey,
+    filter: TopicFilter,
+    qos: QoS,
+    /// Where the last slice stopped; `None` before the first.
+    cursor: Option<ReplayCursor>,
 }
 
 /// A session and the connection currently attached to it, if any.
@@ -228,6 +242,8 @@ pub(crate) struct RouterState {
     persistent_sessions: usize,
     /// When to look for persistent sessions past `persistent_client_expiration`.
     expiry_check: Option<Instant>,
+    /// Retained replays waiting for their next turn, in order.
+    replays: VecDeque<Replay>,
     /// Log lines about denied packets, rate-limited.
     denied_log: LogLimit,
     /// Log lines about dropped messages and limits reached, rate-limited.
@@ -270,6 +286,7 @@ impl RouterState {
             pacing_ceiling: PACING_CEILING,
             persistent_sessions: 0,
             expiry_check: None,
+            replays: VecDeque::new(),
             denied_log: LogLimit::new("denied packets"),
             limit_log: LogLimit::new("limits reached and messages dropped"),
         };
@@ -326,6 +343,10 @@ impl RouterState {
 
     /// When the router must wake up even without events (the next `$SYS` tick).
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        if !self.replays.is_empty() {
+            // A replay is under way: come back as soon as the inbox is served.
+            return Some(Instant::now());
+        }
         let sys = self.sys.as_ref().map(SysTopics::deadline);
         [sys, self.stall_check, self.expiry_check]
             .into_iter()
@@ -678,7 +699,12 @@ impl RouterState {
                     .sessions
                     .get_mut(&key)
                     .is_some_and(|entry| entry.session.receive_qos2(packet_id));
-                (new, Some(Packet::PubRec(PubRec::new(packet_id))))
+                // The PUBREC goes before any copy of the message, the publisher's
+                // own included, as mosquitto (which routes only on PUBREL) does: a
+                // client subscribed to its own topic sees PUBREC first. Pacing
+                // holds back the PUBCOMP instead (see `pubrel`).
+                self.send(id, Packet::PubRec(PubRec::new(packet_id)));
+                (new, None)
             }
             // The decoder guarantees a packet identifier for QoS 1 and 2.
             (_, None) => (false, None),
@@ -691,9 +717,48 @@ impl RouterState {
         if !routed.crowded.is_empty() {
             self.pause_publisher(id, routed.crowded);
         }
-        if let Some(ack) = ack {
-            self.acknowledge(id, ack, routed.behind);
+        match ack {
+            Some(ack) => self.acknowledge(id, ack, routed.behind),
+            None if !routed.behind.is_empty() => {
+                // QoS 2: remembered until the PUBREL, whose PUBCOMP they may hold.
+                if let Some(connection) = self.connections.get_mut(&id) {
+                    connection.waiting_on.extend(routed.behind);
+                }
+            }
+            None => {}
         }
+    }
+
+    /// Releases an inbound QoS 2 packet identifier and answers PUBCOMP, even for an
+    /// identifier not held (a PUBREL repeated after a lost PUBCOMP) [MQTT-4.3.3-2].
+    /// While a session the publisher's messages went to is behind, the PUBCOMP is
+    /// held back like a PUBACK: that is what paces a QoS 2 publisher.
+    fn pubrel(&mut self, id: ConnectionId, key: &ClientKey, packet_id: PacketId) {
+        if let Some(entry) = self.sessions.get_mut(key) {
+            entry.session.pubrel(packet_id);
+        }
+        let now = Instant::now();
+        let behind: Vec<ClientKey> = self
+            .connections
+            .get(&id)
+            .map(|connection| {
+                connection
+                    .waiting_on
+                    .iter()
+                    .filter(|session| self.is_behind(session, now))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(connection) = self.connections.get_mut(&id) {
+            if connection.held_acks.is_empty() {
+                // Sessions no longer behind are forgotten.
+                connection
+                    .waiting_on
+                    .retain(|session| behind.contains(session));
+            }
+        }
+        self.acknowledge(id, Packet::PubComp(PubComp::new(packet_id)), behind);
     }
 
     /// Routes a client's message, and says where it went.
@@ -1039,6 +1104,9 @@ impl RouterState {
     }
 
     fn retain(&mut self, publish: &Publish) {
+        if !publish.payload.is_empty() && !self.retained_has_room(publish) {
+            return;
+        }
         if !self.retained.apply(publish) || is_sys_topic(&publish.topic) {
             return;
         }
@@ -1053,6 +1121,37 @@ impl RouterState {
                 publish.topic
             );
         }
+    }
+
+    /// Whether retaining `publish` stays within `max_retained_messages` and
+    /// `max_retained_bytes`; if not, the limit is counted and logged (the message
+    /// is still delivered to current subscribers, only not retained). The broker's
+    /// own `$SYS` topics are not counted against them.
+    fn retained_has_room(&mut self, publish: &Publish) -> bool {
+        if is_sys_topic(&publish.topic) {
+            return true;
+        }
+        let old = self.retained.size_of(&publish.topic);
+        let size = publish.topic.len() + publish.payload.len();
+        let limit = if old.is_none() && self.retained.len() >= self.limits.max_retained_messages {
+            Limit::RetainedMessages
+        } else if self.retained.bytes() - old.unwrap_or(0) + size > self.limits.max_retained_bytes {
+            Limit::RetainedBytes
+        } else {
+            return true;
+        };
+        self.counters.limit_reached(limit);
+        if self.limit_log.allow(Instant::now()) {
+            log::warn!(
+                "Not retaining the message on '{}': the broker holds {} retained messages \
+                 of {} bytes ({}).",
+                publish.topic,
+                self.retained.len(),
+                self.retained.bytes(),
+                limit.key()
+            );
+        }
+        false
     }
 
     /// Hands one message to one session at min(published, granted) QoS
@@ -1276,8 +1375,9 @@ impl RouterState {
             let subscriptions = &mut session.session.subscriptions;
             // Stored in its own allocation: a subscription lives long, and must not
             // keep the whole SUBSCRIBE packet's buffer alive.
-            let filter = entry.filter.clone(); // COMPACT
-                                               // Every QoS is supported, so the requested one is granted.
+            let mut filter = entry.filter.clone();
+            filter.compact();
+            // Every QoS is supported, so the requested one is granted.
             subscriptions.insert(filter.clone(), entry.qos);
             self.subscriptions.subscribe(&key, &filter, entry.qos);
             codes[index] = SubscribeReturnCode::Success(entry.qos);
@@ -1304,12 +1404,63 @@ impl RouterState {
                     .observe("on_subscribed", |h| h.on_subscribed(&info, &filter, qos));
             }
             // Retained messages are sent on every subscribe, even a repeated one
-            // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8].
-            for message in self.retained.matching(&filter) {
-                self.deliver(&key, &message, qos, true);
-            }
+            // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8]: the
+            // first slice now, the rest between other clients' work.
+            self.replay(Replay {
+                client: key.clone(),
+                filter,
+                qos,
+                cursor: None,
+            });
         }
         self.save_session(&key);
+    }
+
+    /// Delivers the next slice of a retained replay, and queues the rest for a
+    /// later turn. A replay ends early when the session is gone or cannot take
+    /// more (its queue or outbox is full: what remains would only be dropped).
+    fn replay(&mut self, replay: Replay) {
+        let chunk = self
+            .retained
+            .replay(&replay.filter, replay.cursor.as_ref(), REPLAY_BUDGET);
+        for message in &chunk.messages {
+            match self.deliver(&replay.client, message, replay.qos, true) {
+                Delivered::Skipped if !self.sessions.contains_key(&replay.client) => return,
+                Delivered::Dropped => return self.replay_cut(&replay),
+                Delivered::Crowded(id) if self.outbox_full(id) => return self.replay_cut(&replay),
+                _ => {}
+            }
+        }
+        if let Some(cursor) = chunk.next {
+            self.replays.push_back(Replay {
+                cursor: Some(cursor),
+                ..replay
+            });
+        }
+    }
+
+    fn replay_cut(&self, replay: &Replay) {
+        log::debug!(
+            "Retained replay of '{}' to client {} cut short: it cannot take more now.",
+            replay.filter,
+            replay.client
+        );
+    }
+
+    /// Gives every replay under way its next slice.
+    fn continue_replays(&mut self) {
+        for _ in 0..self.replays.len() {
+            if let Some(replay) = self.replays.pop_front() {
+                self.replay(replay);
+            }
+        }
+    }
+
+    /// Whether a connection's outbox takes no more QoS 0 messages.
+    fn outbox_full(&self, id: ConnectionId) -> bool {
+        self.connections
+            .get(&id)
+            .is_some_and(|connection| connection.outbox.qos0_room() == Qos0Room::Full)
     }
 
     fn unsubscribe(&mut self, id: ConnectionId, unsubscribe: Unsubscribe) {
@@ -1342,8 +1493,12 @@ impl RouterState {
         match packet {
             Packet::PingReq => self.send(id, Packet::PingResp),
             Packet::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe),
-            Packet::PubAck(ack) => self.acknowledged(id, &key, ack.packet_id, Session::puback),
-            Packet::PubComp(ack) => self.acknowledged(id, &key, ack.packet_id, Session::pubcomp),
+            Packet::PubAck(ack) => {
+                self.acknowledged(id, &key, ack.packet_id, Session::puback, "PUBACK")
+            }
+            Packet::PubComp(ack) => {
+                self.acknowledged(id, &key, ack.packet_id, Session::pubcomp, "PUBCOMP")
+            }
             Packet::PubRec(ack) => {
                 let known = self.sessions.get_mut(&key).is_some_and(|entry| {
                     session_op(&mut self.held, &mut entry.session, |s| {
@@ -1354,20 +1509,10 @@ impl RouterState {
                     self.progressed(&key);
                     self.send(id, Packet::PubRel(PubRel::new(ack.packet_id)));
                 } else {
-                    log::debug!(
-                        "Client {key} sent PUBREC for unknown packet {}.",
-                        ack.packet_id
-                    );
+                    self.wrong_acknowledgement(id, &key, ack.packet_id, "PUBREC");
                 }
             }
-            Packet::PubRel(rel) => {
-                if let Some(entry) = self.sessions.get_mut(&key) {
-                    entry.session.pubrel(rel.packet_id);
-                }
-                // PUBCOMP even for an identifier not held (a repeated PUBREL after a
-                // lost PUBCOMP) [MQTT-4.3.3-2].
-                self.send(id, Packet::PubComp(PubComp::new(rel.packet_id)));
-            }
+            Packet::PubRel(rel) => self.pubrel(id, &key, rel.packet_id),
             other => log::debug!("Router ignored {other} from {key}."),
         }
     }
@@ -1378,6 +1523,7 @@ impl RouterState {
         key: &ClientKey,
         packet_id: PacketId,
         ack: fn(&mut Session, PacketId) -> bool,
+        what: &str,
     ) {
         let known = self.sessions.get_mut(key).is_some_and(|entry| {
             session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id))
@@ -1389,7 +1535,36 @@ impl RouterState {
                 self.check_behind(key, Instant::now());
             }
         } else {
-            log::debug!("Client {key} acknowledged unknown packet {packet_id} (connection {id}).");
+            self.wrong_acknowledgement(id, key, packet_id, what);
+        }
+    }
+
+    /// An acknowledgement that matched nothing: ignored if its packet identifier is
+    /// not in flight (a late or repeated one), a protocol violation if it is, but
+    /// for a message of another QoS or in another state (a PUBACK for QoS 2, say),
+    /// which closes the connection as mosquitto does.
+    fn wrong_acknowledgement(
+        &mut self,
+        id: ConnectionId,
+        key: &ClientKey,
+        packet_id: PacketId,
+        what: &str,
+    ) {
+        let in_flight = self
+            .sessions
+            .get(key)
+            .is_some_and(|entry| entry.session.is_inflight(packet_id));
+        if in_flight {
+            self.to_close.push((
+                id,
+                DisconnectReason::ProtocolViolation(format!(
+                    "{what} for packet {packet_id}, which waits for another acknowledgement"
+                )),
+            ));
+        } else {
+            log::debug!(
+                "Client {key} sent {what} for unknown packet {packet_id} (connection {id})."
+            );
         }
     }
 
@@ -1452,6 +1627,7 @@ impl RouterState {
 
     /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
     pub(crate) fn tick(&mut self, now: Instant) {
+        self.continue_replays();
         self.stall_tick(now);
         self.expire_sessions(now);
         self.denied_log.renew(now);

@@ -162,6 +162,7 @@ impl Session {
             return Delivery::Dropped(QueueFull::Bytes);
         }
         publish.packet_id = None;
+        publish.compact();
         self.queue.push_back(publish);
         self.bytes += len;
         self.queued_bytes += size;
@@ -274,6 +275,13 @@ impl Session {
             };
         }
         false
+    }
+
+    /// Whether `id` belongs to an unacknowledged outbound message, in any state.
+    pub(crate) fn is_inflight(&self, id: PacketId) -> bool {
+        self.inflight
+            .iter()
+            .any(|entry| entry.packet_id() == Some(id))
     }
 
     /// A PUBCOMP arrived. Returns `false` if no PUBREL waited for it.

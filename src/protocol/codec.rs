@@ -18,6 +18,7 @@ use super::error::{DecodeError, EncodeError};
 use super::topic::{TopicFilter, TopicName, MAX_STRING_LEN};
 use super::{
     ack, connack, connect, publish, suback, subscribe, unsubscribe, Packet, PacketId, PacketType,
+    ProtocolVersion,
 };
 
 /// The largest remaining length four bytes can encode: 268,435,455 (256 MiB - 1).
@@ -50,6 +51,8 @@ pub const DEFAULT_MAX_PACKET_SIZE: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Decoder {
     max_packet_size: usize,
+    /// The protocol level of the connection, once a CONNECT has told it.
+    protocol: Option<ProtocolVersion>,
 }
 
 impl Default for Decoder {
@@ -63,6 +66,7 @@ impl Decoder {
     pub fn new() -> Decoder {
         Decoder {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            protocol: None,
         }
     }
 
@@ -89,7 +93,7 @@ impl Decoder {
     /// - `Err(_)`: the bytes break a rule of MQTT; the connection must be closed.
     ///   `buffer` is left in an unspecified state.
     pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buffer)? else {
+        let Some(header) = FixedHeader::parse(buffer, self.protocol)? else {
             return Ok(None);
         };
         let packet_size = header.header_len + header.remaining_length;
@@ -107,7 +111,12 @@ impl Decoder {
         // pointer bump.
         let mut body = buffer.split_to(packet_size).freeze();
         body.advance(header.header_len);
-        decode_body(header.packet_type, header.flags, body).map(Some)
+        let packet = decode_body(header.packet_type, header.flags, body)?;
+        if let Packet::Connect(connect) = &packet {
+            // The decoder learns the connection's protocol level from its CONNECT.
+            self.protocol = Some(connect.protocol);
+        }
+        Ok(Some(packet))
     }
 }
 
@@ -124,14 +133,28 @@ struct FixedHeader {
 impl FixedHeader {
     /// Parses a fixed header at the start of `bytes` without consuming it; `None` if it
     /// is not complete yet.
-    fn parse(bytes: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+    ///
+    /// MQTT 3.1 gave PUBREL, SUBSCRIBE and UNSUBSCRIBE a DUP flag, set when they
+    /// are sent again; the fixed flags of section 2.2.2 are a 3.1.1 rule
+    /// [MQTT-2.2.2-2], so a level 3 connection may set DUP on them (as mosquitto
+    /// allows).
+    fn parse(
+        bytes: &[u8],
+        protocol: Option<ProtocolVersion>,
+    ) -> Result<Option<FixedHeader>, DecodeError> {
         let Some(&first) = bytes.first() else {
             return Ok(None);
         };
         let packet_type = PacketType::from_u8(first >> 4)
             .ok_or(DecodeError::ReservedPacketType(first >> 4, first))?;
         let flags = first & 0x0F;
+        let dup_allowed = protocol == Some(ProtocolVersion::V3_1)
+            && matches!(
+                packet_type,
+                PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe
+            );
         if let Some(expected) = packet_type.fixed_flags() {
+            let flags = if dup_allowed { flags & !0x08 } else { flags };
             if flags != expected {
                 return Err(DecodeError::InvalidHeaderFlags {
                     packet_type,
@@ -421,7 +444,35 @@ mod tests {
     use super::*;
 
     fn header(bytes: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
-        FixedHeader::parse(bytes)
+        FixedHeader::parse(bytes, None)
+    }
+
+    #[test]
+    fn mqtt_3_1_may_set_dup_on_pubrel_subscribe_and_unsubscribe() {
+        use crate::protocol::Connect;
+        let mut connect = Connect::new("old");
+        connect.protocol = ProtocolVersion::V3_1;
+        let mut bytes = Vec::new();
+        Packet::from(connect).encode(&mut bytes).unwrap();
+        // A PUBREL sent again, with DUP: 0x6A.
+        bytes.extend_from_slice(&[0x6A, 0x02, 0x00, 0x01]);
+        let mut buffer = BytesMut::from(&bytes[..]);
+        let mut decoder = Decoder::new();
+        assert!(matches!(
+            decoder.decode(&mut buffer),
+            Ok(Some(Packet::Connect(_)))
+        ));
+        assert!(matches!(
+            decoder.decode(&mut buffer),
+            Ok(Some(Packet::PubRel(_)))
+        ));
+        // At 3.1.1 the same bytes break [MQTT-2.2.2-2].
+        let mut decoder = Decoder::new();
+        let mut buffer = BytesMut::from(&[0x6A, 0x02, 0x00, 0x01][..]);
+        assert!(matches!(
+            decoder.decode(&mut buffer),
+            Err(DecodeError::InvalidHeaderFlags { .. })
+        ));
     }
 
     #[test]
