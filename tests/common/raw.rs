@@ -67,29 +67,7 @@ impl Raw {
 
     /// Reads exactly `expected.len()` bytes and compares them with `expected`.
     pub fn expect(&mut self, expected: &[u8]) {
-        let mut got = vec![0u8; expected.len()];
-        let mut filled = 0;
-        // Bytes already decoded-buffered come first.
-        let from_buffer = self.buffer.len().min(got.len());
-        got[..from_buffer].copy_from_slice(&self.buffer.split_to(from_buffer));
-        filled += from_buffer;
-        while filled < got.len() {
-            match self.stream.read(&mut got[filled..]) {
-                Ok(0) => panic!(
-                    "{}: connection closed after {:02X?}, expected {}",
-                    self.name,
-                    &got[..filled],
-                    describe(expected)
-                ),
-                Ok(n) => filled += n,
-                Err(e) => panic!(
-                    "{}: read failed ({e}) after {:02X?}, expected {}",
-                    self.name,
-                    &got[..filled],
-                    describe(expected)
-                ),
-            }
-        }
+        let got = self.read_bytes(expected.len(), || describe(expected));
         assert!(
             got == expected,
             "{}: received {}\n              expected {}",
@@ -97,6 +75,50 @@ impl Raw {
             describe(&got),
             describe(expected)
         );
+    }
+
+    /// Expects the bytes of two packets, in either order (mosquitto's
+    /// `receive_unordered`): for answers the broker may interleave.
+    pub fn expect_either_order(&mut self, one: &[u8], other: &[u8]) {
+        let one_then_other = [one, other].concat();
+        let other_then_one = [other, one].concat();
+        let got = self.read_bytes(one_then_other.len(), || {
+            format!("{} in either order", describe(&one_then_other))
+        });
+        assert!(
+            got == one_then_other || got == other_then_one,
+            "{}: received {}\n              expected {} in either order",
+            self.name,
+            describe(&got),
+            describe(&one_then_other)
+        );
+    }
+
+    /// Reads exactly `len` bytes, buffered ones first; `expected` describes them for
+    /// the panic if the connection closes or the read times out first.
+    fn read_bytes(&mut self, len: usize, expected: impl Fn() -> String) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        let from_buffer = self.buffer.len().min(len);
+        got[..from_buffer].copy_from_slice(&self.buffer.split_to(from_buffer));
+        let mut filled = from_buffer;
+        while filled < len {
+            match self.stream.read(&mut got[filled..]) {
+                Ok(0) => panic!(
+                    "{}: connection closed after {:02X?}, expected {}",
+                    self.name,
+                    &got[..filled],
+                    expected()
+                ),
+                Ok(n) => filled += n,
+                Err(e) => panic!(
+                    "{}: read failed ({e}) after {:02X?}, expected {}",
+                    self.name,
+                    &got[..filled],
+                    expected()
+                ),
+            }
+        }
+        got
     }
 
     /// Expects exactly the bytes of `packet`.
