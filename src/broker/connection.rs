@@ -5,15 +5,20 @@
 //! socket <-- writer thread <--Outgoing-- router
 //! ```
 //!
-//! The **reader** does the CONNECT handshake itself (it must arrive first and within
-//! `limits.connect_timeout`), checks the client identifier, runs the authentication
-//! hooks (slow password hashing then delays only this client), and only then tells the
-//! router. From there it decodes packets with the configured maximum packet size and
-//! sends each to the router. Its socket read timeout is the keep-alive deadline
-//! (one and a half keep-alives plus `limits.timeout_disconnect_delay`
-//! [MQTT-3.1.2-24]), so an idle client costs a parked thread and no CPU. Between
+//! The **reader** does the CONNECT handshake itself (it must arrive first), checks the
+//! client identifier, runs the authentication hooks (slow password hashing then delays
+//! only this client), and only then tells the router. From there it decodes packets
+//! with the configured maximum packet size and sends each to the router. Between
 //! packets it passes its [`ReadGate`], where the router can make it wait (see the
 //! router's documentation on pacing).
+//!
+//! The reader waits for bytes against three deadlines (see [`ReadClock`]):
+//! `limits.connect_timeout` from accept to a complete CONNECT, TLS and WebSocket
+//! handshakes included; `limits.packet_timeout` for the rest of a packet once it has
+//! begun; and one and a half keep-alives plus `limits.timeout_disconnect_delay`
+//! without a byte [MQTT-3.1.2-24]. They are deadlines, not read timeouts, so a client
+//! trickling one byte at a time runs out of time like a silent one. An idle client
+//! costs a parked thread and no CPU.
 //!
 //! The **writer** blocks on its bounded outbox, drains whatever else is already
 //! waiting into one buffer, and writes it with one system call. When the router has
@@ -34,7 +39,7 @@ use crossbeam_channel::Sender;
 
 use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
-use super::stats::{bump, Counters};
+use super::stats::{bump, Counters, Limit};
 use crate::config::{AuthConfig, Limits};
 use crate::protocol::{
     ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion,
@@ -178,14 +183,19 @@ pub(crate) struct ListenerSide {
 /// Starts serving an accepted socket: spawns its reader thread, which spawns the
 /// writer once the client is connected. `on_exit` runs when both have finished.
 ///
+/// `connect_deadline` is when the client must have sent its whole CONNECT, TLS and
+/// WebSocket handshakes included (`None`: no bound).
+///
 /// The reader, the writer and the closer share one socket: `&TcpStream` reads and
 /// writes, so a connection costs one file descriptor.
+#[allow(clippy::too_many_arguments)] // each is one thing the connection is made of
 pub(crate) fn spawn(
     stream: Arc<TcpStream>,
     acceptor: Arc<Acceptor>,
     remote_addr: SocketAddr,
     listener: Arc<ListenerSide>,
     id: ConnectionId,
+    connect_deadline: Option<Instant>,
     shared: Arc<Shared>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> io::Result<()> {
@@ -194,10 +204,13 @@ pub(crate) fn spawn(
         .stack_size(READER_STACK_SIZE)
         .spawn(move || {
             // TLS and WebSocket handshakes happen here, on the connection's own
-            // thread, bounded by the acceptor's timeout; plain TCP has none.
-            let transport = match acceptor.accept(Arc::clone(&stream)) {
+            // thread, within the CONNECT deadline; plain TCP has none.
+            let transport = match acceptor.accept_until(Arc::clone(&stream), connect_deadline) {
                 Ok(transport) => transport,
                 Err(error) => {
+                    if matches!(error, transport::Error::HandshakeTimeout(_)) {
+                        shared.counters.limit_reached(Limit::ConnectTimeout);
+                    }
                     log::info!(
                         "{} handshake with {remote_addr} on listener {} failed: {error}.",
                         acceptor.kind(),
@@ -208,6 +221,7 @@ pub(crate) fn spawn(
                     return;
                 }
             };
+            let packet_timeout = shared.limits.packet_timeout;
             let mut connection = Reader {
                 stream,
                 input: transport.reader,
@@ -219,6 +233,8 @@ pub(crate) fn spawn(
                 buffer: BytesMut::new(),
                 decoder: Decoder::new(),
                 streaming: false,
+                clock: ReadClock::new(connect_deadline, packet_timeout, Instant::now()),
+                last_read: LastRead::Nothing,
                 gate: Arc::new(ReadGate::default()),
                 published: 0,
             };
@@ -234,10 +250,156 @@ pub(crate) fn spawn(
 enum ReadError {
     /// The peer closed the connection.
     Closed,
-    /// The read timeout passed with nothing received.
-    TimedOut,
+    /// One of the reader's deadlines passed.
+    Expired(Expired),
     Io(io::Error),
     Malformed(DecodeError),
+}
+
+/// Which of a reader's deadlines passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// `connect-timeout`: the handshakes and the CONNECT took too long.
+    Connect,
+    /// `packet-timeout`: a packet that had begun did not finish in time.
+    Packet,
+    /// One and a half keep-alives (plus the configured delay) without a byte of
+    /// MQTT [MQTT-3.1.2-24].
+    KeepAlive,
+}
+
+/// What the reader's last read brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastRead {
+    /// MQTT bytes.
+    Bytes,
+    /// Nothing: the socket's read timeout fired.
+    Alarm,
+    /// Nothing for MQTT: no read yet, or only transport control data (a WebSocket
+    /// ping, part of a TLS record).
+    Nothing,
+}
+
+/// When a reader stops waiting for bytes, kept as deadlines.
+///
+/// A socket's read timeout starts again with every byte, so a client trickling one
+/// byte at a time would never reach it. The reader keeps its deadlines here and
+/// checks them before every read; the socket's read timeout is only its alarm clock,
+/// set so that a read wakes up by the nearest deadline. Setting it costs a system
+/// call, so it is changed only when it would ring too late, or has rung before the
+/// deadline: a steady stream of packets leaves it alone, and an idle client sleeps
+/// until its keep-alive runs out.
+///
+/// Plain data driven by the reader, so it is tested without sockets.
+#[derive(Debug)]
+struct ReadClock {
+    /// Until the CONNECT has arrived: when it must have.
+    connect_deadline: Option<Instant>,
+    /// `limits.packet_timeout`.
+    packet_timeout: Duration,
+    /// After the CONNECT: the longest silence allowed, when keep-alive applies.
+    keep_alive: Option<Duration>,
+    /// When MQTT bytes last arrived.
+    last_bytes: Instant,
+    /// When the first bytes of the unfinished packet arrived.
+    packet_started: Option<Instant>,
+    /// The socket's read timeout as last set; `None` waits forever.
+    alarm: Option<Duration>,
+    /// The alarm must be set again before the next read, whatever it is now.
+    alarm_stale: bool,
+}
+
+impl ReadClock {
+    /// The clock of a new connection: it must send CONNECT by `connect_deadline`.
+    fn new(connect_deadline: Option<Instant>, packet_timeout: Duration, now: Instant) -> Self {
+        ReadClock {
+            connect_deadline,
+            packet_timeout,
+            keep_alive: None,
+            last_bytes: now,
+            packet_started: None,
+            alarm: None,
+            alarm_stale: false,
+        }
+    }
+
+    /// The CONNECT has arrived: from now on silence is bounded by `keep_alive`, if any.
+    fn connected(&mut self, keep_alive: Option<Duration>, now: Instant) {
+        self.connect_deadline = None;
+        self.keep_alive = keep_alive;
+        self.last_bytes = now;
+        // The alarm was set for the CONNECT deadline, usually much nearer.
+        self.alarm_stale = true;
+    }
+
+    /// A whole packet was decoded: whatever is still buffered is a new packet.
+    fn packet_done(&mut self) {
+        self.packet_started = None;
+    }
+
+    /// Called before each read, with what the last read brought and whether part
+    /// of a packet is waiting for the rest. Says which deadline has passed, if one
+    /// has; otherwise whether the socket's read timeout must be set to
+    /// [`alarm`](Self::alarm) first.
+    fn before_read(
+        &mut self,
+        now: Instant,
+        mid_packet: bool,
+        last: LastRead,
+    ) -> Result<bool, Expired> {
+        match last {
+            LastRead::Bytes => self.last_bytes = now,
+            LastRead::Alarm => self.alarm_stale = true,
+            LastRead::Nothing => {}
+        }
+        if !mid_packet {
+            self.packet_started = None;
+        } else if self.packet_started.is_none() {
+            self.packet_started = Some(now);
+        }
+        // The nearest deadline; on a tie, the first named.
+        let nearest = [
+            self.connect_deadline.map(|at| (at, Expired::Connect)),
+            self.packet_started
+                .and_then(|started| started.checked_add(self.packet_timeout))
+                .map(|at| (at, Expired::Packet)),
+            self.keep_alive
+                .and_then(|silence| self.last_bytes.checked_add(silence))
+                .map(|at| (at, Expired::KeepAlive)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(at, _)| *at);
+        let wanted = match nearest {
+            None => None,
+            Some((at, which)) => {
+                let left = at.saturating_duration_since(now);
+                if left.is_zero() {
+                    return Err(which);
+                }
+                Some(left)
+            }
+        };
+        // An alarm that rings early only wakes the reader once more, which then
+        // sets it exactly; one that would ring late must be set now. An eighth of
+        // slack spares a system call for every packet of a steady stream.
+        let too_late = match (self.alarm, wanted) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(alarm), Some(left)) => alarm > left + left / 8,
+        };
+        if too_late || self.alarm_stale {
+            self.alarm = wanted;
+            self.alarm_stale = false;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The read timeout the socket should have.
+    fn alarm(&self) -> Option<Duration> {
+        self.alarm
+    }
 }
 
 /// The reader side of a connection, which also drives its lifecycle.
@@ -256,6 +418,10 @@ struct Reader {
     decoder: Decoder,
     /// The last read filled its buffer, so more bytes are probably waiting.
     streaming: bool,
+    /// The reader's deadlines.
+    clock: ReadClock,
+    /// What the last read brought, for the clock.
+    last_read: LastRead,
     /// Paces this reader (see [`ReadGate`]).
     gate: Arc<ReadGate>,
     /// PUBLISH packets handed to the router so far.
@@ -316,8 +482,7 @@ impl Reader {
     /// Reads and checks the CONNECT. On refusal the CONNACK (if any) is written here
     /// and `None` returned.
     fn handshake(&mut self) -> Option<(Connect, ClientInfo, Option<Duration>)> {
-        let deadline = Instant::now() + self.shared.limits.connect_timeout;
-        let mut connect = match self.next_packet(Some(deadline)) {
+        let mut connect = match self.next_packet() {
             Ok(Packet::Connect(connect)) => *connect,
             Ok(other) => {
                 log::warn!(
@@ -337,12 +502,21 @@ impl Reader {
                 }
                 return None;
             }
-            Err(ReadError::TimedOut) => {
-                self.shared
-                    .counters
-                    .limit_reached(super::stats::Limit::ConnectTimeout);
+            Err(ReadError::Expired(Expired::Packet)) => {
+                self.shared.counters.limit_reached(Limit::PacketTimeout);
                 log::info!(
-                    "Client {} sent no CONNECT within {:?}, closing the connection.",
+                    "Client {} did not finish its CONNECT within {:?} of starting it \
+                     (packet-timeout), closing the connection.",
+                    self.remote_addr,
+                    self.shared.limits.packet_timeout
+                );
+                return None;
+            }
+            Err(ReadError::Expired(_)) => {
+                self.shared.counters.limit_reached(Limit::ConnectTimeout);
+                log::info!(
+                    "Client {} sent no complete CONNECT within {:?} of connecting \
+                     (connect-timeout), closing the connection.",
                     self.remote_addr,
                     self.shared.limits.connect_timeout
                 );
@@ -481,20 +655,36 @@ impl Reader {
             .spawn(move || write_loop(stream, output, outbox, &router, id, &counters))
     }
 
-    /// Reads packets until the connection ends, and says why it ended.
-    fn read_packets(&mut self, client: &ClientInfo, timeout: Option<Duration>) -> DisconnectReason {
-        if let Err(error) = self.input.set_read_timeout(timeout) {
-            return DisconnectReason::ConnectionLost(error.to_string());
-        }
+    /// Reads packets until the connection ends, and says why it ended. `keep_alive`
+    /// is the longest silence allowed, if any.
+    fn read_packets(
+        &mut self,
+        client: &ClientInfo,
+        keep_alive: Option<Duration>,
+    ) -> DisconnectReason {
+        self.clock.connected(keep_alive, Instant::now());
         let shared = self.shared.clone();
         let hooks = &shared.hooks;
         loop {
-            let packet = match self.next_packet(None) {
+            let packet = match self.next_packet() {
                 Ok(packet) => packet,
                 Err(ReadError::Closed) => {
                     return DisconnectReason::ConnectionLost("closed by the client".into())
                 }
-                Err(ReadError::TimedOut) => return DisconnectReason::KeepAliveTimeout,
+                Err(ReadError::Expired(Expired::Packet)) => {
+                    shared.counters.limit_reached(Limit::PacketTimeout);
+                    let why = format!(
+                        "a packet was not finished within {:?} of its first byte (packet-timeout)",
+                        shared.limits.packet_timeout
+                    );
+                    log::info!(
+                        "Client {} ({}): {why}; closing the connection.",
+                        client.client_id,
+                        self.remote_addr
+                    );
+                    return DisconnectReason::ConnectionLost(why);
+                }
+                Err(ReadError::Expired(_)) => return DisconnectReason::KeepAliveTimeout,
                 Err(ReadError::Io(error)) => {
                     return DisconnectReason::ConnectionLost(error.to_string())
                 }
@@ -554,12 +744,12 @@ impl Reader {
         }
     }
 
-    /// Reads until a whole packet is decoded. With a `deadline`, the read timeout is
-    /// set to the time left before each read.
-    fn next_packet(&mut self, deadline: Option<Instant>) -> Result<Packet, ReadError> {
+    /// Reads until a whole packet is decoded, or one of the clock's deadlines passes.
+    fn next_packet(&mut self) -> Result<Packet, ReadError> {
         loop {
             match self.decoder.decode(&mut self.buffer) {
                 Ok(Some(packet)) => {
+                    self.clock.packet_done();
                     bump(&self.shared.counters.messages_received, 1);
                     if let Packet::Publish(publish) = &packet {
                         bump(&self.shared.counters.publish_received, 1);
@@ -577,13 +767,14 @@ impl Reader {
                 // Between packets an idle connection keeps no read buffer.
                 self.buffer = BytesMut::new();
             }
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(ReadError::TimedOut);
-                }
+            let mid_packet = !self.buffer.is_empty();
+            let set_alarm = self
+                .clock
+                .before_read(Instant::now(), mid_packet, self.last_read)
+                .map_err(ReadError::Expired)?;
+            if set_alarm {
                 self.input
-                    .set_read_timeout(Some(left))
+                    .set_read_timeout(self.clock.alarm())
                     .map_err(ReadError::Io)?;
             }
             let read = if self.buffer.is_empty() && !self.streaming {
@@ -609,20 +800,24 @@ impl Reader {
                 self.streaming = n == READ_CHUNK;
                 read
             };
-            match read {
+            self.last_read = match read {
                 Ok(0) => return Err(ReadError::Closed),
-                Ok(n) => bump(&self.shared.counters.bytes_received, n as u64),
+                Ok(n) => {
+                    bump(&self.shared.counters.bytes_received, n as u64);
+                    LastRead::Bytes
+                }
+                // The alarm rang; the clock says whether a deadline has passed.
                 Err(error)
                     if matches!(
                         error.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(ReadError::TimedOut)
+                    LastRead::Alarm
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => LastRead::Nothing,
                 Err(error) => return Err(ReadError::Io(error)),
-            }
+            };
         }
     }
 }
@@ -744,6 +939,126 @@ mod tests {
     #[test]
     fn assigned_identifiers_differ() {
         assert_ne!(assigned_client_id(), assigned_client_id());
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_connect_trickled_a_byte_at_a_time_runs_out_of_connect_time() {
+        let start = Instant::now();
+        let mut clock = ReadClock::new(Some(start + ms(1000)), ms(60_000), start);
+        assert_eq!(clock.before_read(start, false, LastRead::Nothing), Ok(true));
+        assert_eq!(clock.alarm(), Some(ms(1000)));
+        let mut now = start;
+        for _ in 0..3 {
+            now += ms(300);
+            assert!(clock.before_read(now, true, LastRead::Bytes).is_ok());
+        }
+        now += ms(300);
+        assert_eq!(
+            clock.before_read(now, true, LastRead::Bytes),
+            Err(Expired::Connect)
+        );
+    }
+
+    #[test]
+    fn a_packet_trickled_a_byte_at_a_time_runs_out_of_packet_time_without_keep_alive() {
+        let start = Instant::now();
+        let mut clock = ReadClock::new(Some(start + ms(10_000)), ms(1000), start);
+        clock.connected(None, start);
+        // Between packets, with keep-alive 0, nothing bounds the wait.
+        assert_eq!(clock.before_read(start, false, LastRead::Bytes), Ok(true));
+        assert_eq!(clock.alarm(), None);
+        // A packet begins, then a byte comes every 300 ms.
+        let mut now = start + ms(5000);
+        assert_eq!(clock.before_read(now, true, LastRead::Bytes), Ok(true));
+        assert_eq!(clock.alarm(), Some(ms(1000)));
+        for _ in 0..3 {
+            now += ms(300);
+            assert!(clock.before_read(now, true, LastRead::Bytes).is_ok());
+        }
+        now += ms(300);
+        assert_eq!(
+            clock.before_read(now, true, LastRead::Bytes),
+            Err(Expired::Packet)
+        );
+    }
+
+    #[test]
+    fn each_packet_gets_its_own_packet_time() {
+        let start = Instant::now();
+        let mut clock = ReadClock::new(None, ms(1000), start);
+        clock.connected(None, start);
+        let mut now = start;
+        for _ in 0..10 {
+            assert!(clock.before_read(now, true, LastRead::Bytes).is_ok());
+            now += ms(600);
+            assert!(clock.before_read(now, true, LastRead::Bytes).is_ok());
+            // The packet is complete, and the same read began the next one.
+            clock.packet_done();
+        }
+    }
+
+    #[test]
+    fn a_steady_stream_sets_the_alarm_once_and_silence_ends_in_a_keep_alive_timeout() {
+        let start = Instant::now();
+        let mut clock = ReadClock::new(Some(start + ms(10_000)), ms(60_000), start);
+        assert_eq!(clock.before_read(start, false, LastRead::Nothing), Ok(true));
+        let mut now = start + ms(100);
+        clock.connected(Some(ms(90_000)), now);
+        assert_eq!(clock.before_read(now, false, LastRead::Bytes), Ok(true));
+        assert_eq!(clock.alarm(), Some(ms(90_000)));
+        // Packets split across reads: the first wait inside a packet sets the alarm
+        // to the packet time, which then serves every wait.
+        let mut alarms_set = 0;
+        for n in 0..1000 {
+            now += ms(10);
+            if clock.before_read(now, n % 2 == 0, LastRead::Bytes) == Ok(true) {
+                alarms_set += 1;
+            }
+            if n % 2 == 1 {
+                clock.packet_done();
+            }
+        }
+        assert_eq!(alarms_set, 1);
+        assert_eq!(clock.alarm(), Some(ms(60_000)));
+        // Silence: the alarm rings early once, and is set to what is left.
+        let last_bytes = now;
+        now += ms(60_000);
+        assert_eq!(clock.before_read(now, false, LastRead::Alarm), Ok(true));
+        assert_eq!(clock.alarm(), Some(ms(30_000)));
+        // WebSocket pings are not MQTT: they do not keep the client alive, and the
+        // next wait may only last until the keep-alive runs out.
+        now += ms(10_000);
+        assert_eq!(clock.before_read(now, false, LastRead::Nothing), Ok(true));
+        assert_eq!(clock.alarm(), Some(ms(20_000)));
+        now = last_bytes + ms(90_000);
+        assert_eq!(
+            clock.before_read(now, false, LastRead::Alarm),
+            Err(Expired::KeepAlive)
+        );
+    }
+
+    #[test]
+    fn an_alarm_that_rang_without_a_deadline_is_turned_off() {
+        let start = Instant::now();
+        let mut clock = ReadClock::new(None, ms(1000), start);
+        clock.connected(None, start);
+        assert!(clock.before_read(start, true, LastRead::Bytes).is_ok());
+        clock.packet_done();
+        assert_eq!(clock.alarm(), Some(ms(1000)));
+        // Idle: the packet-time alarm may ring once more, then it is off for good.
+        assert_eq!(
+            clock.before_read(start + ms(100), false, LastRead::Bytes),
+            Ok(false)
+        );
+        assert_eq!(
+            clock.before_read(start + ms(1100), false, LastRead::Alarm),
+            Ok(true)
+        );
+        assert_eq!(clock.alarm(), None);
     }
 
     #[test]

@@ -202,10 +202,9 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
         })?;
         acceptor = acceptor.with_tls(tls);
     }
-    // The handshakes count against the time a client has to send CONNECT.
-    Ok(acceptor
-        .handshake_timeout(limits.connect_timeout)
-        .max_message_size(limits.max_packet_size))
+    // No handshake timeout of its own: the handshakes count against the deadline a
+    // client has for its CONNECT, which starts at accept (see `serve`).
+    Ok(acceptor.max_message_size(limits.max_packet_size))
 }
 
 fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {
@@ -241,6 +240,8 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         registry,
         shared,
     } = accept;
+    // One deadline from accept to a complete CONNECT, TLS and WebSocket included.
+    let connect_deadline = Instant::now().checked_add(shared.limits.connect_timeout);
     let name = &side.name;
     let max_connections = *max_connections;
     let id = shared.next_connection_id();
@@ -283,6 +284,7 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         remote_addr,
         side.clone(),
         id,
+        connect_deadline,
         shared.clone(),
         on_exit,
     );

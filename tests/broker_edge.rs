@@ -1,0 +1,209 @@
+//! Hostile and unlucky clients at the edge of the broker: handshakes and packets
+//! trickled a byte at a time, too many connections from one address, lengths and
+//! depths beyond the limits, floods of large packets, and panics. Raw sockets, with
+//! every wait bounded.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::certs;
+use common::raw::{connect_packet, Raw};
+use common::{start_broker_with, wait_until, TIMEOUT};
+use wren::broker::Limit;
+use wren::config::{BrokerConfig, ListenerConfig, ListenerKind, TlsConfig};
+
+/// The CONNECT deadline and packet time the tests below give their clients.
+const SHORT: Duration = Duration::from_secs(1);
+
+/// A socket to `addr` whose reads wait at most `wait`.
+fn socket(addr: SocketAddr, wait: Duration) -> TcpStream {
+    let socket = TcpStream::connect(addr).expect("connect to the test broker");
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket.set_write_timeout(Some(TIMEOUT)).unwrap();
+    socket.set_nodelay(true).unwrap();
+    socket
+}
+
+/// Whether the broker has closed `socket`: waits for its next bytes for the read
+/// timeout, reading away whatever it sends meanwhile (pongs, alerts).
+fn closed_by_broker(socket: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Sends `chunks` one at a time, `every` apart, until the broker closes the
+/// connection, which must happen within [`TIMEOUT`] (a bound for a hang, not a
+/// measure of speed). Panics if the chunks run out first.
+fn trickle_until_closed(socket: &mut TcpStream, chunks: impl IntoIterator<Item = Vec<u8>>) {
+    let started = Instant::now();
+    for chunk in chunks {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "still open after {TIMEOUT:?} of trickling"
+        );
+        if socket.write_all(&chunk).is_err() || closed_by_broker(socket) {
+            return;
+        }
+    }
+    panic!("the broker kept the connection open for everything that was trickled");
+}
+
+/// One byte at a time, forever.
+fn bytes_of(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    bytes.iter().map(|&byte| vec![byte])
+}
+
+/// A broker whose only listener is `listener`, with short CONNECT and packet times.
+fn start_with_listener(listener: ListenerConfig) -> wren::Broker {
+    start_broker_with(|config: &mut BrokerConfig| {
+        config.listeners = vec![listener];
+        config.limits.connect_timeout = SHORT;
+        config.limits.packet_timeout = SHORT;
+    })
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The start of a TLS 1.2 ClientHello: a handshake record of 512 bytes, of which
+/// only the first few ever come.
+const CLIENT_HELLO_START: [u8; 16] = [
+    0x16, 0x03, 0x01, 0x02, 0x00, // record: handshake, TLS 1.0 framing, 512 bytes
+    0x01, 0x00, 0x01, 0xFC, // ClientHello, 508 bytes
+    0x03, 0x03, // TLS 1.2
+    0x00, 0x01, 0x02, 0x03, 0x04, // the start of the client random
+];
+
+/// An upgrade request for MQTT over WebSocket, whole.
+const UPGRADE_REQUEST: &[u8] = b"GET /mqtt HTTP/1.1\r\n\
+    Host: localhost\r\n\
+    Upgrade: websocket\r\n\
+    Connection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+
+/// A WebSocket ping from a client: FIN + ping, masked, empty, mask 0.
+const PING_FRAME: [u8; 6] = [0x89, 0x80, 0x00, 0x00, 0x00, 0x00];
+
+#[test]
+fn a_tls_client_hello_trickled_a_byte_at_a_time_is_closed_at_the_connect_deadline() {
+    let certificates = certs::make();
+    let mut listener = ListenerConfig::tcp("tls", any_port());
+    listener.tls = Some(TlsConfig::new(&certificates.cert, &certificates.key));
+    let broker = start_with_listener(listener);
+    let mut socket = socket(broker.local_addr(), Duration::from_millis(300));
+    trickle_until_closed(&mut socket, bytes_of(&CLIENT_HELLO_START));
+    wait_until("the refusal is counted", || {
+        broker.stats().limit_reached(Limit::ConnectTimeout) == 1
+    });
+}
+
+#[test]
+fn a_websocket_upgrade_trickled_a_byte_at_a_time_is_closed_at_the_connect_deadline() {
+    let mut listener = ListenerConfig::tcp("ws", any_port());
+    listener.kind = ListenerKind::WebSocket { path: None };
+    let broker = start_with_listener(listener);
+    let mut socket = socket(broker.local_addr(), Duration::from_millis(100));
+    trickle_until_closed(&mut socket, bytes_of(UPGRADE_REQUEST));
+    wait_until("the refusal is counted", || {
+        broker.stats().limit_reached(Limit::ConnectTimeout) == 1
+    });
+}
+
+#[test]
+fn websocket_pings_without_a_connect_are_closed_at_the_connect_deadline() {
+    let mut listener = ListenerConfig::tcp("ws", any_port());
+    listener.kind = ListenerKind::WebSocket { path: None };
+    let broker = start_with_listener(listener);
+    let mut socket = socket(broker.local_addr(), Duration::from_millis(200));
+    socket.write_all(UPGRADE_REQUEST).unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        socket.read_exact(&mut byte).expect("the upgrade response");
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    // Pings, answered by pongs, forever: never an MQTT byte.
+    trickle_until_closed(&mut socket, std::iter::repeat(PING_FRAME.to_vec()));
+    wait_until("the refusal is counted", || {
+        broker.stats().limit_reached(Limit::ConnectTimeout) == 1
+    });
+}
+
+/// The first bytes of a PUBLISH of 100 bytes to topic "t".
+const PUBLISH_START: [u8; 5] = [0x30, 0x64, 0x00, 0x01, b't'];
+
+#[test]
+fn a_publish_that_stops_halfway_is_closed_at_the_packet_deadline_with_keep_alive_0_or_long() {
+    let broker = start_broker_with(|config| config.limits.packet_timeout = SHORT);
+    for keep_alive in [0, 600] {
+        let mut client = Raw::open(broker.local_addr());
+        client.send_packet(connect_packet("stalls", true, keep_alive));
+        client.expect(&[0x20, 0x02, 0x00, 0x00]);
+        client.send(&PUBLISH_START);
+        client.expect_eof();
+    }
+    wait_until("both refusals are counted", || {
+        broker.stats().limit_reached(Limit::PacketTimeout) == 2
+    });
+    // Everyone else is served as before.
+    let mut other = Raw::connect(broker.local_addr(), "other", true, false);
+    other.ping();
+}
+
+#[test]
+fn a_publish_trickled_a_byte_at_a_time_is_closed_at_the_packet_deadline() {
+    let broker = start_broker_with(|config| config.limits.packet_timeout = SHORT);
+    let mut socket = socket(broker.local_addr(), Duration::from_millis(300));
+    let mut connect = Vec::new();
+    wren::protocol::Packet::from(connect_packet("trickles", true, 0))
+        .encode(&mut connect)
+        .unwrap();
+    socket.write_all(&connect).unwrap();
+    let mut connack = [0u8; 4];
+    socket.read_exact(&mut connack).unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    let publish: Vec<u8> = PUBLISH_START
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(b'x', 97))
+        .collect();
+    trickle_until_closed(&mut socket, bytes_of(&publish));
+    wait_until("the refusal is counted", || {
+        broker.stats().limit_reached(Limit::PacketTimeout) == 1
+    });
+}
+
+#[test]
+fn keep_alive_still_ends_a_silent_client_and_spares_a_pinging_one() {
+    let broker = start_broker_with(|config| config.limits.packet_timeout = SHORT);
+    let mut pinging = Raw::open(broker.local_addr());
+    pinging.send_packet(connect_packet("pinging", true, 2));
+    pinging.expect(&[0x20, 0x02, 0x00, 0x00]);
+    let mut silent = Raw::open(broker.local_addr());
+    silent.send_packet(connect_packet("silent", true, 1));
+    silent.expect(&[0x20, 0x02, 0x00, 0x00]);
+    // Pings well inside the keep-alive, for longer than the silent one's.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        pinging.ping();
+    }
+    silent.expect_eof();
+    pinging.ping();
+    assert_eq!(broker.stats().limit_reached(Limit::PacketTimeout), 0);
+}
