@@ -207,3 +207,37 @@ fn keep_alive_still_ends_a_silent_client_and_spares_a_pinging_one() {
     pinging.ping();
     assert_eq!(broker.stats().limit_reached(Limit::PacketTimeout), 0);
 }
+
+/// Whether a client can connect to `addr` now: CONNECT answered by CONNACK 0.
+fn accepted(addr: SocketAddr, client_id: &str) -> bool {
+    let mut socket = socket(addr, TIMEOUT);
+    let connect = common::raw::encode(connect_packet(client_id, true, 60));
+    let mut connack = [0u8; 4];
+    socket.write_all(&connect).is_ok()
+        && socket.read_exact(&mut connack).is_ok()
+        && connack == [0x20, 0x02, 0x00, 0x00]
+}
+
+#[test]
+fn connections_beyond_the_per_address_limit_are_refused_over_all_listeners_until_one_ends() {
+    let broker = start_broker_with(|config| {
+        config
+            .listeners
+            .push(ListenerConfig::tcp("second", any_port()));
+        config.limits.max_connections_per_address = 2;
+    });
+    let addrs = broker.local_addrs();
+    let one = Raw::connect(addrs[0], "one", true, false);
+    let _two = Raw::connect(addrs[1], "two", true, false);
+    for addr in &addrs {
+        Raw::open(*addr).expect_eof();
+    }
+    assert_eq!(
+        broker.stats().limit_reached(Limit::ConnectionsPerAddress),
+        2
+    );
+    one.disconnect();
+    wait_until("a connection's end frees its place", || {
+        accepted(addrs[0], "three")
+    });
+}

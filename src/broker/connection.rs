@@ -27,8 +27,9 @@
 //! All socket code of the broker lives here and in `listener.rs`, so other transports
 //! (TLS, WebSocket) need changes only in these two files.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::Sender;
+use parking_lot::Mutex;
 
 use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
@@ -83,6 +85,10 @@ pub(crate) struct Shared {
     /// Connections open on all listeners, and the most this system can hold.
     open: AtomicUsize,
     max_open: usize,
+    /// Connections open from each address, over all listeners, while
+    /// `limits.max_connections_per_address` is set. Touched once at accept and
+    /// once at the end of a connection, never for a packet.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// How many connections this system can serve at once, or `usize::MAX` when it does
@@ -118,6 +124,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             max_open: system_connection_limit(),
+            per_address: Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,6 +140,38 @@ impl Shared {
     /// Counts a connection out.
     pub(crate) fn release(&self) {
         self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Counts a connection from `ip` in, unless `max_connections_per_address`
+    /// connections from it are open already. An IPv4 client reaching an IPv6
+    /// listener (`::ffff:a.b.c.d`) counts as its IPv4 address.
+    pub(crate) fn admit_address(&self, ip: IpAddr) -> bool {
+        let max = self.limits.max_connections_per_address;
+        if max == usize::MAX {
+            return true;
+        }
+        let mut per_address = self.per_address.lock();
+        let open = per_address.entry(ip.to_canonical()).or_insert(0);
+        if *open >= max {
+            return false;
+        }
+        *open += 1;
+        true
+    }
+
+    /// Counts a connection from `ip` out (see [`admit_address`](Self::admit_address)).
+    pub(crate) fn release_address(&self, ip: IpAddr) {
+        if self.limits.max_connections_per_address == usize::MAX {
+            return;
+        }
+        let mut per_address = self.per_address.lock();
+        if let Some(open) = per_address.get_mut(&ip.to_canonical()) {
+            *open -= 1;
+            if *open == 0 {
+                // An address with nothing open takes no memory.
+                per_address.remove(&ip.to_canonical());
+            }
+        }
     }
 
     /// The most connections this system can hold at once.
@@ -939,6 +978,45 @@ mod tests {
     #[test]
     fn assigned_identifiers_differ() {
         assert_ne!(assigned_client_id(), assigned_client_id());
+    }
+
+    fn shared(limits: Limits) -> Shared {
+        Shared::new(
+            crossbeam_channel::unbounded().0,
+            Hooks::default(),
+            limits,
+            AuthConfig::default(),
+            Arc::new(Counters::default()),
+        )
+    }
+
+    #[test]
+    fn connections_per_address_are_refused_beyond_the_limit_and_freed_on_release() {
+        let shared = shared(Limits {
+            max_connections_per_address: 2,
+            ..Limits::default()
+        });
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(shared.admit_address(ip("192.0.2.1")));
+        // The same client through an IPv6 listener.
+        assert!(shared.admit_address(ip("::ffff:192.0.2.1")));
+        assert!(!shared.admit_address(ip("192.0.2.1")));
+        assert!(shared.admit_address(ip("192.0.2.2")));
+        shared.release_address(ip("192.0.2.1"));
+        assert!(shared.admit_address(ip("::ffff:192.0.2.1")));
+        for address in ["192.0.2.1", "192.0.2.1", "192.0.2.2"] {
+            shared.release_address(ip(address));
+        }
+        assert!(shared.per_address.lock().is_empty());
+    }
+
+    #[test]
+    fn without_a_per_address_limit_nothing_is_counted() {
+        let shared = shared(Limits::default());
+        for _ in 0..10 {
+            assert!(shared.admit_address(IpAddr::from([192, 0, 2, 1])));
+        }
+        assert!(shared.per_address.lock().is_empty());
     }
 
     fn ms(n: u64) -> Duration {
