@@ -7,13 +7,15 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::certs;
 use common::raw::{connect_packet, Raw};
 use common::{start_broker_with, wait_until, TIMEOUT};
-use wren::broker::Limit;
+use wren::broker::{Limit, Storage, StorageError, StoredSession};
 use wren::config::{BrokerConfig, ListenerConfig, ListenerKind, TlsConfig};
+use wren::protocol::Publish;
 
 /// The CONNECT deadline and packet time the tests below give their clients.
 const SHORT: Duration = Duration::from_secs(1);
@@ -240,4 +242,92 @@ fn connections_beyond_the_per_address_limit_are_refused_over_all_listeners_until
     wait_until("a connection's end frees its place", || {
         accepted(addrs[0], "three")
     });
+}
+
+/// A store that panics when asked to keep a retained message: a bug in a store,
+/// which runs on the router thread.
+struct PanickingStorage;
+
+impl Storage for PanickingStorage {
+    fn save_retained(&mut self, _: &Publish) -> Result<(), StorageError> {
+        panic!("a retained message this store cannot take");
+    }
+    fn remove_retained(&mut self, _: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn load_retained(&mut self) -> Result<Vec<Publish>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn save_session(&mut self, _: &StoredSession) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn remove_session(&mut self, _: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn load_sessions(&mut self) -> Result<Vec<StoredSession>, StorageError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Set in the environment of the child process that runs [`router_panic_child`].
+const ROUTER_PANIC_CHILD: &str = "WREN_TEST_ROUTER_PANIC_CHILD";
+
+/// A panic on the router thread must stop the whole process: this runs a broker
+/// whose store panics in a child process (this test binary again, running only
+/// [`router_panic_child`]) and expects it to exit with status 70 and a log line
+/// naming the panic.
+#[test]
+fn a_panic_on_the_router_thread_stops_the_process_with_a_clear_log_line() {
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "router_panic_child", "--nocapture"])
+        .env(ROUTER_PANIC_CHILD, "1")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the test binary again");
+    let mut stderr = child.stderr.take().expect("the child's stderr");
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the broker whose router panicked was still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = reading.join().expect("the child's stderr");
+    assert_eq!(status.code(), Some(70), "{status}; stderr:\n{log}");
+    assert!(
+        log.contains("The router thread panicked (a retained message this store cannot take)"),
+        "stderr:\n{log}"
+    );
+}
+
+/// The child's side of the test above; does nothing unless run as that child.
+#[test]
+fn router_panic_child() {
+    if std::env::var_os(ROUTER_PANIC_CHILD).is_none() {
+        return;
+    }
+    let _ = env_logger::builder().is_test(false).try_init();
+    let mut config = BrokerConfig::with_tcp_listener(any_port());
+    config.sys.interval = Duration::ZERO;
+    let broker = wren::Broker::builder(config)
+        .storage(Box::new(PanickingStorage))
+        .start()
+        .expect("the broker starts");
+    let mut client = Raw::connect(broker.local_addr(), "retainer", true, false);
+    client.publish0("status", b"up", true);
+    // The process ends while this waits; returning would fail the parent test.
+    std::thread::sleep(TIMEOUT);
 }

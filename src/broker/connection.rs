@@ -24,12 +24,18 @@
 //! waiting into one buffer, and writes it with one system call. When the router has
 //! asked to hear of it, the writer reports that its outbox drained.
 //!
+//! A panic in either thread (a bug: network input never panics) stays inside its
+//! connection: it is logged, the socket is closed, the router hears that the
+//! connection is lost, and the listener gets the connection's place back. The broker
+//! serves everyone else.
+//!
 //! All socket code of the broker lives here and in `listener.rs`, so other transports
 //! (TLS, WebSocket) need changes only in these two files.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -220,7 +226,8 @@ pub(crate) struct ListenerSide {
 }
 
 /// Starts serving an accepted socket: spawns its reader thread, which spawns the
-/// writer once the client is connected. `on_exit` runs when both have finished.
+/// writer once the client is connected. `on_exit` runs when both have finished,
+/// however they finish (a panic included), or at once if the thread cannot start.
 ///
 /// `connect_deadline` is when the client must have sent its whole CONNECT, TLS and
 /// WebSocket handshakes included (`None`: no bound).
@@ -238,51 +245,117 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> io::Result<()> {
+    // Moved into the thread; if the thread cannot start, dropped with it.
+    let exit = OnExit {
+        stream: Arc::clone(&stream),
+        on_exit: Some(on_exit),
+    };
     thread::Builder::new()
         .name(format!("wren-conn-{id}"))
         .stack_size(READER_STACK_SIZE)
         .spawn(move || {
-            // TLS and WebSocket handshakes happen here, on the connection's own
-            // thread, within the CONNECT deadline; plain TCP has none.
-            let transport = match acceptor.accept_until(Arc::clone(&stream), connect_deadline) {
-                Ok(transport) => transport,
-                Err(error) => {
-                    if matches!(error, transport::Error::HandshakeTimeout(_)) {
-                        shared.counters.limit_reached(Limit::ConnectTimeout);
-                    }
-                    log::info!(
-                        "{} handshake with {remote_addr} on listener {} failed: {error}.",
-                        acceptor.kind(),
-                        listener.name
-                    );
-                    let _ = stream.shutdown(Shutdown::Both);
-                    on_exit();
-                    return;
-                }
-            };
-            let packet_timeout = shared.limits.packet_timeout;
-            let mut connection = Reader {
-                stream,
-                input: transport.reader,
-                output: Some(transport.writer),
-                remote_addr,
-                listener,
-                id,
-                shared,
-                buffer: BytesMut::new(),
-                decoder: Decoder::new(),
-                streaming: false,
-                clock: ReadClock::new(connect_deadline, packet_timeout, Instant::now()),
-                last_read: LastRead::Nothing,
-                gate: Arc::new(ReadGate::default()),
-                published: 0,
-            };
-            connection.decoder =
-                Decoder::new().max_packet_size(connection.shared.limits.max_packet_size);
-            connection.serve();
-            on_exit();
+            let _exit = exit;
+            let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                serve(
+                    stream,
+                    &acceptor,
+                    remote_addr,
+                    listener,
+                    id,
+                    connect_deadline,
+                    shared,
+                )
+            }));
+            if let Err(panic) = served {
+                log::error!(
+                    "The reader thread of connection {id} from {remote_addr} panicked ({}); \
+                     that connection is closed, the broker goes on.",
+                    panic_message(&*panic)
+                );
+            }
         })
         .map(|_| ())
+}
+
+/// Ends a connection however its reader thread ends: shuts the socket down (the
+/// writer then stops too) and runs the listener's `on_exit`, which gives back the
+/// connection's place.
+struct OnExit<F: FnOnce()> {
+    stream: Arc<TcpStream>,
+    on_exit: Option<F>,
+}
+
+impl<F: FnOnce()> Drop for OnExit<F> {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit();
+        }
+    }
+}
+
+/// What a panic said, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "no message"
+    }
+}
+
+/// The reader thread: the TLS and WebSocket handshakes, then the MQTT connection.
+fn serve(
+    stream: Arc<TcpStream>,
+    acceptor: &Acceptor,
+    remote_addr: SocketAddr,
+    listener: Arc<ListenerSide>,
+    id: ConnectionId,
+    connect_deadline: Option<Instant>,
+    shared: Arc<Shared>,
+) {
+    // TLS and WebSocket handshakes happen here, on the connection's own thread,
+    // within the CONNECT deadline; plain TCP has none.
+    let transport = match acceptor.accept_until(Arc::clone(&stream), connect_deadline) {
+        Ok(transport) => transport,
+        Err(error) => {
+            if matches!(error, transport::Error::HandshakeTimeout(_)) {
+                shared.counters.limit_reached(Limit::ConnectTimeout);
+            }
+            log::info!(
+                "{} handshake with {remote_addr} on listener {} failed: {error}.",
+                acceptor.kind(),
+                listener.name
+            );
+            return;
+        }
+    };
+    let decoder = Decoder::new().max_packet_size(shared.limits.max_packet_size);
+    let clock = ReadClock::new(
+        connect_deadline,
+        shared.limits.packet_timeout,
+        Instant::now(),
+    );
+    let mut connection = Reader {
+        stream,
+        input: transport.reader,
+        output: Some(transport.writer),
+        writer: None,
+        registered: false,
+        remote_addr,
+        listener,
+        id,
+        shared,
+        buffer: BytesMut::new(),
+        decoder,
+        streaming: false,
+        clock,
+        last_read: LastRead::Nothing,
+        gate: Arc::new(ReadGate::default()),
+        published: 0,
+    };
+    connection.serve();
 }
 
 /// Why reading the next packet failed.
@@ -449,6 +522,10 @@ struct Reader {
     input: transport::Reader,
     /// Until the writer thread takes it, for refusing CONNACKs.
     output: Option<transport::Writer>,
+    /// The writer thread, once started.
+    writer: Option<thread::JoinHandle<()>>,
+    /// The router knows this connection and has not heard that it ended.
+    registered: bool,
     remote_addr: SocketAddr,
     listener: Arc<ListenerSide>,
     id: ConnectionId,
@@ -476,20 +553,19 @@ impl Reader {
             self.listener.name
         );
         let Some((connect, client, keep_alive)) = self.handshake() else {
-            let _ = self.stream.shutdown(Shutdown::Both);
             return;
         };
-        let client_id = client.client_id.clone();
-
         let (outbox, outbox_rx) = outbox(self.shared.limits.max_inflight_messages);
-        let writer = match self.spawn_writer(outbox_rx) {
-            Ok(writer) => writer,
+        match self.spawn_writer(outbox_rx) {
+            Ok(writer) => self.writer = Some(writer),
             Err(error) => {
-                log::error!("Cannot start a writer thread for client {client_id}: {error}.");
-                let _ = self.stream.shutdown(Shutdown::Both);
+                log::error!(
+                    "Cannot start a writer thread for client {}: {error}.",
+                    client.client_id
+                );
                 return;
             }
-        };
+        }
         let closer = Closer::new(&self.stream);
         let new = NewConnection {
             id: self.id,
@@ -506,16 +582,27 @@ impl Reader {
             .send(Event::Connect(Box::new(new)))
             .is_ok()
         {
+            self.registered = true;
             let reason = self.read_packets(&client, keep_alive);
+            self.finish(reason);
+        }
+    }
+
+    /// Ends the connection: tells the router why, if it knows the connection, shuts
+    /// the socket down and waits for the writer. The router drops the connection's
+    /// outbox when it handles the Disconnect (or when it stops), which ends the
+    /// writer. Running it twice does nothing more.
+    fn finish(&mut self, reason: DisconnectReason) {
+        if std::mem::take(&mut self.registered) {
             let _ = self.shared.router.send(Event::Disconnect {
                 connection: self.id,
                 reason,
             });
         }
-        // The router drops this connection's outbox when it handles the Disconnect
-        // (or when it stops), which ends the writer.
         let _ = self.stream.shutdown(Shutdown::Both);
-        let _ = writer.join();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 
     /// Reads and checks the CONNECT. On refusal the CONNACK (if any) is written here
@@ -688,10 +775,24 @@ impl Reader {
         let counters = self.shared.counters.clone();
         let router = self.shared.router.clone();
         let id = self.id;
+        let remote_addr = self.remote_addr;
         thread::Builder::new()
             .name(format!("wren-write-{id}"))
             .stack_size(WRITER_STACK_SIZE)
-            .spawn(move || write_loop(stream, output, outbox, &router, id, &counters))
+            .spawn(move || {
+                let written = panic::catch_unwind(AssertUnwindSafe(|| {
+                    write_loop(stream.clone(), output, outbox, &router, id, &counters)
+                }));
+                if let Err(panic) = written {
+                    log::error!(
+                        "The writer thread of connection {id} from {remote_addr} panicked ({}); \
+                         that connection is closed, the broker goes on.",
+                        panic_message(&*panic)
+                    );
+                    // The reader sees the end and tells the router.
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            })
     }
 
     /// Reads packets until the connection ends, and says why it ended. `keep_alive`
@@ -861,6 +962,17 @@ impl Reader {
     }
 }
 
+impl Drop for Reader {
+    /// After a normal end, [`Reader::finish`] has run and this does nothing. After a
+    /// panic, it tells the router that the connection is lost, so that its session
+    /// is not left connected with nobody reading (and its will is published).
+    fn drop(&mut self) {
+        self.finish(DisconnectReason::ConnectionLost(
+            "the broker's reader thread failed".into(),
+        ));
+    }
+}
+
 /// Applies the client-identifier rules of section 3.1.3.1, assigning an identifier
 /// to a client that sent none with a clean session [MQTT-3.1.3-6].
 fn check_client_id(connect: &mut Connect) -> Result<(), &'static str> {
@@ -1017,6 +1129,88 @@ mod tests {
             assert!(shared.admit_address(IpAddr::from([192, 0, 2, 1])));
         }
         assert!(shared.per_address.lock().is_empty());
+    }
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn a_connection_thread_that_panics_still_closes_its_socket_and_gives_back_its_place() {
+        let (server, mut client) = tcp_pair();
+        let freed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let exit = OnExit {
+            stream: Arc::new(server),
+            on_exit: Some({
+                let freed = freed.clone();
+                move || freed.store(true, Ordering::SeqCst)
+            }),
+        };
+        let thread = thread::spawn(move || {
+            let _exit = exit;
+            panic!("a bug in a connection thread");
+        });
+        let panic = thread.join().unwrap_err();
+        assert_eq!(panic_message(&*panic), "a bug in a connection thread");
+        assert!(freed.load(Ordering::SeqCst));
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_reader_that_panics_tells_the_router_its_connection_is_lost() {
+        let (server, mut client) = tcp_pair();
+        let remote_addr = client.local_addr().unwrap();
+        let stream = Arc::new(server);
+        let transport = Acceptor::tcp().accept(Arc::clone(&stream)).unwrap();
+        let (router, inbox) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(
+            router,
+            Hooks::default(),
+            Limits::default(),
+            AuthConfig::default(),
+            Arc::new(Counters::default()),
+        ));
+        let reader = Reader {
+            stream,
+            input: transport.reader,
+            output: Some(transport.writer),
+            writer: None,
+            // As after a CONNECT the router accepted.
+            registered: true,
+            remote_addr,
+            listener: Arc::new(ListenerSide {
+                name: "test".into(),
+                allow_anonymous: true,
+            }),
+            id: 7,
+            shared,
+            buffer: BytesMut::new(),
+            decoder: Decoder::new(),
+            streaming: false,
+            clock: ReadClock::new(None, Duration::from_secs(60), Instant::now()),
+            last_read: LastRead::Nothing,
+            gate: Arc::new(ReadGate::default()),
+            published: 0,
+        };
+        let thread = thread::spawn(move || {
+            let _reader = reader;
+            panic!("a bug in the reader");
+        });
+        assert!(thread.join().is_err());
+        match inbox.try_recv() {
+            Ok(Event::Disconnect {
+                connection: 7,
+                reason: DisconnectReason::ConnectionLost(_),
+            }) => {}
+            other => panic!("expected the connection's Disconnect, got {other:?}"),
+        }
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
     }
 
     fn ms(n: u64) -> Duration {

@@ -292,7 +292,8 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
             }
         }
     };
-    let spawned = connection::spawn(
+    // If the thread cannot start, `on_exit` runs all the same.
+    connection::spawn(
         stream,
         Arc::clone(acceptor),
         remote_addr,
@@ -301,13 +302,5 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         connect_deadline,
         shared.clone(),
         on_exit,
-    );
-    if spawned.is_err() {
-        shared.release();
-        shared.release_address(remote_addr.ip());
-        if let Some(closer) = registry.open.lock().remove(&id) {
-            closer.close();
-        }
-    }
-    spawned
+    )
 }

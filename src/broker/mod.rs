@@ -56,6 +56,7 @@ mod subs;
 mod sys;
 
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
@@ -88,6 +89,11 @@ use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 /// hundred flooding publishers turned into half the broker's CPU time with room
 /// for only 16.
 const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
+
+/// The exit status of a process whose router thread panicked: `EX_SOFTWARE`, "an
+/// internal software error", from BSD's `sysexits.h`, which service managers and
+/// shells know.
+const ROUTER_PANIC_EXIT_CODE: i32 = 70;
 
 /// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
 ///
@@ -205,7 +211,12 @@ impl BrokerBuilder {
         }
         let router = thread::Builder::new()
             .name("wren-router".into())
-            .spawn(move || router::run(state, inbox_rx));
+            .spawn(move || {
+                let routed = panic::catch_unwind(AssertUnwindSafe(|| router::run(state, inbox_rx)));
+                if let Err(panic) = routed {
+                    stop_after_router_panic(connection::panic_message(&*panic));
+                }
+            });
         let router = match router {
             Ok(router) => router,
             Err(error) => {
@@ -241,6 +252,25 @@ impl BrokerBuilder {
             started: Instant::now(),
         })
     }
+}
+
+/// Ends the process after the router thread panicked (in its own code or in a
+/// store it called; hooks catch their own panics).
+///
+/// A broker without its router still accepts connections, but serves nothing:
+/// CONNECTs wait for a CONNACK that never comes, and acknowledged messages could not
+/// be delivered. The router's state (sessions, subscriptions, retained messages)
+/// cannot be trusted after a panic in the middle of changing it, so there is nothing
+/// to restart from. Stopping the process, with a status a service manager sees, is
+/// the honest answer: it is restarted, and clients reconnect.
+fn stop_after_router_panic(message: &str) -> ! {
+    log::error!(
+        "The router thread panicked ({message}); stopping the process \
+         (exit status {ROUTER_PANIC_EXIT_CODE}), since a broker without its router \
+         serves nothing."
+    );
+    log::logger().flush();
+    std::process::exit(ROUTER_PANIC_EXIT_CODE)
 }
 
 /// Refuses settings the broker would otherwise ignore. Each would make it do less
