@@ -8,14 +8,18 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::certs;
 use common::raw::{connect_packet, Raw};
 use common::{start_broker_with, wait_until, TIMEOUT};
-use wren::broker::{Limit, Storage, StorageError, StoredSession};
+use wren::broker::{
+    AuthDecision, ConnectInfo, Hook, HookError, Limit, Storage, StorageError, StoredSession,
+};
 use wren::config::{BrokerConfig, ListenerConfig, ListenerKind, TlsConfig};
-use wren::protocol::Publish;
+use wren::protocol::{Connect, Publish};
 
 /// The CONNECT deadline and packet time the tests below give their clients.
 const SHORT: Duration = Duration::from_secs(1);
@@ -330,4 +334,63 @@ fn router_panic_child() {
     client.publish0("status", b"up", true);
     // The process ends while this waits; returning would fail the parent test.
     std::thread::sleep(TIMEOUT);
+}
+
+/// Counts the CONNECTs it is asked about, and lets everyone in.
+#[derive(Default)]
+struct CountingAuthentication {
+    asked: AtomicUsize,
+}
+
+impl Hook for CountingAuthentication {
+    fn authenticate(&self, _: &ConnectInfo) -> Result<AuthDecision, HookError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(AuthDecision::Allow)
+    }
+}
+
+#[test]
+fn identifiers_user_names_and_passwords_beyond_their_limits_are_refused_before_authentication() {
+    let mut config = BrokerConfig::with_tcp_listener(any_port());
+    config.sys.interval = Duration::ZERO;
+    let limits = config.limits.clone();
+    let hook = Arc::new(CountingAuthentication::default());
+    let broker = wren::Broker::builder(config)
+        .hook(hook.clone())
+        .start()
+        .expect("the broker starts");
+    let with = |id: usize, user: usize, password: usize| {
+        let mut connect = Connect::new("c".repeat(id));
+        connect.username = Some("u".repeat(user));
+        connect.password = Some(vec![b'p'; password].into());
+        connect
+    };
+    let refusals = [
+        (with(limits.max_client_id_length + 1, 1, 1), 0x02),
+        (with(1, limits.max_username_length + 1, 1), 0x04),
+        (with(1, 1, limits.max_password_length + 1), 0x04),
+    ];
+    for (connect, code) in refusals {
+        let mut client = Raw::open(broker.local_addr());
+        client.send_packet(connect);
+        client.expect(&[0x20, 0x02, 0x00, code]);
+        client.expect_eof();
+    }
+    assert_eq!(hook.asked.load(Ordering::SeqCst), 0, "no hook saw them");
+    let stats = broker.stats();
+    for limit in [
+        Limit::ClientIdLength,
+        Limit::UsernameLength,
+        Limit::PasswordLength,
+    ] {
+        assert_eq!(stats.limit_reached(limit), 1, "{limit:?}");
+    }
+    // At the limits exactly, the hook decides.
+    let at_limits = with(
+        limits.max_client_id_length,
+        limits.max_username_length,
+        limits.max_password_length,
+    );
+    Raw::connect_with(broker.local_addr(), at_limits).ping();
+    assert_eq!(hook.asked.load(Ordering::SeqCst), 1);
 }

@@ -661,6 +661,19 @@ impl Reader {
             }
         };
 
+        // Before anything costly sees them: authentication hooks hash passwords, at
+        // a cost that grows with the password's length.
+        if let Err(too_long) = check_lengths(&connect, &self.shared.limits) {
+            self.shared.counters.limit_reached(too_long.limit);
+            log::warn!(
+                "Client {} refused with {}: its {too_long}.",
+                self.remote_addr,
+                too_long.return_code()
+            );
+            self.refuse(too_long.return_code());
+            return None;
+        }
+
         if let Err(why) = check_client_id(&mut connect) {
             log::warn!(
                 "Client {} refused with identifier rejected: {why}.",
@@ -973,6 +986,79 @@ impl Drop for Reader {
     }
 }
 
+/// A field of a CONNECT longer than the limits allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TooLong {
+    /// The limit that refuses it.
+    limit: Limit,
+    /// The field, for the log.
+    field: &'static str,
+    /// Its length in bytes.
+    length: usize,
+    /// The most bytes allowed.
+    max: usize,
+}
+
+impl TooLong {
+    /// The CONNACK return code the client is refused with: "identifier rejected"
+    /// for the client identifier, "bad user name or password" for the others.
+    fn return_code(&self) -> ConnectReturnCode {
+        match self.limit {
+            Limit::ClientIdLength => ConnectReturnCode::IdentifierRejected,
+            _ => ConnectReturnCode::BadUserNameOrPassword,
+        }
+    }
+}
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} bytes is longer than {} allows ({})",
+            self.field,
+            self.length,
+            self.limit.key(),
+            self.max
+        )
+    }
+}
+
+/// Checks the lengths of a CONNECT's client identifier, user name and password
+/// against `limits`.
+fn check_lengths(connect: &Connect, limits: &Limits) -> Result<(), TooLong> {
+    let fields = [
+        (
+            Limit::ClientIdLength,
+            "client identifier",
+            Some(connect.client_id.len()),
+            limits.max_client_id_length,
+        ),
+        (
+            Limit::UsernameLength,
+            "user name",
+            connect.username.as_ref().map(String::len),
+            limits.max_username_length,
+        ),
+        (
+            Limit::PasswordLength,
+            "password",
+            connect.password.as_ref().map(|password| password.len()),
+            limits.max_password_length,
+        ),
+    ];
+    for (limit, field, length, max) in fields {
+        if let Some(length) = length.filter(|&length| length > max) {
+            return Err(TooLong {
+                limit,
+                field,
+                length,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Applies the client-identifier rules of section 3.1.3.1, assigning an identifier
 /// to a client that sent none with a clean session [MQTT-3.1.3-6].
 fn check_client_id(connect: &mut Connect) -> Result<(), &'static str> {
@@ -1085,6 +1171,48 @@ mod tests {
         assert!(check_client_id(&mut long_3_1).is_err());
         let mut long_3_1_1 = Connect::new("a".repeat(24));
         assert!(check_client_id(&mut long_3_1_1).is_ok());
+    }
+
+    #[test]
+    fn lengths_beyond_the_limits_are_refused_with_the_matching_code() {
+        let limits = Limits {
+            max_client_id_length: 4,
+            max_username_length: 5,
+            max_password_length: 6,
+            ..Limits::default()
+        };
+        let mut connect = Connect::new("abcd");
+        connect.username = Some("abcde".into());
+        connect.password = Some(bytes::Bytes::from_static(b"abcdef"));
+        assert_eq!(check_lengths(&connect, &limits), Ok(()));
+
+        let mut long_id = connect.clone();
+        long_id.client_id.push('e');
+        let refused = check_lengths(&long_id, &limits).unwrap_err();
+        assert_eq!((refused.limit, refused.length), (Limit::ClientIdLength, 5));
+        assert_eq!(refused.return_code(), ConnectReturnCode::IdentifierRejected);
+
+        let mut long_name = connect.clone();
+        long_name.username = Some("abcdef".into());
+        let refused = check_lengths(&long_name, &limits).unwrap_err();
+        assert_eq!(refused.limit, Limit::UsernameLength);
+        assert_eq!(
+            refused.return_code(),
+            ConnectReturnCode::BadUserNameOrPassword
+        );
+        assert_eq!(
+            refused.to_string(),
+            "user name of 6 bytes is longer than max-username-length allows (5)"
+        );
+
+        let mut long_password = connect;
+        long_password.password = Some(bytes::Bytes::from_static(b"abcdefg"));
+        let refused = check_lengths(&long_password, &limits).unwrap_err();
+        assert_eq!(refused.limit, Limit::PasswordLength);
+        assert_eq!(
+            refused.return_code(),
+            ConnectReturnCode::BadUserNameOrPassword
+        );
     }
 
     #[test]
