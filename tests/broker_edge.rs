@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::certs;
-use common::raw::{connect_packet, Raw};
+use common::raw::{
+    connect_packet, publish_packet, subscribe_packet, unsubscribe_packet, will, Raw,
+};
 use common::{start_broker_with, wait_until, TIMEOUT};
 use wren::broker::{
     AuthDecision, ConnectInfo, Hook, HookError, Limit, Storage, StorageError, StoredSession,
 };
 use wren::config::{BrokerConfig, ListenerConfig, ListenerKind, TlsConfig};
-use wren::protocol::{Connect, Publish};
+use wren::protocol::{Connect, Publish, QoS};
 
 /// The CONNECT deadline and packet time the tests below give their clients.
 const SHORT: Duration = Duration::from_secs(1);
@@ -393,4 +395,64 @@ fn identifiers_user_names_and_passwords_beyond_their_limits_are_refused_before_a
     );
     Raw::connect_with(broker.local_addr(), at_limits).ping();
     assert_eq!(hook.asked.load(Ordering::SeqCst), 1);
+}
+
+/// A topic of 65,001 levels, far beyond the default `max-topic-levels` of 200.
+fn deep_topic() -> String {
+    "/".repeat(65_000)
+}
+
+/// Another client can still connect, subscribe and receive.
+fn still_serves(addr: SocketAddr) {
+    let mut client = Raw::connect(addr, "bystander", true, false);
+    client.subscribe("a/b", QoS::AtMostOnce);
+    client.publish0("a/b", b"still here", false);
+    assert_eq!(&client.read_publish().payload[..], b"still here");
+}
+
+#[test]
+fn a_publish_deeper_than_max_topic_levels_closes_the_connection() {
+    let broker = start_broker_with(|_| {});
+    let mut client = Raw::connect(broker.local_addr(), "deep", true, false);
+    client.send_packet(publish_packet(
+        &deep_topic(),
+        b"x",
+        QoS::AtMostOnce,
+        false,
+        0,
+    ));
+    client.expect_eof();
+    assert_eq!(broker.stats().limit_reached(Limit::TopicLevels), 1);
+    still_serves(broker.local_addr());
+}
+
+#[test]
+fn a_will_deeper_than_max_topic_levels_closes_the_connect_without_connack() {
+    let broker = start_broker_with(|_| {});
+    let mut connect = connect_packet("deep-will", true, 60);
+    let topic = deep_topic();
+    connect.will = Some(will(&topic, b"gone", QoS::AtMostOnce, false));
+    let mut client = Raw::open(broker.local_addr());
+    client.send_packet(connect);
+    client.expect_eof();
+    assert_eq!(broker.stats().limit_reached(Limit::TopicLevels), 1);
+    still_serves(broker.local_addr());
+}
+
+#[test]
+fn a_filter_deeper_than_max_topic_levels_is_refused_in_its_suback_slot() {
+    let broker = start_broker_with(|_| {});
+    let mut client = Raw::connect(broker.local_addr(), "deep-filter", true, false);
+    let deep = deep_topic();
+    client.send_packet(subscribe_packet(
+        1,
+        &[("a/b", QoS::AtLeastOnce), (&deep, QoS::AtMostOnce)],
+    ));
+    client.expect(&[0x90, 0x04, 0x00, 0x01, 0x01, 0x80]);
+    // Unsubscribing from it is answered and changes nothing.
+    client.send_packet(unsubscribe_packet(2, &[&deep]));
+    client.expect(&[0xB0, 0x02, 0x00, 0x02]);
+    client.ping();
+    assert_eq!(broker.stats().limit_reached(Limit::TopicLevels), 2);
+    still_serves(broker.local_addr());
 }

@@ -50,7 +50,7 @@ use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook
 use super::stats::{bump, Counters, Limit};
 use crate::config::{AuthConfig, Limits};
 use crate::protocol::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion,
+    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion, TopicFilter,
 };
 use crate::transport::{self, Acceptor};
 
@@ -661,6 +661,19 @@ impl Reader {
             }
         };
 
+        if let Some(will) = &connect.will {
+            let max_levels = self.shared.limits.max_topic_levels;
+            if let Some(levels) = levels_beyond(will.topic.as_str(), max_levels) {
+                self.shared.counters.limit_reached(Limit::TopicLevels);
+                log::warn!(
+                    "Client {} sent a CONNECT whose will topic has {levels} levels, more than \
+                     max-topic-levels allows ({max_levels}); closing the connection.",
+                    self.remote_addr
+                );
+                return None;
+            }
+        }
+
         // Before anything costly sees them: authentication hooks hash passwords, at
         // a cost that grows with the password's length.
         if let Err(too_long) = check_lengths(&connect, &self.shared.limits) {
@@ -826,16 +839,12 @@ impl Reader {
                 }
                 Err(ReadError::Expired(Expired::Packet)) => {
                     shared.counters.limit_reached(Limit::PacketTimeout);
-                    let why = format!(
-                        "a packet was not finished within {:?} of its first byte (packet-timeout)",
+                    // The router logs the reason.
+                    return DisconnectReason::ConnectionLost(format!(
+                        "a packet was not finished within {:?} of its first byte \
+                         (packet-timeout)",
                         shared.limits.packet_timeout
-                    );
-                    log::info!(
-                        "Client {} ({}): {why}; closing the connection.",
-                        client.client_id,
-                        self.remote_addr
-                    );
-                    return DisconnectReason::ConnectionLost(why);
+                    ));
                 }
                 Err(ReadError::Expired(_)) => return DisconnectReason::KeepAliveTimeout,
                 Err(ReadError::Io(error)) => {
@@ -846,26 +855,55 @@ impl Reader {
                 }
             };
             let connection = self.id;
+            let max_levels = shared.limits.max_topic_levels;
             let event = match packet {
-                Packet::Publish(publish) => Event::Publish {
-                    connection,
-                    authorized: hooks.authorize_publish(client, &publish.topic),
-                    publish,
-                },
+                Packet::Publish(publish) => {
+                    if let Some(levels) = levels_beyond(publish.topic.as_str(), max_levels) {
+                        shared.counters.limit_reached(Limit::TopicLevels);
+                        return DisconnectReason::ProtocolViolation(format!(
+                            "PUBLISH to a topic of {levels} levels, more than \
+                             max-topic-levels allows ({max_levels})"
+                        ));
+                    }
+                    Event::Publish {
+                        connection,
+                        authorized: hooks.authorize_publish(client, &publish.topic),
+                        publish,
+                    }
+                }
                 Packet::Subscribe(subscribe) => Event::Subscribe {
                     connection,
                     authorized: subscribe
                         .filters
                         .iter()
-                        .map(|entry| hooks.authorize_subscribe(client, &entry.filter))
+                        .map(|entry| self.may_subscribe(client, &entry.filter))
                         .collect(),
                     subscribe,
                 },
+                Packet::Unsubscribe(mut unsubscribe) => {
+                    // A filter too deep to have been subscribed has nothing to
+                    // remove: it goes no further than here.
+                    unsubscribe.filters.retain(|filter| {
+                        let Some(levels) = levels_beyond(filter.as_str(), max_levels) else {
+                            return true;
+                        };
+                        shared.counters.limit_reached(Limit::TopicLevels);
+                        log::debug!(
+                            "Client {} unsubscribes from a filter of {levels} levels \
+                             (max-topic-levels {max_levels}); nothing to remove.",
+                            client.client_id
+                        );
+                        false
+                    });
+                    Event::Packet {
+                        connection,
+                        packet: Packet::Unsubscribe(unsubscribe),
+                    }
+                }
                 packet @ (Packet::PubAck(_)
                 | Packet::PubRec(_)
                 | Packet::PubRel(_)
                 | Packet::PubComp(_)
-                | Packet::Unsubscribe(_)
                 | Packet::PingReq) => Event::Packet { connection, packet },
                 Packet::Disconnect => return DisconnectReason::Disconnect,
                 Packet::Connect(_) => {
@@ -895,6 +933,21 @@ impl Reader {
             // while its messages crowd a subscriber's outbox.
             self.gate.pass(self.published, LONGEST_PAUSE);
         }
+    }
+
+    /// Whether `client` may subscribe to `filter`: not if it is deeper than
+    /// `max_topic_levels` (no hook is asked then), otherwise as the hooks say.
+    fn may_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
+        let max_levels = self.shared.limits.max_topic_levels;
+        if let Some(levels) = levels_beyond(filter.as_str(), max_levels) {
+            self.shared.counters.limit_reached(Limit::TopicLevels);
+            log::debug!(
+                "Client {} refused a filter of {levels} levels (max-topic-levels {max_levels}).",
+                client.client_id
+            );
+            return false;
+        }
+        self.shared.hooks.authorize_subscribe(client, filter)
     }
 
     /// Reads until a whole packet is decoded, or one of the clock's deadlines passes.
@@ -984,6 +1037,18 @@ impl Drop for Reader {
             "the broker's reader thread failed".into(),
         ));
     }
+}
+
+/// How many levels `topic` (a name or a filter) has, when that is more than `max`.
+///
+/// A topic of `n` bytes has at most `n + 1` levels, so a topic shorter than `max`
+/// is not even scanned: ordinary topics cost one comparison.
+fn levels_beyond(topic: &str, max: usize) -> Option<usize> {
+    if topic.len() < max {
+        return None;
+    }
+    let levels = topic.split('/').count();
+    (levels > max).then_some(levels)
 }
 
 /// A field of a CONNECT longer than the limits allow.
@@ -1213,6 +1278,16 @@ mod tests {
             refused.return_code(),
             ConnectReturnCode::BadUserNameOrPassword
         );
+    }
+
+    #[test]
+    fn levels_are_counted_only_beyond_the_limit() {
+        assert_eq!(levels_beyond("a/b/c", 3), None);
+        assert_eq!(levels_beyond("a/b/c/d", 3), Some(4));
+        assert_eq!(levels_beyond("///", 3), Some(4));
+        assert_eq!(levels_beyond("abcdefgh", 3), None);
+        assert_eq!(levels_beyond(&"/".repeat(65_000), 200), Some(65_001));
+        assert_eq!(levels_beyond("a/b", usize::MAX), None);
     }
 
     #[test]
