@@ -456,3 +456,65 @@ fn a_filter_deeper_than_max_topic_levels_is_refused_in_its_suback_slot() {
     assert_eq!(broker.stats().limit_reached(Limit::TopicLevels), 2);
     still_serves(broker.local_addr());
 }
+
+/// Many clients flood the broker with SUBSCRIBE packets, each larger than the
+/// whole inbox budget: they go in one at a time, and everyone gets every SUBACK.
+#[test]
+fn a_flood_of_large_subscribes_through_a_small_inbox_is_answered_in_full() {
+    const CLIENTS: usize = 8;
+    const PACKETS: u16 = 20;
+    const FILTERS: usize = 20;
+    const FILTER_BYTES: usize = 200;
+    let broker = start_broker_with(|config| config.limits.max_inbox_bytes = 2048);
+    let addr = broker.local_addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let mut client = Raw::connect(addr, &format!("flood-{n}"), true, false);
+                let mut burst = Vec::new();
+                let filters: Vec<Vec<String>> = (0..PACKETS)
+                    .map(|packet| {
+                        (0..FILTERS)
+                            .map(|filter| {
+                                let name = format!("{packet}/{filter}/");
+                                name.clone() + &"x".repeat(FILTER_BYTES - name.len())
+                            })
+                            .collect()
+                    })
+                    .collect();
+                for (packet, names) in (1..=PACKETS).zip(&filters) {
+                    let entries: Vec<(&str, QoS)> = names
+                        .iter()
+                        .map(|name| (name.as_str(), QoS::AtMostOnce))
+                        .collect();
+                    burst.extend(common::raw::encode(subscribe_packet(packet, &entries)));
+                }
+                client.send(&burst);
+                for packet in 1..=PACKETS {
+                    let mut suback = vec![0x90, 2 + FILTERS as u8];
+                    suback.extend(packet.to_be_bytes());
+                    suback.extend([0x00; FILTERS]);
+                    client.expect(&suback);
+                }
+                client.ping();
+                client
+            })
+        })
+        .collect();
+    let _connected: Vec<Raw> = clients
+        .into_iter()
+        .map(|client| {
+            client
+                .join()
+                .expect("a flooding client was not answered in full")
+        })
+        .collect();
+    let expected = (CLIENTS * PACKETS as usize * FILTERS) as u64;
+    wait_until("every filter is subscribed", || {
+        broker.stats().subscriptions == expected
+    });
+    // Eight readers with twenty packets each, every one larger than the budget,
+    // cannot all have found the inbox empty.
+    assert!(broker.stats().limit_reached(Limit::InboxBytes) > 0);
+    still_serves(addr);
+}

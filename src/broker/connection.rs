@@ -42,10 +42,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate};
+use super::event::{outbox, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver, ReadGate};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
 use super::stats::{bump, Counters, Limit};
 use crate::config::{AuthConfig, Limits};
@@ -82,7 +81,8 @@ const RESERVED_MAPPINGS: usize = 1000;
 
 /// What every connection of a broker shares.
 pub(crate) struct Shared {
-    pub(crate) router: Sender<Event>,
+    /// The router's inbox, bounded in events and in bytes.
+    pub(crate) router: Inbox,
     pub(crate) hooks: Hooks,
     pub(crate) limits: Limits,
     pub(crate) auth: AuthConfig,
@@ -115,7 +115,7 @@ pub(crate) fn system_connection_limit() -> usize {
 
 impl Shared {
     pub(crate) fn new(
-        router: Sender<Event>,
+        router: Inbox,
         hooks: Hooks,
         limits: Limits,
         auth: AuthConfig,
@@ -922,7 +922,8 @@ impl Reader {
                 }
             };
             let is_publish = matches!(event, Event::Publish { .. });
-            // Blocks while the router's inbox is full: TCP backpressure slows the client.
+            // Blocks while the router's inbox is full, in events or in bytes: TCP
+            // backpressure slows the client.
             if self.shared.router.send(event).is_err() {
                 return DisconnectReason::Shutdown;
             }
@@ -1172,7 +1173,7 @@ fn write_loop(
     stream: Arc<TcpStream>,
     mut output: transport::Writer,
     outbox: OutboxReceiver,
-    router: &Sender<Event>,
+    router: &Inbox,
     id: ConnectionId,
     counters: &Counters,
 ) {
@@ -1219,6 +1220,7 @@ fn encode(packet: &Packet, buffer: &mut Vec<u8>, counters: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::event::InboxBudget;
 
     #[test]
     fn client_identifier_rules_mqtt_3_1_3() {
@@ -1295,14 +1297,23 @@ mod tests {
         assert_ne!(assigned_client_id(), assigned_client_id());
     }
 
-    fn shared(limits: Limits) -> Shared {
-        Shared::new(
-            crossbeam_channel::unbounded().0,
+    /// What connections share, with the receiving end of its router inbox.
+    fn shared_with_inbox(limits: Limits) -> (Shared, crossbeam_channel::Receiver<Event>) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let budget = InboxBudget::new(limits.max_inbox_bytes, counters.clone());
+        let shared = Shared::new(
+            Inbox::new(sender, Arc::new(budget)),
             Hooks::default(),
             limits,
             AuthConfig::default(),
-            Arc::new(Counters::default()),
-        )
+            counters,
+        );
+        (shared, receiver)
+    }
+
+    fn shared(limits: Limits) -> Shared {
+        shared_with_inbox(limits).0
     }
 
     #[test]
@@ -1371,14 +1382,8 @@ mod tests {
         let remote_addr = client.local_addr().unwrap();
         let stream = Arc::new(server);
         let transport = Acceptor::tcp().accept(Arc::clone(&stream)).unwrap();
-        let (router, inbox) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(
-            router,
-            Hooks::default(),
-            Limits::default(),
-            AuthConfig::default(),
-            Arc::new(Counters::default()),
-        ));
+        let (shared, inbox) = shared_with_inbox(Limits::default());
+        let shared = Arc::new(shared);
         let reader = Reader {
             stream,
             input: transport.reader,

@@ -61,8 +61,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
-
 pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
@@ -71,7 +69,7 @@ pub use stats::{Limit, Stats};
 pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
 
 use connection::Shared;
-use event::Event;
+use event::{Event, Inbox, InboxBudget};
 use hooks::Hooks;
 use listener::Listener;
 use router::RouterState;
@@ -110,7 +108,7 @@ const ROUTER_PANIC_EXIT_CODE: i32 = 70;
 pub struct Broker {
     listeners: Vec<Listener>,
     router: Option<thread::JoinHandle<()>>,
-    inbox: Sender<Event>,
+    inbox: Inbox,
     /// Hands out connection ids, for inline subscriptions too.
     shared: Arc<Shared>,
     hooks: Hooks,
@@ -187,7 +185,12 @@ impl BrokerBuilder {
             storage,
         )?;
 
-        let (inbox, inbox_rx) = crossbeam_channel::bounded(ROUTER_INBOX_CAPACITY);
+        let (sender, inbox_rx) = crossbeam_channel::bounded(ROUTER_INBOX_CAPACITY);
+        let budget = Arc::new(InboxBudget::new(
+            config.limits.max_inbox_bytes,
+            counters.clone(),
+        ));
+        let inbox = Inbox::new(sender, budget.clone());
         let shared = Arc::new(Shared::new(
             inbox.clone(),
             hooks.clone(),
@@ -212,7 +215,10 @@ impl BrokerBuilder {
         let router = thread::Builder::new()
             .name("wren-router".into())
             .spawn(move || {
-                let routed = panic::catch_unwind(AssertUnwindSafe(|| router::run(state, inbox_rx)));
+                let routed =
+                    panic::catch_unwind(AssertUnwindSafe(|| router::run(state, inbox_rx, &budget)));
+                // Senders still waiting for room would wait for a router that is gone.
+                budget.close();
                 if let Err(panic) = routed {
                     stop_after_router_panic(connection::panic_message(&*panic));
                 }
