@@ -518,3 +518,36 @@ fn a_flood_of_large_subscribes_through_a_small_inbox_is_answered_in_full() {
     assert!(broker.stats().limit_reached(Limit::InboxBytes) > 0);
     still_serves(addr);
 }
+
+/// Where to reach a listener bound to `bound` from this machine.
+fn loopback(bound: SocketAddr) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], bound.port()))
+}
+
+#[test]
+fn a_listener_on_the_network_refuses_anonymous_clients_unless_told_and_a_loopback_one_lets_them_in()
+{
+    let network = SocketAddr::from(([0, 0, 0, 0], 0));
+    let broker = start_broker_with(|config| {
+        config.listeners = vec![
+            ListenerConfig::tcp("network", network),
+            ListenerConfig::tcp("local", any_port()),
+        ];
+    });
+    let addrs = broker.local_addrs();
+    let mut anonymous = Raw::open(loopback(addrs[0]));
+    anonymous.send_packet(connect_packet("anonymous", true, 60));
+    anonymous.expect(&[0x20, 0x02, 0x00, 0x05]);
+    anonymous.expect_eof();
+    // A user name is enough without a password file: no hook says otherwise.
+    let mut named = connect_packet("named", true, 60);
+    named.username = Some("someone".into());
+    Raw::connect_with(loopback(addrs[0]), named).ping();
+    Raw::connect(addrs[1], "local", true, false).ping();
+
+    let open = start_broker_with(|config| {
+        config.listeners = vec![ListenerConfig::tcp("network", network)];
+        config.auth.allow_anonymous = Some(true);
+    });
+    Raw::connect(loopback(open.local_addr()), "anonymous", true, false).ping();
+}
