@@ -146,6 +146,11 @@ impl Reader {
 }
 
 impl Read for Reader {
+    /// Reads application bytes. Over TLS and WebSocket, a read that received only
+    /// the transport's own traffic (a WebSocket ping, part of a TLS record) fails
+    /// with [`io::ErrorKind::Interrupted`] instead of waiting again: `read_exact`
+    /// and the like simply retry, and a caller keeping a deadline gets to check it,
+    /// so a peer that only ever pings cannot hold a read open forever.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
             ReaderInner::Tcp(socket) => (&**socket).read(buf),
