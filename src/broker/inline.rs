@@ -10,10 +10,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
 use super::connection::Closer;
-use super::event::{outbox, ConnectionId, Event, NewConnection, OutboxReceiver};
+use super::event::{outbox, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver};
 use super::hooks::{ClientInfo, DisconnectReason};
 use super::Error;
 use crate::protocol::{
@@ -49,7 +49,7 @@ pub(crate) const INLINE_LISTENER: &str = "inline";
 #[derive(Debug)]
 pub struct Subscription {
     id: ConnectionId,
-    router: Sender<Event>,
+    router: Inbox,
     outbox: OutboxReceiver,
     granted: QoS,
 }
@@ -58,7 +58,7 @@ impl Subscription {
     /// Connects an inline client and subscribes it; called by the broker.
     pub(crate) fn start(
         id: ConnectionId,
-        router: Sender<Event>,
+        router: Inbox,
         filter: TopicFilter,
         qos: QoS,
         max_inflight: usize,

@@ -1,7 +1,8 @@
 //! A listening socket and its accept thread.
 //!
 //! The thread accepts connections and hands each to `connection.rs`, refusing any
-//! beyond the listener's `max_connections`. It keeps a clone of every open socket so
+//! beyond the listener's `max_connections`, the system's limit, or
+//! `limits.max_connections_per_address` from one address over all listeners. It keeps a clone of every open socket so
 //! that shutdown can close them all, including those still in their CONNECT
 //! handshake, which the router does not know yet.
 //!
@@ -21,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use super::connection::{self, Closer, ListenerSide, Shared};
 use super::error::Error;
 use super::event::ConnectionId;
-use super::stats::bump;
+use super::stats::{bump, Limit};
 use crate::config::{Limits, ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, ServerTls};
 
@@ -202,10 +203,9 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
         })?;
         acceptor = acceptor.with_tls(tls);
     }
-    // The handshakes count against the time a client has to send CONNECT.
-    Ok(acceptor
-        .handshake_timeout(limits.connect_timeout)
-        .max_message_size(limits.max_packet_size))
+    // No handshake timeout of its own: the handshakes count against the deadline a
+    // client has for its CONNECT, which starts at accept (see `serve`).
+    Ok(acceptor.max_message_size(limits.max_packet_size))
 }
 
 fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {
@@ -241,6 +241,8 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         registry,
         shared,
     } = accept;
+    // One deadline from accept to a complete CONNECT, TLS and WebSocket included.
+    let connect_deadline = Instant::now().checked_add(shared.limits.connect_timeout);
     let name = &side.name;
     let max_connections = *max_connections;
     let id = shared.next_connection_id();
@@ -263,6 +265,18 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
             let _ = stream.shutdown(Shutdown::Both);
             return Ok(());
         }
+        if !shared.admit_address(remote_addr.ip()) {
+            shared.release();
+            shared.counters.limit_reached(Limit::ConnectionsPerAddress);
+            log::warn!(
+                "Listener {name}: refusing {remote_addr}, {} connections from {} already open \
+                 (max-connections-per-address).",
+                shared.limits.max_connections_per_address,
+                remote_addr.ip()
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         open.insert(id, Closer::new(&stream));
     }
     let on_exit = {
@@ -270,6 +284,7 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         let shared = shared.clone();
         move || {
             shared.release();
+            shared.release_address(remote_addr.ip());
             let mut open = registry.open.lock();
             open.remove(&id);
             if open.is_empty() {
@@ -277,20 +292,15 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
             }
         }
     };
-    let spawned = connection::spawn(
+    // If the thread cannot start, `on_exit` runs all the same.
+    connection::spawn(
         stream,
         Arc::clone(acceptor),
         remote_addr,
         side.clone(),
         id,
+        connect_deadline,
         shared.clone(),
         on_exit,
-    );
-    if spawned.is_err() {
-        shared.release();
-        if let Some(closer) = registry.open.lock().remove(&id) {
-            closer.close();
-        }
-    }
-    spawned
+    )
 }

@@ -57,11 +57,10 @@ mod subs;
 mod sys;
 
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
-
-use crossbeam_channel::Sender;
 
 pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
@@ -71,7 +70,7 @@ pub use stats::{Limit, Stats};
 pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
 
 use connection::Shared;
-use event::Event;
+use event::{Event, Inbox, InboxBudget};
 use hooks::Hooks;
 use listener::Listener;
 use router::RouterState;
@@ -90,6 +89,11 @@ use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 /// for only 16.
 const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
 
+/// The exit status of a process whose router thread panicked: `EX_SOFTWARE`, "an
+/// internal software error", from BSD's `sysexits.h`, which service managers and
+/// shells know.
+const ROUTER_PANIC_EXIT_CODE: i32 = 70;
+
 /// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
 ///
 /// ```
@@ -105,7 +109,7 @@ const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
 pub struct Broker {
     listeners: Vec<Listener>,
     router: Option<thread::JoinHandle<()>>,
-    inbox: Sender<Event>,
+    inbox: Inbox,
     /// Hands out connection ids, for inline subscriptions too.
     shared: Arc<Shared>,
     hooks: Hooks,
@@ -182,7 +186,12 @@ impl BrokerBuilder {
             storage,
         )?;
 
-        let (inbox, inbox_rx) = crossbeam_channel::bounded(ROUTER_INBOX_CAPACITY);
+        let (sender, inbox_rx) = crossbeam_channel::bounded(ROUTER_INBOX_CAPACITY);
+        let budget = Arc::new(InboxBudget::new(
+            config.limits.max_inbox_bytes,
+            counters.clone(),
+        ));
+        let inbox = Inbox::new(sender, budget.clone());
         let shared = Arc::new(Shared::new(
             inbox.clone(),
             hooks.clone(),
@@ -206,7 +215,15 @@ impl BrokerBuilder {
         }
         let router = thread::Builder::new()
             .name("wren-router".into())
-            .spawn(move || router::run(state, inbox_rx));
+            .spawn(move || {
+                let routed =
+                    panic::catch_unwind(AssertUnwindSafe(|| router::run(state, inbox_rx, &budget)));
+                // Senders still waiting for room would wait for a router that is gone.
+                budget.close();
+                if let Err(panic) = routed {
+                    stop_after_router_panic(connection::panic_message(&*panic));
+                }
+            });
         let router = match router {
             Ok(router) => router,
             Err(error) => {
@@ -242,6 +259,25 @@ impl BrokerBuilder {
             started: Instant::now(),
         })
     }
+}
+
+/// Ends the process after the router thread panicked (in its own code or in a
+/// store it called; hooks catch their own panics).
+///
+/// A broker without its router still accepts connections, but serves nothing:
+/// CONNECTs wait for a CONNACK that never comes, and acknowledged messages could not
+/// be delivered. The router's state (sessions, subscriptions, retained messages)
+/// cannot be trusted after a panic in the middle of changing it, so there is nothing
+/// to restart from. Stopping the process, with a status a service manager sees, is
+/// the honest answer: it is restarted, and clients reconnect.
+fn stop_after_router_panic(message: &str) -> ! {
+    log::error!(
+        "The router thread panicked ({message}); stopping the process \
+         (exit status {ROUTER_PANIC_EXIT_CODE}), since a broker without its router \
+         serves nothing."
+    );
+    log::logger().flush();
+    std::process::exit(ROUTER_PANIC_EXIT_CODE)
 }
 
 /// Refuses settings the broker would otherwise ignore. Each would make it do less

@@ -1740,8 +1740,13 @@ fn is_sys_topic(topic: &str) -> bool {
 }
 
 /// The router thread: blocks for an event (or the next `$SYS` tick), handles it and
-/// everything else already waiting, then publishes statistics.
-pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
+/// everything else already waiting, gives their bytes back to the inbox's `budget`,
+/// then publishes statistics.
+pub(crate) fn run(
+    mut state: RouterState,
+    inbox: Receiver<Event>,
+    budget: &super::event::InboxBudget,
+) {
     // Bounds a batch so statistics and `$SYS` stay fresh under a constant flood.
     const MAX_BATCH: usize = 1024;
     state.tick(Instant::now());
@@ -1755,6 +1760,7 @@ pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
             None => Some(inbox.recv().unwrap_or(Event::Shutdown)),
         };
         if let Some(event) = first {
+            let mut handled = event.cost();
             if !state.handle(event) {
                 break;
             }
@@ -1763,11 +1769,14 @@ pub(crate) fn run(mut state: RouterState, inbox: Receiver<Event>) {
                 let Ok(event) = inbox.try_recv() else {
                     break;
                 };
+                handled += event.cost();
                 if !state.handle(event) {
                     stopped = true;
                     break;
                 }
             }
+            // Room for the whole batch at once: waiting senders wake once per batch.
+            budget.give_back(handled);
             if stopped {
                 break;
             }

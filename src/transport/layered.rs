@@ -201,6 +201,9 @@ impl LayeredReader {
 }
 
 impl Read for LayeredReader {
+    /// Reads application bytes. Fails with [`io::ErrorKind::Interrupted`] when bytes
+    /// arrived but carried none (a WebSocket ping, part of a TLS record), which
+    /// `read_exact` and the like retry, and which lets a caller check its deadlines.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if !self.plain.is_empty() {
@@ -238,7 +241,23 @@ impl Read for LayeredReader {
             if n == 0 {
                 return Ok(0);
             }
-            self.shared.layers.lock().pipe().feed(&raw[..n]);
+            let mut layers = self.shared.layers.lock();
+            layers.pipe().feed(&raw[..n]);
+            let status = layers.read_available(&mut self.plain)?;
+            self.shared.send_outgoing(layers)?;
+            if status == ReadStatus::Closed {
+                self.closed = true;
+            }
+            if self.plain.is_empty() && !self.closed {
+                // Bytes came, but none for the caller: a WebSocket ping, part of a
+                // TLS record. Say so rather than wait again inside this call, so a
+                // caller with a deadline looks at its clock: a peer that only ever
+                // pings must not keep it waiting here forever.
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "transport control data only; read again",
+                ));
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use native_tls::{TlsAcceptor, TlsConnector};
 
@@ -105,7 +105,9 @@ pub enum Error {
     /// answered with HTTP 400).
     #[error("not a WebSocket upgrade request: {0}")]
     WebSocketNotUpgraded(String),
-    /// A TLS handshake or WebSocket upgrade did not finish in time.
+    /// A TLS handshake or WebSocket upgrade did not finish in the time it was given
+    /// (the duration), counted from the start of the handshake as a whole, not per
+    /// read: a peer trickling its bytes runs out of time like a silent one.
     #[error("handshake did not finish within {0:?}")]
     HandshakeTimeout(Duration),
     /// No address could be found for the host name.
@@ -144,6 +146,11 @@ impl Reader {
 }
 
 impl Read for Reader {
+    /// Reads application bytes. Over TLS and WebSocket, a read that received only
+    /// the transport's own traffic (a WebSocket ping, part of a TLS record) fails
+    /// with [`io::ErrorKind::Interrupted`] instead of waiting again: `read_exact`
+    /// and the like simply retry, and a caller keeping a deadline gets to check it,
+    /// so a peer that only ever pings cannot hold a read open forever.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
             ReaderInner::Tcp(socket) => (&**socket).read(buf),
@@ -305,16 +312,13 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Handshake timeouts are set on the socket and cleared afterwards.
-fn with_handshake_timeout<T>(
+/// Runs a handshake over a [`Pipe`] with a deadline, which sets the socket's
+/// timeouts as it reads and writes, then clears them: after the handshake, whoever
+/// reads the connection decides how long to wait.
+fn clearing_timeouts<T>(
     socket: &TcpStream,
-    timeout: Duration,
     handshake: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
-    socket
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| socket.set_write_timeout(Some(timeout)))
-        .map_err(io_error("setting handshake timeout"))?;
     let result = handshake();
     socket
         .set_read_timeout(None)
@@ -417,8 +421,10 @@ impl Acceptor {
         self
     }
 
-    /// How long a TLS handshake plus WebSocket upgrade may take. A peer that stalls
-    /// longer is dropped, so it cannot hold a thread forever. Default 10 s.
+    /// How long a TLS handshake plus WebSocket upgrade may take, together, from the
+    /// call to [`accept`](Self::accept). A peer that takes longer is dropped, however
+    /// slowly it trickles its bytes, so it cannot hold a thread forever. Default 10 s.
+    /// See [`accept_until`](Self::accept_until) for a deadline that started earlier.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Acceptor {
         self.handshake_timeout = timeout;
         self
@@ -448,24 +454,52 @@ impl Acceptor {
     /// The socket may already be shared (`Arc<TcpStream>`), so that the caller can
     /// shut it down while the handshake runs.
     pub fn accept(&self, socket: impl Into<Arc<TcpStream>>) -> Result<Connection, Error> {
+        self.accept_until(socket, Instant::now().checked_add(self.handshake_timeout))
+    }
+
+    /// Like [`accept`](Self::accept), but the handshakes must be done by `deadline`
+    /// (`None`: no bound) instead of within the handshake timeout. For a server
+    /// whose deadline started earlier and covers more than the handshakes: an MQTT
+    /// broker gives a client one deadline from accept to CONNECT.
+    ///
+    /// ```no_run
+    /// use std::net::TcpListener;
+    /// use std::time::{Duration, Instant};
+    /// use wren::transport::Acceptor;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:8080")?;
+    /// let (socket, _) = listener.accept()?;
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// let connection = Acceptor::websocket().accept_until(socket, Some(deadline))?;
+    /// // ... read the first message, by the same deadline ...
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_until(
+        &self,
+        socket: impl Into<Arc<TcpStream>>,
+        deadline: Option<Instant>,
+    ) -> Result<Connection, Error> {
         let socket: Arc<TcpStream> = socket.into();
         let _ = socket.set_nodelay(true);
         let kind = self.kind();
         if kind == Kind::Tcp {
             return finish(socket, None, kind);
         }
-        let pipe = Pipe::connected(Arc::clone(&socket));
-        let timeout = self.handshake_timeout;
-        let layers = with_handshake_timeout(&socket, timeout, || {
+        // What a timeout error reports: the time this handshake was given.
+        let given = deadline.map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        let pipe = Pipe::connected(Arc::clone(&socket), deadline);
+        let layers = clearing_timeouts(&socket, || {
             let path = self.websocket_path.as_deref();
             let max = self.max_message_size;
             Ok(match (&self.tls, self.websocket) {
                 (Some(tls), false) => Layers::Tls(Box::new(
                     tls.accept(pipe)
-                        .map_err(|e| tls_handshake_error(e, timeout))?,
+                        .map_err(|e| tls_handshake_error(e, given))?,
                 )),
                 (None, true) => Layers::WebSocket(Box::new(
-                    websocket::accept(pipe, path, max, timeout).inspect_err(|e| {
+                    websocket::accept(pipe, path, max, given).inspect_err(|e| {
                         if matches!(e, Error::WebSocketNotUpgraded(_)) {
                             let _ = (&*socket).write_all(websocket::NOT_AN_UPGRADE);
                         }
@@ -474,8 +508,8 @@ impl Acceptor {
                 (Some(tls), true) => {
                     let tls = tls
                         .accept(pipe)
-                        .map_err(|e| tls_handshake_error(e, timeout))?;
-                    Layers::SecureWebSocket(Box::new(websocket::accept(tls, path, max, timeout)?))
+                        .map_err(|e| tls_handshake_error(e, given))?;
+                    Layers::SecureWebSocket(Box::new(websocket::accept(tls, path, max, given)?))
                 }
                 (None, false) => unreachable!("plain TCP returned above"),
             })
@@ -585,9 +619,9 @@ impl Dialer {
         if self.kind == Kind::Tcp {
             return finish(socket, None, self.kind);
         }
-        let pipe = Pipe::connected(Arc::clone(&socket));
         let timeout = self.timeout;
-        let layers = with_handshake_timeout(&socket, timeout, || {
+        let pipe = Pipe::connected(Arc::clone(&socket), Instant::now().checked_add(timeout));
+        let layers = clearing_timeouts(&socket, || {
             let tls = |pipe: Pipe| -> Result<native_tls::TlsStream<Pipe>, Error> {
                 let connector: TlsConnector = match &self.prepared_tls {
                     Some(connector) => connector.clone(),
