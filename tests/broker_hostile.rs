@@ -1204,9 +1204,13 @@ fn a_network_listener_refuses_anonymous_clients_unless_allowed() {
         ConnectReturnCode::NotAuthorized,
         "a listener on 0.0.0.0 refuses clients without a user name by default",
     );
-    Peer::accepted(addr, login("named", true, "someone", b"x"))
-        .0
-        .disconnect();
+    // Without a password file or hook, a user name alone is not authentication.
+    expect_refused(
+        addr,
+        login("named", true, "someone", b"x"),
+        ConnectReturnCode::NotAuthorized,
+        "an unchecked user name counts as anonymous",
+    );
 
     let (_open, addr) = network_broker(Some(true));
     Peer::connected(addr, "anonymous", true).0.disconnect();

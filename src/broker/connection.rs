@@ -763,7 +763,9 @@ impl Reader {
                 });
             }
             Some(AuthDecision::Defer) | None => {
-                if connect.username.is_none() && !self.listener.allow_anonymous {
+                // Nobody checked the credentials: a user name alone proves nothing,
+                // so the client counts as anonymous, as in mosquitto (fail closed).
+                if !self.listener.allow_anonymous {
                     return Err(ConnectReturnCode::NotAuthorized);
                 }
             }

@@ -158,8 +158,10 @@ impl std::fmt::Display for DisconnectReason {
 ///
 /// - [`authenticate`](Hook::authenticate): the first hook that returns
 ///   [`AuthDecision::Allow`] or [`AuthDecision::Deny`] decides. When every hook says
-///   [`AuthDecision::Defer`], the configuration decides: clients without a user name
-///   are let in only when `auth.allow_anonymous` is on, clients with one are let in.
+///   [`AuthDecision::Defer`], nobody has checked the client's credentials: it counts
+///   as anonymous, user name or not, and is let in only where anonymous clients are
+///   (see [`AuthConfig::allows_anonymous_on`](crate::config::AuthConfig::allows_anonymous_on)),
+///   as in mosquitto.
 /// - [`authorize_subscribe`](Hook::authorize_subscribe) and
 ///   [`authorize_publish`](Hook::authorize_publish): every hook must allow.
 /// - the `on_*` observers: every hook is told.
