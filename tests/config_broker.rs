@@ -728,7 +728,7 @@ fn every_limit_against_hostile_clients_is_a_key_and_0_means_no_limit() {
     assert_eq!(limits.max_connections_per_address, 4);
 
     let defaults = load("").config.limits;
-    assert_eq!(defaults.max_topic_levels, 200);
+    assert_eq!(defaults.max_topic_levels, 201);
     assert_eq!(defaults.persistent_client_expiration, None);
     assert_eq!(defaults.max_connections_per_address, usize::MAX);
 }

@@ -297,9 +297,10 @@ pub struct Limits {
     /// Grace added to one and a half keep-alives before a silent client is
     /// dropped (hbmqtt's `timeout-disconnect-delay`, seconds). Default 0.
     pub timeout_disconnect_delay: Duration,
-    /// Most levels in a topic name or filter (`max-topic-levels`). Default 200, as
-    /// mosquitto's fixed limit. A PUBLISH or will with a deeper topic closes the
-    /// connection; a deeper filter is refused in its SUBACK slot (0x80).
+    /// Most levels in a topic name or filter (`max-topic-levels`). Default 201:
+    /// mosquitto's fixed limit of 200 `/` separators. A PUBLISH or will with a
+    /// deeper topic closes the connection; a deeper filter is refused in its SUBACK
+    /// slot (0x80).
     pub max_topic_levels: usize,
     /// Most subscriptions one client may hold (`max-subscriptions-per-client`).
     /// Default 1000; a filter beyond is refused in its SUBACK slot (0x80).
@@ -352,7 +353,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             packet_timeout: Duration::from_secs(60),
             timeout_disconnect_delay: Duration::ZERO,
-            max_topic_levels: 200,
+            max_topic_levels: 201,
             max_subscriptions_per_client: 1000,
             max_retained_messages: 100_000,
             max_retained_bytes: 128 * 1024 * 1024,
