@@ -621,10 +621,11 @@ fn max_retained_messages_2_routes_but_does_not_retain_a_third_topic() {
 
 #[test]
 fn max_retained_bytes_routes_but_does_not_retain_beyond_the_byte_cap() {
-    // Each message is 3 topic bytes and 40 payload bytes: two fit in 100, three do not.
+    // Each message is 3 topic bytes and 4,000 payload bytes, and the tree that files
+    // them costs about half a KiB a level: two fit in 10,000, three do not.
     // `$SYS` off: its own retained messages would be counted with the clients'.
-    let broker = broker(|config| config.limits.max_retained_bytes = 100);
-    a_retained_cap_routes_but_does_not_retain_a_third_topic(&broker, Limit::RetainedBytes, 40);
+    let broker = broker(|config| config.limits.max_retained_bytes = 10_000);
+    a_retained_cap_routes_but_does_not_retain_a_third_topic(&broker, Limit::RetainedBytes, 4000);
 }
 
 #[test]

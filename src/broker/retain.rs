@@ -30,7 +30,18 @@ use crate::protocol::{Publish, TopicFilter};
 struct Node {
     /// In byte order of the level, so that every walk has one fixed order.
     children: BTreeMap<Box<str>, Node>,
-    message: Option<Publish>,
+    /// Boxed: most nodes only lead to others, and a B-tree leaf holds room for
+    /// eleven of them whether used or not.
+    message: Option<Box<Publish>>,
+}
+
+/// What one node of the tree costs in memory, for [`RetainedMessages::footprint`]:
+/// a node with one child still allocates a whole B-tree leaf (room for eleven
+/// children), so every node is charged a leaf. Where nodes share a leaf this
+/// overestimates, which errs on the safe side of `max-retained-bytes`.
+fn node_cost() -> usize {
+    const LEAF_CAPACITY: usize = 11;
+    LEAF_CAPACITY * std::mem::size_of::<(Box<str>, Node)>() + 16
 }
 
 impl Node {
@@ -63,6 +74,8 @@ pub(crate) struct RetainedMessages {
     root: Node,
     count: usize,
     bytes: usize,
+    /// Nodes below the root.
+    nodes: usize,
 }
 
 /// Where a replay stopped: the levels of the last node it visited.
@@ -96,10 +109,16 @@ impl RetainedMessages {
         }
         let mut node = &mut self.root;
         for level in publish.topic.split('/') {
-            node = node.children.entry(level.into()).or_default();
+            node = match node.children.entry(level.into()) {
+                btree_map::Entry::Occupied(child) => child.into_mut(),
+                btree_map::Entry::Vacant(place) => {
+                    self.nodes += 1;
+                    place.insert(Node::default())
+                }
+            };
         }
         // Stored without packet id or DUP: those belong to one delivery, not the message.
-        let mut stored = publish.clone();
+        let mut stored = Box::new(publish.clone());
         stored.compact();
         stored.packet_id = None;
         stored.dup = false;
@@ -123,6 +142,7 @@ impl RetainedMessages {
             return false;
         };
         let mut levels = topic.split('/');
+        let depth = topic.split('/').count();
         let removed = match prune {
             Some(depth) => {
                 // The node at `depth` and everything under it on the path hold
@@ -141,6 +161,8 @@ impl RetainedMessages {
         if removed {
             self.count -= 1;
             self.bytes -= size;
+            // The pruned nodes: from the highest emptied one down to the topic's.
+            self.nodes -= prune.map_or(0, |from| depth - from);
         }
         removed
     }
@@ -166,7 +188,7 @@ impl RetainedMessages {
             node = node.children.get(level)?;
             depth += 1;
         }
-        let size = stored_size(node.message.as_ref()?);
+        let size = stored_size(node.message.as_deref()?);
         let emptied = node.children.is_empty();
         Some((size, emptied.then(|| run_start.unwrap_or(depth - 1))))
     }
@@ -179,7 +201,7 @@ impl RetainedMessages {
         for level in topic.split('/') {
             node = node.children.get(level)?;
         }
-        node.message.as_ref().map(stored_size)
+        node.message.as_deref().map(stored_size)
     }
 
     /// The retained messages whose topics match `filter`, with RETAIN=1, in topic
@@ -225,7 +247,7 @@ impl RetainedMessages {
         let mut visited = 0;
         while let Some((level, node, step)) = walk.next_node() {
             if step.takes_message() {
-                messages.extend(node.message.iter().cloned());
+                messages.extend(node.message.iter().map(|message| Publish::clone(message)));
             }
             walk.enter(level, node, step);
             visited += 1;
@@ -247,10 +269,40 @@ impl RetainedMessages {
         self.count
     }
 
-    /// The bytes of all retained messages: topic plus payload of each, what the
-    /// `max-retained-bytes` limit holds down.
+    /// The bytes of all retained messages: topic plus payload of each.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// What the retained messages cost in memory: their [`bytes`](Self::bytes) and
+    /// the tree's nodes. A topic of 200 levels, each new, costs the tree far more
+    /// than its 400 bytes of name; this is what `max-retained-bytes` holds down.
+    pub(crate) fn footprint(&self) -> usize {
+        self.bytes + self.nodes * node_cost()
+    }
+
+    /// The [`footprint`](Self::footprint) once `publish` (a message to retain,
+    /// not a removal) is applied: for checking limits before
+    /// [`apply`](Self::apply).
+    pub(crate) fn footprint_with(&self, publish: &Publish) -> usize {
+        let mut node = Some(&self.root);
+        let mut new_nodes = 0;
+        for level in publish.topic.split('/') {
+            node = node.and_then(|node| node.children.get(level));
+            if node.is_none() {
+                new_nodes += 1;
+            }
+        }
+        let old = node
+            .and_then(|node| node.message.as_deref())
+            .map_or(0, stored_size);
+        self.footprint() - old + stored_size(publish) + new_nodes * node_cost()
+    }
+
+    /// Nodes below the root, for tests.
+    #[cfg(test)]
+    fn nodes(&self) -> usize {
+        self.nodes
     }
 }
 
@@ -852,5 +904,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_footprint_counts_the_nodes_a_topic_adds_and_gives_them_back() {
+        let message = |topic: &str, payload: &'static str| {
+            Publish::new(
+                TopicName::new(topic).unwrap(),
+                payload,
+                QoS::AtMostOnce,
+                true,
+            )
+        };
+        let mut retained = RetainedMessages::default();
+        let first = message("a/b/c", "x");
+        let predicted = retained.footprint_with(&first);
+        retained.apply(&first);
+        assert_eq!(retained.nodes(), 3);
+        assert_eq!(retained.footprint(), predicted);
+        assert_eq!(predicted, 6 + 3 * node_cost());
+        // A sibling shares two of the nodes.
+        let sibling = message("a/b/d", "y");
+        assert_eq!(
+            retained.footprint_with(&sibling),
+            predicted + 6 + node_cost()
+        );
+        retained.apply(&sibling);
+        assert_eq!(retained.nodes(), 4);
+        // Replacing a message adds no node; removing gives back what only it used.
+        let replacement = message("a/b/c", "zz");
+        assert_eq!(
+            retained.footprint_with(&replacement),
+            retained.footprint() + 1
+        );
+        assert!(retained.remove("a/b/c"));
+        assert_eq!(retained.nodes(), 3);
+        assert!(retained.remove("a/b/d"));
+        assert_eq!((retained.nodes(), retained.footprint()), (0, 0));
     }
 }

@@ -1131,11 +1131,10 @@ impl RouterState {
         if is_sys_topic(&publish.topic) {
             return true;
         }
-        let old = self.retained.size_of(&publish.topic);
-        let size = publish.topic.len() + publish.payload.len();
-        let limit = if old.is_none() && self.retained.len() >= self.limits.max_retained_messages {
+        let new_topic = self.retained.size_of(&publish.topic).is_none();
+        let limit = if new_topic && self.retained.len() >= self.limits.max_retained_messages {
             Limit::RetainedMessages
-        } else if self.retained.bytes() - old.unwrap_or(0) + size > self.limits.max_retained_bytes {
+        } else if self.retained.footprint_with(publish) > self.limits.max_retained_bytes {
             Limit::RetainedBytes
         } else {
             return true;
@@ -1144,10 +1143,10 @@ impl RouterState {
         if self.limit_log.allow(Instant::now()) {
             log::warn!(
                 "Not retaining the message on '{}': the broker holds {} retained messages \
-                 of {} bytes ({}).",
+                 in {} bytes ({}).",
                 publish.topic,
                 self.retained.len(),
-                self.retained.bytes(),
+                self.retained.footprint(),
                 limit.key()
             );
         }

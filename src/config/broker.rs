@@ -308,8 +308,10 @@ pub struct Limits {
     /// Most retained messages the broker holds (`max-retained-messages`). Default
     /// 100,000; a retained message on a new topic beyond is routed but not retained.
     pub max_retained_messages: usize,
-    /// Most topic and payload bytes of all retained messages together
-    /// (`max-retained-bytes`). Default 128 MiB; as for `max_retained_messages`.
+    /// Most memory all retained messages may take together (`max-retained-bytes`):
+    /// their topics and payloads, and the tree that files them by topic level (about
+    /// half a KiB for each level no other retained topic shares). Default 128 MiB; as
+    /// for `max_retained_messages`.
     pub max_retained_bytes: usize,
     /// Most persistent sessions (clean session 0) the broker holds, connected or
     /// not (`max-persistent-sessions`). Default 10,000; a CONNECT that would create
