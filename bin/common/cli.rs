@@ -15,7 +15,9 @@
 //! hbmqtt's `--config FILE` (also `--config-file`) names a client settings file in
 //! hbmqtt's YAML layout (`broker: uri:`, `keep_alive`, `will`, `default_qos`,
 //! `auto_reconnect`, ...). Its settings are defaults: any option on the command
-//! line wins, wherever it stands.
+//! line wins, wherever it stands. The library reads it
+//! (`ClientOptions::apply_config`), so a file means the same to the tools as to
+//! any other wren client.
 //!
 //! TLS follows mosquitto's rules: `--cafile`, `--cert`, `--tls-use-os-certs`, an
 //! `mqtts://` URL or port 8883 turn it on, and without `-p` the port becomes 8883.
@@ -31,12 +33,13 @@ use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use wren::client::{ClientOptions, Reconnect, TlsVersion};
 use wren::config::ClientConfig;
 use wren::protocol::{ProtocolVersion, QoS, TopicName};
+use wren::transport::Kind;
 
-use super::url::{self, Scheme};
+use super::url;
 
 /// A problem with the arguments, printed as mosquitto prints it: `Error: ...`, then
 /// (usually) a blank line and `Use 'wren-sub --help' to see usage.`. Exit code 1.
@@ -144,17 +147,6 @@ pub struct WillArgs {
     pub retain: bool,
 }
 
-/// The oldest TLS version to accept (`--tls-version`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// `tlsv1`.
-    Tls10,
-    /// `tlsv1.1`.
-    Tls11,
-    /// `tlsv1.2`, the default.
-    Tls12,
-}
-
 /// TLS settings: `--cafile`, `--cert`, `--key`, `--insecure`, ...
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsArgs {
@@ -175,17 +167,6 @@ pub struct TlsArgs {
     pub min_version: Option<TlsVersion>,
 }
 
-/// Reconnection settings from a `--config` file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconnectArgs {
-    /// `auto_reconnect`.
-    pub enabled: bool,
-    /// `reconnect_max_interval`.
-    pub max_interval: Duration,
-    /// `reconnect_retries`; `None` for ever.
-    pub retries: Option<u32>,
-}
-
 /// How to reach the broker and who to be there: the options both tools share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectArgs {
@@ -194,7 +175,7 @@ pub struct ConnectArgs {
     /// `-p`, or the port of `-L`; see [`ConnectArgs::effective_port`] when absent.
     pub port: Option<u16>,
     /// The scheme of `-L`: TCP unless it says otherwise.
-    pub scheme: Scheme,
+    pub scheme: Kind,
     /// The HTTP path of a `ws://` or `wss://` URL.
     pub websocket_path: Option<String>,
     /// TLS settings.
@@ -221,7 +202,7 @@ pub struct ConnectArgs {
     pub qos_given: bool,
     /// How to reconnect, when `--config` says (`auto_reconnect`, ...); otherwise
     /// each tool does as its mosquitto counterpart.
-    pub reconnect: Option<ReconnectArgs>,
+    pub reconnect: Option<Reconnect>,
     /// `-M`: most QoS 1/2 messages in flight at once; 20 by default.
     pub max_inflight: u32,
     /// `--nodelay`: disable Nagle's algorithm.
@@ -241,7 +222,7 @@ impl Default for ConnectArgs {
         ConnectArgs {
             host: "localhost".to_owned(),
             port: None,
-            scheme: Scheme::Mqtt,
+            scheme: Kind::Tcp,
             websocket_path: None,
             tls: TlsArgs::default(),
             client_id: None,
@@ -277,12 +258,12 @@ impl ConnectArgs {
     }
 
     /// How to connect, once TLS options are taken into account.
-    pub fn effective_scheme(&self) -> Scheme {
-        match (self.scheme, self.uses_tls()) {
-            (Scheme::Mqtt | Scheme::Mqtts, false) => Scheme::Mqtt,
-            (Scheme::Mqtt | Scheme::Mqtts, true) => Scheme::Mqtts,
-            (Scheme::Ws | Scheme::Wss, false) => Scheme::Ws,
-            (Scheme::Ws | Scheme::Wss, true) => Scheme::Wss,
+    pub fn effective_scheme(&self) -> Kind {
+        match (self.scheme.is_websocket(), self.uses_tls()) {
+            (false, false) => Kind::Tcp,
+            (false, true) => Kind::Tls,
+            (true, false) => Kind::WebSocket,
+            (true, true) => Kind::SecureWebSocket,
         }
     }
 
@@ -475,34 +456,40 @@ impl<T: ToolOptions> Parser<T> {
         }
         let config = loaded.config;
         let c = &mut self.connect;
-        if let Some(uri) = &config.broker.uri {
-            let url = url::parse(uri)
-                .map_err(|e| ArgError::line(format!("--config: broker uri: {e}")))?;
-            c.host = url.host;
-            c.port = Some(url.port);
-            c.scheme = url.scheme;
-            c.websocket_path = url.websocket_path;
-            c.username = url.username;
-            c.password = url.password.map(String::into_bytes);
-        }
         if config.broker.capath.is_some() {
+            // The library refuses it too; this is mosquitto's way of saying so.
             return Err(ArgError::line(
                 "--config: capath (a directory of CA certificates) is not supported yet; use cafile.",
             ));
         }
-        c.tls.ca_file = config.broker.cafile.clone();
-        c.tls.ca_data = config.broker.cadata.clone();
+        // The library reads the file as it would for any client; what it gives
+        // becomes the defaults that the command line may override.
+        let options = ClientOptions::new(c.host.clone(), c.effective_port())
+            .apply_config(&config)
+            .map_err(|e| ArgError::line(format!("--config: {e}")))?;
+        if config.broker.uri.is_some() {
+            c.host = options.get_host().to_owned();
+            c.port = Some(options.get_port());
+            c.scheme = options.get_kind();
+            c.websocket_path = options
+                .get_kind()
+                .is_websocket()
+                .then(|| options.get_websocket_path().to_owned());
+            c.username = options.get_username().map(str::to_owned);
+            c.password = options.get_password().map(<[u8]>::to_vec);
+        }
+        let tls = options.get_tls();
+        c.tls.ca_file = tls.ca_file.clone();
+        c.tls.ca_data = tls.ca_data.clone();
+        c.tls.insecure = tls.insecure;
+        // Each on its own, so that one without the other is refused as on the
+        // command line.
         c.tls.cert = config.certfile.clone();
         c.tls.key = config.keyfile.clone();
-        c.tls.insecure = !config.check_hostname;
-        c.keep_alive = u16::try_from(config.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        c.keep_alive = u16::try_from(options.get_keep_alive().as_secs()).unwrap_or(u16::MAX);
         c.clean_session = config.clean_session;
         c.qos = config.default_qos;
-        c.reconnect = Some(ReconnectArgs {
-            enabled: config.auto_reconnect,
-            max_interval: config.reconnect_max_interval,
-            retries: config.reconnect_retries,
-        });
+        c.reconnect = Some(options.get_reconnect());
         if let Some(will) = &config.will {
             c.will = WillArgs {
                 topic: Some(TopicName::new(will.topic.clone()).map_err(|_| {
@@ -684,9 +671,9 @@ impl<T: ToolOptions> Parser<T> {
             "--tls-version" => {
                 let value = args.text("--tls-version", "version")?;
                 c.tls.min_version = Some(match value.as_str() {
-                    "tlsv1.2" => TlsVersion::Tls12,
-                    "tlsv1.1" => TlsVersion::Tls11,
-                    "tlsv1" => TlsVersion::Tls10,
+                    "tlsv1.2" => TlsVersion::V1_2,
+                    "tlsv1.1" => TlsVersion::V1_1,
+                    "tlsv1" => TlsVersion::V1_0,
                     "tlsv1.3" => {
                         return Err(ArgError::line(
                             "--tls-version: requiring TLS 1.3 is not supported yet; TLS 1.3 is used whenever the broker offers it.",
@@ -942,25 +929,22 @@ mod tests {
             let (c, _) = run(args).unwrap();
             (c.effective_scheme(), c.effective_port())
         };
-        assert_eq!(tls(&["-t", "a"]), (Scheme::Mqtt, 1883));
-        assert_eq!(
-            tls(&["-t", "a", "--cafile", "ca.pem"]),
-            (Scheme::Mqtts, 8883)
-        );
+        assert_eq!(tls(&["-t", "a"]), (Kind::Tcp, 1883));
+        assert_eq!(tls(&["-t", "a", "--cafile", "ca.pem"]), (Kind::Tls, 8883));
         assert_eq!(
             tls(&["-t", "a", "--cafile", "ca.pem", "-p", "1"]),
-            (Scheme::Mqtts, 1)
+            (Kind::Tls, 1)
         );
-        assert_eq!(tls(&["-t", "a", "-p", "8883"]), (Scheme::Mqtts, 8883));
+        assert_eq!(tls(&["-t", "a", "-p", "8883"]), (Kind::Tls, 8883));
+        assert_eq!(tls(&["-t", "a", "--tls-use-os-certs"]), (Kind::Tls, 8883));
+        assert_eq!(tls(&["-L", "mqtts://h/t"]), (Kind::Tls, 8883));
         assert_eq!(
-            tls(&["-t", "a", "--tls-use-os-certs"]),
-            (Scheme::Mqtts, 8883)
+            tls(&["--url", "ws://h/mqtt", "-t", "a"]),
+            (Kind::WebSocket, 80)
         );
-        assert_eq!(tls(&["-L", "mqtts://h/t"]), (Scheme::Mqtts, 8883));
-        assert_eq!(tls(&["--url", "ws://h/mqtt", "-t", "a"]), (Scheme::Ws, 80));
         assert_eq!(
             tls(&["--url", "wss://h:9001", "-t", "a"]),
-            (Scheme::Wss, 9001)
+            (Kind::SecureWebSocket, 9001)
         );
         assert_eq!(
             error(&["-t", "a", "--cert", "c.pem"]),
@@ -1124,6 +1108,23 @@ mod tests {
             "Error: --config argument given but no file specified.\n\n\n\
              Use 'wren-sub --help' to see usage.\n"
         );
+    }
+
+    #[test]
+    fn a_config_file_broker_is_read_as_the_library_reads_it() {
+        let path =
+            std::env::temp_dir().join(format!("wren-cli-test-ws-{}.yaml", std::process::id()));
+        std::fs::write(&path, "broker:\n  uri: wss://u%40x:p@example:9001/ws\n").unwrap();
+        let file = path.to_str().unwrap();
+        let (c, _) = run(&["-t", "a", "--config", file]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            (c.effective_scheme(), c.effective_port()),
+            (Kind::SecureWebSocket, 9001)
+        );
+        assert_eq!(c.websocket_path.as_deref(), Some("/ws"));
+        assert_eq!(c.username.as_deref(), Some("u@x"));
+        assert_eq!(c.password.as_deref(), Some(&b"p"[..]));
     }
 
     #[test]

@@ -10,53 +10,31 @@
 use std::io;
 use std::time::Duration;
 
-use native_tls::Protocol;
 use wren::client::{Client, ClientOptions, Error, LastWill, Reconnect};
 use wren::transport::ClientTls;
 
-use super::cli::{ConnectArgs, TlsVersion};
+use super::cli::ConnectArgs;
 use super::exit::{self, Reporter};
-use super::url::Scheme;
 
 /// The client options `args` describe; `reconnect` is the tool's own choice, which
 /// a `--config` file may override.
-pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> Result<ClientOptions, Error> {
-    let reconnect = match args.reconnect {
-        Some(settings) => Reconnect {
-            enabled: settings.enabled,
-            max_interval: settings.max_interval,
-            retries: settings.retries,
-        },
-        None => reconnect,
-    };
-    let scheme = args.effective_scheme();
-    let port = args.effective_port();
-    let mut options = match scheme {
-        Scheme::Mqtt => ClientOptions::new(args.host.clone(), port),
-        // The other transports are chosen by URL; credentials are set below, as
-        // given, rather than percent-encoded into it.
-        _ => {
-            let host = if args.host.contains(':') {
-                format!("[{}]", args.host)
-            } else {
-                args.host.clone()
-            };
-            let path = args.websocket_path.as_deref().unwrap_or("");
-            ClientOptions::from_url(&format!("{}://{host}:{port}{path}", scheme.name()))?
-        }
-    };
-    if scheme.is_tls() {
+pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions {
+    let kind = args.effective_scheme();
+    let mut options = ClientOptions::new(args.host.clone(), args.effective_port()).transport(kind);
+    if let Some(path) = &args.websocket_path {
+        options = options.websocket_path(path.as_str());
+    }
+    if kind.is_tls() {
         options = options.tls(ClientTls {
             ca_file: args.tls.ca_file.clone(),
             ca_data: args.tls.ca_data.clone(),
             client_cert: args.tls.cert.clone().zip(args.tls.key.clone()),
             insecure: args.tls.insecure,
-            min_version: args.tls.min_version.map(|version| match version {
-                TlsVersion::Tls10 => Protocol::Tlsv10,
-                TlsVersion::Tls11 => Protocol::Tlsv11,
-                TlsVersion::Tls12 => Protocol::Tlsv12,
-            }),
+            ..ClientTls::default()
         });
+        if let Some(version) = args.tls.min_version {
+            options = options.tls_min_version(version);
+        }
     }
     options = options
         .client_id(args.effective_client_id())
@@ -64,7 +42,7 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> Result<Client
         .keep_alive(Duration::from_secs(u64::from(args.keep_alive)))
         .protocol(args.protocol)
         .max_inflight(u16::try_from(args.max_inflight).unwrap_or(u16::MAX))
-        .reconnect(reconnect);
+        .reconnect(args.reconnect.unwrap_or(reconnect));
     match (&args.username, &args.password) {
         (Some(username), Some(password)) => {
             options = options.credentials(username.clone(), password.clone());
@@ -81,7 +59,7 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> Result<Client
             args.will.retain,
         ));
     }
-    Ok(options)
+    options
 }
 
 /// Connects, or reports why not and returns the exit code to leave with.
@@ -97,11 +75,7 @@ pub fn connect(
         report.error("Error: Problem setting username and/or password.\n");
         return Err(exit::FAILURE);
     }
-    let options = client_options(args, reconnect).map_err(|error| {
-        report.error(&format!("Error: {error}\n"));
-        exit::FAILURE
-    })?;
-    Client::connect(options).map_err(|error| {
+    Client::connect(client_options(args, reconnect)).map_err(|error| {
         let (text, code) = describe(&error, refused_note);
         report.error(&text);
         code

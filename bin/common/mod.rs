@@ -1,8 +1,7 @@
 //! What `wren-pub` and `wren-sub` share: the command line they both accept
 //! ([`cli`], [`url`]), connecting and reporting a failure ([`connect`]), exit codes
 //! ([`exit`]) and the `-d` packet log ([`debug`]). What belongs to one tool alone
-//! lives beside this module, in `publisher/` and `subscriber/`, which each binary
-//! includes for itself.
+//! lives in that tool's own folder, `bin/wren-pub/` or `bin/wren-sub/`.
 //!
 //! Both tools take mosquitto_pub / mosquitto_sub's options with the same letters,
 //! defaults, messages and exit codes, so a script written for mosquitto runs with

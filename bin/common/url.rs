@@ -9,51 +9,13 @@
 //! 80) and `wss://` (port 443), are accepted too; their path is the HTTP path of
 //! the WebSocket, not a topic.
 
-/// How a URL says to reach the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// `mqtt://`: TCP.
-    Mqtt,
-    /// `mqtts://`: TLS.
-    Mqtts,
-    /// `ws://`: WebSocket.
-    Ws,
-    /// `wss://`: WebSocket over TLS.
-    Wss,
-}
-
-impl Scheme {
-    /// The scheme as written in a URL.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::Mqtt => "mqtt",
-            Scheme::Mqtts => "mqtts",
-            Scheme::Ws => "ws",
-            Scheme::Wss => "wss",
-        }
-    }
-
-    /// The port used when the URL names none.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Scheme::Mqtt => 1883,
-            Scheme::Mqtts => 8883,
-            Scheme::Ws => 80,
-            Scheme::Wss => 443,
-        }
-    }
-
-    /// Whether the connection is encrypted.
-    pub fn is_tls(self) -> bool {
-        matches!(self, Scheme::Mqtts | Scheme::Wss)
-    }
-}
+use wren::transport::Kind;
 
 /// The parts of a broker URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     /// How to connect.
-    pub scheme: Scheme,
+    pub scheme: Kind,
     /// Host name or address.
     pub host: String,
     /// The port written in the URL, or the scheme's default (1883, 8883).
@@ -92,10 +54,12 @@ impl std::fmt::Display for UrlError {
 
 /// Splits `url` into its parts.
 pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
-    let (scheme, rest) = [Scheme::Mqtt, Scheme::Mqtts, Scheme::Ws, Scheme::Wss]
+    // Only the four schemes mosquitto and hbmqtt write, not the library's aliases
+    // (`tcp://`, `ssl://`, ...).
+    let (scheme, rest) = [Kind::Tcp, Kind::Tls, Kind::WebSocket, Kind::SecureWebSocket]
         .into_iter()
         .find_map(|scheme| {
-            strip_prefix_ignore_case(url, &format!("{}://", scheme.name()))
+            strip_prefix_ignore_case(url, &format!("{}://", scheme.scheme()))
                 .map(|rest| (scheme, rest))
         })
         .ok_or(UrlError::UnsupportedScheme)?;
@@ -104,12 +68,13 @@ pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
         Some((authority, path)) => (authority, Some(path)),
         None => (rest, None),
     };
-    let (topic, websocket_path) = match scheme {
-        Scheme::Mqtt | Scheme::Mqtts => (path.map(str::to_owned), None),
-        Scheme::Ws | Scheme::Wss => (
+    let (topic, websocket_path) = if scheme.is_websocket() {
+        (
             None,
             path.filter(|p| !p.is_empty()).map(|p| format!("/{p}")),
-        ),
+        )
+    } else {
+        (path.map(str::to_owned), None)
     };
     // mosquitto splits at the first '@' and then at the first ':' of the user part.
     let (username, password, host_port) = match authority.split_once('@') {
@@ -171,7 +136,7 @@ mod tests {
         assert_eq!(
             url,
             BrokerUrl {
-                scheme: Scheme::Mqtt,
+                scheme: Kind::Tcp,
                 host: "broker.example".into(),
                 port: 1884,
                 username: Some("ann".into()),
@@ -186,7 +151,7 @@ mod tests {
     fn the_scheme_is_case_insensitive_and_chooses_the_default_port() {
         assert_eq!(parse("MQTT://h/t").unwrap().port, 1883);
         let tls = parse("mqtts://h/t").unwrap();
-        assert_eq!((tls.scheme, tls.port), (Scheme::Mqtts, 8883));
+        assert_eq!((tls.scheme, tls.port), (Kind::Tls, 8883));
         assert_eq!(parse("ws://h").unwrap().port, 80);
         assert_eq!(parse("wss://h").unwrap().port, 443);
     }

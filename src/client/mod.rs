@@ -61,7 +61,9 @@ use parking_lot::Mutex;
 pub use self::connection::PACKET_LOG_TARGET;
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
-pub use self::options::{ClientOptions, IntoClientOptions, LastWill, Reconnect, TopicDefaults};
+pub use self::options::{
+    ClientOptions, IntoClientOptions, LastWill, Reconnect, TlsVersion, TopicDefaults,
+};
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
 pub use crate::transport::{ClientTls, Kind};

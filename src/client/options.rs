@@ -92,6 +92,29 @@ impl Reconnect {
     }
 }
 
+/// The oldest TLS version a client accepts from the broker
+/// ([`ClientOptions::tls_min_version`]); TLS 1.2 unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.0, for old brokers only.
+    V1_0,
+    /// TLS 1.1, for old brokers only.
+    V1_1,
+    /// TLS 1.2, the default.
+    V1_2,
+}
+
+impl TlsVersion {
+    fn protocol(self) -> native_tls::Protocol {
+        match self {
+            TlsVersion::V1_0 => native_tls::Protocol::Tlsv10,
+            TlsVersion::V1_1 => native_tls::Protocol::Tlsv11,
+            TlsVersion::V1_2 => native_tls::Protocol::Tlsv12,
+        }
+    }
+}
+
 /// The QoS and retain flag used for one topic by
 /// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,12 +293,52 @@ impl ClientOptions {
     /// ```
     ///
     /// TLS comes from `broker.cafile`, `broker.cadata`, `certfile`, `keyfile` and
-    /// `check_hostname`. Fails when `broker.uri` is missing or invalid.
+    /// `check_hostname`. Fails when `broker.uri` is missing or invalid, and when
+    /// `broker.capath` is given (see [`apply_config`](Self::apply_config)).
     pub fn from_config(config: &ClientConfig) -> Result<ClientOptions, Error> {
         let uri = config.broker.uri.as_deref().ok_or_else(|| {
             Error::InvalidOptions("the client settings name no broker (broker: uri:)".into())
         })?;
-        let mut options = ClientOptions::from_url(uri)?
+        ClientOptions::from_url(uri)?.apply_config(config)
+    }
+
+    /// Takes hbmqtt-style client settings on top of these options, as
+    /// [`from_config`](Self::from_config) does, except that `broker.uri` may be
+    /// missing: when given, it replaces the broker (transport, host, port, WebSocket
+    /// path, user name and password); otherwise the broker stays as it is. The
+    /// other settings, TLS included, replace the ones already set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wren::client::ClientOptions;
+    /// use wren::config::ClientConfig;
+    ///
+    /// let config = ClientConfig::from_yaml_str("keep_alive: 30\n", "client.yaml")?;
+    /// let options = ClientOptions::new("broker.example", 1884).apply_config(&config)?;
+    /// assert_eq!((options.get_host(), options.get_port()), ("broker.example", 1884));
+    /// assert_eq!(options.get_keep_alive(), Duration::from_secs(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Fails when `broker.uri` is invalid, or when `broker.capath` names a directory
+    /// of CA certificates, which wren-mqtt cannot read yet: ignoring it would trust
+    /// other authorities than the settings say.
+    pub fn apply_config(mut self, config: &ClientConfig) -> Result<ClientOptions, Error> {
+        if let Some(uri) = &config.broker.uri {
+            let broker = ClientOptions::from_url(uri)?;
+            self.kind = broker.kind;
+            self.host = broker.host;
+            self.port = broker.port;
+            self.websocket_path = broker.websocket_path;
+            self.username = broker.username;
+            self.password = broker.password;
+        }
+        if config.broker.capath.is_some() {
+            return Err(Error::InvalidOptions(
+                "capath (a directory of CA certificates) is not supported yet; use cafile".into(),
+            ));
+        }
+        let mut options = self
             .keep_alive(config.keep_alive)
             .ping_delay(config.ping_delay)
             .clean_session(config.clean_session)
@@ -302,12 +365,6 @@ impl ClientOptions {
             insecure: !config.check_hostname,
             ..ClientTls::default()
         };
-        if let Some(capath) = &config.broker.capath {
-            log::warn!(
-                "capath {} is ignored: name a CA file with cafile instead",
-                capath.display()
-            );
-        }
         if let Some(will) = &config.will {
             options = options.will(LastWill::new(
                 will.topic.clone(),
@@ -334,6 +391,51 @@ impl ClientOptions {
     /// ```
     pub fn tls(mut self, tls: ClientTls) -> ClientOptions {
         self.tls = tls;
+        self
+    }
+
+    /// The oldest TLS version to accept from the broker: TLS 1.2 by default. Set
+    /// it after [`tls`](Self::tls), which replaces every TLS setting.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, TlsVersion};
+    ///
+    /// let options = ClientOptions::from_url("mqtts://old-broker.example")?
+    ///     .tls_min_version(TlsVersion::V1_1);
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn tls_min_version(mut self, version: TlsVersion) -> ClientOptions {
+        self.tls.min_version = Some(version.protocol());
+        self
+    }
+
+    /// The transport: TCP, TLS, WebSocket or WebSocket over TLS, as a URL's scheme
+    /// chooses it. The port stays as it is.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, Kind};
+    ///
+    /// let options = ClientOptions::new("broker.example", 9001).transport(Kind::WebSocket);
+    /// assert_eq!((options.get_kind(), options.get_port()), (Kind::WebSocket, 9001));
+    /// ```
+    pub fn transport(mut self, kind: Kind) -> ClientOptions {
+        self.kind = kind;
+        self
+    }
+
+    /// The HTTP path of a WebSocket connection (`ws://` and `wss://`): `/mqtt` by
+    /// default. It may end with a `?query`.
+    ///
+    /// ```
+    /// use wren::client::{ClientOptions, Kind};
+    ///
+    /// let options = ClientOptions::new("broker.example", 443)
+    ///     .transport(Kind::SecureWebSocket)
+    ///     .websocket_path("/ws");
+    /// assert_eq!(options.get_websocket_path(), "/ws");
+    /// ```
+    pub fn websocket_path(mut self, path: impl Into<String>) -> ClientOptions {
+        self.websocket_path = path.into();
         self
     }
 
@@ -494,6 +596,36 @@ impl ClientOptions {
     /// The broker's port.
     pub fn get_port(&self) -> u16 {
         self.port
+    }
+
+    /// The HTTP path of a WebSocket connection.
+    pub fn get_websocket_path(&self) -> &str {
+        &self.websocket_path
+    }
+
+    /// The TLS settings.
+    pub fn get_tls(&self) -> &ClientTls {
+        &self.tls
+    }
+
+    /// The user name set, if any.
+    pub fn get_username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// The password set, if any.
+    pub fn get_password(&self) -> Option<&[u8]> {
+        self.password.as_deref()
+    }
+
+    /// The keep-alive.
+    pub fn get_keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// The reconnect policy.
+    pub fn get_reconnect(&self) -> Reconnect {
+        self.reconnect
     }
 
     /// The client id set, if any.
@@ -749,6 +881,40 @@ mod tests {
             options.will,
             Some(LastWill::new("bye", "gone", QoS::ExactlyOnce, true))
         );
+    }
+
+    #[test]
+    fn settings_without_a_broker_keep_the_broker_already_set() {
+        let config = ClientConfig::from_yaml_str("keep_alive: 30\n", "client.yaml").unwrap();
+        let options = ClientOptions::new("h", 1999)
+            .transport(Kind::Tls)
+            .apply_config(&config)
+            .unwrap();
+        assert_eq!(
+            (options.get_kind(), options.get_host(), options.get_port()),
+            (Kind::Tls, "h", 1999)
+        );
+        assert_eq!(options.keep_alive, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_directory_of_ca_certificates_is_refused_not_ignored() {
+        let config = ClientConfig::from_yaml_str(
+            "broker: {uri: 'mqtts://h', capath: /etc/ssl/certs}\n",
+            "client.yaml",
+        )
+        .unwrap();
+        let error = ClientOptions::from_config(&config).unwrap_err();
+        assert!(error.to_string().contains("capath"), "{error}");
+    }
+
+    #[test]
+    fn the_tls_minimum_version_is_a_wren_type() {
+        let options = ClientOptions::new("h", 1).tls_min_version(TlsVersion::V1_1);
+        assert!(matches!(
+            options.tls.min_version,
+            Some(native_tls::Protocol::Tlsv11)
+        ));
     }
 
     #[test]

@@ -158,7 +158,11 @@ pub struct BrokerConnection {
     pub uri: Option<String>,
     /// PEM file of CA certificates to trust for `mqtts`/`wss` (`cafile`).
     pub cafile: Option<PathBuf>,
-    /// Directory of PEM CA certificates to trust (`capath`).
+    /// Directory of PEM CA certificates to trust (`capath`), as mosquitto's
+    /// `--capath`. Read, but not supported yet: [`ClientOptions::from_config`]
+    /// refuses settings that name one rather than trust other authorities.
+    ///
+    /// [`ClientOptions::from_config`]: crate::client::ClientOptions::from_config
     pub capath: Option<PathBuf>,
     /// PEM CA certificates given inline (`cadata`).
     pub cadata: Option<String>,

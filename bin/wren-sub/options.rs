@@ -7,7 +7,7 @@ use wren::protocol::TopicFilter;
 
 use crate::common::cli::{self, ArgError, Args, ConnectArgs, ToolOptions};
 
-use super::output::{Format, Printer};
+use crate::output::{Format, Printer};
 
 /// Everything `wren-sub` was asked to do besides connecting.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 
 use wren::protocol::{topic, TopicFilter};
 
-use super::options::SubOptions;
+use crate::options::SubOptions;
 
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use super::clock::Now;
-use super::json::{self, Value};
+use crate::clock::Now;
+use crate::json::{self, Value};
 
 /// What is printed of one message.
 #[derive(Debug, Clone, Copy)]

@@ -6,9 +6,16 @@
 //! wren-sub -t 'a/#' -F '%I %t %p' -C 10
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "common/subscriber/mod.rs"]
-mod subscriber;
+// What is wren-sub's own: its options, its help text and how it prints messages.
+mod clock;
+mod filter;
+mod json;
+mod options;
+mod output;
+mod signals;
+mod usage;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,15 +23,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wren::client::{Client, Error, QoS, Reconnect, Subscription, Wait};
 
+use clock::Now;
 use common::cli::{self, ConnectArgs};
 use common::connect;
 use common::exit::{self, Reporter};
-use subscriber::clock::Now;
-use subscriber::filter::{Decision, MessageFilter};
-use subscriber::options::SubOptions;
-use subscriber::output::Delivery;
-use subscriber::signals::Interrupt;
-use subscriber::usage;
+use filter::{Decision, MessageFilter};
+use options::SubOptions;
+use output::Delivery;
+use signals::Interrupt;
 
 /// The exit code when `-W` runs out: mosquitto's `MOSQ_ERR_TIMEOUT`.
 const TIMED_OUT: u8 = 27;

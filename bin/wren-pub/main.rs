@@ -6,9 +6,13 @@
 //! tail -f app.log | wren-pub -t logs/app -l
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "common/publisher/mod.rs"]
-mod publisher;
+// What is wren-pub's own: its options, its help text and where its messages come
+// from.
+mod input;
+mod options;
+mod usage;
 
 use std::collections::VecDeque;
 use std::io;
@@ -19,9 +23,8 @@ use wren::client::{Client, Error, Pending, Reconnect};
 use common::cli::{self, ArgError, ConnectArgs, ToolOptions};
 use common::connect;
 use common::exit::{self, Reporter};
-use publisher::input::{self, Lines};
-use publisher::options::{PubOptions, Source};
-use publisher::usage;
+use input::Lines;
+use options::{PubOptions, Source};
 
 /// How many unacknowledged `-l` messages are kept before waiting for the oldest.
 /// The client bounds what is in flight; this bounds what we hold on to.

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
 
-use super::options::MAX_PAYLOAD;
+use crate::options::MAX_PAYLOAD;
 
 /// `-f`: the whole file is one message; an empty file is an empty message.
 /// The error text is mosquitto's two lines.
