@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 
-use super::event::{outbox, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver, ReadGate};
+use super::event::{
+    outbox, Closer, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver, ReadGate,
+};
 use super::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hooks};
 use super::stats::{bump, Counters, Limit};
 use crate::config::{AuthConfig, Limits};
@@ -191,31 +193,6 @@ impl Shared {
     }
 }
 
-/// Closes a connection's socket from another thread (the router, or the listener at
-/// shutdown). Shutting the socket down wakes its reader and writer, which then exit.
-#[derive(Debug, Clone)]
-pub(crate) struct Closer(Option<Arc<TcpStream>>);
-
-impl Closer {
-    pub(crate) fn new(stream: &Arc<TcpStream>) -> Closer {
-        Closer(Some(stream.clone()))
-    }
-
-    /// A closer with no socket: for inline clients, and for driving the router
-    /// without a network in tests.
-    pub(crate) fn detached() -> Closer {
-        Closer(None)
-    }
-
-    /// Closes the connection in both directions. Closing twice is harmless.
-    pub(crate) fn close(&self) {
-        if let Some(stream) = &self.0 {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// What a connection knows of the listener that accepted it.
 #[derive(Debug)]
 pub(crate) struct ListenerSide {
     /// The listener's name, for logs and [`ClientInfo::listener`].

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use super::connection::Closer;
-use super::event::{outbox, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver};
+use super::event::{outbox, Closer, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver};
 use super::hooks::{ClientInfo, DisconnectReason};
 use super::Error;
 use crate::protocol::{

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::connection::{self, Closer, ListenerSide, Shared};
+use super::connection::{self, ListenerSide, Shared};
 use super::error::Error;
-use super::event::ConnectionId;
+use super::event::{Closer, ConnectionId};
 use super::stats::{bump, Limit};
 use crate::config::{Limits, ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, ServerTls};

@@ -45,9 +45,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::connection::Closer;
 use super::event::{
-    ConnectionId, Event, NewConnection, Outbox, Qos0Room, ReadGate, SendFailure,
+    Closer, ConnectionId, Event, NewConnection, Outbox, Qos0Room, ReadGate, SendFailure,
     HANDLED_REPORT_EVERY,
 };
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
