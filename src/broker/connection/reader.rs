@@ -14,7 +14,7 @@ use super::checks::{check_client_id, check_lengths, effective_keep_alive, levels
 use super::clock::{Expired, LastRead, ReadClock};
 use super::{writer, ListenerSide, Shared};
 use crate::broker::event::{
-    outbox, Closer, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate,
+    outbox, Ack, Closer, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate,
 };
 use crate::broker::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason};
 use crate::broker::stats::{bump, Limit};
@@ -465,16 +465,28 @@ impl Reader {
                         );
                         false
                     });
-                    Event::Packet {
+                    Event::Unsubscribe {
                         connection,
-                        packet: Packet::Unsubscribe(unsubscribe),
+                        unsubscribe,
                     }
                 }
-                packet @ (Packet::PubAck(_)
-                | Packet::PubRec(_)
-                | Packet::PubRel(_)
-                | Packet::PubComp(_)
-                | Packet::PingReq) => Event::Packet { connection, packet },
+                Packet::PubAck(ack) => Event::Ack {
+                    connection,
+                    ack: Ack::PubAck(ack.packet_id),
+                },
+                Packet::PubRec(ack) => Event::Ack {
+                    connection,
+                    ack: Ack::PubRec(ack.packet_id),
+                },
+                Packet::PubRel(ack) => Event::Ack {
+                    connection,
+                    ack: Ack::PubRel(ack.packet_id),
+                },
+                Packet::PubComp(ack) => Event::Ack {
+                    connection,
+                    ack: Ack::PubComp(ack.packet_id),
+                },
+                Packet::PingReq => Event::PingReq { connection },
                 Packet::Disconnect => return DisconnectReason::Disconnect,
                 Packet::Connect(_) => {
                     return DisconnectReason::ProtocolViolation(

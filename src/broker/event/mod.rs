@@ -30,7 +30,9 @@ pub(crate) use {
 };
 
 use super::hooks::{ClientInfo, DisconnectReason};
-use crate::protocol::{Connect, Packet, Publish, Subscribe, SubscribeFilter, TopicFilter};
+use crate::protocol::{
+    Connect, PacketId, Publish, Subscribe, SubscribeFilter, TopicFilter, Unsubscribe,
+};
 
 /// Identifies one network connection for the life of the broker. A client that
 /// reconnects gets a new one, so the router can tell late events of a connection it
@@ -76,6 +78,21 @@ pub(crate) struct NewConnection {
     pub(crate) trusted: bool,
 }
 
+/// A step of a QoS 1 or QoS 2 exchange, as a client sends it after CONNECT: each
+/// carries the packet identifier of the message it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the packets' names in the specification
+pub(crate) enum Ack {
+    /// PUBACK: the client has a QoS 1 message the broker sent it.
+    PubAck(PacketId),
+    /// PUBREC: the client has a QoS 2 message the broker sent it.
+    PubRec(PacketId),
+    /// PUBREL: the client releases a QoS 2 message it sent the broker.
+    PubRel(PacketId),
+    /// PUBCOMP: the client has completed a QoS 2 exchange the broker began.
+    PubComp(PacketId),
+}
+
 /// What a connection thread tells the router.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -93,12 +110,15 @@ pub(crate) enum Event {
         subscribe: Subscribe,
         authorized: Vec<bool>,
     },
-    /// Any other packet a client may send after CONNECT: PUBACK, PUBREC, PUBREL,
-    /// PUBCOMP, UNSUBSCRIBE, PINGREQ.
-    Packet {
+    /// An UNSUBSCRIBE arrived, without the filters too deep to have been subscribed.
+    Unsubscribe {
         connection: ConnectionId,
-        packet: Packet,
+        unsubscribe: Unsubscribe,
     },
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP arrived.
+    Ack { connection: ConnectionId, ack: Ack },
+    /// A PINGREQ arrived.
+    PingReq { connection: ConnectionId },
     /// The connection ended.
     Disconnect {
         connection: ConnectionId,
@@ -139,10 +159,7 @@ impl Event {
                     .sum::<usize>()
                     + authorized.len()
             }
-            Event::Packet {
-                packet: Packet::Unsubscribe(unsubscribe),
-                ..
-            } => unsubscribe
+            Event::Unsubscribe { unsubscribe, .. } => unsubscribe
                 .filters
                 .iter()
                 .map(|filter| size_of::<TopicFilter>() + filter.as_str().len())
@@ -162,9 +179,36 @@ impl Event {
                         .map_or(0, |will| will.topic.as_str().len() + will.payload.len())
             }
             Event::Shutdown => return 0,
-            Event::Packet { .. } | Event::Disconnect { .. } | Event::Drained { .. } => 0,
+            Event::Ack { .. }
+            | Event::PingReq { .. }
+            | Event::Disconnect { .. }
+            | Event::Drained { .. } => 0,
         };
         size_of::<Event>() + held
+    }
+}
+
+#[cfg(test)]
+impl Event {
+    /// The event a connection's reader sends for `packet`, for tests that drive the
+    /// router with packets: UNSUBSCRIBE, PUBACK, PUBREC, PUBREL, PUBCOMP or PINGREQ.
+    pub(crate) fn from_packet(connection: ConnectionId, packet: crate::protocol::Packet) -> Event {
+        use crate::protocol::Packet;
+        let ack = match packet {
+            Packet::Unsubscribe(unsubscribe) => {
+                return Event::Unsubscribe {
+                    connection,
+                    unsubscribe,
+                }
+            }
+            Packet::PingReq => return Event::PingReq { connection },
+            Packet::PubAck(ack) => Ack::PubAck(ack.packet_id),
+            Packet::PubRec(ack) => Ack::PubRec(ack.packet_id),
+            Packet::PubRel(ack) => Ack::PubRel(ack.packet_id),
+            Packet::PubComp(ack) => Ack::PubComp(ack.packet_id),
+            other => panic!("{other} has an event of its own, or none"),
+        };
+        Event::Ack { connection, ack }
     }
 }
 
