@@ -29,6 +29,35 @@
 //! connection is lost, and the listener gets the connection's place back. The broker
 //! serves everyone else.
 //!
+//! # Who checks what
+//!
+//! What a client *sends* is checked here, on its reader thread, so that a slow hook
+//! (password hashing, a lookup elsewhere) delays only that client. What needs the
+//! broker's state, and what a client *receives*, is checked by the router.
+//!
+//! - The reader checks the CONNECT (field lengths, client identifier, will topic
+//!   depth), authenticates the client
+//!   ([`Hook::authenticate`](crate::broker::Hook::authenticate), then the
+//!   listener's `allow-anonymous`), and asks
+//!   [`Hook::authorize_publish`](crate::broker::Hook::authorize_publish) about the
+//!   will topic. After CONNECT it enforces `max-topic-levels` on every PUBLISH,
+//!   SUBSCRIBE and UNSUBSCRIBE, and asks the hooks about each PUBLISH topic and each
+//!   SUBSCRIBE filter
+//!   ([`Hook::authorize_subscribe`](crate::broker::Hook::authorize_subscribe)). It
+//!   drops nothing a hook refuses: the verdict travels in the event's `authorized`.
+//! - The router acts on those verdicts (a refused PUBLISH is acknowledged and
+//!   dropped [MQTT-3.3.5-2], a refused filter gets SUBACK 0x80), keeps `$SYS` for
+//!   the broker (wills included), gives a stored session only to the user who made
+//!   it, and checks read access
+//!   ([`Hook::authorize_receive`](crate::broker::Hook::authorize_receive)) at every
+//!   delivery: as a message is routed, as it leaves a session's queue, and when a
+//!   resumed session would send it again.
+//! - The embedding program's own messages (`Broker::publish`, inline subscriptions)
+//!   are trusted: no hook is asked about them.
+//!
+//! A new check of what a client sends belongs in the reader; a check against
+//! sessions, subscriptions or retained messages belongs in the router.
+//!
 //! All socket code of the broker lives in this folder and in `listener.rs`, so other
 //! transports (TLS, WebSocket) need changes only there.
 //!
@@ -188,7 +217,8 @@ impl Shared {
 
 #[derive(Debug)]
 pub(crate) struct ListenerSide {
-    /// The listener's name, for logs and [`ClientInfo::listener`].
+    /// The listener's name, for logs and
+    /// [`ClientInfo::listener`](super::hooks::ClientInfo::listener).
     pub(crate) name: Arc<str>,
     /// Whether clients without a user name may connect here (see
     /// [`AuthConfig::allows_anonymous_on`]).

@@ -30,6 +30,8 @@ pub(crate) use {
 };
 
 use super::hooks::{ClientInfo, DisconnectReason};
+#[cfg(test)]
+use crate::protocol::Packet;
 use crate::protocol::{
     Connect, PacketId, Publish, Subscribe, SubscribeFilter, TopicFilter, Unsubscribe,
 };
@@ -192,8 +194,7 @@ impl Event {
 impl Event {
     /// The event a connection's reader sends for `packet`, for tests that drive the
     /// router with packets: UNSUBSCRIBE, PUBACK, PUBREC, PUBREL, PUBCOMP or PINGREQ.
-    pub(crate) fn from_packet(connection: ConnectionId, packet: crate::protocol::Packet) -> Event {
-        use crate::protocol::Packet;
+    pub(crate) fn from_packet(connection: ConnectionId, packet: Packet) -> Event {
         let ack = match packet {
             Packet::Unsubscribe(unsubscribe) => {
                 return Event::Unsubscribe {

@@ -25,7 +25,8 @@ pub(crate) type Outgoing = Packet;
 ///
 /// Publishers are paused long before (see [`OUTBOX_CROWDED_SLOTS`]); the room above
 /// that mark takes what paused publishers still had on the way:
-/// [`READER_QUEUE_LIMIT`] messages each, for a hundred publishers at once.
+/// [`READER_QUEUE_LIMIT`](super::READER_QUEUE_LIMIT) messages each, for a hundred
+/// publishers at once.
 pub(crate) const OUTBOX_QOS0_SLOTS: usize = 32 * 1024;
 
 /// Payload bytes beyond which a connection's outbox takes no more QoS 0 messages, so
