@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use super::connection::Closer;
-use super::event::{outbox, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver};
+use super::event::{
+    outbox, Ack, Closer, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver,
+};
 use super::hooks::{ClientInfo, DisconnectReason};
 use super::Error;
 use crate::protocol::{
-    Connect, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, Subscribe,
-    SubscribeFilter, SubscribeReturnCode, TopicFilter,
+    Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, SubscribeFilter,
+    SubscribeReturnCode, TopicFilter,
 };
 
 /// How long [`Broker::subscribe`](super::Broker::subscribe) waits for the router.
@@ -170,24 +171,24 @@ impl Subscription {
     fn answer(&self, packet: Packet) -> Option<Publish> {
         // Publishers paused while this subscription fell behind may go on.
         self.outbox.report_drained(&self.router, self.id);
-        let reply = |packet: Packet| {
+        let reply = |ack: Ack| {
             // If the router is gone, so is the subscription: nothing to answer.
-            let _ = self.router.send(Event::Packet {
+            let _ = self.router.send(Event::Ack {
                 connection: self.id,
-                packet,
+                ack,
             });
         };
         match packet {
             Packet::Publish(publish) => {
                 match (publish.qos, publish.packet_id) {
-                    (QoS::AtLeastOnce, Some(id)) => reply(PubAck::new(id).into()),
-                    (QoS::ExactlyOnce, Some(id)) => reply(PubRec::new(id).into()),
+                    (QoS::AtLeastOnce, Some(id)) => reply(Ack::PubAck(id)),
+                    (QoS::ExactlyOnce, Some(id)) => reply(Ack::PubRec(id)),
                     _ => {}
                 }
                 Some(publish)
             }
             Packet::PubRel(release) => {
-                reply(PubComp::new(release.packet_id).into());
+                reply(Ack::PubComp(release.packet_id));
                 None
             }
             _ => None,

@@ -1,10 +1,10 @@
 //! A listening socket and its accept thread.
 //!
-//! The thread accepts connections and hands each to `connection.rs`, refusing any
+//! The thread accepts connections and hands each to `connection/`, refusing any
 //! beyond the listener's `max_connections`, the system's limit, or
-//! `limits.max_connections_per_address` from one address over all listeners. It keeps a clone of every open socket so
-//! that shutdown can close them all, including those still in their CONNECT
-//! handshake, which the router does not know yet.
+//! `limits.max_connections_per_address` from one address over all listeners. It
+//! keeps a clone of every open socket so that shutdown can close them all, including
+//! those still in their CONNECT handshake, which the router does not know yet.
 //!
 //! A blocking `accept` cannot be interrupted, so [`Listener::stop`] sets a flag and
 //! then connects to the listener itself to wake it.
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::connection::{self, Closer, ListenerSide, Shared};
+use super::connection::{self, ListenerSide, Shared};
 use super::error::Error;
-use super::event::ConnectionId;
+use super::event::{Closer, ConnectionId};
 use super::stats::{bump, Limit};
 use crate::config::{Limits, ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, ServerTls};

@@ -23,8 +23,10 @@
 //!
 //! - `listener.rs`: one thread per listener accepts sockets and enforces
 //!   `max_connections`.
-//! - `connection.rs`: each connection has a reader thread (CONNECT handshake,
+//! - `connection/`: each connection has a reader thread (CONNECT handshake,
 //!   authentication, keep-alive, decoding) and a writer thread (batched writes).
+//! - `event/`: what connections and the router send each other: the router's inbox
+//!   of events, each connection's outbox, and the gate that paces a reader.
 //! - `router.rs`: one thread owns every session, the subscription tree (`subs.rs`),
 //!   the retained messages (`retain.rs`) and `$SYS` (`sys.rs`). It never waits on a
 //!   connection: outboxes are bounded and written with `try_send`.

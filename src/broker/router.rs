@@ -45,9 +45,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::connection::Closer;
 use super::event::{
-    ConnectionId, Event, NewConnection, Outbox, Qos0Room, ReadGate, SendFailure,
+    Ack, Closer, ConnectionId, Event, NewConnection, Outbox, Qos0Room, ReadGate, SendFailure,
     HANDLED_REPORT_EVERY,
 };
 use super::hooks::{ClientInfo, DisconnectReason, Hooks};
@@ -368,7 +367,12 @@ impl RouterState {
                 subscribe,
                 authorized,
             } => self.subscribe(connection, subscribe, authorized),
-            Event::Packet { connection, packet } => self.packet(connection, packet),
+            Event::Unsubscribe {
+                connection,
+                unsubscribe,
+            } => self.unsubscribe(connection, unsubscribe),
+            Event::Ack { connection, ack } => self.ack(connection, ack),
+            Event::PingReq { connection } => self.send(connection, Packet::PingResp),
             Event::Disconnect { connection, reason } => self.disconnect(connection, reason),
             Event::Drained { connection } => {
                 self.stalled.remove(&connection);
@@ -1484,35 +1488,30 @@ impl RouterState {
         self.save_session(&key);
     }
 
-    fn packet(&mut self, id: ConnectionId, packet: Packet) {
+    fn ack(&mut self, id: ConnectionId, ack: Ack) {
         let Some(connection) = self.connections.get(&id) else {
             return;
         };
         let key = connection.client_key.clone();
-        match packet {
-            Packet::PingReq => self.send(id, Packet::PingResp),
-            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe),
-            Packet::PubAck(ack) => {
-                self.acknowledged(id, &key, ack.packet_id, Session::puback, "PUBACK")
+        match ack {
+            Ack::PubAck(packet_id) => {
+                self.acknowledged(id, &key, packet_id, Session::puback, "PUBACK")
             }
-            Packet::PubComp(ack) => {
-                self.acknowledged(id, &key, ack.packet_id, Session::pubcomp, "PUBCOMP")
+            Ack::PubComp(packet_id) => {
+                self.acknowledged(id, &key, packet_id, Session::pubcomp, "PUBCOMP")
             }
-            Packet::PubRec(ack) => {
+            Ack::PubRec(packet_id) => {
                 let known = self.sessions.get_mut(&key).is_some_and(|entry| {
-                    session_op(&mut self.held, &mut entry.session, |s| {
-                        s.pubrec(ack.packet_id)
-                    })
+                    session_op(&mut self.held, &mut entry.session, |s| s.pubrec(packet_id))
                 });
                 if known {
                     self.progressed(&key);
-                    self.send(id, Packet::PubRel(PubRel::new(ack.packet_id)));
+                    self.send(id, Packet::PubRel(PubRel::new(packet_id)));
                 } else {
-                    self.wrong_acknowledgement(id, &key, ack.packet_id, "PUBREC");
+                    self.wrong_acknowledgement(id, &key, packet_id, "PUBREC");
                 }
             }
-            Packet::PubRel(rel) => self.pubrel(id, &key, rel.packet_id),
-            other => log::debug!("Router ignored {other} from {key}."),
+            Ack::PubRel(packet_id) => self.pubrel(id, &key, packet_id),
         }
     }
 
@@ -1924,10 +1923,7 @@ mod tests {
         }
 
         fn packet(&mut self, client: &Client, packet: Packet) {
-            self.state.handle(Event::Packet {
-                connection: client.id,
-                packet,
-            });
+            self.state.handle(Event::from_packet(client.id, packet));
         }
 
         fn disconnect(&mut self, client: &Client, reason: DisconnectReason) {

@@ -1,0 +1,238 @@
+//! A connection's outbox: the bounded queue from the router to its writer thread.
+//!
+//! The router `try_send`s into it and never waits; the writer (or an inline
+//! subscription) takes packets out. Besides the packets, the two ends share a count
+//! of payload bytes, which decides when QoS 0 messages are dropped
+//! ([`Qos0Room`]) and when the publishers that crowd the outbox are paused until it
+//! has drained.
+
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError};
+
+use super::{ConnectionId, Event, Inbox};
+use crate::protocol::Packet;
+
+/// What the router sends to a connection: a packet for its writer thread to encode
+/// and write. A PUBLISH shares its topic and payload buffers with every other
+/// subscriber's copy; only the fixed header and packet identifier differ.
+pub(crate) type Outgoing = Packet;
+
+/// QoS 0 messages are put in a connection's outbox only while it holds fewer than
+/// this many packets and [`OUTBOX_QOS0_BYTES`] of payload; beyond, they are dropped
+/// and counted.
+///
+/// Publishers are paused long before (see [`OUTBOX_CROWDED_SLOTS`]); the room above
+/// that mark takes what paused publishers still had on the way:
+/// [`READER_QUEUE_LIMIT`](super::READER_QUEUE_LIMIT) messages each, for a hundred
+/// publishers at once.
+pub(crate) const OUTBOX_QOS0_SLOTS: usize = 32 * 1024;
+
+/// Payload bytes beyond which a connection's outbox takes no more QoS 0 messages, so
+/// a client that stops reading holds at most this much (plus its inflight window).
+pub(crate) const OUTBOX_QOS0_BYTES: usize = 8 * 1024 * 1024;
+
+/// An outbox holding this many packets, or [`OUTBOX_CROWDED_BYTES`] of payload, is
+/// *crowded*: the publishers whose QoS 0 messages go into it are paused until it has
+/// drained, so that it fills no further while its writer keeps working.
+pub(crate) const OUTBOX_CROWDED_SLOTS: usize = 4096;
+const OUTBOX_CROWDED_BYTES: usize = 1024 * 1024;
+
+/// A crowded outbox has *drained* once it is back below half its crowded mark, which
+/// still leaves its writer thousands of packets to write while paused publishers
+/// start again.
+const OUTBOX_DRAINED_SLOTS: usize = OUTBOX_CROWDED_SLOTS / 2;
+const OUTBOX_DRAINED_BYTES: usize = OUTBOX_CROWDED_BYTES / 2;
+
+/// Room kept in every outbox for acknowledgements and other replies. A client that
+/// leaves this many replies unread has stopped reading and is disconnected
+/// [MQTT-4.8.0-2].
+pub(crate) const OUTBOX_REPLY_RESERVE: usize = 128;
+
+/// The capacity of a connection's outbox: QoS 0 slots, the inflight window (QoS 1/2
+/// PUBLISH and PUBREL packets, bounded by the session), and the reply reserve.
+pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
+    OUTBOX_QOS0_SLOTS + max_inflight.max(1) + OUTBOX_REPLY_RESERVE
+}
+
+/// The router's end of a connection's outbox: a channel plus a count of the payload
+/// bytes in it, which the writer decreases as it takes packets out.
+///
+/// The channel is crossbeam's linked-block flavour, which allocates as it fills,
+/// rather than its array flavour, which would allocate (and touch) every slot up
+/// front: some 200 KiB per connection at this capacity, idle or not. The bound is
+/// enforced here instead, which is exact because the router is the only sender.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    sender: Sender<Outgoing>,
+    capacity: usize,
+    shared: Arc<OutboxShared>,
+}
+
+/// What the two ends of an outbox share besides the channel.
+#[derive(Debug, Default)]
+struct OutboxShared {
+    /// Payload bytes queued.
+    bytes: AtomicUsize,
+    /// The router waits to hear that this outbox drained (see
+    /// [`Outbox::watch_for_drain`]); the receiving end reports it once.
+    watched: AtomicBool,
+}
+
+/// Room for QoS 0 messages in an outbox (see [`Outbox::qos0_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Qos0Room {
+    /// Below the crowded mark.
+    Free,
+    /// At or above [`OUTBOX_CROWDED_SLOTS`]: take it, and pause its publisher.
+    Crowded,
+    /// At [`OUTBOX_QOS0_SLOTS`] or [`OUTBOX_QOS0_BYTES`]: drop it.
+    Full,
+}
+
+/// Why [`Outbox::try_send`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFailure {
+    /// The outbox is full: the client is not reading.
+    Full,
+    /// The writer has gone: the connection is closing.
+    Gone,
+}
+
+/// The writer's end of an outbox.
+#[derive(Debug)]
+pub(crate) struct OutboxReceiver {
+    receiver: Receiver<Outgoing>,
+    shared: Arc<OutboxShared>,
+}
+
+fn payload_len(packet: &Outgoing) -> usize {
+    match packet {
+        Packet::Publish(publish) => publish.payload.len(),
+        _ => 0,
+    }
+}
+
+/// An outbox for a connection whose session may have `max_inflight` messages in
+/// flight.
+pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let shared = Arc::new(OutboxShared::default());
+    (
+        Outbox {
+            sender,
+            capacity: outbox_capacity(max_inflight),
+            shared: shared.clone(),
+        },
+        OutboxReceiver { receiver, shared },
+    )
+}
+
+/// Whether an outbox holding `len` packets and `bytes` payload bytes is back below
+/// the drained mark.
+fn is_drained(len: usize, bytes: usize) -> bool {
+    len < OUTBOX_DRAINED_SLOTS && bytes < OUTBOX_DRAINED_BYTES
+}
+
+impl Outbox {
+    /// Queues a packet without waiting. On failure the packet is dropped.
+    pub(crate) fn try_send(&self, packet: Outgoing) -> Result<(), SendFailure> {
+        if self.sender.len() >= self.capacity {
+            return Err(SendFailure::Full);
+        }
+        let len = payload_len(&packet);
+        // Counted before the send, so the writer never subtracts what was not added.
+        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+        match self.sender.try_send(packet) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
+                // An unbounded channel only refuses when its receiver is gone.
+                Err(SendFailure::Gone)
+            }
+        }
+    }
+
+    /// How much room is left for QoS 0 messages. Asked for every QoS 0 delivery,
+    /// so the channel's length (a loop over its indices) is read once.
+    pub(crate) fn qos0_room(&self) -> Qos0Room {
+        let len = self.sender.len();
+        let bytes = self.shared.bytes.load(Ordering::Relaxed);
+        if len >= OUTBOX_QOS0_SLOTS || bytes >= OUTBOX_QOS0_BYTES {
+            Qos0Room::Full
+        } else if len >= OUTBOX_CROWDED_SLOTS || bytes >= OUTBOX_CROWDED_BYTES {
+            Qos0Room::Crowded
+        } else {
+            Qos0Room::Free
+        }
+    }
+
+    /// Asks the receiving end to report (once) when the outbox has drained. Returns
+    /// `false` when it has drained already and no report will come.
+    pub(crate) fn watch_for_drain(&self) -> bool {
+        self.shared.watched.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `OutboxReceiver::drained`: either the receiver
+        // sees the flag, or this sees the packets it has taken.
+        fence(Ordering::SeqCst);
+        let drained = is_drained(self.sender.len(), self.shared.bytes.load(Ordering::Relaxed));
+        // Taking the flag back means the receiver has not claimed the report.
+        !(drained && self.shared.watched.swap(false, Ordering::SeqCst))
+    }
+}
+
+impl OutboxReceiver {
+    /// Waits for the next packet; an error once the router dropped the outbox.
+    pub(crate) fn recv(&self) -> Result<Outgoing, RecvError> {
+        let packet = self.receiver.recv()?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
+    /// The next packet if one is waiting.
+    pub(crate) fn recv_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Outgoing, crossbeam_channel::RecvTimeoutError> {
+        let packet = self.receiver.recv_timeout(timeout)?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
+        let packet = self.receiver.try_recv()?;
+        self.taken(&packet);
+        Ok(packet)
+    }
+
+    fn taken(&self, packet: &Outgoing) {
+        self.shared
+            .bytes
+            .fetch_sub(payload_len(packet), Ordering::Relaxed);
+    }
+
+    /// Whether to tell the router that this outbox has drained: it asked to hear
+    /// of it ([`Outbox::watch_for_drain`]) and the outbox is below the drained mark
+    /// now. True at most once per request; the caller then sends [`Event::Drained`].
+    pub(crate) fn drained(&self) -> bool {
+        if !self.shared.watched.load(Ordering::Relaxed) {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        is_drained(
+            self.receiver.len(),
+            self.shared.bytes.load(Ordering::Relaxed),
+        ) && self.shared.watched.swap(false, Ordering::SeqCst)
+    }
+
+    /// Sends the router [`Event::Drained`] for `connection` when
+    /// [`drained`](Self::drained) says so. Called by whoever takes packets out: the
+    /// writer after each write, an inline subscription after each packet.
+    pub(crate) fn report_drained(&self, router: &Inbox, connection: ConnectionId) {
+        if self.drained() {
+            // Waits only for room in the router's inbox, which the router always
+            // empties; fails only when the router has stopped.
+            let _ = router.send(Event::Drained { connection });
+        }
+    }
+}
