@@ -25,9 +25,12 @@
 //!   `max_connections`.
 //! - `connection.rs`: each connection has a reader thread (CONNECT handshake,
 //!   authentication, keep-alive, decoding) and a writer thread (batched writes).
-//! - `router.rs`: one thread owns every session, the subscription tree (`subs.rs`),
+//! - `router/`: one thread owns every session, the subscription tree (`subs.rs`),
 //!   the retained messages (`retain.rs`) and `$SYS` (`sys.rs`). It never waits on a
-//!   connection: outboxes are bounded and written with `try_send`.
+//!   connection: outboxes are bounded and written with `try_send`. `router/mod.rs`
+//!   dispatches each event to the file of its packet: `connect.rs`, `publish.rs`,
+//!   `acks.rs`, `subscribe.rs`; `pacing.rs` holds publishers back for slow
+//!   subscribers, `housekeeping.rs` saves, expires and publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
 //! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].
