@@ -39,7 +39,7 @@ impl RouterState {
         if known {
             self.progressed(key);
             self.fill_window(key);
-            if self.behind.contains_key(key) {
+            if self.pacing.holds_back(key) {
                 self.check_behind(key, Instant::now());
             }
         } else {

@@ -290,8 +290,7 @@ impl RouterState {
         connection.closer.close();
         // A paused reader must see the closed socket, not wait at its gate.
         connection.gate.release();
-        self.stalled.remove(&id);
-        self.resume_publishers(id);
+        self.drained(id);
         let client_id = &connection.info.client_id;
         match &reason {
             DisconnectReason::Disconnect => log::info!("Client {client_id} disconnected."),

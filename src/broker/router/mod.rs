@@ -43,11 +43,11 @@ mod harness;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use connect::SessionEntry;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use pacing::{Crowding, PACING_CEILING, STALL_TIMEOUT};
+use pacing::Pacing;
 use subscribe::Replay;
 
 use crate::broker::connection::Closer;
@@ -101,22 +101,10 @@ pub(crate) struct RouterState {
     /// Connections to close once the current event is handled (closing one can
     /// publish its will, which must not happen in the middle of another delivery).
     to_close: Vec<(ConnectionId, DisconnectReason)>,
-    /// Sessions that are behind, with the publishers whose acknowledgements wait
-    /// for them.
-    behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
-    /// Connections with crowded outboxes, and the publishers paused for them.
-    crowded: HashMap<ConnectionId, Crowding>,
+    /// Whose acknowledgements are held back, and whose readers paused, for whom.
+    pacing: Pacing,
     /// The subscribers of the message being routed (kept to reuse its memory).
     matched: Vec<(ClientKey, QoS)>,
-    /// Connections that did not drain in time: they pause nobody until they do.
-    stalled: HashSet<ConnectionId>,
-    /// When to look for sessions in `behind` that stopped acknowledging, and for
-    /// crowded connections that stopped draining.
-    stall_check: Option<Instant>,
-    /// [`STALL_TIMEOUT`], except in tests.
-    stall_timeout: Duration,
-    /// [`PACING_CEILING`], except in tests.
-    pacing_ceiling: Duration,
     /// Persistent (clean session 0) sessions held, for `max_persistent_sessions`.
     persistent_sessions: usize,
     /// When to look for persistent sessions past `persistent_client_expiration`.
@@ -156,13 +144,8 @@ impl RouterState {
             sys: SysTopics::new(sys.interval, now),
             started: now,
             to_close: Vec::new(),
-            behind: HashMap::new(),
-            crowded: HashMap::new(),
+            pacing: Pacing::new(),
             matched: Vec::new(),
-            stalled: HashSet::new(),
-            stall_check: None,
-            stall_timeout: STALL_TIMEOUT,
-            pacing_ceiling: PACING_CEILING,
             persistent_sessions: 0,
             expiry_check: None,
             replays: VecDeque::new(),
@@ -193,7 +176,7 @@ impl RouterState {
             return Some(Instant::now());
         }
         let sys = self.sys.as_ref().map(SysTopics::deadline);
-        [sys, self.stall_check, self.expiry_check]
+        [sys, self.pacing.deadline(), self.expiry_check]
             .into_iter()
             .flatten()
             .min()

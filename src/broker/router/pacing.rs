@@ -20,7 +20,7 @@
 //! crowded mark. A connection never pauses itself, and one that does not drain
 //! within [`STALL_TIMEOUT`] lets its publishers go and pauses nobody until it does.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::event::ConnectionId;
@@ -48,17 +48,210 @@ pub(super) const MAX_HELD_ACKS: usize = 1024;
 
 /// A connection whose outbox is crowded with QoS 0 messages, and the publishers
 /// paused until it drains.
-pub(super) struct Crowding {
-    pub(super) paused: HashSet<ConnectionId>,
+struct Crowding {
+    paused: HashSet<ConnectionId>,
     /// When the connection counts as stalled if it has not drained by then.
-    pub(super) deadline: Instant,
+    deadline: Instant,
+}
+
+/// Who holds whom back, for the whole broker.
+///
+/// What belongs to one publisher (its held acknowledgements, the sessions they
+/// wait for, the number of outboxes its reader is paused for) stays on the
+/// router's `Connection`, so that it goes away with the connection.
+pub(super) struct Pacing {
+    /// Sessions that are behind, with the publishers whose acknowledgements wait
+    /// for them, in turn.
+    behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
+    /// Connections with crowded outboxes, and the publishers paused for them.
+    crowded: HashMap<ConnectionId, Crowding>,
+    /// Connections that did not drain in time: they pause nobody until they do.
+    stalled: HashSet<ConnectionId>,
+    /// When to look for sessions in `behind` that stopped acknowledging, and for
+    /// crowded connections that stopped draining.
+    check: Option<Instant>,
+    /// [`STALL_TIMEOUT`], except in tests.
+    pub(super) stall_timeout: Duration,
+    /// [`PACING_CEILING`], except in tests.
+    pub(super) ceiling: Duration,
+}
+
+impl Pacing {
+    pub(super) fn new() -> Pacing {
+        Pacing {
+            behind: HashMap::new(),
+            crowded: HashMap::new(),
+            stalled: HashSet::new(),
+            check: None,
+            stall_timeout: STALL_TIMEOUT,
+            ceiling: PACING_CEILING,
+        }
+    }
+
+    /// When the router must look for sessions and connections that stalled.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.check
+    }
+
+    /// Plans a look no later than `at`.
+    fn check_by(&mut self, at: Instant) {
+        self.check = Some(self.check.map_or(at, |check| check.min(at)));
+    }
+
+    /// When a session stops holding publishers back unless it acknowledges
+    /// something: at the stall timeout, or at the pacing ceiling if that is
+    /// sooner.
+    fn gives_up_at(&self, entry: &SessionEntry) -> Instant {
+        let stall = entry.last_progress + self.stall_timeout;
+        entry
+            .behind_since
+            .map_or(stall, |since| stall.min(since + self.ceiling))
+    }
+
+    /// Whether a session may hold publishers back at all: its client is connected,
+    /// acknowledged something within the stall timeout, and has not been behind
+    /// for longer than the pacing ceiling.
+    fn is_working(&self, entry: &SessionEntry, now: Instant) -> bool {
+        entry.connection.is_some()
+            && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
+            && !self.over_ceiling(entry, now)
+    }
+
+    /// Whether a session has been behind for the pacing ceiling or longer.
+    fn over_ceiling(&self, entry: &SessionEntry, now: Instant) -> bool {
+        entry
+            .behind_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.ceiling)
+    }
+
+    /// Notes that `publisher` waits for session `key` (found as `entry`, if it
+    /// still exists): it takes one place in the session's turns.
+    fn wait_for(
+        &mut self,
+        key: ClientKey,
+        publisher: ConnectionId,
+        entry: Option<&SessionEntry>,
+        now: Instant,
+    ) {
+        let gives_up = entry.map_or(now + self.stall_timeout, |entry| self.gives_up_at(entry));
+        let waiting = self.behind.entry(key).or_default();
+        if !waiting.contains(&publisher) {
+            waiting.push_back(publisher);
+        }
+        self.check_by(gives_up);
+    }
+
+    /// Whether publishers wait for session `key`.
+    pub(super) fn holds_back(&self, key: &ClientKey) -> bool {
+        self.behind.contains_key(key)
+    }
+
+    /// The next publisher in session `key`'s turns, taken out of them.
+    fn next_turn(&mut self, key: &ClientKey) -> Option<ConnectionId> {
+        self.behind.get_mut(key).and_then(VecDeque::pop_front)
+    }
+
+    /// Puts `publisher` back at the end of session `key`'s turns.
+    fn another_turn(&mut self, key: &ClientKey, publisher: ConnectionId) {
+        if let Some(waiting) = self.behind.get_mut(key) {
+            waiting.push_back(publisher);
+        }
+    }
+
+    /// How many publishers wait for session `key`.
+    fn turns(&self, key: &ClientKey) -> usize {
+        self.behind.get(key).map_or(0, VecDeque::len)
+    }
+
+    /// Forgets session `key` if nobody waits for it any more.
+    fn tidy(&mut self, key: &ClientKey) {
+        if self.behind.get(key).is_some_and(VecDeque::is_empty) {
+            self.behind.remove(key);
+        }
+    }
+
+    /// Session `key` holds nobody back any more: the publishers that waited for it.
+    fn release(&mut self, key: &ClientKey) -> VecDeque<ConnectionId> {
+        self.behind.remove(key).unwrap_or_default()
+    }
+
+    /// Whether connection `id`'s crowded outbox may pause a publisher now: it
+    /// did not stall.
+    fn may_pause(&self, id: ConnectionId) -> bool {
+        !self.stalled.contains(&id)
+    }
+
+    /// Whether publishers are paused for connection `id`'s outbox.
+    fn is_crowded(&self, id: ConnectionId) -> bool {
+        self.crowded.contains_key(&id)
+    }
+
+    /// Connection `id`'s outbox is crowded from `now`: it must drain within the
+    /// stall timeout.
+    fn crowd(&mut self, id: ConnectionId, now: Instant) {
+        let deadline = now + self.stall_timeout;
+        self.crowded.insert(
+            id,
+            Crowding {
+                paused: HashSet::new(),
+                deadline,
+            },
+        );
+        self.check_by(deadline);
+    }
+
+    /// Notes that `publisher` is paused for `subscriber`'s crowded outbox;
+    /// `false` if it was already, or that outbox is not crowded.
+    fn pause(&mut self, publisher: ConnectionId, subscriber: ConnectionId) -> bool {
+        self.crowded
+            .get_mut(&subscriber)
+            .is_some_and(|crowding| crowding.paused.insert(publisher))
+    }
+
+    /// Connection `id`'s outbox is no longer crowded: the publishers paused for it.
+    fn uncrowd(&mut self, id: ConnectionId) -> HashSet<ConnectionId> {
+        self.crowded
+            .remove(&id)
+            .map(|crowding| crowding.paused)
+            .unwrap_or_default()
+    }
+
+    /// Connection `id`'s outbox drained, or the connection is gone: it no longer
+    /// counts as stalled.
+    fn drained(&mut self, id: ConnectionId) {
+        self.stalled.remove(&id);
+    }
+
+    /// The crowded connections that did not drain by `now`, marked stalled.
+    fn stall_overdue(&mut self, now: Instant) -> Vec<ConnectionId> {
+        let overdue: Vec<ConnectionId> = self
+            .crowded
+            .iter()
+            .filter(|(_, crowding)| crowding.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        self.stalled.extend(overdue.iter().copied());
+        overdue
+    }
+
+    /// Plans the next look from what is still waited for: sessions that must
+    /// acknowledge, outboxes that must drain.
+    fn replan(&mut self, sessions: &HashMap<ClientKey, SessionEntry>) {
+        let acknowledging = self
+            .behind
+            .keys()
+            .filter_map(|key| sessions.get(key))
+            .map(|entry| self.gives_up_at(entry));
+        let draining = self.crowded.values().map(|crowding| crowding.deadline);
+        self.check = acknowledging.chain(draining).min();
+    }
 }
 
 impl RouterState {
-    /// Connection `id`'s outbox drained: it no longer counts as stalled, and the
-    /// publishers paused for it go on.
+    /// Connection `id`'s outbox drained, or the connection is gone: it no longer
+    /// counts as stalled, and the publishers paused for it go on.
     pub(super) fn drained(&mut self, id: ConnectionId) {
-        self.stalled.remove(&id);
+        self.pacing.drained(id);
         self.resume_publishers(id);
     }
 
@@ -81,17 +274,8 @@ impl RouterState {
         connection.waiting_on.extend(behind.iter().cloned());
         let waiting_on: Vec<ClientKey> = connection.waiting_on.iter().cloned().collect();
         for key in behind {
-            let (last_progress, behind_since) =
-                self.sessions.get(&key).map_or((now, None), |entry| {
-                    (entry.last_progress, entry.behind_since)
-                });
-            let waiting = self.behind.entry(key).or_default();
-            if !waiting.contains(&id) {
-                waiting.push_back(id);
-            }
-            let stall = last_progress + self.stall_timeout;
-            let check = behind_since.map_or(stall, |since| stall.min(since + self.pacing_ceiling));
-            self.stall_check = Some(self.stall_check.map_or(check, |c| c.min(check)));
+            let entry = self.sessions.get(&key);
+            self.pacing.wait_for(key, id, entry, now);
         }
         if let Some(oldest) = overflow {
             self.send(id, oldest);
@@ -116,29 +300,16 @@ impl RouterState {
     /// pacing ceiling.
     pub(super) fn is_behind(&self, key: &ClientKey, now: Instant) -> bool {
         self.sessions.get(key).is_some_and(|entry| {
-            self.is_working(entry, now) && entry.session.footprint().queued >= self.half_queue()
+            self.pacing.is_working(entry, now)
+                && entry.session.footprint().queued >= self.half_queue()
         })
-    }
-
-    /// Whether a session may hold publishers back at all: its client is connected,
-    /// acknowledged something within the stall timeout, and has not been behind
-    /// for longer than the pacing ceiling.
-    pub(super) fn is_working(&self, entry: &SessionEntry, now: Instant) -> bool {
-        entry.connection.is_some()
-            && now.saturating_duration_since(entry.last_progress) < self.stall_timeout
-            && entry
-                .behind_since
-                .is_none_or(|since| now.saturating_duration_since(since) < self.pacing_ceiling)
     }
 
     /// Session `key` no longer holds anyone back (it stopped acknowledging, went
     /// offline or is gone): publishers that waited only for it get all their held
     /// acknowledgements.
     pub(super) fn release_publishers(&mut self, key: &ClientKey) {
-        let Some(waiting) = self.behind.remove(key) else {
-            return;
-        };
-        for id in waiting {
+        for id in self.pacing.release(key) {
             let Some(connection) = self.connections.get_mut(&id) else {
                 continue;
             };
@@ -149,7 +320,7 @@ impl RouterState {
         }
     }
 
-    pub(super) fn release_acks(&mut self, id: ConnectionId) {
+    fn release_acks(&mut self, id: ConnectionId) {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
@@ -167,7 +338,7 @@ impl RouterState {
         let working = self
             .sessions
             .get(key)
-            .is_some_and(|entry| self.is_working(entry, now));
+            .is_some_and(|entry| self.pacing.is_working(entry, now));
         if !working {
             self.give_up_pacing(key, now);
             self.release_publishers(key);
@@ -178,10 +349,10 @@ impl RouterState {
             .get(key)
             .map_or(0, |entry| entry.session.footprint().queued);
         let mut budget = self.half_queue().saturating_sub(queued);
-        let mut turns = self.behind.get(key).map_or(0, VecDeque::len);
+        let mut turns = self.pacing.turns(key);
         while budget > 0 && turns > 0 {
             turns -= 1;
-            let Some(id) = self.behind.get_mut(key).and_then(VecDeque::pop_front) else {
+            let Some(id) = self.pacing.next_turn(key) else {
                 break;
             };
             let Some(connection) = self.connections.get(&id) else {
@@ -195,9 +366,7 @@ impl RouterState {
                 .iter()
                 .any(|other| other != key && self.is_behind(other, now));
             if held_elsewhere {
-                if let Some(waiting) = self.behind.get_mut(key) {
-                    waiting.push_back(id);
-                }
+                self.pacing.another_turn(key, id);
                 continue;
             }
             let Some(connection) = self.connections.get_mut(&id) else {
@@ -208,35 +377,30 @@ impl RouterState {
             };
             if connection.held_acks.is_empty() {
                 connection.waiting_on.clear();
-            } else if let Some(waiting) = self.behind.get_mut(key) {
-                waiting.push_back(id);
+            } else if self.pacing.holds_back(key) {
+                self.pacing.another_turn(key, id);
                 turns += 1;
             }
             self.send(id, ack);
             budget -= 1;
         }
-        if self.behind.get(key).is_some_and(VecDeque::is_empty) {
-            self.behind.remove(key);
-        }
+        self.pacing.tidy(key);
     }
 
     /// Logs and counts, once per episode, a connected session that has been behind
     /// for longer than the pacing ceiling and no longer holds its publishers back.
-    pub(super) fn give_up_pacing(&mut self, key: &ClientKey, now: Instant) {
-        let ceiling = self.pacing_ceiling;
+    fn give_up_pacing(&mut self, key: &ClientKey, now: Instant) {
         let Some(entry) = self.sessions.get_mut(key) else {
             return;
         };
-        let over_ceiling = entry.connection.is_some()
-            && entry
-                .behind_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= ceiling);
-        if over_ceiling && self.behind.contains_key(key) {
+        let over_ceiling = entry.connection.is_some() && self.pacing.over_ceiling(entry, now);
+        if over_ceiling && self.pacing.holds_back(key) {
             self.counters.limit_reached(Limit::SlowSubscriber);
             if entry.first_time(Limit::SlowSubscriber) && self.limit_log.allow(now) {
                 log::warn!(
-                    "Client {key} has been behind for {ceiling:?}: its publishers go on \
-                     without it, and what does not fit its queue is dropped."
+                    "Client {key} has been behind for {:?}: its publishers go on \
+                     without it, and what does not fit its queue is dropped.",
+                    self.pacing.ceiling
                 );
             }
         }
@@ -249,10 +413,10 @@ impl RouterState {
     pub(super) fn pause_publisher(&mut self, publisher: ConnectionId, crowded: Vec<ConnectionId>) {
         let now = Instant::now();
         for subscriber in crowded {
-            if subscriber == publisher || self.stalled.contains(&subscriber) {
+            if subscriber == publisher || !self.pacing.may_pause(subscriber) {
                 continue;
             }
-            if !self.crowded.contains_key(&subscriber) {
+            if !self.pacing.is_crowded(subscriber) {
                 let watching = self
                     .connections
                     .get(&subscriber)
@@ -260,29 +424,18 @@ impl RouterState {
                 if !watching {
                     continue; // Drained already.
                 }
-                let deadline = now + self.stall_timeout;
-                self.crowded.insert(
-                    subscriber,
-                    Crowding {
-                        paused: HashSet::new(),
-                        deadline,
-                    },
-                );
-                self.stall_check = Some(self.stall_check.map_or(deadline, |c| c.min(deadline)));
+                self.pacing.crowd(subscriber, now);
             }
             self.pause(publisher, subscriber);
         }
     }
 
     /// Pauses `publisher` until `subscriber`'s crowded outbox drains.
-    pub(super) fn pause(&mut self, publisher: ConnectionId, subscriber: ConnectionId) {
+    fn pause(&mut self, publisher: ConnectionId, subscriber: ConnectionId) {
         let Some(connection) = self.connections.get_mut(&publisher) else {
             return;
         };
-        let Some(crowding) = self.crowded.get_mut(&subscriber) else {
-            return;
-        };
-        if crowding.paused.insert(publisher) {
+        if self.pacing.pause(publisher, subscriber) {
             connection.paused_for += 1;
             connection.gate.close();
         }
@@ -290,12 +443,9 @@ impl RouterState {
 
     /// Lets go the publishers paused for connection `id`'s outbox: it drained, it
     /// stalled, or it is gone.
-    pub(super) fn resume_publishers(&mut self, id: ConnectionId) {
-        let Some(crowding) = self.crowded.remove(&id) else {
-            return;
-        };
-        for publisher in &crowding.paused {
-            let Some(connection) = self.connections.get_mut(publisher) else {
+    fn resume_publishers(&mut self, id: ConnectionId) {
+        for publisher in self.pacing.uncrowd(id) {
+            let Some(connection) = self.connections.get_mut(&publisher) else {
                 continue;
             };
             connection.paused_for = connection.paused_for.saturating_sub(1);
@@ -308,37 +458,19 @@ impl RouterState {
     /// Looks for sessions that stopped acknowledging, and crowded connections that
     /// stopped draining, while publishers wait for them.
     pub(super) fn stall_tick(&mut self, now: Instant) {
-        if self.stall_check.is_some_and(|check| check <= now) {
-            let keys: Vec<ClientKey> = self.behind.keys().cloned().collect();
+        if self.pacing.deadline().is_some_and(|check| check <= now) {
+            let keys: Vec<ClientKey> = self.pacing.behind.keys().cloned().collect();
             for key in keys {
                 self.check_behind(&key, now);
             }
-            let stalled: Vec<ConnectionId> = self
-                .crowded
-                .iter()
-                .filter(|(_, crowding)| crowding.deadline <= now)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in stalled {
+            for id in self.pacing.stall_overdue(now) {
                 log::debug!(
                     "Connection {id} did not drain within {:?}: its publishers go on.",
-                    self.stall_timeout
+                    self.pacing.stall_timeout
                 );
-                self.stalled.insert(id);
                 self.resume_publishers(id);
             }
-            let acknowledging = self
-                .behind
-                .keys()
-                .filter_map(|key| self.sessions.get(key))
-                .map(|entry| {
-                    let stall = entry.last_progress + self.stall_timeout;
-                    entry
-                        .behind_since
-                        .map_or(stall, |since| stall.min(since + self.pacing_ceiling))
-                });
-            let draining = self.crowded.values().map(|crowding| crowding.deadline);
-            self.stall_check = acknowledging.chain(draining).min();
+            self.pacing.replan(&self.sessions);
         }
     }
 }
@@ -346,6 +478,78 @@ impl RouterState {
 #[cfg(test)]
 mod tests {
     use super::super::harness::*;
+    use super::{Pacing, SessionEntry};
+    use crate::broker::session::Session;
+    use crate::broker::subs::ClientKey;
+    use std::collections::HashMap;
+
+    fn connected_entry(now: Instant) -> SessionEntry {
+        let mut entry = SessionEntry::new(Session::new(false, 2, 4), None, now);
+        entry.connection = Some(1);
+        entry
+    }
+
+    #[test]
+    fn a_publisher_takes_one_turn_per_session_however_often_it_waits() {
+        let mut pacing = Pacing::new();
+        let now = Instant::now();
+        let key: ClientKey = Arc::from("s");
+        let entry = connected_entry(now);
+        pacing.wait_for(key.clone(), 7, Some(&entry), now);
+        pacing.wait_for(key.clone(), 7, Some(&entry), now);
+        pacing.wait_for(key.clone(), 8, Some(&entry), now);
+        assert_eq!(pacing.turns(&key), 2);
+        assert_eq!(pacing.next_turn(&key), Some(7));
+        pacing.another_turn(&key, 7);
+        assert_eq!(pacing.next_turn(&key), Some(8));
+        assert_eq!(pacing.next_turn(&key), Some(7));
+        pacing.tidy(&key);
+        assert!(!pacing.holds_back(&key));
+    }
+
+    #[test]
+    fn a_session_gives_up_at_the_stall_timeout_or_the_ceiling_whichever_is_sooner() {
+        let mut pacing = Pacing::new();
+        pacing.stall_timeout = Duration::from_secs(1);
+        pacing.ceiling = Duration::from_secs(5);
+        let now = Instant::now();
+        let mut entry = connected_entry(now);
+        assert_eq!(pacing.gives_up_at(&entry), now + Duration::from_secs(1));
+        entry.behind_since = Some(now - Duration::from_secs(10));
+        assert_eq!(pacing.gives_up_at(&entry), now - Duration::from_secs(5));
+        assert!(pacing.over_ceiling(&entry, now));
+        assert!(!pacing.is_working(&entry, now));
+
+        entry.behind_since = None;
+        assert!(pacing.is_working(&entry, now));
+        assert!(!pacing.is_working(&entry, now + Duration::from_secs(1)));
+        entry.connection = None;
+        assert!(
+            !pacing.is_working(&entry, now),
+            "an offline session paces nobody"
+        );
+    }
+
+    #[test]
+    fn a_crowded_outbox_that_does_not_drain_in_time_stalls_and_pauses_nobody() {
+        let mut pacing = Pacing::new();
+        let now = Instant::now();
+        pacing.crowd(1, now);
+        assert_eq!(pacing.deadline(), Some(now + pacing.stall_timeout));
+        assert!(pacing.pause(2, 1));
+        assert!(!pacing.pause(2, 1), "paused once per crowded outbox");
+        assert!(!pacing.pause(2, 3), "only a crowded outbox pauses");
+
+        assert!(pacing.stall_overdue(now).is_empty());
+        assert_eq!(pacing.stall_overdue(now + pacing.stall_timeout), [1]);
+        assert!(!pacing.may_pause(1));
+        assert_eq!(pacing.uncrowd(1).into_iter().collect::<Vec<_>>(), [2]);
+        pacing.replan(&HashMap::new());
+        assert_eq!(pacing.deadline(), None, "nothing left to wait for");
+
+        pacing.drained(1);
+        assert!(pacing.may_pause(1));
+    }
 
     /// Publishes QoS 0 messages to `t` from `publisher` until its gate closes;
     /// returns how many it took, or `None` if the gate stayed open for `most`.
@@ -407,7 +611,7 @@ mod tests {
     #[test]
     fn a_crowded_subscriber_that_stops_draining_pauses_nobody_until_it_drains() {
         let mut h = Harness::new();
-        h.state.stall_timeout = Duration::from_millis(10);
+        h.state.pacing.stall_timeout = Duration::from_millis(10);
         let sub = h.connect("sub", true);
         h.subscribe(&sub, "t", QoS::AtMostOnce);
         sub.received();
@@ -473,7 +677,7 @@ mod tests {
     fn a_publisher_is_paced_by_a_subscriber_that_is_behind_but_acknowledging() {
         // Window 2, queue 3: a session is behind once one message waits.
         let mut h = Harness::new();
-        h.state.stall_timeout = Duration::from_secs(3600);
+        h.state.pacing.stall_timeout = Duration::from_secs(3600);
         let sub = h.connect("sub", true);
         h.subscribe(&sub, "t", QoS::AtLeastOnce);
         let publisher = h.connect("pub", true);
@@ -503,7 +707,7 @@ mod tests {
     #[test]
     fn a_subscriber_that_stops_acknowledging_stops_pacing_its_publishers() {
         let mut h = Harness::new();
-        h.state.stall_timeout = Duration::from_secs(3600);
+        h.state.pacing.stall_timeout = Duration::from_secs(3600);
         let sub = h.connect("sub", true);
         h.subscribe(&sub, "t", QoS::AtLeastOnce);
         let publisher = h.connect("pub", true);
@@ -515,13 +719,13 @@ mod tests {
         assert!(h.state.deadline().is_some(), "a stall check is scheduled");
         h.state.tick(Instant::now() + Duration::from_secs(7200));
         assert_eq!(pubacks(&publisher.received()), [3, 4]);
-        assert!(h.state.behind.is_empty());
+        assert!(h.state.pacing.behind.is_empty());
     }
 
     #[test]
     fn a_subscriber_going_offline_releases_its_publishers() {
         let mut h = Harness::new();
-        h.state.stall_timeout = Duration::from_secs(3600);
+        h.state.pacing.stall_timeout = Duration::from_secs(3600);
         let sub = h.connect("sub", false);
         h.subscribe(&sub, "t", QoS::AtLeastOnce);
         let publisher = h.connect("pub", true);
@@ -537,8 +741,8 @@ mod tests {
     #[test]
     fn a_subscriber_behind_for_longer_than_the_ceiling_stops_pacing_its_publishers() {
         let mut h = Harness::new();
-        h.state.stall_timeout = Duration::from_secs(3600);
-        h.state.pacing_ceiling = Duration::from_secs(10);
+        h.state.pacing.stall_timeout = Duration::from_secs(3600);
+        h.state.pacing.ceiling = Duration::from_secs(10);
         let sub = h.connect("sub", true);
         h.subscribe(&sub, "t", QoS::AtLeastOnce);
         let publisher = h.connect("pub", true);
@@ -552,7 +756,7 @@ mod tests {
         assert!(check < Instant::now() + Duration::from_secs(11));
         h.state.tick(Instant::now() + Duration::from_secs(20));
         assert_eq!(pubacks(&publisher.received()), [3, 4]);
-        assert!(h.state.behind.is_empty());
+        assert!(h.state.pacing.behind.is_empty());
         assert_eq!(limit_count(&h, Limit::SlowSubscriber), 1);
     }
 }
