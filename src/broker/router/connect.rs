@@ -236,7 +236,6 @@ impl RouterState {
         let mut session = self.new_session(false);
         for (filter, qos) in stored.subscriptions {
             self.subscriptions.subscribe(&key, &filter, qos);
-            session.subscriptions.insert(filter, qos);
         }
         let inflight = stored
             .inflight
@@ -262,9 +261,7 @@ impl RouterState {
             return;
         };
         self.release_publishers(key);
-        for filter in entry.session.subscriptions.keys() {
-            self.subscriptions.unsubscribe(key, filter);
-        }
+        self.subscriptions.remove_client(key);
         sub_footprint(&mut self.held, entry.session.footprint());
         if !entry.session.clean {
             self.persistent_sessions -= 1;

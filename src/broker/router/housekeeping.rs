@@ -30,10 +30,10 @@ impl RouterState {
         let stored = StoredSession {
             client_id: key.to_string(),
             username: entry.username.clone(),
-            subscriptions: session
+            subscriptions: self
                 .subscriptions
-                .iter()
-                .map(|(filter, qos)| (filter.clone(), *qos))
+                .of(key)
+                .map(|(filter, qos)| (filter.clone(), qos))
                 .collect(),
             inflight: session
                 .inflight()

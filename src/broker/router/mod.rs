@@ -58,7 +58,7 @@ use crate::broker::retain::RetainedMessages;
 use crate::broker::session::{Footprint, Session};
 use crate::broker::stats::Counters;
 use crate::broker::storage::{Storage, StorageError};
-use crate::broker::subs::{ClientKey, SubscriptionTree};
+use crate::broker::subs::{ClientKey, Subscriptions};
 use crate::broker::sys::SysTopics;
 use crate::config::{Limits, SysConfig};
 use crate::protocol::{Packet, QoS, Will};
@@ -86,7 +86,7 @@ struct Connection {
 pub(crate) struct RouterState {
     sessions: HashMap<ClientKey, SessionEntry>,
     connections: HashMap<ConnectionId, Connection>,
-    subscriptions: SubscriptionTree,
+    subscriptions: Subscriptions,
     retained: RetainedMessages,
     storage: Box<dyn Storage>,
     hooks: Hooks,
@@ -132,7 +132,7 @@ impl RouterState {
         let mut state = RouterState {
             sessions: HashMap::new(),
             connections: HashMap::new(),
-            subscriptions: SubscriptionTree::default(),
+            subscriptions: Subscriptions::default(),
             retained: RetainedMessages::default(),
             storage,
             hooks,

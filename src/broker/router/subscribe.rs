@@ -74,8 +74,8 @@ impl RouterState {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            let held = session.session.subscriptions.len();
-            if !session.session.subscriptions.contains_key(&entry.filter)
+            let held = self.subscriptions.count_of(&key);
+            if !self.subscriptions.contains(&key, &entry.filter)
                 && held >= self.limits.max_subscriptions_per_client
             {
                 self.counters.limit_reached(Limit::SubscriptionsPerClient);
@@ -88,16 +88,10 @@ impl RouterState {
                 }
                 continue;
             }
-            let subscriptions = &mut session.session.subscriptions;
-            // Stored in its own allocation: a subscription lives long, and must not
-            // keep the whole SUBSCRIBE packet's buffer alive.
-            let mut filter = entry.filter.clone();
-            filter.compact();
             // Every QoS is supported, so the requested one is granted.
-            subscriptions.insert(filter.clone(), entry.qos);
-            self.subscriptions.subscribe(&key, &filter, entry.qos);
+            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
             codes[index] = SubscribeReturnCode::Success(entry.qos);
-            granted.push((filter, entry.qos));
+            granted.push((entry.filter.clone(), entry.qos));
         }
         // Copies of a filter get the answer of the one that decided.
         for (index, entry) in subscribe.filters.iter().enumerate() {
@@ -140,9 +134,6 @@ impl RouterState {
         let info = connection.info.clone();
         for filter in &unsubscribe.filters {
             self.subscriptions.unsubscribe(&key, filter);
-            if let Some(entry) = self.sessions.get_mut(&key) {
-                entry.session.subscriptions.remove(filter);
-            }
             if !self.hooks.is_empty() {
                 self.hooks
                     .observe("on_unsubscribed", |h| h.on_unsubscribed(&info, filter));
