@@ -9,63 +9,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::broker::event::{ConnectionId, NewConnection};
-use crate::broker::hooks::{ClientInfo, DisconnectReason};
+use crate::broker::hooks::DisconnectReason;
 use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
 use crate::broker::storage::{StoredInflight, StoredSession};
 use crate::broker::subs::ClientKey;
 use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
 
-use super::{add_footprint, is_sys_topic, session_op, sub_footprint, Connection, RouterState};
-
-/// A session and the connection currently attached to it, if any.
-pub(super) struct SessionEntry {
-    pub(super) session: Session,
-    pub(super) connection: Option<ConnectionId>,
-    /// The client the session last belonged to, for read checks while it is
-    /// offline; `None` for a session restored from storage and not yet reclaimed.
-    pub(super) owner: Option<ClientInfo>,
-    /// The user name of the client that made the session: another user with the
-    /// same client identifier gets a fresh session (invariant 5).
-    pub(super) username: Option<String>,
-    /// The session of an inline client of the embedding program: no read checks.
-    pub(super) trusted: bool,
-    /// Since when a persistent session's client has been away.
-    pub(super) offline_since: Option<Instant>,
-    /// Since when the session's queue has been at least half full.
-    pub(super) behind_since: Option<Instant>,
-    /// Limits already logged for this client, one bit per [`Limit`], so that each
-    /// is logged once per client.
-    pub(super) limits_logged: u32,
-    /// When the client last showed it is working: it acknowledged a message,
-    /// connected, or was sent one with nothing else unacknowledged.
-    pub(super) last_progress: Instant,
-}
-
-impl SessionEntry {
-    pub(super) fn new(session: Session, username: Option<String>, now: Instant) -> SessionEntry {
-        SessionEntry {
-            session,
-            connection: None,
-            owner: None,
-            username,
-            trusted: false,
-            offline_since: None,
-            behind_since: None,
-            limits_logged: 0,
-            last_progress: now,
-        }
-    }
-
-    /// Whether `limit` is reached for this client for the first time (to log it
-    /// once per client).
-    pub(super) fn first_time(&mut self, limit: Limit) -> bool {
-        let bit = 1u32 << (limit as u32);
-        let first = self.limits_logged & bit == 0;
-        self.limits_logged |= bit;
-        first
-    }
-}
+use super::{
+    add_footprint, is_sys_topic, session_op, sub_footprint, Connection, RouterState, SessionEntry,
+};
 
 /// A user name for the log.
 pub(super) fn describe_user(username: Option<&str>) -> String {

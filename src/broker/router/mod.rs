@@ -45,7 +45,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use connect::SessionEntry;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pacing::Pacing;
 use subscribe::Replay;
@@ -56,7 +55,7 @@ use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 use crate::broker::log_limit::LogLimit;
 use crate::broker::retain::RetainedMessages;
 use crate::broker::session::{Footprint, Session};
-use crate::broker::stats::Counters;
+use crate::broker::stats::{Counters, Limit};
 use crate::broker::storage::{Storage, StorageError};
 use crate::broker::subs::{ClientKey, Subscriptions};
 use crate::broker::sys::SysTopics;
@@ -80,6 +79,55 @@ struct Connection {
     paused_for: usize,
     /// PUBLISH packets of this client handled so far, reported to its reader.
     handled: u64,
+}
+
+/// A session and the connection currently attached to it, if any.
+struct SessionEntry {
+    session: Session,
+    connection: Option<ConnectionId>,
+    /// The client the session last belonged to, for read checks while it is
+    /// offline; `None` for a session restored from storage and not yet reclaimed.
+    owner: Option<ClientInfo>,
+    /// The user name of the client that made the session: another user with the
+    /// same client identifier gets a fresh session (invariant 5).
+    username: Option<String>,
+    /// The session of an inline client of the embedding program: no read checks.
+    trusted: bool,
+    /// Since when a persistent session's client has been away.
+    offline_since: Option<Instant>,
+    /// Since when the session's queue has been at least half full.
+    behind_since: Option<Instant>,
+    /// Limits already logged for this client, one bit per [`Limit`], so that each
+    /// is logged once per client.
+    limits_logged: u32,
+    /// When the client last showed it is working: it acknowledged a message,
+    /// connected, or was sent one with nothing else unacknowledged.
+    last_progress: Instant,
+}
+
+impl SessionEntry {
+    fn new(session: Session, username: Option<String>, now: Instant) -> SessionEntry {
+        SessionEntry {
+            session,
+            connection: None,
+            owner: None,
+            username,
+            trusted: false,
+            offline_since: None,
+            behind_since: None,
+            limits_logged: 0,
+            last_progress: now,
+        }
+    }
+
+    /// Whether `limit` is reached for this client for the first time (to log it
+    /// once per client).
+    fn first_time(&mut self, limit: Limit) -> bool {
+        let bit = 1u32 << (limit as u32);
+        let first = self.limits_logged & bit == 0;
+        self.limits_logged |= bit;
+        first
+    }
 }
 
 /// All broker state, and the rules that change it.

@@ -28,8 +28,7 @@ use crate::broker::stats::Limit;
 use crate::broker::subs::ClientKey;
 use crate::protocol::Packet;
 
-use super::connect::SessionEntry;
-use super::RouterState;
+use super::{RouterState, SessionEntry};
 
 /// How long a session may go without acknowledging anything before it stops
 /// pacing its publishers (see the module documentation).
