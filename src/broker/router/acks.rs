@@ -25,6 +25,8 @@ impl RouterState {
         }
     }
 
+    /// A PUBACK or PUBCOMP, which `ack` applies to the session: its window moves
+    /// on, and publishers held back for it may go on too.
     pub(super) fn acknowledged(
         &mut self,
         id: ConnectionId,
@@ -83,7 +85,7 @@ impl RouterState {
     /// not in flight (a late or repeated one), a protocol violation if it is, but
     /// for a message of another QoS or in another state (a PUBACK for QoS 2, say),
     /// which closes the connection as mosquitto does.
-    pub(super) fn wrong_acknowledgement(
+    fn wrong_acknowledgement(
         &mut self,
         id: ConnectionId,
         key: &ClientKey,
@@ -109,7 +111,7 @@ impl RouterState {
     }
 
     /// Notes that a session's client acknowledged something: it is working.
-    pub(super) fn progressed(&mut self, key: &ClientKey) {
+    fn progressed(&mut self, key: &ClientKey) {
         if let Some(entry) = self.sessions.get_mut(key) {
             entry.last_progress = Instant::now();
         }

@@ -21,7 +21,7 @@ use super::{
 };
 
 /// A user name for the log.
-pub(super) fn describe_user(username: Option<&str>) -> String {
+fn describe_user(username: Option<&str>) -> String {
     username.map_or_else(
         || "no user name".to_string(),
         |name| format!("user '{name}'"),
@@ -158,12 +158,7 @@ impl RouterState {
         }
     }
 
-    pub(super) fn insert_session(
-        &mut self,
-        key: &ClientKey,
-        clean: bool,
-        username: Option<String>,
-    ) {
+    fn insert_session(&mut self, key: &ClientKey, clean: bool, username: Option<String>) {
         let session = self.new_session(clean);
         self.sessions.insert(
             key.clone(),
@@ -175,7 +170,7 @@ impl RouterState {
         self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
     }
 
-    pub(super) fn new_session(&self, clean: bool) -> Session {
+    fn new_session(&self, clean: bool) -> Session {
         Session::new(
             clean,
             self.limits.max_inflight_messages,
@@ -225,7 +220,7 @@ impl RouterState {
     }
 
     /// Plans the next look for expired sessions, if sessions expire at all.
-    pub(super) fn schedule_expiry(&mut self, from: Instant) {
+    fn schedule_expiry(&mut self, from: Instant) {
         if let Some(expiry) = self.limits.persistent_client_expiration {
             let at = from + expiry;
             self.expiry_check = Some(self.expiry_check.map_or(at, |check| check.min(at)));

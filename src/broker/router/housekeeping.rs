@@ -19,6 +19,8 @@ impl RouterState {
         self.limit_log.renew(now);
     }
 
+    /// Stores a persistent session: its subscriptions, and the messages in flight,
+    /// queued and awaiting PUBREL.
     pub(super) fn save_session(&mut self, key: &ClientKey) {
         let Some(entry) = self.sessions.get(key) else {
             return;

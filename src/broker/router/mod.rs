@@ -46,8 +46,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use pacing::Pacing;
-use subscribe::Replay;
 
 use crate::broker::connection::Closer;
 use crate::broker::event::{ConnectionId, Event, Outbox, ReadGate, SendFailure};
@@ -61,6 +59,9 @@ use crate::broker::subs::{ClientKey, Subscriptions};
 use crate::broker::sys::SysTopics;
 use crate::config::{Limits, SysConfig};
 use crate::protocol::{Packet, QoS, Will};
+
+use self::pacing::Pacing;
+use self::subscribe::Replay;
 
 /// The router's view of a connected client.
 struct Connection {

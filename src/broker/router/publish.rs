@@ -97,12 +97,7 @@ impl RouterState {
     }
 
     /// Routes a client's message, and says where it went.
-    pub(super) fn route_from(
-        &mut self,
-        id: ConnectionId,
-        publish: Publish,
-        authorized: bool,
-    ) -> Routed {
+    fn route_from(&mut self, id: ConnectionId, publish: Publish, authorized: bool) -> Routed {
         let Some(connection) = self.connections.get(&id) else {
             return Routed::default();
         };
@@ -187,7 +182,7 @@ impl RouterState {
     /// `max_retained_bytes`; if not, the limit is counted and logged (the message
     /// is still delivered to current subscribers, only not retained). The broker's
     /// own `$SYS` topics are not counted against them.
-    pub(super) fn retained_has_room(&mut self, publish: &Publish) -> bool {
+    fn retained_has_room(&mut self, publish: &Publish) -> bool {
         if is_sys_topic(&publish.topic) {
             return true;
         }
@@ -378,7 +373,7 @@ impl RouterState {
     }
 }
 
-pub(super) fn observe_delivery(hooks: &Hooks, client: &ClientInfo, publish: &Publish) {
+fn observe_delivery(hooks: &Hooks, client: &ClientInfo, publish: &Publish) {
     if !hooks.is_empty() {
         hooks.observe("on_delivered", |h| h.on_delivered(client, publish));
     }

@@ -168,7 +168,7 @@ impl RouterState {
         }
     }
 
-    pub(super) fn replay_cut(&self, replay: &Replay) {
+    fn replay_cut(&self, replay: &Replay) {
         log::debug!(
             "Retained replay of '{}' to client {} cut short: it cannot take more now.",
             replay.filter,
@@ -186,7 +186,7 @@ impl RouterState {
     }
 
     /// Whether a connection's outbox takes no more QoS 0 messages.
-    pub(super) fn outbox_full(&self, id: ConnectionId) -> bool {
+    fn outbox_full(&self, id: ConnectionId) -> bool {
         self.connections
             .get(&id)
             .is_some_and(|connection| connection.outbox.qos0_room() == Qos0Room::Full)
