@@ -42,8 +42,11 @@
 //! 2. [`client`]: `state.rs` is the client's half of the protocol (packet
 //!    identifiers, the QoS 1 and QoS 2 handshakes, keep-alive) with no I/O at all;
 //!    `worker.rs` drives it from a thread.
-//! 3. [`broker`]: `router.rs` is the broker's brain, one `handle_*` function per
-//!    packet; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what it knows.
+//! 3. [`broker`]: `router/` is the broker's brain, one file per packet family:
+//!    `mod.rs` dispatches events, then `connect.rs`, `publish.rs`, `acks.rs`,
+//!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers) and
+//!    `housekeeping.rs`; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what
+//!    it knows.
 //! 4. [`transport`]: how TLS and WebSocket connections are shared by two threads.
 //! 5. [`auth`]: password hashes as mosquitto and `mkpasswd` write them, and
 //!    access control lists, including why a user name must never widen a pattern.

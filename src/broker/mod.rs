@@ -27,9 +27,12 @@
 //!   authentication, keep-alive, decoding) and a writer thread (batched writes).
 //! - `event/`: what connections and the router send each other: the router's inbox
 //!   of events, each connection's outbox, and the gate that paces a reader.
-//! - `router.rs`: one thread owns every session, the subscription tree (`subs.rs`),
+//! - `router/`: one thread owns every session, the subscription tree (`subs.rs`),
 //!   the retained messages (`retain.rs`) and `$SYS` (`sys.rs`). It never waits on a
-//!   connection: outboxes are bounded and written with `try_send`.
+//!   connection: outboxes are bounded and written with `try_send`. `router/mod.rs`
+//!   dispatches each event to the file of its packet: `connect.rs`, `publish.rs`,
+//!   `acks.rs`, `subscribe.rs`; `pacing.rs` holds publishers back for slow
+//!   subscribers, `housekeeping.rs` saves, expires and publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
 //! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].

@@ -1,8 +1,9 @@
 //! A client's session: what the broker remembers about one client identifier.
 //!
-//! A session holds the client's subscriptions and the state of its QoS 1 and 2
-//! exchanges (section 4.1). It outlives the network connection when the client asked
-//! for a persistent session (CleanSession=0) and dies with it otherwise.
+//! A session holds the state of the client's QoS 1 and 2 exchanges (section 4.1).
+//! It outlives the network connection when the client asked for a persistent
+//! session (CleanSession=0) and dies with it otherwise. Its subscriptions are kept
+//! with everyone else's, in [`Subscriptions`](super::subs::Subscriptions).
 //!
 //! The QoS machinery is plain data driven by the router; nothing here touches a
 //! socket, a thread or a clock, so every rule is tested directly below.
@@ -27,9 +28,9 @@
 //! the PUBREC until the PUBREL, and a PUBLISH that repeats it meanwhile is answered but
 //! not delivered again [MQTT-4.3.3-2].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
-use crate::protocol::{PacketId, Publish, QoS, TopicFilter};
+use crate::protocol::{PacketId, Publish, QoS};
 
 /// Where an unacknowledged outbound message stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +80,6 @@ pub(crate) fn message_size(publish: &Publish) -> usize {
 pub(crate) struct Session {
     /// Whether the session ends with its connection (CleanSession=1).
     pub(crate) clean: bool,
-    /// Topic filters and the QoS granted for each.
-    pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
     /// Sent and unacknowledged, oldest first.
     inflight: VecDeque<Inflight>,
     /// Waiting for room in the inflight window, oldest first.
@@ -112,7 +111,6 @@ impl Session {
     pub(crate) fn new(clean: bool, max_inflight: usize, max_queued: usize) -> Session {
         Session {
             clean,
-            subscriptions: HashMap::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             awaiting_pubrel: HashSet::new(),

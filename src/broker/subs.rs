@@ -1,4 +1,8 @@
-//! The subscription tree: which sessions want a message published to a topic.
+//! The subscriptions: which sessions want a message published to a topic.
+//!
+//! [`Subscriptions`] holds every subscription two ways, and keeps the two in step:
+//! a tree of filters, to find the subscribers of a topic, and the filters of each
+//! client, to count, save and remove them.
 //!
 //! Topic filters are stored level by level in a tree, as mosquitto's `subs.c` does.
 //! The filters `a/b`, `a/+` and `#` give
@@ -63,12 +67,108 @@ impl Drop for Node {
     }
 }
 
-/// Every subscription of every session, connected or not.
+/// Every subscription of every session, connected or not, and each client's own
+/// filters: the one place subscriptions are added and removed, so that the tree
+/// and the clients' lists cannot disagree.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    tree: SubscriptionTree,
+    /// Each client's filters and the QoS granted for each; a client with none has
+    /// no entry.
+    by_client: HashMap<ClientKey, HashMap<TopicFilter, QoS>>,
+}
+
+impl Subscriptions {
+    /// Subscribes `client` to `filter` at `qos`. Subscribing again to an identical
+    /// filter replaces the old subscription [MQTT-3.8.4-3]; returns `true` when the
+    /// subscription is new.
+    ///
+    /// A new filter is stored in its own allocation: a subscription lives long, and
+    /// must not keep the whole SUBSCRIBE packet's buffer alive.
+    pub(crate) fn subscribe(&mut self, client: &ClientKey, filter: &TopicFilter, qos: QoS) -> bool {
+        let filters = self.by_client.entry(client.clone()).or_default();
+        if let Some(granted) = filters.get_mut(filter) {
+            *granted = qos;
+        } else {
+            let mut filter = filter.clone();
+            filter.compact();
+            filters.insert(filter, qos);
+        }
+        self.tree.subscribe(client, filter, qos)
+    }
+
+    /// Removes the subscription of `client` to exactly `filter` [MQTT-3.10.4-1].
+    /// Returns `true` if there was one.
+    pub(crate) fn unsubscribe(&mut self, client: &ClientKey, filter: &TopicFilter) -> bool {
+        let Some(filters) = self.by_client.get_mut(client) else {
+            return false;
+        };
+        if filters.remove(filter).is_none() {
+            return false;
+        }
+        if filters.is_empty() {
+            self.by_client.remove(client);
+        }
+        self.tree.unsubscribe(client, filter)
+    }
+
+    /// Removes every subscription of `client`.
+    pub(crate) fn remove_client(&mut self, client: &ClientKey) {
+        let Some(filters) = self.by_client.remove(client) else {
+            return;
+        };
+        for filter in filters.keys() {
+            self.tree.unsubscribe(client, filter);
+        }
+    }
+
+    /// The filters of `client`, with the QoS granted for each, in no order.
+    pub(crate) fn of(&self, client: &ClientKey) -> impl Iterator<Item = (&TopicFilter, QoS)> {
+        self.by_client
+            .get(client)
+            .into_iter()
+            .flatten()
+            .map(|(filter, &qos)| (filter, qos))
+    }
+
+    /// How many filters `client` is subscribed to.
+    pub(crate) fn count_of(&self, client: &ClientKey) -> usize {
+        self.by_client.get(client).map_or(0, HashMap::len)
+    }
+
+    /// Whether `client` is subscribed to exactly `filter`.
+    pub(crate) fn contains(&self, client: &ClientKey, filter: &TopicFilter) -> bool {
+        self.by_client
+            .get(client)
+            .is_some_and(|filters| filters.contains_key(filter))
+    }
+
+    /// See [`SubscriptionTree::matches_into`].
+    pub(crate) fn matches_into(&self, topic: &str, found: &mut Vec<(ClientKey, QoS)>) {
+        self.tree.matches_into(topic, found);
+    }
+
+    /// How many (session, filter) subscriptions are stored.
+    pub(crate) fn len(&self) -> usize {
+        self.tree.len()
+    }
+}
+
+impl fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriptions")
+            .field("subscriptions", &self.tree.len())
+            .field("clients", &self.by_client.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The subscription tree: every subscription, filed under the levels of its filter.
 ///
 /// Every walk of the tree is a loop, never a recursion: a filter may have up to
 /// 65,536 levels, and no input depth may reach the stack.
 #[derive(Default)]
-pub(crate) struct SubscriptionTree {
+struct SubscriptionTree {
     root: Node,
     count: usize,
 }
@@ -77,7 +177,7 @@ impl SubscriptionTree {
     /// Subscribes `client` to `filter` at `qos`. Subscribing again to an identical
     /// filter replaces the old subscription [MQTT-3.8.4-3]; returns `true` when the
     /// subscription is new.
-    pub(crate) fn subscribe(&mut self, client: &ClientKey, filter: &TopicFilter, qos: QoS) -> bool {
+    fn subscribe(&mut self, client: &ClientKey, filter: &TopicFilter, qos: QoS) -> bool {
         let mut node = &mut self.root;
         for level in filter.split('/') {
             node = node.children.entry(level.into()).or_default();
@@ -97,7 +197,7 @@ impl SubscriptionTree {
     /// needs. A walk down through `&mut` references cannot climb back up, so this
     /// takes two walks down the filter: a read-only one that finds the subscription
     /// and the highest node it alone keeps alive, then one that removes.
-    pub(crate) fn unsubscribe(&mut self, client: &str, filter: &TopicFilter) -> bool {
+    fn unsubscribe(&mut self, client: &str, filter: &TopicFilter) -> bool {
         let Some(prune) = self.find_unsubscribe(client, filter) else {
             return false;
         };
@@ -158,7 +258,7 @@ impl SubscriptionTree {
     /// message allocates nothing here. The walk follows the topic's levels down one
     /// path; only a `+` node beside it leaves a branch to come back to, so a list of
     /// pending branches is allocated only for topics that `+` filters reach.
-    pub(crate) fn matches_into(&self, topic: &str, found: &mut Vec<(ClientKey, QoS)>) {
+    fn matches_into(&self, topic: &str, found: &mut Vec<(ClientKey, QoS)>) {
         found.clear();
         let system = topic.starts_with('$');
         // A node, and the topic levels its children must match (`None`: no more).
@@ -203,14 +303,14 @@ impl SubscriptionTree {
 
     /// [`matches_into`](Self::matches_into) as a map, for tests.
     #[cfg(test)]
-    pub(crate) fn matches(&self, topic: &str) -> HashMap<ClientKey, QoS> {
+    fn matches(&self, topic: &str) -> HashMap<ClientKey, QoS> {
         let mut found = Vec::new();
         self.matches_into(topic, &mut found);
         found.into_iter().collect()
     }
 
     /// How many (session, filter) subscriptions are stored.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.count
     }
 }
@@ -254,6 +354,66 @@ mod tests {
 
     fn filter(s: &str) -> TopicFilter {
         TopicFilter::new(s).unwrap()
+    }
+
+    /// Each client's filters, sorted, as `Subscriptions::of` lists them.
+    fn filters_of(subscriptions: &Subscriptions, client: &str) -> Vec<(String, QoS)> {
+        let mut filters: Vec<(String, QoS)> = subscriptions
+            .of(&key(client))
+            .map(|(filter, qos)| (filter.to_string(), qos))
+            .collect();
+        filters.sort();
+        filters
+    }
+
+    #[test]
+    fn a_client_s_filters_and_the_tree_change_together() {
+        let mut subscriptions = Subscriptions::default();
+        assert!(subscriptions.subscribe(&key("c"), &filter("a/+"), QoS::AtMostOnce));
+        assert!(subscriptions.subscribe(&key("c"), &filter("b"), QoS::AtLeastOnce));
+        assert!(subscriptions.subscribe(&key("d"), &filter("a/+"), QoS::ExactlyOnce));
+        // Again: the QoS is replaced, nothing is added [MQTT-3.8.4-3].
+        assert!(!subscriptions.subscribe(&key("c"), &filter("a/+"), QoS::ExactlyOnce));
+        assert_eq!(subscriptions.len(), 3);
+        assert_eq!(subscriptions.count_of(&key("c")), 2);
+        assert!(subscriptions.contains(&key("c"), &filter("b")));
+        assert_eq!(
+            filters_of(&subscriptions, "c"),
+            [
+                ("a/+".into(), QoS::ExactlyOnce),
+                ("b".into(), QoS::AtLeastOnce)
+            ]
+        );
+        let mut found = Vec::new();
+        subscriptions.matches_into("a/x", &mut found);
+        found.sort();
+        assert_eq!(
+            found,
+            [(key("c"), QoS::ExactlyOnce), (key("d"), QoS::ExactlyOnce)]
+        );
+
+        assert!(subscriptions.unsubscribe(&key("c"), &filter("b")));
+        assert!(!subscriptions.unsubscribe(&key("c"), &filter("b")));
+        assert!(!subscriptions.unsubscribe(&key("e"), &filter("b")));
+        assert_eq!(
+            filters_of(&subscriptions, "c"),
+            [("a/+".into(), QoS::ExactlyOnce)]
+        );
+        subscriptions.matches_into("b", &mut found);
+        assert!(found.is_empty());
+
+        subscriptions.remove_client(&key("c"));
+        assert_eq!(subscriptions.count_of(&key("c")), 0);
+        assert_eq!(subscriptions.len(), 1);
+        subscriptions.matches_into("a/x", &mut found);
+        assert_eq!(found, [(key("d"), QoS::ExactlyOnce)]);
+        subscriptions.unsubscribe(&key("d"), &filter("a/+"));
+        assert_eq!(subscriptions.len(), 0);
+        assert!(
+            subscriptions.by_client.is_empty(),
+            "no client is left without filters"
+        );
+        assert!(subscriptions.tree.root.is_empty(), "the tree is pruned");
     }
 
     #[test]

@@ -1,0 +1,550 @@
+//! CONNECT and DISCONNECT: sessions made, taken over, resumed, expired and ended.
+//!
+//! A session outlives its connection when the client asks for one (CleanSession=0)
+//! and belongs to the user who made it (invariant 5). A takeover closes the old
+//! connection first; a will is published after its session is detached.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::broker::event::{ConnectionId, NewConnection};
+use crate::broker::hooks::DisconnectReason;
+use crate::broker::session::{Inflight, Session};
+use crate::broker::stats::Limit;
+use crate::broker::storage::{StoredInflight, StoredSession};
+use crate::broker::subs::ClientKey;
+use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
+
+use super::{
+    add_footprint, is_sys_topic, session_op, sub_footprint, Connection, RouterState, SessionEntry,
+};
+
+/// A user name for the log.
+fn describe_user(username: Option<&str>) -> String {
+    username.map_or_else(
+        || "no user name".to_string(),
+        |name| format!("user '{name}'"),
+    )
+}
+
+impl RouterState {
+    pub(super) fn connect(&mut self, new: NewConnection) {
+        let NewConnection {
+            id,
+            connect,
+            client,
+            outbox,
+            closer,
+            gate,
+            trusted,
+        } = new;
+        let key: ClientKey = Arc::from(connect.client_id.as_str());
+        let now = Instant::now();
+
+        // Takeover: the session's current connection is closed. Its will is published
+        // as if the network had failed [MQTT-3.1.4-2], unless the same client is
+        // resuming its persistent session with a persistent connection (mosquitto
+        // 2.0's rule, which MQTT 5 makes explicit).
+        if let Some(entry) = self.sessions.get(&key) {
+            if let Some(old) = entry.connection {
+                let reason = if !entry.session.clean && !connect.clean_session {
+                    DisconnectReason::SessionResumed
+                } else {
+                    DisconnectReason::TakenOver
+                };
+                self.disconnect(old, reason);
+            }
+        }
+
+        // A session belongs to the user who made it (invariant 5): another user
+        // with the same client identifier starts afresh and sees none of it.
+        if let Some(entry) = self.sessions.get(&key) {
+            if !entry.session.clean && entry.username != client.username {
+                log::warn!(
+                    "Client {key} connected as {}, but its stored session belongs to {}: \
+                     the old session is discarded and a fresh one started.",
+                    describe_user(client.username.as_deref()),
+                    describe_user(entry.username.as_deref())
+                );
+                self.remove_session(&key);
+            }
+        }
+
+        let session_present = if connect.clean_session {
+            // A clean session throws away whatever was stored [MQTT-3.1.2-6].
+            if self.sessions.contains_key(&key) {
+                self.remove_session(&key);
+            }
+            self.insert_session(&key, true, client.username.clone());
+            false
+        } else if self.sessions.contains_key(&key) {
+            true
+        } else if self.persistent_sessions >= self.limits.max_persistent_sessions {
+            self.counters.limit_reached(Limit::PersistentSessions);
+            if self.limit_log.allow(now) {
+                log::warn!(
+                    "Client {key} refused: the broker holds {} persistent sessions \
+                     (max-persistent-sessions).",
+                    self.persistent_sessions
+                );
+            }
+            // The writer sends the refusal, then closes the socket as the outbox is
+            // dropped here; the reader's disconnect is then for an unknown connection.
+            let _ = outbox.try_send(Packet::ConnAck(ConnAck::refused(
+                ConnectReturnCode::ServerUnavailable,
+            )));
+            return;
+        } else {
+            self.insert_session(&key, false, client.username.clone());
+            false
+        };
+        self.connects += 1;
+
+        self.connections.insert(
+            id,
+            Connection {
+                client_key: key.clone(),
+                info: client.clone(),
+                will: connect.will,
+                outbox,
+                closer,
+                held_acks: VecDeque::new(),
+                waiting_on: HashSet::new(),
+                gate,
+                paused_for: 0,
+                handled: 0,
+            },
+        );
+        // MQTT 3.1 has no session-present flag: the byte is reserved.
+        let present = session_present && connect.protocol == ProtocolVersion::V3_1_1;
+        self.send(id, Packet::ConnAck(ConnAck::accepted(present)));
+
+        if let Some(entry) = self.sessions.get_mut(&key) {
+            entry.connection = Some(id);
+            entry.owner = Some(client.clone());
+            entry.trusted = trusted;
+            entry.last_progress = now;
+            entry.offline_since = None;
+            // Messages the client may no longer read are not sent again
+            // (invariant 5: read access is checked on delivery, not only on queueing).
+            let hooks = &self.hooks;
+            if !hooks.is_empty() && !trusted {
+                let denied = session_op(&mut self.held, &mut entry.session, |session| {
+                    session.drop_denied_inflight(|p| hooks.authorize_receive(&client, &p.topic))
+                });
+                if denied > 0 {
+                    log::info!(
+                        "Not sending {denied} unacknowledged messages again to client {key}: \
+                         no read access any more."
+                    );
+                }
+            }
+            // Unacknowledged messages go again first, in their order [MQTT-4.4.0-1],
+            // then queued ones as the window allows.
+            let resend = entry.session.resend();
+            for entry in resend {
+                let packet = match entry {
+                    Inflight::Publish(publish) => Packet::Publish(publish),
+                    Inflight::PubRel(packet_id) => Packet::PubRel(PubRel::new(packet_id)),
+                };
+                self.send(id, packet);
+            }
+            self.fill_window(&key);
+        }
+        if !self.hooks.is_empty() {
+            self.hooks
+                .observe("on_connected", |h| h.on_connected(&client));
+        }
+    }
+
+    fn insert_session(&mut self, key: &ClientKey, clean: bool, username: Option<String>) {
+        let session = self.new_session(clean);
+        self.sessions.insert(
+            key.clone(),
+            SessionEntry::new(session, username, Instant::now()),
+        );
+        if !clean {
+            self.persistent_sessions += 1;
+        }
+        self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
+    }
+
+    fn new_session(&self, clean: bool) -> Session {
+        Session::new(
+            clean,
+            self.limits.max_inflight_messages,
+            self.limits.max_queued_messages,
+        )
+        .with_max_queued_bytes(self.limits.max_queued_bytes)
+    }
+
+    pub(super) fn restore_session(&mut self, stored: StoredSession) {
+        let key: ClientKey = Arc::from(stored.client_id.as_str());
+        let mut session = self.new_session(false);
+        for (filter, qos) in stored.subscriptions {
+            self.subscriptions.subscribe(&key, &filter, qos);
+        }
+        let inflight = stored
+            .inflight
+            .into_iter()
+            .map(|entry| match entry {
+                StoredInflight::Publish(publish) => Inflight::Publish(publish),
+                StoredInflight::PubRel(id) => Inflight::PubRel(id),
+            })
+            .collect();
+        session.restore(inflight, stored.queued, stored.awaiting_pubrel);
+        add_footprint(&mut self.held, session.footprint());
+        let now = Instant::now();
+        let mut entry = SessionEntry::new(session, stored.username, now);
+        entry.offline_since = Some(now);
+        self.sessions.insert(key, entry);
+        self.persistent_sessions += 1;
+        self.schedule_expiry(now);
+    }
+
+    /// Removes a session with its subscriptions and stored copy.
+    pub(super) fn remove_session(&mut self, key: &ClientKey) {
+        let Some(entry) = self.sessions.remove(key) else {
+            return;
+        };
+        self.release_publishers(key);
+        self.subscriptions.remove_client(key);
+        sub_footprint(&mut self.held, entry.session.footprint());
+        if !entry.session.clean {
+            self.persistent_sessions -= 1;
+            if let Err(error) = self.storage.remove_session(key) {
+                log::error!("Cannot remove the stored session of {key}: {error}.");
+            }
+        }
+    }
+
+    /// Plans the next look for expired sessions, if sessions expire at all.
+    fn schedule_expiry(&mut self, from: Instant) {
+        if let Some(expiry) = self.limits.persistent_client_expiration {
+            let at = from + expiry;
+            self.expiry_check = Some(self.expiry_check.map_or(at, |check| check.min(at)));
+        }
+    }
+
+    pub(super) fn disconnect(&mut self, id: ConnectionId, reason: DisconnectReason) {
+        // Events of a connection already closed (after a takeover, say) are ignored.
+        let Some(connection) = self.connections.remove(&id) else {
+            return;
+        };
+        connection.closer.close();
+        // A paused reader must see the closed socket, not wait at its gate.
+        connection.gate.release();
+        self.drained(id);
+        let client_id = &connection.info.client_id;
+        match &reason {
+            DisconnectReason::Disconnect => log::info!("Client {client_id} disconnected."),
+            DisconnectReason::ProtocolViolation(why) => {
+                log::warn!("Client {client_id} disconnected: protocol violation: {why}.")
+            }
+            DisconnectReason::SlowConsumer => {
+                log::warn!("Client {client_id} disconnected: {reason}.")
+            }
+            other => log::info!("Client {client_id} disconnected: {other}."),
+        }
+
+        let key = connection.client_key.clone();
+        let mut clean = false;
+        let now = Instant::now();
+        let mut detached = false;
+        if let Some(entry) = self.sessions.get_mut(&key) {
+            if entry.connection == Some(id) {
+                entry.connection = None;
+                entry.offline_since = Some(now);
+                clean = entry.session.clean;
+                detached = true;
+            }
+        }
+        if clean {
+            self.remove_session(&key);
+        } else {
+            if detached {
+                self.schedule_expiry(now);
+            }
+            self.release_publishers(&key);
+            self.save_session(&key);
+        }
+
+        // The will goes out after the session is detached, so a persistent session
+        // subscribed to its own will topic gets it queued like any other message.
+        if reason.publishes_will() {
+            if let Some(will) = connection.will {
+                if is_sys_topic(&will.topic) {
+                    // `$SYS` belongs to the broker, wills included (invariant 5).
+                    log::warn!(
+                        "Not publishing the will of {client_id} on '{}': $SYS is the broker's.",
+                        will.topic
+                    );
+                } else {
+                    let publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
+                    log::debug!("Publishing the will of {client_id} on '{}'.", publish.topic);
+                    self.publish(publish);
+                }
+            }
+        }
+        if !self.hooks.is_empty() {
+            let info = connection.info.clone();
+            self.hooks
+                .observe("on_disconnected", |h| h.on_disconnected(&info, &reason));
+        }
+    }
+
+    pub(super) fn shutdown(&mut self) {
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for id in ids {
+            self.disconnect(id, DisconnectReason::Shutdown);
+        }
+        // Offline sessions may have queued messages since they were last saved.
+        let keys: Vec<ClientKey> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            self.save_session(&key);
+        }
+        self.flush_storage();
+        self.publish_gauges();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::harness::*;
+    use crate::protocol::{ConnectReturnCode, Will};
+
+    #[test]
+    fn connect_is_answered_with_connack_and_session_present_mqtt_3_2_2() {
+        let mut h = Harness::new();
+        let first = h.connect("c", false);
+        assert_eq!(
+            first.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        h.disconnect(&first, DisconnectReason::Disconnect);
+        let second = h.connect("c", false);
+        assert_eq!(
+            second.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(true))]
+        );
+        h.disconnect(&second, DisconnectReason::Disconnect);
+        let clean = h.connect("c", true);
+        assert_eq!(
+            clean.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+
+    #[test]
+    fn offline_persistent_sessions_queue_and_get_everything_on_return_mqtt_3_1_2_5() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        h.disconnect(&sub, DisconnectReason::Disconnect);
+        let publisher = h.connect("pub", true);
+        for (n, payload) in ["1", "2", "3", "4"].into_iter().enumerate() {
+            h.publish(
+                &publisher,
+                "t",
+                payload,
+                QoS::AtLeastOnce,
+                false,
+                n as u16 + 1,
+            );
+        }
+        // The queue holds 3: the fourth is dropped and counted.
+        assert_eq!(
+            h.state
+                .counters
+                .publish_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(h.state.held.queued, 3);
+        let back = h.connect("sub", false);
+        let got = back.received();
+        assert_eq!(got[0], Packet::ConnAck(ConnAck::accepted(true)));
+        let got = publishes(&got);
+        // The inflight window is 2: two now, the third after an acknowledgement.
+        assert_eq!(
+            got.iter().map(|p| &p.payload[..]).collect::<Vec<_>>(),
+            [b"1", b"2"]
+        );
+        h.packet(&back, Packet::PubAck(PubAck::new(pid(1))));
+        let got = back.received();
+        assert_eq!(&publishes(&got)[0].payload[..], b"3");
+        assert_eq!((h.state.held.queued, h.state.held.inflight), (0, 2));
+    }
+
+    #[test]
+    fn unacknowledged_messages_are_resent_with_dup_after_reconnect_mqtt_4_4_0_1() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", false);
+        h.subscribe(&sub, "t", QoS::ExactlyOnce);
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "t", "a", QoS::ExactlyOnce, false, 1);
+        h.publish(&publisher, "t", "b", QoS::AtLeastOnce, false, 2);
+        sub.received();
+        h.packet(&sub, Packet::PubRec(PubRec::new(pid(1))));
+        assert_eq!(sub.received(), vec![Packet::PubRel(PubRel::new(pid(1)))]);
+        h.disconnect(&sub, DisconnectReason::ConnectionLost("test".into()));
+        assert!(sub.is_closed());
+        let back = h.connect("sub", false);
+        let got = back.received();
+        assert_eq!(got[1], Packet::PubRel(PubRel::new(pid(1))));
+        match &got[2] {
+            Packet::Publish(p) => assert!(p.dup && p.packet_id == Some(pid(2))),
+            other => panic!("expected PUBLISH, got {other}"),
+        }
+    }
+
+    #[test]
+    fn takeover_closes_the_old_connection_and_publishes_its_will_mqtt_3_1_4_2() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "will", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("x");
+        connect.will = Some(Will {
+            topic: TopicName::new("will").unwrap(),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        });
+        let old = h.connect_with(connect);
+        let new = h.connect("x", true);
+        assert!(old.is_closed());
+        assert_eq!(
+            new.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        assert_eq!(&publishes(&watcher.received())[0].payload[..], b"gone");
+        // A late event of the old connection changes nothing.
+        h.disconnect(&old, DisconnectReason::ConnectionLost("late".into()));
+        assert!(!new.is_closed());
+    }
+
+    #[test]
+    fn a_will_is_discarded_on_disconnect_mqtt_3_1_2_10() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "#", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("x");
+        connect.will = Some(Will {
+            topic: TopicName::new("will").unwrap(),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtMostOnce,
+            retain: true,
+        });
+        let client = h.connect_with(connect);
+        h.disconnect(&client, DisconnectReason::Disconnect);
+        assert!(watcher.received().is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    #[test]
+    fn a_will_on_sys_is_not_published() {
+        let mut h = Harness::new();
+        let watcher = h.connect("watcher", true);
+        h.subscribe(&watcher, "$SYS/#", QoS::AtMostOnce);
+        watcher.received();
+        let mut connect = Connect::new("spoofer");
+        connect.will = Some(Will {
+            topic: TopicName::new("$SYS/broker/version").unwrap(),
+            payload: Bytes::from_static(b"spoofed"),
+            qos: QoS::AtMostOnce,
+            retain: true,
+        });
+        let spoofer = h.connect_with(connect);
+        h.disconnect(&spoofer, DisconnectReason::ConnectionLost("gone".into()));
+        assert!(publishes(&watcher.received()).is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    fn connect_as(h: &mut Harness, client_id: &str, user: &str) -> Client {
+        let mut connect = Connect::new(client_id);
+        connect.clean_session = false;
+        connect.username = Some(user.into());
+        h.connect_with(connect)
+    }
+
+    #[test]
+    fn a_session_resumed_under_another_user_name_starts_afresh() {
+        let mut h = Harness::new();
+        let alice = connect_as(&mut h, "shared", "alice");
+        h.subscribe(&alice, "alice/#", QoS::AtLeastOnce);
+        h.disconnect(&alice, DisconnectReason::Disconnect);
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "alice/secret", "x", QoS::AtLeastOnce, false, 1);
+
+        let mallory = connect_as(&mut h, "shared", "mallory");
+        assert_eq!(
+            mallory.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        assert_eq!(h.state.subscriptions.len(), 0);
+        // Alice's own reconnection finds mallory's session, not hers: also fresh.
+        h.disconnect(&mallory, DisconnectReason::Disconnect);
+        let alice = connect_as(&mut h, "shared", "alice");
+        assert_eq!(
+            alice.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+
+    #[test]
+    fn persistent_sessions_beyond_the_cap_are_refused_with_server_unavailable() {
+        let mut h = Harness::with_limits(Limits {
+            max_persistent_sessions: 1,
+            ..limits()
+        });
+        let first = h.connect("p1", false);
+        first.received();
+        let second = h.connect("p2", false);
+        assert_eq!(
+            second.received(),
+            vec![Packet::ConnAck(ConnAck::refused(
+                ConnectReturnCode::ServerUnavailable
+            ))]
+        );
+        assert!(second.is_closed());
+        assert_eq!(limit_count(&h, Limit::PersistentSessions), 1);
+        // Clean sessions do not count, and the first client may come back.
+        let clean = h.connect("c", true);
+        assert_eq!(
+            clean.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+        h.disconnect(&first, DisconnectReason::Disconnect);
+        let again = h.connect("p1", false);
+        assert_eq!(
+            again.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(true))]
+        );
+    }
+
+    #[test]
+    fn a_persistent_session_whose_client_stays_away_expires() {
+        let mut h = Harness::with_limits(Limits {
+            persistent_client_expiration: Some(Duration::from_secs(60)),
+            ..limits()
+        });
+        let client = h.connect("p", false);
+        h.subscribe(&client, "t", QoS::AtLeastOnce);
+        h.disconnect(&client, DisconnectReason::Disconnect);
+        let deadline = h.state.deadline().expect("an expiry check is planned");
+        assert!(deadline > Instant::now() + Duration::from_secs(30));
+        h.state.tick(Instant::now() + Duration::from_secs(61));
+        assert!(h.state.sessions.is_empty());
+        assert_eq!(h.state.subscriptions.len(), 0);
+        assert_eq!(h.state.deadline(), None, "nothing left to expire");
+        assert_eq!(limit_count(&h, Limit::PersistentClientExpiration), 1);
+        let back = h.connect("p", false);
+        assert_eq!(
+            back.received(),
+            vec![Packet::ConnAck(ConnAck::accepted(false))]
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! What the router does besides handling events: saving sessions, expiring them,
+//! `$SYS` topics and the gauges behind [`Broker::stats`](crate::broker::Broker::stats).
+
+use std::time::Instant;
+
+use crate::broker::session::Inflight;
+use crate::broker::stats::{Gauges, Limit};
+use crate::broker::storage::{StoredInflight, StoredSession};
+use crate::broker::subs::ClientKey;
+use crate::broker::sys::SysExtra;
+use crate::protocol::{Publish, QoS, TopicName};
+
+use super::RouterState;
+
+impl RouterState {
+    /// Starts a new period of the rate-limited logs.
+    pub(super) fn renew_logs(&mut self, now: Instant) {
+        self.denied_log.renew(now);
+        self.limit_log.renew(now);
+    }
+
+    /// Stores a persistent session: its subscriptions, and the messages in flight,
+    /// queued and awaiting PUBREL.
+    pub(super) fn save_session(&mut self, key: &ClientKey) {
+        let Some(entry) = self.sessions.get(key) else {
+            return;
+        };
+        if entry.session.clean {
+            return;
+        }
+        let session = &entry.session;
+        let stored = StoredSession {
+            client_id: key.to_string(),
+            username: entry.username.clone(),
+            subscriptions: self
+                .subscriptions
+                .of(key)
+                .map(|(filter, qos)| (filter.clone(), qos))
+                .collect(),
+            inflight: session
+                .inflight()
+                .map(|entry| match entry {
+                    Inflight::Publish(publish) => StoredInflight::Publish(publish.clone()),
+                    Inflight::PubRel(id) => StoredInflight::PubRel(*id),
+                })
+                .collect(),
+            queued: session.queued().cloned().collect(),
+            awaiting_pubrel: session.awaiting_pubrel().copied().collect(),
+        };
+        if let Err(error) = self.storage.save_session(&stored) {
+            log::error!("Cannot save the session of {key}: {error}.");
+        }
+    }
+
+    pub(super) fn flush_storage(&mut self) {
+        if let Err(error) = self.storage.flush() {
+            log::error!("Cannot flush the broker's store: {error}.");
+        }
+    }
+
+    /// Removes the persistent sessions whose client has been away longer than
+    /// `persistent_client_expiration`, as mosquitto's option of that name does.
+    pub(super) fn expire_sessions(&mut self, now: Instant) {
+        let (Some(check), Some(expiry)) =
+            (self.expiry_check, self.limits.persistent_client_expiration)
+        else {
+            return;
+        };
+        if check > now {
+            return;
+        }
+        let expired: Vec<ClientKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .offline_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= expiry)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in expired {
+            log::info!("Expiring the session of client {key}: away longer than {expiry:?}.");
+            self.counters
+                .limit_reached(Limit::PersistentClientExpiration);
+            self.remove_session(&key);
+        }
+        self.expiry_check = self
+            .sessions
+            .values()
+            .filter_map(|entry| entry.offline_since)
+            .min()
+            .map(|since| since + expiry);
+    }
+
+    /// Publishes the `$SYS` topics that changed, if a tick is due.
+    pub(super) fn sys_tick(&mut self, now: Instant) {
+        let due = self.sys.as_ref().is_some_and(|sys| sys.deadline() <= now);
+        if !due {
+            return;
+        }
+        self.publish_gauges();
+        let stats = self
+            .counters
+            .snapshot(now.saturating_duration_since(self.started));
+        let extra = SysExtra {
+            connects: self.connects,
+        };
+        let Some(sys) = self.sys.as_mut() else {
+            return;
+        };
+        for (topic, payload) in sys.tick(now, &stats, extra) {
+            let Ok(topic) = TopicName::new(topic) else {
+                continue;
+            };
+            self.publish(Publish::new(topic, payload, QoS::AtMostOnce, true));
+        }
+        self.close_pending();
+    }
+
+    pub(super) fn publish_gauges(&self) {
+        let connected = self.connections.len() as u64;
+        let sessions = self.sessions.len() as u64;
+        let gauges = Gauges {
+            connected,
+            disconnected: sessions.saturating_sub(connected),
+            maximum: self.maximum_sessions,
+            subscriptions: self.subscriptions.len() as u64,
+            retained: self.retained.len() as u64,
+            queued: self.held.queued as u64,
+            inflight: self.held.inflight as u64,
+            stored_bytes: (self.held.bytes + self.retained.bytes()) as u64,
+        };
+        *self.counters.gauges.lock() = gauges;
+    }
+}

@@ -1,0 +1,420 @@
+//! The router: one thread that owns all broker state.
+//!
+//! Sessions (connected and offline), the subscription tree, retained messages and the
+//! `$SYS` counters live in one [`RouterState`], touched only by the router thread, so
+//! none of it needs a lock. Connection threads reach it through [`Event`]s in a
+//! bounded inbox; it answers by `try_send`ing packets into each connection's bounded
+//! outbox, and never waits on one (DESIGN invariant 1):
+//!
+//! - a QoS 0 message for a connection whose outbox is full is dropped and counted;
+//! - a QoS 1/2 message waits in its session (inflight window, then queue) and moves on
+//!   as acknowledgements arrive; a session whose queue is full drops and counts;
+//! - a reply (PUBACK, SUBACK, ...) that does not fit means the client stopped reading:
+//!   that connection is closed [MQTT-4.8.0-2].
+//!
+//! Authorization is split between a connection's reader, which asks the hooks
+//! about each PUBLISH and SUBSCRIBE filter and passes the answer along, and the
+//! router, which checks read access at each delivery: see "Who checks what" in
+//! `connection/mod.rs`.
+//!
+//! A publisher is paced by its subscribers (`pacing.rs`): its acknowledgements are
+//! held back, or its reader paused, while the sessions its messages go to are behind.
+//!
+//! The rules live in one file per kind of packet, as mosquitto's `handle_*.c` do:
+//!
+//! - `connect.rs`: CONNECT, takeovers, sessions and their expiry, DISCONNECT, wills;
+//! - `publish.rs`: PUBLISH in, the retain rules, routing and delivery;
+//! - `acks.rs`: PUBACK, PUBREC, PUBREL and PUBCOMP;
+//! - `subscribe.rs`: SUBSCRIBE, UNSUBSCRIBE and retained replays;
+//! - `pacing.rs`: publishers held back by the subscribers they feed;
+//! - `housekeeping.rs`: saved sessions, session expiry, `$SYS` and statistics.
+//!
+//! The thread blocks for one event, then handles whatever else is already waiting
+//! before it publishes its statistics: under load it works in batches, and when idle
+//! it sleeps until the next event or `$SYS` tick.
+//!
+//! `RouterState::handle` is plain code over plain data: the tests (`harness.rs`)
+//! drive it with events and read the outboxes, with no thread and no socket.
+
+mod acks;
+mod connect;
+mod housekeeping;
+mod pacing;
+mod publish;
+mod subscribe;
+
+#[cfg(test)]
+mod harness;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::broker::event::{Ack, Closer, ConnectionId, Event, Outbox, ReadGate, SendFailure};
+use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
+use crate::broker::log_limit::LogLimit;
+use crate::broker::retain::RetainedMessages;
+use crate::broker::session::{Footprint, Session};
+use crate::broker::stats::{Counters, Limit};
+use crate::broker::storage::{Storage, StorageError};
+use crate::broker::subs::{ClientKey, Subscriptions};
+use crate::broker::sys::SysTopics;
+use crate::config::{Limits, SysConfig};
+use crate::protocol::{Packet, QoS, Will};
+
+use self::pacing::Pacing;
+use self::subscribe::Replay;
+
+/// The router's view of a connected client.
+struct Connection {
+    client_key: ClientKey,
+    info: ClientInfo,
+    will: Option<Will>,
+    outbox: Outbox,
+    closer: Closer,
+    /// PUBACK and PUBREC packets held back to pace this publisher, in order.
+    held_acks: VecDeque<Packet>,
+    /// The sessions those acknowledgements wait for.
+    waiting_on: HashSet<ClientKey>,
+    /// Pauses this client's reader.
+    gate: Arc<ReadGate>,
+    /// How many crowded outboxes this client's reader is paused for.
+    paused_for: usize,
+    /// PUBLISH packets of this client handled so far, reported to its reader.
+    handled: u64,
+}
+
+/// A session and the connection currently attached to it, if any.
+struct SessionEntry {
+    session: Session,
+    connection: Option<ConnectionId>,
+    /// The client the session last belonged to, for read checks while it is
+    /// offline; `None` for a session restored from storage and not yet reclaimed.
+    owner: Option<ClientInfo>,
+    /// The user name of the client that made the session: another user with the
+    /// same client identifier gets a fresh session (invariant 5).
+    username: Option<String>,
+    /// The session of an inline client of the embedding program: no read checks.
+    trusted: bool,
+    /// Since when a persistent session's client has been away.
+    offline_since: Option<Instant>,
+    /// Since when the session's queue has been at least half full.
+    behind_since: Option<Instant>,
+    /// Limits already logged for this client, one bit per [`Limit`], so that each
+    /// is logged once per client.
+    limits_logged: u32,
+    /// When the client last showed it is working: it acknowledged a message,
+    /// connected, or was sent one with nothing else unacknowledged.
+    last_progress: Instant,
+}
+
+impl SessionEntry {
+    fn new(session: Session, username: Option<String>, now: Instant) -> SessionEntry {
+        SessionEntry {
+            session,
+            connection: None,
+            owner: None,
+            username,
+            trusted: false,
+            offline_since: None,
+            behind_since: None,
+            limits_logged: 0,
+            last_progress: now,
+        }
+    }
+
+    /// Whether `limit` is reached for this client for the first time (to log it
+    /// once per client).
+    fn first_time(&mut self, limit: Limit) -> bool {
+        let bit = 1u32 << (limit as u32);
+        let first = self.limits_logged & bit == 0;
+        self.limits_logged |= bit;
+        first
+    }
+}
+
+/// All broker state, and the rules that change it.
+pub(crate) struct RouterState {
+    sessions: HashMap<ClientKey, SessionEntry>,
+    connections: HashMap<ConnectionId, Connection>,
+    subscriptions: Subscriptions,
+    retained: RetainedMessages,
+    storage: Box<dyn Storage>,
+    hooks: Hooks,
+    limits: Limits,
+    counters: Arc<Counters>,
+    /// Sum of every session's footprint, kept up to date as sessions change.
+    held: Footprint,
+    maximum_sessions: u64,
+    connects: u64,
+    sys: Option<SysTopics>,
+    started: Instant,
+    /// Connections to close once the current event is handled (closing one can
+    /// publish its will, which must not happen in the middle of another delivery).
+    to_close: Vec<(ConnectionId, DisconnectReason)>,
+    /// Whose acknowledgements are held back, and whose readers paused, for whom.
+    pacing: Pacing,
+    /// The subscribers of the message being routed (kept to reuse its memory).
+    matched: Vec<(ClientKey, QoS)>,
+    /// Persistent (clean session 0) sessions held, for `max_persistent_sessions`.
+    persistent_sessions: usize,
+    /// When to look for persistent sessions past `persistent_client_expiration`.
+    expiry_check: Option<Instant>,
+    /// Retained replays waiting for their next turn, in order.
+    replays: VecDeque<Replay>,
+    /// Log lines about denied packets, rate-limited.
+    denied_log: LogLimit,
+    /// Log lines about dropped messages and limits reached, rate-limited.
+    limit_log: LogLimit,
+}
+
+impl RouterState {
+    /// Loads the stored retained messages and persistent sessions.
+    pub(crate) fn new(
+        limits: Limits,
+        sys: &SysConfig,
+        hooks: Hooks,
+        counters: Arc<Counters>,
+        mut storage: Box<dyn Storage>,
+    ) -> Result<RouterState, StorageError> {
+        let now = Instant::now();
+        let retained_messages = storage.load_retained()?;
+        let stored_sessions = storage.load_sessions()?;
+        let mut state = RouterState {
+            sessions: HashMap::new(),
+            connections: HashMap::new(),
+            subscriptions: Subscriptions::default(),
+            retained: RetainedMessages::default(),
+            storage,
+            hooks,
+            limits,
+            counters,
+            held: Footprint::default(),
+            maximum_sessions: 0,
+            connects: 0,
+            sys: SysTopics::new(sys.interval, now),
+            started: now,
+            to_close: Vec::new(),
+            pacing: Pacing::new(),
+            matched: Vec::new(),
+            persistent_sessions: 0,
+            expiry_check: None,
+            replays: VecDeque::new(),
+            denied_log: LogLimit::new("denied packets"),
+            limit_log: LogLimit::new("limits reached and messages dropped"),
+        };
+        for message in retained_messages {
+            state.retained.apply(&message);
+        }
+        for stored in stored_sessions {
+            state.restore_session(stored);
+        }
+        if !state.sessions.is_empty() || state.retained.len() > 0 {
+            log::info!(
+                "Loaded {} persistent sessions and {} retained messages.",
+                state.sessions.len(),
+                state.retained.len()
+            );
+        }
+        state.publish_gauges();
+        Ok(state)
+    }
+
+    /// When the router must wake up even without events (the next `$SYS` tick).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        if !self.replays.is_empty() {
+            // A replay is under way: come back as soon as the inbox is served.
+            return Some(Instant::now());
+        }
+        let sys = self.sys.as_ref().map(SysTopics::deadline);
+        [sys, self.pacing.deadline(), self.expiry_check]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Handles one event. Returns `false` for [`Event::Shutdown`].
+    pub(crate) fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Connect(new) => self.connect(*new),
+            Event::Publish {
+                connection,
+                publish,
+                authorized,
+            } => self.client_publish(connection, publish, authorized),
+            Event::Subscribe {
+                connection,
+                subscribe,
+                authorized,
+            } => self.subscribe(connection, subscribe, authorized),
+            Event::Unsubscribe {
+                connection,
+                unsubscribe,
+            } => self.unsubscribe(connection, unsubscribe),
+            Event::Ack { connection, ack } => self.ack(connection, ack),
+            Event::PingReq { connection } => self.send(connection, Packet::PingResp),
+            Event::Disconnect { connection, reason } => self.disconnect(connection, reason),
+            Event::Drained { connection } => self.drained(connection),
+            Event::InlinePublish(publish) => self.inline_publish(publish),
+            Event::Shutdown => {
+                self.shutdown();
+                return false;
+            }
+        }
+        self.close_pending();
+        true
+    }
+
+    /// Dispatches an acknowledgement to the rules of its kind (`acks.rs`).
+    fn ack(&mut self, id: ConnectionId, ack: Ack) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        match ack {
+            Ack::PubAck(packet_id) => {
+                self.acknowledged(id, &key, packet_id, Session::puback, "PUBACK")
+            }
+            Ack::PubComp(packet_id) => {
+                self.acknowledged(id, &key, packet_id, Session::pubcomp, "PUBCOMP")
+            }
+            Ack::PubRec(packet_id) => self.pubrec(id, &key, packet_id),
+            Ack::PubRel(packet_id) => self.pubrel(id, &key, packet_id),
+        }
+    }
+
+    /// Sends a packet that must not be lost (a reply, or a QoS 1/2 message the
+    /// session tracks). A full outbox means the client stopped reading.
+    fn send(&mut self, id: ConnectionId, packet: Packet) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        try_send(&mut self.to_close, id, &connection.outbox, packet);
+    }
+
+    /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.continue_replays();
+        self.stall_tick(now);
+        self.expire_sessions(now);
+        self.renew_logs(now);
+        self.sys_tick(now);
+        self.close_pending();
+    }
+
+    /// Closes the connections marked for closing while an event was handled
+    /// (closing one can publish its will, which must not happen in the middle of
+    /// another delivery).
+    fn close_pending(&mut self) {
+        while let Some((connection, reason)) = self.to_close.pop() {
+            self.disconnect(connection, reason);
+        }
+    }
+
+    /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats) reads
+    /// them, and flushes the store. Called after each batch of events.
+    pub(crate) fn end_batch(&mut self) {
+        self.publish_gauges();
+        self.flush_storage();
+    }
+}
+
+/// Puts a packet in a connection's outbox without waiting. A full outbox marks the
+/// connection for closing; a disconnected one means its writer is gone already and
+/// its reader will report why.
+fn try_send(
+    to_close: &mut Vec<(ConnectionId, DisconnectReason)>,
+    id: ConnectionId,
+    outbox: &Outbox,
+    packet: Packet,
+) {
+    if let Err(SendFailure::Full) = outbox.try_send(packet) {
+        to_close.push((id, DisconnectReason::SlowConsumer));
+    }
+}
+
+/// Runs a session change and keeps the broker's totals in step with it.
+fn session_op<R>(
+    held: &mut Footprint,
+    session: &mut Session,
+    op: impl FnOnce(&mut Session) -> R,
+) -> R {
+    let before = session.footprint();
+    let result = op(session);
+    add_footprint(held, session.footprint());
+    sub_footprint(held, before);
+    result
+}
+
+fn add_footprint(total: &mut Footprint, part: Footprint) {
+    total.inflight += part.inflight;
+    total.queued += part.queued;
+    total.bytes += part.bytes;
+}
+
+fn sub_footprint(total: &mut Footprint, part: Footprint) {
+    total.inflight -= part.inflight;
+    total.queued -= part.queued;
+    total.bytes -= part.bytes;
+}
+
+/// `$SYS` and everything below it.
+fn is_sys_topic(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
+}
+
+/// The router thread: blocks for an event (or the next `$SYS` tick), handles it and
+/// everything else already waiting, gives their bytes back to the inbox's `budget`,
+/// then publishes statistics.
+pub(crate) fn run(
+    mut state: RouterState,
+    inbox: Receiver<Event>,
+    budget: &super::event::InboxBudget,
+) {
+    // Bounds a batch so statistics and `$SYS` stay fresh under a constant flood.
+    const MAX_BATCH: usize = 1024;
+    state.tick(Instant::now());
+    loop {
+        let first = match state.deadline() {
+            Some(deadline) => match inbox.recv_deadline(deadline) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
+            },
+            None => Some(inbox.recv().unwrap_or(Event::Shutdown)),
+        };
+        if let Some(event) = first {
+            let mut handled = event.cost();
+            if !state.handle(event) {
+                break;
+            }
+            let mut stopped = false;
+            for _ in 1..MAX_BATCH {
+                let Ok(event) = inbox.try_recv() else {
+                    break;
+                };
+                handled += event.cost();
+                if !state.handle(event) {
+                    stopped = true;
+                    break;
+                }
+            }
+            // Room for the whole batch at once: waiting senders wake once per batch.
+            budget.give_back(handled);
+            if stopped {
+                break;
+            }
+        }
+        state.tick(Instant::now());
+        state.end_batch();
+    }
+    // Connections that finished their handshake after the shutdown began are closed
+    // here, so their threads do not wait for a router that is gone.
+    for event in inbox.try_iter() {
+        if let Event::Connect(new) = event {
+            new.closer.close();
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! PUBLISH in and out: the retain rules, routing to every matching session, and
+//! delivery at the lower of the published and granted QoS.
+
+use std::time::Instant;
+
+use crate::broker::event::{ConnectionId, Qos0Room, HANDLED_REPORT_EVERY};
+use crate::broker::hooks::{ClientInfo, Hooks};
+use crate::broker::session::{Delivery, QueueFull};
+use crate::broker::stats::{bump, Limit};
+use crate::broker::subs::ClientKey;
+use crate::protocol::{Packet, PubAck, PubRec, Publish, QoS};
+
+use super::{add_footprint, is_sys_topic, sub_footprint, try_send, RouterState};
+
+/// What became of one message for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivered {
+    /// Handed to the connection.
+    Sent,
+    /// Waiting in the session's queue.
+    Queued,
+    /// Dropped by a limit, and counted.
+    Dropped,
+    /// QoS 0, handed to (or, when full, dropped at) a connection whose outbox is
+    /// crowded.
+    Crowded(ConnectionId),
+    /// Nobody to give it to: no session, or QoS 0 for an offline one.
+    Skipped,
+}
+
+/// Where a message went, for pacing its publisher.
+#[derive(Default)]
+pub(super) struct Routed {
+    /// Sessions it was queued for that are behind and still acknowledging.
+    pub(super) behind: Vec<ClientKey>,
+    /// Connections whose outboxes it crowds (QoS 0).
+    pub(super) crowded: Vec<ConnectionId>,
+}
+
+impl RouterState {
+    /// A message of the embedding program. Nobody to pace: the embedding program
+    /// is blocked on the inbox at most.
+    pub(super) fn inline_publish(&mut self, publish: Publish) {
+        let _ = self.publish(publish);
+    }
+
+    pub(super) fn client_publish(&mut self, id: ConnectionId, publish: Publish, authorized: bool) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        connection.handled += 1;
+        if connection.handled % HANDLED_REPORT_EVERY == 0 {
+            connection.gate.handled(connection.handled);
+        }
+        let key = connection.client_key.clone();
+        // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
+        // still held (no PUBREL yet) is a re-delivery: answered, not routed again
+        // [MQTT-4.3.3-2].
+        let (route, ack) = match (publish.qos, publish.packet_id) {
+            (QoS::AtMostOnce, _) => (true, None),
+            (QoS::AtLeastOnce, Some(packet_id)) => {
+                (true, Some(Packet::PubAck(PubAck::new(packet_id))))
+            }
+            (QoS::ExactlyOnce, Some(packet_id)) => {
+                let new = self
+                    .sessions
+                    .get_mut(&key)
+                    .is_some_and(|entry| entry.session.receive_qos2(packet_id));
+                // The PUBREC goes before any copy of the message, the publisher's
+                // own included, as mosquitto (which routes only on PUBREL) does: a
+                // client subscribed to its own topic sees PUBREC first. Pacing
+                // holds back the PUBCOMP instead (see `pubrel`).
+                self.send(id, Packet::PubRec(PubRec::new(packet_id)));
+                (new, None)
+            }
+            // The decoder guarantees a packet identifier for QoS 1 and 2.
+            (_, None) => (false, None),
+        };
+        let routed = if route {
+            self.route_from(id, publish, authorized)
+        } else {
+            Routed::default()
+        };
+        if !routed.crowded.is_empty() {
+            self.pause_publisher(id, routed.crowded);
+        }
+        match ack {
+            Some(ack) => self.acknowledge(id, ack, routed.behind),
+            None if !routed.behind.is_empty() => {
+                // QoS 2: remembered until the PUBREL, whose PUBCOMP they may hold.
+                if let Some(connection) = self.connections.get_mut(&id) {
+                    connection.waiting_on.extend(routed.behind);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Routes a client's message, and says where it went.
+    fn route_from(&mut self, id: ConnectionId, publish: Publish, authorized: bool) -> Routed {
+        let Some(connection) = self.connections.get(&id) else {
+            return Routed::default();
+        };
+        if !authorized {
+            // MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped
+            // [MQTT-3.3.5-2].
+            if self.denied_log.allow(Instant::now()) {
+                log::info!(
+                    "Denied PUBLISH from {} to '{}'.",
+                    connection.info.client_id,
+                    publish.topic
+                );
+            }
+            return Routed::default();
+        }
+        if is_sys_topic(&publish.topic) {
+            // `$SYS` belongs to the broker: clients cannot overwrite it.
+            log::debug!(
+                "Dropped PUBLISH from {} to '{}': $SYS is the broker's.",
+                connection.info.client_id,
+                publish.topic
+            );
+            return Routed::default();
+        }
+        if !self.hooks.is_empty() {
+            let info = connection.info.clone();
+            self.hooks
+                .observe("on_published", |h| h.on_published(&info, &publish));
+        }
+        self.publish(publish)
+    }
+
+    /// Applies the retain rules and routes a message to every matching session.
+    pub(super) fn publish(&mut self, publish: Publish) -> Routed {
+        if publish.retain {
+            self.retain(&publish);
+        }
+        // The list of matches is kept from one message to the next: no allocation.
+        let mut matches = std::mem::take(&mut self.matched);
+        self.subscriptions
+            .matches_into(&publish.topic, &mut matches);
+        let mut routed = Routed::default();
+        let now = Instant::now();
+        for (client, granted) in matches.drain(..) {
+            // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
+            // is never copied from the publisher [MQTT-3.3.1-3].
+            match self.deliver(&client, &publish, granted, false) {
+                // A message dropped by a full queue paces its publisher too: that is
+                // when pacing matters most.
+                Delivered::Queued | Delivered::Dropped if self.is_behind(&client, now) => {
+                    routed.behind.push(client)
+                }
+                Delivered::Crowded(connection) => routed.crowded.push(connection),
+                _ => {}
+            }
+        }
+        self.matched = matches;
+        routed
+    }
+
+    pub(super) fn retain(&mut self, publish: &Publish) {
+        if !publish.payload.is_empty() && !self.retained_has_room(publish) {
+            return;
+        }
+        if !self.retained.apply(publish) || is_sys_topic(&publish.topic) {
+            return;
+        }
+        let saved = if publish.payload.is_empty() {
+            self.storage.remove_retained(&publish.topic)
+        } else {
+            self.storage.save_retained(publish)
+        };
+        if let Err(error) = saved {
+            log::error!(
+                "Cannot store retained message on '{}': {error}.",
+                publish.topic
+            );
+        }
+    }
+
+    /// Whether retaining `publish` stays within `max_retained_messages` and
+    /// `max_retained_bytes`; if not, the limit is counted and logged (the message
+    /// is still delivered to current subscribers, only not retained). The broker's
+    /// own `$SYS` topics are not counted against them.
+    fn retained_has_room(&mut self, publish: &Publish) -> bool {
+        if is_sys_topic(&publish.topic) {
+            return true;
+        }
+        let new_topic = self.retained.size_of(&publish.topic).is_none();
+        let limit = if new_topic && self.retained.len() >= self.limits.max_retained_messages {
+            Limit::RetainedMessages
+        } else if self.retained.footprint_with(publish) > self.limits.max_retained_bytes {
+            Limit::RetainedBytes
+        } else {
+            return true;
+        };
+        self.counters.limit_reached(limit);
+        if self.limit_log.allow(Instant::now()) {
+            log::warn!(
+                "Not retaining the message on '{}': the broker holds {} retained messages \
+                 in {} bytes ({}).",
+                publish.topic,
+                self.retained.len(),
+                self.retained.footprint(),
+                limit.key()
+            );
+        }
+        false
+    }
+
+    /// Hands one message to one session at min(published, granted) QoS
+    /// [MQTT-3.8.4-6].
+    pub(super) fn deliver(
+        &mut self,
+        client: &ClientKey,
+        message: &Publish,
+        granted: QoS,
+        retain: bool,
+    ) -> Delivered {
+        let half_queue = self.half_queue();
+        let Some(entry) = self.sessions.get_mut(client) else {
+            return Delivered::Skipped;
+        };
+        // Read access, checked per delivery. A restored session whose client has not
+        // come back has no known user: it gets nothing while hooks decide (fail
+        // closed, invariant 5).
+        if !self.hooks.is_empty()
+            && !entry.trusted
+            && !entry
+                .owner
+                .as_ref()
+                .is_some_and(|owner| self.hooks.authorize_receive(owner, &message.topic))
+        {
+            log::debug!(
+                "Not delivering '{}' to client {client}: no read access.",
+                message.topic
+            );
+            return Delivered::Skipped;
+        }
+        let mut publish = message.clone();
+        publish.qos = message.qos.min(granted);
+        publish.retain = retain;
+        publish.dup = false;
+        publish.packet_id = None;
+        let connection = entry
+            .connection
+            .and_then(|id| Some((id, self.connections.get(&id)?)));
+
+        if publish.qos == QoS::AtMostOnce && connection.is_none() {
+            // QoS 0 is never stored for an offline session.
+            return Delivered::Skipped;
+        }
+        if publish.qos == QoS::AtMostOnce && entry.session.footprint().queued == 0 {
+            // Dropped when the connection's outbox has no QoS 0 room left. (Behind
+            // queued messages it waits in the session instead, below, to keep the
+            // publisher's order.)
+            let Some((id, connection)) = connection else {
+                return Delivered::Skipped;
+            };
+            let room = connection.outbox.qos0_room();
+            if room == Qos0Room::Full {
+                bump(&self.counters.publish_dropped, 1);
+                return Delivered::Crowded(id);
+            }
+            observe_delivery(&self.hooks, &connection.info, &publish);
+            try_send(
+                &mut self.to_close,
+                id,
+                &connection.outbox,
+                Packet::Publish(publish),
+            );
+            return if room == Qos0Room::Crowded {
+                Delivered::Crowded(id)
+            } else {
+                Delivered::Sent
+            };
+        }
+
+        let before = entry.session.footprint();
+        if before.inflight == 0 && connection.is_some() {
+            // Nothing was waiting for an acknowledgement: the wait starts now.
+            entry.last_progress = Instant::now();
+        }
+        let delivery = entry.session.deliver(publish, connection.is_some());
+        let after = entry.session.footprint();
+        add_footprint(&mut self.held, after);
+        sub_footprint(&mut self.held, before);
+        if after.queued >= half_queue {
+            entry.behind_since.get_or_insert_with(Instant::now);
+        }
+        match delivery {
+            Delivery::Send(publish) => {
+                if let Some((id, connection)) = connection {
+                    observe_delivery(&self.hooks, &connection.info, &publish);
+                    try_send(
+                        &mut self.to_close,
+                        id,
+                        &connection.outbox,
+                        Packet::Publish(publish),
+                    );
+                }
+            }
+            Delivery::Queued => {
+                entry.session.dropping = false;
+                return Delivered::Queued;
+            }
+            Delivery::Dropped(full) => {
+                bump(&self.counters.publish_dropped, 1);
+                if full == QueueFull::Bytes {
+                    self.counters.limit_reached(Limit::QueuedBytes);
+                }
+                if !entry.session.dropping {
+                    entry.session.dropping = true;
+                    if self.limit_log.allow(Instant::now()) {
+                        let (held, key) = match full {
+                            QueueFull::Messages => (
+                                format!("{} messages", self.limits.max_queued_messages),
+                                "max-queued-messages",
+                            ),
+                            QueueFull::Bytes => (
+                                format!("{} bytes", self.limits.max_queued_bytes),
+                                "max-queued-bytes",
+                            ),
+                        };
+                        log::warn!(
+                            "Queue of client {client} is full ({held}): dropping new messages \
+                             until it drains ({key})."
+                        );
+                    }
+                } else {
+                    log::debug!("Dropped a message for client {client}: queue full.");
+                }
+                return Delivered::Dropped;
+            }
+        }
+        Delivered::Sent
+    }
+
+    /// Moves queued messages into the session's inflight window and sends them.
+    pub(super) fn fill_window(&mut self, key: &ClientKey) {
+        let half_queue = self.half_queue();
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let Some(id) = entry.connection else {
+            return;
+        };
+        // Read access is checked again as messages leave the queue: the client's
+        // rights may have changed while they waited (invariant 5).
+        let hooks = &self.hooks;
+        let check = !hooks.is_empty() && !entry.trusted;
+        let owner = entry.owner.as_ref();
+        let before = entry.session.footprint();
+        let (ready, denied) = entry.session.fill_window(|publish| {
+            !check || owner.is_some_and(|owner| hooks.authorize_receive(owner, &publish.topic))
+        });
+        let after = entry.session.footprint();
+        add_footprint(&mut self.held, after);
+        sub_footprint(&mut self.held, before);
+        if after.queued < half_queue {
+            entry.behind_since = None;
+        }
+        if denied > 0 {
+            log::debug!("Dropped {denied} queued messages for client {key}: no read access.");
+        }
+        for publish in ready {
+            if let Some(connection) = self.connections.get(&id) {
+                observe_delivery(&self.hooks, &connection.info, &publish);
+            }
+            self.send(id, Packet::Publish(publish));
+        }
+    }
+}
+
+fn observe_delivery(hooks: &Hooks, client: &ClientInfo, publish: &Publish) {
+    if !hooks.is_empty() {
+        hooks.observe("on_delivered", |h| h.on_delivered(client, publish));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::harness::*;
+
+    #[test]
+    fn delivered_qos_is_the_lower_of_published_and_granted_mqtt_3_8_4_6() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtLeastOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        h.publish(&publisher, "t", "two", QoS::ExactlyOnce, false, 1);
+        h.publish(&publisher, "t", "zero", QoS::AtMostOnce, false, 0);
+        let got = sub.received();
+        let got = publishes(&got);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].qos, got[0].packet_id),
+            (QoS::AtLeastOnce, Some(pid(1)))
+        );
+        assert_eq!((got[1].qos, got[1].packet_id), (QoS::AtMostOnce, None));
+        assert_eq!(
+            publisher.received(),
+            vec![
+                Packet::ConnAck(ConnAck::accepted(false)),
+                Packet::PubRec(PubRec::new(pid(1)))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inbound_qos_2_repeat_before_pubrel_is_not_delivered_twice_mqtt_4_3_3_2() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        publisher.received();
+        h.publish(&publisher, "t", "x", QoS::ExactlyOnce, false, 9);
+        h.publish(&publisher, "t", "x", QoS::ExactlyOnce, false, 9);
+        h.packet(&publisher, Packet::PubRel(PubRel::new(pid(9))));
+        assert_eq!(publishes(&sub.received()).len(), 1);
+        assert_eq!(
+            publisher.received(),
+            vec![
+                Packet::PubRec(PubRec::new(pid(9))),
+                Packet::PubRec(PubRec::new(pid(9))),
+                Packet::PubComp(PubComp::new(pid(9)))
+            ]
+        );
+    }
+
+    #[test]
+    fn retained_messages_go_to_new_subscribers_with_retain_set_mqtt_3_3_1_6_and_8() {
+        let mut h = Harness::new();
+        let publisher = h.connect("pub", true);
+        h.publish(&publisher, "a/1", "one", QoS::AtLeastOnce, true, 1);
+        h.publish(&publisher, "a/2", "two", QoS::AtMostOnce, true, 0);
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "a/+", QoS::ExactlyOnce);
+        let got = sub.received();
+        assert!(
+            matches!(got[1], Packet::SubAck(_)),
+            "SUBACK comes before retained"
+        );
+        let mut got: Vec<(Vec<u8>, bool, QoS)> = publishes(&got)
+            .iter()
+            .map(|p| (p.payload.to_vec(), p.retain, p.qos))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (b"one".to_vec(), true, QoS::AtLeastOnce),
+                (b"two".to_vec(), true, QoS::AtMostOnce)
+            ]
+        );
+        // Live delivery to an existing subscription has RETAIN=0 [MQTT-3.3.1-9].
+        h.publish(&publisher, "a/1", "", QoS::AtMostOnce, true, 0);
+        let got = sub.received();
+        assert!(!publishes(&got)[0].retain);
+        assert_eq!(h.state.retained.len(), 1);
+    }
+
+    #[test]
+    fn clients_cannot_publish_into_sys() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "$SYS/#", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        sub.received();
+        h.publish(
+            &publisher,
+            "$SYS/broker/uptime",
+            "forged",
+            QoS::AtMostOnce,
+            true,
+            0,
+        );
+        assert!(sub.received().is_empty());
+        assert_eq!(h.state.retained.len(), 0);
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_loses_qos_0_and_then_its_connection() {
+        let mut h = Harness::new();
+        let sub = h.connect("sub", true);
+        h.subscribe(&sub, "t", QoS::AtMostOnce);
+        let publisher = h.connect("pub", true);
+        for _ in 0..OUTBOX_QOS0_SLOTS + 10 {
+            h.publish(&publisher, "t", "x", QoS::AtMostOnce, false, 0);
+        }
+        let dropped = h
+            .state
+            .counters
+            .publish_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(dropped >= 10, "{dropped}");
+        assert!(
+            h.state.connections.contains_key(&sub.id),
+            "QoS 0 drops do not disconnect"
+        );
+        for _ in 0..OUTBOX_REPLY_RESERVE + 10 {
+            h.packet(&sub, Packet::PingReq);
+        }
+        assert!(
+            !h.state.connections.contains_key(&sub.id),
+            "unread replies disconnect"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! SUBSCRIBE and UNSUBSCRIBE, and the retained messages replayed to a new
+//! subscription a slice at a time.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::broker::event::{ConnectionId, Qos0Room};
+use crate::broker::retain::ReplayCursor;
+use crate::broker::stats::Limit;
+use crate::broker::subs::ClientKey;
+use crate::protocol::{
+    Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, TopicFilter, UnsubAck, Unsubscribe,
+};
+
+use super::publish::Delivered;
+use super::RouterState;
+
+/// Nodes of the retained-message tree one turn of a retained replay may visit.
+/// A SUBSCRIBE matching more is served this much at a time, between batches of
+/// other clients' events, so that nobody waits for one subscriber's replay.
+pub(super) const REPLAY_BUDGET: usize = 2048;
+
+/// A retained replay too large for one turn, to be resumed between other work.
+pub(super) struct Replay {
+    pub(super) client: ClientKey,
+    pub(super) filter: TopicFilter,
+    pub(super) qos: QoS,
+    /// Where the last slice stopped; `None` before the first.
+    pub(super) cursor: Option<ReplayCursor>,
+}
+
+impl RouterState {
+    pub(super) fn subscribe(
+        &mut self,
+        id: ConnectionId,
+        subscribe: Subscribe,
+        authorized: Vec<bool>,
+    ) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        let info = connection.info.clone();
+        let now = Instant::now();
+
+        // Identical filters in one SUBSCRIBE are one subscription: each replaces the
+        // one before [MQTT-3.8.4-3], so the last one's QoS stands and the work (and
+        // the retained replay) is done once per distinct filter.
+        let mut last_of: HashMap<&TopicFilter, usize> = HashMap::new();
+        for (index, entry) in subscribe.filters.iter().enumerate() {
+            last_of.insert(&entry.filter, index);
+        }
+        let mut codes = vec![SubscribeReturnCode::Failure; subscribe.filters.len()];
+        let mut granted = Vec::new();
+        for (index, (entry, allowed)) in subscribe
+            .filters
+            .iter()
+            .zip(authorized.iter().copied())
+            .enumerate()
+        {
+            if last_of.get(&entry.filter) != Some(&index) {
+                continue; // A later copy of the same filter decides.
+            }
+            if !allowed {
+                if self.denied_log.allow(now) {
+                    log::info!(
+                        "Denied SUBSCRIBE from {} to '{}'.",
+                        info.client_id,
+                        entry.filter
+                    );
+                }
+                continue;
+            }
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let held = self.subscriptions.count_of(&key);
+            if !self.subscriptions.contains(&key, &entry.filter)
+                && held >= self.limits.max_subscriptions_per_client
+            {
+                self.counters.limit_reached(Limit::SubscriptionsPerClient);
+                if session.first_time(Limit::SubscriptionsPerClient) && self.limit_log.allow(now) {
+                    log::warn!(
+                        "Client {} holds {held} subscriptions: refusing more \
+                         (max-subscriptions-per-client).",
+                        info.client_id
+                    );
+                }
+                continue;
+            }
+            // Every QoS is supported, so the requested one is granted.
+            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
+            codes[index] = SubscribeReturnCode::Success(entry.qos);
+            granted.push((entry.filter.clone(), entry.qos));
+        }
+        // Copies of a filter get the answer of the one that decided.
+        for (index, entry) in subscribe.filters.iter().enumerate() {
+            if let Some(&decided) = last_of.get(&entry.filter) {
+                codes[index] = codes[decided];
+            }
+        }
+        drop(last_of);
+        // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
+        self.send(
+            id,
+            Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                return_codes: codes,
+            }),
+        );
+        for (filter, qos) in granted {
+            if !self.hooks.is_empty() {
+                self.hooks
+                    .observe("on_subscribed", |h| h.on_subscribed(&info, &filter, qos));
+            }
+            // Retained messages are sent on every subscribe, even a repeated one
+            // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8]: the
+            // first slice now, the rest between other clients' work.
+            self.replay(Replay {
+                client: key.clone(),
+                filter,
+                qos,
+                cursor: None,
+            });
+        }
+        self.save_session(&key);
+    }
+
+    pub(super) fn unsubscribe(&mut self, id: ConnectionId, unsubscribe: Unsubscribe) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let key = connection.client_key.clone();
+        let info = connection.info.clone();
+        for filter in &unsubscribe.filters {
+            self.subscriptions.unsubscribe(&key, filter);
+            if !self.hooks.is_empty() {
+                self.hooks
+                    .observe("on_unsubscribed", |h| h.on_unsubscribed(&info, filter));
+            }
+        }
+        // Answered even when nothing matched [MQTT-3.10.4-5], once for all filters
+        // [MQTT-3.10.4-6].
+        self.send(id, Packet::UnsubAck(UnsubAck::new(unsubscribe.packet_id)));
+        self.save_session(&key);
+    }
+
+    /// Delivers the next slice of a retained replay, and queues the rest for a
+    /// later turn. A replay ends early when the session is gone or cannot take
+    /// more (its queue or outbox is full: what remains would only be dropped).
+    pub(super) fn replay(&mut self, replay: Replay) {
+        let chunk = self
+            .retained
+            .replay(&replay.filter, replay.cursor.as_ref(), REPLAY_BUDGET);
+        for message in &chunk.messages {
+            match self.deliver(&replay.client, message, replay.qos, true) {
+                Delivered::Skipped if !self.sessions.contains_key(&replay.client) => return,
+                Delivered::Dropped => return self.replay_cut(&replay),
+                Delivered::Crowded(id) if self.outbox_full(id) => return self.replay_cut(&replay),
+                _ => {}
+            }
+        }
+        if let Some(cursor) = chunk.next {
+            self.replays.push_back(Replay {
+                cursor: Some(cursor),
+                ..replay
+            });
+        }
+    }
+
+    fn replay_cut(&self, replay: &Replay) {
+        log::debug!(
+            "Retained replay of '{}' to client {} cut short: it cannot take more now.",
+            replay.filter,
+            replay.client
+        );
+    }
+
+    /// Gives every replay under way its next slice.
+    pub(super) fn continue_replays(&mut self) {
+        for _ in 0..self.replays.len() {
+            if let Some(replay) = self.replays.pop_front() {
+                self.replay(replay);
+            }
+        }
+    }
+
+    /// Whether a connection's outbox takes no more QoS 0 messages.
+    fn outbox_full(&self, id: ConnectionId) -> bool {
+        self.connections
+            .get(&id)
+            .is_some_and(|connection| connection.outbox.qos0_room() == Qos0Room::Full)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::harness::*;
+    use crate::protocol::{SubAck, SubscribeReturnCode};
+
+    #[test]
+    fn identical_filters_count_once_and_subscriptions_beyond_the_cap_get_0x80() {
+        let mut h = Harness::with_limits(Limits {
+            max_subscriptions_per_client: 2,
+            ..limits()
+        });
+        let client = h.connect("c", true);
+        client.received();
+        let filter = |f: &str, qos| SubscribeFilter::new(TopicFilter::new(f).unwrap(), qos);
+        h.state.handle(Event::Subscribe {
+            connection: client.id,
+            subscribe: Subscribe {
+                packet_id: pid(7),
+                filters: vec![
+                    filter("a", QoS::AtMostOnce),
+                    filter("a", QoS::AtLeastOnce),
+                    filter("b", QoS::AtMostOnce),
+                    filter("c", QoS::AtMostOnce),
+                ],
+            },
+            authorized: vec![true; 4],
+        });
+        let granted = SubscribeReturnCode::Success;
+        assert_eq!(
+            client.received(),
+            vec![Packet::SubAck(SubAck {
+                packet_id: pid(7),
+                return_codes: vec![
+                    granted(QoS::AtLeastOnce),
+                    granted(QoS::AtLeastOnce),
+                    granted(QoS::AtMostOnce),
+                    SubscribeReturnCode::Failure,
+                ],
+            })]
+        );
+        assert_eq!(h.state.subscriptions.len(), 2);
+        assert_eq!(limit_count(&h, Limit::SubscriptionsPerClient), 1);
+    }
+}
