@@ -702,7 +702,8 @@ fn an_unquoted_ipv6_bind_gets_a_hint() {
 fn every_limit_against_hostile_clients_is_a_key_and_0_means_no_limit() {
     let config = load(
         "max-queued-bytes: 1000\npacket-timeout: 5\nmax-topic-levels: 8\n\
-         max-subscriptions-per-client: 0\nmax-retained-messages: 10\n\
+         max-subscriptions-per-client: 0\nmax-subscription-bytes-per-client: 4096\n\
+         max-retained-messages: 10\n\
          max-retained-bytes: 2048\nmax-persistent-sessions: 3\n\
          persistent-client-expiration: 3600\nmax-inbox-bytes: 4096\n\
          max-client-id-length: 64\nmax-username-length: 32\nmax-password-length: 16\n\
@@ -714,6 +715,7 @@ fn every_limit_against_hostile_clients_is_a_key_and_0_means_no_limit() {
     assert_eq!(limits.packet_timeout, Duration::from_secs(5));
     assert_eq!(limits.max_topic_levels, 8);
     assert_eq!(limits.max_subscriptions_per_client, usize::MAX);
+    assert_eq!(limits.max_subscription_bytes_per_client, 4096);
     assert_eq!(limits.max_retained_messages, 10);
     assert_eq!(limits.max_retained_bytes, 2048);
     assert_eq!(limits.max_persistent_sessions, 3);

@@ -69,6 +69,8 @@ pub enum Limit {
     TopicLevels,
     /// A filter beyond `max-subscriptions-per-client`.
     SubscriptionsPerClient,
+    /// A filter beyond `max-subscription-bytes-per-client`.
+    SubscriptionBytesPerClient,
     /// A retained message beyond `max-retained-messages`.
     RetainedMessages,
     /// A retained message beyond `max-retained-bytes`.
@@ -99,9 +101,10 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit, in the order of [`Stats::limits_reached`].
-    pub const ALL: [Limit; 15] = [
+    pub const ALL: [Limit; 16] = [
         Limit::TopicLevels,
         Limit::SubscriptionsPerClient,
+        Limit::SubscriptionBytesPerClient,
         Limit::RetainedMessages,
         Limit::RetainedBytes,
         Limit::PersistentSessions,
@@ -127,6 +130,7 @@ impl Limit {
         match self {
             Limit::TopicLevels => "max-topic-levels",
             Limit::SubscriptionsPerClient => "max-subscriptions-per-client",
+            Limit::SubscriptionBytesPerClient => "max-subscription-bytes-per-client",
             Limit::RetainedMessages => "max-retained-messages",
             Limit::RetainedBytes => "max-retained-bytes",
             Limit::PersistentSessions => "max-persistent-sessions",

@@ -67,15 +67,38 @@ impl Drop for Node {
     }
 }
 
+/// What one level of a filter costs the tree in memory, for
+/// [`subscription_cost`]: a node with one child still allocates a hash table of
+/// four buckets.
+fn node_cost() -> usize {
+    4 * std::mem::size_of::<(Box<str>, Node)>() + 32
+}
+
+/// What a subscription to `filter` may cost the broker in memory: the filter
+/// itself and a tree node for each of its levels. Where filters share levels this
+/// overestimates, which errs on the safe side of
+/// `max-subscription-bytes-per-client`: a filter of 200 levels costs the tree some
+/// hundred KiB, however short its text.
+pub(crate) fn subscription_cost(filter: &TopicFilter) -> usize {
+    filter.len() + filter.levels() * node_cost()
+}
+
 /// Every subscription of every session, connected or not, and each client's own
 /// filters: the one place subscriptions are added and removed, so that the tree
 /// and the clients' lists cannot disagree.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     tree: SubscriptionTree,
-    /// Each client's filters and the QoS granted for each; a client with none has
-    /// no entry.
-    by_client: HashMap<ClientKey, HashMap<TopicFilter, QoS>>,
+    /// Each client's filters; a client with none has no entry.
+    by_client: HashMap<ClientKey, ClientFilters>,
+}
+
+/// One client's filters, the QoS granted for each, and what they cost.
+#[derive(Default)]
+struct ClientFilters {
+    filters: HashMap<TopicFilter, QoS>,
+    /// The sum of [`subscription_cost`] over `filters`.
+    cost: usize,
 }
 
 impl Subscriptions {
@@ -86,13 +109,14 @@ impl Subscriptions {
     /// A new filter is stored in its own allocation: a subscription lives long, and
     /// must not keep the whole SUBSCRIBE packet's buffer alive.
     pub(crate) fn subscribe(&mut self, client: &ClientKey, filter: &TopicFilter, qos: QoS) -> bool {
-        let filters = self.by_client.entry(client.clone()).or_default();
-        if let Some(granted) = filters.get_mut(filter) {
+        let own = self.by_client.entry(client.clone()).or_default();
+        if let Some(granted) = own.filters.get_mut(filter) {
             *granted = qos;
         } else {
             let mut filter = filter.clone();
             filter.compact();
-            filters.insert(filter, qos);
+            own.cost += subscription_cost(&filter);
+            own.filters.insert(filter, qos);
         }
         self.tree.subscribe(client, filter, qos)
     }
@@ -100,13 +124,14 @@ impl Subscriptions {
     /// Removes the subscription of `client` to exactly `filter` [MQTT-3.10.4-1].
     /// Returns `true` if there was one.
     pub(crate) fn unsubscribe(&mut self, client: &ClientKey, filter: &TopicFilter) -> bool {
-        let Some(filters) = self.by_client.get_mut(client) else {
+        let Some(own) = self.by_client.get_mut(client) else {
             return false;
         };
-        if filters.remove(filter).is_none() {
+        if own.filters.remove(filter).is_none() {
             return false;
         }
-        if filters.is_empty() {
+        own.cost -= subscription_cost(filter);
+        if own.filters.is_empty() {
             self.by_client.remove(client);
         }
         self.tree.unsubscribe(client, filter)
@@ -114,10 +139,10 @@ impl Subscriptions {
 
     /// Removes every subscription of `client`.
     pub(crate) fn remove_client(&mut self, client: &ClientKey) {
-        let Some(filters) = self.by_client.remove(client) else {
+        let Some(own) = self.by_client.remove(client) else {
             return;
         };
-        for filter in filters.keys() {
+        for filter in own.filters.keys() {
             self.tree.unsubscribe(client, filter);
         }
     }
@@ -127,20 +152,27 @@ impl Subscriptions {
         self.by_client
             .get(client)
             .into_iter()
-            .flatten()
+            .flat_map(|own| &own.filters)
             .map(|(filter, &qos)| (filter, qos))
     }
 
     /// How many filters `client` is subscribed to.
     pub(crate) fn count_of(&self, client: &ClientKey) -> usize {
-        self.by_client.get(client).map_or(0, HashMap::len)
+        self.by_client
+            .get(client)
+            .map_or(0, |own| own.filters.len())
+    }
+
+    /// What the filters of `client` cost, by [`subscription_cost`].
+    pub(crate) fn cost_of(&self, client: &ClientKey) -> usize {
+        self.by_client.get(client).map_or(0, |own| own.cost)
     }
 
     /// Whether `client` is subscribed to exactly `filter`.
     pub(crate) fn contains(&self, client: &ClientKey, filter: &TopicFilter) -> bool {
         self.by_client
             .get(client)
-            .is_some_and(|filters| filters.contains_key(filter))
+            .is_some_and(|own| own.filters.contains_key(filter))
     }
 
     /// See [`SubscriptionTree::matches_into`].

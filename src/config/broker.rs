@@ -305,6 +305,12 @@ pub struct Limits {
     /// Most subscriptions one client may hold (`max-subscriptions-per-client`).
     /// Default 1000; a filter beyond is refused in its SUBACK slot (0x80).
     pub max_subscriptions_per_client: usize,
+    /// Most memory one client's subscriptions may take
+    /// (`max-subscription-bytes-per-client`): each filter counts its bytes and
+    /// about half a KiB for each of its levels, what the subscription tree spends
+    /// on it. Default 8 MiB: a thousand filters of ten levels, or some eighty of
+    /// two hundred. A filter beyond is refused in its SUBACK slot (0x80).
+    pub max_subscription_bytes_per_client: usize,
     /// Most retained messages the broker holds (`max-retained-messages`). Default
     /// 100,000; a retained message on a new topic beyond is routed but not retained.
     pub max_retained_messages: usize,
@@ -357,6 +363,7 @@ impl Default for Limits {
             timeout_disconnect_delay: Duration::ZERO,
             max_topic_levels: 201,
             max_subscriptions_per_client: 1000,
+            max_subscription_bytes_per_client: 8 * 1024 * 1024,
             max_retained_messages: 100_000,
             max_retained_bytes: 128 * 1024 * 1024,
             max_persistent_sessions: 10_000,

@@ -457,6 +457,9 @@ fn read_broker(mut top: Section, warnings: &mut Warnings) -> Result<BrokerConfig
     if let Some(f) = top.take("max-subscriptions-per-client") {
         limits.max_subscriptions_per_client = f.limit()?;
     }
+    if let Some(f) = top.take("max-subscription-bytes-per-client") {
+        limits.max_subscription_bytes_per_client = f.limit()?;
+    }
     if let Some(f) = top.take("max-retained-messages") {
         limits.max_retained_messages = f.limit()?;
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::broker::event::{ConnectionId, Qos0Room};
 use crate::broker::retain::ReplayCursor;
 use crate::broker::stats::Limit;
-use crate::broker::subs::ClientKey;
+use crate::broker::subs::{subscription_cost, ClientKey};
 use crate::protocol::{
     Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, TopicFilter, UnsubAck, Unsubscribe,
 };
@@ -75,15 +75,26 @@ impl RouterState {
                 continue;
             };
             let held = self.subscriptions.count_of(&key);
-            if !self.subscriptions.contains(&key, &entry.filter)
-                && held >= self.limits.max_subscriptions_per_client
+            let cost = self.subscriptions.cost_of(&key);
+            let limit = if self.subscriptions.contains(&key, &entry.filter) {
+                None
+            } else if held >= self.limits.max_subscriptions_per_client {
+                Some(Limit::SubscriptionsPerClient)
+            } else if cost + subscription_cost(&entry.filter)
+                > self.limits.max_subscription_bytes_per_client
             {
-                self.counters.limit_reached(Limit::SubscriptionsPerClient);
-                if session.first_time(Limit::SubscriptionsPerClient) && self.limit_log.allow(now) {
+                Some(Limit::SubscriptionBytesPerClient)
+            } else {
+                None
+            };
+            if let Some(limit) = limit {
+                self.counters.limit_reached(limit);
+                if session.first_time(limit) && self.limit_log.allow(now) {
                     log::warn!(
-                        "Client {} holds {held} subscriptions: refusing more \
-                         (max-subscriptions-per-client).",
-                        info.client_id
+                        "Client {} holds {held} subscriptions of {cost} bytes: refusing more \
+                         ({}).",
+                        info.client_id,
+                        limit.key()
                     );
                 }
                 continue;
@@ -235,5 +246,45 @@ mod tests {
         );
         assert_eq!(h.state.subscriptions.len(), 2);
         assert_eq!(limit_count(&h, Limit::SubscriptionsPerClient), 1);
+    }
+
+    #[test]
+    fn deep_filters_are_refused_once_a_client_holds_its_bytes_of_subscriptions() {
+        use crate::broker::subs::subscription_cost;
+        let deep = "/".repeat(199); // 200 levels: allowed, but dear.
+        let cost = subscription_cost(&TopicFilter::new(deep.clone()).unwrap());
+        let mut h = Harness::with_limits(Limits {
+            max_subscription_bytes_per_client: 2 * cost + cost / 2,
+            ..limits()
+        });
+        let client = h.connect("c", true);
+        client.received();
+        let filters: Vec<SubscribeFilter> = ["a", "b", "c"]
+            .iter()
+            .map(|first| {
+                let filter = TopicFilter::new(format!("{first}{deep}")).unwrap();
+                SubscribeFilter::new(filter, QoS::AtMostOnce)
+            })
+            .collect();
+        h.state.handle(Event::Subscribe {
+            connection: client.id,
+            subscribe: Subscribe {
+                packet_id: pid(9),
+                filters,
+            },
+            authorized: vec![true; 3],
+        });
+        let Some(Packet::SubAck(suback)) = client.received().pop() else {
+            panic!("expected a SUBACK");
+        };
+        let granted = SubscribeReturnCode::Success(QoS::AtMostOnce);
+        assert_eq!(
+            suback.return_codes,
+            [granted, granted, SubscribeReturnCode::Failure]
+        );
+        assert_eq!(limit_count(&h, Limit::SubscriptionBytesPerClient), 1);
+        // Short filters still fit in what is left.
+        h.subscribe(&client, "short/filter", QoS::AtMostOnce);
+        assert_eq!(h.state.subscriptions.len(), 3);
     }
 }
