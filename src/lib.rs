@@ -46,7 +46,10 @@
 //!    `mod.rs` dispatches events, then `connect.rs`, `publish.rs`, `acks.rs`,
 //!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers) and
 //!    `housekeeping.rs`; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what
-//!    it knows.
+//!    it knows. `connection/` is the other side of the inbox: `reader.rs` (the
+//!    CONNECT handshake and the checks a client's packets meet before the router
+//!    sees them), `clock.rs` (its deadlines), `writer.rs`; `event/` holds what the
+//!    two sides send each other.
 //! 4. [`transport`]: how TLS and WebSocket connections are shared by two threads.
 //! 5. [`auth`]: password hashes as mosquitto and `mkpasswd` write them, and
 //!    access control lists, including why a user name must never widen a pattern.
