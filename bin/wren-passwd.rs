@@ -21,6 +21,9 @@ use wren::auth::{Error, PasswordFile, PasswordHash, DEFAULT_PBKDF2_ITERATIONS};
 const TOOL: &str = "wren-passwd";
 
 fn main() -> ExitCode {
+    // Silent unless `RUST_LOG` asks: mosquitto_passwd prints nothing more.
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off"))
+        .try_init();
     match run(std::env::args_os().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),

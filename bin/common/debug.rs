@@ -43,3 +43,15 @@ pub fn install() {
         log::set_max_level(LevelFilter::Debug);
     }
 }
+
+/// Sets up the tool's logging: with `-d` the packet printer, which keeps stdout
+/// comparable with mosquitto's; without it, the usual `RUST_LOG` logger on
+/// stderr, silent unless `RUST_LOG` asks (mosquitto's tools print nothing more).
+pub fn init(debug: bool) {
+    if debug {
+        install();
+    } else {
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off"))
+            .try_init();
+    }
+}

@@ -67,6 +67,8 @@ compare:
 ";
 
 fn main() -> ExitCode {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .try_init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -79,9 +79,7 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
         print!("{}", usage::usage());
         return exit::FAILURE;
     };
-    if args.debug {
-        common::debug::install();
-    }
+    common::debug::init(args.debug);
     // mosquitto_pub keeps a -l session alive across broker restarts; a single
     // message is simply reported as failed.
     let reconnect = match payload {

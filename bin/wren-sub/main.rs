@@ -45,9 +45,7 @@ fn main() -> ExitCode {
 /// Connects, subscribes and prints until told to stop; returns the exit code.
 fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
     let report = Reporter::new(args.quiet);
-    if args.debug {
-        common::debug::install();
-    }
+    common::debug::init(args.debug);
     let interrupt = match Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(e) => {
