@@ -23,7 +23,7 @@
 //!
 //! Layout of the module: `broker.rs` and `client.rs` hold the typed settings,
 //! `yaml.rs` turns text into a plain tree (the only file that knows the YAML
-//! library), `load.rs` reads that tree into the typed settings, checking every value,
+//! library), `load/` reads that tree into the typed settings, checking every value,
 //! and `error.rs` says what went wrong.
 
 mod broker;

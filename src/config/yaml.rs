@@ -9,7 +9,7 @@
 //! error or a silent skip; a key given twice must be accepted (PyYAML, which hbmqtt
 //! and amqtt use, keeps the last one, and amqtt's own sample has a duplicate); and
 //! every message must be worded for a person editing the file. The typed reading
-//! lives in `load.rs`.
+//! lives in `load/`.
 //!
 //! serde gives no positions, so line numbers are found only when a message needs one:
 //! [`line_of`] parses the text again and stops at the key it is looking for, and the
@@ -25,7 +25,7 @@ use serde::Deserialize;
 pub(crate) enum Node {
     /// `~`, `null`, or a key with nothing after its colon.
     Null,
-    /// `true` / `false`. (`on`, `yes`... are strings in YAML 1.2; `load.rs` reads
+    /// `true` / `false`. (`on`, `yes`... are strings in YAML 1.2; `load/section.rs` reads
     /// them as booleans where a boolean is expected, as PyYAML's YAML 1.1 does.)
     Bool(bool),
     /// A whole number.
