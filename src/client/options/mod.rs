@@ -1,129 +1,23 @@
 //! [`ClientOptions`]: everything a client needs to know before it connects.
+//!
+//! This file holds the builder; `values.rs` the value types it is made of, `url.rs`
+//! the reading of a broker URL, and `config.rs` the taking of hbmqtt-style
+//! settings.
+
+mod config;
+mod url;
+mod values;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use url::Url;
 
+pub use self::url::IntoClientOptions;
+pub use self::values::{LastWill, Reconnect, TlsVersion, TopicDefaults};
 use super::Error;
-use crate::config::ClientConfig;
 use crate::protocol::{ProtocolVersion, QoS};
 use crate::transport::{ClientTls, Kind};
-
-/// The message the broker publishes for this client if it disappears without saying
-/// DISCONNECT: its socket breaks, or it stops answering keep-alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastWill {
-    /// Where the will is published.
-    pub topic: String,
-    /// What it says.
-    pub payload: Bytes,
-    /// Its QoS.
-    pub qos: QoS,
-    /// Whether the broker keeps it as the topic's retained message.
-    pub retain: bool,
-}
-
-impl LastWill {
-    /// A will: `payload` to be published on `topic`. The topic is checked when the
-    /// client connects.
-    pub fn new(
-        topic: impl Into<String>,
-        payload: impl Into<Bytes>,
-        qos: QoS,
-        retain: bool,
-    ) -> LastWill {
-        LastWill {
-            topic: topic.into(),
-            payload: payload.into(),
-            qos,
-            retain,
-        }
-    }
-}
-
-/// Whether and how the client reconnects when its connection breaks.
-///
-/// Attempts start a quarter of a second after the loss and back off exponentially
-/// up to `max_interval`; the wait starts small again only after a connection has
-/// lasted `max_interval`, so a broker that accepts and drops the client at once is
-/// not hammered. After reconnecting the client subscribes again (when the
-/// broker kept no session) and sends again, with DUP set, every QoS 1/2 message the
-/// broker had not acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reconnect {
-    /// Reconnect at all. Without it a lost connection ends the client: every call
-    /// then fails with [`Error::Disconnected`].
-    pub enabled: bool,
-    /// The longest wait between two attempts.
-    pub max_interval: Duration,
-    /// How many attempts in a row before giving up; `None` tries forever.
-    pub retries: Option<u32>,
-}
-
-impl Default for Reconnect {
-    /// Reconnect forever, waiting at most 10 s between attempts (hbmqtt's
-    /// `reconnect_max_interval`).
-    fn default() -> Self {
-        Reconnect {
-            enabled: true,
-            max_interval: Duration::from_secs(10),
-            retries: None,
-        }
-    }
-}
-
-impl Reconnect {
-    /// Never reconnect.
-    pub fn disabled() -> Reconnect {
-        Reconnect {
-            enabled: false,
-            ..Reconnect::default()
-        }
-    }
-
-    /// How long to wait before attempt number `attempt` (0 for the first).
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        let base = Duration::from_millis(250);
-        base.checked_mul(1u32 << attempt.min(16))
-            .unwrap_or(self.max_interval)
-            .min(self.max_interval)
-    }
-}
-
-/// The oldest TLS version a client accepts from the broker
-/// ([`ClientOptions::tls_min_version`]); TLS 1.2 unless told otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TlsVersion {
-    /// TLS 1.0, for old brokers only.
-    V1_0,
-    /// TLS 1.1, for old brokers only.
-    V1_1,
-    /// TLS 1.2, the default.
-    V1_2,
-}
-
-impl TlsVersion {
-    fn protocol(self) -> native_tls::Protocol {
-        match self {
-            TlsVersion::V1_0 => native_tls::Protocol::Tlsv10,
-            TlsVersion::V1_1 => native_tls::Protocol::Tlsv11,
-            TlsVersion::V1_2 => native_tls::Protocol::Tlsv12,
-        }
-    }
-}
-
-/// The QoS and retain flag used for one topic by
-/// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopicDefaults {
-    /// The QoS to publish with.
-    pub qos: QoS,
-    /// Whether to retain.
-    pub retain: bool,
-}
 
 /// How to connect, and how the connection behaves: a cheap value with a builder.
 /// Start from a URL and change what you need:
@@ -197,183 +91,6 @@ impl ClientOptions {
             default_retain: false,
             topics: HashMap::new(),
         }
-    }
-
-    /// Options from a URL: `SCHEME://[user[:password]@]host[:port][/path]`.
-    ///
-    /// | scheme | transport | default port |
-    /// |---|---|---|
-    /// | `mqtt` (or `tcp`) | TCP | 1883 |
-    /// | `mqtts` (or `ssl`, `tls`) | TLS | 8883 |
-    /// | `ws` | WebSocket, path `/mqtt` unless the URL gives one | 80 |
-    /// | `wss` | WebSocket over TLS | 443 |
-    ///
-    /// User name and password may be percent-encoded. TLS trusts the system's
-    /// certificate authorities; see [`tls`](Self::tls) for more.
-    ///
-    /// ```
-    /// use wren::client::ClientOptions;
-    ///
-    /// let options = ClientOptions::from_url("mqtt://[::1]")?;
-    /// assert_eq!((options.get_host(), options.get_port()), ("::1", 1883));
-    /// let secure = ClientOptions::from_url("wss://broker.example/ws")?;
-    /// assert_eq!(secure.get_port(), 443);
-    /// # Ok::<(), wren::client::Error>(())
-    /// ```
-    pub fn from_url(url: &str) -> Result<ClientOptions, Error> {
-        let parsed = Url::parse(url).map_err(|e| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        ClientOptions::from_parsed_url(&parsed)
-    }
-
-    fn from_parsed_url(url: &Url) -> Result<ClientOptions, Error> {
-        let invalid = |reason: &str| Error::InvalidUrl {
-            url: url.to_string(),
-            reason: reason.to_owned(),
-        };
-        let kind = Kind::from_scheme(url.scheme())
-            .ok_or_else(|| invalid("the scheme must be mqtt://, mqtts://, ws:// or wss://"))?;
-        let host = match url.host() {
-            Some(url::Host::Ipv6(address)) => address.to_string(),
-            Some(host) => host.to_string(),
-            None => return Err(invalid("it names no host")),
-        };
-        let path = url.path();
-        if !kind.is_websocket() && !matches!(path, "" | "/") {
-            return Err(invalid("an mqtt:// or mqtts:// URL has no path"));
-        }
-        if url.fragment().is_some() || (!kind.is_websocket() && url.query().is_some()) {
-            return Err(invalid("a broker URL has no query or fragment"));
-        }
-        let mut options = ClientOptions::new(host, url.port().unwrap_or(kind.default_port()));
-        options.kind = kind;
-        if kind.is_websocket() && !matches!(path, "" | "/") {
-            options.websocket_path = match url.query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_owned(),
-            };
-        }
-        if !url.username().is_empty() {
-            let username = percent_decode(url.username())
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| invalid("the user name is not valid percent-encoded UTF-8"))?;
-            options.username = Some(username);
-        }
-        if let Some(password) = url.password() {
-            if options.username.is_none() {
-                return Err(invalid("a password needs a user name [MQTT-3.1.2-22]"));
-            }
-            let password = percent_decode(password)
-                .ok_or_else(|| invalid("the password is not valid percent-encoding"))?;
-            options.password = Some(Bytes::from(password));
-        }
-        Ok(options)
-    }
-
-    /// Options from hbmqtt-style client settings ([`ClientConfig`], read from YAML
-    /// with [`ClientConfig::from_yaml_file`]): the broker from `broker.uri`, and
-    /// `keep_alive`, `ping_delay`, `default_qos`, `default_retain`, `topics`,
-    /// `auto_reconnect`, `reconnect_max_interval`, `reconnect_retries`,
-    /// `cleansession` and `will` with hbmqtt's meaning.
-    ///
-    /// ```
-    /// use wren::client::{ClientOptions, QoS};
-    /// use wren::config::ClientConfig;
-    ///
-    /// let config = ClientConfig::from_yaml_str(
-    ///     "broker:\n  uri: mqtt://127.0.0.1:1883\ndefault_qos: 1\ntopics:\n  status: {retain: true}\n",
-    ///     "client.yaml",
-    /// )?;
-    /// let options = ClientOptions::from_config(&config)?;
-    /// let status = options.defaults_for("status");
-    /// assert_eq!((status.qos, status.retain), (QoS::AtLeastOnce, true));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// TLS comes from `broker.cafile`, `broker.cadata`, `certfile`, `keyfile` and
-    /// `check_hostname`. Fails when `broker.uri` is missing or invalid, and when
-    /// `broker.capath` is given (see [`apply_config`](Self::apply_config)).
-    pub fn from_config(config: &ClientConfig) -> Result<ClientOptions, Error> {
-        let uri = config.broker.uri.as_deref().ok_or_else(|| {
-            Error::InvalidOptions("the client settings name no broker (broker: uri:)".into())
-        })?;
-        ClientOptions::from_url(uri)?.apply_config(config)
-    }
-
-    /// Takes hbmqtt-style client settings on top of these options, as
-    /// [`from_config`](Self::from_config) does, except that `broker.uri` may be
-    /// missing: when given, it replaces the broker (transport, host, port, WebSocket
-    /// path, user name and password); otherwise the broker stays as it is. The
-    /// other settings, TLS included, replace the ones already set.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use wren::client::ClientOptions;
-    /// use wren::config::ClientConfig;
-    ///
-    /// let config = ClientConfig::from_yaml_str("keep_alive: 30\n", "client.yaml")?;
-    /// let options = ClientOptions::new("broker.example", 1884).apply_config(&config)?;
-    /// assert_eq!((options.get_host(), options.get_port()), ("broker.example", 1884));
-    /// assert_eq!(options.get_keep_alive(), Duration::from_secs(30));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// Fails when `broker.uri` is invalid, or when `broker.capath` names a directory
-    /// of CA certificates, which wren-mqtt cannot read yet: ignoring it would trust
-    /// other authorities than the settings say.
-    pub fn apply_config(mut self, config: &ClientConfig) -> Result<ClientOptions, Error> {
-        if let Some(uri) = &config.broker.uri {
-            let broker = ClientOptions::from_url(uri)?;
-            self.kind = broker.kind;
-            self.host = broker.host;
-            self.port = broker.port;
-            self.websocket_path = broker.websocket_path;
-            self.username = broker.username;
-            self.password = broker.password;
-        }
-        if config.broker.capath.is_some() {
-            return Err(Error::InvalidOptions(
-                "capath (a directory of CA certificates) is not supported yet; use cafile".into(),
-            ));
-        }
-        let mut options = self
-            .keep_alive(config.keep_alive)
-            .ping_delay(config.ping_delay)
-            .clean_session(config.clean_session)
-            .default_qos(config.default_qos)
-            .default_retain(config.default_retain)
-            .reconnect(Reconnect {
-                enabled: config.auto_reconnect,
-                max_interval: config.reconnect_max_interval,
-                retries: config.reconnect_retries,
-            });
-        for (topic, defaults) in &config.topics {
-            options = options.topic_defaults(
-                topic.clone(),
-                defaults.qos.unwrap_or(config.default_qos),
-                defaults.retain.unwrap_or(config.default_retain),
-            );
-        }
-        options.tls = ClientTls {
-            ca_file: config.broker.cafile.clone(),
-            ca_data: config.broker.cadata.clone(),
-            client_cert: config.certfile.clone().zip(config.keyfile.clone()),
-            // hbmqtt's check_hostname: false is for test brokers; native-tls can
-            // only skip every check at once.
-            insecure: !config.check_hostname,
-            ..ClientTls::default()
-        };
-        if let Some(will) = &config.will {
-            options = options.will(LastWill::new(
-                will.topic.clone(),
-                will.message.clone(),
-                will.qos,
-                will.retain,
-            ));
-        }
-        Ok(options)
     }
 
     /// TLS settings for `mqtts://` and `wss://`: extra certificate authorities to
@@ -685,74 +402,6 @@ impl ClientOptions {
     }
 }
 
-/// What [`Client::connect`](super::Client::connect) accepts: a URL as text or
-/// [`Url`], or [`ClientOptions`].
-pub trait IntoClientOptions {
-    /// Turns `self` into options.
-    fn into_client_options(self) -> Result<ClientOptions, Error>;
-}
-
-impl IntoClientOptions for ClientOptions {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        Ok(self)
-    }
-}
-
-impl IntoClientOptions for &ClientOptions {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        Ok(self.clone())
-    }
-}
-
-impl IntoClientOptions for &str {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        ClientOptions::from_url(self)
-    }
-}
-
-impl IntoClientOptions for String {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        ClientOptions::from_url(&self)
-    }
-}
-
-impl IntoClientOptions for &String {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        ClientOptions::from_url(self)
-    }
-}
-
-impl IntoClientOptions for Url {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        ClientOptions::from_parsed_url(&self)
-    }
-}
-
-impl IntoClientOptions for &Url {
-    fn into_client_options(self) -> Result<ClientOptions, Error> {
-        ClientOptions::from_parsed_url(self)
-    }
-}
-
-/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    Some(out)
-}
-
 /// A client id nobody else has: `wren-` and 16 hex digits (21 characters, within
 /// the 23 every broker must accept, [MQTT-3.1.3-5]).
 pub(crate) fn random_client_id() -> String {
@@ -776,6 +425,7 @@ pub(crate) fn random_client_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ClientConfig;
 
     #[test]
     fn a_url_gives_host_port_and_percent_decoded_credentials() {
