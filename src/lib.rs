@@ -39,7 +39,7 @@
 //!    the packet's layout; `topic.rs` for names, filters and wildcards; `error.rs`
 //!    lists every rule a packet can break, with the statement of the MQTT 3.1.1
 //!    specification it comes from.
-//! 2. [`client`]: `state.rs` is the client's half of the protocol (packet
+//! 2. [`client`]: `state/` is the client's half of the protocol (packet
 //!    identifiers, the QoS 1 and QoS 2 handshakes, keep-alive) with no I/O at all;
 //!    `worker.rs` drives it from a thread.
 //! 3. [`broker`]: `router/` is the broker's brain, one file per packet family:
