@@ -41,7 +41,7 @@
 //!    specification it comes from.
 //! 2. [`client`]: `state/` is the client's half of the protocol (packet
 //!    identifiers, the QoS 1 and QoS 2 handshakes, keep-alive) with no I/O at all;
-//!    `worker.rs` drives it from a thread.
+//!    `worker/` drives it from a thread.
 //! 3. [`broker`]: `router/` is the broker's brain, one file per packet family:
 //!    `mod.rs` dispatches events, then `connect.rs`, `publish.rs`, `acks.rs`,
 //!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers) and

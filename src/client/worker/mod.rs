@@ -19,6 +19,10 @@
 //!
 //! Received messages go to the application's receivers through
 //! [`Deliveries`](super::delivery), which never blocks this thread.
+//!
+//! Losing the connection and reconnecting live in `worker/reconnect.rs`.
+
+mod reconnect;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::connection::{self, Connection, Incoming};
+use super::connection::{Connection, Incoming};
 use super::delivery::{Deliveries, Pushed, Target};
 use super::state::{Done, State, StateError};
 use super::{ClientOptions, Error, Wait};
@@ -678,92 +682,6 @@ impl Worker {
         };
         if let Err(error) = connection.flush() {
             self.connection_lost(error);
-        }
-    }
-
-    fn connection_lost(&mut self, reason: Error) {
-        let Some(connection) = self.connection.take() else {
-            return;
-        };
-        self.old_readers.retain(|reader| !reader.is_finished());
-        self.old_readers.extend(connection.close());
-        self.status.connected.store(false, Ordering::SeqCst);
-        if self.closing.is_some() {
-            return;
-        }
-        if self.options.reconnect.enabled {
-            log::warn!(
-                "Client {} lost its connection ({reason}); reconnecting",
-                self.client_id
-            );
-            if self.connected_at.elapsed() >= self.options.reconnect.max_interval {
-                self.backoff = 0;
-            }
-            self.next_attempt = Some(Instant::now() + self.options.reconnect.delay(self.backoff));
-            self.backoff = self.backoff.saturating_add(1);
-        } else {
-            log::warn!("Client {} lost its connection: {reason}", self.client_id);
-            self.dead = Some(reason.to_string());
-        }
-    }
-
-    fn reconnect(&mut self) {
-        self.next_attempt = None;
-        match connection::open(&self.options, &self.client_id) {
-            Ok(opened) => {
-                log::info!(
-                    "Client {} reconnected to {} (session present: {})",
-                    self.client_id,
-                    self.options.address(),
-                    opened.session_present
-                );
-                self.connection = Some(opened.connection);
-                self.status.connected.store(true, Ordering::SeqCst);
-                self.reconnect_attempt = 0;
-                let now = Instant::now();
-                self.connected_at = now;
-                let resend = self.state.reconnected(opened.session_present, now);
-                if !opened.session_present && !self.active.is_empty() {
-                    let filters: Vec<SubscribeFilter> = self.active.values().cloned().collect();
-                    let token = Token::Subscribe {
-                        reply: None,
-                        target: None,
-                        filters: filters.clone(),
-                    };
-                    match self.state.subscribe(filters, token) {
-                        Ok(packet) => self.send(&packet),
-                        Err(error) => log::error!("Client {}: {error}", self.client_id),
-                    }
-                }
-                for packet in resend {
-                    self.send(&packet);
-                }
-                self.deliver_pending();
-            }
-            Err(error) => {
-                self.reconnect_attempt += 1;
-                let reconnect = self.options.reconnect;
-                if reconnect
-                    .retries
-                    .is_some_and(|retries| self.reconnect_attempt >= retries)
-                {
-                    log::error!(
-                        "Client {} gave up reconnecting after {} attempts: {error}",
-                        self.client_id,
-                        self.reconnect_attempt
-                    );
-                    self.dead = Some(error.to_string());
-                } else {
-                    let delay = reconnect.delay(self.backoff);
-                    self.backoff = self.backoff.saturating_add(1);
-                    log::info!(
-                        "Client {}: reconnect attempt {} failed ({error}); next in {delay:?}",
-                        self.client_id,
-                        self.reconnect_attempt
-                    );
-                    self.next_attempt = Some(Instant::now() + delay);
-                }
-            }
         }
     }
 
