@@ -45,7 +45,7 @@
 //! 3. [`broker`]: `router/` is the broker's brain, one file per packet family:
 //!    `mod.rs` dispatches events, then `connect.rs`, `publish.rs`, `acks.rs`,
 //!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers) and
-//!    `housekeeping.rs`; `session.rs`, `subs.rs`, `retain.rs` and `sys.rs` hold what
+//!    `housekeeping.rs`; `session.rs`, `subs.rs`, `retain/` and `sys.rs` hold what
 //!    it knows. `connection/` is the other side of the inbox: `reader.rs` (the
 //!    CONNECT handshake and the checks a client's packets meet before the router
 //!    sees them), `clock.rs` (its deadlines), `writer.rs`; `event/` holds what the
@@ -107,7 +107,7 @@
 //!   [`config::Limits`] and [`broker::Limit`]): subscriptions per client, retained
 //!   messages and their bytes, persistent sessions (which may also expire), queued
 //!   messages and bytes per session, the bytes waiting in the router's inbox, the
-//!   depth of topics. The trees the router walks (`subs.rs`, `retain.rs`) are walked
+//!   depth of topics. The trees the router walks (`subs.rs`, `retain/`) are walked
 //!   with explicit stacks, never by recursion, and a SUBSCRIBE that matches many
 //!   retained messages is served a slice at a time between other clients' work.
 //!

@@ -28,7 +28,7 @@
 //! - `event/`: what connections and the router send each other: the router's inbox
 //!   of events, each connection's outbox, and the gate that paces a reader.
 //! - `router/`: one thread owns every session, the subscription tree (`subs.rs`),
-//!   the retained messages (`retain.rs`) and `$SYS` (`sys.rs`). It never waits on a
+//!   the retained messages (`retain/`) and `$SYS` (`sys.rs`). It never waits on a
 //!   connection: outboxes are bounded and written with `try_send`. `router/mod.rs`
 //!   dispatches each event to the file of its packet: `connect.rs`, `publish.rs`,
 //!   `acks.rs`, `subscribe.rs`; `pacing.rs` holds publishers back for slow
