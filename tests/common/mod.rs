@@ -4,6 +4,13 @@
 //!
 //! Every wait here is bounded: sockets have read timeouts, and conditions are polled
 //! with a deadline. Use them with `mod common;` from any file in `tests/`.
+//!
+//! A test that checks a statement of the MQTT 3.1.1 specification says so at the end
+//! of its name: `[MQTT-3.1.2-5]` becomes the suffix `_mqtt_3_1_2_5`, as in
+//! `messages_for_an_offline_persistent_session_are_queued_in_order_mqtt_3_1_2_5`.
+//! Several statements are joined with `_and_` (`_mqtt_3_1_4_5_and_3_2_2_4`), a range
+//! with `_to_` (`_mqtt_3_3_1_5_to_12`). A name that starts with `mqtt_3_1_` is about
+//! the MQTT 3.1 protocol version, not a statement.
 #![allow(dead_code)]
 
 pub mod certs;
