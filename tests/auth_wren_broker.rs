@@ -2,12 +2,10 @@
 //! mosquitto_pub gets in with the right password, is refused with a wrong one, and
 //! may publish only where the ACL says.
 
-use std::net::TcpListener;
 use std::process::{Command, Output};
 
-#[path = "common/process.rs"]
-mod process;
-use process::{Lines, Stream};
+mod common;
+use common::process::{self, Lines, Stream};
 
 const WREN_BROKER: &str = env!("CARGO_BIN_EXE_wren-broker");
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
@@ -50,10 +48,7 @@ fn wren_broker_applies_the_configured_password_file_and_acl() {
     let mut port = 0;
     let mut last_log = Vec::new();
     for attempt in 0..5 {
-        port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("binding 127.0.0.1:0")
-            .port();
+        port = common::free_port();
         let config = dir.path().join(format!("broker-{attempt}.yaml"));
         std::fs::write(
             &config,

@@ -2,6 +2,7 @@
 //! mosquitto_sub do: the same message on stderr (with the program's own name) and
 //! the same exit code. Each case runs both programs with the same arguments.
 
+mod common;
 mod tools_support;
 
 use std::path::Path;

@@ -8,6 +8,7 @@
 //! between the two brokers (the `-d` trace, assigned client ids, timing) is not
 //! compared.
 
+mod common;
 mod tools_support;
 
 use std::path::{Path, PathBuf};

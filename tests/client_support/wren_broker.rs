@@ -2,7 +2,6 @@
 //! same interface as the [`Mosquitto`](super::Mosquitto) fixture.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use wren::broker::{
 use wren::config::BrokerConfig;
 use wren::protocol::Publish;
 
-use super::{unique_dir, PATIENCE};
+use crate::common::PATIENCE;
 
 /// A store that outlives the brokers using it, as a store on disk outlives the
 /// process: the in-memory store behind a shared handle.
@@ -60,7 +59,8 @@ pub struct WrenBroker {
     hooks: Vec<Arc<dyn Hook>>,
     storage: SharedStorage,
     address: SocketAddr,
-    dir: PathBuf,
+    /// Files of its configuration (the password file).
+    _dir: tempfile::TempDir,
 }
 
 impl WrenBroker {
@@ -73,8 +73,8 @@ impl WrenBroker {
     /// password file written with wren's own password file API and loaded by the
     /// hooks `wren-broker` would make from the same configuration.
     pub fn with_password(user: &str, password: &str) -> WrenBroker {
-        let dir = unique_dir();
-        let path = dir.join("passwords");
+        let dir = tempfile::tempdir().expect("cannot create a directory for the passwords");
+        let path = dir.path().join("passwords");
         let mut passwords = wren::auth::PasswordFile::new();
         passwords
             .set_password(user, password.as_bytes())
@@ -91,10 +91,13 @@ impl WrenBroker {
     /// A broker whose configuration `configure` adjusts; its hooks are made from
     /// the result as the `wren-broker` program makes them.
     pub fn with_config(configure: impl FnOnce(&mut BrokerConfig)) -> WrenBroker {
-        WrenBroker::launched(unique_dir(), configure)
+        WrenBroker::launched(
+            tempfile::tempdir().expect("cannot create a directory"),
+            configure,
+        )
     }
 
-    fn launched(dir: PathBuf, configure: impl FnOnce(&mut BrokerConfig)) -> WrenBroker {
+    fn launched(dir: tempfile::TempDir, configure: impl FnOnce(&mut BrokerConfig)) -> WrenBroker {
         let address = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut config = BrokerConfig::with_tcp_listener(address);
         configure(&mut config);
@@ -105,7 +108,7 @@ impl WrenBroker {
             hooks,
             storage: SharedStorage::default(),
             address,
-            dir,
+            _dir: dir,
         };
         fixture.launch();
         fixture
@@ -172,6 +175,5 @@ impl Drop for WrenBroker {
         if let Some(broker) = self.broker.take() {
             broker.shutdown();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -19,7 +19,7 @@ pub mod peer;
 pub mod process;
 pub mod raw;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use wren::broker::Broker;
@@ -44,11 +44,36 @@ pub fn start_broker_with(adjust: impl FnOnce(&mut BrokerConfig)) -> Broker {
     Broker::start(config).expect("the test broker must start")
 }
 
-/// Polls `condition` until it holds, failing the test with `what` after `TIMEOUT`.
+/// How long [`wait_until`] waits: a bound reached only when something is broken,
+/// never because the machine is slow.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `condition` every few milliseconds until it holds, failing the test with
+/// `what` after [`PATIENCE`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + PATIENCE;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    free_ports::<1>()[0]
+}
+
+/// `N` different loopback ports nothing listens on right now (all are held open
+/// until every one is chosen, so none comes out twice). Another program may take
+/// one before the test binds it; a program that then fails to start says so.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot find a free port"))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
+    })
 }

@@ -150,5 +150,5 @@ fn count(map: &HashMap<String, usize>, id: &str) -> usize {
 pub fn make_certificates(
     dir: &Path,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    super::certs::write(&super::certs::pem(), dir)
+    crate::common::certs::write(&crate::common::certs::pem(), dir)
 }
