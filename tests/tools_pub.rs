@@ -15,8 +15,8 @@ use tools_support::{command, mosquitto_program, run, scratch_dir, Running};
 
 struct Tools {
     broker: Mosquitto,
-    config: PathBuf,
-    files: PathBuf,
+    config: tempfile::TempDir,
+    files: tempfile::TempDir,
     next: std::cell::Cell<usize>,
 }
 
@@ -119,7 +119,7 @@ impl Tools {
     }
 
     fn file(&self, name: &str, contents: &[u8]) -> String {
-        let path = self.files.join(name);
+        let path = self.files.path().join(name);
         std::fs::write(&path, contents).expect("cannot write a test file");
         path.display().to_string()
     }
@@ -233,7 +233,7 @@ fn retained_messages_are_kept_and_cleared_as_with_mosquitto_pub() {
 #[test]
 fn input_errors_are_reported_as_by_mosquitto_pub() {
     let tools = Tools::new("pub-errors", "");
-    let missing = tools.files.join("missing").display().to_string();
+    let missing = tools.files.path().join("missing").display().to_string();
     for (args, stdin) in [
         (vec!["-t", "t", "-f", missing.as_str()], None),
         (vec!["-t", "t", "-s"], Some(&b""[..])),

@@ -103,8 +103,8 @@ const fn case(name: &'static str, args: &'static [&'static str], count: usize) -
 
 struct Tools {
     broker: Mosquitto,
-    config: PathBuf,
-    files: PathBuf,
+    config: tempfile::TempDir,
+    files: tempfile::TempDir,
 }
 
 impl Tools {
@@ -129,7 +129,10 @@ impl Tools {
             publisher.arg("-n");
         } else {
             // -f takes any bytes, NUL included.
-            let file = self.files.join(format!("{prefix}-{}", message.topic));
+            let file = self
+                .files
+                .path()
+                .join(format!("{prefix}-{}", message.topic));
             std::fs::write(&file, message.payload).expect("cannot write the payload file");
             publisher.arg("-f").arg(&file);
         }

@@ -17,7 +17,9 @@ struct Setup {
     tls_port: u16,
     ws_port: u16,
     ca: PathBuf,
-    config: PathBuf,
+    config: tempfile::TempDir,
+    /// Holds the PEM files.
+    _files: tempfile::TempDir,
 }
 
 /// A CA, and a certificate it signed for `localhost`, written as PEM files.
@@ -27,7 +29,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 fn setup(test: &str) -> Setup {
     let files = scratch_dir(&format!("{test}-pem"));
-    let (ca, cert, key) = certificates(&files);
+    let (ca, cert, key) = certificates(files.path());
     let [tls_port, ws_port] = free_ports();
     let broker = Mosquitto::anonymous(&format!(
         "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
@@ -42,6 +44,7 @@ fn setup(test: &str) -> Setup {
         ws_port,
         ca,
         config: scratch_dir(&format!("{test}-config")),
+        _files: files,
     }
 }
 

@@ -80,7 +80,7 @@ const fn sub(name: &'static str, args: &'static [&'static str], count: usize) ->
 
 struct Tools {
     broker: WrenBroker,
-    config: PathBuf,
+    config: tempfile::TempDir,
 }
 
 impl Tools {
@@ -304,7 +304,7 @@ struct PubCase<'a> {
 fn wren_pub_sends_what_mosquitto_pub_sends() {
     let tools = Tools::new("pub-messages");
     let files = scratch_dir("wren-pub-messages-files");
-    let payload_file = files.join("payload");
+    let payload_file = files.path().join("payload");
     std::fs::write(&payload_file, b"\x00file\xff\npayload\n").expect("cannot write a file");
     let file_arg = payload_file.display().to_string();
     let cases = [
@@ -474,10 +474,9 @@ fn refused_connection_matches_mosquitto() {
 
 #[test]
 fn tls_listener_serves_wren_sub_and_wren_pub() {
-    // Fresh keys each run: the directory is per process, so that two runs at once
-    // cannot pair one run's certificate with the other's key.
-    let dir = scratch_dir(&format!("wren-tls-certs-{}", std::process::id()));
-    let (ca, cert, key) = make_certificates(&dir);
+    // Fresh keys each run, in a directory of their own.
+    let dir = scratch_dir("wren-tls-certs");
+    let (ca, cert, key) = make_certificates(dir.path());
     let broker = WrenBroker::start_tls(&cert, &key);
     let config = scratch_dir("wren-tls-config");
     let port = broker.port.to_string();

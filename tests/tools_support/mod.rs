@@ -14,7 +14,7 @@ pub mod wren;
 pub use crate::common::mosquitto::program as mosquitto_program;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -22,20 +22,21 @@ use std::time::Duration;
 /// How long any one program may run before the test fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(20);
 
-/// A directory under the target directory for this test's files, emptied first.
-pub fn scratch_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tools-{test}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("cannot create the test's scratch directory");
-    dir
+/// An empty directory for one test's files, removed when dropped. `test` names it,
+/// so that a failing test's leftovers are recognisable.
+pub fn scratch_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tools-{test}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("cannot create the test's scratch directory")
 }
 
 /// A program to run, with the environment both tool families see: no defaults
 /// file (XDG_CONFIG_HOME points at an empty directory) and UTC time.
-pub fn command(program: impl AsRef<Path>, config_dir: &Path) -> Command {
+pub fn command(program: impl AsRef<Path>, config_dir: impl AsRef<Path>) -> Command {
     let mut command = Command::new(program.as_ref());
     command
-        .env("XDG_CONFIG_HOME", config_dir)
+        .env("XDG_CONFIG_HOME", config_dir.as_ref())
         .env("TZ", "UTC")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
