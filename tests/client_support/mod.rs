@@ -4,9 +4,8 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod scenarios;
-mod wren_broker;
 #[allow(unused_imports)] // only the tests against wren's broker use it
-pub use wren_broker::{SharedStorage, WrenBroker};
+pub use crate::common::wren_broker::{SharedStorage, WrenBroker};
 
 #[allow(unused_imports)] // only the tests against mosquitto use it
 pub use crate::common::mosquitto::Mosquitto;

@@ -18,6 +18,7 @@ pub mod mosquitto;
 pub mod peer;
 pub mod process;
 pub mod raw;
+pub mod wren_broker;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};

@@ -1,6 +1,5 @@
-//! What the tool tests share: wren's own broker with the events a test waits for
-//! (in [`wren`]; mosquitto is [`crate::common::mosquitto::Mosquitto`]), and running a
-//! program with a deadline.
+//! What the tool tests share: running a program with a deadline, in an environment
+//! both tool families see alike. The brokers are the fixtures of `tests/common`.
 //!
 //! The tests compare wren-pub and wren-sub with mosquitto_pub and mosquitto_sub
 //! (Debian package `mosquitto-clients`) against a real mosquitto broker (package
@@ -8,8 +7,6 @@
 //! it never lets a test pass without having compared anything.
 
 #![allow(dead_code)] // each test file uses its own part
-
-pub mod wren;
 
 pub use crate::common::mosquitto::program as mosquitto_program;
 
