@@ -201,7 +201,7 @@ mod websocket {
     use super::*;
     use wren::config::{BrokerConfig, ListenerKind};
 
-    fn ws_broker() -> wren::Broker {
+    fn ws_broker() -> common::WrenBroker {
         common::start_broker_with(|config: &mut BrokerConfig| {
             config.listeners[0].kind = ListenerKind::WebSocket { path: None };
         })

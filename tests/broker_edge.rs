@@ -74,7 +74,7 @@ fn bytes_of(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 }
 
 /// A broker whose only listener is `listener`, with short CONNECT and packet times.
-fn start_with_listener(listener: ListenerConfig) -> wren::Broker {
+fn start_with_listener(listener: ListenerConfig) -> common::WrenBroker {
     start_broker_with(|config: &mut BrokerConfig| {
         config.listeners = vec![listener];
         config.limits.connect_timeout = SHORT;

@@ -49,19 +49,13 @@ fn deep() -> String {
 }
 
 /// A broker on 127.0.0.1 with `$SYS` off, after `adjust`.
-fn broker(adjust: impl FnOnce(&mut BrokerConfig)) -> Broker {
+fn broker(adjust: impl FnOnce(&mut BrokerConfig)) -> common::WrenBroker {
     common::start_broker_with(adjust)
 }
 
 /// A broker on 127.0.0.1 with `hook`, `$SYS` off.
-fn broker_with_hook(hook: Arc<dyn Hook>) -> Broker {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.sys.interval = Duration::ZERO;
-    Broker::builder(config)
-        .hook(hook)
-        .start()
-        .expect("the test broker must start")
+fn broker_with_hook(hook: Arc<dyn Hook>) -> common::WrenBroker {
+    common::WrenBroker::with_hooks(vec![hook])
 }
 
 /// Turns `$SYS` on, every [`SYS_INTERVAL`].
@@ -1186,13 +1180,12 @@ fn read_access_is_checked_again_when_queued_messages_are_delivered() {
 // ---------------------------------------------------------------------------------
 
 /// A broker listening on every address, reached through 127.0.0.1.
-fn network_broker(allow_anonymous: Option<bool>) -> (Broker, SocketAddr) {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([0, 0, 0, 0], 0)));
-    config.sys.interval = Duration::ZERO;
-    config.auth.allow_anonymous = allow_anonymous;
-    let broker = Broker::start(config).expect("the test broker must start");
-    let port = broker.local_addr().port();
+fn network_broker(allow_anonymous: Option<bool>) -> (common::WrenBroker, SocketAddr) {
+    let broker = common::start_broker_with(|config| {
+        config.listeners[0].bind = SocketAddr::from(([0, 0, 0, 0], 0));
+        config.auth.allow_anonymous = allow_anonymous;
+    });
+    let port = broker.port();
     (broker, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 

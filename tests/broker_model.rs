@@ -118,7 +118,7 @@ impl Client {
 }
 
 struct Run {
-    broker: Broker,
+    broker: common::WrenBroker,
     addr: SocketAddr,
     control: Peer,
     clients: Vec<Client>,

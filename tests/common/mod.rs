@@ -20,29 +20,27 @@ pub mod process;
 pub mod raw;
 pub mod wren_broker;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use wren::broker::Broker;
 use wren::config::BrokerConfig;
+
+pub use wren_broker::WrenBroker;
 
 /// How long any single expected event may take before a test fails. Generous, so a
 /// slow machine does not fail a correct broker; a hang still fails in bounded time.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A broker on a free port of 127.0.0.1 with default settings but `$SYS` off (so it
-/// does not add traffic to byte-exact tests).
-pub fn start_broker() -> Broker {
-    start_broker_with(|_| {})
+/// A wren broker on a free port of 127.0.0.1 with default settings but `$SYS` off
+/// (so it does not add traffic to byte-exact tests): [`WrenBroker::start`].
+pub fn start_broker() -> WrenBroker {
+    WrenBroker::start()
 }
 
-/// A broker on a free port of 127.0.0.1, after `adjust` changed its configuration.
-pub fn start_broker_with(adjust: impl FnOnce(&mut BrokerConfig)) -> Broker {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.sys.interval = Duration::ZERO;
-    adjust(&mut config);
-    Broker::start(config).expect("the test broker must start")
+/// A wren broker on a free port of 127.0.0.1, after `adjust` changed its
+/// configuration: [`WrenBroker::with_config`].
+pub fn start_broker_with(adjust: impl FnOnce(&mut BrokerConfig)) -> WrenBroker {
+    WrenBroker::with_config(adjust)
 }
 
 /// How long [`wait_until`] waits: a bound reached only when something is broken,

@@ -167,14 +167,14 @@ impl WrenBroker {
         extra_hooks: Vec<Arc<dyn Hook>>,
     ) -> WrenBroker {
         let _ = env_logger::builder().is_test(true).try_init();
-        let address = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut config = BrokerConfig::with_tcp_listener(address);
+        let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.sys.interval = std::time::Duration::ZERO;
         configure(&mut config);
         let recorder = Arc::new(Recorder::default());
         let mut hooks = hooks_from_config(&config).expect("hooks from the configuration");
         hooks.push(recorder.clone());
         hooks.extend(extra_hooks);
+        let address = config.listeners[0].bind;
         let mut fixture = WrenBroker {
             broker: None,
             config,
@@ -191,7 +191,8 @@ impl WrenBroker {
         fixture
     }
 
-    /// Starts a broker on `self.address` (port 0 the first time).
+    /// Starts a broker with its first listener on `self.address` (as configured the
+    /// first time, the port it got after that).
     fn try_launch(&self) -> Result<Broker, wren::broker::Error> {
         let mut config = self.config.clone();
         config.listeners[0].bind = self.address;
@@ -226,6 +227,13 @@ impl WrenBroker {
             },
         );
         self.running(started.expect("started"));
+    }
+
+    /// Shuts the broker down now and waits until it has (see [`Broker::shutdown`]).
+    pub fn shutdown(mut self) {
+        if let Some(broker) = self.broker.take() {
+            broker.shutdown();
+        }
     }
 
     /// The running broker, to look at its counters or publish from the test.
