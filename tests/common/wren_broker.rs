@@ -1,5 +1,6 @@
-//! wren's own broker as a test peer, embedded in the test process: one fixture for
-//! the client tests, the tool tests and the broker tests.
+//! wren's own broker as a test peer: embedded in the test process ([`WrenBroker`],
+//! one fixture for the client, tool and broker tests), or the `wren-broker` program
+//! ([`WrenBrokerProgram`]).
 //!
 //! mosquitto tells a test what happened through its log; this broker tells it
 //! through a [`Hook`] that records subscriptions, deliveries and disconnections, so
@@ -8,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wren::broker::{
@@ -16,6 +18,8 @@ use wren::broker::{
 };
 use wren::config::{BrokerConfig, ListenerConfig, TlsConfig};
 use wren::protocol::{Publish, QoS, TopicFilter};
+
+use super::process::{Lines, Stream};
 
 /// A store that outlives the brokers using it, as a store on disk outlives the
 /// process: the in-memory store behind a shared handle.
@@ -301,4 +305,60 @@ impl Drop for WrenBroker {
 
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a directory for the broker's files")
+}
+
+/// The `wren-broker` program with a YAML configuration, killed when dropped.
+pub struct WrenBrokerProgram {
+    lines: Lines,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl WrenBrokerProgram {
+    /// Starts `wren-broker -c` with `yaml`, in which `{port}` stands for a free
+    /// port, logging at info level; returns once it logs "Opening listener". The
+    /// port is found by binding port 0 and handing the number over; another process
+    /// may take it in between, so a failed start is retried with another.
+    pub fn with_yaml(yaml: &str) -> WrenBrokerProgram {
+        let dir = scratch();
+        let mut last_log = Vec::new();
+        for attempt in 0..5 {
+            let port = super::free_port();
+            let config = dir.path().join(format!("broker-{attempt}.yaml"));
+            std::fs::write(&config, yaml.replace("{port}", &port.to_string()))
+                .expect("cannot write the broker's configuration");
+            let lines = Lines::spawn(
+                Command::new(env!("CARGO_BIN_EXE_wren-broker"))
+                    .arg("-c")
+                    .arg(&config)
+                    .env("RUST_LOG", "info"),
+                Stream::Stderr,
+                "it is built with the tests",
+            );
+            match lines.until(|line| line.contains("Opening listener")) {
+                Ok(_) => {
+                    return WrenBrokerProgram {
+                        lines,
+                        port,
+                        _dir: dir,
+                    }
+                }
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("wren-broker did not start: {last_log:?}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// What it logs, line by line.
+    pub fn lines(&self) -> &Lines {
+        &self.lines
+    }
 }
