@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::peer::{describe, login, Next, Peer};
 use common::raw::{subscribe_packet, unsubscribe_packet};
-use wren::broker::{AuthDecision, Broker, ClientInfo, ConnectInfo, Hook, HookError, Limit, Stats};
+use common::wait_for_stats;
+use wren::broker::{AuthDecision, Broker, ClientInfo, ConnectInfo, Hook, HookError, Limit};
 use wren::config::BrokerConfig;
 use wren::protocol::{Connect, ConnectReturnCode, Packet, PubAck, Publish, QoS, TopicName, Will};
 
@@ -108,35 +109,6 @@ impl SysWatcher {
             }
         }
     }
-}
-
-/// Polls the broker's statistics until `condition` holds; the failure shows the last
-/// snapshot.
-fn wait_for_stats(broker: &Broker, expected: &str, condition: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + COUNTER_TIMEOUT;
-    loop {
-        let stats = broker.stats();
-        if condition(&stats) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {expected} within {COUNTER_TIMEOUT:?}; stats: {stats:#?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `condition` for at most `limit`; whether it came true.
-fn poll(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    condition()
 }
 
 /// A fresh client connects, subscribes, publishes and receives its own message:
@@ -688,7 +660,7 @@ fn persistent_client_expiration_removes_an_offline_session_and_counts_it() {
     });
     // Past the expiration, with room for a broker that expires on a timer.
     thread::sleep(Duration::from_millis(1500));
-    poll(Duration::from_secs(3), || {
+    common::poll(Duration::from_secs(3), || {
         broker
             .stats()
             .limit_reached(Limit::PersistentClientExpiration)

@@ -23,6 +23,7 @@ pub mod wren_broker;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use wren::broker::{Broker, Stats};
 use wren::config::BrokerConfig;
 
 pub use wren_broker::WrenBroker;
@@ -47,13 +48,35 @@ pub fn start_broker_with(adjust: impl FnOnce(&mut BrokerConfig)) -> WrenBroker {
 /// never because the machine is slow.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Polls `condition` every few milliseconds until it holds, failing the test with
-/// `what` after [`PATIENCE`].
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+/// Polls `condition` every few milliseconds for at most `limit`; whether it came
+/// true.
+pub fn poll(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after
+/// [`PATIENCE`].
+pub fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    assert!(poll(PATIENCE, condition), "timed out waiting until {what}");
+}
+
+/// Polls the broker's statistics until `condition` holds, failing the test after
+/// [`PATIENCE`] with `expected` and the last snapshot.
+pub fn wait_for_stats(broker: &Broker, expected: &str, condition: impl Fn(&Stats) -> bool) {
+    if !poll(PATIENCE, || condition(&broker.stats())) {
+        panic!(
+            "expected {expected} within {PATIENCE:?}; stats: {:#?}",
+            broker.stats()
+        );
     }
 }
 
