@@ -11,8 +11,8 @@ use std::process::Output;
 
 use wren::auth::{Error, HashKind, PasswordFile, PasswordLineError};
 
-#[path = "common/process.rs"]
-mod process;
+mod common;
+use common::process;
 
 /// Runs `program` with `args` in `dir` (see [`process::run`]).
 fn run(program: &str, args: &[&str], dir: &Path, install_hint: &str) -> Output {
