@@ -805,25 +805,22 @@ fn max_connections_per_address_2_closes_a_third_connection_at_once() {
     watcher.wait_for("$SYS/broker/limits/max-connections-per-address", 1);
     // A closed connection frees its place (the count may follow a moment later).
     second.disconnect();
-    let mut admitted = false;
-    for _ in 0..20 {
-        let mut later = Peer::open(addr, "later");
-        let next = match later.try_send(Connect::new("later")) {
-            Ok(()) => later.next(),
-            Err(_) => Next::Closed,
-        };
-        match next {
-            Next::Packet(Packet::ConnAck(connack)) => {
-                assert_eq!(connack.code, ConnectReturnCode::Accepted);
-                admitted = true;
-                break;
+    common::wait_until(
+        "a place freed by a closed connection is usable again",
+        || {
+            let mut later = Peer::open(addr, "later");
+            let next = match later.try_send(Connect::new("later")) {
+                Ok(()) => later.next(),
+                Err(_) => Next::Closed,
+            };
+            match next {
+                Next::Packet(Packet::ConnAck(connack)) => {
+                    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+                    true
+                }
+                _ => false,
             }
-            _ => thread::sleep(Duration::from_millis(100)),
-        }
-    }
-    assert!(
-        admitted,
-        "a place freed by a closed connection must be usable again"
+        },
     );
 }
 
