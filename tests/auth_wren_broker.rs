@@ -35,31 +35,8 @@ fn wren_broker_applies_the_configured_password_file_and_acl() {
          topic-check:\n  enabled: true\n  acl:\n    sensor: ['sensors/#']\n    viewer: ['dashboard/+']\n"
     ));
     let port = broker.port().to_string();
-
     let publish = |user: &str, password: &str, topic: &str| {
-        let output = run(
-            "mosquitto_pub",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-u",
-                user,
-                "-P",
-                password,
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-m",
-                "x",
-            ],
-        );
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        common::mosquitto::publish_as(broker.port(), user, password, topic, "x")
     };
     let (code, stderr) = publish("sensor", "s3cret", "sensors/t1");
     assert_eq!(code, Some(0), "{stderr}");

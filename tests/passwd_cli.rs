@@ -319,30 +319,8 @@ fn start_broker(password_file: &Path) -> Mosquitto {
 }
 
 /// mosquitto_pub's exit code and stderr for one QoS 1 publish.
-fn publish(broker: &Mosquitto, dir: &Path, user: &str, password: &str) -> (Option<i32>, String) {
-    let port = broker.port().to_string();
-    let output = run_in(
-        dir,
-        "mosquitto_pub",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-u",
-            user,
-            "-P",
-            password,
-            "-q",
-            "1",
-            "-t",
-            "wren/test",
-            "-m",
-            "hello",
-        ],
-        b"",
-    );
-    (output.status.code(), text(&output.stderr))
+fn publish(broker: &Mosquitto, user: &str, password: &str) -> (Option<i32>, String) {
+    common::mosquitto::publish_as(broker.port(), user, password, "wren/test", "hello")
 }
 
 fn password_file_by_wren(dir: &Path) -> PathBuf {
@@ -368,7 +346,7 @@ fn mosquitto_accepts_right_passwords_from_a_wren_passwd_file() {
         ("bob", "pä:ss"),
         ("carol", "battery staple"),
     ] {
-        let (code, stderr) = publish(&broker, dir.path(), user, password);
+        let (code, stderr) = publish(&broker, user, password);
         assert_eq!(code, Some(0), "{user}: {stderr}");
     }
 }
@@ -385,7 +363,7 @@ fn mosquitto_refuses_wrong_passwords_from_a_wren_passwd_file() {
         ("carol", ""),
         ("dave", "correct horse"),
     ] {
-        let (code, stderr) = publish(&broker, dir.path(), user, password);
+        let (code, stderr) = publish(&broker, user, password);
         // 5: CONNACK "not authorised", which mosquitto 2.0 sends for bad passwords.
         assert_eq!(code, Some(5), "{user}/{password:?}: {stderr}");
         assert!(stderr.contains("not authorised"), "{stderr}");

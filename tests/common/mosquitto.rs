@@ -60,6 +60,42 @@ pub fn publish(addr: SocketAddr, args: &[&str]) {
     );
 }
 
+/// Runs `mosquitto_pub` once against the broker on `port` as `user` with
+/// `password`: one QoS 1 message of `payload` on `topic`. Returns its exit code and
+/// what it printed on stderr.
+pub fn publish_as(
+    port: u16,
+    user: &str,
+    password: &str,
+    topic: &str,
+    payload: &str,
+) -> (Option<i32>, String) {
+    let port = port.to_string();
+    let output = run(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-u",
+            user,
+            "-P",
+            password,
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ],
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running `mosquitto_sub` whose output lines are read with a deadline.
 pub struct Subscriber {
     lines: Lines,
