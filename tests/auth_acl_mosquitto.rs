@@ -10,18 +10,14 @@
 //! Cases where wren deliberately differs from mosquitto (subscriptions, hostile
 //! client ids) are covered in `auth_acl.rs` instead.
 
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Output};
 
 use wren::auth::Acl;
 use wren::protocol::TopicName;
 
-#[path = "common/process.rs"]
-mod process;
-use process::{Lines, Stream};
-
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+mod common;
+use common::mosquitto::Mosquitto;
+use common::process::{self, Lines, Stream};
 
 const ACL: &str = "\
 # anonymous clients
@@ -55,40 +51,11 @@ fn run(program: &str, args: &[&str]) -> Output {
 
 /// mosquitto with [`ACL`], anonymous access on and no passwords: the user name a
 /// client gives is the one the ACL sees.
-fn start_broker(dir: &Path) -> (Lines, u16) {
-    assert!(
-        Path::new(MOSQUITTO).exists(),
-        "{MOSQUITTO} is missing: install the Debian package `mosquitto`"
-    );
-    let acl_path = dir.join("acl");
-    std::fs::write(&acl_path, ACL).unwrap();
-    for attempt in 0..5 {
-        // Port 0 is bound to find a free port; another process may take it before
-        // mosquitto does, so a failed start is retried.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("binding 127.0.0.1:0")
-            .port();
-        let config = dir.join(format!("mosquitto-{attempt}.conf"));
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {}\n\
-                 log_dest stderr\nuser root\n",
-                acl_path.display()
-            ),
-        )
-        .unwrap();
-        let broker = Lines::spawn(
-            Command::new(MOSQUITTO).arg("-c").arg(&config),
-            Stream::Stderr,
-            INSTALL,
-        );
-        if broker.until(|l| l.contains(" running")).is_ok() {
-            return (broker, port);
-        }
-    }
-    panic!("mosquitto did not start within five attempts");
+fn start_broker() -> Mosquitto {
+    Mosquitto::with_config(
+        "allow_anonymous true\nacl_file {dir}/acl\n",
+        &[("acl", ACL)],
+    )
 }
 
 struct Client<'a> {
@@ -158,9 +125,8 @@ fn arrives_before(subscriber: &Lines, topic: &str, sentinel: &str) -> bool {
 
 #[test]
 fn publish_decisions_match_mosquitto() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = start_broker(dir.path());
-    let port = port.to_string();
+    let broker = start_broker();
+    let port = broker.port().to_string();
     let acl = Acl::parse_mosquitto(ACL, "acl").unwrap();
     let admin = Client {
         user: Some("admin"),
@@ -216,9 +182,8 @@ fn publish_decisions_match_mosquitto() {
 
 #[test]
 fn delivery_decisions_match_mosquitto() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_broker, port) = start_broker(dir.path());
-    let port = port.to_string();
+    let broker = start_broker();
+    let port = broker.port().to_string();
     let acl = Acl::parse_mosquitto(ACL, "acl").unwrap();
     let admin = Client {
         user: Some("admin"),

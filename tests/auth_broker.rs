@@ -6,12 +6,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use wren::broker::{hooks_from_config, Broker};
-use wren::config::BrokerConfig;
+use wren::broker::hooks_from_config;
 
-#[path = "common/process.rs"]
-mod process;
-use process::{Lines, Stream};
+mod common;
+use common::process::{self, Lines, Stream};
+use common::WrenBroker;
 
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
 const INSTALL: &str = "mosquitto_passwd, mosquitto_pub and mosquitto_sub come with the \
@@ -59,21 +58,19 @@ topic write alice/inbox
 topic read bob/#
 ";
 
-fn start_broker(dir: &Path) -> Broker {
+fn start_broker(dir: &Path) -> WrenBroker {
     let acl_path = dir.join("acl");
     std::fs::write(&acl_path, ACL).unwrap();
-    let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
-    config.auth.allow_anonymous = Some(false);
-    config.auth.password_file = Some(password_file(dir).into());
-    config.topic_check.enabled = true;
-    config.topic_check.acl_file = Some(acl_path);
-    let hooks = hooks_from_config(&config).unwrap();
-    assert_eq!(hooks.len(), 2);
-    let mut builder = Broker::builder(config);
-    for hook in hooks {
-        builder = builder.hook(hook);
-    }
-    builder.start().unwrap()
+    let password_file = password_file(dir);
+    WrenBroker::with_config(|config| {
+        config.auth.allow_anonymous = Some(false);
+        config.auth.password_file = Some(password_file.into());
+        config.topic_check.enabled = true;
+        config.topic_check.acl_file = Some(acl_path);
+        // The fixture makes its hooks as wren-broker does: one for the passwords,
+        // one for the ACL.
+        assert_eq!(hooks_from_config(config).unwrap().len(), 2);
+    })
 }
 
 fn client_args<'a>(port: &'a str, user: Option<(&'a str, &'a str)>) -> Vec<&'a str> {
@@ -195,11 +192,7 @@ fn a_wide_subscription_is_allowed_and_denied_topics_are_not_delivered() {
         "acl",
     )
     .unwrap();
-    let config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
-    let broker = Broker::builder(config)
-        .hook(std::sync::Arc::new(AclHook::new(acl)))
-        .start()
-        .unwrap();
+    let broker = WrenBroker::with_hooks(vec![std::sync::Arc::new(AclHook::new(acl))]);
     let url = format!("mqtt://{}", broker.local_addr());
 
     let reader = Client::connect(url.as_str()).unwrap();

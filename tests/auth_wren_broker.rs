@@ -2,35 +2,18 @@
 //! mosquitto_pub gets in with the right password, is refused with a wrong one, and
 //! may publish only where the ACL says.
 
-use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
-#[path = "common/process.rs"]
-mod process;
-use process::{Lines, Stream};
+mod common;
+use common::process;
+use common::wren_broker::WrenBrokerProgram;
 
-const WREN_BROKER: &str = env!("CARGO_BIN_EXE_wren-broker");
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
 
 const INSTALL: &str = "install the Debian package `mosquitto-clients`";
 
 fn run(program: &str, args: &[&str]) -> Output {
     process::run(program, args, None, b"", INSTALL)
-}
-
-/// Starts wren-broker with `config`; its log so far if it exited before listening
-/// (the port was taken in the meantime).
-fn start(config: &std::path::Path) -> Result<Lines, Vec<String>> {
-    let broker = Lines::spawn(
-        Command::new(WREN_BROKER)
-            .arg("-c")
-            .arg(config)
-            .env("RUST_LOG", "info"),
-        Stream::Stderr,
-        "it is built with the tests",
-    );
-    broker.until(|line| line.contains("Opening listener"))?;
-    Ok(broker)
 }
 
 #[test]
@@ -46,59 +29,14 @@ fn wren_broker_applies_the_configured_password_file_and_acl() {
         assert!(output.status.success(), "wren-passwd {args:?}");
     }
 
-    let mut broker = None;
-    let mut port = 0;
-    let mut last_log = Vec::new();
-    for attempt in 0..5 {
-        port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("binding 127.0.0.1:0")
-            .port();
-        let config = dir.path().join(format!("broker-{attempt}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listeners:\n  local:\n    bind: 127.0.0.1:{port}\n\
-                 auth:\n  allow-anonymous: false\n  password-file: {passwd_text}\n\
-                 topic-check:\n  enabled: true\n  acl:\n    sensor: ['sensors/#']\n    viewer: ['dashboard/+']\n"
-            ),
-        )
-        .unwrap();
-        match start(&config) {
-            Ok(running) => {
-                broker = Some(running);
-                break;
-            }
-            Err(log) => last_log = log,
-        }
-    }
-    let _broker = broker.unwrap_or_else(|| panic!("wren-broker did not start: {last_log:?}"));
-    let port = port.to_string();
-
+    let broker = WrenBrokerProgram::with_yaml(&format!(
+        "listeners:\n  local:\n    bind: 127.0.0.1:{{port}}\n\
+         auth:\n  allow-anonymous: false\n  password-file: {passwd_text}\n\
+         topic-check:\n  enabled: true\n  acl:\n    sensor: ['sensors/#']\n    viewer: ['dashboard/+']\n"
+    ));
+    let port = broker.port().to_string();
     let publish = |user: &str, password: &str, topic: &str| {
-        let output = run(
-            "mosquitto_pub",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-u",
-                user,
-                "-P",
-                password,
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-m",
-                "x",
-            ],
-        );
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        common::mosquitto::publish_as(broker.port(), user, password, topic, "x")
     };
     let (code, stderr) = publish("sensor", "s3cret", "sensors/t1");
     assert_eq!(code, Some(0), "{stderr}");

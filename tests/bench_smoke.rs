@@ -2,20 +2,15 @@
 //! comparison of two brokers. Figures are not checked (timing never fails a test);
 //! only that every message is accounted for and the output has its shape.
 
+mod common;
+
 use std::process::Command;
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-fn require_mosquitto() {
-    assert!(
-        std::path::Path::new(MOSQUITTO).exists(),
-        "{MOSQUITTO} is missing: install Debian's mosquitto package (.ci/run does)"
-    );
-}
+use common::mosquitto::{program, Mosquitto};
 
 #[test]
 fn compare_runs_the_chosen_scenarios_against_two_brokers() {
-    require_mosquitto();
+    let mosquitto = program("mosquitto").display().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_wren-bench"))
         .args([
             "compare",
@@ -23,9 +18,9 @@ fn compare_runs_the_chosen_scenarios_against_two_brokers() {
             "--only",
             "qos1,fan-out",
             "--broker",
-            &format!("first={MOSQUITTO} -p {{port}}"),
+            &format!("first={mosquitto} -p {{port}}"),
             "--broker",
-            &format!("second={MOSQUITTO} -p {{port}}"),
+            &format!("second={mosquitto} -p {{port}}"),
         ])
         .output()
         .expect("wren-bench runs");
@@ -52,25 +47,8 @@ fn compare_runs_the_chosen_scenarios_against_two_brokers() {
 
 #[test]
 fn a_json_run_accounts_for_every_message() {
-    require_mosquitto();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut broker = Command::new(MOSQUITTO)
-        .args(["-p", &port.to_string()])
-        .spawn()
-        .expect("mosquitto starts");
-    let address = format!("127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mosquitto did not listen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let broker = Mosquitto::start();
+    let address = broker.address();
     let output = Command::new(env!("CARGO_BIN_EXE_wren-bench"))
         .args([
             "run",
@@ -92,8 +70,7 @@ fn a_json_run_accounts_for_every_message() {
         ])
         .output()
         .expect("wren-bench runs");
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
     assert!(
         output.status.success(),
         "{}",

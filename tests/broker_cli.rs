@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 
 use common::process::{Lines, Stream};
 use common::raw::Raw;
+use common::wren_broker::WrenBrokerProgram;
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_wren-broker");
 
@@ -34,10 +35,7 @@ fn an_unknown_option_is_named_and_exits_1() {
 
 #[test]
 fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut broker = Lines::spawn(
         Command::new(PROGRAM)
             .args(["-p", &port.to_string()])
@@ -77,7 +75,7 @@ fn it_says_first_that_it_is_local_only_serves_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn c_reads_a_yaml_file_and_a_bad_one_is_named_with_exit_1() {
-    let dir = common::mosquitto::TempDir::new("cli");
+    let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
     let output = Command::new(PROGRAM)
         .arg("-c")
@@ -88,29 +86,9 @@ fn c_reads_a_yaml_file_and_a_bad_one_is_named_with_exit_1() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("missing.yaml"), "{stderr}");
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let path = dir.path().join("broker.yaml");
-    std::fs::write(
-        &path,
-        format!("listeners:\n  default:\n    bind: 127.0.0.1:{port}\nsys_interval: 0\n"),
-    )
-    .unwrap();
-    let mut child = Command::new(PROGRAM)
-        .arg("-c")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    common::wait_until("wren-broker listens on the configured port", || {
-        std::net::TcpStream::connect(addr).is_ok()
-    });
+    let broker = WrenBrokerProgram::with_yaml(
+        "listeners:\n  default:\n    bind: 127.0.0.1:{port}\nsys_interval: 0\n",
+    );
+    let addr = broker.address();
     Raw::connect(addr, "from-yaml", true, false).disconnect();
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -11,7 +11,7 @@ use common::{start_broker, TIMEOUT};
 use wren::protocol::{Packet, QoS, SubAck, SubscribeReturnCode};
 
 #[test]
-fn mqtt_2_3_1_7_suback_and_unsuback_carry_the_request_s_identifier() {
+fn suback_and_unsuback_carry_the_request_s_identifier_mqtt_2_3_1_7() {
     let broker = start_broker();
     let mut client = Raw::connect(broker.local_addr(), "ids", true, false);
     client.send_packet(subscribe_packet(0x1234, &[("a", QoS::AtMostOnce)]));
@@ -21,7 +21,7 @@ fn mqtt_2_3_1_7_suback_and_unsuback_carry_the_request_s_identifier() {
 }
 
 #[test]
-fn mqtt_3_8_4_1_and_3_8_4_4_several_filters_get_one_suback_with_codes_in_order() {
+fn several_filters_get_one_suback_with_codes_in_order_mqtt_3_8_4_1_and_3_8_4_4() {
     let broker = start_broker();
     let mut client = Raw::connect(broker.local_addr(), "many", true, false);
     client.send_packet(subscribe_packet(
@@ -49,7 +49,7 @@ fn mqtt_3_8_4_1_and_3_8_4_4_several_filters_get_one_suback_with_codes_in_order()
 }
 
 #[test]
-fn mqtt_3_3_2_3_delivered_topics_match_the_subscription_filter() {
+fn delivered_topics_match_the_subscription_filter_mqtt_3_3_2_3() {
     let broker = start_broker();
     let mut subscriber = Raw::connect(broker.local_addr(), "sub", true, false);
     subscriber.subscribe("sport/+/player1", QoS::AtMostOnce);
@@ -68,7 +68,7 @@ fn mqtt_3_3_2_3_delivered_topics_match_the_subscription_filter() {
 }
 
 #[test]
-fn mqtt_4_5_0_1_a_message_reaches_every_matching_session_including_offline_ones() {
+fn a_message_reaches_every_matching_session_including_offline_ones_mqtt_4_5_0_1() {
     let broker = start_broker();
     // One persistent session goes offline; one stays connected.
     let mut offline = Raw::connect(broker.local_addr(), "offline", false, false);
@@ -86,7 +86,7 @@ fn mqtt_4_5_0_1_a_message_reaches_every_matching_session_including_offline_ones(
 }
 
 #[test]
-fn mqtt_4_6_0_5_messages_on_a_topic_arrive_in_the_order_they_were_published() {
+fn messages_on_a_topic_arrive_in_the_order_they_were_published_mqtt_4_6_0_5() {
     let broker = start_broker();
     let mut subscriber = Raw::connect(broker.local_addr(), "sub", true, false);
     subscriber.subscribe("ordered", QoS::AtLeastOnce);
@@ -146,7 +146,7 @@ fn cut(client: Raw) {
 }
 
 #[test]
-fn mqtt_3_1_2_16_a_will_with_retain_0_is_published_as_a_normal_message() {
+fn a_will_with_retain_0_is_published_as_a_normal_message_mqtt_3_1_2_16() {
     // Forwarded to the existing subscriber with RETAIN=0 either way [MQTT-3.3.1-9].
     assert_eq!(
         will_after(false, true, cut),
@@ -155,22 +155,22 @@ fn mqtt_3_1_2_16_a_will_with_retain_0_is_published_as_a_normal_message() {
 }
 
 #[test]
-fn mqtt_3_1_2_17_a_will_with_retain_1_is_published_as_a_retained_message() {
+fn a_will_with_retain_1_is_published_as_a_retained_message_mqtt_3_1_2_17() {
     assert_eq!(will_after(true, true, cut), Some((b"gone".to_vec(), false)));
 }
 
 #[test]
-fn mqtt_3_1_2_12_without_a_will_flag_nothing_is_published_when_the_connection_drops() {
+fn without_a_will_flag_nothing_is_published_when_the_connection_drops_mqtt_3_1_2_12() {
     assert_eq!(will_after(false, false, cut), None);
 }
 
 #[test]
-fn mqtt_3_14_4_3_disconnect_discards_the_will() {
+fn disconnect_discards_the_will_mqtt_3_14_4_3() {
     assert_eq!(will_after(false, true, |client| client.disconnect()), None);
 }
 
 #[test]
-fn mqtt_3_1_3_9_a_rejected_client_id_gets_connack_2_and_the_connection_closes() {
+fn a_rejected_client_id_gets_connack_2_and_the_connection_closes_mqtt_3_1_3_9() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     // An empty client id with CleanSession=0 is rejected [MQTT-3.1.3-8].
@@ -180,7 +180,7 @@ fn mqtt_3_1_3_9_a_rejected_client_id_gets_connack_2_and_the_connection_closes() 
 }
 
 #[test]
-fn mqtt_3_1_2_4_and_3_1_3_2_the_client_id_finds_the_session_and_creates_one_if_none() {
+fn the_client_id_finds_the_session_and_creates_one_if_none_mqtt_3_1_2_4_and_3_1_3_2() {
     let broker = start_broker();
     // No session yet: one is created, and CONNACK says none was present.
     let mut first = Raw::connect(broker.local_addr(), "keeper", false, false);
@@ -201,7 +201,7 @@ mod websocket {
     use super::*;
     use wren::config::{BrokerConfig, ListenerKind};
 
-    fn ws_broker() -> wren::Broker {
+    fn ws_broker() -> common::WrenBroker {
         common::start_broker_with(|config: &mut BrokerConfig| {
             config.listeners[0].kind = ListenerKind::WebSocket { path: None };
         })
@@ -241,7 +241,7 @@ mod websocket {
     }
 
     #[test]
-    fn mqtt_6_0_0_4_the_server_answers_with_the_mqtt_subprotocol() {
+    fn the_server_answers_with_the_mqtt_subprotocol_mqtt_6_0_0_4() {
         let broker = ws_broker();
         let (_, head) = upgrade(&broker);
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -253,7 +253,7 @@ mod websocket {
     }
 
     #[test]
-    fn mqtt_6_0_0_2_packets_need_not_align_with_frames() {
+    fn packets_need_not_align_with_frames_mqtt_6_0_0_2() {
         let broker = ws_broker();
         let (mut socket, _) = upgrade(&broker);
         // CONNECT split over two frames, then PINGREQ and another PINGREQ in one.
@@ -278,7 +278,7 @@ mod websocket {
     }
 
     #[test]
-    fn mqtt_6_0_0_1_a_text_frame_closes_the_connection() {
+    fn a_text_frame_closes_the_connection_mqtt_6_0_0_1() {
         let broker = ws_broker();
         let (mut socket, _) = upgrade(&broker);
         socket

@@ -30,7 +30,7 @@ fn watcher(broker: &Broker, filter: &str) -> Raw {
 }
 
 #[test]
-fn mqtt_3_1_4_4_a_valid_connect_gets_connack_0() {
+fn a_valid_connect_gets_connack_0_mqtt_3_1_4_4() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     client.send(CONNECT_C1);
@@ -40,7 +40,7 @@ fn mqtt_3_1_4_4_a_valid_connect_gets_connack_0() {
 }
 
 #[test]
-fn mqtt_3_1_0_1_a_packet_before_connect_closes_the_connection() {
+fn a_packet_before_connect_closes_the_connection_mqtt_3_1_0_1() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     client.send(&[0xC0, 0x00]);
@@ -48,7 +48,7 @@ fn mqtt_3_1_0_1_a_packet_before_connect_closes_the_connection() {
 }
 
 #[test]
-fn mqtt_3_1_0_2_a_second_connect_is_a_violation_and_the_will_is_published() {
+fn a_second_connect_is_a_violation_and_the_will_is_published_mqtt_3_1_0_2() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("w", true, 60);
@@ -60,7 +60,7 @@ fn mqtt_3_1_0_2_a_second_connect_is_a_violation_and_the_will_is_published() {
 }
 
 #[test]
-fn mqtt_3_1_2_1_an_unknown_protocol_name_is_closed_without_connack() {
+fn an_unknown_protocol_name_is_closed_without_connack_mqtt_3_1_2_1() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     let mut bytes = CONNECT_C1.to_vec();
@@ -70,7 +70,7 @@ fn mqtt_3_1_2_1_an_unknown_protocol_name_is_closed_without_connack() {
 }
 
 #[test]
-fn mqtt_3_1_2_2_an_unsupported_level_gets_connack_1_then_eof() {
+fn an_unsupported_level_gets_connack_1_then_eof_mqtt_3_1_2_2() {
     for level in [5u8, 6] {
         let broker = start_broker();
         let mut client = Raw::open(broker.local_addr());
@@ -83,7 +83,7 @@ fn mqtt_3_1_2_2_an_unsupported_level_gets_connack_1_then_eof() {
 }
 
 #[test]
-fn mqtt_3_1_2_3_the_reserved_connect_flag_closes_without_connack() {
+fn the_reserved_connect_flag_closes_without_connack_mqtt_3_1_2_3() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     let mut bytes = CONNECT_C1.to_vec();
@@ -93,7 +93,7 @@ fn mqtt_3_1_2_3_the_reserved_connect_flag_closes_without_connack() {
 }
 
 #[test]
-fn mqtt_3_1_4_1_malformed_connects_are_closed_without_connack() {
+fn malformed_connects_are_closed_without_connack_mqtt_3_1_4_1() {
     let cases: [(&str, &[u8]); 5] = [
         ("truncated", &CONNECT_C1[..10]),
         (
@@ -137,14 +137,14 @@ fn mqtt_3_1_4_1_malformed_connects_are_closed_without_connack() {
 }
 
 #[test]
-fn mqtt_3_1_3_5_short_alphanumeric_client_ids_are_accepted() {
+fn short_alphanumeric_client_ids_are_accepted_mqtt_3_1_3_5() {
     let broker = start_broker();
     Raw::connect(broker.local_addr(), "a", true, false).disconnect();
     Raw::connect(broker.local_addr(), "abcdefghijklmnopqrstuvw", true, false).disconnect();
 }
 
 #[test]
-fn mqtt_3_1_3_6_empty_client_ids_get_distinct_assigned_ids() {
+fn empty_client_ids_get_distinct_assigned_ids_mqtt_3_1_3_6() {
     let broker = start_broker();
     let mut first = Raw::connect(broker.local_addr(), "", true, false);
     let mut second = Raw::connect(broker.local_addr(), "", true, false);
@@ -157,7 +157,7 @@ fn mqtt_3_1_3_6_empty_client_ids_get_distinct_assigned_ids() {
 }
 
 #[test]
-fn mqtt_3_1_3_8_an_empty_client_id_with_a_persistent_session_gets_connack_2() {
+fn an_empty_client_id_with_a_persistent_session_gets_connack_2_mqtt_3_1_3_8() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     client.send(&[
@@ -189,7 +189,7 @@ fn mqtt_3_1_clients_connect_and_never_see_session_present() {
 }
 
 #[test]
-fn mqtt_3_2_0_1_connack_is_the_first_packet_even_when_pipelined() {
+fn connack_is_the_first_packet_even_when_pipelined_mqtt_3_2_0_1() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());
     let mut bytes = CONNECT_C1.to_vec();
@@ -203,7 +203,7 @@ fn mqtt_3_2_0_1_connack_is_the_first_packet_even_when_pipelined() {
 }
 
 #[test]
-fn mqtt_3_2_2_1_to_3_session_present_follows_the_stored_session() {
+fn session_present_follows_the_stored_session_mqtt_3_2_2_1_to_3() {
     let broker = start_broker();
     let addr = broker.local_addr();
     // New id, persistent: no session yet [MQTT-3.2.2-3].
@@ -216,7 +216,7 @@ fn mqtt_3_2_2_1_to_3_session_present_follows_the_stored_session() {
 }
 
 #[test]
-fn mqtt_3_1_4_5_and_3_2_2_4_a_refused_connect_acts_on_nothing_after_it() {
+fn a_refused_connect_acts_on_nothing_after_it_mqtt_3_1_4_5_and_3_2_2_4() {
     let broker = start_broker_with(|config| config.auth.allow_anonymous = Some(false));
     let mut client = Raw::open(broker.local_addr());
     let mut bytes = CONNECT_C1.to_vec();
@@ -248,7 +248,7 @@ fn a_client_that_sends_no_connect_in_time_is_closed() {
 }
 
 #[test]
-fn mqtt_3_1_2_24_a_silent_client_is_closed_after_one_and_a_half_keep_alives_and_its_will_published()
+fn a_silent_client_is_closed_after_one_and_a_half_keep_alives_and_its_will_published_mqtt_3_1_2_24()
 {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
@@ -270,7 +270,7 @@ fn mqtt_3_1_2_24_a_silent_client_is_closed_after_one_and_a_half_keep_alives_and_
 }
 
 #[test]
-fn mqtt_3_1_2_8_a_closed_socket_publishes_the_will_and_3_1_2_17_retains_it() {
+fn a_closed_socket_publishes_the_will_and_retains_it_mqtt_3_1_2_8_and_3_1_2_17() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("dropper", true, 60);
@@ -291,7 +291,7 @@ fn mqtt_3_1_2_8_a_closed_socket_publishes_the_will_and_3_1_2_17_retains_it() {
 }
 
 #[test]
-fn mqtt_3_1_2_8_a_protocol_violation_publishes_the_will() {
+fn a_protocol_violation_publishes_the_will_mqtt_3_1_2_8() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("rude", true, 60);
@@ -303,7 +303,7 @@ fn mqtt_3_1_2_8_a_protocol_violation_publishes_the_will() {
 }
 
 #[test]
-fn mqtt_3_1_2_10_disconnect_discards_the_will() {
+fn disconnect_discards_the_will_mqtt_3_1_2_10() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("polite", true, 60);
@@ -327,7 +327,7 @@ fn mqtt_3_1_2_10_disconnect_discards_the_will() {
 }
 
 #[test]
-fn mqtt_3_1_4_2_a_second_connection_with_the_same_id_takes_over() {
+fn a_second_connection_with_the_same_id_takes_over_mqtt_3_1_4_2() {
     let broker = start_broker();
     let mut watcher = watcher(&broker, "will/#");
     let mut connect = connect_packet("x", true, 60);
@@ -407,7 +407,7 @@ fn authentication_hooks_decide_and_fail_closed_invariant_5() {
 }
 
 #[test]
-fn mqtt_3_9_3_1_refused_filters_get_0x80_in_order_and_3_3_5_2_refused_publishes_are_acked_and_dropped(
+fn refused_filters_get_0x80_in_order_and_refused_publishes_are_acked_and_dropped_mqtt_3_9_3_1_and_3_3_5_2(
 ) {
     let config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
     let broker = Broker::builder(config)

@@ -74,7 +74,7 @@ fn bytes_of(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 }
 
 /// A broker whose only listener is `listener`, with short CONNECT and packet times.
-fn start_with_listener(listener: ListenerConfig) -> wren::Broker {
+fn start_with_listener(listener: ListenerConfig) -> common::WrenBroker {
     start_broker_with(|config: &mut BrokerConfig| {
         config.listeners = vec![listener];
         config.limits.connect_timeout = SHORT;
@@ -299,18 +299,8 @@ fn a_panic_on_the_router_thread_stops_the_process_with_a_clear_log_line() {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child's status") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the broker whose router panicked was still running after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::process::exit_within(&mut child, Duration::from_secs(30))
+        .expect("the broker whose router panicked was still running after 30 s");
     let log = reading.join().expect("the child's stderr");
     assert_eq!(status.code(), Some(70), "{status}; stderr:\n{log}");
     assert!(

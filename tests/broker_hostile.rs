@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::peer::{describe, login, Next, Peer};
 use common::raw::{subscribe_packet, unsubscribe_packet};
-use wren::broker::{AuthDecision, Broker, ClientInfo, ConnectInfo, Hook, HookError, Limit, Stats};
+use common::wait_for_stats;
+use wren::broker::{AuthDecision, Broker, ClientInfo, ConnectInfo, Hook, HookError, Limit};
 use wren::config::BrokerConfig;
 use wren::protocol::{Connect, ConnectReturnCode, Packet, PubAck, Publish, QoS, TopicName, Will};
 
@@ -49,19 +50,13 @@ fn deep() -> String {
 }
 
 /// A broker on 127.0.0.1 with `$SYS` off, after `adjust`.
-fn broker(adjust: impl FnOnce(&mut BrokerConfig)) -> Broker {
+fn broker(adjust: impl FnOnce(&mut BrokerConfig)) -> common::WrenBroker {
     common::start_broker_with(adjust)
 }
 
 /// A broker on 127.0.0.1 with `hook`, `$SYS` off.
-fn broker_with_hook(hook: Arc<dyn Hook>) -> Broker {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.sys.interval = Duration::ZERO;
-    Broker::builder(config)
-        .hook(hook)
-        .start()
-        .expect("the test broker must start")
+fn broker_with_hook(hook: Arc<dyn Hook>) -> common::WrenBroker {
+    common::WrenBroker::with_hooks(vec![hook])
 }
 
 /// Turns `$SYS` on, every [`SYS_INTERVAL`].
@@ -114,35 +109,6 @@ impl SysWatcher {
             }
         }
     }
-}
-
-/// Polls the broker's statistics until `condition` holds; the failure shows the last
-/// snapshot.
-fn wait_for_stats(broker: &Broker, expected: &str, condition: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + COUNTER_TIMEOUT;
-    loop {
-        let stats = broker.stats();
-        if condition(&stats) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {expected} within {COUNTER_TIMEOUT:?}; stats: {stats:#?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `condition` for at most `limit`; whether it came true.
-fn poll(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    condition()
 }
 
 /// A fresh client connects, subscribes, publishes and receives its own message:
@@ -251,18 +217,7 @@ fn in_own_process(test: &str, body: impl FnOnce()) {
     };
     let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
     let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::process::exit_within(&mut child, CHILD_TIMEOUT);
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     let output = format!("{stdout}\n{stderr}");
@@ -694,7 +649,7 @@ fn persistent_client_expiration_removes_an_offline_session_and_counts_it() {
     });
     // Past the expiration, with room for a broker that expires on a timer.
     thread::sleep(Duration::from_millis(1500));
-    poll(Duration::from_secs(3), || {
+    common::poll(Duration::from_secs(3), || {
         broker
             .stats()
             .limit_reached(Limit::PersistentClientExpiration)
@@ -850,25 +805,22 @@ fn max_connections_per_address_2_closes_a_third_connection_at_once() {
     watcher.wait_for("$SYS/broker/limits/max-connections-per-address", 1);
     // A closed connection frees its place (the count may follow a moment later).
     second.disconnect();
-    let mut admitted = false;
-    for _ in 0..20 {
-        let mut later = Peer::open(addr, "later");
-        let next = match later.try_send(Connect::new("later")) {
-            Ok(()) => later.next(),
-            Err(_) => Next::Closed,
-        };
-        match next {
-            Next::Packet(Packet::ConnAck(connack)) => {
-                assert_eq!(connack.code, ConnectReturnCode::Accepted);
-                admitted = true;
-                break;
+    common::wait_until(
+        "a place freed by a closed connection is usable again",
+        || {
+            let mut later = Peer::open(addr, "later");
+            let next = match later.try_send(Connect::new("later")) {
+                Ok(()) => later.next(),
+                Err(_) => Next::Closed,
+            };
+            match next {
+                Next::Packet(Packet::ConnAck(connack)) => {
+                    assert_eq!(connack.code, ConnectReturnCode::Accepted);
+                    true
+                }
+                _ => false,
             }
-            _ => thread::sleep(Duration::from_millis(100)),
-        }
-    }
-    assert!(
-        admitted,
-        "a place freed by a closed connection must be usable again"
+        },
     );
 }
 
@@ -1186,13 +1138,12 @@ fn read_access_is_checked_again_when_queued_messages_are_delivered() {
 // ---------------------------------------------------------------------------------
 
 /// A broker listening on every address, reached through 127.0.0.1.
-fn network_broker(allow_anonymous: Option<bool>) -> (Broker, SocketAddr) {
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut config = BrokerConfig::with_tcp_listener(SocketAddr::from(([0, 0, 0, 0], 0)));
-    config.sys.interval = Duration::ZERO;
-    config.auth.allow_anonymous = allow_anonymous;
-    let broker = Broker::start(config).expect("the test broker must start");
-    let port = broker.local_addr().port();
+fn network_broker(allow_anonymous: Option<bool>) -> (common::WrenBroker, SocketAddr) {
+    let broker = common::start_broker_with(|config| {
+        config.listeners[0].bind = SocketAddr::from(([0, 0, 0, 0], 0));
+        config.auth.allow_anonymous = allow_anonymous;
+    });
+    let port = broker.port();
     (broker, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 

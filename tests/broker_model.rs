@@ -13,13 +13,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use common::peer::{describe, Next, Peer};
+use common::wait_for_stats;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wren::broker::{Broker, Stats};
+use wren::broker::Stats;
 use wren::protocol::topic::matches;
 use wren::protocol::{Connect, ConnectReturnCode, Packet, QoS};
 
@@ -118,7 +117,7 @@ impl Client {
 }
 
 struct Run {
-    broker: Broker,
+    broker: common::WrenBroker,
     addr: SocketAddr,
     control: Peer,
     clients: Vec<Client>,
@@ -379,23 +378,6 @@ impl Run {
                     && s.stored_bytes == 0
             },
         );
-    }
-}
-
-/// Polls the broker's statistics until `condition` holds; the failure shows the last
-/// snapshot.
-fn wait_for_stats(broker: &Broker, expected: &str, condition: impl Fn(&Stats) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let stats = broker.stats();
-        if condition(&stats) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {expected}; stats: {stats:#?}"
-        );
-        thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -17,7 +17,7 @@ fn pair(broker: &Broker, filter: &str, qos: QoS) -> (Raw, Raw) {
 }
 
 #[test]
-fn mqtt_3_3_4_1_qos_0_publish_is_forwarded_byte_for_byte() {
+fn qos_0_publish_is_forwarded_byte_for_byte_mqtt_3_3_4_1() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "a/b", QoS::AtMostOnce);
     publisher.send(&[
@@ -29,7 +29,7 @@ fn mqtt_3_3_4_1_qos_0_publish_is_forwarded_byte_for_byte() {
 }
 
 #[test]
-fn mqtt_2_3_1_6_qos_1_is_acked_with_the_same_packet_id() {
+fn qos_1_is_acked_with_the_same_packet_id_mqtt_2_3_1_6() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::AtLeastOnce);
     publisher.send(&[0x32, 0x06, 0x00, 0x01, b't', 0x12, 0x34, b'x']);
@@ -41,7 +41,7 @@ fn mqtt_2_3_1_6_qos_1_is_acked_with_the_same_packet_id() {
 }
 
 #[test]
-fn mqtt_4_3_3_2_qos_2_inbound_is_delivered_once_even_when_repeated_before_pubrel() {
+fn qos_2_inbound_is_delivered_once_even_when_repeated_before_pubrel_mqtt_4_3_3_2() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::AtMostOnce);
     let publish = [0x34, 0x06, 0x00, 0x01, b't', 0x00, 0x09, b'x'];
@@ -62,7 +62,7 @@ fn mqtt_4_3_3_2_qos_2_inbound_is_delivered_once_even_when_repeated_before_pubrel
 }
 
 #[test]
-fn mqtt_4_3_2_2_a_qos_1_id_reused_after_puback_is_a_new_message() {
+fn a_qos_1_id_reused_after_puback_is_a_new_message_mqtt_4_3_2_2() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::AtMostOnce);
     publisher.send(&[0x32, 0x05, 0x00, 0x01, b't', 0x00, 0x05]);
@@ -74,7 +74,7 @@ fn mqtt_4_3_2_2_a_qos_1_id_reused_after_puback_is_a_new_message() {
 }
 
 #[test]
-fn mqtt_3_3_1_3_dup_is_not_copied_to_subscribers() {
+fn dup_is_not_copied_to_subscribers_mqtt_3_3_1_3() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::AtLeastOnce);
     publisher.send(&[0x3A, 0x06, 0x00, 0x01, b't', 0x00, 0x07, b'd']);
@@ -83,7 +83,7 @@ fn mqtt_3_3_1_3_dup_is_not_copied_to_subscribers() {
 }
 
 #[test]
-fn mqtt_4_3_3_1_qos_2_outbound_runs_publish_pubrec_pubrel_pubcomp() {
+fn qos_2_outbound_runs_publish_pubrec_pubrel_pubcomp_mqtt_4_3_3_1() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::ExactlyOnce);
     publisher.send(&[0x34, 0x06, 0x00, 0x01, b't', 0x00, 0x01, b'q']);
@@ -98,7 +98,7 @@ fn mqtt_4_3_3_1_qos_2_outbound_runs_publish_pubrec_pubrel_pubcomp() {
 }
 
 #[test]
-fn mqtt_3_8_4_6_delivered_qos_is_the_lower_of_published_and_granted() {
+fn delivered_qos_is_the_lower_of_published_and_granted_mqtt_3_8_4_6() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::AtLeastOnce);
     publisher.send(&[0x34, 0x06, 0x00, 0x01, b't', 0x00, 0x01, b'2']);
@@ -109,7 +109,7 @@ fn mqtt_3_8_4_6_delivered_qos_is_the_lower_of_published_and_granted() {
 }
 
 #[test]
-fn mqtt_3_3_5_1_overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+fn overlapping_subscriptions_deliver_once_at_the_highest_qos_mqtt_3_3_5_1() {
     let broker = start_broker();
     let mut sub = Raw::connect(broker.local_addr(), "sub", true, false);
     sub.send_packet(subscribe_packet(
@@ -126,7 +126,7 @@ fn mqtt_3_3_5_1_overlapping_subscriptions_deliver_once_at_the_highest_qos() {
 }
 
 #[test]
-fn mqtt_3_3_1_5_to_12_retained_messages_are_stored_replaced_and_cleared() {
+fn retained_messages_are_stored_replaced_and_cleared_mqtt_3_3_1_5_to_12() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let mut publisher = Raw::connect(addr, "pub", true, false);
@@ -172,7 +172,7 @@ fn mqtt_3_3_1_5_to_12_retained_messages_are_stored_replaced_and_cleared() {
 }
 
 #[test]
-fn mqtt_3_8_4_3_resubscribing_replaces_the_qos_and_resends_retained() {
+fn resubscribing_replaces_the_qos_and_resends_retained_mqtt_3_8_4_3() {
     let broker = start_broker();
     let mut publisher = Raw::connect(broker.local_addr(), "pub", true, false);
     publisher.publish0("t", b"kept", true);
@@ -191,7 +191,7 @@ fn mqtt_3_8_4_3_resubscribing_replaces_the_qos_and_resends_retained() {
 }
 
 #[test]
-fn mqtt_3_10_4_unsubscribe_is_literal_always_answered_and_answered_once() {
+fn unsubscribe_is_literal_always_answered_and_answered_once_mqtt_3_10_4() {
     let broker = start_broker();
     let mut sub = Raw::connect(broker.local_addr(), "sub", true, false);
     sub.subscribe("a/#", QoS::AtMostOnce);
@@ -215,7 +215,7 @@ fn mqtt_3_10_4_unsubscribe_is_literal_always_answered_and_answered_once() {
 }
 
 #[test]
-fn mqtt_3_10_4_3_a_qos_2_delivery_started_before_unsubscribe_completes() {
+fn a_qos_2_delivery_started_before_unsubscribe_completes_mqtt_3_10_4_3() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "t", QoS::ExactlyOnce);
     publisher.send(&[0x34, 0x06, 0x00, 0x01, b't', 0x00, 0x01, b'q']);
@@ -233,7 +233,7 @@ fn mqtt_3_10_4_3_a_qos_2_delivery_started_before_unsubscribe_completes() {
 }
 
 #[test]
-fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
+fn pingreq_gets_pingresp_mqtt_3_12_4_1() {
     let broker = start_broker();
     let mut client = Raw::connect(broker.local_addr(), "c", true, false);
     client.send(&[0xC0, 0x00]);
@@ -241,7 +241,7 @@ fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
 }
 
 #[test]
-fn mqtt_4_7_2_1_wildcards_at_the_start_do_not_match_dollar_topics() {
+fn wildcards_at_the_start_do_not_match_dollar_topics_mqtt_4_7_2_1() {
     let broker = start_broker();
     let mut all = Raw::connect(broker.local_addr(), "all", true, false);
     all.subscribe("#", QoS::AtMostOnce);
@@ -258,7 +258,7 @@ fn mqtt_4_7_2_1_wildcards_at_the_start_do_not_match_dollar_topics() {
 }
 
 #[test]
-fn mqtt_4_7_3_4_and_1_5_3_3_matching_is_exact_and_keeps_a_byte_order_mark() {
+fn matching_is_exact_and_keeps_a_byte_order_mark_mqtt_4_7_3_4_and_1_5_3_3() {
     let broker = start_broker();
     let mut sub = Raw::connect(broker.local_addr(), "sub", true, false);
     sub.subscribe("\u{FEFF}a/B", QoS::AtMostOnce);
@@ -272,7 +272,7 @@ fn mqtt_4_7_3_4_and_1_5_3_3_matching_is_exact_and_keeps_a_byte_order_mark() {
 }
 
 #[test]
-fn mqtt_4_6_0_6_messages_from_one_publisher_arrive_in_order() {
+fn messages_from_one_publisher_arrive_in_order_mqtt_4_6_0_6() {
     let broker = start_broker();
     let (mut sub, mut publisher) = pair(&broker, "seq", QoS::AtLeastOnce);
     let count = 1000u16;
@@ -302,7 +302,7 @@ fn mqtt_4_6_0_6_messages_from_one_publisher_arrive_in_order() {
 }
 
 #[test]
-fn mqtt_3_1_2_5_messages_for_an_offline_persistent_session_are_queued_in_order() {
+fn messages_for_an_offline_persistent_session_are_queued_in_order_mqtt_3_1_2_5() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let mut sub = Raw::connect(addr, "persistent", false, false);
@@ -327,7 +327,7 @@ fn mqtt_3_1_2_5_messages_for_an_offline_persistent_session_are_queued_in_order()
 }
 
 #[test]
-fn mqtt_4_4_0_1_unacknowledged_messages_are_resent_with_their_ids_after_reconnect() {
+fn unacknowledged_messages_are_resent_with_their_ids_after_reconnect_mqtt_4_4_0_1() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let mut sub = Raw::connect(addr, "resend", false, false);
@@ -348,7 +348,7 @@ fn mqtt_4_4_0_1_unacknowledged_messages_are_resent_with_their_ids_after_reconnec
 }
 
 #[test]
-fn mqtt_4_4_0_1_pubrel_is_resent_for_a_pubrec_d_message_after_reconnect() {
+fn pubrel_is_resent_for_a_pubrec_d_message_after_reconnect_mqtt_4_4_0_1() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let mut sub = Raw::connect(addr, "two", false, false);
@@ -371,7 +371,7 @@ fn mqtt_4_4_0_1_pubrel_is_resent_for_a_pubrec_d_message_after_reconnect() {
 }
 
 #[test]
-fn mqtt_3_1_2_6_a_clean_session_discards_the_stored_one() {
+fn a_clean_session_discards_the_stored_one_mqtt_3_1_2_6() {
     let broker = start_broker();
     let addr = broker.local_addr();
     let mut sub = Raw::connect(addr, "c", false, false);
@@ -486,7 +486,7 @@ const MALFORMED: &[(&str, &[u8])] = &[
 ];
 
 #[test]
-fn mqtt_4_8_0_1_each_malformed_packet_closes_its_connection_only() {
+fn each_malformed_packet_closes_its_connection_only_mqtt_4_8_0_1() {
     let broker = start_broker();
     let mut healthy = Raw::connect(broker.local_addr(), "healthy", true, false);
     healthy.subscribe("#", QoS::AtMostOnce);

@@ -4,54 +4,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use common::raw::Raw;
-use common::wait_until;
-use parking_lot::Mutex;
-use wren::broker::{Broker, MemoryStorage, Storage, StorageError, StoredSession};
-use wren::config::BrokerConfig;
-use wren::protocol::{Publish, QoS};
-
-/// A store that outlives the brokers using it: the in-memory store behind a shared
-/// handle, as a store on disk outlives the process.
-#[derive(Clone, Default)]
-struct SharedStore(Arc<Mutex<MemoryStorage>>);
-
-impl Storage for SharedStore {
-    fn save_retained(&mut self, message: &Publish) -> Result<(), StorageError> {
-        self.0.lock().save_retained(message)
-    }
-    fn remove_retained(&mut self, topic: &str) -> Result<(), StorageError> {
-        self.0.lock().remove_retained(topic)
-    }
-    fn load_retained(&mut self) -> Result<Vec<Publish>, StorageError> {
-        self.0.lock().load_retained()
-    }
-    fn save_session(&mut self, session: &StoredSession) -> Result<(), StorageError> {
-        self.0.lock().save_session(session)
-    }
-    fn remove_session(&mut self, client_id: &str) -> Result<(), StorageError> {
-        self.0.lock().remove_session(client_id)
-    }
-    fn load_sessions(&mut self) -> Result<Vec<StoredSession>, StorageError> {
-        self.0.lock().load_sessions()
-    }
-}
-
-fn start(store: &SharedStore) -> Broker {
-    let config = BrokerConfig::with_tcp_listener(SocketAddr::from(([127, 0, 0, 1], 0)));
-    Broker::builder(config)
-        .storage(Box::new(store.clone()))
-        .start()
-        .expect("broker starts")
-}
+use common::{wait_until, WrenBroker};
+use wren::protocol::QoS;
 
 #[test]
 fn retained_messages_and_persistent_sessions_survive_a_restart_on_the_same_store() {
-    let store = SharedStore::default();
-    let broker = start(&store);
+    // The fixture keeps its store across a restart, as a store on disk outlives
+    // the process.
+    let mut broker = WrenBroker::start();
     let addr = broker.local_addr();
     let mut subscriber = Raw::connect(addr, "durable", false, false);
     subscriber.subscribe("orders/#", QoS::ExactlyOnce);
@@ -62,9 +23,8 @@ fn retained_messages_and_persistent_sessions_survive_a_restart_on_the_same_store
     wait_until("the message is queued", || {
         broker.stats().queued_messages == 1
     });
-    broker.shutdown();
+    broker.restart();
 
-    let broker = start(&store);
     let addr = broker.local_addr();
     common::wait_until("retained_messages is 1", || {
         broker.stats().retained_messages == 1

@@ -2,6 +2,7 @@
 //! persistent sessions, many threads, refusals.
 
 mod client_support;
+mod common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -212,7 +213,7 @@ fn a_bad_password_is_refused_with_mosquittos_reason() {
 
 #[test]
 fn nothing_listening_is_an_io_error_naming_the_address() {
-    let port = client_support::free_port();
+    let port = common::free_port();
     let error = Client::connect(format!("mqtt://127.0.0.1:{port}")).unwrap_err();
     assert!(matches!(error, Error::Io { .. }), "{error:?}");
     assert!(

@@ -3,11 +3,12 @@
 //! DISCONNECT last.
 
 mod client_support;
+mod common;
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use client_support::{wait_for, Mosquitto, PATIENCE};
+use client_support::{wait_until, Mosquitto, PATIENCE};
 use wren::client::{Client, ClientOptions, QoS, PACKET_LOG_TARGET};
 
 /// Keeps every packet line logged in this test process.
@@ -69,7 +70,7 @@ fn packets_are_logged_in_mosquittos_words() {
         .publish("other", "x", QoS::ExactlyOnce, true)
         .unwrap();
     subscription.recv_timeout(PATIENCE).unwrap();
-    wait_for("a keep-alive ping and its answer", || {
+    wait_until("a keep-alive ping and its answer", || {
         logged("logged")
             .iter()
             .any(|line| line == "received PINGRESP")
@@ -139,7 +140,7 @@ fn a_message_without_any_receiver_is_still_acknowledged_mqtt_4_5_0_2() {
     // Back, with no Subscription or Messages at all: the broker's message is
     // acknowledged all the same.
     let client = Client::connect(options()).unwrap();
-    wait_for("the PUBACK of a message no one asked for", || {
+    wait_until("the PUBACK of a message no one asked for", || {
         logged("unread")
             .iter()
             .any(|line| line.starts_with("sending PUBACK (m"))

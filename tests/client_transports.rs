@@ -3,6 +3,7 @@
 //! (Debian's mosquitto cannot open WebSocket listeners here).
 
 mod client_support;
+mod common;
 
 use client_support::{test_certificates, Mosquitto, WebSocketFront, PATIENCE};
 use wren::client::{Client, ClientOptions, ClientTls, Error, Kind, QoS};

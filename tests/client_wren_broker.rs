@@ -6,9 +6,10 @@
 //! `client_mosquitto.rs` runs against mosquitto's broker.
 
 mod client_support;
+mod common;
 
 use client_support::scenarios::*;
-use client_support::{wait_for, Relay, WrenBroker, PATIENCE};
+use client_support::{wait_until, Relay, WrenBroker, PATIENCE};
 use wren::client::{Client, ConnectReturnCode, Error, QoS, Reconnect};
 
 #[test]
@@ -92,7 +93,7 @@ fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
     // The rest of the stream may already have been in the client's buffers when
     // the cut came; the reconnection then follows the last message, as long as the
     // client is alive to make it.
-    wait_for("the subscriber to reconnect", || relay.accepted() >= 2);
+    wait_until("the subscriber to reconnect", || relay.accepted() >= 2);
     drop(subscriber);
 }
 

@@ -648,9 +648,8 @@ fn yaml_syntax_errors_name_the_file_and_line() {
 
 #[test]
 fn files_are_read_and_named_in_messages() {
-    let dir = std::env::temp_dir().join(format!("wren-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("broker.yaml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("broker.yaml");
     std::fs::write(&path, "listeners:\n  a:\n    bind: 127.0.0.1:99999\n").expect("write");
     let error = BrokerConfig::from_yaml_file(&path).unwrap_err();
     assert_eq!(
@@ -661,13 +660,12 @@ fn files_are_read_and_named_in_messages() {
         )
     );
 
-    let missing = dir.join("missing.yaml");
+    let missing = dir.path().join("missing.yaml");
     let error = BrokerConfig::from_yaml_file(&missing).unwrap_err();
     assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
     assert!(error
         .to_string()
         .starts_with(&format!("{}: cannot read: ", missing.display())));
-    std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[test]

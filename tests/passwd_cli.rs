@@ -8,18 +8,16 @@
 //!
 //! A missing mosquitto fails the test with a message saying what to install.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use wren::auth::{HashKind, PasswordFile};
 
-#[path = "common/process.rs"]
-mod process;
-use process::{Lines, Stream};
+mod common;
+use common::mosquitto::Mosquitto;
+use common::process;
 
 const WREN_PASSWD: &str = env!("CARGO_BIN_EXE_wren-passwd");
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 /// Runs `program` in `dir` with `input` on stdin (see [`process::run`]).
 fn run_in(dir: &Path, program: &str, args: &[&str], input: &[u8]) -> Output {
@@ -309,89 +307,20 @@ fn mosquitto_passwd_edits_a_file_written_by_wren_passwd() {
     assert!(file.verify("mosq", b"m"));
 }
 
-/// A mosquitto broker on a free port of 127.0.0.1, killed on drop.
-struct Broker {
-    /// Held only to keep mosquitto running; killed when dropped.
-    _process: Lines,
-    port: u16,
+/// mosquitto with `password_file` and anonymous access off.
+fn start_broker(password_file: &Path) -> Mosquitto {
+    Mosquitto::with_config(
+        &format!(
+            "allow_anonymous false\npassword_file {}\n",
+            password_file.display()
+        ),
+        &[],
+    )
 }
 
-impl Broker {
-    /// Starts mosquitto with `password_file` and anonymous access off, and waits
-    /// until its log says it is running.
-    fn start(dir: &Path, password_file: &Path) -> Broker {
-        assert!(
-            Path::new(MOSQUITTO).exists(),
-            "{MOSQUITTO} is missing: install the Debian package `mosquitto`"
-        );
-        // The port is found by binding port 0 and handing the number over; another
-        // process may take it in between, so a failed start is retried.
-        let mut last_log = Vec::new();
-        for attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("binding 127.0.0.1:0")
-                .port();
-            let config = dir.join(format!("mosquitto-{attempt}.conf"));
-            std::fs::write(
-                &config,
-                format!(
-                    "listener {port} 127.0.0.1\n\
-                     allow_anonymous false\n\
-                     password_file {}\n\
-                     log_dest stderr\n\
-                     # Keep root's rights when tests run as root, so the broker can\n\
-                     # read a file in a private temporary directory.\n\
-                     user root\n",
-                    password_file.display()
-                ),
-            )
-            .unwrap();
-            let broker = Lines::spawn(
-                Command::new(MOSQUITTO).arg("-c").arg(&config),
-                Stream::Stderr,
-                "install the Debian package `mosquitto`",
-            );
-            // Fails if the broker exited (port taken?) or never said it runs.
-            match broker.until(|line| line.contains(" running")) {
-                Ok(_) => {
-                    return Broker {
-                        _process: broker,
-                        port,
-                    }
-                }
-                Err(log) => last_log = log,
-            }
-        }
-        panic!("mosquitto did not start; its log:\n{}", last_log.join("\n"));
-    }
-
-    /// mosquitto_pub's exit code and stderr for one QoS 1 publish.
-    fn publish(&self, dir: &Path, user: &str, password: &str) -> (Option<i32>, String) {
-        let port = self.port.to_string();
-        let output = run_in(
-            dir,
-            "mosquitto_pub",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-u",
-                user,
-                "-P",
-                password,
-                "-q",
-                "1",
-                "-t",
-                "wren/test",
-                "-m",
-                "hello",
-            ],
-            b"",
-        );
-        (output.status.code(), text(&output.stderr))
-    }
+/// mosquitto_pub's exit code and stderr for one QoS 1 publish.
+fn publish(broker: &Mosquitto, user: &str, password: &str) -> (Option<i32>, String) {
+    common::mosquitto::publish_as(broker.port(), user, password, "wren/test", "hello")
 }
 
 fn password_file_by_wren(dir: &Path) -> PathBuf {
@@ -411,13 +340,13 @@ fn password_file_by_wren(dir: &Path) -> PathBuf {
 fn mosquitto_accepts_right_passwords_from_a_wren_passwd_file() {
     let dir = tempfile::tempdir().unwrap();
     let password_file = password_file_by_wren(dir.path());
-    let broker = Broker::start(dir.path(), &password_file);
+    let broker = start_broker(&password_file);
     for (user, password) in [
         ("alice", "correct horse"),
         ("bob", "pä:ss"),
         ("carol", "battery staple"),
     ] {
-        let (code, stderr) = broker.publish(dir.path(), user, password);
+        let (code, stderr) = publish(&broker, user, password);
         assert_eq!(code, Some(0), "{user}: {stderr}");
     }
 }
@@ -426,7 +355,7 @@ fn mosquitto_accepts_right_passwords_from_a_wren_passwd_file() {
 fn mosquitto_refuses_wrong_passwords_from_a_wren_passwd_file() {
     let dir = tempfile::tempdir().unwrap();
     let password_file = password_file_by_wren(dir.path());
-    let broker = Broker::start(dir.path(), &password_file);
+    let broker = start_broker(&password_file);
     for (user, password) in [
         ("alice", "correct horse "),
         ("alice", "battery staple"),
@@ -434,7 +363,7 @@ fn mosquitto_refuses_wrong_passwords_from_a_wren_passwd_file() {
         ("carol", ""),
         ("dave", "correct horse"),
     ] {
-        let (code, stderr) = broker.publish(dir.path(), user, password);
+        let (code, stderr) = publish(&broker, user, password);
         // 5: CONNACK "not authorised", which mosquitto 2.0 sends for bad passwords.
         assert_eq!(code, Some(5), "{user}/{password:?}: {stderr}");
         assert!(stderr.contains("not authorised"), "{stderr}");

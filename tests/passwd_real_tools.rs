@@ -11,8 +11,8 @@ use std::process::Output;
 
 use wren::auth::{Error, HashKind, PasswordFile, PasswordLineError};
 
-#[path = "common/process.rs"]
-mod process;
+mod common;
+use common::process;
 
 /// Runs `program` with `args` in `dir` (see [`process::run`]).
 fn run(program: &str, args: &[&str], dir: &Path, install_hint: &str) -> Output {
@@ -35,13 +35,13 @@ fn mosquitto_passwd(dir: &Path, args: &[&str]) {
 
 /// One SHA-512-crypt hash from mkpasswd.
 fn mkpasswd(args: &[&str]) -> String {
-    let dir = std::env::temp_dir();
+    let dir = tempfile::tempdir().expect("cannot create a directory for mkpasswd");
     let mut full = vec!["-m", "sha-512"];
     full.extend_from_slice(args);
     let output = run(
         "mkpasswd",
         &full,
-        &dir,
+        dir.path(),
         "install the Debian package `whois`, which provides mkpasswd",
     );
     assert!(

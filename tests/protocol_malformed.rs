@@ -969,7 +969,7 @@ fn every_error_message_names_the_rule_and_only_a_bad_level_asks_for_a_connack() 
 }
 
 #[test]
-fn mqtt_3_1_2_2_an_unsupported_level_is_answered_with_connack_0x01() {
+fn an_unsupported_level_is_answered_with_connack_0x01_mqtt_3_1_2_2() {
     let mut buffer = BytesMut::from(&connect_with_protocol(b"MQTT", 5)[..]);
     let error = Decoder::new().decode(&mut buffer).unwrap_err();
     let code = error.connect_return_code().expect("a CONNACK is due");
@@ -1056,7 +1056,7 @@ fn a_packet_of_exactly_the_maximum_size_is_accepted() {
 }
 
 #[test]
-fn mqtt_1_5_3_3_a_byte_order_mark_is_kept_in_every_string_field() {
+fn a_byte_order_mark_is_kept_in_every_string_field_mqtt_1_5_3_3() {
     let bom = "\u{FEFF}";
     for (_, field, _, build) in string_fields() {
         let content = format!("{bom}a");
@@ -1075,7 +1075,7 @@ fn mqtt_1_5_3_3_a_byte_order_mark_is_kept_in_every_string_field() {
 }
 
 #[test]
-fn mqtt_2_3_1_5_the_two_bytes_after_a_qos_0_topic_are_payload() {
+fn the_two_bytes_after_a_qos_0_topic_are_payload_mqtt_2_3_1_5() {
     let Packet::Publish(publish) = decode_one(&packet(0x30, &cat(&[&field(b"t"), b"\x00\x00"])))
     else {
         panic!("not a PUBLISH");

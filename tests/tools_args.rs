@@ -2,6 +2,7 @@
 //! mosquitto_sub do: the same message on stderr (with the program's own name) and
 //! the same exit code. Each case runs both programs with the same arguments.
 
+mod common;
 mod tools_support;
 
 use std::path::Path;
@@ -30,8 +31,8 @@ fn same_refusal(wren: &str, mosquitto: &str, cases: &[&[&str]]) {
     });
     let theirs = mosquitto_program(mosquitto);
     for args in cases {
-        let expected = outcome(&theirs, args, None, &config);
-        let actual = outcome(ours, args, None, &config);
+        let expected = outcome(&theirs, args, None, config.path());
+        let actual = outcome(ours, args, None, config.path());
         assert_eq!(expected.code, Some(1), "{mosquitto} {args:?} should fail");
         assert_eq!(actual.code, expected.code, "exit code of {wren} {args:?}");
         assert_eq!(
@@ -200,7 +201,7 @@ fn features_not_supported_yet_are_refused_with_a_reason() {
 #[test]
 fn a_defaults_file_is_read_before_the_arguments() {
     let config = scratch_dir("args-defaults");
-    std::fs::write(config.join("wren-sub"), "# defaults\n-q 3\n").expect("write defaults");
+    std::fs::write(config.path().join("wren-sub"), "# defaults\n-q 3\n").expect("write defaults");
     let output = run(
         command(env!("CARGO_BIN_EXE_wren-sub"), &config).args(["-t", "a"]),
         None,

@@ -4,17 +4,19 @@
 //! payload in hex). Both printouts must be identical, as must the exit codes and
 //! error messages.
 
+mod common;
 mod tools_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use tools_support::{command, mosquitto_program, run, scratch_dir, Broker, Running};
+use common::mosquitto::Mosquitto;
+use tools_support::{command, mosquitto_program, run, scratch_dir, Running};
 
 struct Tools {
-    broker: Broker,
-    config: PathBuf,
-    files: PathBuf,
+    broker: Mosquitto,
+    config: tempfile::TempDir,
+    files: tempfile::TempDir,
     next: std::cell::Cell<usize>,
 }
 
@@ -32,7 +34,7 @@ fn wren_pub() -> PathBuf {
 impl Tools {
     fn new(test: &str, extra: &str) -> Tools {
         Tools {
-            broker: Broker::start(test, extra),
+            broker: Mosquitto::anonymous(extra),
             config: scratch_dir(&format!("{test}-config")),
             files: scratch_dir(&format!("{test}-files")),
             next: std::cell::Cell::new(0),
@@ -40,7 +42,7 @@ impl Tools {
     }
 
     fn port(&self) -> String {
-        self.broker.port.to_string()
+        self.broker.port().to_string()
     }
 
     /// A topic no other run uses.
@@ -117,7 +119,7 @@ impl Tools {
     }
 
     fn file(&self, name: &str, contents: &[u8]) -> String {
-        let path = self.files.join(name);
+        let path = self.files.path().join(name);
         std::fs::write(&path, contents).expect("cannot write a test file");
         path.display().to_string()
     }
@@ -231,7 +233,7 @@ fn retained_messages_are_kept_and_cleared_as_with_mosquitto_pub() {
 #[test]
 fn input_errors_are_reported_as_by_mosquitto_pub() {
     let tools = Tools::new("pub-errors", "");
-    let missing = tools.files.join("missing").display().to_string();
+    let missing = tools.files.path().join("missing").display().to_string();
     for (args, stdin) in [
         (vec!["-t", "t", "-f", missing.as_str()], None),
         (vec!["-t", "t", "-s"], Some(&b""[..])),
@@ -255,13 +257,14 @@ fn input_errors_are_reported_as_by_mosquitto_pub() {
 
 #[test]
 fn refusals_are_reported_as_by_mosquitto_pub() {
-    let locked = Broker::start("pub-refused", "allow_anonymous false");
+    let locked = Mosquitto::with_config(
+        "allow_anonymous false
+",
+        &[],
+    );
     let config = scratch_dir("pub-refused-config");
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|probe| probe.local_addr())
-        .expect("cannot find a free port")
-        .port();
-    for port in [locked.port, closed_port] {
+    let closed_port = common::free_port();
+    for port in [locked.port(), closed_port] {
         for quiet in [false, true] {
             let mut args = vec![
                 "-p".to_owned(),

@@ -7,12 +7,14 @@
 //! Only the timestamp inside `%j` JSON is masked, since the two programs print at
 //! different instants.
 
+mod common;
 mod tools_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use tools_support::{command, mosquitto_program, run, scratch_dir, Broker, Running};
+use common::mosquitto::Mosquitto;
+use tools_support::{command, mosquitto_program, run, scratch_dir, Running};
 
 /// One message to publish, under the case's own topic prefix.
 struct Message {
@@ -100,15 +102,15 @@ const fn case(name: &'static str, args: &'static [&'static str], count: usize) -
 }
 
 struct Tools {
-    broker: Broker,
-    config: PathBuf,
-    files: PathBuf,
+    broker: Mosquitto,
+    config: tempfile::TempDir,
+    files: tempfile::TempDir,
 }
 
 impl Tools {
     fn new(test: &str) -> Tools {
         Tools {
-            broker: Broker::start(test, ""),
+            broker: Mosquitto::anonymous(""),
             config: scratch_dir(&format!("{test}-config")),
             files: scratch_dir(&format!("{test}-files")),
         }
@@ -117,7 +119,7 @@ impl Tools {
     fn publish(&self, prefix: &str, message: &Message) {
         let mut publisher = command(mosquitto_program("mosquitto_pub"), &self.config);
         publisher
-            .args(["-p", &self.broker.port.to_string()])
+            .args(["-p", &self.broker.port().to_string()])
             .args(["-t", &format!("{prefix}/{}", message.topic)])
             .args(["-q", &message.qos.to_string()]);
         if message.retain {
@@ -127,7 +129,10 @@ impl Tools {
             publisher.arg("-n");
         } else {
             // -f takes any bytes, NUL included.
-            let file = self.files.join(format!("{prefix}-{}", message.topic));
+            let file = self
+                .files
+                .path()
+                .join(format!("{prefix}-{}", message.topic));
             std::fs::write(&file, message.payload).expect("cannot write the payload file");
             publisher.arg("-f").arg(&file);
         }
@@ -138,7 +143,7 @@ impl Tools {
     fn start(&self, program: &Path, id: &str, prefix: &str, case: &Case) -> Running {
         let mut subscriber = command(program, &self.config);
         subscriber
-            .args(["-p", &self.broker.port.to_string()])
+            .args(["-p", &self.broker.port().to_string()])
             .args(["-t", &format!("{prefix}/#"), "-i", id, "-q", "2"])
             .args(case.args.iter().map(|a| a.replace("{p}", prefix)));
         if let Some(count) = case.count {
@@ -400,7 +405,7 @@ fn remove_retained_clears_what_it_prints() {
     for message in RETAINED {
         tools.publish(prefix, message);
     }
-    let port = tools.broker.port.to_string();
+    let port = tools.broker.port().to_string();
     let topic = format!("{prefix}/#");
     let ours = run(
         command(env!("CARGO_BIN_EXE_wren-sub"), &tools.config).args([
@@ -437,16 +442,17 @@ fn remove_retained_clears_what_it_prints() {
 
 #[test]
 fn connection_failures_are_reported_like_mosquitto_sub() {
-    let locked = Broker::start("sub-refused", "allow_anonymous false");
+    let locked = Mosquitto::with_config(
+        "allow_anonymous false
+",
+        &[],
+    );
     let config = scratch_dir("sub-refused-config");
     // A port nothing listens on: bound, read, released.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|probe| probe.local_addr())
-        .expect("cannot find a free port")
-        .port();
+    let closed_port = common::free_port();
     let cases = [
         (
-            locked.port,
+            locked.port(),
             Some(5),
             "Connection error: Connection Refused: not authorised.\n",
         ),
@@ -498,7 +504,14 @@ fn an_interrupt_disconnects_cleanly_and_exits_0_like_mosquitto_sub() {
             let id = format!("{name}-{sig_name}");
             let child = Running::start(
                 command(&program, &tools.config)
-                    .args(["-p", &tools.broker.port.to_string(), "-t", "s/#", "-i", &id])
+                    .args([
+                        "-p",
+                        &tools.broker.port().to_string(),
+                        "-t",
+                        "s/#",
+                        "-i",
+                        &id,
+                    ])
                     .args(["--will-topic", "s/will", "--will-payload", "lost"]),
             );
             tools
@@ -518,7 +531,7 @@ fn an_interrupt_disconnects_cleanly_and_exits_0_like_mosquitto_sub() {
 #[test]
 fn a_persistent_session_outlives_the_subscriber_and_u_removes_a_subscription() {
     let tools = Tools::new("sub-session");
-    let port = tools.broker.port.to_string();
+    let port = tools.broker.port().to_string();
     let wren_sub = PathBuf::from(env!("CARGO_BIN_EXE_wren-sub"));
     let mosquitto_sub = mosquitto_program("mosquitto_sub");
     for (name, program) in [("mosquitto", &mosquitto_sub), ("wren", &wren_sub)] {
@@ -571,7 +584,7 @@ fn a_persistent_session_outlives_the_subscriber_and_u_removes_a_subscription() {
 #[test]
 fn debug_output_matches_mosquitto_sub() {
     let tools = Tools::new("sub-debug");
-    let port = tools.broker.port.to_string();
+    let port = tools.broker.port().to_string();
     tools.publish(
         "dbg",
         &Message {

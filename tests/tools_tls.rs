@@ -3,45 +3,48 @@
 //! mosquitto_sub using the same options; WebSocket, which mosquitto's tools do not
 //! speak, is checked through what a plain subscriber receives.
 
+mod common;
 mod tools_support;
 
 use std::path::{Path, PathBuf};
 
-use tools_support::{command, free_ports, mosquitto_program, run, scratch_dir, Broker};
+use common::free_ports;
+use common::mosquitto::Mosquitto;
+use tools_support::{command, mosquitto_program, run, scratch_dir};
 
 struct Setup {
-    broker: Broker,
+    broker: Mosquitto,
     tls_port: u16,
     ws_port: u16,
     ca: PathBuf,
-    config: PathBuf,
+    config: tempfile::TempDir,
+    /// Holds the PEM files.
+    _files: tempfile::TempDir,
 }
 
 /// A CA, and a certificate it signed for `localhost`, written as PEM files.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    tools_support::certs::write(&tools_support::certs::pem(), dir)
+    common::certs::write(&common::certs::pem(), dir)
 }
 
 fn setup(test: &str) -> Setup {
     let files = scratch_dir(&format!("{test}-pem"));
-    let (ca, cert, key) = certificates(&files);
+    let (ca, cert, key) = certificates(files.path());
     let [tls_port, ws_port] = free_ports();
-    let broker = Broker::start(
-        test,
-        &format!(
-            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+    let broker = Mosquitto::anonymous(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
              listener {ws_port} 127.0.0.1\nprotocol websockets\n",
-            ca.display(),
-            cert.display(),
-            key.display()
-        ),
-    );
+        ca.display(),
+        cert.display(),
+        key.display()
+    ));
     Setup {
         broker,
         tls_port,
         ws_port,
         ca,
         config: scratch_dir(&format!("{test}-config")),
+        _files: files,
     }
 }
 
@@ -51,7 +54,7 @@ impl Setup {
         let output = run(
             command(mosquitto_program("mosquitto_pub"), &self.config).args([
                 "-p",
-                &self.broker.port.to_string(),
+                &self.broker.port().to_string(),
                 "-t",
                 topic,
                 "-m",
@@ -68,7 +71,7 @@ impl Setup {
         let output = run(
             command(mosquitto_program("mosquitto_sub"), &self.config).args([
                 "-p",
-                &self.broker.port.to_string(),
+                &self.broker.port().to_string(),
                 "-t",
                 topic,
                 "-v",

@@ -8,6 +8,7 @@
 //! between the two brokers (the `-d` trace, assigned client ids, timing) is not
 //! compared.
 
+mod common;
 mod tools_support;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tools_support::wren::{make_certificates, WrenBroker};
+use common::wren_broker::WrenBroker;
 use tools_support::{command, mosquitto_program, run, scratch_dir, Running};
 use wren::broker::{AuthDecision, ConnectInfo, Hook, HookError};
 use wren::protocol::{ConnectReturnCode, QoS};
@@ -79,7 +80,7 @@ const fn sub(name: &'static str, args: &'static [&'static str], count: usize) ->
 
 struct Tools {
     broker: WrenBroker,
-    config: PathBuf,
+    config: tempfile::TempDir,
 }
 
 impl Tools {
@@ -89,20 +90,19 @@ impl Tools {
 
     fn with_hooks(test: &str, hooks: Vec<Arc<dyn Hook>>) -> Tools {
         Tools {
-            broker: WrenBroker::start(hooks),
+            broker: WrenBroker::with_hooks(hooks),
             config: scratch_dir(&format!("wren-{test}-config")),
         }
     }
 
     fn command(&self, program: &Path) -> Command {
         let mut command = command(program, &self.config);
-        command.args(["-h", "127.0.0.1", "-p", &self.broker.port.to_string()]);
+        command.args(["-h", "127.0.0.1", "-p", &self.broker.port().to_string()]);
         command
     }
 
     fn publish(&self, prefix: &str, (topic, payload, level, retain): &Message) {
         self.broker
-            .broker
             .publish(
                 &format!("{prefix}/{topic}"),
                 payload.to_vec(),
@@ -243,7 +243,7 @@ fn remove_retained_clears_like_mosquitto_sub() {
         // The embedded broker takes a publication asynchronously.
         let kept = RETAINED.len() as u64;
         tools.broker.wait_until("the retained messages", |b| {
-            b.broker.stats().retained_messages == kept
+            b.stats().retained_messages == kept
         });
         let mut subscriber = tools.command(&program);
         subscriber.args([
@@ -258,7 +258,7 @@ fn remove_retained_clears_like_mosquitto_sub() {
         tools
             .broker
             .wait_until(&format!("{program:?} remove the retained messages"), |b| {
-                b.broker.stats().retained_messages == 0
+                b.stats().retained_messages == 0
             });
         if program == wren_sub() {
             let output = running.finish();
@@ -303,7 +303,7 @@ struct PubCase<'a> {
 fn wren_pub_sends_what_mosquitto_pub_sends() {
     let tools = Tools::new("pub-messages");
     let files = scratch_dir("wren-pub-messages-files");
-    let payload_file = files.join("payload");
+    let payload_file = files.path().join("payload");
     std::fs::write(&payload_file, b"\x00file\xff\npayload\n").expect("cannot write a file");
     let file_arg = payload_file.display().to_string();
     let cases = [
@@ -356,7 +356,6 @@ fn wren_pub_sends_what_mosquitto_pub_sends() {
             let prefix = format!("p{index}{side}");
             let subscription = tools
                 .broker
-                .broker
                 .subscribe(&format!("{prefix}/#"), QoS::ExactlyOnce)
                 .expect("an inline subscription");
             let mut publisher = tools.command(&program);
@@ -385,7 +384,6 @@ fn retain_flag_matches_mosquitto_pub() {
         // Subscribing afterwards proves the broker kept it.
         let subscription = tools
             .broker
-            .broker
             .subscribe(&format!("{prefix}/#"), QoS::ExactlyOnce)
             .expect("an inline subscription");
         seen.push(receive(&subscription, prefix, 1));
@@ -400,7 +398,6 @@ fn wills_match_mosquitto() {
     let mut wills = Vec::new();
     for (prefix, program) in [("m", mosquitto_program("mosquitto_sub")), ("w", wren_sub())] {
         let subscription = tools
-            .broker
             .broker
             .subscribe(&format!("{prefix}/#"), QoS::ExactlyOnce)
             .expect("an inline subscription");
@@ -473,13 +470,12 @@ fn refused_connection_matches_mosquitto() {
 
 #[test]
 fn tls_listener_serves_wren_sub_and_wren_pub() {
-    // Fresh keys each run: the directory is per process, so that two runs at once
-    // cannot pair one run's certificate with the other's key.
-    let dir = scratch_dir(&format!("wren-tls-certs-{}", std::process::id()));
-    let (ca, cert, key) = make_certificates(&dir);
-    let broker = WrenBroker::start_tls(&cert, &key);
+    // Fresh keys each run, in a directory of their own.
+    let dir = scratch_dir("wren-tls-certs");
+    let (ca, cert, key) = common::certs::write(&common::certs::pem(), dir.path());
+    let broker = WrenBroker::with_tls(&cert, &key);
     let config = scratch_dir("wren-tls-config");
-    let port = broker.port.to_string();
+    let port = broker.port().to_string();
     let tls = |program: PathBuf| {
         let mut command = command(program, &config);
         command

@@ -11,6 +11,8 @@
 
 #[path = "../client_support/mod.rs"]
 mod client_support;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::thread;
 use std::time::{Duration, Instant};

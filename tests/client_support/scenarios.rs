@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use wren::client::{Client, ClientOptions, Error, LastWill, QoS, Reconnect, Wait};
 
-use super::{wait_for, Relay, PATIENCE};
+use super::{wait_until, Relay, PATIENCE};
 
 pub fn options(url: &str) -> ClientOptions {
     ClientOptions::from_url(url)
@@ -132,7 +132,7 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
         (will.topic(), will.payload_str().unwrap()),
         ("wills/cut", "lost")
     );
-    wait_for("the client to notice the cut", || !cut_off.is_connected());
+    wait_until("the client to notice the cut", || !cut_off.is_connected());
     let refused = cut_off.publish("x", "y", QoS::AtLeastOnce, false);
     assert!(
         matches!(refused, Err(Error::Disconnected(Some(_)))),

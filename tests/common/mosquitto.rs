@@ -4,8 +4,7 @@
 //! A missing program fails the test with a message saying what to install; it never
 //! lets a test pass without its peer.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -61,6 +60,42 @@ pub fn publish(addr: SocketAddr, args: &[&str]) {
     );
 }
 
+/// Runs `mosquitto_pub` once against the broker on `port` as `user` with
+/// `password`: one QoS 1 message of `payload` on `topic`. Returns its exit code and
+/// what it printed on stderr.
+pub fn publish_as(
+    port: u16,
+    user: &str,
+    password: &str,
+    topic: &str,
+    payload: &str,
+) -> (Option<i32>, String) {
+    let port = port.to_string();
+    let output = run(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-u",
+            user,
+            "-P",
+            password,
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ],
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running `mosquitto_sub` whose output lines are read with a deadline.
 pub struct Subscriber {
     lines: Lines,
@@ -97,89 +132,183 @@ impl Subscriber {
     }
 }
 
-/// A mosquitto broker on a free port of 127.0.0.1, for comparing behaviour or for
-/// testing clients against it. Killed on drop.
-pub struct MosquittoBroker {
+/// A mosquitto broker on `127.0.0.1` and a free port, killed when dropped. Its
+/// configuration, the files a test gives it and its log live in a temporary
+/// directory removed with it.
+///
+/// The configuration keeps root's rights (`user root`) when the tests run as root, so
+/// that the broker can read files in that private directory. `WREN_TEST_BROKER_LOG=1`
+/// prints the broker's log when it is dropped.
+pub struct Mosquitto {
     child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// How many times it has started, so that a restart waits for a new "running".
+    starts: usize,
 }
 
-impl MosquittoBroker {
-    /// Starts `mosquitto` with anonymous access and `extra_config` lines, and waits
-    /// until it accepts connections.
-    pub fn start(extra_config: &str) -> MosquittoBroker {
+impl Mosquitto {
+    /// A broker that lets anyone in.
+    pub fn start() -> Mosquitto {
+        Mosquitto::with_config("allow_anonymous true\n", &[])
+    }
+
+    /// A broker that lets anyone in, with `extra` configuration lines (which may
+    /// add listeners).
+    pub fn anonymous(extra: &str) -> Mosquitto {
+        Mosquitto::with_config(&format!("allow_anonymous true\n{extra}\n"), &[])
+    }
+
+    /// A broker with `config` after its `listener` line, and `files` (name,
+    /// contents) written next to its configuration file; `{dir}` in `config` is
+    /// replaced by that directory. Returns once its log says it is running.
+    pub fn with_config(config: &str, files: &[(&str, &str)]) -> Mosquitto {
         let program = program("mosquitto");
-        // Pick a free port; mosquitto binds it right after.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("find a free port")
-            .port();
-        let dir = TempDir::new("mosquitto");
-        let config_path = dir.path().join("mosquitto.conf");
-        let mut config = std::fs::File::create(&config_path).expect("write mosquitto.conf");
-        writeln!(
-            config,
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_config}"
-        )
-        .expect("write mosquitto.conf");
-        let child = Command::new(program)
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        super::wait_until("mosquitto accepts connections", || {
-            TcpStream::connect(addr).is_ok()
-        });
-        MosquittoBroker {
-            child,
-            addr,
-            _dir: dir,
+        let mut dir = tempfile::tempdir().expect("cannot create the broker's directory");
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("cannot write a broker file");
         }
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        // The port is found by binding port 0 and handing the number over; another
+        // process may take it in between, so a failed start is retried.
+        for attempt in 1..=5 {
+            let port = super::free_port();
+            std::fs::write(
+                dir.path().join("mosquitto.conf"),
+                format!(
+                    "listener {port} 127.0.0.1\nlog_dest stderr\nlog_type all\nuser root\n{config}"
+                ),
+            )
+            .expect("cannot write mosquitto.conf");
+            let child = spawn(&program, dir.path());
+            let mut broker = Mosquitto {
+                child,
+                port,
+                dir,
+                starts: attempt,
+            };
+            if broker.wait_until_running() {
+                return broker;
+            }
+            let _ = broker.child.kill();
+            let _ = broker.child.wait();
+            let log = broker.log();
+            if attempt == 5 {
+                panic!("mosquitto did not start; its log:\n{log}");
+            }
+            dir = broker.take_dir();
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// Waits until the log holds one "running" line per start, or the broker has
+    /// exited (its port was taken, say): then false.
+    fn wait_until_running(&mut self) -> bool {
+        let log = self.dir.path().join("mosquitto.log");
+        let (starts, child) = (self.starts, &mut self.child);
+        let mut exited = false;
+        super::wait_until("mosquitto says it is running", || {
+            let running = std::fs::read_to_string(&log)
+                .is_ok_and(|log| log.matches(" running").count() >= starts);
+            exited = !running && !matches!(child.try_wait(), Ok(None));
+            running || exited
+        });
+        !exited
+    }
+
+    fn take_dir(&mut self) -> tempfile::TempDir {
+        let empty = tempfile::tempdir().expect("cannot create a directory");
+        std::mem::replace(&mut self.dir, empty)
+    }
+
+    /// Stops the broker (as a crash would: SIGKILL) and starts it again on the
+    /// same port with the same configuration. Without persistence it forgets every
+    /// session.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&program("mosquitto"), self.dir.path());
+        self.starts += 1;
+        assert!(
+            self.wait_until_running(),
+            "mosquitto did not start again on port {}; its log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The directory of its configuration and files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Waits until the broker's log holds `line` `times` times (mosquitto logs
+    /// each packet, so this is how a test knows a client has subscribed).
+    pub fn wait_for_log(&self, line: &str, times: usize) {
+        super::wait_until(&format!("mosquitto logs {line:?} {times} times"), || {
+            self.log().matches(line).count() >= times
+        });
+    }
+
+    /// Waits until the log holds `line` `times` times, or client `id` has left
+    /// (a subscriber with `-C` stops before the last messages).
+    pub fn wait_for_log_or_gone(&self, line: &str, times: usize, id: &str) {
+        // With or without DISCONNECT.
+        let gone = [
+            format!("Client {id} disconnected"),
+            format!("Client {id} closed its connection"),
+        ];
+        super::wait_until(
+            &format!("mosquitto logs {line:?} {times} times or {id} leaves"),
+            || {
+                let log = self.log();
+                log.matches(line).count() >= times || gone.iter().any(|g| log.contains(g))
+            },
+        );
     }
 }
 
-impl Drop for MosquittoBroker {
+/// Starts mosquitto with the configuration in `dir`, its output appended to the log
+/// there.
+fn spawn(program: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("mosquitto.log"))
+        .expect("cannot open the broker's log");
+    Command::new(program)
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("cannot share the log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL}", program.display()))
+}
+
+impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A new empty directory under the system's temporary directory.
-    pub fn new(prefix: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "wren-test-{prefix}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        TempDir(path)
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("WREN_TEST_BROKER_LOG").is_some() {
+            eprintln!("mosquitto's log:\n{}", self.log());
+        }
     }
 }

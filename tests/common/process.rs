@@ -50,24 +50,30 @@ pub fn run(
         // A program that exits before reading everything closes the pipe; fine.
         let _ = stdin.write_all(input);
     }
-    let deadline = Instant::now() + PROCESS_TIMEOUT;
-    while child
-        .try_wait()
-        .expect("waiting for a child process")
-        .is_none()
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "{} {args:?} did not finish within {PROCESS_TIMEOUT:?}",
-                program.display()
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
+    if exit_within(&mut child, PROCESS_TIMEOUT).is_none() {
+        panic!(
+            "{} {args:?} did not finish within {PROCESS_TIMEOUT:?}",
+            program.display()
+        );
     }
     child
         .wait_with_output()
         .expect("collecting a child's output")
+}
+
+/// Waits for `child` to exit, at most `limit`; after that it is killed and reaped,
+/// and the answer is `None`.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    let exited = super::poll(limit, || {
+        status = child.try_wait().expect("waiting for a child process");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
 }
 
 /// Which of a program's outputs [`Lines`] reads.
@@ -144,17 +150,7 @@ impl Lines {
     /// Waits for the program to end by itself, failing the test after
     /// [`PROCESS_TIMEOUT`].
     pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PROCESS_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for a child process") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "a child process did not exit in time"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        exit_within(&mut self.child, PROCESS_TIMEOUT).expect("a child process did not exit in time")
     }
 
     /// The program's process id.
