@@ -94,7 +94,7 @@
 //!   backpressure, not by memory, and cannot crowd out everyone else's packets.
 //! - On top of that the broker paces publishers by their subscribers, so that
 //!   a subscriber that keeps reading loses nothing to the limits:
-//!   - QoS 1/2: it holds back a publisher's PUBACK/PUBREC while a subscriber its
+//!   - QoS 1/2: it holds back a publisher's PUBACK/PUBCOMP while a subscriber its
 //!     message went to is still acknowledging but has half its queue used;
 //!   - QoS 0: it pauses a publisher's reader (a *read gate* the reader waits at
 //!     between packets) while the publisher's messages crowd a subscriber's outbox,

@@ -30,7 +30,8 @@ pub struct Stats {
     pub queued_messages: u64,
     /// QoS 1/2 messages sent and not yet acknowledged.
     pub inflight_messages: u64,
-    /// Payload bytes held by queued, inflight and retained messages.
+    /// Payload bytes held by queued and inflight messages, and topic and payload
+    /// bytes of retained messages.
     pub stored_bytes: u64,
     /// Control packets received, all kinds.
     pub messages_received: u64,
@@ -98,6 +99,9 @@ pub enum Limit {
     /// A subscriber that stayed behind too long and stopped pacing its publishers.
     SlowSubscriber,
 }
+
+// The router logs each limit once per client with one bit per limit in a `u32`.
+const _: () = assert!(Limit::ALL.len() <= 32);
 
 impl Limit {
     /// Every limit, in the order of [`Stats::limits_reached`].

@@ -4,10 +4,11 @@
 //! TLS or WebSocket handshake runs as ordinary blocking I/O. Each of those reads and
 //! writes may take only the time left before the handshake's deadline, so a peer that
 //! trickles its handshake a byte at a time runs out of time as surely as a silent one
-//! (a plain read timeout would start again with every byte). Once the handshake is done the pipe is switched to *buffered*: reads take
-//! bytes the reader thread has put in, and return [`WouldBlock`](io::ErrorKind) when
-//! there are none; writes collect in a buffer the caller takes and sends itself. The
-//! layers above never notice the switch, but from then on they never touch the
+//! (a plain read timeout would start again with every byte). Once the handshake is
+//! done the pipe is switched to *buffered*: reads take bytes the reader thread has
+//! put in, and return [`WouldBlock`](io::ErrorKind) when there are none; writes
+//! collect in a buffer the caller takes and sends itself. The layers above never
+//! notice the switch, but from then on they never touch the
 //! socket: they have become pure functions from bytes to bytes, which is what lets two
 //! threads share them (see the [module docs](super)).
 

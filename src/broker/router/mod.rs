@@ -74,7 +74,7 @@ struct Connection {
     will: Option<Will>,
     outbox: Outbox,
     closer: Closer,
-    /// PUBACK and PUBREC packets held back to pace this publisher, in order.
+    /// PUBACK and PUBCOMP packets held back to pace this publisher, in order.
     held_acks: VecDeque<Packet>,
     /// The sessions those acknowledgements wait for.
     waiting_on: HashSet<ClientKey>,

@@ -2,7 +2,8 @@
 //!
 //! A publisher is paced by its subscribers, as MQTT allows: while a message of its
 //! has gone to a session that is behind (half its queue used) yet still
-//! acknowledging, its PUBACK or PUBREC is held back. As that session's queue drains
+//! acknowledging, its PUBACK (QoS 1) or PUBCOMP (QoS 2, answering its PUBREL: the
+//! PUBREC goes at once, before any copy of the message) is held back. As that session's queue drains
 //! below half, held acknowledgements go out one per freed slot, in turn across the
 //! waiting publishers. A client that respects its own inflight window then publishes
 //! no faster than its slowest working subscriber reads, and nothing is dropped
@@ -13,11 +14,13 @@
 //! QoS 0 has no acknowledgement to hold back, so the router pauses the publisher's
 //! reader instead: a QoS 0 message that finds a subscriber's outbox *crowded* (see
 //! [`OUTBOX_CROWDED_SLOTS`](crate::broker::event::OUTBOX_CROWDED_SLOTS)) closes its
-//! publisher's [`ReadGate`](crate::broker::event::ReadGate), and the router asks that outbox to report when it has
-//! drained ([`Event::Drained`](crate::broker::event::Event::Drained)), which opens the gates again. A reader has at most
-//! [`READER_QUEUE_LIMIT`](crate::broker::event::READER_QUEUE_LIMIT) messages in the inbox,
-//! so what paused publishers still have on the way fits in the room above the
-//! crowded mark. A connection never pauses itself, and one that does not drain
+//! publisher's [`ReadGate`](crate::broker::event::ReadGate), and the router asks
+//! that outbox to report when it has drained
+//! ([`Event::Drained`](crate::broker::event::Event::Drained)), which opens the gates
+//! again. A reader has at most
+//! [`READER_QUEUE_LIMIT`](crate::broker::event::READER_QUEUE_LIMIT) messages in the
+//! inbox, so what paused publishers still have on the way fits in the room above
+//! the crowded mark. A connection never pauses itself, and one that does not drain
 //! within [`STALL_TIMEOUT`] lets its publishers go and pauses nobody until it does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -254,7 +257,7 @@ impl RouterState {
         self.resume_publishers(id);
     }
 
-    /// Sends a publisher its PUBACK or PUBREC, or holds it back while sessions its
+    /// Sends a publisher its PUBACK or PUBCOMP, or holds it back while sessions its
     /// message went to are behind. Held acknowledgements keep their order: once one
     /// is held, the following ones wait behind it.
     pub(super) fn acknowledge(&mut self, id: ConnectionId, ack: Packet, behind: Vec<ClientKey>) {

@@ -53,6 +53,7 @@ impl RouterState {
             connection.gate.handled(connection.handled);
         }
         let key = connection.client_key.clone();
+        let qos = publish.qos;
         // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
         // still held (no PUBREL yet) is a re-delivery: answered, not routed again
         // [MQTT-4.3.3-2].
@@ -86,8 +87,8 @@ impl RouterState {
         }
         match ack {
             Some(ack) => self.acknowledge(id, ack, routed.behind),
-            None if !routed.behind.is_empty() => {
-                // QoS 2: remembered until the PUBREL, whose PUBCOMP they may hold.
+            None if qos == QoS::ExactlyOnce && !routed.behind.is_empty() => {
+                // Remembered until the PUBREL, whose PUBCOMP they may hold.
                 if let Some(connection) = self.connections.get_mut(&id) {
                     connection.waiting_on.extend(routed.behind);
                 }

@@ -20,6 +20,10 @@ use super::RouterState;
 /// other clients' events, so that nobody waits for one subscriber's replay.
 pub(super) const REPLAY_BUDGET: usize = 2048;
 
+/// Replays given a slice in one turn of the router, in order: what a turn may cost
+/// stays bounded however many subscribers wait for their retained messages.
+const REPLAYS_PER_TURN: usize = 8;
+
 /// A retained replay too large for one turn, to be resumed between other work.
 pub(super) struct Replay {
     pub(super) client: ClientKey,
@@ -126,7 +130,11 @@ impl RouterState {
             }
             // Retained messages are sent on every subscribe, even a repeated one
             // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8]: the
-            // first slice now, the rest between other clients' work.
+            // first slice now, the rest between other clients' work. A replay of
+            // the same filter still under way is replaced by this one, so that a
+            // client subscribing again and again keeps one replay going, not many.
+            self.replays
+                .retain(|replay| !(replay.client == key && replay.filter == filter));
             self.replay(Replay {
                 client: key.clone(),
                 filter,
@@ -157,9 +165,13 @@ impl RouterState {
     }
 
     /// Delivers the next slice of a retained replay, and queues the rest for a
-    /// later turn. A replay ends early when the session is gone or cannot take
-    /// more (its queue or outbox is full: what remains would only be dropped).
+    /// later turn. A replay ends early when its subscription is gone (unsubscribed,
+    /// or its session ended) or the session cannot take more (its queue or outbox
+    /// is full: what remains would only be dropped).
     pub(super) fn replay(&mut self, replay: Replay) {
+        if !self.subscriptions.contains(&replay.client, &replay.filter) {
+            return;
+        }
         let chunk = self
             .retained
             .replay(&replay.filter, replay.cursor.as_ref(), REPLAY_BUDGET);
@@ -187,9 +199,9 @@ impl RouterState {
         );
     }
 
-    /// Gives every replay under way its next slice.
+    /// Gives the next few replays under way their next slice, in turn.
     pub(super) fn continue_replays(&mut self) {
-        for _ in 0..self.replays.len() {
+        for _ in 0..self.replays.len().min(REPLAYS_PER_TURN) {
             if let Some(replay) = self.replays.pop_front() {
                 self.replay(replay);
             }
@@ -207,7 +219,7 @@ impl RouterState {
 #[cfg(test)]
 mod tests {
     use super::super::harness::*;
-    use crate::protocol::{SubAck, SubscribeReturnCode};
+    use crate::protocol::{SubAck, SubscribeReturnCode, Unsubscribe};
 
     #[test]
     fn identical_filters_count_once_and_subscriptions_beyond_the_cap_get_0x80() {
@@ -286,5 +298,51 @@ mod tests {
         // Short filters still fit in what is left.
         h.subscribe(&client, "short/filter", QoS::AtMostOnce);
         assert_eq!(h.state.subscriptions.len(), 3);
+    }
+
+    /// Retains `count` messages on `r/0`, `r/1`, ...: more than one replay slice.
+    fn retain_many(h: &mut Harness, count: usize) {
+        for n in 0..count {
+            let topic = TopicName::new(format!("r/{n}")).unwrap();
+            h.state.handle(Event::InlinePublish(Publish::new(
+                topic,
+                "x",
+                QoS::AtMostOnce,
+                true,
+            )));
+        }
+    }
+
+    #[test]
+    fn a_retained_replay_stops_when_its_subscription_is_gone() {
+        let mut h = Harness::new();
+        retain_many(&mut h, 3 * super::REPLAY_BUDGET);
+        let client = h.connect("c", true);
+        h.subscribe(&client, "r/#", QoS::AtMostOnce);
+        let first = publishes(&client.received()).len();
+        assert!(first > 0 && first < 3 * super::REPLAY_BUDGET, "{first}");
+        assert_eq!(h.state.replays.len(), 1, "the rest waits for a later turn");
+        h.packet(
+            &client,
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: pid(2),
+                filters: vec![TopicFilter::new("r/#").unwrap()],
+            }),
+        );
+        client.received();
+        h.state.tick(Instant::now());
+        assert!(publishes(&client.received()).is_empty());
+        assert!(h.state.replays.is_empty());
+    }
+
+    #[test]
+    fn subscribing_again_keeps_one_replay_going_not_many() {
+        let mut h = Harness::new();
+        retain_many(&mut h, 3 * super::REPLAY_BUDGET);
+        let client = h.connect("c", true);
+        for _ in 0..5 {
+            h.subscribe(&client, "r/#", QoS::AtMostOnce);
+        }
+        assert_eq!(h.state.replays.len(), 1);
     }
 }
