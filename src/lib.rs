@@ -111,6 +111,26 @@
 //!   with explicit stacks, never by recursion, and a SUBSCRIBE that matches many
 //!   retained messages is served a slice at a time between other clients' work.
 //!
+//! ## Persistence: group commit
+//!
+//! ```text
+//!   ROUTER THREAD --batch of changes--> storage thread --commit--> store file (redb)
+//!        ^                                    |
+//!        \------------ commit done -----------/   (acknowledgements released)
+//! ```
+//!
+//! With a store (`persistence: {enabled: true, path: ...}`, or
+//! [`broker::BrokerBuilder::storage`]) the router writes down each change to what must
+//! survive (retained messages, persistent sessions, their QoS 1/2 messages and packet
+//! identifiers) while it handles a batch, and hands the batch to the storage thread
+//! at its end. It goes on routing while the commit runs; the next batch grows
+//! meanwhile and goes when the commit returns. The acknowledgements a batch produced
+//! (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK, CONNACK), and the packets sent to
+//! persistent sessions, wait in their connection until the commit that holds their
+//! change returns: nothing is acknowledged before it is durable, and a failed commit
+//! withholds them until a retry succeeds. QoS 0 and clean sessions never reach the
+//! store. See `broker/store/` and `broker/router/durable.rs`.
+//!
 //! ## TLS and WebSocket with two threads
 //!
 //! A TLS session or a WebSocket cannot be split between a reading and a writing
@@ -139,7 +159,8 @@
 //!    connection only, with a log line saying why.
 //! 3. An acknowledged QoS 1/2 message reaches every matching subscriber with a
 //!    persistent session (at least once for QoS 1, exactly once for QoS 2), across
-//!    disconnects and takeovers; a drop by a configured limit is logged and counted.
+//!    disconnects and takeovers, and with a store across a restart or a `kill -9`;
+//!    a drop by a configured limit is logged and counted.
 //! 4. Memory is bounded by configuration: packet size, queued messages and bytes
 //!    per session, inflight window, connections per listener and per address,
 //!    subscriptions per client, retained messages, persistent sessions, the router's
@@ -148,8 +169,8 @@
 //!    denies. A session belongs to the user who made it, `$SYS` to the broker, and
 //!    a listener on the network refuses anonymous clients unless told otherwise.
 //! 6. Idle connections cost no CPU: no loop wakes more often than keep-alive needs.
-//! 7. Shutdown is clean: [`Broker`] stops its listeners, disconnects clients and
-//!    joins its threads; a [`client::Client`] sends DISCONNECT when dropped.
+//! 7. Shutdown is clean: [`Broker`] stops its listeners, disconnects clients,
+//!    commits what the store has not yet committed and joins its threads; a [`client::Client`] sends DISCONNECT when dropped.
 //! 8. Order is a contract: messages from one client to one topic reach each
 //!    subscriber in the order they were sent, at every QoS.
 #![warn(missing_docs)]

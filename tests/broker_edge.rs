@@ -18,10 +18,10 @@ use common::raw::{
 };
 use common::{start_broker_with, wait_until, TIMEOUT};
 use wren::broker::{
-    AuthDecision, ConnectInfo, Hook, HookError, Limit, Storage, StorageError, StoredSession,
+    AuthDecision, Change, ConnectInfo, Hook, HookError, Limit, Storage, StorageError, StoredState,
 };
 use wren::config::{BrokerConfig, ListenerConfig, ListenerKind, TlsConfig};
-use wren::protocol::{Connect, Publish, QoS};
+use wren::protocol::{Connect, QoS};
 
 /// The CONNECT deadline and packet time the tests below give their clients.
 const SHORT: Duration = Duration::from_secs(1);
@@ -250,40 +250,38 @@ fn connections_beyond_the_per_address_limit_are_refused_over_all_listeners_until
     });
 }
 
-/// A store that panics when asked to keep a retained message: a bug in a store,
-/// which runs on the router thread.
+/// A store that panics when asked to commit a retained message: a bug in a store,
+/// which runs on the broker's storage thread.
 struct PanickingStorage;
 
 impl Storage for PanickingStorage {
-    fn save_retained(&mut self, _: &Publish) -> Result<(), StorageError> {
-        panic!("a retained message this store cannot take");
+    fn load(&mut self) -> Result<StoredState, StorageError> {
+        Ok(StoredState::default())
     }
-    fn remove_retained(&mut self, _: &str) -> Result<(), StorageError> {
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StorageError> {
+        if changes
+            .iter()
+            .any(|change| matches!(change, Change::Retain(_)))
+        {
+            panic!("a retained message this store cannot take");
+        }
         Ok(())
     }
-    fn load_retained(&mut self) -> Result<Vec<Publish>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn save_session(&mut self, _: &StoredSession) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn remove_session(&mut self, _: &str) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn load_sessions(&mut self) -> Result<Vec<StoredSession>, StorageError> {
-        Ok(Vec::new())
+    fn describe(&self) -> String {
+        "a store that panics".into()
     }
 }
 
 /// Set in the environment of the child process that runs [`router_panic_child`].
 const ROUTER_PANIC_CHILD: &str = "WREN_TEST_ROUTER_PANIC_CHILD";
 
-/// A panic on the router thread must stop the whole process: this runs a broker
-/// whose store panics in a child process (this test binary again, running only
+/// A panic on the storage thread must stop the whole process, as one on the router
+/// thread does (both end in the same function): this runs a broker whose store
+/// panics in a child process (this test binary again, running only
 /// [`router_panic_child`]) and expects it to exit with status 70 and a log line
 /// naming the panic.
 #[test]
-fn a_panic_on_the_router_thread_stops_the_process_with_a_clear_log_line() {
+fn a_panic_on_the_storage_thread_stops_the_process_with_a_clear_log_line() {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "router_panic_child", "--nocapture"])
         .env(ROUTER_PANIC_CHILD, "1")
@@ -304,7 +302,7 @@ fn a_panic_on_the_router_thread_stops_the_process_with_a_clear_log_line() {
     let log = reading.join().expect("the child's stderr");
     assert_eq!(status.code(), Some(70), "{status}; stderr:\n{log}");
     assert!(
-        log.contains("The router thread panicked (a retained message this store cannot take)"),
+        log.contains("The storage thread panicked (a retained message this store cannot take)"),
         "stderr:\n{log}"
     );
 }

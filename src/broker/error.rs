@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::storage::StorageError;
+use super::store::StorageError;
 
 /// Why a broker could not start.
 ///
@@ -57,7 +57,8 @@ pub enum Error {
     /// memory).
     #[error("cannot start the broker's {0} thread: {1}")]
     Thread(String, #[source] io::Error),
-    /// The stored retained messages and sessions could not be loaded.
-    #[error("cannot load the broker's stored state: {0}")]
+    /// The store could not be opened or loaded: it is in use by another broker,
+    /// corrupt, or unreadable. The message names the file.
+    #[error("cannot open the broker's store: {0}")]
     Storage(#[from] StorageError),
 }

@@ -109,6 +109,9 @@ pub enum DisconnectReason {
     SessionResumed,
     /// The broker could not send to a client that stopped reading.
     SlowConsumer,
+    /// The store could not keep up: too many of the client's packets waited for
+    /// it to commit (it is failing, or far slower than the client).
+    StoreBehind,
     /// The broker is shutting down.
     Shutdown,
 }
@@ -142,6 +145,9 @@ impl std::fmt::Display for DisconnectReason {
             ),
             DisconnectReason::SlowConsumer => {
                 f.write_str("client stopped reading and its outgoing queue is full")
+            }
+            DisconnectReason::StoreBehind => {
+                f.write_str("too many packets wait for the store to commit")
             }
             DisconnectReason::Shutdown => f.write_str("broker shutting down"),
         }

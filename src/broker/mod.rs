@@ -36,7 +36,9 @@
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
 //! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].
-//! - `storage.rs`: where retained messages and persistent sessions are saved.
+//! - `store/`: where retained messages, persistent sessions and their messages are
+//!   kept across restarts (the storage contract, the redb file store, the memory
+//!   store, the storage thread).
 //!
 //! # Limits
 //!
@@ -57,7 +59,7 @@ mod retain;
 mod router;
 mod session;
 mod stats;
-mod storage;
+mod store;
 mod subs;
 mod sys;
 
@@ -72,7 +74,10 @@ pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
 pub use inline::Subscription;
 pub use stats::{Limit, Stats};
-pub use storage::{MemoryStorage, Storage, StorageError, StoredInflight, StoredSession};
+pub use store::{
+    Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,
+    StoredOwner, StoredSession, StoredState,
+};
 
 use connection::Shared;
 use event::{Event, Inbox, InboxBudget};
@@ -81,7 +86,7 @@ use listener::Listener;
 use router::RouterState;
 use stats::Counters;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, PersistenceConfig};
 use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
@@ -94,10 +99,10 @@ use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 /// for only 16.
 const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
 
-/// The exit status of a process whose router thread panicked: `EX_SOFTWARE`, "an
-/// internal software error", from BSD's `sysexits.h`, which service managers and
-/// shells know.
-const ROUTER_PANIC_EXIT_CODE: i32 = 70;
+/// The exit status of a process whose router or storage thread panicked:
+/// `EX_SOFTWARE`, "an internal software error", from BSD's `sysexits.h`, which
+/// service managers and shells know.
+const PANIC_EXIT_CODE: i32 = 70;
 
 /// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
 ///
@@ -158,8 +163,11 @@ impl BrokerBuilder {
         self
     }
 
-    /// Uses `storage` for retained messages and persistent sessions instead of
-    /// [`MemoryStorage`]. What it holds is loaded at start.
+    /// Keeps retained messages, persistent sessions and their QoS 1/2 messages in
+    /// `storage`, whatever the configuration's `persistence` section says. What it
+    /// holds is loaded at start. Without this, the broker opens a [`FileStorage`]
+    /// when `persistence.enabled` is on, and keeps everything in memory only
+    /// otherwise.
     pub fn storage(mut self, storage: Box<dyn Storage>) -> BrokerBuilder {
         self.storage = Some(storage);
         self
@@ -176,13 +184,16 @@ impl BrokerBuilder {
         if config.listeners.is_empty() {
             return Err(Error::NoListeners);
         }
-        check_supported(&config, !hook_list.is_empty(), storage.is_some())?;
+        check_supported(&config, !hook_list.is_empty())?;
+        let storage = match storage {
+            Some(storage) => Some(storage),
+            None => open_store(&config.persistence)?,
+        };
         let hooks = Hooks::default();
         for hook in hook_list {
             hooks.add(hook);
         }
         let counters = Arc::new(Counters::default());
-        let storage = storage.unwrap_or_else(|| Box::new(MemoryStorage::new()));
         let state = RouterState::new(
             config.limits.clone(),
             &config.sys,
@@ -226,7 +237,7 @@ impl BrokerBuilder {
                 // Senders still waiting for room would wait for a router that is gone.
                 budget.close();
                 if let Err(panic) = routed {
-                    stop_after_router_panic(connection::panic_message(&*panic));
+                    stop_after_panic("router", connection::panic_message(&*panic));
                 }
             });
         let router = match router {
@@ -266,29 +277,31 @@ impl BrokerBuilder {
     }
 }
 
-/// Ends the process after the router thread panicked (in its own code or in a
-/// store it called; hooks catch their own panics).
+/// Ends the process after the router or the storage thread panicked (in its own
+/// code or in a store; hooks catch their own panics).
 ///
 /// A broker without its router still accepts connections, but serves nothing:
 /// CONNECTs wait for a CONNACK that never comes, and acknowledged messages could not
-/// be delivered. The router's state (sessions, subscriptions, retained messages)
-/// cannot be trusted after a panic in the middle of changing it, so there is nothing
-/// to restart from. Stopping the process, with a status a service manager sees, is
-/// the honest answer: it is restarted, and clients reconnect.
-fn stop_after_router_panic(message: &str) -> ! {
+/// be delivered. Without its storage thread, nothing is committed, so nothing is
+/// acknowledged any more. The router's state (sessions, subscriptions, retained
+/// messages) cannot be trusted after a panic in the middle of changing it, so there
+/// is nothing to restart from. Stopping the process, with a status a service manager
+/// sees, is the honest answer: it is restarted, and clients reconnect (with a store,
+/// to everything it acknowledged).
+pub(crate) fn stop_after_panic(thread: &str, message: &str) -> ! {
     log::error!(
-        "The router thread panicked ({message}); stopping the process \
-         (exit status {ROUTER_PANIC_EXIT_CODE}), since a broker without its router \
+        "The {thread} thread panicked ({message}); stopping the process \
+         (exit status {PANIC_EXIT_CODE}), since a broker without its {thread} thread \
          serves nothing."
     );
     log::logger().flush();
-    std::process::exit(ROUTER_PANIC_EXIT_CODE)
+    std::process::exit(PANIC_EXIT_CODE)
 }
 
 /// Refuses settings the broker would otherwise ignore. Each would make it do less
 /// than the configuration says: let in users a password file should keep out, skip
 /// ACL checks, or lose sessions that should persist.
-fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) -> Result<(), Error> {
+fn check_supported(config: &BrokerConfig, has_hooks: bool) -> Result<(), Error> {
     if !has_hooks {
         if config.auth.password_file.is_some() {
             return Err(Error::Config(
@@ -302,14 +315,27 @@ fn check_supported(config: &BrokerConfig, has_hooks: bool, has_storage: bool) ->
             ));
         }
     }
-    if config.persistence.enabled && !has_storage {
+    Ok(())
+}
+
+/// Opens the store `persistence` asks for, if any.
+fn open_store(persistence: &PersistenceConfig) -> Result<Option<Box<dyn Storage>>, Error> {
+    if !persistence.enabled {
+        return Ok(None);
+    }
+    let Some(path) = &persistence.path else {
         return Err(Error::Config(
-            "persistence is enabled but no store is given (BrokerBuilder::storage); \
-             without one, sessions and retained messages would last only until shutdown"
+            "persistence.enabled is on but persistence.path is not set: say where the \
+             store file goes"
                 .into(),
         ));
-    }
-    Ok(())
+    };
+    let store = FileStorage::open(path)?;
+    log::info!(
+        "Keeping sessions and retained messages in {}.",
+        path.display()
+    );
+    Ok(Some(Box::new(store)))
 }
 
 impl Broker {

@@ -27,10 +27,30 @@
 //! Inbound (client to broker), QoS 2: the packet identifier of a PUBLISH is kept from
 //! the PUBREC until the PUBREL, and a PUBLISH that repeats it meanwhile is answered but
 //! not delivered again [MQTT-4.3.3-2].
+//!
+//! With a store, a persistent session writes down each change to its QoS 1/2 state
+//! as a [`SessionChange`] (see [`Session::journal`]); the router collects them into
+//! the batch the storage thread commits. Each QoS 1/2 message gets a sequence number
+//! when it enters the session, which names it in the store and orders it there.
+//! QoS 0 messages are never written down.
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::broker::store::StoredMessage;
 use crate::protocol::{PacketId, Publish, QoS};
+
+/// One change to a session's QoS 1/2 state, to be made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SessionChange {
+    /// A message entered the session, or moved on (queued, sent, released).
+    Put(u64, StoredMessage),
+    /// A message is done (acknowledged) or dropped.
+    Remove(u64),
+    /// An inbound QoS 2 packet identifier is held until its PUBREL.
+    Receive(PacketId),
+    /// A PUBREL released an inbound packet identifier.
+    Release(PacketId),
+}
 
 /// Where an unacknowledged outbound message stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +100,11 @@ pub(crate) fn message_size(publish: &Publish) -> usize {
 pub(crate) struct Session {
     /// Whether the session ends with its connection (CleanSession=1).
     pub(crate) clean: bool,
-    /// Sent and unacknowledged, oldest first.
-    inflight: VecDeque<Inflight>,
-    /// Waiting for room in the inflight window, oldest first.
-    queue: VecDeque<Publish>,
+    /// Sent and unacknowledged, oldest first, with their sequence numbers.
+    inflight: VecDeque<(u64, Inflight)>,
+    /// Waiting for room in the inflight window, oldest first, with their sequence
+    /// numbers (0 for QoS 0, which is never stored).
+    queue: VecDeque<(u64, Publish)>,
     /// Inbound QoS 2 packet identifiers between PUBREC and PUBREL.
     awaiting_pubrel: HashSet<PacketId>,
     next_packet_id: u16,
@@ -96,6 +117,10 @@ pub(crate) struct Session {
     queued_bytes: usize,
     /// Set while messages are being dropped, so the log says so once per episode.
     pub(crate) dropping: bool,
+    /// The sequence number of the next QoS 1/2 message.
+    next_seq: u64,
+    /// Changes not yet taken by the router; `None` when nothing is stored.
+    journal: Option<Vec<SessionChange>>,
 }
 
 /// How much a session holds, for the broker's totals.
@@ -121,7 +146,46 @@ impl Session {
             bytes: 0,
             queued_bytes: 0,
             dropping: false,
+            next_seq: 1,
+            journal: None,
         }
+    }
+
+    /// Makes the session write down its changes for a store (a persistent session
+    /// of a broker with one).
+    pub(crate) fn with_journal(mut self) -> Session {
+        self.journal = Some(Vec::new());
+        self
+    }
+
+    /// Takes the changes written down since the last call.
+    pub(crate) fn take_changes(&mut self) -> Vec<SessionChange> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether changes wait to be taken.
+    pub(crate) fn has_changes(&self) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|journal| !journal.is_empty())
+    }
+
+    fn record(&mut self, change: SessionChange) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(change);
+        }
+    }
+
+    fn take_seq(&mut self, qos: QoS) -> u64 {
+        if qos == QoS::AtMostOnce {
+            return 0;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
     }
 
     /// Bounds the queue in topic and payload bytes as well as in messages.
@@ -147,7 +211,13 @@ impl Session {
         if online && self.queue.is_empty() && self.inflight.len() < self.max_inflight {
             if let Some(id) = self.allocate_packet_id() {
                 publish.packet_id = Some(id);
-                self.inflight.push_back(Inflight::Publish(publish.clone()));
+                let seq = self.take_seq(publish.qos);
+                self.record(SessionChange::Put(
+                    seq,
+                    StoredMessage::Sent(publish.clone()),
+                ));
+                self.inflight
+                    .push_back((seq, Inflight::Publish(publish.clone())));
                 self.bytes += len;
                 return Delivery::Send(publish);
             }
@@ -161,7 +231,14 @@ impl Session {
         }
         publish.packet_id = None;
         publish.compact();
-        self.queue.push_back(publish);
+        let seq = self.take_seq(publish.qos);
+        if seq != 0 {
+            self.record(SessionChange::Put(
+                seq,
+                StoredMessage::Queued(publish.clone()),
+            ));
+        }
+        self.queue.push_back((seq, publish));
         self.bytes += len;
         self.queued_bytes += size;
         Delivery::Queued
@@ -180,17 +257,20 @@ impl Session {
             let qos0_next = self
                 .queue
                 .front()
-                .is_some_and(|publish| publish.qos == QoS::AtMostOnce);
+                .is_some_and(|(_, publish)| publish.qos == QoS::AtMostOnce);
             if !qos0_next && self.inflight.len() >= self.max_inflight {
                 break;
             }
-            let Some(mut publish) = self.queue.pop_front() else {
+            let Some((seq, mut publish)) = self.queue.pop_front() else {
                 break;
             };
             self.queued_bytes -= message_size(&publish);
             if !allowed(&publish) {
                 self.bytes -= publish.payload.len();
                 denied += 1;
+                if seq != 0 {
+                    self.record(SessionChange::Remove(seq));
+                }
                 continue;
             }
             if qos0_next {
@@ -201,11 +281,16 @@ impl Session {
             }
             let Some(id) = self.allocate_packet_id() else {
                 self.queued_bytes += message_size(&publish);
-                self.queue.push_front(publish);
+                self.queue.push_front((seq, publish));
                 break;
             };
             publish.packet_id = Some(id);
-            self.inflight.push_back(Inflight::Publish(publish.clone()));
+            self.record(SessionChange::Put(
+                seq,
+                StoredMessage::Sent(publish.clone()),
+            ));
+            self.inflight
+                .push_back((seq, Inflight::Publish(publish.clone())));
             out.push(publish);
         }
         (out, denied)
@@ -220,14 +305,19 @@ impl Session {
     ) -> usize {
         let before = self.inflight.len();
         let mut freed = 0;
-        self.inflight.retain(|entry| match entry {
+        let mut removed = Vec::new();
+        self.inflight.retain(|(seq, entry)| match entry {
             Inflight::Publish(publish) if !allowed(publish) => {
                 freed += publish.payload.len();
+                removed.push(*seq);
                 false
             }
             _ => true,
         });
         self.bytes -= freed;
+        for seq in removed {
+            self.record(SessionChange::Remove(seq));
+        }
         before - self.inflight.len()
     }
 
@@ -236,7 +326,7 @@ impl Session {
     pub(crate) fn resend(&mut self) -> Vec<Inflight> {
         self.inflight
             .iter_mut()
-            .map(|entry| {
+            .map(|(_, entry)| {
                 if let Inflight::Publish(publish) = entry {
                     publish.dup = true;
                 }
@@ -257,7 +347,7 @@ impl Session {
     /// for PUBCOMP), or if it was already past this step (a repeated PUBREC); either
     /// way the answer is a PUBREL.
     pub(crate) fn pubrec(&mut self, id: PacketId) -> bool {
-        for entry in self.inflight.iter_mut() {
+        for (seq, entry) in self.inflight.iter_mut() {
             if entry.packet_id() != Some(id) {
                 continue;
             }
@@ -266,6 +356,10 @@ impl Session {
                     // The payload is delivered: only the identifier is kept now.
                     self.bytes -= p.payload.len();
                     *entry = Inflight::PubRel(id);
+                    let change = SessionChange::Put(*seq, StoredMessage::Released(id));
+                    if let Some(journal) = &mut self.journal {
+                        journal.push(change);
+                    }
                     true
                 }
                 Inflight::PubRel(_) => true,
@@ -279,7 +373,7 @@ impl Session {
     pub(crate) fn is_inflight(&self, id: PacketId) -> bool {
         self.inflight
             .iter()
-            .any(|entry| entry.packet_id() == Some(id))
+            .any(|(_, entry)| entry.packet_id() == Some(id))
     }
 
     /// A PUBCOMP arrived. Returns `false` if no PUBREL waited for it.
@@ -291,11 +385,14 @@ impl Session {
         match self
             .inflight
             .iter()
-            .position(|entry| entry.packet_id() == Some(id) && expected(entry))
+            .position(|(_, entry)| entry.packet_id() == Some(id) && expected(entry))
         {
             Some(index) => {
-                if let Some(Inflight::Publish(p)) = self.inflight.remove(index) {
-                    self.bytes -= p.payload.len();
+                if let Some((seq, entry)) = self.inflight.remove(index) {
+                    if let Inflight::Publish(p) = entry {
+                        self.bytes -= p.payload.len();
+                    }
+                    self.record(SessionChange::Remove(seq));
                 }
                 true
             }
@@ -306,12 +403,20 @@ impl Session {
     /// An inbound QoS 2 PUBLISH arrived with `id`. Returns `true` if it is new and
     /// must be delivered onwards, `false` if it repeats one not yet released.
     pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
-        self.awaiting_pubrel.insert(id)
+        let new = self.awaiting_pubrel.insert(id);
+        if new {
+            self.record(SessionChange::Receive(id));
+        }
+        new
     }
 
     /// A PUBREL arrived: the packet identifier is free for a new message again.
     pub(crate) fn pubrel(&mut self, id: PacketId) -> bool {
-        self.awaiting_pubrel.remove(&id)
+        let held = self.awaiting_pubrel.remove(&id);
+        if held {
+            self.record(SessionChange::Release(id));
+        }
+        held
     }
 
     /// Number of messages sent and not yet acknowledged.
@@ -341,42 +446,36 @@ impl Session {
         }
     }
 
-    /// The unacknowledged messages, oldest first (for saving the session).
-    pub(crate) fn inflight(&self) -> impl Iterator<Item = &Inflight> {
-        self.inflight.iter()
-    }
-
-    /// The queued messages, oldest first (for saving the session).
-    pub(crate) fn queued(&self) -> impl Iterator<Item = &Publish> {
-        self.queue.iter()
-    }
-
-    /// The inbound QoS 2 identifiers waiting for PUBREL (for saving the session).
-    pub(crate) fn awaiting_pubrel(&self) -> impl Iterator<Item = &PacketId> {
-        self.awaiting_pubrel.iter()
-    }
-
-    /// Restores saved state into an empty session.
+    /// Restores a stored session's state into an empty session: its messages in
+    /// sequence order (sent and released ones back in the inflight window, queued
+    /// ones in the queue) and its inbound QoS 2 packet identifiers.
     pub(crate) fn restore(
         &mut self,
-        inflight: Vec<Inflight>,
-        queued: Vec<Publish>,
+        messages: Vec<(u64, StoredMessage)>,
         awaiting_pubrel: Vec<PacketId>,
     ) {
-        if let Some(last) = inflight.last().and_then(Inflight::packet_id) {
-            self.next_packet_id = last.get().wrapping_add(1).max(1);
+        for (seq, message) in messages {
+            self.next_seq = self.next_seq.max(seq + 1);
+            match message {
+                StoredMessage::Sent(publish) => {
+                    if let Some(id) = publish.packet_id {
+                        self.next_packet_id = id.get().wrapping_add(1).max(1);
+                    }
+                    self.bytes += publish.payload.len();
+                    self.inflight.push_back((seq, Inflight::Publish(publish)));
+                }
+                StoredMessage::Released(id) => {
+                    self.next_packet_id = id.get().wrapping_add(1).max(1);
+                    self.inflight.push_back((seq, Inflight::PubRel(id)));
+                }
+                StoredMessage::Queued(mut publish) => {
+                    publish.packet_id = None;
+                    self.bytes += publish.payload.len();
+                    self.queued_bytes += message_size(&publish);
+                    self.queue.push_back((seq, publish));
+                }
+            }
         }
-        self.bytes = inflight
-            .iter()
-            .map(|entry| match entry {
-                Inflight::Publish(p) => p.payload.len(),
-                Inflight::PubRel(_) => 0,
-            })
-            .chain(queued.iter().map(|p| p.payload.len()))
-            .sum();
-        self.queued_bytes = queued.iter().map(message_size).sum();
-        self.inflight = inflight.into();
-        self.queue = queued.into();
         self.awaiting_pubrel = awaiting_pubrel.into_iter().collect();
     }
 
@@ -387,7 +486,7 @@ impl Session {
             let candidate = PacketId::new(self.next_packet_id);
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
             if let Some(id) = candidate {
-                if !self.inflight.iter().any(|e| e.packet_id() == Some(id)) {
+                if !self.inflight.iter().any(|(_, e)| e.packet_id() == Some(id)) {
                     return Some(id);
                 }
             }

@@ -5,7 +5,7 @@
 
 pub mod scenarios;
 #[allow(unused_imports)] // only the tests against wren's broker use it
-pub use crate::common::wren_broker::{SharedStorage, WrenBroker};
+pub use crate::common::wren_broker::WrenBroker;
 
 #[allow(unused_imports)] // only the tests against mosquitto use it
 pub use crate::common::mosquitto::Mosquitto;

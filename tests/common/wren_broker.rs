@@ -10,52 +10,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use wren::broker::{
-    hooks_from_config, Broker, ClientInfo, DisconnectReason, Hook, MemoryStorage, Storage,
-    StorageError, StoredSession,
-};
+use wren::broker::{hooks_from_config, Broker, ClientInfo, DisconnectReason, Hook, MemoryStorage};
 use wren::config::{BrokerConfig, ListenerConfig, TlsConfig};
 use wren::protocol::{Publish, QoS, TopicFilter};
 
 use super::process::{Lines, Stream};
-
-/// A store that outlives the brokers using it, as a store on disk outlives the
-/// process: the in-memory store behind a shared handle.
-#[derive(Clone, Default)]
-pub struct SharedStorage(Arc<Mutex<MemoryStorage>>);
-
-impl SharedStorage {
-    fn lock(&self) -> MutexGuard<'_, MemoryStorage> {
-        // A panic elsewhere while holding the lock leaves the maps whole: every
-        // MemoryStorage method is a single map operation.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Storage for SharedStorage {
-    fn save_retained(&mut self, message: &Publish) -> Result<(), StorageError> {
-        self.lock().save_retained(message)
-    }
-    fn remove_retained(&mut self, topic: &str) -> Result<(), StorageError> {
-        self.lock().remove_retained(topic)
-    }
-    fn load_retained(&mut self) -> Result<Vec<Publish>, StorageError> {
-        self.lock().load_retained()
-    }
-    fn save_session(&mut self, session: &StoredSession) -> Result<(), StorageError> {
-        self.lock().save_session(session)
-    }
-    fn remove_session(&mut self, client_id: &str) -> Result<(), StorageError> {
-        self.lock().remove_session(client_id)
-    }
-    fn load_sessions(&mut self) -> Result<Vec<StoredSession>, StorageError> {
-        self.lock().load_sessions()
-    }
-}
 
 /// What the broker saw, per client id.
 #[derive(Default)]
@@ -109,7 +70,9 @@ pub struct WrenBroker {
     broker: Option<Broker>,
     config: BrokerConfig,
     hooks: Vec<Arc<dyn Hook>>,
-    storage: SharedStorage,
+    /// Outlives the brokers this fixture starts, as a store on disk outlives the
+    /// process: clones of a memory store share it.
+    storage: MemoryStorage,
     recorder: Arc<Recorder>,
     address: SocketAddr,
     /// Files of its configuration (the password file).
@@ -183,7 +146,7 @@ impl WrenBroker {
             broker: None,
             config,
             hooks,
-            storage: SharedStorage::default(),
+            storage: MemoryStorage::new(),
             recorder,
             address,
             _dir: dir,

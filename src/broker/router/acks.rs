@@ -9,13 +9,15 @@ use crate::broker::session::Session;
 use crate::broker::subs::ClientKey;
 use crate::protocol::{Packet, PacketId, PubComp, PubRel};
 
-use super::{session_op, RouterState};
+use super::{session_op, touched, RouterState};
 
 impl RouterState {
     /// A PUBREC for a QoS 2 message in flight is answered with PUBREL.
     pub(super) fn pubrec(&mut self, id: ConnectionId, key: &ClientKey, packet_id: PacketId) {
         let known = self.sessions.get_mut(key).is_some_and(|entry| {
-            session_op(&mut self.held, &mut entry.session, |s| s.pubrec(packet_id))
+            let known = session_op(&mut self.held, &mut entry.session, |s| s.pubrec(packet_id));
+            touched(&mut self.durable, key, &entry.session);
+            known
         });
         if known {
             self.progressed(key);
@@ -36,7 +38,9 @@ impl RouterState {
         what: &str,
     ) {
         let known = self.sessions.get_mut(key).is_some_and(|entry| {
-            session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id))
+            let known = session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id));
+            touched(&mut self.durable, key, &entry.session);
+            known
         });
         if known {
             self.progressed(key);
@@ -56,6 +60,7 @@ impl RouterState {
     pub(super) fn pubrel(&mut self, id: ConnectionId, key: &ClientKey, packet_id: PacketId) {
         if let Some(entry) = self.sessions.get_mut(key) {
             entry.session.pubrel(packet_id);
+            touched(&mut self.durable, key, &entry.session);
         }
         let now = Instant::now();
         let behind: Vec<ClientKey> = self

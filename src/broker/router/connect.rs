@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::broker::event::{ConnectionId, NewConnection};
-use crate::broker::hooks::DisconnectReason;
+use crate::broker::hooks::{ClientInfo, DisconnectReason};
 use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
-use crate::broker::storage::{StoredInflight, StoredSession};
+use crate::broker::store::{Change, StoredSession};
 use crate::broker::subs::ClientKey;
 use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
 
 use super::{
-    add_footprint, is_sys_topic, session_op, sub_footprint, Connection, RouterState, SessionEntry,
+    add_footprint, is_sys_topic, session_op, sub_footprint, touched, Connection, RouterState,
+    SessionEntry,
 };
 
 /// A user name for the log.
@@ -114,18 +115,25 @@ impl RouterState {
                 gate,
                 paused_for: 0,
                 handled: 0,
+                persistent: !connect.clean_session,
+                waiting: VecDeque::new(),
             },
         );
-        // MQTT 3.1 has no session-present flag: the byte is reserved.
-        let present = session_present && connect.protocol == ProtocolVersion::V3_1_1;
-        self.send(id, Packet::ConnAck(ConnAck::accepted(present)));
-
         if let Some(entry) = self.sessions.get_mut(&key) {
             entry.connection = Some(id);
             entry.owner = Some(client.clone());
             entry.trusted = trusted;
             entry.last_progress = now;
             entry.offline_since = None;
+        }
+        // The session's record (its owner, as of this connection) is written down
+        // before the CONNACK, which waits for it.
+        self.record_session(&key);
+        // MQTT 3.1 has no session-present flag: the byte is reserved.
+        let present = session_present && connect.protocol == ProtocolVersion::V3_1_1;
+        self.send(id, Packet::ConnAck(ConnAck::accepted(present)));
+
+        if let Some(entry) = self.sessions.get_mut(&key) {
             // Messages the client may no longer read are not sent again
             // (invariant 5: read access is checked on delivery, not only on queueing).
             let hooks = &self.hooks;
@@ -133,6 +141,7 @@ impl RouterState {
                 let denied = session_op(&mut self.held, &mut entry.session, |session| {
                     session.drop_denied_inflight(|p| hooks.authorize_receive(&client, &p.topic))
                 });
+                touched(&mut self.durable, &key, &entry.session);
                 if denied > 0 {
                     log::info!(
                         "Not sending {denied} unacknowledged messages again to client {key}: \
@@ -171,35 +180,48 @@ impl RouterState {
     }
 
     fn new_session(&self, clean: bool) -> Session {
-        Session::new(
+        let session = Session::new(
             clean,
             self.limits.max_inflight_messages,
             self.limits.max_queued_messages,
         )
-        .with_max_queued_bytes(self.limits.max_queued_bytes)
+        .with_max_queued_bytes(self.limits.max_queued_bytes);
+        // Only a persistent session is stored, and only when there is a store.
+        if !clean && self.durable.is_some() {
+            session.with_journal()
+        } else {
+            session
+        }
     }
 
+    /// Takes back a session loaded from the store. It receives messages for its
+    /// subscriptions while its client is away, checked against the client that
+    /// owned it, as before the restart.
     pub(super) fn restore_session(&mut self, stored: StoredSession) {
-        let key: ClientKey = Arc::from(stored.client_id.as_str());
+        let record = stored.record;
+        let key: ClientKey = Arc::from(record.client_id.as_str());
         let mut session = self.new_session(false);
-        for (filter, qos) in stored.subscriptions {
-            self.subscriptions.subscribe(&key, &filter, qos);
+        for (filter, qos) in &record.subscriptions {
+            self.subscriptions.subscribe(&key, filter, *qos);
         }
-        let inflight = stored
-            .inflight
-            .into_iter()
-            .map(|entry| match entry {
-                StoredInflight::Publish(publish) => Inflight::Publish(publish),
-                StoredInflight::PubRel(id) => Inflight::PubRel(id),
-            })
-            .collect();
-        session.restore(inflight, stored.queued, stored.awaiting_pubrel);
+        session.restore(stored.messages, stored.awaiting_pubrel);
         add_footprint(&mut self.held, session.footprint());
         let now = Instant::now();
-        let mut entry = SessionEntry::new(session, stored.username, now);
+        let owner = record.owner;
+        let mut entry = SessionEntry::new(session, owner.username.clone(), now);
+        entry.owner = Some(ClientInfo {
+            client_id: record.client_id.clone(),
+            username: owner.username,
+            remote_addr: owner
+                .remote_addr
+                .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+            listener: owner.listener,
+            protocol: owner.protocol,
+        });
         entry.offline_since = Some(now);
         self.sessions.insert(key, entry);
         self.persistent_sessions += 1;
+        self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
         self.schedule_expiry(now);
     }
 
@@ -213,8 +235,9 @@ impl RouterState {
         sub_footprint(&mut self.held, entry.session.footprint());
         if !entry.session.clean {
             self.persistent_sessions -= 1;
-            if let Err(error) = self.storage.remove_session(key) {
-                log::error!("Cannot remove the stored session of {key}: {error}.");
+            // What the session wrote down and was not yet collected goes with it.
+            if let Some(durable) = &mut self.durable {
+                durable.record(Change::RemoveSession(key.to_string()));
             }
         }
     }
@@ -267,7 +290,6 @@ impl RouterState {
                 self.schedule_expiry(now);
             }
             self.release_publishers(&key);
-            self.save_session(&key);
         }
 
         // The will goes out after the session is detached, so a persistent session
@@ -299,12 +321,16 @@ impl RouterState {
         for id in ids {
             self.disconnect(id, DisconnectReason::Shutdown);
         }
-        // Offline sessions may have queued messages since they were last saved.
-        let keys: Vec<ClientKey> = self.sessions.keys().cloned().collect();
-        for key in keys {
-            self.save_session(&key);
+        // Everything written down is committed before the router stops (invariant 7).
+        self.collect_changes();
+        if let Some(durable) = &mut self.durable {
+            if !durable.finish() {
+                log::error!(
+                    "The last changes could not be committed to the store at shutdown; \
+                     what they acknowledged was never acknowledged to clients."
+                );
+            }
         }
-        self.flush_storage();
         self.publish_gauges();
     }
 }

@@ -16,7 +16,7 @@ pub(super) use crate::broker::event::{
 };
 pub(super) use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 pub(super) use crate::broker::stats::{Counters, Limit};
-pub(super) use crate::broker::storage::MemoryStorage;
+pub(super) use crate::broker::store::MemoryStorage;
 pub(super) use crate::config::{Limits, SysConfig};
 pub(super) use crate::protocol::{
     ConnAck, Connect, Packet, PacketId, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe,
@@ -65,6 +65,15 @@ impl Harness {
     }
 
     pub(super) fn with_limits(limits: Limits) -> Harness {
+        Harness::build(limits, None)
+    }
+
+    /// A router with `store`, as a broker with persistence has.
+    pub(super) fn with_store(store: MemoryStorage) -> Harness {
+        Harness::build(limits(), Some(Box::new(store)))
+    }
+
+    fn build(limits: Limits, store: Option<Box<dyn crate::broker::store::Storage>>) -> Harness {
         let sys = SysConfig {
             interval: std::time::Duration::ZERO,
             ..SysConfig::default()
@@ -74,10 +83,34 @@ impl Harness {
             &sys,
             Hooks::default(),
             Arc::new(Counters::default()),
-            Box::new(MemoryStorage::new()),
+            store,
         )
         .unwrap();
         Harness { state, next_id: 1 }
+    }
+
+    /// Ends the router's batch and waits for the store to commit it: what waited
+    /// for the commit leaves.
+    pub(super) fn commit(&mut self) {
+        self.state.end_batch();
+        let commits = self
+            .state
+            .durable
+            .as_ref()
+            .map(|durable| durable.commits())
+            .expect("a router with a store");
+        while self
+            .state
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.wait_for().is_some())
+        {
+            let commit = commits
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the store commits");
+            self.state.committed(commit);
+            self.state.end_batch();
+        }
     }
 
     pub(super) fn connect_with(&mut self, connect: Connect) -> Client {

@@ -1,11 +1,10 @@
-//! What the router does besides handling events: saving sessions, expiring them,
+//! What the router does besides handling events: recording sessions, expiring them,
 //! `$SYS` topics and the gauges behind [`Broker::stats`](crate::broker::Broker::stats).
 
 use std::time::Instant;
 
-use crate::broker::session::Inflight;
 use crate::broker::stats::{Gauges, Limit};
-use crate::broker::storage::{StoredInflight, StoredSession};
+use crate::broker::store::{Change, SessionRecord, StoredOwner};
 use crate::broker::subs::ClientKey;
 use crate::broker::sys::SysExtra;
 use crate::protocol::{Publish, QoS, TopicName};
@@ -19,43 +18,33 @@ impl RouterState {
         self.limit_log.renew(now);
     }
 
-    /// Stores a persistent session: its subscriptions, and the messages in flight,
-    /// queued and awaiting PUBREL.
-    pub(super) fn save_session(&mut self, key: &ClientKey) {
+    /// Writes down a persistent session's record for the store: the client that
+    /// owns it and its subscriptions. Its messages are written down as they change
+    /// (`durable.rs`).
+    pub(super) fn record_session(&mut self, key: &ClientKey) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
         let Some(entry) = self.sessions.get(key) else {
             return;
         };
-        if entry.session.clean {
+        let Some(owner) = entry.owner.as_ref().filter(|_| !entry.session.clean) else {
             return;
-        }
-        let session = &entry.session;
-        let stored = StoredSession {
+        };
+        durable.record(Change::Session(SessionRecord {
             client_id: key.to_string(),
-            username: entry.username.clone(),
+            owner: StoredOwner {
+                username: owner.username.clone(),
+                remote_addr: Some(owner.remote_addr),
+                listener: owner.listener.clone(),
+                protocol: owner.protocol,
+            },
             subscriptions: self
                 .subscriptions
                 .of(key)
                 .map(|(filter, qos)| (filter.clone(), qos))
                 .collect(),
-            inflight: session
-                .inflight()
-                .map(|entry| match entry {
-                    Inflight::Publish(publish) => StoredInflight::Publish(publish.clone()),
-                    Inflight::PubRel(id) => StoredInflight::PubRel(*id),
-                })
-                .collect(),
-            queued: session.queued().cloned().collect(),
-            awaiting_pubrel: session.awaiting_pubrel().copied().collect(),
-        };
-        if let Err(error) = self.storage.save_session(&stored) {
-            log::error!("Cannot save the session of {key}: {error}.");
-        }
-    }
-
-    pub(super) fn flush_storage(&mut self) {
-        if let Err(error) = self.storage.flush() {
-            log::error!("Cannot flush the broker's store: {error}.");
-        }
+        }));
     }
 
     /// Removes the persistent sessions whose client has been away longer than

@@ -27,7 +27,9 @@
 //! - `acks.rs`: PUBACK, PUBREC, PUBREL and PUBCOMP;
 //! - `subscribe.rs`: SUBSCRIBE, UNSUBSCRIBE and retained replays;
 //! - `pacing.rs`: publishers held back by the subscribers they feed;
-//! - `housekeeping.rs`: saved sessions, session expiry, `$SYS` and statistics.
+//! - `durable.rs`: changes written down for the store, and packets that wait for
+//!   their commit (group commit);
+//! - `housekeeping.rs`: session records, session expiry, `$SYS` and statistics.
 //!
 //! The thread blocks for one event, then handles whatever else is already waiting
 //! before it publishes its statistics: under load it works in batches, and when idle
@@ -38,6 +40,7 @@
 
 mod acks;
 mod connect;
+mod durable;
 mod housekeeping;
 mod pacing;
 mod publish;
@@ -50,7 +53,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Select};
 
 use crate::broker::event::{Ack, Closer, ConnectionId, Event, Outbox, ReadGate, SendFailure};
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
@@ -58,12 +61,13 @@ use crate::broker::log_limit::LogLimit;
 use crate::broker::retain::RetainedMessages;
 use crate::broker::session::{Footprint, Session};
 use crate::broker::stats::{Counters, Limit};
-use crate::broker::storage::{Storage, StorageError};
+use crate::broker::store::{Commit, Storage, StorageError, StorageThread};
 use crate::broker::subs::{ClientKey, Subscriptions};
 use crate::broker::sys::SysTopics;
 use crate::config::{Limits, SysConfig};
 use crate::protocol::{Packet, QoS, Will};
 
+use self::durable::{Durable, WaitingPackets, MAX_WAITING_PACKETS};
 use self::pacing::Pacing;
 use self::subscribe::Replay;
 
@@ -84,6 +88,10 @@ struct Connection {
     paused_for: usize,
     /// PUBLISH packets of this client handled so far, reported to its reader.
     handled: u64,
+    /// Whether its session is persistent (its QoS 1/2 traffic waits for the store).
+    persistent: bool,
+    /// Packets waiting for a commit of the store before they leave, in order.
+    waiting: WaitingPackets,
 }
 
 /// A session and the connection currently attached to it, if any.
@@ -141,7 +149,8 @@ pub(crate) struct RouterState {
     connections: HashMap<ConnectionId, Connection>,
     subscriptions: Subscriptions,
     retained: RetainedMessages,
-    storage: Box<dyn Storage>,
+    /// The store's half of the router, when there is a store.
+    durable: Option<Durable>,
     hooks: Hooks,
     limits: Limits,
     counters: Arc<Counters>,
@@ -171,23 +180,30 @@ pub(crate) struct RouterState {
 }
 
 impl RouterState {
-    /// Loads the stored retained messages and persistent sessions.
+    /// Loads the stored retained messages and persistent sessions, if there is a
+    /// store, and starts the thread that commits to it.
     pub(crate) fn new(
         limits: Limits,
         sys: &SysConfig,
         hooks: Hooks,
         counters: Arc<Counters>,
-        mut storage: Box<dyn Storage>,
+        storage: Option<Box<dyn Storage>>,
     ) -> Result<RouterState, StorageError> {
         let now = Instant::now();
-        let retained_messages = storage.load_retained()?;
-        let stored_sessions = storage.load_sessions()?;
+        let (stored, durable) = match storage {
+            Some(mut storage) => {
+                let stored = storage.load()?;
+                let thread = StorageThread::start(storage)?;
+                (stored, Some(Durable::new(thread)))
+            }
+            None => Default::default(),
+        };
         let mut state = RouterState {
             sessions: HashMap::new(),
             connections: HashMap::new(),
             subscriptions: Subscriptions::default(),
             retained: RetainedMessages::default(),
-            storage,
+            durable,
             hooks,
             limits,
             counters,
@@ -205,11 +221,11 @@ impl RouterState {
             denied_log: LogLimit::new("denied packets"),
             limit_log: LogLimit::new("limits reached and messages dropped"),
         };
-        for message in retained_messages {
+        for message in stored.retained {
             state.retained.apply(&message);
         }
-        for stored in stored_sessions {
-            state.restore_session(stored);
+        for session in stored.sessions {
+            state.restore_session(session);
         }
         if !state.sessions.is_empty() || state.retained.len() > 0 {
             log::info!(
@@ -229,7 +245,8 @@ impl RouterState {
             return Some(Instant::now());
         }
         let sys = self.sys.as_ref().map(SysTopics::deadline);
-        [sys, self.pacing.deadline(), self.expiry_check]
+        let retry = self.durable.as_ref().and_then(Durable::deadline);
+        [sys, self.pacing.deadline(), self.expiry_check, retry]
             .into_iter()
             .flatten()
             .min()
@@ -286,12 +303,46 @@ impl RouterState {
     }
 
     /// Sends a packet that must not be lost (a reply, or a QoS 1/2 message the
-    /// session tracks). A full outbox means the client stopped reading.
+    /// session tracks), after the commit it waits for if there is a store. A full
+    /// outbox means the client stopped reading.
     fn send(&mut self, id: ConnectionId, packet: Packet) {
-        let Some(connection) = self.connections.get(&id) else {
+        let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
-        try_send(&mut self.to_close, id, &connection.outbox, packet);
+        send_to(
+            &mut self.to_close,
+            self.durable.as_mut(),
+            id,
+            connection,
+            packet,
+        );
+    }
+
+    /// A commit of the store came back: the packets that waited for it leave.
+    pub(crate) fn committed(&mut self, commit: Commit) {
+        let Some(durable) = self.durable.as_mut() else {
+            return;
+        };
+        if let Some(batch) = durable.finished(commit, Instant::now()) {
+            let connections = &mut self.connections;
+            let to_close = &mut self.to_close;
+            durable.waiting.retain(|id| {
+                let Some(connection) = connections.get_mut(id) else {
+                    return false;
+                };
+                while connection
+                    .waiting
+                    .front()
+                    .is_some_and(|(waits_for, _)| *waits_for <= batch)
+                {
+                    if let Some((_, packet)) = connection.waiting.pop_front() {
+                        try_send(to_close, *id, &connection.outbox, packet);
+                    }
+                }
+                !connection.waiting.is_empty()
+            });
+        }
+        self.close_pending();
     }
 
     /// Does what is due at `now`: `$SYS` and the check for stalled sessions.
@@ -314,10 +365,66 @@ impl RouterState {
     }
 
     /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats) reads
-    /// them, and flushes the store. Called after each batch of events.
+    /// them, and hands what the batch wrote down to the store. Called after each
+    /// batch of events.
     pub(crate) fn end_batch(&mut self) {
         self.publish_gauges();
-        self.flush_storage();
+        self.collect_changes();
+        if let Some(durable) = &mut self.durable {
+            durable.send_batch(Instant::now());
+        }
+    }
+
+    /// Moves the changes of the sessions touched since the last call into the
+    /// batch for the store.
+    pub(super) fn collect_changes(&mut self) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        for key in std::mem::take(&mut durable.touched) {
+            if let Some(entry) = self.sessions.get_mut(&key) {
+                let changes = entry.session.take_changes();
+                if !changes.is_empty() {
+                    durable.record_session(&key, changes);
+                }
+            }
+        }
+    }
+}
+
+/// Hands a packet to a connection: at once, or, with a store, after the commit it
+/// waits for (see `durable.rs`). A packet behind one that waits, waits too, so the
+/// connection's order stays as made.
+fn send_to(
+    to_close: &mut Vec<(ConnectionId, DisconnectReason)>,
+    durable: Option<&mut Durable>,
+    id: ConnectionId,
+    connection: &mut Connection,
+    packet: Packet,
+) {
+    if let Some(durable) = durable {
+        let behind = connection.waiting.back().map(|(batch, _)| *batch);
+        if behind.is_some() || Durable::must_wait(&packet, connection.persistent) {
+            if let Some(batch) = durable.wait_for().max(behind) {
+                if connection.waiting.len() >= MAX_WAITING_PACKETS {
+                    to_close.push((id, DisconnectReason::StoreBehind));
+                    return;
+                }
+                connection.waiting.push_back((batch, packet));
+                durable.waiting.insert(id);
+                return;
+            }
+        }
+    }
+    try_send(to_close, id, &connection.outbox, packet);
+}
+
+/// Notes that a session may have changes for the store.
+fn touched(durable: &mut Option<Durable>, key: &ClientKey, session: &Session) {
+    if let Some(durable) = durable {
+        if session.has_changes() {
+            durable.touched.push(key.clone());
+        }
     }
 }
 
@@ -375,36 +482,50 @@ pub(crate) fn run(
 ) {
     // Bounds a batch so statistics and `$SYS` stay fresh under a constant flood.
     const MAX_BATCH: usize = 1024;
+    let commits = state.durable.as_ref().map(Durable::commits);
     state.tick(Instant::now());
     loop {
-        let first = match state.deadline() {
-            Some(deadline) => match inbox.recv_deadline(deadline) {
-                Ok(event) => Some(event),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Event::Shutdown),
-            },
-            None => Some(inbox.recv().unwrap_or(Event::Shutdown)),
+        // Wait for an event, a commit of the store, or the next deadline.
+        let mut select = Select::new();
+        let from_inbox = select.recv(&inbox);
+        if let Some(commits) = &commits {
+            select.recv(commits);
+        }
+        let ready = match state.deadline() {
+            Some(deadline) => select.ready_deadline(deadline).ok(),
+            None => Some(select.ready()),
         };
-        if let Some(event) = first {
-            let mut handled = event.cost();
-            if !state.handle(event) {
-                break;
+        if ready.is_some_and(|index| index != from_inbox) {
+            if let Some(Ok(commit)) = commits.as_ref().map(Receiver::try_recv) {
+                state.committed(commit);
             }
-            let mut stopped = false;
-            for _ in 1..MAX_BATCH {
-                let Ok(event) = inbox.try_recv() else {
-                    break;
-                };
-                handled += event.cost();
+        } else if ready.is_some() {
+            let first = match inbox.try_recv() {
+                Ok(event) => Some(event),
+                Err(crossbeam_channel::TryRecvError::Empty) => None,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Event::Shutdown),
+            };
+            if let Some(event) = first {
+                let mut handled = event.cost();
                 if !state.handle(event) {
-                    stopped = true;
                     break;
                 }
-            }
-            // Room for the whole batch at once: waiting senders wake once per batch.
-            budget.give_back(handled);
-            if stopped {
-                break;
+                let mut stopped = false;
+                for _ in 1..MAX_BATCH {
+                    let Ok(event) = inbox.try_recv() else {
+                        break;
+                    };
+                    handled += event.cost();
+                    if !state.handle(event) {
+                        stopped = true;
+                        break;
+                    }
+                }
+                // Room for the whole batch at once: waiting senders wake once per batch.
+                budget.give_back(handled);
+                if stopped {
+                    break;
+                }
             }
         }
         state.tick(Instant::now());

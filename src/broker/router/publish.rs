@@ -7,10 +7,11 @@ use crate::broker::event::{ConnectionId, Qos0Room, HANDLED_REPORT_EVERY};
 use crate::broker::hooks::{ClientInfo, Hooks};
 use crate::broker::session::{Delivery, QueueFull};
 use crate::broker::stats::{bump, Limit};
+use crate::broker::store::Change;
 use crate::broker::subs::ClientKey;
 use crate::protocol::{Packet, PubAck, PubRec, Publish, QoS};
 
-use super::{add_footprint, is_sys_topic, sub_footprint, try_send, RouterState};
+use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
 
 /// What became of one message for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +64,11 @@ impl RouterState {
                 (true, Some(Packet::PubAck(PubAck::new(packet_id))))
             }
             (QoS::ExactlyOnce, Some(packet_id)) => {
-                let new = self
-                    .sessions
-                    .get_mut(&key)
-                    .is_some_and(|entry| entry.session.receive_qos2(packet_id));
+                let new = self.sessions.get_mut(&key).is_some_and(|entry| {
+                    let new = entry.session.receive_qos2(packet_id);
+                    touched(&mut self.durable, &key, &entry.session);
+                    new
+                });
                 // The PUBREC goes before any copy of the message, the publisher's
                 // own included, as mosquitto (which routes only on PUBREL) does: a
                 // client subscribed to its own topic sees PUBREC first. Pacing
@@ -166,16 +168,15 @@ impl RouterState {
         if !self.retained.apply(publish) || is_sys_topic(&publish.topic) {
             return;
         }
-        let saved = if publish.payload.is_empty() {
-            self.storage.remove_retained(&publish.topic)
-        } else {
-            self.storage.save_retained(publish)
-        };
-        if let Err(error) = saved {
-            log::error!(
-                "Cannot store retained message on '{}': {error}.",
-                publish.topic
-            );
+        if let Some(durable) = &mut self.durable {
+            durable.record(if publish.payload.is_empty() {
+                Change::ClearRetained(publish.topic.to_string())
+            } else {
+                let mut retained = publish.clone();
+                retained.packet_id = None;
+                retained.dup = false;
+                Change::Retain(retained)
+            });
         }
     }
 
@@ -245,7 +246,7 @@ impl RouterState {
         publish.packet_id = None;
         let connection = entry
             .connection
-            .and_then(|id| Some((id, self.connections.get(&id)?)));
+            .and_then(|id| Some((id, self.connections.get_mut(&id)?)));
 
         if publish.qos == QoS::AtMostOnce && connection.is_none() {
             // QoS 0 is never stored for an offline session.
@@ -264,10 +265,11 @@ impl RouterState {
                 return Delivered::Crowded(id);
             }
             observe_delivery(&self.hooks, &connection.info, &publish);
-            try_send(
+            send_to(
                 &mut self.to_close,
+                self.durable.as_mut(),
                 id,
-                &connection.outbox,
+                connection,
                 Packet::Publish(publish),
             );
             return if room == Qos0Room::Crowded {
@@ -283,6 +285,8 @@ impl RouterState {
             entry.last_progress = Instant::now();
         }
         let delivery = entry.session.deliver(publish, connection.is_some());
+        // What the session wrote down waits for the store before anything is sent.
+        touched(&mut self.durable, client, &entry.session);
         let after = entry.session.footprint();
         add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);
@@ -293,10 +297,11 @@ impl RouterState {
             Delivery::Send(publish) => {
                 if let Some((id, connection)) = connection {
                     observe_delivery(&self.hooks, &connection.info, &publish);
-                    try_send(
+                    send_to(
                         &mut self.to_close,
+                        self.durable.as_mut(),
                         id,
-                        &connection.outbox,
+                        connection,
                         Packet::Publish(publish),
                     );
                 }
@@ -355,6 +360,7 @@ impl RouterState {
         let (ready, denied) = entry.session.fill_window(|publish| {
             !check || owner.is_some_and(|owner| hooks.authorize_receive(owner, &publish.topic))
         });
+        touched(&mut self.durable, key, &entry.session);
         let after = entry.session.footprint();
         add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);

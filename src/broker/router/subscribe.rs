@@ -115,6 +115,8 @@ impl RouterState {
             }
         }
         drop(last_of);
+        // Written down before the SUBACK, which waits for it.
+        self.record_session(&key);
         // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
         self.send(
             id,
@@ -142,7 +144,6 @@ impl RouterState {
                 cursor: None,
             });
         }
-        self.save_session(&key);
     }
 
     pub(super) fn unsubscribe(&mut self, id: ConnectionId, unsubscribe: Unsubscribe) {
@@ -158,10 +159,10 @@ impl RouterState {
                     .observe("on_unsubscribed", |h| h.on_unsubscribed(&info, filter));
             }
         }
+        self.record_session(&key);
         // Answered even when nothing matched [MQTT-3.10.4-5], once for all filters
         // [MQTT-3.10.4-6].
         self.send(id, Packet::UnsubAck(UnsubAck::new(unsubscribe.packet_id)));
-        self.save_session(&key);
     }
 
     /// Delivers the next slice of a retained replay, and queues the rest for a
