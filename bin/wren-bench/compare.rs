@@ -11,9 +11,11 @@ use serde::Serialize;
 use wren::protocol::QoS;
 use wren::transport::{Dialer, Kind};
 
+use crate::crash::{self, CrashReport};
 use crate::scenario::{run_idle, run_pubsub, Idle, IdleReport, Progress, PubSub, PubSubReport};
 
-/// A broker to start: a name for the table and a shell command with `{port}`.
+/// A broker to start: a name for the table and a shell command with `{port}` and,
+/// optionally, `{dir}` (a fresh directory per scenario, for the broker's store).
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerCommand {
     pub name: String,
@@ -44,6 +46,7 @@ impl BrokerCommand {
 pub enum Outcome {
     PubSub(PubSubReport),
     Idle(IdleReport),
+    Crash(CrashReport),
     Failed { error: String },
 }
 
@@ -63,6 +66,8 @@ struct Scenario {
 enum Plan {
     PubSub(PubSub),
     Idle(Idle),
+    /// The kill scenario (`crash.rs`) with this many messages.
+    Crash(u64),
 }
 
 fn pubsub(
@@ -87,7 +92,19 @@ fn pubsub(
         timeout: Duration::from_secs(120),
         broker_pid: pid,
         prefix,
+        persistent_subscribers: false,
     })
+}
+
+/// The same, with persistent subscribers.
+fn persistent(plan: Plan) -> Plan {
+    match plan {
+        Plan::PubSub(run) => Plan::PubSub(PubSub {
+            persistent_subscribers: true,
+            ..run
+        }),
+        other => other,
+    }
 }
 
 /// The standard set; `scale` divides message and connection counts (1 for the full
@@ -152,6 +169,51 @@ fn standard_set(scale: u64) -> Vec<Scenario> {
     ]
 }
 
+/// The persistence set: QoS 1 and 2 throughput and QoS 1 latency with subscribers
+/// in persistent sessions (what a broker with persistence stores), then the kill
+/// scenario.
+fn persistence_set(scale: u64) -> Vec<Scenario> {
+    let n = move |full: u64| (full / scale).max(10);
+    vec![
+        Scenario {
+            name: "persistent qos1 1->1",
+            build: Box::new(move |a, p, x| {
+                persistent(pubsub(a, p, x, (1, 1), QoS::AtLeastOnce, n(100_000), None))
+            }),
+        },
+        Scenario {
+            name: "persistent qos2 1->1 (64 in flight)",
+            build: Box::new(move |a, p, x| {
+                persistent(pubsub(a, p, x, (1, 1), QoS::ExactlyOnce, n(50_000), None))
+            }),
+        },
+        Scenario {
+            name: "persistent fan-in 10->1 qos1",
+            build: Box::new(move |a, p, x| {
+                persistent(pubsub(a, p, x, (10, 1), QoS::AtLeastOnce, n(10_000), None))
+            }),
+        },
+        Scenario {
+            name: "latency persistent qos1 @1000/s",
+            build: Box::new(move |a, p, x| {
+                persistent(pubsub(
+                    a,
+                    p,
+                    x,
+                    (1, 1),
+                    QoS::AtLeastOnce,
+                    n(5_000),
+                    Some(1000.0),
+                ))
+            }),
+        },
+        Scenario {
+            name: "kill -9 after 1000 acknowledged qos1",
+            build: Box::new(move |_, _, _| Plan::Crash(n(1000))),
+        },
+    ]
+}
+
 /// Plain MQTT to a broker this run started.
 fn local(address: SocketAddr) -> Dialer {
     Dialer::new(Kind::Tcp, address.ip().to_string(), address.port())
@@ -171,9 +233,63 @@ impl Drop for Running {
     }
 }
 
-fn start(broker: &BrokerCommand) -> Result<(Running, SocketAddr), String> {
+/// A fresh directory for one scenario's store, removed on drop.
+struct StoreDir(std::path::PathBuf);
+
+impl StoreDir {
+    fn new(broker: &str, index: usize) -> Result<StoreDir, String> {
+        let name: String = broker
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path =
+            std::env::temp_dir().join(format!("wren-bench-{}-{name}-{index}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("cannot make {}: {e}", path.display()))?;
+        Ok(StoreDir(path))
+    }
+
+    /// Bytes in the files below it.
+    fn size(&self) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![self.0.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                    Ok(meta) => total += meta.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(broker: &BrokerCommand, dir: &StoreDir) -> Result<(Running, SocketAddr), String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
-    let command = broker.command.replace("{port}", &port.to_string());
+    start_at(broker, port, dir)
+}
+
+fn start_at(
+    broker: &BrokerCommand,
+    port: u16,
+    dir: &StoreDir,
+) -> Result<(Running, SocketAddr), String> {
+    let command = broker
+        .command
+        .replace("{port}", &port.to_string())
+        .replace("{dir}", &dir.0.to_string_lossy());
     // `exec` makes the broker the child itself, so its process id is ours to measure.
     let child = Command::new("sh")
         .arg("-c")
@@ -201,38 +317,67 @@ fn start(broker: &BrokerCommand) -> Result<(Running, SocketAddr), String> {
     Ok((running, address))
 }
 
-/// Runs the standard set against each broker in turn.
+/// Runs the kill scenario: start, subscribe, publish, kill, start again on the same
+/// store, count what came back.
+fn run_crash(broker: &BrokerCommand, dir: &StoreDir, count: u64) -> Result<CrashReport, String> {
+    let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
+    let (running, address) = start_at(broker, port, dir)?;
+    crash::subscribe(&local(address)).map_err(|e| e.0)?;
+    let acknowledged = crash::publish(&local(address), count).map_err(|e| e.0)?;
+    // Dropping it sends SIGKILL: no chance to save anything on the way out.
+    drop(running);
+    // The port may take a moment to be free again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (running, address) = loop {
+        match start_at(broker, port, dir) {
+            Ok(started) => break started,
+            Err(error) if Instant::now() > deadline => return Err(error),
+            Err(_) => thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let report = crash::recover(&local(address), acknowledged).map_err(|e| e.0);
+    drop(running);
+    report
+}
+
+/// Runs the standard set (or, with `persistence`, the persistence set) against
+/// each broker in turn.
 pub fn compare(
     brokers: &[BrokerCommand],
     scale: u64,
+    persistence: bool,
     only: Option<&[String]>,
     progress: &Arc<Progress>,
 ) -> Vec<BrokerResults> {
     let mut results = Vec::new();
     for broker in brokers {
         let mut scenarios = Vec::new();
-        for scenario in standard_set(scale) {
+        let set = if persistence {
+            persistence_set(scale)
+        } else {
+            standard_set(scale)
+        };
+        for (index, scenario) in set.into_iter().enumerate() {
             if only.is_some_and(|only| !only.iter().any(|o| scenario.name.starts_with(o.as_str())))
             {
                 continue;
             }
             eprintln!("{}: {} ...", broker.name, scenario.name);
-            // A fresh broker per scenario: no scenario inherits another's state.
-            let outcome = match start(broker) {
-                Err(error) => Outcome::Failed { error },
-                Ok((running, address)) => {
-                    let prefix = format!("bench/{}", std::process::id());
-                    let outcome = match (scenario.build)(address, Some(running.0.id()), prefix) {
-                        Plan::PubSub(run) => run_pubsub(&run, progress)
-                            .map(Outcome::PubSub)
-                            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
-                        Plan::Idle(run) => run_idle(&run, progress)
-                            .map(Outcome::Idle)
-                            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
-                    };
-                    drop(running);
-                    outcome
+            // A fresh broker, and a fresh store directory, per scenario: no scenario
+            // inherits another's state.
+            let dir = match StoreDir::new(&broker.name, index) {
+                Ok(dir) => dir,
+                Err(error) => {
+                    scenarios.push((scenario.name.to_string(), Outcome::Failed { error }));
+                    continue;
                 }
+            };
+            let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
+            let outcome = match (scenario.build)(placeholder, None, String::new()) {
+                Plan::Crash(count) => run_crash(broker, &dir, count)
+                    .map(Outcome::Crash)
+                    .unwrap_or_else(|error| Outcome::Failed { error }),
+                _ => run_on_fresh_broker(broker, &dir, &scenario, progress),
             };
             scenarios.push((scenario.name.to_string(), outcome));
         }
@@ -242,6 +387,38 @@ pub fn compare(
         });
     }
     results
+}
+
+/// Starts `broker`, runs one load scenario on it, and stops it.
+fn run_on_fresh_broker(
+    broker: &BrokerCommand,
+    dir: &StoreDir,
+    scenario: &Scenario,
+    progress: &Arc<Progress>,
+) -> Outcome {
+    let (running, address) = match start(broker, dir) {
+        Ok(started) => started,
+        Err(error) => return Outcome::Failed { error },
+    };
+    let prefix = format!("bench/{}", std::process::id());
+    let outcome = match (scenario.build)(address, Some(running.0.id()), prefix) {
+        Plan::PubSub(run) => run_pubsub(&run, progress)
+            .map(|mut report| {
+                if run.persistent_subscribers {
+                    report.store_bytes = Some(dir.size());
+                }
+                Outcome::PubSub(report)
+            })
+            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
+        Plan::Idle(run) => run_idle(&run, progress)
+            .map(Outcome::Idle)
+            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
+        Plan::Crash(_) => Outcome::Failed {
+            error: "the kill scenario needs its own brokers".into(),
+        },
+    };
+    drop(running);
+    outcome
 }
 
 /// One printable row: a scenario's metric for every broker.
@@ -287,6 +464,12 @@ fn rows(results: &[BrokerResults]) -> Vec<Row> {
                 add("lost", false, |o| ps(o, |r| r.lost as f64));
                 add("duplicated", false, |o| ps(o, |r| r.duplicated as f64));
                 add("p99 latency (us)", false, |o| lat(o, |l| l.p99_us));
+                if matches!(outcome, Outcome::PubSub(r) if r.store_bytes.is_some()) {
+                    add("store KiB after the run", false, |o| match o {
+                        Outcome::PubSub(r) => r.store_bytes.map(|b| b as f64 / 1024.0),
+                        _ => None,
+                    });
+                }
                 add("broker CPU s / M msgs", false, |o| match o {
                     Outcome::PubSub(r) => r.broker_cpu_seconds_per_million,
                     _ => None,
@@ -305,6 +488,16 @@ fn rows(results: &[BrokerResults]) -> Vec<Row> {
                 });
                 add("idle CPU %", false, |o| {
                     idle(o, |r| r.broker_idle_cpu_percent)
+                });
+            }
+            Outcome::Crash(_) => {
+                add("acknowledged", true, |o| match o {
+                    Outcome::Crash(r) => Some(r.acknowledged as f64),
+                    _ => None,
+                });
+                add("acknowledged, lost to kill -9", false, |o| match o {
+                    Outcome::Crash(r) => Some(r.lost as f64),
+                    _ => None,
                 });
             }
             Outcome::Failed { .. } => add("failed", false, |_| None),

@@ -6,6 +6,9 @@
 //! wren-bench conn --url mqtt://127.0.0.1:1883 -c 10000 --pid 1234
 //! wren-bench compare --broker "mosquitto=mosquitto -p {port}" \
 //!                    --broker "wren=wren-broker -p {port}"
+//! wren-bench compare --persistent \
+//!     --broker "mosquitto=sh -c 'printf \"listener {port} 127.0.0.1\npersistence true\npersistence_location {dir}/\n\" > {dir}/m.conf; exec mosquitto -c {dir}/m.conf'" \
+//!     --broker "wren=sh -c 'printf \"listeners: {default: {type: tcp, bind: 127.0.0.1:{port}}}\npersistence: {enabled: true, path: {dir}/store}\n\" > {dir}/w.yaml; exec wren-broker -c {dir}/w.yaml'"
 //! ```
 //!
 //! Every payload carries a send time, a publisher number and a sequence number, so
@@ -14,6 +17,7 @@
 //! broker's CPU time and resident memory from `/proc`.
 
 mod compare;
+mod crash;
 mod scenario;
 mod stats;
 mod wire;
@@ -64,6 +68,11 @@ compare:
   --broker NAME=CMD      a broker command line with a {port} placeholder (2 or more)
   --quick                a small run (counts / 50), for smoke tests
   --only NAME,...        only the scenarios whose names start with these
+  --persistent           the persistence set: persistent subscribers, the store's
+                         size, and what a kill -9 loses of acknowledged messages;
+                         a {dir} placeholder in CMD is a fresh directory per run
+run:
+  --persistent           subscribers ask for persistent sessions (clean session 0)
 ";
 
 fn main() -> ExitCode {
@@ -196,6 +205,7 @@ fn run() -> Result<(), String> {
     let inflight: usize = parse(&mut args, "--inflight", "--inflight")?.unwrap_or(64);
     let idle: u64 = parse(&mut args, "--idle", "--idle")?.unwrap_or(5);
     let quick = args.contains("--quick");
+    let persistent = args.contains("--persistent");
     let cafile: Option<PathBuf> = parse(&mut args, "--cafile", "--cafile")?;
     let insecure = args.contains("--insecure");
     let only: Option<String> = parse(&mut args, "--only", "--only")?;
@@ -231,6 +241,7 @@ fn run() -> Result<(), String> {
                 timeout,
                 broker_pid: pid,
                 prefix,
+                persistent_subscribers: persistent,
             };
             let report = scenario::run_pubsub(&run, &progress).map_err(|e| e.0)?;
             if json {
@@ -263,6 +274,7 @@ fn run() -> Result<(), String> {
             let results = compare::compare(
                 &brokers,
                 if quick { 50 } else { 1 },
+                persistent,
                 only.as_deref(),
                 &progress,
             );

@@ -43,6 +43,9 @@ pub struct PubSub {
     pub broker_pid: Option<u32>,
     /// Unique per run, so runs never see each other's messages.
     pub prefix: String,
+    /// Subscribers ask for persistent sessions (CleanSession 0), so a broker with
+    /// persistence stores what it queues for them.
+    pub persistent_subscribers: bool,
 }
 
 /// What a publish/subscribe run measured.
@@ -65,6 +68,9 @@ pub struct PubSubReport {
     pub broker_cpu_seconds_per_million: Option<f64>,
     pub broker_rss_bytes: Option<u64>,
     pub generator_cpu_seconds: f64,
+    /// Bytes in the broker's store directory at the end of the run (`compare`
+    /// with a `{dir}` placeholder only).
+    pub store_bytes: Option<u64>,
 }
 
 /// Progress counters shared with the progress line.
@@ -124,11 +130,12 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
 
     let mut subscribers = Vec::new();
     for index in 0..run.subscribers {
-        let wire = Wire::connect(
+        let wire = Wire::connect_with(
             &run.target,
             &client_id(&run.prefix, "sub", index),
             600,
             Duration::from_secs(10),
+            !run.persistent_subscribers,
         )?;
         let run = run.clone();
         let ready = Arc::clone(&ready);

@@ -64,6 +64,17 @@ impl Wire {
         keep_alive: u16,
         timeout: Duration,
     ) -> Result<Wire, WireError> {
+        Wire::connect_with(target, client_id, keep_alive, timeout, true)
+    }
+
+    /// Connects with a persistent session (CleanSession 0) when `clean` is false.
+    pub fn connect_with(
+        target: &Dialer,
+        client_id: &str,
+        keep_alive: u16,
+        timeout: Duration,
+        clean: bool,
+    ) -> Result<Wire, WireError> {
         let connection = target
             .connect()
             .map_err(|e| WireError(format!("connect to {}:{}: {e}", target.host, target.port)))?;
@@ -81,6 +92,7 @@ impl Wire {
         };
         let mut connect = Connect::new(client_id);
         connect.keep_alive = keep_alive;
+        connect.clean_session = clean;
         wire.queue(&Packet::from(connect));
         wire.flush()?;
         match wire.recv(Some(Instant::now() + timeout))? {

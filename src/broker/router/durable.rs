@@ -7,9 +7,9 @@
 //! commit, unless one is already under way (then they wait, and go as soon as it
 //! returns: group commit, one commit in flight and the next one growing).
 //!
-//! Packets that acknowledge a change, and every packet to a persistent session's
-//! client, wait until the commit that holds everything written down before them
-//! returns ([`Durable::wait_for`]); packets behind them on the same connection wait
+//! Packets that acknowledge a change, and the QoS 2 PUBLISH and PUBREL packets to a
+//! persistent session's client, wait until the commit that holds everything written
+//! down before them returns ([`Durable::wait_for`]); packets behind them on the same connection wait
 //! too, so the order on each connection stays as it was made. A failed commit keeps
 //! them waiting: its changes go again with the next commit, a second later.
 
@@ -52,6 +52,10 @@ pub(super) struct Durable {
     /// Set when the storage thread is gone with a batch: that batch never became
     /// durable.
     lost: bool,
+    /// Set when a packet is sent ahead of the changes it acknowledges (the PUBREC
+    /// of a QoS 2 message goes before its copies): the next batch is committed
+    /// even if it turns out empty.
+    forced: bool,
 }
 
 impl Durable {
@@ -67,6 +71,7 @@ impl Durable {
             waiting: HashSet::new(),
             failures: 0,
             lost: false,
+            forced: false,
         }
     }
 
@@ -98,11 +103,17 @@ impl Durable {
         }));
     }
 
+    /// Says that changes are about to be written down which a packet sent now
+    /// acknowledges: that packet waits for the batch that will hold them.
+    pub(super) fn expect_changes(&mut self) {
+        self.forced = true;
+    }
+
     /// The batch a packet sent now must wait for: the one that will hold what is
     /// written down so far, or the one under way; `None` when everything written
     /// down is durable already.
     pub(super) fn wait_for(&self) -> Option<u64> {
-        if !self.pending.is_empty() || !self.touched.is_empty() {
+        if self.forced || !self.pending.is_empty() || !self.touched.is_empty() {
             Some(self.next_batch)
         } else {
             self.committing
@@ -110,8 +121,12 @@ impl Durable {
     }
 
     /// Whether `packet` waits for the store before it leaves: acknowledgements of
-    /// changes, and what a persistent session's client is sent about its QoS 1/2
-    /// messages (so that a crash cannot make it see a message twice).
+    /// changes, and what a persistent session's client is sent about its QoS 2
+    /// messages, so that a crash cannot make it receive one twice (a QoS 2 PUBLISH
+    /// sent before its state is durable could be sent again, as new, after a
+    /// restart; a PUBREL likewise). A QoS 1 copy leaves at once: after a crash it
+    /// may come again, which QoS 1 allows, and not waiting keeps the subscriber's
+    /// window moving.
     pub(super) fn must_wait(packet: &Packet, persistent: bool) -> bool {
         match packet {
             Packet::PubAck(_)
@@ -120,7 +135,7 @@ impl Durable {
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
             | Packet::ConnAck(_) => true,
-            Packet::Publish(publish) => persistent && publish.qos != QoS::AtMostOnce,
+            Packet::Publish(publish) => persistent && publish.qos == QoS::ExactlyOnce,
             Packet::PubRel(_) => persistent,
             _ => false,
         }
@@ -129,13 +144,14 @@ impl Durable {
     /// Sends what is written down, if no commit is under way (and none failed a
     /// moment ago). Returns whether a commit was sent.
     pub(super) fn send_batch(&mut self, now: Instant) -> bool {
-        if self.committing.is_some() || self.pending.is_empty() {
+        if self.committing.is_some() || (self.pending.is_empty() && !self.forced) {
             return false;
         }
         if self.retry_at.is_some_and(|at| at > now) {
             return false;
         }
         self.retry_at = None;
+        self.forced = false;
         let batch = self.next_batch;
         self.next_batch += 1;
         self.committing = Some(batch);
@@ -256,22 +272,22 @@ mod tests {
     }
 
     #[test]
-    fn a_puback_and_the_copies_for_persistent_sessions_wait_for_the_commit() {
+    fn a_pubrec_and_the_qos_2_copies_for_persistent_sessions_wait_for_the_commit() {
         let store = MemoryStorage::new();
         let mut h = Harness::with_store(store.clone());
         let (sub, publisher) = subscriber_and_publisher(&mut h);
 
-        h.publish(&publisher, "t", "m", QoS::AtLeastOnce, false, 1);
+        h.publish(&publisher, "t", "m", QoS::ExactlyOnce, false, 1);
         assert!(
             publisher.received().is_empty(),
-            "no PUBACK before the commit"
+            "no PUBREC before the commit"
         );
         assert!(sub.received().is_empty(), "no copy before the commit");
 
         h.commit();
         assert_eq!(
             publisher.received(),
-            vec![Packet::PubAck(PubAck::new(pid(1)))]
+            vec![Packet::PubRec(PubRec::new(pid(1)))]
         );
         assert_eq!(publishes(&sub.received()).len(), 1);
         let stored = store.contents();
@@ -282,7 +298,21 @@ mod tests {
     }
 
     #[test]
-    fn qos_0_to_a_clean_session_never_waits() {
+    fn a_qos_1_copy_leaves_at_once_and_its_puback_waits() {
+        let mut h = Harness::with_store(MemoryStorage::new());
+        let (sub, publisher) = subscriber_and_publisher(&mut h);
+        h.publish(&publisher, "t", "m", QoS::AtLeastOnce, false, 1);
+        assert_eq!(publishes(&sub.received()).len(), 1);
+        assert!(publisher.received().is_empty());
+        h.commit();
+        assert_eq!(
+            publisher.received(),
+            vec![Packet::PubAck(PubAck::new(pid(1)))]
+        );
+    }
+
+    #[test]
+    fn qos_0_to_a_clean_session_never_waits_and_keeps_its_place_elsewhere() {
         let mut h = Harness::with_store(MemoryStorage::new());
         let (sub, publisher) = subscriber_and_publisher(&mut h);
         let clean = h.connect("clean", true);
@@ -290,8 +320,8 @@ mod tests {
         h.commit();
         clean.received();
 
-        // A QoS 1 message makes a change to wait for, then a QoS 0 one follows.
-        h.publish(&publisher, "t", "one", QoS::AtLeastOnce, false, 1);
+        // A QoS 2 message makes a change to wait for, then a QoS 0 one follows.
+        h.publish(&publisher, "t", "two", QoS::ExactlyOnce, false, 1);
         h.publish(&publisher, "t", "zero", QoS::AtMostOnce, false, 0);
         let got = clean.received();
         assert_eq!(
@@ -301,10 +331,10 @@ mod tests {
         );
         assert!(sub.received().is_empty());
         h.commit();
-        // The persistent subscriber's QoS 0 copy waited behind its QoS 1 one.
+        // The persistent subscriber's QoS 0 copy waited behind its QoS 2 one.
         let got = sub.received();
         let payloads: Vec<_> = publishes(&got).iter().map(|p| p.payload.clone()).collect();
-        assert_eq!(payloads, vec![Bytes::from("one"), Bytes::from("zero")]);
+        assert_eq!(payloads, vec![Bytes::from("two"), Bytes::from("zero")]);
     }
 
     #[test]

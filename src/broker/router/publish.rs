@@ -72,7 +72,11 @@ impl RouterState {
                 // The PUBREC goes before any copy of the message, the publisher's
                 // own included, as mosquitto (which routes only on PUBREL) does: a
                 // client subscribed to its own topic sees PUBREC first. Pacing
-                // holds back the PUBCOMP instead (see `pubrel`).
+                // holds back the PUBCOMP instead (see `pubrel`). With a store it
+                // waits for the commit of the copies routed just below.
+                if let Some(durable) = &mut self.durable {
+                    durable.expect_changes();
+                }
                 self.send(id, Packet::PubRec(PubRec::new(packet_id)));
                 (new, None)
             }
