@@ -93,7 +93,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
     writer.write_all(&bytes).map_err(io)?;
 
-    let mut decoder = Decoder::new().max_packet_size(options.max_packet_size);
+    let mut decoder = Decoder::new().with_max_packet_size(options.max_packet_size);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     let deadline = Instant::now() + options.connect_timeout;
     let connack = loop {
