@@ -8,8 +8,8 @@ use wren::client::{Client, ClientOptions, QoS};
 fn options(broker: &wren::Broker, client_id: &str) -> ClientOptions {
     let addr = broker.local_addr();
     ClientOptions::new(addr.ip().to_string(), addr.port())
-        .client_id(client_id)
-        .operation_timeout(TIMEOUT)
+        .with_client_id(client_id)
+        .with_operation_timeout(TIMEOUT)
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn the_wren_client_publishes_and_receives_at_every_qos() {
 #[test]
 fn a_persistent_wren_client_gets_what_was_queued_while_it_was_away() {
     let broker = start_broker();
-    let durable = options(&broker, "durable").clean_session(false);
+    let durable = options(&broker, "durable").with_clean_session(false);
     let client = Client::connect(durable.clone()).unwrap();
     let subscription = client.subscribe("queue", QoS::AtLeastOnce).unwrap();
     client.disconnect().unwrap();

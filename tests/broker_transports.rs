@@ -68,9 +68,9 @@ impl Listeners {
     fn client(&self, scheme: &str, id: &str) -> Client {
         let options = ClientOptions::from_url(&self.url(scheme))
             .expect("a valid URL")
-            .client_id(id)
-            .operation_timeout(TIMEOUT)
-            .tls(ClientTls {
+            .with_client_id(id)
+            .with_operation_timeout(TIMEOUT)
+            .with_tls(ClientTls {
                 ca_data: Some(self.certificates.ca_pem.clone()),
                 ..ClientTls::default()
             });

@@ -17,8 +17,8 @@ use wren::client::{
 fn options(broker: &Mosquitto) -> ClientOptions {
     ClientOptions::from_url(&broker.url())
         .unwrap()
-        .operation_timeout(PATIENCE)
-        .connect_timeout(PATIENCE)
+        .with_operation_timeout(PATIENCE)
+        .with_connect_timeout(PATIENCE)
 }
 
 #[test]
@@ -32,8 +32,8 @@ fn mqtt_3_1_clients_talk_to_each_other() {
     let broker = Mosquitto::start();
     let client = Client::connect(
         options(&broker)
-            .protocol(ProtocolVersion::V3_1)
-            .client_id("old-timer"),
+            .with_protocol(ProtocolVersion::V3_1)
+            .with_client_id("old-timer"),
     )
     .unwrap();
     let subscription = client.subscribe("v31", QoS::AtLeastOnce).unwrap();
@@ -170,7 +170,7 @@ fn publish_nowait_keeps_many_in_flight_within_the_window() {
 #[test]
 fn a_slow_reader_loses_no_qos_1_message() {
     let broker = Mosquitto::start();
-    let client = Client::connect(options(&broker).message_capacity(4)).unwrap();
+    let client = Client::connect(options(&broker).with_message_capacity(4)).unwrap();
     let subscription = client.subscribe("slow", QoS::AtLeastOnce).unwrap();
     let publisher = Client::connect(options(&broker)).unwrap();
     for n in 0..300u32 {
@@ -264,8 +264,8 @@ fn publish_default_uses_the_topic_settings() {
     let broker = Mosquitto::start();
     let client = Client::connect(
         options(&broker)
-            .default_qos(QoS::AtLeastOnce)
-            .topic_defaults("defaults/retained", QoS::ExactlyOnce, true),
+            .with_default_qos(QoS::AtLeastOnce)
+            .with_topic_defaults("defaults/retained", QoS::ExactlyOnce, true),
     )
     .unwrap();
     client.publish_default("defaults/retained", "kept").unwrap();
@@ -322,7 +322,7 @@ fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
     let watcher = Client::connect(options(&broker)).unwrap();
     let wills = watcher.subscribe("dropped/#", QoS::AtLeastOnce).unwrap();
 
-    let dropped = Client::connect(options(&broker).will(LastWill::new(
+    let dropped = Client::connect(options(&broker).with_will(LastWill::new(
         "dropped/politely",
         "gone",
         QoS::AtLeastOnce,
@@ -339,8 +339,8 @@ fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
     let _cut = Client::connect(
         ClientOptions::from_url(&relay.url())
             .unwrap()
-            .reconnect(Reconnect::disabled())
-            .will(LastWill::new(
+            .with_reconnect(Reconnect::disabled())
+            .with_will(LastWill::new(
                 "dropped/cut",
                 "lost",
                 QoS::AtLeastOnce,

@@ -17,9 +17,9 @@ use wren::client::{Client, ClientOptions, Error, QoS, Reconnect, Wait};
 fn options(url: &str) -> ClientOptions {
     ClientOptions::from_url(url)
         .unwrap()
-        .operation_timeout(PATIENCE)
-        .connect_timeout(PATIENCE)
-        .reconnect(Reconnect {
+        .with_operation_timeout(PATIENCE)
+        .with_connect_timeout(PATIENCE)
+        .with_reconnect(Reconnect {
             max_interval: Duration::from_millis(500),
             ..Reconnect::default()
         })
@@ -63,8 +63,8 @@ fn a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
         .unwrap();
     let publisher = Client::connect(
         options(&relay.url())
-            .client_id("cut-publisher")
-            .clean_session(false),
+            .with_client_id("cut-publisher")
+            .with_clean_session(false),
     )
     .unwrap();
 
@@ -121,8 +121,8 @@ fn a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
     let relay = Relay::to(broker.address());
     let subscriber = Client::connect(
         options(&relay.url())
-            .client_id("exactly-once")
-            .clean_session(false),
+            .with_client_id("exactly-once")
+            .with_clean_session(false),
     )
     .unwrap();
     let subscription = subscriber.subscribe("once", QoS::ExactlyOnce).unwrap();
@@ -188,8 +188,8 @@ fn an_idle_client_keeps_its_connection_with_pings() {
     // of 1.5 keep-alives, so a slow machine does not fail the test.
     let client = Client::connect(
         options(&relay.url())
-            .keep_alive(Duration::from_secs(2))
-            .ping_delay(Duration::from_secs(1)),
+            .with_keep_alive(Duration::from_secs(2))
+            .with_ping_delay(Duration::from_secs(1)),
     )
     .unwrap();
     let subscription = client.subscribe("idle", QoS::AtMostOnce).unwrap();
@@ -209,8 +209,8 @@ fn a_silent_connection_is_detected_by_keep_alive_and_replaced() {
     let relay = Relay::to(broker.address());
     let client = Client::connect(
         options(&relay.url())
-            .keep_alive(Duration::from_secs(1))
-            .pingresp_timeout(Duration::from_millis(500)),
+            .with_keep_alive(Duration::from_secs(1))
+            .with_pingresp_timeout(Duration::from_millis(500)),
     )
     .unwrap();
     let subscription = client.subscribe("alive", QoS::AtLeastOnce).unwrap();
@@ -234,7 +234,7 @@ fn a_qos_0_publish_while_reconnecting_fails_fast_and_qos_1_waits() {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
     // Reconnect attempts far apart, so that the gap is long enough to observe.
-    let client = Client::connect(options(&relay.url()).reconnect(Reconnect {
+    let client = Client::connect(options(&relay.url()).with_reconnect(Reconnect {
         max_interval: Duration::from_secs(2),
         ..Reconnect::default()
     }))
@@ -256,7 +256,7 @@ fn a_qos_0_publish_while_reconnecting_fails_fast_and_qos_1_waits() {
 fn giving_up_after_the_retries_fails_every_call_with_the_reason() {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
-    let client = Client::connect(options(&relay.url()).reconnect(Reconnect {
+    let client = Client::connect(options(&relay.url()).with_reconnect(Reconnect {
         enabled: true,
         max_interval: Duration::from_millis(100),
         retries: Some(2),
@@ -277,8 +277,8 @@ fn a_client_that_only_receives_still_pings_in_time() {
     let relay = Relay::to(broker.address());
     let subscriber = Client::connect(
         options(&relay.url())
-            .keep_alive(Duration::from_secs(2))
-            .ping_delay(Duration::from_secs(1)),
+            .with_keep_alive(Duration::from_secs(2))
+            .with_ping_delay(Duration::from_secs(1)),
     )
     .unwrap();
     let subscription = subscriber.subscribe("flood", QoS::AtMostOnce).unwrap();

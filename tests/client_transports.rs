@@ -26,7 +26,7 @@ fn tls_broker(extra: &str) -> (Mosquitto, String) {
 
 /// Subscribes and publishes one message of each QoS over `options`.
 fn round_trip(options: ClientOptions) {
-    let client = Client::connect(options.operation_timeout(PATIENCE)).unwrap();
+    let client = Client::connect(options.with_operation_timeout(PATIENCE)).unwrap();
     let subscription = client.subscribe("over/#", QoS::ExactlyOnce).unwrap();
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         client
@@ -50,8 +50,8 @@ fn mqtt_over_tls() {
     let (broker, ca) = tls_broker("");
     let url = format!("mqtts://localhost:{}", broker.port());
     let options = ClientOptions::from_url(&url).unwrap();
-    assert_eq!(options.get_kind(), Kind::Tls);
-    round_trip(options.tls(trusting(ca)));
+    assert_eq!(options.transport(), Kind::Tls);
+    round_trip(options.with_tls(trusting(ca)));
 }
 
 #[test]
@@ -80,6 +80,6 @@ fn mqtt_over_secure_websocket() {
     round_trip(
         ClientOptions::from_url(&url)
             .unwrap()
-            .tls(trusting(certificates.ca)),
+            .with_tls(trusting(certificates.ca)),
     );
 }

@@ -65,8 +65,9 @@ fn a_bad_password_is_refused_and_the_right_one_accepted() {
     let broker = WrenBroker::with_password("frank", "secret");
     let url = |credentials: &str| format!("mqtt://{credentials}127.0.0.1:{}", broker.port());
     for credentials in ["frank:wrong@", "nobody:secret@", ""] {
-        let error = Client::connect(options(&url(credentials)).reconnect(Reconnect::disabled()))
-            .unwrap_err();
+        let error =
+            Client::connect(options(&url(credentials)).with_reconnect(Reconnect::disabled()))
+                .unwrap_err();
         assert!(
             matches!(
                 error,
@@ -112,7 +113,11 @@ fn retained_messages_and_sessions_survive_a_restart() {
     publisher
         .publish("kept/state", "on", QoS::AtLeastOnce, true)
         .unwrap();
-    let persistent = || options(&url).client_id("durable").clean_session(false);
+    let persistent = || {
+        options(&url)
+            .with_client_id("durable")
+            .with_clean_session(false)
+    };
     let reader = Client::connect(persistent()).unwrap();
     let subscription = reader.subscribe("kept/#", QoS::AtLeastOnce).unwrap();
     assert!(subscription.recv_timeout(PATIENCE).unwrap().retain());
@@ -124,7 +129,7 @@ fn retained_messages_and_sessions_survive_a_restart() {
 
     broker.restart();
 
-    let reader = Client::connect(persistent().reconnect(Reconnect::disabled())).unwrap();
+    let reader = Client::connect(persistent().with_reconnect(Reconnect::disabled())).unwrap();
     let everything = reader.messages();
     let queued = everything.recv_timeout(PATIENCE).unwrap();
     assert_eq!(

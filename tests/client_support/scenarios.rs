@@ -14,9 +14,9 @@ use super::{wait_until, Relay, PATIENCE};
 pub fn options(url: &str) -> ClientOptions {
     ClientOptions::from_url(url)
         .unwrap()
-        .operation_timeout(PATIENCE)
-        .connect_timeout(PATIENCE)
-        .reconnect(Reconnect {
+        .with_operation_timeout(PATIENCE)
+        .with_connect_timeout(PATIENCE)
+        .with_reconnect(Reconnect {
             max_interval: Duration::from_millis(500),
             ..Reconnect::default()
         })
@@ -110,7 +110,7 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let watcher = Client::connect(options(url)).unwrap();
     let wills = watcher.subscribe("wills/#", QoS::AtLeastOnce).unwrap();
 
-    let polite = Client::connect(options(url).will(LastWill::new(
+    let polite = Client::connect(options(url).with_will(LastWill::new(
         "wills/polite",
         "gone",
         QoS::AtLeastOnce,
@@ -122,8 +122,8 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let relay = Relay::to(address);
     let cut_off = Client::connect(
         options(&relay.url())
-            .reconnect(Reconnect::disabled())
-            .will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
+            .with_reconnect(Reconnect::disabled())
+            .with_will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
     )
     .unwrap();
     relay.cut();
@@ -148,8 +148,8 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
 pub fn a_persistent_session_queues_while_away(url: &str) {
     let persistent = || {
         options(url)
-            .client_id("persistent-reader")
-            .clean_session(false)
+            .with_client_id("persistent-reader")
+            .with_clean_session(false)
     };
     let reader = Client::connect(persistent()).unwrap();
     let subscription = reader.subscribe("queue/#", QoS::ExactlyOnce).unwrap();
@@ -284,7 +284,7 @@ pub fn one_client_shared_by_8_threads(url: &str) {
 }
 
 pub fn publish_nowait_many_in_flight(url: &str) {
-    let client = Client::connect(options(url).max_inflight(20)).unwrap();
+    let client = Client::connect(options(url).with_max_inflight(20)).unwrap();
     let subscription = client.subscribe("bulk", QoS::ExactlyOnce).unwrap();
     const COUNT: u32 = 2000;
     let pending: Vec<_> = (0..COUNT)
@@ -331,15 +331,15 @@ pub fn a_qos_1_stream_survives(
 ) -> Client {
     let subscriber = Client::connect(
         options(subscriber_url)
-            .client_id("stream-subscriber")
-            .clean_session(false),
+            .with_client_id("stream-subscriber")
+            .with_clean_session(false),
     )
     .unwrap();
     let subscription = subscriber.subscribe("stream", QoS::AtLeastOnce).unwrap();
     let publisher = Client::connect(
         options(publisher_url)
-            .client_id("stream-publisher")
-            .clean_session(false),
+            .with_client_id("stream-publisher")
+            .with_clean_session(false),
     )
     .unwrap();
 
