@@ -65,11 +65,17 @@ fn packets_are_logged_in_mosquittos_words() {
     client
         .publish("log/a", "hello", QoS::AtLeastOnce, false)
         .unwrap();
-    subscription.recv_timeout(PATIENCE).unwrap();
+    subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     client
         .publish("other", "x", QoS::ExactlyOnce, true)
         .unwrap();
-    subscription.recv_timeout(PATIENCE).unwrap();
+    subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     wait_until("a keep-alive ping and its answer", || {
         logged("logged")
             .iter()

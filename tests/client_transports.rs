@@ -32,7 +32,10 @@ fn round_trip(options: ClientOptions) {
         client
             .publish("over/there", format!("{qos}"), qos, false)
             .unwrap();
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        let message = subscription
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message");
         assert_eq!(message.payload_str().unwrap(), format!("{qos}"));
     }
     client.disconnect().unwrap();

@@ -120,7 +120,11 @@ fn retained_messages_and_sessions_survive_a_restart() {
     };
     let reader = Client::connect(persistent()).unwrap();
     let subscription = reader.subscribe("kept/#", QoS::AtLeastOnce).unwrap();
-    assert!(subscription.recv_timeout(PATIENCE).unwrap().retain());
+    assert!(subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message")
+        .retain());
     reader.disconnect().unwrap();
     drop(subscription);
     publisher
@@ -131,14 +135,17 @@ fn retained_messages_and_sessions_survive_a_restart() {
 
     let reader = Client::connect(persistent().with_reconnect(Reconnect::disabled())).unwrap();
     let everything = reader.messages();
-    let queued = everything.recv_timeout(PATIENCE).unwrap();
+    let queued = everything
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     assert_eq!(
         (queued.topic(), queued.payload_str().unwrap()),
         ("kept/event", "while away")
     );
     let late = Client::connect(options(&url)).unwrap();
     let fresh = late.subscribe("kept/+", QoS::AtLeastOnce).unwrap();
-    let retained = fresh.recv_timeout(PATIENCE).unwrap();
+    let retained = fresh.recv_timeout(PATIENCE).unwrap().expect("a message");
     assert_eq!(
         (
             retained.topic(),
