@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use wren::client::{Client, ClientOptions, LastWill, QoS, Reconnect};
+use wren::client::{Client, ClientOptions, QoS, Reconnect, Will};
 
 #[derive(Serialize)]
 struct Reading {
@@ -39,7 +39,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let options = ClientOptions::from_url(&url)?
         .with_client_id(format!("sensor-{name}"))
         .with_keep_alive(Duration::from_secs(15))
-        .with_will(LastWill::new(
+        .with_will(Will::new(
             status.as_str(),
             "offline",
             QoS::AtLeastOnce,

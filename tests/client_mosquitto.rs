@@ -10,7 +10,7 @@ use std::time::Duration;
 use client_support::scenarios::*;
 use client_support::{Mosquitto, Relay, FRANK_SECRET, PATIENCE};
 use wren::client::{
-    Client, ClientOptions, ConnectReturnCode, Error, LastWill, ProtocolVersion, QoS, Reconnect,
+    Client, ClientOptions, ConnectReturnCode, Error, ProtocolVersion, QoS, Reconnect, Will,
 };
 
 fn options(broker: &Mosquitto) -> ClientOptions {
@@ -342,7 +342,7 @@ fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
     let watcher = Client::connect(options(&broker)).unwrap();
     let wills = watcher.subscribe("dropped/#", QoS::AtLeastOnce).unwrap();
 
-    let dropped = Client::connect(options(&broker).with_will(LastWill::new(
+    let dropped = Client::connect(options(&broker).with_will(Will::new(
         "dropped/politely",
         "gone",
         QoS::AtLeastOnce,
@@ -360,12 +360,7 @@ fn dropping_the_last_handle_says_disconnect_so_no_will_is_published() {
         ClientOptions::from_url(&relay.url())
             .unwrap()
             .with_reconnect(Reconnect::disabled())
-            .with_will(LastWill::new(
-                "dropped/cut",
-                "lost",
-                QoS::AtLeastOnce,
-                false,
-            )),
+            .with_will(Will::new("dropped/cut", "lost", QoS::AtLeastOnce, false)),
     )
     .unwrap();
     relay.cut();

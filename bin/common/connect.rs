@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use wren::client::{Client, ClientOptions, Error, LastWill, Reconnect};
+use wren::client::{Client, ClientOptions, Error, Reconnect, Will};
 use wren::transport::ClientTls;
 
 use super::cli::ConnectArgs;
@@ -53,7 +53,7 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
         (None, _) => {}
     }
     if let Some(topic) = &args.will.topic {
-        options = options.with_will(LastWill::new(
+        options = options.with_will(Will::new(
             topic.as_str(),
             args.will.payload.clone().unwrap_or_default(),
             args.will.qos,

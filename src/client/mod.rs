@@ -33,7 +33,7 @@
 //!   QoS 1/2 messages.
 //!
 //! Every call that waits for the broker has a timeout
-//! ([`ClientOptions::operation_timeout`]), and the error says which wait ran out
+//! ([`ClientOptions::with_operation_timeout`]), and the error says which wait ran out
 //! ([`Wait`]). Dropping the last `Client` handle sends DISCONNECT and joins the
 //! threads.
 //!
@@ -62,7 +62,7 @@ pub use self::connection::PACKET_LOG_TARGET;
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
 pub use self::options::{
-    ClientOptions, IntoClientOptions, LastWill, Reconnect, TlsVersion, TopicDefaults,
+    ClientOptions, IntoClientOptions, Reconnect, TlsVersion, TopicDefaults, Will,
 };
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
@@ -258,7 +258,7 @@ impl Client {
 
     /// Publishes without waiting for the acknowledgement; wait on the returned
     /// [`Pending`] later. Waits only when the inflight window
-    /// ([`ClientOptions::max_inflight`]) and the request queue are full, at most the
+    /// ([`ClientOptions::with_max_inflight`]) and the request queue are full, at most the
     /// operation timeout.
     ///
     /// ```no_run
@@ -324,8 +324,8 @@ impl Client {
     }
 
     /// Publishes with the QoS and retain flag configured for `topic`
-    /// ([`ClientOptions::topic_defaults`]), or the client's defaults
-    /// ([`ClientOptions::default_qos`], [`ClientOptions::default_retain`]).
+    /// ([`ClientOptions::with_topic_defaults`]), or the client's defaults
+    /// ([`ClientOptions::with_default_qos`], [`ClientOptions::with_default_retain`]).
     pub fn publish_default(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
         let defaults = self.inner.options.defaults_for(topic);
         self.publish(topic, payload, defaults.qos, defaults.retain)

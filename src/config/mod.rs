@@ -36,6 +36,6 @@ pub use broker::{
     AuthConfig, BrokerConfig, Limits, ListenerConfig, ListenerKind, PersistenceConfig, SysConfig,
     TlsConfig, TopicCheckConfig,
 };
-pub use client::{BrokerConnection, ClientConfig, TopicDefaults, WillConfig};
+pub use client::{BrokerConnection, ClientConfig};
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 pub use load::Loaded;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wren::client::{Client, ClientOptions, Error, LastWill, QoS, Reconnect};
+use wren::client::{Client, ClientOptions, Error, QoS, Reconnect, Will};
 
 use super::{wait_until, Relay, PATIENCE};
 
@@ -125,7 +125,7 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let watcher = Client::connect(options(url)).unwrap();
     let wills = watcher.subscribe("wills/#", QoS::AtLeastOnce).unwrap();
 
-    let polite = Client::connect(options(url).with_will(LastWill::new(
+    let polite = Client::connect(options(url).with_will(Will::new(
         "wills/polite",
         "gone",
         QoS::AtLeastOnce,
@@ -138,7 +138,7 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let cut_off = Client::connect(
         options(&relay.url())
             .with_reconnect(Reconnect::disabled())
-            .with_will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
+            .with_will(Will::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
     )
     .unwrap();
     relay.cut();

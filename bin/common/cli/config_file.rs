@@ -82,7 +82,7 @@ impl<T: ToolOptions> Parser<T> {
                         will.topic
                     ))
                 })?),
-                payload: Some(will.message.clone().into_bytes()),
+                payload: Some(will.payload.to_vec()),
                 qos: will.qos,
                 retain: will.retain,
             };

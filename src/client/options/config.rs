@@ -1,7 +1,7 @@
 //! Options from hbmqtt-style client settings: [`ClientOptions::from_config`] and
 //! [`ClientOptions::apply_config`].
 
-use super::{ClientOptions, LastWill, Reconnect};
+use super::{ClientOptions, Reconnect};
 use crate::client::Error;
 use crate::config::ClientConfig;
 use crate::transport::ClientTls;
@@ -85,11 +85,7 @@ impl ClientOptions {
                 retries: config.reconnect_retries,
             });
         for (topic, defaults) in &config.topics {
-            options = options.with_topic_defaults(
-                topic.clone(),
-                defaults.qos.unwrap_or(config.default_qos),
-                defaults.retain.unwrap_or(config.default_retain),
-            );
+            options = options.with_topic_defaults(topic.clone(), defaults.qos, defaults.retain);
         }
         options.tls = ClientTls {
             ca_file: config.broker.cafile.clone(),
@@ -101,12 +97,7 @@ impl ClientOptions {
             ..ClientTls::default()
         };
         if let Some(will) = &config.will {
-            options = options.with_will(LastWill::new(
-                will.topic.clone(),
-                will.message.clone(),
-                will.qos,
-                will.retain,
-            ));
+            options = options.with_will(will.clone());
         }
         Ok(options)
     }

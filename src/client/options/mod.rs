@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::url::IntoClientOptions;
-pub use self::values::{LastWill, Reconnect, TlsVersion, TopicDefaults};
+pub use self::values::{Reconnect, TlsVersion, TopicDefaults, Will};
 use super::Error;
 use crate::protocol::{ProtocolVersion, QoS};
 use crate::transport::{ClientTls, Kind};
@@ -24,13 +24,13 @@ use crate::transport::{ClientTls, Kind};
 ///
 /// ```
 /// use std::time::Duration;
-/// use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
+/// use wren::client::{ClientOptions, Will, QoS, Reconnect};
 ///
 /// let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
 ///     .with_client_id("sensor-1")
 ///     .with_clean_session(false)
 ///     .with_keep_alive(Duration::from_secs(30))
-///     .with_will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
+///     .with_will(Will::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
 ///     .with_reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
 /// assert_eq!(options.port(), 1883);
 /// # Ok::<(), wren::client::Error>(())
@@ -49,7 +49,7 @@ pub struct ClientOptions {
     pub(crate) pingresp_timeout: Option<Duration>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Bytes>,
-    pub(crate) will: Option<LastWill>,
+    pub(crate) will: Option<Will>,
     pub(crate) connect_timeout: Duration,
     pub(crate) operation_timeout: Duration,
     pub(crate) reconnect: Reconnect,
@@ -112,7 +112,7 @@ impl ClientOptions {
     }
 
     /// The oldest TLS version to accept from the broker: TLS 1.2 by default. Set
-    /// it after [`tls`](Self::with_tls), which replaces every TLS setting.
+    /// it after [`with_tls`](Self::with_tls), which replaces every TLS setting.
     ///
     /// ```
     /// use wren::client::{ClientOptions, TlsVersion};
@@ -165,7 +165,7 @@ impl ClientOptions {
 
     /// `true` (the default): start a new session and drop it on disconnect.
     /// `false`: keep subscriptions and undelivered QoS 1/2 messages on the broker
-    /// while away; needs a [`client_id`](Self::with_client_id) ([MQTT-3.1.3-7]).
+    /// while away; needs a [`with_client_id`](Self::with_client_id) ([MQTT-3.1.3-7]).
     pub fn with_clean_session(mut self, clean: bool) -> ClientOptions {
         self.clean_session = clean;
         self
@@ -212,7 +212,7 @@ impl ClientOptions {
     }
 
     /// Sets the will.
-    pub fn with_will(mut self, will: LastWill) -> ClientOptions {
+    pub fn with_will(mut self, will: Will) -> ClientOptions {
         self.will = Some(will);
         self
     }
@@ -366,7 +366,7 @@ impl ClientOptions {
     }
 
     /// The will set, if any.
-    pub fn will(&self) -> Option<&LastWill> {
+    pub fn will(&self) -> Option<&Will> {
         self.will.as_ref()
     }
 
@@ -585,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             options.will,
-            Some(LastWill::new("bye", "gone", QoS::ExactlyOnce, true))
+            Some(Will::new("bye", "gone", QoS::ExactlyOnce, true))
         );
     }
 

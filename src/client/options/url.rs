@@ -19,7 +19,7 @@ impl ClientOptions {
     /// | `wss` | WebSocket over TLS | 443 |
     ///
     /// User name and password may be percent-encoded. TLS trusts the system's
-    /// certificate authorities; see [`tls`](Self::tls) for more.
+    /// certificate authorities; see [`with_tls`](Self::with_tls) for more.
     ///
     /// ```
     /// use wren::client::ClientOptions;
