@@ -196,7 +196,7 @@ impl Client {
         let worker = Worker::new(
             options.clone(),
             client_id.clone(),
-            opened.connection,
+            opened.link,
             command_queue,
             control_queue,
             status.clone(),
