@@ -39,6 +39,31 @@
 //!
 //! Every packet is logged at `debug` level with the target
 //! `wren::client::packets`, in mosquitto's words.
+//!
+//! # API conventions
+//!
+//! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
+//!   ([`with_client_id`](ClientOptions::with_client_id),
+//!   [`with_keep_alive`](ClientOptions::with_keep_alive),
+//!   [`with_will`](ClientOptions::with_will), ...) and its getters take the plain
+//!   names ([`client_id`](ClientOptions::client_id),
+//!   [`keep_alive`](ClientOptions::keep_alive), [`will`](ClientOptions::will), ...).
+//!   No getter starts with `get_`.
+//! - Whatever hands out messages follows one contract: a [`Subscription`],
+//!   [`Messages`] and the broker's inline
+//!   [`wren::broker::Subscription`](crate::broker::Subscription) all have
+//!   `recv()` (waits), `recv_timeout(timeout)` (`Ok(None)` when nothing came in
+//!   time), `try_recv()` (never waits, `Ok(None)` when nothing is there yet),
+//!   `iter()` and `IntoIterator` (blocking, ending when the subscription is
+//!   closed). They fail only once the subscription is closed: here
+//!   [`Error::Closed`], when the client is gone for good.
+//! - One name per concept. A will is [`Will`] here, what a program asks for (and
+//!   what the `will:` of a client settings file,
+//!   [`ClientConfig::will`](crate::config::ClientConfig::will), reads into); the
+//!   client sends it in CONNECT as [`wren::protocol::Will`](crate::protocol::Will),
+//!   the wire form. Per-topic publishing defaults are [`TopicDefaults`], in
+//!   options and settings files alike. A [`transport::Connection`](crate::transport::Connection)
+//!   is a byte stream; [`Client`] is the MQTT connection built on it.
 
 mod connection;
 mod delivery;
