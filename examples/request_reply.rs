@@ -64,7 +64,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             number,
         };
         requester.publish_json("services/square", &request, QoS::AtLeastOnce, false)?;
-        let reply: Reply = replies.recv_timeout(Duration::from_secs(5))?.json()?;
+        let reply: Reply = replies
+            .recv_timeout(Duration::from_secs(5))?
+            .ok_or("no reply within 5 s")?
+            .json()?;
         println!("{number}² = {}", reply.square);
     }
 

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use wren::client::{Client, ClientOptions, LastWill, QoS, Reconnect};
+use wren::client::{Client, ClientOptions, QoS, Reconnect, Will};
 
 #[derive(Serialize)]
 struct Reading {
@@ -37,15 +37,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let status = format!("sensors/{name}/status");
 
     let options = ClientOptions::from_url(&url)?
-        .client_id(format!("sensor-{name}"))
-        .keep_alive(Duration::from_secs(15))
-        .will(LastWill::new(
+        .with_client_id(format!("sensor-{name}"))
+        .with_keep_alive(Duration::from_secs(15))
+        .with_will(Will::new(
             status.as_str(),
             "offline",
             QoS::AtLeastOnce,
             true,
         ))
-        .reconnect(Reconnect {
+        .with_reconnect(Reconnect {
             max_interval: Duration::from_secs(5),
             ..Reconnect::default()
         });

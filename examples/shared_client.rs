@@ -48,7 +48,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut received = 0;
     while received < THREADS * PER_THREAD {
-        subscription.recv_timeout(Duration::from_secs(10))?;
+        subscription
+            .recv_timeout(Duration::from_secs(10))?
+            .ok_or("a message did not come within 10 s")?;
         received += 1;
     }
     println!("{THREADS} threads published {received} messages over one connection");

@@ -199,8 +199,12 @@ fn a_wide_subscription_is_allowed_and_denied_topics_are_not_delivered() {
     let everything = reader
         .subscribe("#", QoS::AtLeastOnce)
         .expect("# is allowed");
-    let writer =
-        Client::connect(ClientOptions::from_url(&url).unwrap().username("writer")).unwrap();
+    let writer = Client::connect(
+        ClientOptions::from_url(&url)
+            .unwrap()
+            .with_username("writer"),
+    )
+    .unwrap();
     writer
         .publish("secret/plans", "hidden", QoS::AtLeastOnce, false)
         .unwrap();
@@ -209,7 +213,8 @@ fn a_wide_subscription_is_allowed_and_denied_topics_are_not_delivered() {
         .unwrap();
     let first = everything
         .recv_timeout(process::PROCESS_TIMEOUT)
+        .unwrap()
         .expect("a delivery");
     assert_eq!(first.topic(), "open/news");
-    assert!(everything.try_recv().is_err());
+    assert!(matches!(everything.try_recv(), Ok(None)));
 }

@@ -8,8 +8,8 @@ use wren::client::{Client, ClientOptions, QoS};
 fn options(broker: &wren::Broker, client_id: &str) -> ClientOptions {
     let addr = broker.local_addr();
     ClientOptions::new(addr.ip().to_string(), addr.port())
-        .client_id(client_id)
-        .operation_timeout(TIMEOUT)
+        .with_client_id(client_id)
+        .with_operation_timeout(TIMEOUT)
 }
 
 #[test]
@@ -23,7 +23,10 @@ fn the_wren_client_publishes_and_receives_at_every_qos() {
         (QoS::ExactlyOnce, "two"),
     ] {
         client.publish("wren/qos", payload, qos, false).unwrap();
-        let message = subscription.recv_timeout(TIMEOUT).unwrap();
+        let message = subscription
+            .recv_timeout(TIMEOUT)
+            .unwrap()
+            .expect("a message");
         assert_eq!(message.payload_str().unwrap(), payload);
     }
     client.disconnect().unwrap();
@@ -32,7 +35,7 @@ fn the_wren_client_publishes_and_receives_at_every_qos() {
 #[test]
 fn a_persistent_wren_client_gets_what_was_queued_while_it_was_away() {
     let broker = start_broker();
-    let durable = options(&broker, "durable").clean_session(false);
+    let durable = options(&broker, "durable").with_clean_session(false);
     let client = Client::connect(durable.clone()).unwrap();
     let subscription = client.subscribe("queue", QoS::AtLeastOnce).unwrap();
     client.disconnect().unwrap();
@@ -56,7 +59,7 @@ fn a_persistent_wren_client_gets_what_was_queued_while_it_was_away() {
     let back = Client::connect(durable).unwrap();
     let messages = back.messages();
     for n in 0..5 {
-        let message = messages.recv_timeout(TIMEOUT).unwrap();
+        let message = messages.recv_timeout(TIMEOUT).unwrap().expect("a message");
         assert_eq!(message.payload_str().unwrap(), format!("m{n}"));
     }
 }

@@ -68,9 +68,9 @@ impl Listeners {
     fn client(&self, scheme: &str, id: &str) -> Client {
         let options = ClientOptions::from_url(&self.url(scheme))
             .expect("a valid URL")
-            .client_id(id)
-            .operation_timeout(TIMEOUT)
-            .tls(ClientTls {
+            .with_client_id(id)
+            .with_operation_timeout(TIMEOUT)
+            .with_tls(ClientTls {
                 ca_data: Some(self.certificates.ca_pem.clone()),
                 ..ClientTls::default()
             });
@@ -98,7 +98,10 @@ fn wren_clients_on_all_four_transports_reach_each_other() {
                 .publish(&format!("mixed/{scheme}"), payload.clone(), qos, false)
                 .unwrap();
             for (_, subscription) in &subscribers {
-                let message = subscription.recv_timeout(TIMEOUT).expect("a delivery");
+                let message = subscription
+                    .recv_timeout(TIMEOUT)
+                    .unwrap()
+                    .expect("a delivery");
                 assert_eq!(message.payload_str().unwrap(), payload);
                 assert_eq!(message.qos(), qos);
             }
@@ -116,7 +119,10 @@ fn large_messages_cross_tls_and_websocket_intact() {
         client
             .publish("big", payload.clone(), QoS::AtLeastOnce, false)
             .unwrap();
-        let message = subscription.recv_timeout(TIMEOUT).expect("the big message");
+        let message = subscription
+            .recv_timeout(TIMEOUT)
+            .unwrap()
+            .expect("the big message");
         assert!(message.payload()[..] == payload[..], "{scheme}");
     }
 }
@@ -215,7 +221,10 @@ publish.single("browser/up", "from paho", qos=1, hostname="127.0.0.1", port={por
 "#
     ));
     assert_eq!(received.trim(), "from wren");
-    let message = subscription.recv_timeout(TIMEOUT).expect("paho's message");
+    let message = subscription
+        .recv_timeout(TIMEOUT)
+        .unwrap()
+        .expect("paho's message");
     assert_eq!(message.payload_str().unwrap(), "from paho");
 }
 

@@ -55,9 +55,9 @@ fn packets_are_logged_in_mosquittos_words() {
     let broker = Mosquitto::start();
     let options = ClientOptions::from_url(&broker.url())
         .unwrap()
-        .client_id("logged")
-        .keep_alive(Duration::from_secs(1))
-        .operation_timeout(PATIENCE);
+        .with_client_id("logged")
+        .with_keep_alive(Duration::from_secs(1))
+        .with_operation_timeout(PATIENCE);
     let client = Client::connect(options).unwrap();
     let subscription = client
         .subscribe_many(&[("log/#", QoS::AtLeastOnce), ("other", QoS::ExactlyOnce)])
@@ -65,11 +65,17 @@ fn packets_are_logged_in_mosquittos_words() {
     client
         .publish("log/a", "hello", QoS::AtLeastOnce, false)
         .unwrap();
-    subscription.recv_timeout(PATIENCE).unwrap();
+    subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     client
         .publish("other", "x", QoS::ExactlyOnce, true)
         .unwrap();
-    subscription.recv_timeout(PATIENCE).unwrap();
+    subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     wait_until("a keep-alive ping and its answer", || {
         logged("logged")
             .iter()
@@ -122,9 +128,9 @@ fn a_message_without_any_receiver_is_still_acknowledged_mqtt_4_5_0_2() {
     let options = || {
         ClientOptions::from_url(&broker.url())
             .unwrap()
-            .client_id("unread")
-            .clean_session(false)
-            .operation_timeout(PATIENCE)
+            .with_client_id("unread")
+            .with_clean_session(false)
+            .with_operation_timeout(PATIENCE)
     };
     // The subscription lives in the broker's session, not in this process.
     let client = Client::connect(options()).unwrap();

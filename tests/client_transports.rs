@@ -26,13 +26,16 @@ fn tls_broker(extra: &str) -> (Mosquitto, String) {
 
 /// Subscribes and publishes one message of each QoS over `options`.
 fn round_trip(options: ClientOptions) {
-    let client = Client::connect(options.operation_timeout(PATIENCE)).unwrap();
+    let client = Client::connect(options.with_operation_timeout(PATIENCE)).unwrap();
     let subscription = client.subscribe("over/#", QoS::ExactlyOnce).unwrap();
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         client
             .publish("over/there", format!("{qos}"), qos, false)
             .unwrap();
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        let message = subscription
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message");
         assert_eq!(message.payload_str().unwrap(), format!("{qos}"));
     }
     client.disconnect().unwrap();
@@ -50,8 +53,8 @@ fn mqtt_over_tls() {
     let (broker, ca) = tls_broker("");
     let url = format!("mqtts://localhost:{}", broker.port());
     let options = ClientOptions::from_url(&url).unwrap();
-    assert_eq!(options.get_kind(), Kind::Tls);
-    round_trip(options.tls(trusting(ca)));
+    assert_eq!(options.transport(), Kind::Tls);
+    round_trip(options.with_tls(trusting(ca)));
 }
 
 #[test]
@@ -80,6 +83,6 @@ fn mqtt_over_secure_websocket() {
     round_trip(
         ClientOptions::from_url(&url)
             .unwrap()
-            .tls(trusting(certificates.ca)),
+            .with_tls(trusting(certificates.ca)),
     );
 }

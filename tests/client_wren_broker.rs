@@ -65,8 +65,9 @@ fn a_bad_password_is_refused_and_the_right_one_accepted() {
     let broker = WrenBroker::with_password("frank", "secret");
     let url = |credentials: &str| format!("mqtt://{credentials}127.0.0.1:{}", broker.port());
     for credentials in ["frank:wrong@", "nobody:secret@", ""] {
-        let error = Client::connect(options(&url(credentials)).reconnect(Reconnect::disabled()))
-            .unwrap_err();
+        let error =
+            Client::connect(options(&url(credentials)).with_reconnect(Reconnect::disabled()))
+                .unwrap_err();
         assert!(
             matches!(
                 error,
@@ -112,10 +113,18 @@ fn retained_messages_and_sessions_survive_a_restart() {
     publisher
         .publish("kept/state", "on", QoS::AtLeastOnce, true)
         .unwrap();
-    let persistent = || options(&url).client_id("durable").clean_session(false);
+    let persistent = || {
+        options(&url)
+            .with_client_id("durable")
+            .with_clean_session(false)
+    };
     let reader = Client::connect(persistent()).unwrap();
     let subscription = reader.subscribe("kept/#", QoS::AtLeastOnce).unwrap();
-    assert!(subscription.recv_timeout(PATIENCE).unwrap().retain());
+    assert!(subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message")
+        .retain());
     reader.disconnect().unwrap();
     drop(subscription);
     publisher
@@ -124,16 +133,19 @@ fn retained_messages_and_sessions_survive_a_restart() {
 
     broker.restart();
 
-    let reader = Client::connect(persistent().reconnect(Reconnect::disabled())).unwrap();
+    let reader = Client::connect(persistent().with_reconnect(Reconnect::disabled())).unwrap();
     let everything = reader.messages();
-    let queued = everything.recv_timeout(PATIENCE).unwrap();
+    let queued = everything
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     assert_eq!(
         (queued.topic(), queued.payload_str().unwrap()),
         ("kept/event", "while away")
     );
     let late = Client::connect(options(&url)).unwrap();
     let fresh = late.subscribe("kept/+", QoS::AtLeastOnce).unwrap();
-    let retained = fresh.recv_timeout(PATIENCE).unwrap();
+    let retained = fresh.recv_timeout(PATIENCE).unwrap().expect("a message");
     assert_eq!(
         (
             retained.topic(),

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wren::config::{ClientConfig, ConfigWarning, WarningKind, WillConfig};
+use wren::client::Will;
+use wren::config::{ClientConfig, ConfigWarning, WarningKind};
 use wren::protocol::QoS;
 
 fn load(text: &str) -> (ClientConfig, Vec<ConfigWarning>) {
@@ -99,11 +100,11 @@ check_hostname: false
     assert_eq!(
         (
             will.topic.as_str(),
-            will.message.as_str(),
+            &will.payload[..],
             will.qos,
             will.retain
         ),
-        ("clients/1/status", "gone", QoS::ExactlyOnce, true)
+        ("clients/1/status", &b"gone"[..], QoS::ExactlyOnce, true)
     );
     assert_eq!(
         config.broker.uri.as_deref(),
@@ -131,7 +132,7 @@ fn a_will_without_qos_or_retain_takes_theirs_from_defaults() {
     assert_eq!(config.will, expected.will);
     assert!(matches!(
         config.will,
-        Some(WillConfig {
+        Some(Will {
             qos: QoS::AtMostOnce,
             retain: false,
             ..

@@ -905,7 +905,7 @@ fn for_every_row(check: impl Fn(&Row) -> Result<(), String>) {
 #[test]
 fn every_malformed_row_gives_exactly_its_error() {
     for_every_row(|row| {
-        let mut decoder = Decoder::new().max_packet_size(row.max_packet_size);
+        let mut decoder = Decoder::new().with_max_packet_size(row.max_packet_size);
         let got = decoder.decode(&mut BytesMut::from(&row.bytes[..]));
         if got == Err(row.expected.clone()) {
             Ok(())
@@ -918,7 +918,7 @@ fn every_malformed_row_gives_exactly_its_error() {
 #[test]
 fn every_malformed_row_gives_the_same_error_when_it_arrives_one_byte_at_a_time() {
     for_every_row(|row| {
-        let mut decoder = Decoder::new().max_packet_size(row.max_packet_size);
+        let mut decoder = Decoder::new().with_max_packet_size(row.max_packet_size);
         let mut buffer = BytesMut::new();
         for (index, &byte) in row.bytes.iter().enumerate() {
             buffer.extend_from_slice(&[byte]);
@@ -939,7 +939,7 @@ fn every_malformed_row_is_refused_even_with_the_largest_packet_size_allowed() {
         if matches!(row.expected, PacketTooLarge { .. }) {
             return Ok(());
         }
-        let mut decoder = Decoder::new().max_packet_size(usize::MAX);
+        let mut decoder = Decoder::new().with_max_packet_size(usize::MAX);
         match decoder.decode(&mut BytesMut::from(&row.bytes[..])) {
             Err(error) if error == row.expected => Ok(()),
             other => Err(format!("expected Err({:?}), got {other:?}", row.expected)),
@@ -1048,7 +1048,7 @@ fn the_valid_neighbours_of_the_rows_decode() {
 fn a_packet_of_exactly_the_maximum_size_is_accepted() {
     let bytes = packet(0x30, &cat(&[&field(b"t"), b"0123456789123"]));
     assert_eq!(bytes.len(), 18);
-    let mut decoder = Decoder::new().max_packet_size(18);
+    let mut decoder = Decoder::new().with_max_packet_size(18);
     assert!(matches!(
         decoder.decode(&mut BytesMut::from(&bytes[..])),
         Ok(Some(Packet::Publish(_)))

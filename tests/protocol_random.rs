@@ -222,7 +222,7 @@ fn hex(bytes: &[u8]) -> String {
 /// - no call allocates more than `ALLOCATION_FACTOR` times the bytes it was given.
 fn drain(input: &[u8], max_packet_size: usize) -> Result<usize, String> {
     let mut buffer = BytesMut::from(input);
-    let mut decoder = Decoder::new().max_packet_size(max_packet_size);
+    let mut decoder = Decoder::new().with_max_packet_size(max_packet_size);
     let mut packets = 0;
     // Each packet takes at least two bytes, so this bounds the loop.
     for _ in 0..=input.len() / 2 {
@@ -249,7 +249,7 @@ fn drain(input: &[u8], max_packet_size: usize) -> Result<usize, String> {
                     .map_err(|error| format!("{packet} does not encode: {error}"))?;
                 let mut again = BytesMut::from(&encoded[..]);
                 let redecoded = Decoder::new()
-                    .max_packet_size(MAX_REMAINING_LENGTH + 5)
+                    .with_max_packet_size(MAX_REMAINING_LENGTH + 5)
                     .decode(&mut again);
                 if redecoded != Ok(Some(packet.clone())) || !again.is_empty() {
                     return Err(format!(
@@ -350,7 +350,7 @@ fn ten_bytes_announcing_256_mib_allocate_nothing() {
     let input: &[u8] = &[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x03, b'a', b'/', b'b'];
 
     // A decoder allowed to take such a packet waits for it without reserving room.
-    let mut patient = Decoder::new().max_packet_size(MAX_REMAINING_LENGTH + 5);
+    let mut patient = Decoder::new().with_max_packet_size(MAX_REMAINING_LENGTH + 5);
     let mut buffer = BytesMut::from(input);
     let (result, bytes, count) = allocations(|| patient.decode(&mut buffer));
     assert_eq!(result, Ok(None));
@@ -380,7 +380,7 @@ fn ten_bytes_announcing_256_mib_allocate_nothing() {
 
     // Nor when the bytes arrive one by one.
     let mut buffer = BytesMut::with_capacity(input.len());
-    let mut decoder = Decoder::new().max_packet_size(MAX_REMAINING_LENGTH + 5);
+    let mut decoder = Decoder::new().with_max_packet_size(MAX_REMAINING_LENGTH + 5);
     for &byte in input {
         buffer.extend_from_slice(&[byte]);
         let (result, bytes, _) = allocations(|| decoder.decode(&mut buffer));
@@ -466,7 +466,7 @@ fn decoding_allocates_at_most_a_small_multiple_of_the_packet_size() {
             allowed
         };
         let mut buffer = BytesMut::from(&bytes[..]);
-        let mut decoder = Decoder::new().max_packet_size(MAX_REMAINING_LENGTH + 5);
+        let mut decoder = Decoder::new().with_max_packet_size(MAX_REMAINING_LENGTH + 5);
         let (result, allocated, count) = allocations(|| decoder.decode(&mut buffer));
         assert!(
             result.is_ok() || what.ends_with("(refused)"),

@@ -295,7 +295,7 @@ fn a_publish_with_a_four_byte_remaining_length_round_trips() {
     let wire = encode(&Packet::Publish(publish.clone()));
     assert_eq!(wire.len(), publish.encoded_len());
     assert_eq!(&wire[1..5], &[0x87, 0x80, 0x80, 0x01]);
-    let mut decoder = Decoder::new().max_packet_size(wire.len());
+    let mut decoder = Decoder::new().with_max_packet_size(wire.len());
     assert_eq!(
         decoder.decode(&mut BytesMut::from(&wire[..])),
         Ok(Some(Packet::Publish(publish)))

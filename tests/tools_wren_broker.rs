@@ -280,7 +280,8 @@ fn receive(subscription: &wren::broker::Subscription, prefix: &str, n: usize) ->
         .map(|i| {
             let publish = subscription
                 .recv_timeout(Duration::from_secs(15))
-                .unwrap_or_else(|e| panic!("message {i} of {n} never came: {e:?}"));
+                .unwrap_or_else(|e| panic!("message {i} of {n}: {e}"))
+                .unwrap_or_else(|| panic!("message {i} of {n} never came"));
             let topic = publish.topic.as_str();
             (
                 topic.strip_prefix(prefix).unwrap_or(topic).to_string(),

@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use wren::client::{Client, ClientOptions, Error, LastWill, Reconnect};
+use wren::client::{Client, ClientOptions, Error, Reconnect, Will};
 use wren::transport::ClientTls;
 
 use super::cli::ConnectArgs;
@@ -20,12 +20,13 @@ use super::exit::{self, Reporter};
 /// a `--config` file may override.
 pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions {
     let kind = args.effective_scheme();
-    let mut options = ClientOptions::new(args.host.clone(), args.effective_port()).transport(kind);
+    let mut options =
+        ClientOptions::new(args.host.clone(), args.effective_port()).with_transport(kind);
     if let Some(path) = &args.websocket_path {
-        options = options.websocket_path(path.as_str());
+        options = options.with_websocket_path(path.as_str());
     }
     if kind.is_tls() {
-        options = options.tls(ClientTls {
+        options = options.with_tls(ClientTls {
             ca_file: args.tls.ca_file.clone(),
             ca_data: args.tls.ca_data.clone(),
             client_cert: args.tls.cert.clone().zip(args.tls.key.clone()),
@@ -33,26 +34,26 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
             ..ClientTls::default()
         });
         if let Some(version) = args.tls.min_version {
-            options = options.tls_min_version(version);
+            options = options.with_tls_min_version(version);
         }
     }
     options = options
-        .client_id(args.effective_client_id())
-        .clean_session(args.clean_session)
-        .keep_alive(Duration::from_secs(u64::from(args.keep_alive)))
-        .protocol(args.protocol)
-        .max_inflight(u16::try_from(args.max_inflight).unwrap_or(u16::MAX))
-        .reconnect(args.reconnect.unwrap_or(reconnect));
+        .with_client_id(args.effective_client_id())
+        .with_clean_session(args.clean_session)
+        .with_keep_alive(Duration::from_secs(u64::from(args.keep_alive)))
+        .with_protocol(args.protocol)
+        .with_max_inflight(u16::try_from(args.max_inflight).unwrap_or(u16::MAX))
+        .with_reconnect(args.reconnect.unwrap_or(reconnect));
     match (&args.username, &args.password) {
         (Some(username), Some(password)) => {
-            options = options.credentials(username.clone(), password.clone());
+            options = options.with_credentials(username.clone(), password.clone());
         }
-        (Some(username), None) => options = options.username(username.clone()),
+        (Some(username), None) => options = options.with_username(username.clone()),
         // Refused before connecting: see `connect`.
         (None, _) => {}
     }
     if let Some(topic) = &args.will.topic {
-        options = options.will(LastWill::new(
+        options = options.with_will(Will::new(
             topic.as_str(),
             args.will.payload.clone().unwrap_or_default(),
             args.will.qos,

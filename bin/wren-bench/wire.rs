@@ -81,7 +81,7 @@ impl Wire {
         let mut wire = Wire {
             inbound: Inbound {
                 reader: connection.reader,
-                decoder: Decoder::new().max_packet_size(16 * 1024 * 1024),
+                decoder: Decoder::new().with_max_packet_size(16 * 1024 * 1024),
                 buffer: BytesMut::with_capacity(64 * 1024),
             },
             outbound: Outbound {

@@ -21,7 +21,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use wren::client::{Client, Error, QoS, Reconnect, Subscription, Wait};
+use wren::client::{Client, Error, QoS, Reconnect, Subscription};
 
 use clock::Now;
 use common::cli::{self, ConnectArgs};
@@ -127,11 +127,11 @@ fn receive(
             Some(deadline) => {
                 subscription.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             }
-            None => subscription.recv(),
+            None => subscription.recv().map(Some),
         };
         let message = match next {
-            Ok(message) => message,
-            Err(Error::Timeout(Wait::Message)) => {
+            Ok(Some(message)) => message,
+            Ok(None) => {
                 report.error("Timed out\n");
                 return TIMED_OUT;
             }

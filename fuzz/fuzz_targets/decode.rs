@@ -45,7 +45,7 @@ fn decode(
     stream: &[u8],
     read: usize,
 ) -> (Vec<Packet>, Option<DecodeError>) {
-    let mut decoder = Decoder::new().max_packet_size(max_packet_size);
+    let mut decoder = Decoder::new().with_max_packet_size(max_packet_size);
     let mut buffer = BytesMut::new();
     let mut packets = Vec::new();
     for bytes in stream.chunks(read) {
@@ -76,7 +76,7 @@ fn assert_round_trip(packet: &Packet) {
         .unwrap_or_else(|error| panic!("{packet} decoded but does not encode: {error}"));
     let mut again = BytesMut::from(&encoded[..]);
     let redecoded = Decoder::new()
-        .max_packet_size(MAX_REMAINING_LENGTH + 5)
+        .with_max_packet_size(MAX_REMAINING_LENGTH + 5)
         .decode(&mut again);
     assert_eq!(redecoded, Ok(Some(packet.clone())));
     assert!(again.is_empty(), "re-encoded packet has trailing bytes");

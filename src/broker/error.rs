@@ -53,6 +53,10 @@ pub enum Error {
     /// or the subscription was refused.
     #[error("inline publish/subscribe: {0}")]
     Inline(String),
+    /// An inline [`Subscription`](super::Subscription) is closed: the broker has
+    /// stopped, and no more messages will come.
+    #[error("the inline subscription is closed: the broker has stopped")]
+    Closed,
     /// A broker thread could not be started (the process is out of threads or
     /// memory).
     #[error("cannot start the broker's {0} thread: {1}")]

@@ -29,9 +29,21 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const INLINE_LISTENER: &str = "inline";
 
 /// Messages matching an inline subscription, from
-/// [`Broker::subscribe`](super::Broker::subscribe). Iterate it, or use
-/// [`recv_timeout`](Self::recv_timeout) and [`try_recv`](Self::try_recv) as with a
-/// client's subscription. Dropping it unsubscribes.
+/// [`Broker::subscribe`](super::Broker::subscribe). Dropping it unsubscribes.
+///
+/// Iterate it, or take messages one at a time. The client's
+/// [`wren::client::Subscription`](crate::client::Subscription) follows the same
+/// contract:
+///
+/// - [`recv`](Self::recv) waits for the next message;
+/// - [`recv_timeout`](Self::recv_timeout) waits at most so long, `Ok(None)` if
+///   nothing came;
+/// - [`try_recv`](Self::try_recv) never waits, `Ok(None)` if nothing is there yet;
+/// - [`iter`](Self::iter), `&subscription` and `subscription` iterate, blocking,
+///   and end when the subscription is closed.
+///
+/// Each fails with [`Error::Closed`] only once the subscription is closed: the
+/// broker has stopped.
 ///
 /// ```
 /// use std::time::Duration;
@@ -42,7 +54,7 @@ pub(crate) const INLINE_LISTENER: &str = "inline";
 /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
 /// let alerts = broker.subscribe("alerts/#", QoS::AtLeastOnce)?;
 /// broker.publish("alerts/fire", "kitchen", QoS::AtLeastOnce, false)?;
-/// let message = alerts.recv_timeout(Duration::from_secs(5))?;
+/// let message = alerts.recv_timeout(Duration::from_secs(5))?.expect("a message");
 /// assert_eq!(message.topic, "alerts/fire");
 /// assert_eq!(&message.payload[..], b"kitchen");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -128,42 +140,51 @@ impl Subscription {
         self.granted
     }
 
-    /// The next message, waiting as long as it takes; `None` once the broker has
-    /// stopped.
-    pub fn recv(&self) -> Option<Publish> {
+    /// Waits for the next message; [`Error::Closed`] once the broker has stopped.
+    pub fn recv(&self) -> Result<Publish, Error> {
         loop {
-            let packet = self.outbox.recv().ok()?;
+            let packet = self.outbox.recv().map_err(|_| Error::Closed)?;
             if let Some(message) = self.answer(packet) {
-                return Some(message);
+                return Ok(message);
             }
         }
     }
 
-    /// The next message, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Publish, RecvTimeoutError> {
+    /// Waits at most `timeout` for the next message: `Ok(None)` if none came in
+    /// time, [`Error::Closed`] once the broker has stopped.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Publish>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let packet = self.outbox.recv_timeout(left)?;
+            let packet = match self.outbox.recv_timeout(left) {
+                Ok(packet) => packet,
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed),
+            };
             if let Some(message) = self.answer(packet) {
-                return Ok(message);
+                return Ok(Some(message));
             }
         }
     }
 
-    /// A message if one is waiting; never blocks.
-    pub fn try_recv(&self) -> Result<Publish, TryRecvError> {
+    /// The next message if one is waiting, `Ok(None)` if not; never blocks.
+    /// [`Error::Closed`] once the broker has stopped.
+    pub fn try_recv(&self) -> Result<Option<Publish>, Error> {
         loop {
-            let packet = self.outbox.try_recv()?;
+            let packet = match self.outbox.try_recv() {
+                Ok(packet) => packet,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(Error::Closed),
+            };
             if let Some(message) = self.answer(packet) {
-                return Ok(message);
+                return Ok(Some(message));
             }
         }
     }
 
-    /// The messages, as they come; ends when the broker stops.
-    pub fn iter(&self) -> impl Iterator<Item = Publish> + '_ {
-        std::iter::from_fn(|| self.recv())
+    /// A blocking iterator over the messages, ending when the broker stops.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { subscription: self }
     }
 
     /// Plays the client's part of the QoS handshakes; returns the message, if the
@@ -193,6 +214,54 @@ impl Subscription {
             }
             _ => None,
         }
+    }
+}
+
+impl<'a> IntoIterator for &'a Subscription {
+    type Item = Publish;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Subscription {
+    type Item = Publish;
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter { subscription: self }
+    }
+}
+
+/// Iterator over the messages of an inline [`Subscription`], from
+/// [`Subscription::iter`]; ends when the broker stops.
+#[derive(Debug)]
+pub struct Iter<'a> {
+    subscription: &'a Subscription,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Publish;
+
+    fn next(&mut self) -> Option<Publish> {
+        self.subscription.recv().ok()
+    }
+}
+
+/// Owning iterator over the messages of an inline [`Subscription`]; ends when the
+/// broker stops, and unsubscribes when dropped.
+#[derive(Debug)]
+pub struct IntoIter {
+    subscription: Subscription,
+}
+
+impl Iterator for IntoIter {
+    type Item = Publish;
+
+    fn next(&mut self) -> Option<Publish> {
+        self.subscription.recv().ok()
     }
 }
 

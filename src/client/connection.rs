@@ -34,8 +34,10 @@ pub(crate) enum Incoming {
     Closed(Error),
 }
 
-/// An open, accepted connection to the broker.
-pub(crate) struct Connection {
+/// The client's live link to the broker: a [`transport::Connection`] whose CONNECT
+/// the broker accepted, with the reader thread feeding [`incoming`](Self::incoming)
+/// and a buffer of bytes to write. Dropped and replaced on every reconnect.
+pub(crate) struct Link {
     writer: Writer,
     closer: Closer,
     address: String,
@@ -47,17 +49,17 @@ pub(crate) struct Connection {
     out: Vec<u8>,
 }
 
-impl std::fmt::Debug for Connection {
+impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
+        f.debug_struct("Link")
             .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
 
-/// The broker's answer to CONNECT, and the connection it accepted.
+/// The broker's answer to CONNECT, and the link it accepted.
 pub(crate) struct Opened {
-    pub connection: Connection,
+    pub link: Link,
     pub session_present: bool,
 }
 
@@ -93,7 +95,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
     writer.write_all(&bytes).map_err(io)?;
 
-    let mut decoder = Decoder::new().max_packet_size(options.max_packet_size);
+    let mut decoder = Decoder::new().with_max_packet_size(options.max_packet_size);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     let deadline = Instant::now() + options.connect_timeout;
     let connack = loop {
@@ -146,7 +148,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         })
         .map_err(io)?;
     Ok(Opened {
-        connection: Connection {
+        link: Link {
             writer,
             closer,
             address,
@@ -250,7 +252,7 @@ fn read_loop(
     let _ = sender.send(Incoming::Closed(reason));
 }
 
-impl Connection {
+impl Link {
     /// Adds `packet` to what the next [`flush`](Self::flush) writes.
     pub fn queue(&mut self, packet: &Packet) -> Result<(), Error> {
         packet.encode(&mut self.out)?;

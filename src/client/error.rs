@@ -16,31 +16,28 @@ use crate::protocol::{ConnectReturnCode, DecodeError, EncodeError, PacketType, T
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Wait {
-    /// Opening the TCP connection ([`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout)).
+    /// Opening the TCP connection ([`ClientOptions::with_connect_timeout`](super::ClientOptions::with_connect_timeout)).
     TcpConnect,
-    /// The broker's CONNACK after our CONNECT ([`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout)).
+    /// The broker's CONNACK after our CONNECT ([`ClientOptions::with_connect_timeout`](super::ClientOptions::with_connect_timeout)).
     ConnAck,
-    /// The PUBACK that completes a QoS 1 publish ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// The PUBACK that completes a QoS 1 publish ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     PubAck,
-    /// The PUBCOMP that completes a QoS 2 publish ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// The PUBCOMP that completes a QoS 2 publish ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     PubComp,
-    /// The SUBACK answering a SUBSCRIBE ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// The SUBACK answering a SUBSCRIBE ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     SubAck,
-    /// The UNSUBACK answering an UNSUBSCRIBE ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// The UNSUBACK answering an UNSUBSCRIBE ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     UnsubAck,
     /// Room in the client's queue of requests, or in its inflight window
-    /// ([`ClientOptions::max_inflight`](super::ClientOptions::max_inflight)), for a
-    /// new request ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// ([`ClientOptions::with_max_inflight`](super::ClientOptions::with_max_inflight)), for a
+    /// new request ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     Queue,
     /// The PINGRESP answering a keep-alive PINGREQ
-    /// ([`ClientOptions::pingresp_timeout`](super::ClientOptions::pingresp_timeout)); when it does
+    /// ([`ClientOptions::with_pingresp_timeout`](super::ClientOptions::with_pingresp_timeout)); when it does
     /// not come the connection is considered dead.
     PingResp,
-    /// The next message of a [`Subscription`](super::Subscription) or
-    /// [`Messages`](super::Messages) (the timeout given to `recv_timeout`).
-    Message,
     /// The connection thread's goodbye after DISCONNECT
-    /// ([`ClientOptions::operation_timeout`](super::ClientOptions::operation_timeout)).
+    /// ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     Disconnect,
 }
 
@@ -55,7 +52,6 @@ impl fmt::Display for Wait {
             Wait::UnsubAck => "the broker's UNSUBACK",
             Wait::Queue => "room in the client's request queue or inflight window",
             Wait::PingResp => "the broker's PINGRESP",
-            Wait::Message => "the next message",
             Wait::Disconnect => "the connection thread to finish DISCONNECT",
         })
     }
@@ -116,7 +112,9 @@ pub enum Error {
     #[error("not connected to the broker{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     Disconnected(Option<String>),
     /// [`Client::disconnect`](super::Client::disconnect) was called, on this handle or a
-    /// clone of it.
+    /// clone of it. A [`Subscription`](super::Subscription) or
+    /// [`Messages`](super::Messages) also says so once its client is gone for good,
+    /// disconnected or its connection lost without reconnecting.
     #[error("the client has been disconnected")]
     Closed,
     /// The broker refused a subscription: SUBACK return code 0x80.
@@ -147,9 +145,6 @@ pub enum Error {
         /// What serde_json said.
         source: serde_json::Error,
     },
-    /// A `try_` call found nothing to return, without waiting.
-    #[error("no message is waiting")]
-    Empty,
 }
 
 impl Error {

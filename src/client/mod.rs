@@ -33,12 +33,37 @@
 //!   QoS 1/2 messages.
 //!
 //! Every call that waits for the broker has a timeout
-//! ([`ClientOptions::operation_timeout`]), and the error says which wait ran out
+//! ([`ClientOptions::with_operation_timeout`]), and the error says which wait ran out
 //! ([`Wait`]). Dropping the last `Client` handle sends DISCONNECT and joins the
 //! threads.
 //!
 //! Every packet is logged at `debug` level with the target
 //! `wren::client::packets`, in mosquitto's words.
+//!
+//! # API conventions
+//!
+//! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
+//!   ([`with_client_id`](ClientOptions::with_client_id),
+//!   [`with_keep_alive`](ClientOptions::with_keep_alive),
+//!   [`with_will`](ClientOptions::with_will), ...) and its getters take the plain
+//!   names ([`client_id`](ClientOptions::client_id),
+//!   [`keep_alive`](ClientOptions::keep_alive), [`will`](ClientOptions::will), ...).
+//!   No getter starts with `get_`.
+//! - Whatever hands out messages follows one contract: a [`Subscription`],
+//!   [`Messages`] and the broker's inline
+//!   [`wren::broker::Subscription`](crate::broker::Subscription) all have
+//!   `recv()` (waits), `recv_timeout(timeout)` (`Ok(None)` when nothing came in
+//!   time), `try_recv()` (never waits, `Ok(None)` when nothing is there yet),
+//!   `iter()` and `IntoIterator` (blocking, ending when the subscription is
+//!   closed). They fail only once the subscription is closed: here
+//!   [`Error::Closed`], when the client is gone for good.
+//! - One name per concept. A will is [`Will`] here, what a program asks for (and
+//!   what the `will:` of a client settings file,
+//!   [`ClientConfig::will`](crate::config::ClientConfig::will), reads into); the
+//!   client sends it in CONNECT as [`wren::protocol::Will`](crate::protocol::Will),
+//!   the wire form. Per-topic publishing defaults are [`TopicDefaults`], in
+//!   options and settings files alike. A [`transport::Connection`](crate::transport::Connection)
+//!   is a byte stream; [`Client`] is the MQTT connection built on it.
 
 mod connection;
 mod delivery;
@@ -62,7 +87,7 @@ pub use self::connection::PACKET_LOG_TARGET;
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
 pub use self::options::{
-    ClientOptions, IntoClientOptions, LastWill, Reconnect, TlsVersion, TopicDefaults,
+    ClientOptions, IntoClientOptions, Reconnect, TlsVersion, TopicDefaults, Will,
 };
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
@@ -196,7 +221,7 @@ impl Client {
         let worker = Worker::new(
             options.clone(),
             client_id.clone(),
-            opened.connection,
+            opened.link,
             command_queue,
             control_queue,
             status.clone(),
@@ -258,7 +283,7 @@ impl Client {
 
     /// Publishes without waiting for the acknowledgement; wait on the returned
     /// [`Pending`] later. Waits only when the inflight window
-    /// ([`ClientOptions::max_inflight`]) and the request queue are full, at most the
+    /// ([`ClientOptions::with_max_inflight`]) and the request queue are full, at most the
     /// operation timeout.
     ///
     /// ```no_run
@@ -324,8 +349,8 @@ impl Client {
     }
 
     /// Publishes with the QoS and retain flag configured for `topic`
-    /// ([`ClientOptions::topic_defaults`]), or the client's defaults
-    /// ([`ClientOptions::default_qos`], [`ClientOptions::default_retain`]).
+    /// ([`ClientOptions::with_topic_defaults`]), or the client's defaults
+    /// ([`ClientOptions::with_default_qos`], [`ClientOptions::with_default_retain`]).
     pub fn publish_default(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
         let defaults = self.inner.options.defaults_for(topic);
         self.publish(topic, payload, defaults.qos, defaults.retain)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::worker::Control;
-use super::{Error, Message, Wait};
+use super::{Error, Message};
 use crate::protocol::{PacketId, QoS, TopicFilter};
 
 /// The receiving end shared by [`Subscription`] and [`Messages`].
@@ -33,24 +33,24 @@ impl Inbox {
         Ok(message)
     }
 
-    fn recv_timeout(&self, timeout: Duration) -> Result<Message, Error> {
+    fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
         match self.messages.recv_timeout(timeout) {
             Ok(message) => {
                 self.took_one();
-                Ok(message)
+                Ok(Some(message))
             }
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout(Wait::Message)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
         }
     }
 
-    fn try_recv(&self) -> Result<Message, Error> {
+    fn try_recv(&self) -> Result<Option<Message>, Error> {
         match self.messages.try_recv() {
             Ok(message) => {
                 self.took_one();
-                Ok(message)
+                Ok(Some(message))
             }
-            Err(TryRecvError::Empty) => Err(Error::Empty),
+            Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::Disconnected) => Err(Error::Closed),
         }
     }
@@ -99,9 +99,21 @@ impl InboxParts {
 /// The messages matching one subscription, made by
 /// [`Client::subscribe`](super::Client::subscribe).
 ///
-/// Iterate it, or take messages one at a time with [`recv`](Self::recv),
-/// [`recv_timeout`](Self::recv_timeout) or [`try_recv`](Self::try_recv). Iteration
-/// ends when the client is disconnected.
+/// Iterate it, or take messages one at a time; [`Messages`] and the broker's
+/// inline [`wren::broker::Subscription`](crate::broker::Subscription) follow the
+/// same contract:
+///
+/// - [`recv`](Self::recv) waits for the next message;
+/// - [`recv_timeout`](Self::recv_timeout) waits at most so long, `Ok(None)` if
+///   nothing came;
+/// - [`try_recv`](Self::try_recv) never waits, `Ok(None)` if nothing is there yet;
+/// - [`iter`](Self::iter), `&subscription` and `subscription` iterate, blocking,
+///   and end when the subscription is closed.
+///
+/// Each fails with [`Error::Closed`] only once the subscription is closed: the
+/// client is disconnected for good (by [`Client::disconnect`](super::Client::disconnect),
+/// or by losing its connection without [`Reconnect`](super::Reconnect)); messages
+/// that arrived before that are still handed out first.
 ///
 /// Dropping it unsubscribes, unless another live subscription uses the same filter.
 /// A message matching two subscriptions reaches both.
@@ -113,8 +125,10 @@ impl InboxParts {
 /// let client = Client::connect("mqtt://127.0.0.1:1883")?;
 /// let subscription = client.subscribe("sensors/+/temperature", QoS::AtLeastOnce)?;
 /// assert_eq!(subscription.granted_qos(), QoS::AtLeastOnce);
-/// let first = subscription.recv_timeout(Duration::from_secs(5))?;
-/// println!("{}: {}", first.topic(), first.payload_str()?);
+/// match subscription.recv_timeout(Duration::from_secs(5))? {
+///     Some(first) => println!("{}: {}", first.topic(), first.payload_str()?),
+///     None => println!("nothing within 5 s"),
+/// }
 /// # Ok::<(), wren::client::Error>(())
 /// ```
 #[derive(Debug)]
@@ -125,23 +139,26 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Waits for the next message; fails only once the client is disconnected.
+    /// Waits for the next message; [`Error::Closed`] once the client is
+    /// disconnected for good.
     pub fn recv(&self) -> Result<Message, Error> {
         self.inbox.recv()
     }
 
-    /// Waits at most `timeout` for the next message; [`Error::Timeout`] with
-    /// [`Wait::Message`] if none came.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, Error> {
+    /// Waits at most `timeout` for the next message: `Ok(None)` if none came in
+    /// time, [`Error::Closed`] once the client is disconnected for good.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
         self.inbox.recv_timeout(timeout)
     }
 
-    /// The next message if one is waiting, [`Error::Empty`] if not. Never blocks.
-    pub fn try_recv(&self) -> Result<Message, Error> {
+    /// The next message if one is waiting, `Ok(None)` if not; never blocks.
+    /// [`Error::Closed`] once the client is disconnected for good.
+    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
         self.inbox.try_recv()
     }
 
-    /// A blocking iterator over the messages, ending when the client disconnects.
+    /// A blocking iterator over the messages, ending when the client is
+    /// disconnected for good.
     pub fn iter(&self) -> Iter<'_> {
         Iter { inbox: &self.inbox }
     }
@@ -191,6 +208,10 @@ impl IntoIterator for Subscription {
 /// Every message this client receives, whatever subscription brought it, made by
 /// [`Client::messages`](super::Client::messages). It subscribes to nothing itself.
 ///
+/// Its methods follow the contract of [`Subscription`]: `recv`, `recv_timeout` and
+/// `try_recv` (`Ok(None)` when nothing came), `iter` and `IntoIterator`, all ending
+/// with [`Error::Closed`] once the client is disconnected for good.
+///
 /// ```no_run
 /// use wren::client::{Client, QoS};
 ///
@@ -208,22 +229,26 @@ pub struct Messages {
 }
 
 impl Messages {
-    /// Waits for the next message; fails only once the client is disconnected.
+    /// Waits for the next message; [`Error::Closed`] once the client is
+    /// disconnected for good.
     pub fn recv(&self) -> Result<Message, Error> {
         self.inbox.recv()
     }
 
-    /// Waits at most `timeout` for the next message.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, Error> {
+    /// Waits at most `timeout` for the next message: `Ok(None)` if none came in
+    /// time, [`Error::Closed`] once the client is disconnected for good.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>, Error> {
         self.inbox.recv_timeout(timeout)
     }
 
-    /// The next message if one is waiting, [`Error::Empty`] if not. Never blocks.
-    pub fn try_recv(&self) -> Result<Message, Error> {
+    /// The next message if one is waiting, `Ok(None)` if not; never blocks.
+    /// [`Error::Closed`] once the client is disconnected for good.
+    pub fn try_recv(&self) -> Result<Option<Message>, Error> {
         self.inbox.try_recv()
     }
 
-    /// A blocking iterator over the messages, ending when the client disconnects.
+    /// A blocking iterator over the messages, ending when the client is
+    /// disconnected for good.
     pub fn iter(&self) -> Iter<'_> {
         Iter { inbox: &self.inbox }
     }
@@ -235,6 +260,15 @@ impl<'a> IntoIterator for &'a Messages {
 
     fn into_iter(self) -> Iter<'a> {
         self.iter()
+    }
+}
+
+impl IntoIterator for Messages {
+    type Item = Message;
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter { inbox: self.inbox }
     }
 }
 
@@ -252,8 +286,8 @@ impl Iterator for Iter<'_> {
     }
 }
 
-/// Owning iterator over the messages of a [`Subscription`]; unsubscribes when
-/// dropped.
+/// Owning iterator over the messages of a [`Subscription`] (it unsubscribes when
+/// dropped) or of [`Messages`].
 #[derive(Debug)]
 pub struct IntoIter {
     inbox: Inbox,

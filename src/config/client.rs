@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::load::{self, Loaded};
 use super::ConfigError;
+use crate::client::{TopicDefaults, Will};
 use crate::protocol::QoS;
 
 /// A client's settings, with the keys and defaults of hbmqtt's `MQTTClient`, so an
@@ -25,7 +26,7 @@ use crate::protocol::QoS;
 ///     "client.yaml",
 /// )?;
 /// assert_eq!(config.keep_alive, Duration::from_secs(30));
-/// assert_eq!(config.topics["sensors/temp"].qos, Some(QoS::AtLeastOnce));
+/// assert_eq!(config.topics["sensors/temp"].qos, QoS::AtLeastOnce);
 /// # Ok::<(), wren::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -55,10 +56,15 @@ pub struct ClientConfig {
     /// Default true.
     pub clean_session: bool,
     /// Per-topic QoS and retain defaults for publishing (`topics`), keyed by topic
-    /// name. Explicit arguments to a publish call win over these.
+    /// name, as the client's own [`TopicDefaults`]. Explicit arguments to a publish
+    /// call win over these. An entry that leaves out `qos` or `retain` gets
+    /// `default_qos` or `default_retain` when the file is read.
     pub topics: BTreeMap<String, TopicDefaults>,
-    /// The last-will message the broker publishes if the client vanishes (`will`).
-    pub will: Option<WillConfig>,
+    /// The last-will message the broker publishes if the client vanishes (`will`),
+    /// as the client's own [`Will`]: `topic` (required, no wildcards), `message`
+    /// (required, the payload as text), `qos` (default 0) and `retain` (default
+    /// false).
+    pub will: Option<Will>,
     /// Where to connect and which CAs to trust (`broker`).
     pub broker: BrokerConnection,
     /// A client certificate, PEM (`certfile`), for brokers that ask for one.
@@ -116,37 +122,12 @@ impl ClientConfig {
     /// The QoS and retain flag for a publish to `topic` that gives neither: the
     /// topic's entry in `topics`, else `default_qos` and `default_retain`.
     pub fn publish_defaults(&self, topic: &str) -> (QoS, bool) {
-        let entry = self.topics.get(topic);
-        (
-            entry.and_then(|t| t.qos).unwrap_or(self.default_qos),
-            entry.and_then(|t| t.retain).unwrap_or(self.default_retain),
-        )
+        self.topics
+            .get(topic)
+            .map_or((self.default_qos, self.default_retain), |defaults| {
+                (defaults.qos, defaults.retain)
+            })
     }
-}
-
-/// Publishing defaults for one topic (an entry of `topics:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct TopicDefaults {
-    /// QoS for this topic (`qos`); `None` falls back to `default_qos`.
-    pub qos: Option<QoS>,
-    /// Retain flag for this topic (`retain`); `None` falls back to `default_retain`.
-    pub retain: Option<bool>,
-}
-
-/// The last will (`will:`): published by the broker for the client if it
-/// disconnects without saying DISCONNECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WillConfig {
-    /// The topic name (`topic`, required, no wildcards).
-    pub topic: String,
-    /// The payload, as text (`message`, required).
-    pub message: String,
-    /// Its QoS (`qos`). Default 0.
-    pub qos: QoS,
-    /// Whether the broker retains it (`retain`). Default false.
-    pub retain: bool,
 }
 
 /// Where the client connects (`broker:`).

@@ -21,6 +21,11 @@
 //! `examples/broker.yaml` and `examples/client.yaml` in the repository are commented
 //! samples that show every key.
 //!
+//! Where a setting has a type of its own in the client, the client settings use it:
+//! `will:` reads into a [`wren::client::Will`](crate::client::Will) and each entry of
+//! `topics:` into a [`wren::client::TopicDefaults`](crate::client::TopicDefaults), so
+//! there is one name for each.
+//!
 //! Layout of the module: `broker.rs` and `client.rs` hold the typed settings,
 //! `yaml.rs` turns text into a plain tree (the only file that knows the YAML
 //! library), `load/` reads that tree into the typed settings, checking every value,
@@ -36,6 +41,6 @@ pub use broker::{
     AuthConfig, BrokerConfig, Limits, ListenerConfig, ListenerKind, PersistenceConfig, SysConfig,
     TlsConfig, TopicCheckConfig,
 };
-pub use client::{BrokerConnection, ClientConfig, TopicDefaults, WillConfig};
+pub use client::{BrokerConnection, ClientConfig};
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 pub use load::Loaded;

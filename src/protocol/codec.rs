@@ -39,7 +39,7 @@ pub const DEFAULT_MAX_PACKET_SIZE: usize = 1024 * 1024;
 /// use bytes::BytesMut;
 /// use wren::protocol::{Decoder, Packet};
 ///
-/// let mut decoder = Decoder::new().max_packet_size(1024);
+/// let mut decoder = Decoder::new().with_max_packet_size(1024);
 /// // A PINGREQ, a DISCONNECT, and the first byte of something else.
 /// let mut buffer = BytesMut::from(&b"\xC0\x00\xE0\x00\x30"[..]);
 /// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::PingReq));
@@ -74,13 +74,13 @@ impl Decoder {
     /// packets are refused with [`DecodeError::PacketTooLarge`] as soon as their fixed
     /// header has arrived. Values above what MQTT can carry are capped at
     /// `MAX_REMAINING_LENGTH + 5`.
-    pub fn max_packet_size(mut self, bytes: usize) -> Decoder {
+    pub fn with_max_packet_size(mut self, bytes: usize) -> Decoder {
         self.max_packet_size = bytes.min(MAX_REMAINING_LENGTH + 5);
         self
     }
 
     /// The largest packet accepted, in bytes.
-    pub fn get_max_packet_size(&self) -> usize {
+    pub fn max_packet_size(&self) -> usize {
         self.max_packet_size
     }
 
@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_packet_bigger_than_the_input_but_under_the_limit_just_waits() {
-        let mut decoder = Decoder::new().max_packet_size(MAX_REMAINING_LENGTH + 5);
+        let mut decoder = Decoder::new().with_max_packet_size(MAX_REMAINING_LENGTH + 5);
         let mut buffer = BytesMut::from(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 1, b'a'][..]);
         assert_eq!(decoder.decode(&mut buffer), Ok(None));
         assert_eq!(buffer.len(), 8);

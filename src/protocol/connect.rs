@@ -51,6 +51,10 @@ pub struct Connect {
 
 /// The will message of a CONNECT: published by the server for a client that goes
 /// away without saying DISCONNECT.
+///
+/// This is the wire form, with a checked [`TopicName`]; a client program gives its
+/// will as [`wren::client::Will`](crate::client::Will), which the client turns into
+/// this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
     /// Where the will is published.

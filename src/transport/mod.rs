@@ -216,13 +216,29 @@ impl Write for Writer {
 
 /// Ends a connection from any thread: both halves see the end at once (a blocked
 /// read returns 0, a write fails). Cheap to clone.
+///
+/// The broker keeps one for each of its connections too; its inline clients, which
+/// have no socket, have a detached one that closes nothing.
 #[derive(Debug, Clone)]
-pub struct Closer(Arc<TcpStream>);
+pub struct Closer(Option<Arc<TcpStream>>);
 
 impl Closer {
+    /// A closer for `socket`.
+    pub(crate) fn new(socket: &Arc<TcpStream>) -> Closer {
+        Closer(Some(Arc::clone(socket)))
+    }
+
+    /// A closer with no socket: for the broker's inline clients, and for driving
+    /// its router without a network in tests.
+    pub(crate) fn detached() -> Closer {
+        Closer(None)
+    }
+
     /// Shuts the socket in both directions. Closing twice is harmless.
     pub fn close(&self) {
-        let _ = self.0.shutdown(Shutdown::Both);
+        if let Some(socket) = &self.0 {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -344,7 +360,7 @@ fn finish(socket: Arc<TcpStream>, layers: Option<Layers>, kind: Kind) -> Result<
     let peer = socket
         .peer_addr()
         .map_err(io_error("reading peer address"))?;
-    let closer = Closer(Arc::clone(&socket));
+    let closer = Closer::new(&socket);
     let (reader, writer) = match layers {
         None => (
             ReaderInner::Tcp(Arc::clone(&socket)),

@@ -74,7 +74,7 @@ fn wren_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
     use wren::client::{Client, ClientOptions, QoS};
     let options = ClientOptions::from_url(&broker.url())
         .expect("broker URL")
-        .max_inflight(INFLIGHT);
+        .with_max_inflight(INFLIGHT);
     let client = Client::connect(options).expect("wren connects");
     let start = Instant::now();
     if qos == 0 {

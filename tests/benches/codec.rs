@@ -127,7 +127,7 @@ fn bench_decode(c: &mut Criterion, cases: &[Case]) {
     let mut group = c.benchmark_group("decode");
     for case in cases {
         group.bench_with_input(BenchmarkId::new("wren", case.name), case, |b, case| {
-            let mut decoder = Decoder::new().max_packet_size(MAX_PACKET_SIZE);
+            let mut decoder = Decoder::new().with_max_packet_size(MAX_PACKET_SIZE);
             b.iter_batched(
                 || BytesMut::from(&case.wire[..]),
                 |mut buffer| {

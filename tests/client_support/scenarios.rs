@@ -7,16 +7,16 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wren::client::{Client, ClientOptions, Error, LastWill, QoS, Reconnect, Wait};
+use wren::client::{Client, ClientOptions, Error, QoS, Reconnect, Will};
 
 use super::{wait_until, Relay, PATIENCE};
 
 pub fn options(url: &str) -> ClientOptions {
     ClientOptions::from_url(url)
         .unwrap()
-        .operation_timeout(PATIENCE)
-        .connect_timeout(PATIENCE)
-        .reconnect(Reconnect {
+        .with_operation_timeout(PATIENCE)
+        .with_connect_timeout(PATIENCE)
+        .with_reconnect(Reconnect {
             max_interval: Duration::from_millis(500),
             ..Reconnect::default()
         })
@@ -50,7 +50,10 @@ pub fn each_qos_goes_round_trip(url: &str) {
         client
             .publish(&topic, format!("qos {qos}"), qos, false)
             .unwrap();
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        let message = subscription
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message");
         assert_eq!(message.topic(), topic);
         assert_eq!(message.payload_str().unwrap(), format!("qos {qos}"));
         assert_eq!(message.qos(), qos);
@@ -61,8 +64,14 @@ pub fn each_qos_goes_round_trip(url: &str) {
     client
         .publish("low", "downgraded", QoS::ExactlyOnce, false)
         .unwrap();
-    assert_eq!(low.recv_timeout(PATIENCE).unwrap().qos(), QoS::AtMostOnce);
-    assert!(matches!(subscription.try_recv(), Err(Error::Empty)));
+    assert_eq!(
+        low.recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message")
+            .qos(),
+        QoS::AtMostOnce
+    );
+    assert!(matches!(subscription.try_recv(), Ok(None)));
     client.disconnect().unwrap();
     assert!(matches!(subscription.recv(), Err(Error::Closed)));
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
@@ -87,7 +96,10 @@ pub fn retained_reaches_a_later_subscriber(url: &str) {
         .unwrap();
     let subscriber = Client::connect(options(url)).unwrap();
     let subscription = subscriber.subscribe("status/+", QoS::AtLeastOnce).unwrap();
-    let message = subscription.recv_timeout(PATIENCE).unwrap();
+    let message = subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     assert!(message.retain());
     assert_eq!(
         (message.topic(), message.payload_str().unwrap()),
@@ -95,13 +107,16 @@ pub fn retained_reaches_a_later_subscriber(url: &str) {
     );
     assert!(matches!(
         subscription.recv_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout(Wait::Message))
+        Ok(None)
     ));
     // A live message to an existing subscription is not flagged retained.
     publisher
         .publish("status/door", "closed", QoS::AtLeastOnce, true)
         .unwrap();
-    let live = subscription.recv_timeout(PATIENCE).unwrap();
+    let live = subscription
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .expect("a message");
     assert_eq!(live.payload_str().unwrap(), "closed");
     assert!(!live.retain());
 }
@@ -110,7 +125,7 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let watcher = Client::connect(options(url)).unwrap();
     let wills = watcher.subscribe("wills/#", QoS::AtLeastOnce).unwrap();
 
-    let polite = Client::connect(options(url).will(LastWill::new(
+    let polite = Client::connect(options(url).with_will(Will::new(
         "wills/polite",
         "gone",
         QoS::AtLeastOnce,
@@ -122,12 +137,12 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     let relay = Relay::to(address);
     let cut_off = Client::connect(
         options(&relay.url())
-            .reconnect(Reconnect::disabled())
-            .will(LastWill::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
+            .with_reconnect(Reconnect::disabled())
+            .with_will(Will::new("wills/cut", "lost", QoS::AtLeastOnce, false)),
     )
     .unwrap();
     relay.cut();
-    let will = wills.recv_timeout(PATIENCE).unwrap();
+    let will = wills.recv_timeout(PATIENCE).unwrap().expect("a message");
     assert_eq!(
         (will.topic(), will.payload_str().unwrap()),
         ("wills/cut", "lost")
@@ -141,15 +156,15 @@ pub fn the_will_comes_when_the_connection_breaks(url: &str, address: SocketAddr)
     // The polite client's will never came.
     assert!(matches!(
         wills.recv_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout(Wait::Message))
+        Ok(None)
     ));
 }
 
 pub fn a_persistent_session_queues_while_away(url: &str) {
     let persistent = || {
         options(url)
-            .client_id("persistent-reader")
-            .clean_session(false)
+            .with_client_id("persistent-reader")
+            .with_clean_session(false)
     };
     let reader = Client::connect(persistent()).unwrap();
     let subscription = reader.subscribe("queue/#", QoS::ExactlyOnce).unwrap();
@@ -183,7 +198,7 @@ pub fn a_persistent_session_queues_while_away(url: &str) {
     assert_eq!(received, ["0", "1", "2", "3", "4", "5"]);
     assert!(matches!(
         everything.recv_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout(Wait::Message))
+        Ok(None)
     ));
     // The session's subscription still holds.
     writer
@@ -193,6 +208,7 @@ pub fn a_persistent_session_queues_while_away(url: &str) {
         everything
             .recv_timeout(PATIENCE)
             .unwrap()
+            .expect("a message")
             .payload_str()
             .unwrap(),
         "live"
@@ -215,6 +231,7 @@ pub fn subscriptions_from_different_threads(url: &str) {
                         subscription
                             .recv_timeout(PATIENCE)
                             .unwrap()
+                            .expect("a message")
                             .payload_str()
                             .unwrap()
                             .to_owned()
@@ -271,6 +288,7 @@ pub fn one_client_shared_by_8_threads(url: &str) {
             subscription
                 .recv_timeout(PATIENCE)
                 .unwrap()
+                .expect("a message")
                 .payload_str()
                 .unwrap()
                 .to_owned()
@@ -279,12 +297,12 @@ pub fn one_client_shared_by_8_threads(url: &str) {
     assert_eq!(received.len(), 400);
     assert!(matches!(
         subscription.recv_timeout(Duration::from_millis(200)),
-        Err(Error::Timeout(Wait::Message))
+        Ok(None)
     ));
 }
 
 pub fn publish_nowait_many_in_flight(url: &str) {
-    let client = Client::connect(options(url).max_inflight(20)).unwrap();
+    let client = Client::connect(options(url).with_max_inflight(20)).unwrap();
     let subscription = client.subscribe("bulk", QoS::ExactlyOnce).unwrap();
     const COUNT: u32 = 2000;
     let pending: Vec<_> = (0..COUNT)
@@ -304,7 +322,10 @@ pub fn publish_nowait_many_in_flight(url: &str) {
     }
     let mut received = Vec::new();
     while received.len() < COUNT as usize {
-        let message = subscription.recv_timeout(PATIENCE).unwrap();
+        let message = subscription
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("a message");
         let bytes: [u8; 4] = message.payload()[..].try_into().unwrap();
         received.push(u32::from_be_bytes(bytes));
     }
@@ -331,15 +352,15 @@ pub fn a_qos_1_stream_survives(
 ) -> Client {
     let subscriber = Client::connect(
         options(subscriber_url)
-            .client_id("stream-subscriber")
-            .clean_session(false),
+            .with_client_id("stream-subscriber")
+            .with_clean_session(false),
     )
     .unwrap();
     let subscription = subscriber.subscribe("stream", QoS::AtLeastOnce).unwrap();
     let publisher = Client::connect(
         options(publisher_url)
-            .client_id("stream-publisher")
-            .clean_session(false),
+            .with_client_id("stream-publisher")
+            .with_clean_session(false),
     )
     .unwrap();
 
@@ -353,7 +374,12 @@ pub fn a_qos_1_stream_survives(
     });
     let mut received = Vec::new();
     while received.len() < 100 {
-        received.push(number(&subscription.recv_timeout(PATIENCE).unwrap()));
+        received.push(number(
+            &subscription
+                .recv_timeout(PATIENCE)
+                .unwrap()
+                .expect("a message"),
+        ));
     }
     cut();
     let deadline = Instant::now() + PATIENCE;
@@ -363,8 +389,11 @@ pub fn a_qos_1_stream_survives(
             "messages missing after reconnecting"
         );
         match subscription.recv_timeout(PATIENCE) {
-            Ok(message) => received.push(number(&message)),
-            Err(error) => panic!("{error}; have {} distinct", tally(received.clone()).len()),
+            Ok(Some(message)) => received.push(number(&message)),
+            outcome => panic!(
+                "{outcome:?}; have {} distinct",
+                tally(received.clone()).len()
+            ),
         }
     }
     sender.join().unwrap();
@@ -391,8 +420,8 @@ pub fn one_publisher_keeps_its_order_across_qos_and_calls(url: &str, count: u32)
         let deadline = Instant::now() + Duration::from_secs(60);
         while received.len() < count as usize && Instant::now() < deadline {
             match subscription.recv_timeout(PATIENCE) {
-                Ok(message) => received.push(number(&message)),
-                Err(_) => break,
+                Ok(Some(message)) => received.push(number(&message)),
+                Ok(None) | Err(_) => break,
             }
         }
         received

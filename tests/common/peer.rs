@@ -59,7 +59,7 @@ impl Peer {
         Peer {
             stream,
             buffer: BytesMut::new(),
-            decoder: Decoder::new().max_packet_size(usize::MAX),
+            decoder: Decoder::new().with_max_packet_size(usize::MAX),
             pending: VecDeque::new(),
             timeout: READ_TIMEOUT,
             name: name.to_string(),

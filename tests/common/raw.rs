@@ -129,7 +129,7 @@ impl Raw {
 
     /// Reads and decodes the next packet.
     pub fn read_packet(&mut self) -> Packet {
-        let mut decoder = Decoder::new().max_packet_size(usize::MAX);
+        let mut decoder = Decoder::new().with_max_packet_size(usize::MAX);
         let mut chunk = [0u8; 4096];
         loop {
             match decoder.decode(&mut self.buffer) {
@@ -293,7 +293,7 @@ pub fn unsubscribe_packet(packet_id: u16, filters: &[&str]) -> Unsubscribe {
 /// Hex bytes and, when they decode, the packets they hold.
 fn describe(bytes: &[u8]) -> String {
     let mut buffer = BytesMut::from(bytes);
-    let mut decoder = Decoder::new().max_packet_size(usize::MAX);
+    let mut decoder = Decoder::new().with_max_packet_size(usize::MAX);
     let mut packets = Vec::new();
     while let Ok(Some(packet)) = decoder.decode(&mut buffer) {
         packets.push(packet.to_string());

@@ -52,17 +52,17 @@ impl<T: ToolOptions> Parser<T> {
             .apply_config(&config)
             .map_err(|e| ArgError::line(format!("--config: {e}")))?;
         if config.broker.uri.is_some() {
-            c.host = options.get_host().to_owned();
-            c.port = Some(options.get_port());
-            c.scheme = options.get_kind();
+            c.host = options.host().to_owned();
+            c.port = Some(options.port());
+            c.scheme = options.transport();
             c.websocket_path = options
-                .get_kind()
+                .transport()
                 .is_websocket()
-                .then(|| options.get_websocket_path().to_owned());
-            c.username = options.get_username().map(str::to_owned);
-            c.password = options.get_password().map(<[u8]>::to_vec);
+                .then(|| options.websocket_path().to_owned());
+            c.username = options.username().map(str::to_owned);
+            c.password = options.password().map(<[u8]>::to_vec);
         }
-        let tls = options.get_tls();
+        let tls = options.tls();
         c.tls.ca_file = tls.ca_file.clone();
         c.tls.ca_data = tls.ca_data.clone();
         c.tls.insecure = tls.insecure;
@@ -70,10 +70,10 @@ impl<T: ToolOptions> Parser<T> {
         // command line.
         c.tls.cert = config.certfile.clone();
         c.tls.key = config.keyfile.clone();
-        c.keep_alive = u16::try_from(options.get_keep_alive().as_secs()).unwrap_or(u16::MAX);
+        c.keep_alive = u16::try_from(options.keep_alive().as_secs()).unwrap_or(u16::MAX);
         c.clean_session = config.clean_session;
         c.qos = config.default_qos;
-        c.reconnect = Some(options.get_reconnect());
+        c.reconnect = Some(options.reconnect());
         if let Some(will) = &config.will {
             c.will = WillArgs {
                 topic: Some(TopicName::new(will.topic.clone()).map_err(|_| {
@@ -82,7 +82,7 @@ impl<T: ToolOptions> Parser<T> {
                         will.topic
                     ))
                 })?),
-                payload: Some(will.message.clone().into_bytes()),
+                payload: Some(will.payload.to_vec()),
                 qos: will.qos,
                 retain: will.retain,
             };

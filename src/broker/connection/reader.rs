@@ -58,7 +58,7 @@ pub(super) fn serve(
             return;
         }
     };
-    let decoder = Decoder::new().max_packet_size(shared.limits.max_packet_size);
+    let decoder = Decoder::new().with_max_packet_size(shared.limits.max_packet_size);
     let clock = ReadClock::new(
         connect_deadline,
         shared.limits.packet_timeout,

@@ -16,7 +16,6 @@ mod gate;
 mod inbox;
 mod outbox;
 
-use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
 pub(crate) use gate::{ReadGate, HANDLED_REPORT_EVERY};
@@ -41,28 +40,10 @@ use crate::protocol::{
 /// already closed (after a takeover, say) from those of the current one.
 pub(crate) type ConnectionId = u64;
 /// Closes a connection's socket from another thread (the router, or the listener at
-/// shutdown). Shutting the socket down wakes its reader and writer, which then exit.
-#[derive(Debug, Clone)]
-pub(crate) struct Closer(Option<Arc<TcpStream>>);
-
-impl Closer {
-    pub(crate) fn new(stream: &Arc<TcpStream>) -> Closer {
-        Closer(Some(stream.clone()))
-    }
-
-    /// A closer with no socket: for inline clients, and for driving the router
-    /// without a network in tests.
-    pub(crate) fn detached() -> Closer {
-        Closer(None)
-    }
-
-    /// Closes the connection in both directions. Closing twice is harmless.
-    pub(crate) fn close(&self) {
-        if let Some(stream) = &self.0 {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-}
+/// shutdown): the transport's [`Closer`](crate::transport::Closer), detached for
+/// inline clients. Shutting the socket down wakes its reader and writer, which then
+/// exit.
+pub(crate) use crate::transport::Closer;
 
 /// A client whose CONNECT was accepted by its connection thread.
 #[derive(Debug)]

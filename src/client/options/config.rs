@@ -1,7 +1,7 @@
 //! Options from hbmqtt-style client settings: [`ClientOptions::from_config`] and
 //! [`ClientOptions::apply_config`].
 
-use super::{ClientOptions, LastWill, Reconnect};
+use super::{ClientOptions, Reconnect};
 use crate::client::Error;
 use crate::config::ClientConfig;
 use crate::transport::ClientTls;
@@ -50,8 +50,8 @@ impl ClientOptions {
     ///
     /// let config = ClientConfig::from_yaml_str("keep_alive: 30\n", "client.yaml")?;
     /// let options = ClientOptions::new("broker.example", 1884).apply_config(&config)?;
-    /// assert_eq!((options.get_host(), options.get_port()), ("broker.example", 1884));
-    /// assert_eq!(options.get_keep_alive(), Duration::from_secs(30));
+    /// assert_eq!((options.host(), options.port()), ("broker.example", 1884));
+    /// assert_eq!(options.keep_alive(), Duration::from_secs(30));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -74,22 +74,18 @@ impl ClientOptions {
             ));
         }
         let mut options = self
-            .keep_alive(config.keep_alive)
-            .ping_delay(config.ping_delay)
-            .clean_session(config.clean_session)
-            .default_qos(config.default_qos)
-            .default_retain(config.default_retain)
-            .reconnect(Reconnect {
+            .with_keep_alive(config.keep_alive)
+            .with_ping_delay(config.ping_delay)
+            .with_clean_session(config.clean_session)
+            .with_default_qos(config.default_qos)
+            .with_default_retain(config.default_retain)
+            .with_reconnect(Reconnect {
                 enabled: config.auto_reconnect,
                 max_interval: config.reconnect_max_interval,
                 retries: config.reconnect_retries,
             });
         for (topic, defaults) in &config.topics {
-            options = options.topic_defaults(
-                topic.clone(),
-                defaults.qos.unwrap_or(config.default_qos),
-                defaults.retain.unwrap_or(config.default_retain),
-            );
+            options = options.with_topic_defaults(topic.clone(), defaults.qos, defaults.retain);
         }
         options.tls = ClientTls {
             ca_file: config.broker.cafile.clone(),
@@ -101,12 +97,7 @@ impl ClientOptions {
             ..ClientTls::default()
         };
         if let Some(will) = &config.will {
-            options = options.will(LastWill::new(
-                will.topic.clone(),
-                will.message.clone(),
-                will.qos,
-                will.retain,
-            ));
+            options = options.with_will(will.clone());
         }
         Ok(options)
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::url::IntoClientOptions;
-pub use self::values::{LastWill, Reconnect, TlsVersion, TopicDefaults};
+pub use self::values::{Reconnect, TlsVersion, TopicDefaults, Will};
 use super::Error;
 use crate::protocol::{ProtocolVersion, QoS};
 use crate::transport::{ClientTls, Kind};
@@ -24,15 +24,15 @@ use crate::transport::{ClientTls, Kind};
 ///
 /// ```
 /// use std::time::Duration;
-/// use wren::client::{ClientOptions, LastWill, QoS, Reconnect};
+/// use wren::client::{ClientOptions, Will, QoS, Reconnect};
 ///
 /// let options = ClientOptions::from_url("mqtt://user:secret@127.0.0.1:1883")?
-///     .client_id("sensor-1")
-///     .clean_session(false)
-///     .keep_alive(Duration::from_secs(30))
-///     .will(LastWill::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
-///     .reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
-/// assert_eq!(options.get_port(), 1883);
+///     .with_client_id("sensor-1")
+///     .with_clean_session(false)
+///     .with_keep_alive(Duration::from_secs(30))
+///     .with_will(Will::new("sensors/sensor-1/status", "gone", QoS::AtLeastOnce, true))
+///     .with_reconnect(Reconnect { max_interval: Duration::from_secs(5), ..Reconnect::default() });
+/// assert_eq!(options.port(), 1883);
 /// # Ok::<(), wren::client::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct ClientOptions {
     pub(crate) pingresp_timeout: Option<Duration>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Bytes>,
-    pub(crate) will: Option<LastWill>,
+    pub(crate) will: Option<Will>,
     pub(crate) connect_timeout: Duration,
     pub(crate) operation_timeout: Duration,
     pub(crate) reconnect: Reconnect,
@@ -100,28 +100,28 @@ impl ClientOptions {
     /// use wren::client::ClientOptions;
     /// use wren::transport::ClientTls;
     ///
-    /// let options = ClientOptions::from_url("mqtts://broker.example")?.tls(ClientTls {
+    /// let options = ClientOptions::from_url("mqtts://broker.example")?.with_tls(ClientTls {
     ///     ca_file: Some("/etc/wren/ca.crt".into()),
     ///     ..ClientTls::default()
     /// });
     /// # Ok::<(), wren::client::Error>(())
     /// ```
-    pub fn tls(mut self, tls: ClientTls) -> ClientOptions {
+    pub fn with_tls(mut self, tls: ClientTls) -> ClientOptions {
         self.tls = tls;
         self
     }
 
     /// The oldest TLS version to accept from the broker: TLS 1.2 by default. Set
-    /// it after [`tls`](Self::tls), which replaces every TLS setting.
+    /// it after [`with_tls`](Self::with_tls), which replaces every TLS setting.
     ///
     /// ```
     /// use wren::client::{ClientOptions, TlsVersion};
     ///
     /// let options = ClientOptions::from_url("mqtts://old-broker.example")?
-    ///     .tls_min_version(TlsVersion::V1_1);
+    ///     .with_tls_min_version(TlsVersion::V1_1);
     /// # Ok::<(), wren::client::Error>(())
     /// ```
-    pub fn tls_min_version(mut self, version: TlsVersion) -> ClientOptions {
+    pub fn with_tls_min_version(mut self, version: TlsVersion) -> ClientOptions {
         self.tls.min_version = Some(version.protocol());
         self
     }
@@ -132,10 +132,10 @@ impl ClientOptions {
     /// ```
     /// use wren::client::{ClientOptions, Kind};
     ///
-    /// let options = ClientOptions::new("broker.example", 9001).transport(Kind::WebSocket);
-    /// assert_eq!((options.get_kind(), options.get_port()), (Kind::WebSocket, 9001));
+    /// let options = ClientOptions::new("broker.example", 9001).with_transport(Kind::WebSocket);
+    /// assert_eq!((options.transport(), options.port()), (Kind::WebSocket, 9001));
     /// ```
-    pub fn transport(mut self, kind: Kind) -> ClientOptions {
+    pub fn with_transport(mut self, kind: Kind) -> ClientOptions {
         self.kind = kind;
         self
     }
@@ -147,33 +147,33 @@ impl ClientOptions {
     /// use wren::client::{ClientOptions, Kind};
     ///
     /// let options = ClientOptions::new("broker.example", 443)
-    ///     .transport(Kind::SecureWebSocket)
-    ///     .websocket_path("/ws");
-    /// assert_eq!(options.get_websocket_path(), "/ws");
+    ///     .with_transport(Kind::SecureWebSocket)
+    ///     .with_websocket_path("/ws");
+    /// assert_eq!(options.websocket_path(), "/ws");
     /// ```
-    pub fn websocket_path(mut self, path: impl Into<String>) -> ClientOptions {
+    pub fn with_websocket_path(mut self, path: impl Into<String>) -> ClientOptions {
         self.websocket_path = path.into();
         self
     }
 
     /// Sets the client id, which names the session on the broker. Without one the
     /// client makes up `wren-` followed by 16 random hex digits.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> ClientOptions {
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> ClientOptions {
         self.client_id = Some(client_id.into());
         self
     }
 
     /// `true` (the default): start a new session and drop it on disconnect.
     /// `false`: keep subscriptions and undelivered QoS 1/2 messages on the broker
-    /// while away; needs a [`client_id`](Self::client_id) ([MQTT-3.1.3-7]).
-    pub fn clean_session(mut self, clean: bool) -> ClientOptions {
+    /// while away; needs a [`with_client_id`](Self::with_client_id) ([MQTT-3.1.3-7]).
+    pub fn with_clean_session(mut self, clean: bool) -> ClientOptions {
         self.clean_session = clean;
         self
     }
 
     /// The longest silence before the client sends PINGREQ; 60 s by default, zero
     /// turns keep-alive off. Sent to the broker in whole seconds (at most 65,535).
-    pub fn keep_alive(mut self, keep_alive: Duration) -> ClientOptions {
+    pub fn with_keep_alive(mut self, keep_alive: Duration) -> ClientOptions {
         self.keep_alive = keep_alive.min(Duration::from_secs(u64::from(u16::MAX)));
         self
     }
@@ -182,20 +182,20 @@ impl ClientOptions {
     /// `ping_delay`): 0 by default, pinging after a full keep-alive of silence, which
     /// MQTT allows since the broker waits one and a half. At most half the
     /// keep-alive is taken off.
-    pub fn ping_delay(mut self, delay: Duration) -> ClientOptions {
+    pub fn with_ping_delay(mut self, delay: Duration) -> ClientOptions {
         self.ping_delay = delay;
         self
     }
 
     /// How long a PINGRESP may take before the connection is considered dead (half
     /// open) and replaced: half the keep-alive by default.
-    pub fn pingresp_timeout(mut self, timeout: Duration) -> ClientOptions {
+    pub fn with_pingresp_timeout(mut self, timeout: Duration) -> ClientOptions {
         self.pingresp_timeout = Some(timeout);
         self
     }
 
     /// Sets the user name and password.
-    pub fn credentials(
+    pub fn with_credentials(
         mut self,
         username: impl Into<String>,
         password: impl Into<Bytes>,
@@ -206,39 +206,39 @@ impl ClientOptions {
     }
 
     /// Sets a user name without a password.
-    pub fn username(mut self, username: impl Into<String>) -> ClientOptions {
+    pub fn with_username(mut self, username: impl Into<String>) -> ClientOptions {
         self.username = Some(username.into());
         self
     }
 
     /// Sets the will.
-    pub fn will(mut self, will: LastWill) -> ClientOptions {
+    pub fn with_will(mut self, will: Will) -> ClientOptions {
         self.will = Some(will);
         self
     }
 
     /// How long opening the TCP connection, and then waiting for CONNACK, may each
     /// take: 10 s by default.
-    pub fn connect_timeout(mut self, timeout: Duration) -> ClientOptions {
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> ClientOptions {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long a call waits for the broker's answer (PUBACK, PUBCOMP, SUBACK,
     /// UNSUBACK) or for room to send: 30 s by default.
-    pub fn operation_timeout(mut self, timeout: Duration) -> ClientOptions {
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> ClientOptions {
         self.operation_timeout = timeout;
         self
     }
 
     /// Sets the reconnect policy ([`Reconnect::default`]: forever, backing off to 10 s).
-    pub fn reconnect(mut self, reconnect: Reconnect) -> ClientOptions {
+    pub fn with_reconnect(mut self, reconnect: Reconnect) -> ClientOptions {
         self.reconnect = reconnect;
         self
     }
 
     /// The version of MQTT to speak: 3.1.1 by default, 3.1 for old brokers.
-    pub fn protocol(mut self, protocol: ProtocolVersion) -> ClientOptions {
+    pub fn with_protocol(mut self, protocol: ProtocolVersion) -> ClientOptions {
         self.protocol = protocol;
         self
     }
@@ -250,14 +250,14 @@ impl ClientOptions {
     /// whose limit is exceeded may drop messages it nevertheless acknowledges
     /// (mosquitto does, beyond its `max_inflight_messages`, 20 by default). Raise it
     /// only as far as the broker allows.
-    pub fn max_inflight(mut self, max_inflight: u16) -> ClientOptions {
+    pub fn with_max_inflight(mut self, max_inflight: u16) -> ClientOptions {
         self.max_inflight = usize::from(max_inflight.max(1));
         self
     }
 
     /// The largest packet accepted from the broker, in bytes: 1 MiB by default. A
     /// larger one closes the connection.
-    pub fn max_packet_size(mut self, bytes: usize) -> ClientOptions {
+    pub fn with_max_packet_size(mut self, bytes: usize) -> ClientOptions {
         self.max_packet_size = bytes;
         self
     }
@@ -268,28 +268,28 @@ impl ClientOptions {
     /// When one is full, QoS 1 and 2 messages wait, unacknowledged, until it has
     /// room (so the broker's own inflight limit slows it down), and QoS 0 messages
     /// are dropped once 1,024 more wait behind it, with a warning in the log.
-    pub fn message_capacity(mut self, capacity: usize) -> ClientOptions {
+    pub fn with_message_capacity(mut self, capacity: usize) -> ClientOptions {
         self.message_capacity = capacity.max(1);
         self
     }
 
     /// The QoS of [`Client::publish_default`](super::Client::publish_default) for
     /// topics without their own entry (hbmqtt's `default_qos`).
-    pub fn default_qos(mut self, qos: QoS) -> ClientOptions {
+    pub fn with_default_qos(mut self, qos: QoS) -> ClientOptions {
         self.default_qos = qos;
         self
     }
 
     /// The retain flag of [`Client::publish_default`](super::Client::publish_default)
     /// for topics without their own entry (hbmqtt's `default_retain`).
-    pub fn default_retain(mut self, retain: bool) -> ClientOptions {
+    pub fn with_default_retain(mut self, retain: bool) -> ClientOptions {
         self.default_retain = retain;
         self
     }
 
     /// QoS and retain flag for publishing on one topic with
     /// [`Client::publish_default`](super::Client::publish_default) (hbmqtt's `topics`).
-    pub fn topic_defaults(
+    pub fn with_topic_defaults(
         mut self,
         topic: impl Into<String>,
         qos: QoS,
@@ -301,53 +301,113 @@ impl ClientOptions {
     }
 
     /// The transport: TCP, TLS, WebSocket or secure WebSocket.
-    pub fn get_kind(&self) -> Kind {
+    pub fn transport(&self) -> Kind {
         self.kind
     }
 
     /// The broker's host name or address.
-    pub fn get_host(&self) -> &str {
+    pub fn host(&self) -> &str {
         &self.host
     }
 
     /// The broker's port.
-    pub fn get_port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The HTTP path of a WebSocket connection.
-    pub fn get_websocket_path(&self) -> &str {
+    pub fn websocket_path(&self) -> &str {
         &self.websocket_path
     }
 
     /// The TLS settings.
-    pub fn get_tls(&self) -> &ClientTls {
+    pub fn tls(&self) -> &ClientTls {
         &self.tls
     }
 
     /// The user name set, if any.
-    pub fn get_username(&self) -> Option<&str> {
+    pub fn username(&self) -> Option<&str> {
         self.username.as_deref()
     }
 
     /// The password set, if any.
-    pub fn get_password(&self) -> Option<&[u8]> {
+    pub fn password(&self) -> Option<&[u8]> {
         self.password.as_deref()
     }
 
     /// The keep-alive.
-    pub fn get_keep_alive(&self) -> Duration {
+    pub fn keep_alive(&self) -> Duration {
         self.keep_alive
     }
 
     /// The reconnect policy.
-    pub fn get_reconnect(&self) -> Reconnect {
+    pub fn reconnect(&self) -> Reconnect {
         self.reconnect
     }
 
     /// The client id set, if any.
-    pub fn get_client_id(&self) -> Option<&str> {
+    pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
+    }
+
+    /// Whether the session is clean (`true`, the default) or kept on the broker.
+    pub fn clean_session(&self) -> bool {
+        self.clean_session
+    }
+
+    /// How long before the keep-alive runs out the PINGREQ goes.
+    pub fn ping_delay(&self) -> Duration {
+        self.ping_delay
+    }
+
+    /// How long a PINGRESP may take, if set; `None` means half the keep-alive.
+    pub fn pingresp_timeout(&self) -> Option<Duration> {
+        self.pingresp_timeout
+    }
+
+    /// The will set, if any.
+    pub fn will(&self) -> Option<&Will> {
+        self.will.as_ref()
+    }
+
+    /// How long opening the connection, and then waiting for CONNACK, may each take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a call waits for the broker's answer or for room to send.
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
+    }
+
+    /// The version of MQTT spoken.
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.protocol
+    }
+
+    /// How many QoS 1/2 messages may wait for their acknowledgements at once.
+    pub fn max_inflight(&self) -> u16 {
+        u16::try_from(self.max_inflight).unwrap_or(u16::MAX)
+    }
+
+    /// The largest packet accepted from the broker, in bytes.
+    pub fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// How many messages each subscription holds for the application.
+    pub fn message_capacity(&self) -> usize {
+        self.message_capacity
+    }
+
+    /// The QoS of `publish_default` for topics without their own entry.
+    pub fn default_qos(&self) -> QoS {
+        self.default_qos
+    }
+
+    /// The retain flag of `publish_default` for topics without their own entry.
+    pub fn default_retain(&self) -> bool {
+        self.default_retain
     }
 
     /// The QoS and retain flag `publish_default` uses for `topic`.
@@ -385,7 +445,7 @@ impl ClientOptions {
         let has_id = self.client_id.as_deref().is_some_and(|id| !id.is_empty());
         if !self.clean_session && !has_id {
             return Err(Error::InvalidOptions(
-                "a persistent session (clean_session(false)) needs a client id [MQTT-3.1.3-7]"
+                "a persistent session (with_clean_session(false)) needs a client id [MQTT-3.1.3-7]"
                     .into(),
             ));
         }
@@ -430,8 +490,8 @@ mod tests {
     #[test]
     fn a_url_gives_host_port_and_percent_decoded_credentials() {
         let options = ClientOptions::from_url("mqtt://us%40er:p%3Ass@broker.example:1884").unwrap();
-        assert_eq!(options.get_host(), "broker.example");
-        assert_eq!(options.get_port(), 1884);
+        assert_eq!(options.host(), "broker.example");
+        assert_eq!(options.port(), 1884);
         assert_eq!(options.username.as_deref(), Some("us@er"));
         assert_eq!(options.password.as_deref(), Some(&b"p:ss"[..]));
     }
@@ -445,11 +505,7 @@ mod tests {
             ("wss://h:9001", Kind::SecureWebSocket, 9001),
         ] {
             let options = ClientOptions::from_url(url).unwrap();
-            assert_eq!(
-                (options.get_kind(), options.get_port()),
-                (kind, port),
-                "{url}"
-            );
+            assert_eq!((options.transport(), options.port()), (kind, port), "{url}");
         }
         assert_eq!(
             ClientOptions::from_url("ws://h").unwrap().websocket_path,
@@ -479,9 +535,9 @@ mod tests {
 
     #[test]
     fn a_persistent_session_needs_a_client_id_mqtt_3_1_3_7() {
-        let options = ClientOptions::new("h", 1).clean_session(false);
+        let options = ClientOptions::new("h", 1).with_clean_session(false);
         assert!(matches!(options.validate(), Err(Error::InvalidOptions(_))));
-        assert!(options.client_id("me").validate().is_ok());
+        assert!(options.with_client_id("me").validate().is_ok());
     }
 
     #[test]
@@ -514,7 +570,7 @@ mod tests {
         )
         .unwrap();
         let options = ClientOptions::from_config(&config).unwrap();
-        assert_eq!((options.get_host(), options.get_port()), ("h", 1999));
+        assert_eq!((options.host(), options.port()), ("h", 1999));
         assert_eq!(options.username.as_deref(), Some("u"));
         assert_eq!(options.keep_alive, Duration::from_secs(30));
         assert_eq!(options.ping_interval(), Duration::from_secs(25));
@@ -529,7 +585,7 @@ mod tests {
         );
         assert_eq!(
             options.will,
-            Some(LastWill::new("bye", "gone", QoS::ExactlyOnce, true))
+            Some(Will::new("bye", "gone", QoS::ExactlyOnce, true))
         );
     }
 
@@ -537,11 +593,11 @@ mod tests {
     fn settings_without_a_broker_keep_the_broker_already_set() {
         let config = ClientConfig::from_yaml_str("keep_alive: 30\n", "client.yaml").unwrap();
         let options = ClientOptions::new("h", 1999)
-            .transport(Kind::Tls)
+            .with_transport(Kind::Tls)
             .apply_config(&config)
             .unwrap();
         assert_eq!(
-            (options.get_kind(), options.get_host(), options.get_port()),
+            (options.transport(), options.host(), options.port()),
             (Kind::Tls, "h", 1999)
         );
         assert_eq!(options.keep_alive, Duration::from_secs(30));
@@ -560,7 +616,7 @@ mod tests {
 
     #[test]
     fn the_tls_minimum_version_is_a_wren_type() {
-        let options = ClientOptions::new("h", 1).tls_min_version(TlsVersion::V1_1);
+        let options = ClientOptions::new("h", 1).with_tls_min_version(TlsVersion::V1_1);
         assert!(matches!(
             options.tls.min_version,
             Some(native_tls::Protocol::Tlsv11)
@@ -576,8 +632,8 @@ mod tests {
     #[test]
     fn topic_defaults_fall_back_to_the_client_defaults() {
         let options = ClientOptions::new("h", 1)
-            .default_qos(QoS::AtLeastOnce)
-            .topic_defaults("status", QoS::ExactlyOnce, true);
+            .with_default_qos(QoS::AtLeastOnce)
+            .with_topic_defaults("status", QoS::ExactlyOnce, true);
         assert_eq!(
             options.defaults_for("status"),
             TopicDefaults {

@@ -19,15 +19,15 @@ impl ClientOptions {
     /// | `wss` | WebSocket over TLS | 443 |
     ///
     /// User name and password may be percent-encoded. TLS trusts the system's
-    /// certificate authorities; see [`tls`](Self::tls) for more.
+    /// certificate authorities; see [`with_tls`](Self::with_tls) for more.
     ///
     /// ```
     /// use wren::client::ClientOptions;
     ///
     /// let options = ClientOptions::from_url("mqtt://[::1]")?;
-    /// assert_eq!((options.get_host(), options.get_port()), ("::1", 1883));
+    /// assert_eq!((options.host(), options.port()), ("::1", 1883));
     /// let secure = ClientOptions::from_url("wss://broker.example/ws")?;
-    /// assert_eq!(secure.get_port(), 443);
+    /// assert_eq!(secure.port(), 443);
     /// # Ok::<(), wren::client::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<ClientOptions, Error> {

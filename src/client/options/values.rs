@@ -1,4 +1,4 @@
-//! The value types a client's options are made of: [`LastWill`], [`Reconnect`],
+//! The value types a client's options are made of: [`Will`], [`Reconnect`],
 //! [`TlsVersion`] and [`TopicDefaults`].
 
 use std::time::Duration;
@@ -9,8 +9,16 @@ use crate::protocol::QoS;
 
 /// The message the broker publishes for this client if it disappears without saying
 /// DISCONNECT: its socket breaks, or it stops answering keep-alive.
+///
+/// This is the will as a client asks for it ([`ClientOptions::with_will`], or the
+/// `will:` of a client settings file, [`ClientConfig::will`]); the client sends it
+/// in CONNECT as the wire form, [`wren::protocol::Will`](crate::protocol::Will),
+/// after checking its topic.
+///
+/// [`ClientOptions::with_will`]: super::ClientOptions::with_will
+/// [`ClientConfig::will`]: crate::config::ClientConfig::will
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastWill {
+pub struct Will {
     /// Where the will is published.
     pub topic: String,
     /// What it says.
@@ -21,7 +29,7 @@ pub struct LastWill {
     pub retain: bool,
 }
 
-impl LastWill {
+impl Will {
     /// A will: `payload` to be published on `topic`. The topic is checked when the
     /// client connects.
     pub fn new(
@@ -29,8 +37,8 @@ impl LastWill {
         payload: impl Into<Bytes>,
         qos: QoS,
         retain: bool,
-    ) -> LastWill {
-        LastWill {
+    ) -> Will {
+        Will {
             topic: topic.into(),
             payload: payload.into(),
             qos,
@@ -89,7 +97,7 @@ impl Reconnect {
 }
 
 /// The oldest TLS version a client accepts from the broker
-/// ([`ClientOptions::tls_min_version`](super::ClientOptions::tls_min_version));
+/// ([`ClientOptions::with_tls_min_version`](super::ClientOptions::with_tls_min_version));
 /// TLS 1.2 unless told otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,7 +121,9 @@ impl TlsVersion {
 }
 
 /// The QoS and retain flag used for one topic by
-/// [`Client::publish_default`](crate::client::Client::publish_default) (hbmqtt's `topics`).
+/// [`Client::publish_default`](crate::client::Client::publish_default) (hbmqtt's `topics`),
+/// set with [`ClientOptions::with_topic_defaults`](super::ClientOptions::with_topic_defaults)
+/// or read from a client settings file ([`ClientConfig::topics`](crate::config::ClientConfig::topics)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicDefaults {
     /// The QoS to publish with.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::connection::{Connection, Incoming};
+use super::connection::{Incoming, Link};
 use super::delivery::{Deliveries, Pushed, Target};
 use super::state::{Done, State, StateError};
 use super::{ClientOptions, Error, Wait};
@@ -145,7 +145,7 @@ pub(crate) struct Worker {
     options: ClientOptions,
     client_id: String,
     state: State<Token>,
-    connection: Option<Connection>,
+    connection: Option<Link>,
     commands: Receiver<Command>,
     control: Receiver<Control>,
     status: Arc<Status>,
@@ -181,7 +181,7 @@ impl Worker {
     pub(crate) fn new(
         options: ClientOptions,
         client_id: String,
-        connection: Connection,
+        connection: Link,
         commands: Receiver<Command>,
         control: Receiver<Control>,
         status: Arc<Status>,

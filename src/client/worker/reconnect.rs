@@ -46,7 +46,7 @@ impl Worker {
                     self.options.address(),
                     opened.session_present
                 );
-                self.connection = Some(opened.connection);
+                self.connection = Some(opened.link);
                 self.status.connected.store(true, Ordering::SeqCst);
                 self.reconnect_attempt = 0;
                 let now = Instant::now();

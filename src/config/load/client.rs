@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::super::{BrokerConnection, ClientConfig, TopicDefaults, WillConfig};
+use super::super::{BrokerConnection, ClientConfig};
 use super::section::{Field, Problem, Section, Warnings};
+use crate::client::{TopicDefaults, Will};
 use crate::protocol::TopicName;
 
 pub(super) fn read_client(
@@ -54,12 +55,17 @@ pub(super) fn read_client(
             TopicName::new(name.as_str())
                 .map_err(|e| settings.problem(format!("{name:?} is not a topic name: {e}")))?;
             let mut settings = settings.section(warnings)?;
-            let mut defaults = TopicDefaults::default();
+            // default_qos and default_retain are read above, whatever their place
+            // in the file.
+            let mut defaults = TopicDefaults {
+                qos: config.default_qos,
+                retain: config.default_retain,
+            };
             if let Some(f) = settings.take("qos") {
-                defaults.qos = Some(f.qos()?);
+                defaults.qos = f.qos()?;
             }
             if let Some(f) = settings.take("retain") {
-                defaults.retain = Some(f.flag()?);
+                defaults.retain = f.flag()?;
             }
             settings.finish(warnings);
             config.topics.insert(name, defaults);
@@ -89,7 +95,7 @@ pub(super) fn read_client(
     Ok(config)
 }
 
-fn read_will(field: Field, warnings: &mut Warnings) -> Result<WillConfig, Problem> {
+fn read_will(field: Field, warnings: &mut Warnings) -> Result<Will, Problem> {
     let will_path = field.path.clone();
     let mut will = field.section(warnings)?;
     let required = |key: &str| Problem {
@@ -115,12 +121,7 @@ fn read_will(field: Field, warnings: &mut Warnings) -> Result<WillConfig, Proble
         .transpose()?
         .unwrap_or(false);
     will.finish(warnings);
-    Ok(WillConfig {
-        topic,
-        message,
-        qos,
-        retain,
-    })
+    Ok(Will::new(topic, message, qos, retain))
 }
 
 fn read_broker_connection(
