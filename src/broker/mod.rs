@@ -72,7 +72,7 @@ use std::time::Instant;
 pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
 pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
-pub use inline::Subscription;
+pub use inline::{IntoIter, Iter, Subscription};
 pub use stats::{Limit, Stats};
 pub use store::{
     Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,

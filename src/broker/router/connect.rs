@@ -17,7 +17,7 @@ use crate::broker::subs::ClientKey;
 use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
 
 use super::{
-    add_footprint, is_sys_topic, session_op, sub_footprint, touched, Connection, RouterState,
+    add_footprint, is_sys_topic, session_op, sub_footprint, touched, ConnectedClient, RouterState,
     SessionEntry,
 };
 
@@ -104,7 +104,7 @@ impl RouterState {
 
         self.connections.insert(
             id,
-            Connection {
+            ConnectedClient {
                 client_key: key.clone(),
                 info: client.clone(),
                 will: connect.will,

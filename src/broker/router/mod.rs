@@ -72,7 +72,7 @@ use self::pacing::Pacing;
 use self::subscribe::Replay;
 
 /// The router's view of a connected client.
-struct Connection {
+struct ConnectedClient {
     client_key: ClientKey,
     info: ClientInfo,
     will: Option<Will>,
@@ -146,7 +146,7 @@ impl SessionEntry {
 /// All broker state, and the rules that change it.
 pub(crate) struct RouterState {
     sessions: HashMap<ClientKey, SessionEntry>,
-    connections: HashMap<ConnectionId, Connection>,
+    connections: HashMap<ConnectionId, ConnectedClient>,
     subscriptions: Subscriptions,
     retained: RetainedMessages,
     /// The store's half of the router, when there is a store.
@@ -399,7 +399,7 @@ fn send_to(
     to_close: &mut Vec<(ConnectionId, DisconnectReason)>,
     durable: Option<&mut Durable>,
     id: ConnectionId,
-    connection: &mut Connection,
+    connection: &mut ConnectedClient,
     packet: Packet,
 ) {
     if let Some(durable) = durable {

@@ -60,7 +60,7 @@ struct Crowding {
 ///
 /// What belongs to one publisher (its held acknowledgements, the sessions they
 /// wait for, the number of outboxes its reader is paused for) stays on the
-/// router's `Connection`, so that it goes away with the connection.
+/// router's `ConnectedClient`, so that it goes away with the connection.
 pub(super) struct Pacing {
     /// Sessions that are behind, with the publishers whose acknowledgements wait
     /// for them, in turn.

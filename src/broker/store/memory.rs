@@ -16,14 +16,19 @@ use crate::protocol::{PacketId, Publish};
 ///
 /// ```no_run
 /// use wren::broker::{Broker, MemoryStorage};
+/// use wren::config::BrokerConfig;
 ///
+/// let config = BrokerConfig::with_tcp_listener("127.0.0.1:1883".parse()?);
 /// let store = MemoryStorage::new();
-/// let broker = Broker::builder().storage(Box::new(store.clone())).start()?;
+/// let broker = Broker::builder(config.clone())
+///     .storage(Box::new(store.clone()))
+///     .start()?;
 /// // ... clients connect, subscribe with persistent sessions, publish ...
 /// broker.shutdown();
-/// let again = Broker::builder().storage(Box::new(store)).start()?; // sessions are back
+/// // The sessions, their messages and the retained messages are back.
+/// let again = Broker::builder(config).storage(Box::new(store)).start()?;
 /// # drop(again);
-/// # Ok::<(), wren::broker::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {

@@ -126,9 +126,11 @@ impl FileStorage {
     ///
     /// ```no_run
     /// use wren::broker::{Broker, FileStorage};
+    /// use wren::config::BrokerConfig;
     ///
     /// let store = FileStorage::open("/var/lib/wren/store.redb")?;
-    /// let broker = Broker::builder().storage(Box::new(store)).start()?;
+    /// let config = BrokerConfig::with_tcp_listener("127.0.0.1:1883".parse()?);
+    /// let broker = Broker::builder(config).storage(Box::new(store)).start()?;
     /// # drop(broker);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
