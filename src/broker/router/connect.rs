@@ -116,7 +116,7 @@ impl RouterState {
                 paused_for: 0,
                 handled: 0,
                 persistent: !connect.clean_session,
-                waiting: VecDeque::new(),
+                waiting: Default::default(),
             },
         );
         if let Some(entry) = self.sessions.get_mut(&key) {

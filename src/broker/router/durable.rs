@@ -13,7 +13,7 @@
 //! too, so the order on each connection stays as it was made. A failed commit keeps
 //! them waiting: its changes go again with the next commit, a second later.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::event::ConnectionId;
@@ -28,13 +28,21 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Packets one connection may have waiting for a commit before it is closed: a
 /// client that keeps publishing while the store cannot commit would otherwise
 /// grow them without bound.
-pub(super) const MAX_WAITING_PACKETS: usize = 65_536;
+pub(super) const MAX_WAITING_PACKETS: usize = 16_384;
+
+/// Payload bytes waiting for a commit on one connection beyond which QoS 0
+/// messages for it are dropped (and counted), as when its outbox is full.
+pub(super) const MAX_WAITING_QOS0_BYTES: usize = 1024 * 1024;
 
 /// Changes on their way to the store, and the commits under way.
 pub(super) struct Durable {
     thread: StorageThread,
-    /// Changes written down since the last commit was sent.
-    pending: Vec<Change>,
+    /// Changes written down since the last commit was sent; `None` where one was
+    /// cancelled by a later one (see `record_session`).
+    pending: Vec<Option<Change>>,
+    /// Where each message put in `pending` is, to cancel it if the message is
+    /// done before the batch is sent.
+    puts: HashMap<(ClientKey, u64), usize>,
     /// Sessions whose own changes are still to be collected into `pending`.
     pub(super) touched: Vec<ClientKey>,
     /// The number the batch `pending` becomes when it is sent.
@@ -63,6 +71,7 @@ impl Durable {
         Durable {
             thread,
             pending: Vec::new(),
+            puts: HashMap::new(),
             touched: Vec::new(),
             next_batch: 1,
             committing: None,
@@ -77,20 +86,40 @@ impl Durable {
 
     /// Writes down a change.
     pub(super) fn record(&mut self, change: Change) {
-        self.pending.push(change);
+        if matches!(change, Change::RemoveSession(_)) {
+            // A new session under the same identifier numbers its messages
+            // afresh: they must not cancel the old one's.
+            self.puts.clear();
+        }
+        self.pending.push(Some(change));
     }
 
-    /// Writes down what a session changed.
-    pub(super) fn record_session(&mut self, client_id: &str, changes: Vec<SessionChange>) {
-        self.pending.extend(changes.into_iter().map(|change| {
-            let client_id = client_id.to_string();
-            match change {
-                SessionChange::Put(seq, message) => Change::PutMessage {
-                    client_id,
-                    seq,
-                    message,
-                },
-                SessionChange::Remove(seq) => Change::RemoveMessage { client_id, seq },
+    /// Writes down what a session changed. A message put and removed again before
+    /// the batch is sent (a QoS 1 message acknowledged within one commit's time,
+    /// which under load is most of them) never reaches the store: the two cancel,
+    /// and a later state of a message replaces an earlier one of the same batch.
+    pub(super) fn record_session(&mut self, client: &ClientKey, changes: Vec<SessionChange>) {
+        for change in changes {
+            let client_id = client.to_string();
+            let change = match change {
+                SessionChange::Put(seq, message) => {
+                    let at = self.pending.len();
+                    if let Some(earlier) = self.puts.insert((client.clone(), seq), at) {
+                        self.pending[earlier] = None;
+                    }
+                    Change::PutMessage {
+                        client_id,
+                        seq,
+                        message,
+                    }
+                }
+                SessionChange::Remove(seq) => {
+                    if let Some(put) = self.puts.remove(&(client.clone(), seq)) {
+                        self.pending[put] = None;
+                        continue;
+                    }
+                    Change::RemoveMessage { client_id, seq }
+                }
                 SessionChange::Receive(packet_id) => Change::Receive {
                     client_id,
                     packet_id,
@@ -99,8 +128,9 @@ impl Durable {
                     client_id,
                     packet_id,
                 },
-            }
-        }));
+            };
+            self.pending.push(Some(change));
+        }
     }
 
     /// Says that changes are about to be written down which a packet sent now
@@ -155,7 +185,12 @@ impl Durable {
         let batch = self.next_batch;
         self.next_batch += 1;
         self.committing = Some(batch);
-        self.thread.send(batch, std::mem::take(&mut self.pending));
+        self.puts.clear();
+        let changes = std::mem::take(&mut self.pending)
+            .into_iter()
+            .flatten()
+            .collect();
+        self.thread.send(batch, changes);
         true
     }
 
@@ -187,10 +222,13 @@ impl Durable {
                         self.failures
                     );
                 }
-                // They go first next time, before what came since.
-                let mut retry = commit.changes;
+                // They go first next time, before what came since. (The positions
+                // of the puts move, so those written since are no longer
+                // cancelled: they are written and removed, which is only slower.)
+                let mut retry: Vec<Option<Change>> = commit.changes.into_iter().map(Some).collect();
                 retry.append(&mut self.pending);
                 self.pending = retry;
+                self.puts.clear();
                 self.retry_at = Some(now + RETRY_AFTER);
                 None
             }
@@ -243,7 +281,54 @@ impl Durable {
 
 /// Packets of one connection waiting for commits, oldest first, each with the batch
 /// it waits for.
-pub(super) type WaitingPackets = VecDeque<(u64, Packet)>;
+#[derive(Default)]
+pub(super) struct WaitingPackets {
+    packets: VecDeque<(u64, Packet)>,
+    /// Payload bytes of the PUBLISH packets among them.
+    bytes: usize,
+}
+
+impl WaitingPackets {
+    pub(super) fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// The batch the newest packet waits for.
+    pub(super) fn last_batch(&self) -> Option<u64> {
+        self.packets.back().map(|(batch, _)| *batch)
+    }
+
+    /// Whether a QoS 0 message would have to wait behind too much already.
+    pub(super) fn full_for_qos0(&self) -> bool {
+        !self.packets.is_empty() && self.bytes >= MAX_WAITING_QOS0_BYTES
+    }
+
+    pub(super) fn push(&mut self, batch: u64, packet: Packet) {
+        self.bytes += payload_len(&packet);
+        self.packets.push_back((batch, packet));
+    }
+
+    /// The oldest packet, if it waits for `batch` or an earlier one.
+    pub(super) fn pop_ready(&mut self, batch: u64) -> Option<Packet> {
+        if self.packets.front()?.0 > batch {
+            return None;
+        }
+        let (_, packet) = self.packets.pop_front()?;
+        self.bytes -= payload_len(&packet);
+        Some(packet)
+    }
+}
+
+fn payload_len(packet: &Packet) -> usize {
+    match packet {
+        Packet::Publish(publish) => publish.payload.len(),
+        _ => 0,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -335,6 +420,88 @@ mod tests {
         let got = sub.received();
         let payloads: Vec<_> = publishes(&got).iter().map(|p| p.payload.clone()).collect();
         assert_eq!(payloads, vec![Bytes::from("two"), Bytes::from("zero")]);
+    }
+
+    /// A memory store that keeps every change it is given.
+    #[derive(Clone, Default)]
+    struct Recording {
+        inner: MemoryStorage,
+        seen: Arc<parking_lot::Mutex<Vec<Change>>>,
+    }
+
+    impl Storage for Recording {
+        fn load(&mut self) -> Result<StoredState, StorageError> {
+            self.inner.load()
+        }
+        fn commit(&mut self, changes: &[Change]) -> Result<(), StorageError> {
+            self.seen.lock().extend_from_slice(changes);
+            self.inner.commit(changes)
+        }
+        fn describe(&self) -> String {
+            "recording".into()
+        }
+    }
+
+    fn harness_on(store: impl Storage + 'static) -> Harness {
+        let mut h = Harness::with_limits(limits());
+        h.state = RouterState::new(
+            limits(),
+            &SysConfig {
+                interval: Duration::ZERO,
+                ..SysConfig::default()
+            },
+            Hooks::default(),
+            Arc::new(Counters::default()),
+            Some(Box::new(store)),
+        )
+        .unwrap();
+        h
+    }
+
+    #[test]
+    fn a_message_acknowledged_before_its_batch_is_sent_never_reaches_the_store() {
+        let recording = Recording::default();
+        let mut h = harness_on(recording.clone());
+        let (sub, publisher) = subscriber_and_publisher(&mut h);
+        recording.seen.lock().clear();
+        h.publish(&publisher, "t", "m", QoS::AtLeastOnce, false, 1);
+        let sent = publishes(&sub.received())[0].packet_id.unwrap();
+        h.packet(&sub, Packet::PubAck(PubAck::new(sent)));
+        h.commit();
+        assert_eq!(
+            publisher.received(),
+            vec![Packet::PubAck(PubAck::new(pid(1)))]
+        );
+        let seen = recording.seen.lock();
+        assert!(
+            !seen
+                .iter()
+                .any(|c| matches!(c, Change::PutMessage { .. } | Change::RemoveMessage { .. })),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_session_under_the_same_identifier_does_not_cancel_the_old_ones_messages() {
+        let recording = Recording::default();
+        let mut h = harness_on(recording.clone());
+        let (sub, publisher) = subscriber_and_publisher(&mut h);
+        h.disconnect(&sub, DisconnectReason::ConnectionLost("test".into()));
+        h.publish(&publisher, "t", "old", QoS::AtLeastOnce, false, 1);
+        h.commit();
+        // In one batch: the old session goes, a new one takes a message under the
+        // same number and acknowledges it.
+        let again = h.connect("sub", true);
+        again.received();
+        h.commit();
+        let fresh = h.connect("sub", false);
+        h.subscribe(&fresh, "t", QoS::AtLeastOnce);
+        h.publish(&publisher, "t", "new", QoS::AtLeastOnce, false, 2);
+        h.disconnect(&fresh, DisconnectReason::ConnectionLost("test".into()));
+        h.commit();
+        let stored = recording.inner.contents();
+        assert_eq!(stored.sessions.len(), 1);
+        assert_eq!(stored.sessions[0].messages.len(), 1, "{stored:?}");
     }
 
     #[test]
@@ -447,18 +614,7 @@ mod tests {
     #[test]
     fn a_failed_commit_withholds_the_acknowledgement_until_a_retry_succeeds() {
         let flaky = Flaky::default();
-        let mut h = Harness::with_limits(limits());
-        h.state = RouterState::new(
-            limits(),
-            &SysConfig {
-                interval: Duration::ZERO,
-                ..SysConfig::default()
-            },
-            Hooks::default(),
-            Arc::new(Counters::default()),
-            Some(Box::new(flaky.clone())),
-        )
-        .unwrap();
+        let mut h = harness_on(flaky.clone());
         let (_sub, publisher) = subscriber_and_publisher(&mut h);
         flaky.failing.store(true, Ordering::SeqCst);
         h.publish(&publisher, "t", "m", QoS::AtLeastOnce, false, 1);

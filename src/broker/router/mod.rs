@@ -330,14 +330,8 @@ impl RouterState {
                 let Some(connection) = connections.get_mut(id) else {
                     return false;
                 };
-                while connection
-                    .waiting
-                    .front()
-                    .is_some_and(|(waits_for, _)| *waits_for <= batch)
-                {
-                    if let Some((_, packet)) = connection.waiting.pop_front() {
-                        try_send(to_close, *id, &connection.outbox, packet);
-                    }
+                while let Some(packet) = connection.waiting.pop_ready(batch) {
+                    try_send(to_close, *id, &connection.outbox, packet);
                 }
                 !connection.waiting.is_empty()
             });
@@ -403,14 +397,14 @@ fn send_to(
     packet: Packet,
 ) {
     if let Some(durable) = durable {
-        let behind = connection.waiting.back().map(|(batch, _)| *batch);
+        let behind = connection.waiting.last_batch();
         if behind.is_some() || Durable::must_wait(&packet, connection.persistent) {
             if let Some(batch) = durable.wait_for().max(behind) {
                 if connection.waiting.len() >= MAX_WAITING_PACKETS {
                     to_close.push((id, DisconnectReason::StoreBehind));
                     return;
                 }
-                connection.waiting.push_back((batch, packet));
+                connection.waiting.push(batch, packet);
                 durable.waiting.insert(id);
                 return;
             }

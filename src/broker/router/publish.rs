@@ -264,7 +264,9 @@ impl RouterState {
                 return Delivered::Skipped;
             };
             let room = connection.outbox.qos0_room();
-            if room == Qos0Room::Full {
+            // Behind packets that wait for the store it would wait too: bounded
+            // like the outbox.
+            if room == Qos0Room::Full || connection.waiting.full_for_qos0() {
                 bump(&self.counters.publish_dropped, 1);
                 return Delivered::Crowded(id);
             }
