@@ -466,8 +466,8 @@ impl Broker {
     }
 
     /// Stops the broker: closes the listeners, disconnects every client (wills are
-    /// not published: the clients did nothing wrong), saves persistent sessions and
-    /// retained messages, flushes the store, and joins every thread.
+    /// not published: the clients did nothing wrong), commits to the store what it
+    /// has not committed yet (if there is one), and joins every thread.
     pub fn shutdown(mut self) {
         self.stop();
     }

@@ -54,6 +54,13 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Network connections accepted since start (MQTT or not).
     pub connections_accepted: u64,
+    /// Batches of changes committed to the store since start (0 without one).
+    /// Published as `$SYS/broker/store/commits`.
+    pub store_commits: u64,
+    /// Commits to the store that failed since start; each withheld the
+    /// acknowledgements waiting for it until a retry succeeded. Published as
+    /// `$SYS/broker/store/failures`.
+    pub store_failures: u64,
     /// How many times each limit against hostile or runaway clients refused
     /// something since start, in the order of [`Limit::ALL`]. Published in `$SYS`
     /// as `$SYS/broker/limits/KEY`.
@@ -175,6 +182,8 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
+    pub(crate) store_commits: AtomicU64,
+    pub(crate) store_failures: AtomicU64,
     /// One per [`Limit`], in the order of [`Limit::ALL`].
     limits: [AtomicU64; Limit::ALL.len()],
     /// The router's latest gauges.
@@ -229,6 +238,8 @@ impl Counters {
             bytes_received: read(&self.bytes_received),
             bytes_sent: read(&self.bytes_sent),
             connections_accepted: read(&self.connections_accepted),
+            store_commits: read(&self.store_commits),
+            store_failures: read(&self.store_failures),
             limits_reached: Limit::ALL
                 .iter()
                 .map(|&limit| (limit, read(&self.limits[limit as usize])))

@@ -153,6 +153,8 @@ impl SysTopics {
         set("bytes/received", stats.bytes_received.to_string());
         set("bytes/sent", stats.bytes_sent.to_string());
         set("subscriptions/count", stats.subscriptions.to_string());
+        set("store/commits", stats.store_commits.to_string());
+        set("store/failures", stats.store_failures.to_string());
         set("shared_subscriptions/count", "0".to_string());
 
         let counts = [
@@ -212,7 +214,7 @@ mod tests {
         };
         let first = sys.tick(start, &stats, SysExtra::default());
         let topics: HashMap<_, _> = first.iter().cloned().collect();
-        assert_eq!(topics.len(), 24 + 27);
+        assert_eq!(topics.len(), 24 + 29);
         assert_eq!(
             topics["$SYS/broker/version"],
             format!("wren-mqtt version {}", env!("CARGO_PKG_VERSION"))

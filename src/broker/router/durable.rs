@@ -641,5 +641,8 @@ mod tests {
             }
         }
         assert_eq!(flaky.inner.contents().sessions[0].messages.len(), 1);
+        let stats = h.state.counters.snapshot(Duration::ZERO);
+        assert_eq!(stats.store_failures, 1, "the failure is counted");
+        assert!(stats.store_commits >= 1);
     }
 }

@@ -99,7 +99,8 @@ struct SessionEntry {
     session: Session,
     connection: Option<ConnectionId>,
     /// The client the session last belonged to, for read checks while it is
-    /// offline; `None` for a session restored from storage and not yet reclaimed.
+    /// offline (restored from the store with it after a restart); `None` only for a
+    /// clean session before its client is attached.
     owner: Option<ClientInfo>,
     /// The user name of the client that made the session: another user with the
     /// same client identifier gets a fresh session (invariant 5).
@@ -323,7 +324,13 @@ impl RouterState {
         let Some(durable) = self.durable.as_mut() else {
             return;
         };
-        if let Some(batch) = durable.finished(commit, Instant::now()) {
+        let finished = durable.finished(commit, Instant::now());
+        let counter = match finished {
+            Some(_) => &self.counters.store_commits,
+            None => &self.counters.store_failures,
+        };
+        crate::broker::stats::bump(counter, 1);
+        if let Some(batch) = finished {
             let connections = &mut self.connections;
             let to_close = &mut self.to_close;
             durable.waiting.retain(|id| {

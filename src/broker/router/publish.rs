@@ -227,9 +227,9 @@ impl RouterState {
         let Some(entry) = self.sessions.get_mut(client) else {
             return Delivered::Skipped;
         };
-        // Read access, checked per delivery. A restored session whose client has not
-        // come back has no known user: it gets nothing while hooks decide (fail
-        // closed, invariant 5).
+        // Read access, checked per delivery, for the client that owns the session
+        // (restored with it from the store after a restart); a session with no
+        // known owner gets nothing while hooks decide (fail closed, invariant 5).
         if !self.hooks.is_empty()
             && !entry.trusted
             && !entry
