@@ -270,6 +270,10 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a directory for the broker's files")
 }
 
+/// The `wren-broker` program, when this build has it (the `tools` feature): the
+/// tests of the library alone (`--no-default-features`) compile without it.
+const WREN_BROKER_PROGRAM: Option<&str> = option_env!("CARGO_BIN_EXE_wren-broker");
+
 /// The `wren-broker` program with a YAML configuration, killed when dropped.
 pub struct WrenBrokerProgram {
     lines: Lines,
@@ -291,7 +295,10 @@ impl WrenBrokerProgram {
             std::fs::write(&config, yaml.replace("{port}", &port.to_string()))
                 .expect("cannot write the broker's configuration");
             let lines = Lines::spawn(
-                Command::new(env!("CARGO_BIN_EXE_wren-broker"))
+                Command::new(WREN_BROKER_PROGRAM.expect(
+                    "the wren-broker program is built only with the `tools` feature \
+                     (the default); run this test without --no-default-features",
+                ))
                     .arg("-c")
                     .arg(&config)
                     .env("RUST_LOG", "info"),
