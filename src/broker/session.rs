@@ -173,9 +173,11 @@ impl Session {
             .is_some_and(|journal| !journal.is_empty())
     }
 
-    fn record(&mut self, change: SessionChange) {
+    /// Writes down a change, made only when the session keeps a journal: without
+    /// a store, the messages are not even cloned for it.
+    fn record(&mut self, change: impl FnOnce() -> SessionChange) {
         if let Some(journal) = &mut self.journal {
-            journal.push(change);
+            journal.push(change());
         }
     }
 
@@ -212,10 +214,7 @@ impl Session {
             if let Some(id) = self.allocate_packet_id() {
                 publish.packet_id = Some(id);
                 let seq = self.take_seq(publish.qos);
-                self.record(SessionChange::Put(
-                    seq,
-                    StoredMessage::Sent(publish.clone()),
-                ));
+                self.record(|| SessionChange::Put(seq, StoredMessage::Sent(publish.clone())));
                 self.inflight
                     .push_back((seq, Inflight::Publish(publish.clone())));
                 self.bytes += len;
@@ -233,10 +232,7 @@ impl Session {
         publish.compact();
         let seq = self.take_seq(publish.qos);
         if seq != 0 {
-            self.record(SessionChange::Put(
-                seq,
-                StoredMessage::Queued(publish.clone()),
-            ));
+            self.record(|| SessionChange::Put(seq, StoredMessage::Queued(publish.clone())));
         }
         self.queue.push_back((seq, publish));
         self.bytes += len;
@@ -269,7 +265,7 @@ impl Session {
                 self.bytes -= publish.payload.len();
                 denied += 1;
                 if seq != 0 {
-                    self.record(SessionChange::Remove(seq));
+                    self.record(|| SessionChange::Remove(seq));
                 }
                 continue;
             }
@@ -285,10 +281,7 @@ impl Session {
                 break;
             };
             publish.packet_id = Some(id);
-            self.record(SessionChange::Put(
-                seq,
-                StoredMessage::Sent(publish.clone()),
-            ));
+            self.record(|| SessionChange::Put(seq, StoredMessage::Sent(publish.clone())));
             self.inflight
                 .push_back((seq, Inflight::Publish(publish.clone())));
             out.push(publish);
@@ -316,7 +309,7 @@ impl Session {
         });
         self.bytes -= freed;
         for seq in removed {
-            self.record(SessionChange::Remove(seq));
+            self.record(|| SessionChange::Remove(seq));
         }
         before - self.inflight.len()
     }
@@ -392,7 +385,7 @@ impl Session {
                     if let Inflight::Publish(p) = entry {
                         self.bytes -= p.payload.len();
                     }
-                    self.record(SessionChange::Remove(seq));
+                    self.record(|| SessionChange::Remove(seq));
                 }
                 true
             }
@@ -405,7 +398,7 @@ impl Session {
     pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
         let new = self.awaiting_pubrel.insert(id);
         if new {
-            self.record(SessionChange::Receive(id));
+            self.record(|| SessionChange::Receive(id));
         }
         new
     }
@@ -414,7 +407,7 @@ impl Session {
     pub(crate) fn pubrel(&mut self, id: PacketId) -> bool {
         let held = self.awaiting_pubrel.remove(&id);
         if held {
-            self.record(SessionChange::Release(id));
+            self.record(|| SessionChange::Release(id));
         }
         held
     }

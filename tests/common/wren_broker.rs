@@ -299,9 +299,9 @@ impl WrenBrokerProgram {
                     "the wren-broker program is built only with the `tools` feature \
                      (the default); run this test without --no-default-features",
                 ))
-                    .arg("-c")
-                    .arg(&config)
-                    .env("RUST_LOG", "info"),
+                .arg("-c")
+                .arg(&config)
+                .env("RUST_LOG", "info"),
                 Stream::Stderr,
                 "it is built with the tests",
             );

@@ -53,7 +53,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Select};
+use crossbeam_channel::{Receiver, Select, TryRecvError};
 
 use crate::broker::event::{Ack, Closer, ConnectionId, Event, Outbox, ReadGate, SendFailure};
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
@@ -473,6 +473,50 @@ fn is_sys_topic(topic: &str) -> bool {
     topic == "$SYS" || topic.starts_with("$SYS/")
 }
 
+/// What woke the router.
+enum Woken {
+    Event(Event),
+    Commit(Commit),
+    Deadline,
+}
+
+/// Blocks until an event arrives, a commit of the store returns, or the router's
+/// next deadline passes. Without a store it waits on the inbox alone, the cheaper
+/// wait on the hot path of a broker in memory.
+fn wait(state: &RouterState, inbox: &Receiver<Event>, commits: Option<&Receiver<Commit>>) -> Woken {
+    let deadline = state.deadline();
+    let Some(commits) = commits else {
+        let received = match deadline {
+            Some(deadline) => inbox.recv_deadline(deadline).map_err(|e| e.is_timeout()),
+            None => inbox.recv().map_err(|_| false),
+        };
+        return match received {
+            Ok(event) => Woken::Event(event),
+            Err(true) => Woken::Deadline,
+            Err(false) => Woken::Event(Event::Shutdown),
+        };
+    };
+    let mut select = Select::new();
+    let from_inbox = select.recv(inbox);
+    select.recv(commits);
+    let ready = match deadline {
+        Some(deadline) => select.ready_deadline(deadline).ok(),
+        None => Some(select.ready()),
+    };
+    match ready {
+        None => Woken::Deadline,
+        Some(index) if index == from_inbox => match inbox.try_recv() {
+            Ok(event) => Woken::Event(event),
+            Err(TryRecvError::Empty) => Woken::Deadline,
+            Err(TryRecvError::Disconnected) => Woken::Event(Event::Shutdown),
+        },
+        Some(_) => match commits.try_recv() {
+            Ok(commit) => Woken::Commit(commit),
+            Err(_) => Woken::Deadline,
+        },
+    }
+}
+
 /// The router thread: blocks for an event (or the next `$SYS` tick), handles it and
 /// everything else already waiting, gives their bytes back to the inbox's `budget`,
 /// then publishes statistics.
@@ -486,47 +530,34 @@ pub(crate) fn run(
     let commits = state.durable.as_ref().map(Durable::commits);
     state.tick(Instant::now());
     loop {
-        // Wait for an event, a commit of the store, or the next deadline.
-        let mut select = Select::new();
-        let from_inbox = select.recv(&inbox);
-        if let Some(commits) = &commits {
-            select.recv(commits);
-        }
-        let ready = match state.deadline() {
-            Some(deadline) => select.ready_deadline(deadline).ok(),
-            None => Some(select.ready()),
-        };
-        if ready.is_some_and(|index| index != from_inbox) {
-            if let Some(Ok(commit)) = commits.as_ref().map(Receiver::try_recv) {
+        let first = match wait(&state, &inbox, commits.as_ref()) {
+            Woken::Event(event) => Some(event),
+            Woken::Commit(commit) => {
                 state.committed(commit);
+                None
             }
-        } else if ready.is_some() {
-            let first = match inbox.try_recv() {
-                Ok(event) => Some(event),
-                Err(crossbeam_channel::TryRecvError::Empty) => None,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Event::Shutdown),
-            };
-            if let Some(event) = first {
-                let mut handled = event.cost();
+            Woken::Deadline => None,
+        };
+        if let Some(event) = first {
+            let mut handled = event.cost();
+            if !state.handle(event) {
+                break;
+            }
+            let mut stopped = false;
+            for _ in 1..MAX_BATCH {
+                let Ok(event) = inbox.try_recv() else {
+                    break;
+                };
+                handled += event.cost();
                 if !state.handle(event) {
+                    stopped = true;
                     break;
                 }
-                let mut stopped = false;
-                for _ in 1..MAX_BATCH {
-                    let Ok(event) = inbox.try_recv() else {
-                        break;
-                    };
-                    handled += event.cost();
-                    if !state.handle(event) {
-                        stopped = true;
-                        break;
-                    }
-                }
-                // Room for the whole batch at once: waiting senders wake once per batch.
-                budget.give_back(handled);
-                if stopped {
-                    break;
-                }
+            }
+            // Room for the whole batch at once: waiting senders wake once per batch.
+            budget.give_back(handled);
+            if stopped {
+                break;
             }
         }
         state.tick(Instant::now());
