@@ -42,7 +42,9 @@ use crate::protocol::{PacketId, Publish, QoS};
 /// One change to a session's QoS 1/2 state, to be made durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SessionChange {
-    /// A message entered the session, or moved on (queued, sent, released).
+    /// A message entered the session (queued, or sent at once).
+    Add(u64, StoredMessage),
+    /// A message moved on (sent, released).
     Put(u64, StoredMessage),
     /// A message is done (acknowledged) or dropped.
     Remove(u64),
@@ -214,7 +216,7 @@ impl Session {
             if let Some(id) = self.allocate_packet_id() {
                 publish.packet_id = Some(id);
                 let seq = self.take_seq(publish.qos);
-                self.record(|| SessionChange::Put(seq, StoredMessage::Sent(publish.clone())));
+                self.record(|| SessionChange::Add(seq, StoredMessage::Sent(publish.clone())));
                 self.inflight
                     .push_back((seq, Inflight::Publish(publish.clone())));
                 self.bytes += len;
@@ -232,7 +234,7 @@ impl Session {
         publish.compact();
         let seq = self.take_seq(publish.qos);
         if seq != 0 {
-            self.record(|| SessionChange::Put(seq, StoredMessage::Queued(publish.clone())));
+            self.record(|| SessionChange::Add(seq, StoredMessage::Queued(publish.clone())));
         }
         self.queue.push_back((seq, publish));
         self.bytes += len;
@@ -349,9 +351,8 @@ impl Session {
                     // The payload is delivered: only the identifier is kept now.
                     self.bytes -= p.payload.len();
                     *entry = Inflight::PubRel(id);
-                    let change = SessionChange::Put(*seq, StoredMessage::Released(id));
                     if let Some(journal) = &mut self.journal {
-                        journal.push(change);
+                        journal.push(SessionChange::Put(*seq, StoredMessage::Released(id)));
                     }
                     true
                 }

@@ -9,16 +9,18 @@
 //!
 //! Packets that acknowledge a change, and the QoS 2 PUBLISH and PUBREL packets to a
 //! persistent session's client, wait until the commit that holds everything written
-//! down before them returns ([`Durable::wait_for`]); packets behind them on the same connection wait
-//! too, so the order on each connection stays as it was made. A failed commit keeps
-//! them waiting: its changes go again with the next commit, a second later.
+//! down before them returns ([`Durable::wait_for`]): a packet waits for all that
+//! came before it, not only its own change, which is simpler and costs at most one
+//! commit more. Packets behind them on the same connection wait too, so the order
+//! on each connection stays as it was made. A failed commit keeps them waiting: its
+//! changes go again with the next commit, a second later.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::event::ConnectionId;
 use crate::broker::session::SessionChange;
-use crate::broker::store::{Change, Commit, StorageThread};
+use crate::broker::store::{Change, Commit, StorageThread, StoredMessage};
 use crate::broker::subs::ClientKey;
 use crate::protocol::{Packet, QoS};
 
@@ -40,9 +42,10 @@ pub(super) struct Durable {
     /// Changes written down since the last commit was sent; `None` where one was
     /// cancelled by a later one (see `record_session`).
     pending: Vec<Option<Change>>,
-    /// Where each message put in `pending` is, to cancel it if the message is
-    /// done before the batch is sent.
-    puts: HashMap<(ClientKey, u64), usize>,
+    /// Where each message put in `pending` is, and whether it entered its session
+    /// in this batch, to cancel it if the message is done before the batch is
+    /// sent.
+    puts: HashMap<(ClientKey, u64), (usize, bool)>,
     /// Sessions whose own changes are still to be collected into `pending`.
     pub(super) touched: Vec<ClientKey>,
     /// The number the batch `pending` becomes when it is sent.
@@ -94,29 +97,24 @@ impl Durable {
         self.pending.push(Some(change));
     }
 
-    /// Writes down what a session changed. A message put and removed again before
-    /// the batch is sent (a QoS 1 message acknowledged within one commit's time,
-    /// which under load is most of them) never reaches the store: the two cancel,
-    /// and a later state of a message replaces an earlier one of the same batch.
+    /// Writes down what a session changed. A message that enters a session and is
+    /// done again before the batch is sent (a QoS 1 message acknowledged within one
+    /// commit's time, which under load is most of them) never reaches the store:
+    /// its changes cancel. A later state of a message replaces an earlier one of
+    /// the same batch; the removal of a message stored by an earlier batch is
+    /// always written.
     pub(super) fn record_session(&mut self, client: &ClientKey, changes: Vec<SessionChange>) {
         for change in changes {
             let client_id = client.to_string();
             let change = match change {
-                SessionChange::Put(seq, message) => {
-                    let at = self.pending.len();
-                    if let Some(earlier) = self.puts.insert((client.clone(), seq), at) {
-                        self.pending[earlier] = None;
-                    }
-                    Change::PutMessage {
-                        client_id,
-                        seq,
-                        message,
-                    }
-                }
+                SessionChange::Add(seq, message) => self.put(client, seq, message, true),
+                SessionChange::Put(seq, message) => self.put(client, seq, message, false),
                 SessionChange::Remove(seq) => {
-                    if let Some(put) = self.puts.remove(&(client.clone(), seq)) {
+                    if let Some((put, new_here)) = self.puts.remove(&(client.clone(), seq)) {
                         self.pending[put] = None;
-                        continue;
+                        if new_here {
+                            continue;
+                        }
                     }
                     Change::RemoveMessage { client_id, seq }
                 }
@@ -130,6 +128,27 @@ impl Durable {
                 },
             };
             self.pending.push(Some(change));
+        }
+    }
+
+    /// The change that puts a message in the store, noting where it is. `added`
+    /// says the message entered its session just now (nothing of it is stored
+    /// yet); a put after another of the same batch keeps that one's answer.
+    fn put(&mut self, client: &ClientKey, seq: u64, message: StoredMessage, added: bool) -> Change {
+        let at = self.pending.len();
+        let key = (client.clone(), seq);
+        let new_here = match self.puts.get(&key) {
+            Some(&(earlier, new_here)) => {
+                self.pending[earlier] = None;
+                new_here
+            }
+            None => added,
+        };
+        self.puts.insert(key, (at, new_here));
+        Change::PutMessage {
+            client_id: client.to_string(),
+            seq,
+            message,
         }
     }
 
@@ -478,6 +497,35 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Change::PutMessage { .. } | Change::RemoveMessage { .. })),
             "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_message_stored_by_an_earlier_batch_is_removed_when_done() {
+        let store = MemoryStorage::new();
+        let mut h = Harness::with_store(store.clone());
+        let (sub, publisher) = subscriber_and_publisher(&mut h);
+        // Two go out at once (the window holds two), the third is queued.
+        for (packet_id, payload) in [(1, "a"), (2, "b"), (3, "c")] {
+            h.publish(&publisher, "t", payload, QoS::AtLeastOnce, false, packet_id);
+        }
+        h.commit();
+        assert_eq!(store.contents().sessions[0].messages.len(), 3);
+        // In the next batch the third is sent and all three are acknowledged.
+        for round in 0..2 {
+            for publish in publishes(&sub.received()) {
+                h.packet(
+                    &sub,
+                    Packet::PubAck(PubAck::new(publish.packet_id.unwrap())),
+                );
+            }
+            assert!(round == 0 || sub.received().is_empty());
+        }
+        h.commit();
+        assert!(
+            store.contents().sessions[0].messages.is_empty(),
+            "{:?}",
+            store.contents()
         );
     }
 
