@@ -45,6 +45,46 @@ fn compare_runs_the_chosen_scenarios_against_two_brokers() {
     assert!(!stdout.contains("failed"), "{stdout}");
 }
 
+/// The persistence set's kill scenario: wren-broker with a store loses nothing it
+/// acknowledged to `kill -9`; the same broker in memory loses everything.
+#[test]
+fn the_kill_scenario_counts_what_a_broker_loses_to_kill_9() {
+    let broker = env!("CARGO_BIN_EXE_wren-broker");
+    let with_store = format!(
+        "stored=sh -c 'printf \"listeners: {{default: {{type: tcp, bind: \\\"127.0.0.1:{{port}}\\\"}}}}\\npersistence: {{enabled: true, path: {{dir}}/store}}\\n\" > {{dir}}/w.yaml; exec {broker} -c {{dir}}/w.yaml'"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_wren-bench"))
+        .args([
+            "compare",
+            "--persistent",
+            "--quick",
+            "--only",
+            "kill",
+            "--broker",
+            &with_store,
+            "--broker",
+            &format!("memory={broker} -p {{port}}"),
+        ])
+        .output()
+        .expect("wren-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("| kill -9 after acknowledged qos1 | acknowledged ↑ | 20 | 20 |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "| kill -9 after acknowledged qos1 | acknowledged, lost to kill -9 ↓ | 0 | 20 |"
+        ),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_json_run_accounts_for_every_message() {
     let broker = Mosquitto::start();

@@ -208,7 +208,7 @@ fn persistence_set(scale: u64) -> Vec<Scenario> {
             }),
         },
         Scenario {
-            name: "kill -9 after 1000 acknowledged qos1",
+            name: "kill -9 after acknowledged qos1",
             build: Box::new(move |_, _, _| Plan::Crash(n(1000))),
         },
     ]
