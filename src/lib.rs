@@ -44,9 +44,11 @@
 //!    `worker/` drives it from a thread.
 //! 3. [`broker`]: `router/` is the broker's brain, one file per packet family:
 //!    `mod.rs` dispatches events, then `connect.rs`, `publish.rs`, `acks.rs`,
-//!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers) and
+//!    `subscribe.rs`, `pacing.rs` (publishers held back by slow subscribers),
+//!    `durable.rs` (acknowledgements that wait for the store) and
 //!    `housekeeping.rs`; `session.rs`, `subs.rs`, `retain/` and `sys.rs` hold what
-//!    it knows. `connection/` is the other side of the inbox: `reader.rs` (the
+//!    it knows; `store/` keeps it across restarts (the storage contract, the redb
+//!    file in `file/`, the storage thread). `connection/` is the other side of the inbox: `reader.rs` (the
 //!    CONNECT handshake and the checks a client's packets meet before the router
 //!    sees them), `clock.rs` (its deadlines), `writer.rs`; `event/` holds what the
 //!    two sides send each other.

@@ -32,13 +32,16 @@
 //!   connection: outboxes are bounded and written with `try_send`. `router/mod.rs`
 //!   dispatches each event to the file of its packet: `connect.rs`, `publish.rs`,
 //!   `acks.rs`, `subscribe.rs`; `pacing.rs` holds publishers back for slow
-//!   subscribers, `housekeeping.rs` saves, expires and publishes `$SYS`.
+//!   subscribers, `durable.rs` holds acknowledgements back until the store has
+//!   committed what they acknowledge, `housekeeping.rs` records, expires and
+//!   publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
 //! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].
 //! - `store/`: where retained messages, persistent sessions and their messages are
 //!   kept across restarts (the storage contract, the redb file store, the memory
 //!   store, the storage thread).
+//! - `panics.rs`: a panic of the router or the storage thread ends the process.
 //!
 //! # Limits
 //!
@@ -55,6 +58,7 @@ mod hooks;
 mod inline;
 mod listener;
 mod log_limit;
+mod panics;
 mod retain;
 mod router;
 mod session;
@@ -98,11 +102,6 @@ use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 /// hundred flooding publishers turned into half the broker's CPU time with room
 /// for only 16.
 const ROUTER_INBOX_CAPACITY: usize = 32 * 1024;
-
-/// The exit status of a process whose router or storage thread panicked:
-/// `EX_SOFTWARE`, "an internal software error", from BSD's `sysexits.h`, which
-/// service managers and shells know.
-const PANIC_EXIT_CODE: i32 = 70;
 
 /// A running broker. Dropping it shuts it down, as [`Broker::shutdown`] does.
 ///
@@ -237,7 +236,7 @@ impl BrokerBuilder {
                 // Senders still waiting for room would wait for a router that is gone.
                 budget.close();
                 if let Err(panic) = routed {
-                    stop_after_panic("router", connection::panic_message(&*panic));
+                    panics::stop_process("router", panics::message(&*panic));
                 }
             });
         let router = match router {
@@ -275,27 +274,6 @@ impl BrokerBuilder {
             started: Instant::now(),
         })
     }
-}
-
-/// Ends the process after the router or the storage thread panicked (in its own
-/// code or in a store; hooks catch their own panics).
-///
-/// A broker without its router still accepts connections, but serves nothing:
-/// CONNECTs wait for a CONNACK that never comes, and acknowledged messages could not
-/// be delivered. Without its storage thread, nothing is committed, so nothing is
-/// acknowledged any more. The router's state (sessions, subscriptions, retained
-/// messages) cannot be trusted after a panic in the middle of changing it, so there
-/// is nothing to restart from. Stopping the process, with a status a service manager
-/// sees, is the honest answer: it is restarted, and clients reconnect (with a store,
-/// to everything it acknowledged).
-pub(crate) fn stop_after_panic(thread: &str, message: &str) -> ! {
-    log::error!(
-        "The {thread} thread panicked ({message}); stopping the process \
-         (exit status {PANIC_EXIT_CODE}), since a broker without its {thread} thread \
-         serves nothing."
-    );
-    log::logger().flush();
-    std::process::exit(PANIC_EXIT_CODE)
 }
 
 /// Refuses settings the broker would otherwise ignore. Each would make it do less

@@ -87,6 +87,7 @@ use parking_lot::Mutex;
 
 use super::event::{ConnectionId, Inbox};
 use super::hooks::Hooks;
+use super::panics;
 use super::stats::Counters;
 use crate::config::{AuthConfig, Limits};
 use crate::transport::Acceptor;
@@ -270,7 +271,7 @@ pub(crate) fn spawn(
                 log::error!(
                     "The reader thread of connection {id} from {remote_addr} panicked ({}); \
                      that connection is closed, the broker goes on.",
-                    panic_message(&*panic)
+                    panics::message(&*panic)
                 );
             }
         })
@@ -291,17 +292,6 @@ impl<F: FnOnce()> Drop for OnExit<F> {
         if let Some(on_exit) = self.on_exit.take() {
             on_exit();
         }
-    }
-}
-
-/// What a panic said, for the log.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text
-    } else {
-        "no message"
     }
 }
 
@@ -388,7 +378,7 @@ mod tests {
             panic!("a bug in a connection thread");
         });
         let panic = thread.join().unwrap_err();
-        assert_eq!(panic_message(&*panic), "a bug in a connection thread");
+        assert_eq!(panics::message(&*panic), "a bug in a connection thread");
         assert!(freed.load(Ordering::SeqCst));
         assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0);
     }

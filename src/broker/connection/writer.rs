@@ -6,8 +6,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
-use super::panic_message;
 use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver};
+use crate::broker::panics;
 use crate::broker::stats::{bump, Counters};
 use crate::protocol::Packet;
 use crate::transport;
@@ -40,7 +40,7 @@ pub(super) fn spawn(
                 log::error!(
                     "The writer thread of connection {id} from {remote_addr} panicked ({}); \
                      that connection is closed, the broker goes on.",
-                    panic_message(&*panic)
+                    panics::message(&*panic)
                 );
                 // The reader sees the end and tells the router.
                 let _ = stream.shutdown(Shutdown::Both);

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{Change, Storage, StorageError};
+use crate::broker::panics;
 
 /// What became of a batch.
 #[derive(Debug)]
@@ -47,10 +48,7 @@ impl StorageThread {
                         Ok(result) => result,
                         // What the store holds is unknown now: nothing more can be
                         // acknowledged honestly.
-                        Err(panic) => crate::broker::stop_after_panic(
-                            "storage",
-                            crate::broker::connection::panic_message(&*panic),
-                        ),
+                        Err(panic) => panics::stop_process("storage", panics::message(&*panic)),
                     };
                     let changes = if result.is_ok() { Vec::new() } else { changes };
                     let commit = Commit {
