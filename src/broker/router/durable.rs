@@ -46,6 +46,10 @@ pub(super) struct Durable {
     /// in this batch, to cancel it if the message is done before the batch is
     /// sent.
     puts: HashMap<(ClientKey, u64), (usize, bool)>,
+    /// Where each session record in `pending` is: a later record of the same
+    /// session replaces it (a client reconnecting in a loop while the store
+    /// cannot commit adds one record, not one per connection).
+    records: HashMap<String, usize>,
     /// Sessions whose own changes are still to be collected into `pending`.
     pub(super) touched: Vec<ClientKey>,
     /// The number the batch `pending` becomes when it is sent.
@@ -75,6 +79,7 @@ impl Durable {
             thread,
             pending: Vec::new(),
             puts: HashMap::new(),
+            records: HashMap::new(),
             touched: Vec::new(),
             next_batch: 1,
             committing: None,
@@ -89,10 +94,19 @@ impl Durable {
 
     /// Writes down a change.
     pub(super) fn record(&mut self, change: Change) {
-        if matches!(change, Change::RemoveSession(_)) {
-            // A new session under the same identifier numbers its messages
-            // afresh: they must not cancel the old one's.
-            self.puts.clear();
+        match &change {
+            Change::RemoveSession(_) => {
+                // A new session under the same identifier numbers its messages
+                // afresh: they must not cancel the old one's.
+                self.puts.clear();
+            }
+            Change::Session(record) => {
+                let at = self.pending.len();
+                if let Some(earlier) = self.records.insert(record.client_id.clone(), at) {
+                    self.pending[earlier] = None;
+                }
+            }
+            _ => {}
         }
         self.pending.push(Some(change));
     }
@@ -205,6 +219,7 @@ impl Durable {
         self.next_batch += 1;
         self.committing = Some(batch);
         self.puts.clear();
+        self.records.clear();
         let changes = std::mem::take(&mut self.pending)
             .into_iter()
             .flatten()
@@ -248,6 +263,7 @@ impl Durable {
                 retry.append(&mut self.pending);
                 self.pending = retry;
                 self.puts.clear();
+                self.records.clear();
                 self.retry_at = Some(now + RETRY_AFTER);
                 None
             }
@@ -550,6 +566,24 @@ mod tests {
         let stored = recording.inner.contents();
         assert_eq!(stored.sessions.len(), 1);
         assert_eq!(stored.sessions[0].messages.len(), 1, "{stored:?}");
+    }
+
+    #[test]
+    fn a_client_reconnecting_within_one_batch_adds_one_session_record() {
+        let recording = Recording::default();
+        let mut h = harness_on(recording.clone());
+        for _ in 0..5 {
+            let client = h.connect("restless", false);
+            h.disconnect(&client, DisconnectReason::ConnectionLost("test".into()));
+        }
+        h.commit();
+        let seen = recording.seen.lock();
+        let records = seen
+            .iter()
+            .filter(|c| matches!(c, Change::Session(_)))
+            .count();
+        assert_eq!(records, 1, "{seen:?}");
+        assert_eq!(recording.inner.contents().sessions.len(), 1);
     }
 
     #[test]
