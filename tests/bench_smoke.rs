@@ -1,5 +1,5 @@
-//! wren-bench keeps working: a tiny run against mosquitto's broker, and a tiny
-//! comparison of two brokers. Figures are not checked (timing never fails a test);
+//! wren-bench keeps working: a tiny run against mosquitto's broker, a tiny
+//! comparison of two brokers, and the kill scenario of the persistence set. Figures are not checked (timing never fails a test);
 //! only that every message is accounted for and the output has its shape.
 
 mod common;
@@ -8,28 +8,34 @@ use std::process::Command;
 
 use common::mosquitto::{program, Mosquitto};
 
-#[test]
-fn compare_runs_the_chosen_scenarios_against_two_brokers() {
-    let mosquitto = program("mosquitto").display().to_string();
+/// Runs `wren-bench` with `args`; its standard output, once it succeeded.
+fn bench(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_wren-bench"))
-        .args([
-            "compare",
-            "--quick",
-            "--only",
-            "qos1,fan-out",
-            "--broker",
-            &format!("first={mosquitto} -p {{port}}"),
-            "--broker",
-            &format!("second={mosquitto} -p {{port}}"),
-        ])
+        .args(args)
         .output()
         .expect("wren-bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn compare_runs_the_chosen_scenarios_against_two_brokers() {
+    let mosquitto = program("mosquitto").display().to_string();
+    let stdout = bench(&[
+        "compare",
+        "--quick",
+        "--only",
+        "qos1,fan-out",
+        "--broker",
+        &format!("first={mosquitto} -p {{port}}"),
+        "--broker",
+        &format!("second={mosquitto} -p {{port}}"),
+    ]);
     assert!(
         stdout.contains("| scenario | metric | first | second | second / first |"),
         "{stdout}"
@@ -53,26 +59,17 @@ fn the_kill_scenario_counts_what_a_broker_loses_to_kill_9() {
     let with_store = format!(
         "stored=sh -c 'printf \"listeners: {{default: {{type: tcp, bind: \\\"127.0.0.1:{{port}}\\\"}}}}\\npersistence: {{enabled: true, path: {{dir}}/store}}\\n\" > {{dir}}/w.yaml; exec {broker} -c {{dir}}/w.yaml'"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_wren-bench"))
-        .args([
-            "compare",
-            "--persistent",
-            "--quick",
-            "--only",
-            "kill",
-            "--broker",
-            &with_store,
-            "--broker",
-            &format!("memory={broker} -p {{port}}"),
-        ])
-        .output()
-        .expect("wren-bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = bench(&[
+        "compare",
+        "--persistent",
+        "--quick",
+        "--only",
+        "kill",
+        "--broker",
+        &with_store,
+        "--broker",
+        &format!("memory={broker} -p {{port}}"),
+    ]);
     assert!(
         stdout.contains("| kill -9 after acknowledged qos1 | acknowledged ↑ | 20 | 20 |"),
         "{stdout}"
