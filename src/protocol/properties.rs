@@ -564,6 +564,11 @@ pub(crate) fn decode(
             0x24 => once!(maximum_qos, inner.u8(name)?),
             0x25 => once!(retain_available, inner.u8(name)?),
             0x26 => {
+                if p.user_properties.capacity() == 0 {
+                    // Room for all that can follow (each takes at least five bytes),
+                    // at once: memory follows the bytes received.
+                    p.user_properties.reserve_exact(1 + inner.remaining() / 5);
+                }
                 let key = inner.string(name)?;
                 let value = inner.string(name)?;
                 p.user_properties.push((key, value));
