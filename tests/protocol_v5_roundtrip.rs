@@ -771,3 +771,42 @@ fn packet_stays_small() {
     // 72 bytes before MQTT 5; the boxed properties of PUBLISH add one pointer.
     assert!(std::mem::size_of::<Packet>() <= 80);
 }
+
+#[test]
+fn log_lines_show_3_1_1_codes_as_before_and_other_mqtt_5_codes_in_hex() {
+    use wren::protocol::{ConnectReturnCode, SubscribeReturnCode};
+    let line = |packet: Packet| packet.to_string();
+    assert_eq!(
+        line(Packet::ConnAck(ConnAck::refused(
+            ConnectReturnCode::NotAuthorized
+        ))),
+        "CONNACK (0, 5)"
+    );
+    assert_eq!(
+        line(Packet::ConnAck(ConnAck::refused(ReasonCode::BANNED))),
+        "CONNACK (0, 0x8A)"
+    );
+    assert_eq!(
+        line(Packet::SubAck(SubAck::new(
+            id(1),
+            [
+                SubscribeReturnCode::Success(QoS::AtMostOnce),
+                SubscribeReturnCode::Failure
+            ]
+        ))),
+        "SUBACK (m1, [Success(AtMostOnce), Failure])"
+    );
+    assert_eq!(
+        line(Packet::SubAck(SubAck::new(
+            id(1),
+            [ReasonCode::GRANTED_QOS_1, ReasonCode::NOT_AUTHORIZED]
+        ))),
+        "SUBACK (m1, [0x01, 0x87])"
+    );
+    assert_eq!(
+        line(Packet::Disconnect(Disconnect::new(
+            ReasonCode::SERVER_SHUTTING_DOWN
+        ))),
+        "DISCONNECT (0x8B)"
+    );
+}

@@ -235,7 +235,8 @@ pub enum DecodeError {
     /// Receive Maximum, Maximum Packet Size or Topic Alias is 0 (sections 3.1.2.11.3,
     /// 3.1.2.11.4, 3.2.2.3.3, 3.2.2.3.6; [MQTT-3.3.2-8] for Topic Alias).
     #[error(
-        "{packet_type} with {property} 0, which is a Protocol Error [MQTT-3.3.2-8] [MQTT-3.1.2.11]"
+        "{packet_type} with {property} 0, which is a Protocol Error [{}]",
+        zero_statement(property)
     )]
     ZeroProperty {
         /// The packet.
@@ -305,6 +306,15 @@ pub enum DecodeError {
     /// 3.3.2.3.4).
     #[error("PUBLISH with an empty topic name and no Topic Alias [MQTT-3.3.2.3.4]")]
     EmptyTopicWithoutAlias,
+}
+
+/// The statement (or, without one, the section) that forbids `property` to be 0.
+fn zero_statement(property: &str) -> &'static str {
+    match property {
+        "Topic Alias" => "MQTT-3.3.2-8",
+        "Receive Maximum" => "MQTT-3.1.2.11.3, MQTT-3.2.2.3.3",
+        _ => "MQTT-3.1.2.11.4, MQTT-3.2.2.3.6",
+    }
 }
 
 /// The statement that lists the reason codes of `packet_type`.

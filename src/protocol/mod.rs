@@ -50,7 +50,9 @@
 //! no properties, and what 3.1/3.1.1 packets always have) and reason codes that
 //! default to [`ReasonCode::SUCCESS`]. The [`Decoder`] decodes 3.1.1 until it decodes
 //! a level-5 CONNECT, then MQTT 5 for the rest of the connection
-//! ([`Decoder::with_version`] tells it in advance, for a client). [`Packet::encode`]
+//! ([`Decoder::with_version`] tells it in advance, for a client;
+//! [`Decoder::with_max_version`] makes it refuse a CONNECT of a newer version, for a
+//! server that does not speak it). [`Packet::encode`]
 //! writes MQTT 3.1.1; [`Packet::encode_for`] takes the version: for 3.1 and 3.1.1
 //! properties and reason codes that those versions cannot carry are left out.
 
@@ -364,7 +366,17 @@ impl fmt::Display for Packet {
                     .unwrap_or_default(),
             ),
             Packet::ConnAck(c) => {
-                write!(f, "CONNACK ({}, {})", c.session_present as u8, c.code.0)
+                // A code 3.1.1 has is shown as its 3.1.1 number, as before MQTT 5.
+                let old = c.return_code();
+                if old.reason_code() == c.code {
+                    write!(f, "CONNACK ({}, {})", c.session_present as u8, old as u8)
+                } else {
+                    write!(
+                        f,
+                        "CONNACK ({}, 0x{:02X})",
+                        c.session_present as u8, c.code.0
+                    )
+                }
             }
             Packet::Publish(p) => write!(
                 f,
@@ -387,11 +399,14 @@ impl fmt::Display for Packet {
                 }
                 f.write_str(")")
             }
+            Packet::SubAck(s) if s.reason_codes.iter().all(|c| matches!(c.0, 0..=2 | 0x80)) => {
+                write!(f, "SUBACK (m{}, {:?})", s.packet_id, s.return_codes())
+            }
             Packet::SubAck(s) => {
                 write!(f, "SUBACK (m{}, [", s.packet_id)?;
                 for (i, code) in s.reason_codes.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}{}", code.0)?;
+                    write!(f, "{sep}0x{:02X}", code.0)?;
                 }
                 f.write_str("])")
             }
@@ -408,8 +423,8 @@ impl fmt::Display for Packet {
             Packet::Disconnect(d) if d.reason_code == ReasonCode::SUCCESS => {
                 f.write_str("DISCONNECT")
             }
-            Packet::Disconnect(d) => write!(f, "DISCONNECT ({})", d.reason_code.0),
-            Packet::Auth(a) => write!(f, "AUTH ({})", a.reason_code.0),
+            Packet::Disconnect(d) => write!(f, "DISCONNECT (0x{:02X})", d.reason_code.0),
+            Packet::Auth(a) => write!(f, "AUTH (0x{:02X})", a.reason_code.0),
         }
     }
 }
