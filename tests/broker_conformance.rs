@@ -32,14 +32,14 @@ fn several_filters_get_one_suback_with_codes_in_order_mqtt_3_8_4_1_and_3_8_4_4()
             ("+/c", QoS::AtLeastOnce),
         ],
     ));
-    client.expect_packet(Packet::SubAck(SubAck {
-        packet_id: wren::protocol::PacketId::new(7).unwrap(),
-        return_codes: vec![
+    client.expect_packet(Packet::SubAck(SubAck::new(
+        wren::protocol::PacketId::new(7).unwrap(),
+        vec![
             SubscribeReturnCode::Success(QoS::ExactlyOnce),
             SubscribeReturnCode::Success(QoS::AtMostOnce),
             SubscribeReturnCode::Success(QoS::AtLeastOnce),
         ],
-    }));
+    )));
     // Each filter works as if subscribed on its own.
     let mut publisher = Raw::connect(broker.local_addr(), "pub", true, false);
     publisher.publish0("b", b"1", false);

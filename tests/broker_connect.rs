@@ -40,6 +40,22 @@ fn a_valid_connect_gets_connack_0_mqtt_3_1_4_4() {
 }
 
 #[test]
+fn an_mqtt_5_connect_is_refused_with_connack_0x01_mqtt_3_1_2_2() {
+    // The broker speaks 3.1 and 3.1.1: a well-formed MQTT 5 CONNECT, properties and
+    // all, is answered as a level it does not serve.
+    let broker = start_broker();
+    let mut client = Raw::open(broker.local_addr());
+    #[rustfmt::skip]
+    client.send(&[
+        0x10, 29, 0, 4, b'M', b'Q', b'T', b'T', 5, 0b10, 0, 60,
+        15, 0x11, 0, 0, 0, 10, 0x21, 0, 20, 0x26, 0, 1, b'a', 0, 1, b'b',
+        0, 1, b'c',
+    ]);
+    client.expect(&[0x20, 0x02, 0x00, 0x01]);
+    client.expect_eof();
+}
+
+#[test]
 fn a_packet_before_connect_closes_the_connection_mqtt_3_1_0_1() {
     let broker = start_broker();
     let mut client = Raw::open(broker.local_addr());

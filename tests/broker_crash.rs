@@ -479,7 +479,8 @@ impl Conn {
 
     /// Sends DISCONNECT and waits for the broker to close the connection.
     fn disconnect_cleanly(&mut self) {
-        self.send(Packet::Disconnect).expect("sending DISCONNECT");
+        self.send(Packet::Disconnect(Default::default()))
+            .expect("sending DISCONNECT");
         let closed = self.next(common::TIMEOUT).is_err();
         assert!(closed, "the broker did not close after DISCONNECT");
     }
@@ -566,9 +567,9 @@ fn publish_stream(addr: SocketAddr, qos: QoS, stop: &AtomicBool, acked: &AtomicU
                 Err(_) => break,
             };
             let (pid, released) = match &packet {
-                Packet::PubAck(PubAck { packet_id })
-                | Packet::PubRec(PubRec { packet_id })
-                | Packet::PubComp(PubComp { packet_id }) => (
+                Packet::PubAck(PubAck { packet_id, .. })
+                | Packet::PubRec(PubRec { packet_id, .. })
+                | Packet::PubComp(PubComp { packet_id, .. }) => (
                     *packet_id,
                     window.get(&(u32::from(packet_id.get()) - 1)).copied(),
                 ),
@@ -634,7 +635,7 @@ fn publish_once(
         (QoS::ExactlyOnce, Packet::PubComp(comp)) if comp.packet_id == pid => {}
         (_, other) => return Err(io::Error::other(format!("unexpected {other:?}"))),
     }
-    conn.send(Packet::Disconnect)
+    conn.send(Packet::Disconnect(Default::default()))
 }
 
 /// Publishes the retained message at QoS 1, retrying until it is acknowledged.
@@ -675,7 +676,7 @@ fn read_retained(addr: SocketAddr) -> Result<Vec<u8>, String> {
                 if let Some(pid) = p.packet_id {
                     let _ = conn.send(PubAck::new(pid));
                 }
-                let _ = conn.send(Packet::Disconnect);
+                let _ = conn.send(Packet::Disconnect(Default::default()));
                 return Ok(p.payload.to_vec());
             }
             other => return Err(format!("after SUBSCRIBE: {other:?}")),
@@ -697,7 +698,7 @@ fn subscribe(addr: SocketAddr, client_id: &str) -> Conn {
     .expect("subscribing");
     match conn.expect_packet().expect("a SUBACK") {
         Packet::SubAck(ack) => assert_eq!(
-            ack.return_codes,
+            ack.return_codes(),
             vec![SubscribeReturnCode::Success(QoS::ExactlyOnce); 2]
         ),
         other => panic!("expected SUBACK, got {other:?}"),
@@ -920,7 +921,7 @@ fn stay_subscribed(addr: SocketAddr, received: &Mutex<Received>, finished: &Atom
         }
         loop {
             if finished.load(Ordering::SeqCst) {
-                let _ = conn.send(Packet::Disconnect);
+                let _ = conn.send(Packet::Disconnect(Default::default()));
                 return;
             }
             match conn.next(Duration::from_millis(100)) {
@@ -959,7 +960,7 @@ fn drain(addr: SocketAddr, client_id: &'static str, received: &mut Received) -> 
             }
         }
     }
-    let _ = conn.send(Packet::Disconnect);
+    let _ = conn.send(Packet::Disconnect(Default::default()));
     session_present
 }
 

@@ -159,7 +159,7 @@ fn expect_refused(addr: SocketAddr, connect: Connect, code: ConnectReturnCode, w
     let (mut peer, next) = Peer::connect(addr, connect);
     match next {
         Next::Packet(Packet::ConnAck(connack)) => assert_eq!(
-            (connack.code, connack.session_present),
+            (connack.return_code(), connack.session_present),
             (code, false),
             "{id}: {why}: expected CONNACK {:#04X}",
             code as u8
@@ -306,6 +306,7 @@ fn deep_topics_a_will_on_a_deep_topic_is_closed_without_connack() {
                 payload: Bytes::from_static(b"bye"),
                 qos: Q0,
                 retain: true,
+                properties: None,
             });
             let (peer, next) = Peer::connect(addr, connect);
             assert!(
@@ -408,6 +409,7 @@ fn sys_a_retained_will_on_sys_broker_version_is_not_published() {
         payload: Bytes::from_static(b"spoofed"),
         qos: Q0,
         retain: true,
+        properties: None,
     });
     let (spoofer, next) = Peer::connect(addr, connect);
     match next {

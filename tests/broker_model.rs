@@ -284,7 +284,7 @@ impl Run {
             (ConnectReturnCode::ServerUnavailable, false)
         };
         assert_eq!(
-            (connack.code, connack.session_present),
+            (connack.return_code(), connack.session_present),
             expected,
             "step {step}: {} (clean {clean}) with {persistent_sessions} persistent sessions of {MAX_PERSISTENT}: CONNACK",
             Run::id(client)

@@ -13,7 +13,7 @@
 
 use bytes::BytesMut;
 use wren::protocol::{
-    ConnectReturnCode, DecodeError, Decoder, Packet, PacketType, TopicError,
+    ConnectReturnCode, DecodeError, Decoder, Packet, PacketType, ProtocolVersion, TopicError,
     DEFAULT_MAX_PACKET_SIZE,
 };
 
@@ -790,11 +790,6 @@ fn connect_rows() -> Vec<Row> {
             InvalidProtocolName("MQ\u{FFFD}".into()),
         ),
         row(
-            "[MQTT-3.1.2-2] CONNECT 'MQTT' level 5 (MQTT 5)",
-            connect_with_protocol(b"MQTT", 5),
-            UnsupportedProtocolLevel(5),
-        ),
-        row(
             "[MQTT-3.1.2-2] CONNECT 'MQTT' level 6",
             connect_with_protocol(b"MQTT", 6),
             UnsupportedProtocolLevel(6),
@@ -970,11 +965,26 @@ fn every_error_message_names_the_rule_and_only_a_bad_level_asks_for_a_connack() 
 
 #[test]
 fn an_unsupported_level_is_answered_with_connack_0x01_mqtt_3_1_2_2() {
-    let mut buffer = BytesMut::from(&connect_with_protocol(b"MQTT", 5)[..]);
+    let mut buffer = BytesMut::from(&connect_with_protocol(b"MQTT", 6)[..]);
     let error = Decoder::new().decode(&mut buffer).unwrap_err();
     let code = error.connect_return_code().expect("a CONNACK is due");
     assert_eq!(code, ConnectReturnCode::UnacceptableProtocolVersion);
     assert_eq!(code as u8, 0x01);
+}
+
+#[test]
+fn a_decoder_limited_to_3_1_1_refuses_an_mqtt_5_connect_at_its_level_mqtt_3_1_2_2() {
+    // As a server that does not speak MQTT 5 must, whatever follows the level.
+    let mut buffer = BytesMut::from(&connect_with_protocol(b"MQTT", 5)[..]);
+    let error = Decoder::new()
+        .with_max_version(ProtocolVersion::V3_1_1)
+        .decode(&mut buffer)
+        .unwrap_err();
+    assert_eq!(error, UnsupportedProtocolLevel(5));
+    assert_eq!(
+        error.connect_return_code(),
+        Some(ConnectReturnCode::UnacceptableProtocolVersion)
+    );
 }
 
 #[test]

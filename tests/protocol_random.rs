@@ -1,5 +1,5 @@
-//! The decoder against hostile input: random bytes and mutated valid packets never
-//! panic it, whatever it decodes re-encodes to itself, and memory follows what
+//! The decoder against hostile input, MQTT 3.1.1 and MQTT 5: random bytes and mutated
+//! valid packets never panic it, whatever it decodes re-encodes to itself, and memory follows what
 //! arrived, never what the peer announced.
 //!
 //! Allocations are counted by a global allocator that keeps one tally per thread, so
@@ -11,7 +11,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::BytesMut;
 use wren::protocol::{
-    DecodeError, Decoder, Packet, PacketType, DEFAULT_MAX_PACKET_SIZE, MAX_REMAINING_LENGTH,
+    Auth, ConnAck, Connect, DecodeError, Decoder, Disconnect, Packet, PacketId, PacketType,
+    Properties, ProtocolVersion, PubAck, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    SubscribeFilter, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will, DEFAULT_MAX_PACKET_SIZE,
+    MAX_REMAINING_LENGTH,
 };
 
 // ---------------------------------------------------------------------------------
@@ -220,9 +223,17 @@ fn hex(bytes: &[u8]) -> String {
 /// - every call either consumes a whole packet, or leaves the buffer as it was;
 /// - every decoded packet encodes, and those bytes decode to the same packet;
 /// - no call allocates more than `ALLOCATION_FACTOR` times the bytes it was given.
-fn drain(input: &[u8], max_packet_size: usize) -> Result<usize, String> {
+fn drain(input: &[u8], max_packet_size: usize, version: ProtocolVersion) -> Result<usize, String> {
     let mut buffer = BytesMut::from(input);
     let mut decoder = Decoder::new().with_max_packet_size(max_packet_size);
+    let slack = if version == ProtocolVersion::V5 {
+        // Up to two boxed sets of properties (a CONNECT's and its will's), whatever
+        // their size on the wire.
+        decoder = decoder.with_version(version);
+        ALLOCATION_SLACK + 2 * std::mem::size_of::<Properties>()
+    } else {
+        ALLOCATION_SLACK
+    };
     let mut packets = 0;
     // Each packet takes at least two bytes, so this bounds the loop.
     for _ in 0..=input.len() / 2 {
@@ -233,7 +244,7 @@ fn drain(input: &[u8], max_packet_size: usize) -> Result<usize, String> {
         let Ok((result, allocated, _)) = outcome else {
             return Err("decode panicked".into());
         };
-        if allocated > ALLOCATION_FACTOR * before + ALLOCATION_SLACK {
+        if allocated > ALLOCATION_FACTOR * before + slack {
             return Err(format!(
                 "allocated {allocated} bytes for {before} bytes of input"
             ));
@@ -243,13 +254,16 @@ fn drain(input: &[u8], max_packet_size: usize) -> Result<usize, String> {
                 if buffer.len() >= before {
                     return Err(format!("{packet} decoded without consuming bytes"));
                 }
+                // The version the packet was decoded in (a CONNECT writes its own).
+                let version = decoder.version();
                 let mut encoded = Vec::new();
                 packet
-                    .encode(&mut encoded)
+                    .encode_for(version, &mut encoded)
                     .map_err(|error| format!("{packet} does not encode: {error}"))?;
                 let mut again = BytesMut::from(&encoded[..]);
                 let redecoded = Decoder::new()
                     .with_max_packet_size(MAX_REMAINING_LENGTH + 5)
+                    .with_version(version)
                     .decode(&mut again);
                 if redecoded != Ok(Some(packet.clone())) || !again.is_empty() {
                     return Err(format!(
@@ -286,6 +300,7 @@ fn run(
     count: usize,
     min_decoded: usize,
     seed: u64,
+    version: ProtocolVersion,
     mut input: impl FnMut(&mut Rng) -> Vec<u8>,
 ) {
     let mut rng = Rng(seed);
@@ -299,7 +314,7 @@ fn run(
         } else {
             DEFAULT_MAX_PACKET_SIZE
         };
-        match drain(&bytes, max) {
+        match drain(&bytes, max, version) {
             Ok(packets) => decoded += packets,
             Err(why) => panic!(
                 "{name}, input {index} (seed {seed:#x}), max packet size {max}: {why}\n    bytes: {}",
@@ -320,8 +335,16 @@ fn run(
 
 #[test]
 fn two_hundred_thousand_random_packets_never_panic_the_decoder() {
-    run("random packet", 100_000, 500, 0x5EED_0001, random_packet);
-    run("random bytes", 100_000, 1, 0x5EED_0002, |rng| {
+    let v3 = ProtocolVersion::V3_1_1;
+    run(
+        "random packet",
+        100_000,
+        500,
+        0x5EED_0001,
+        v3,
+        random_packet,
+    );
+    run("random bytes", 100_000, 1, 0x5EED_0002, v3, |rng| {
         let len = rng.below(64);
         rng.bytes(len)
     });
@@ -332,16 +355,238 @@ fn two_hundred_thousand_mutated_valid_packets_never_panic_the_decoder() {
     let corpus = corpus();
     for packet in &corpus {
         assert_eq!(
-            drain(packet, DEFAULT_MAX_PACKET_SIZE),
+            drain(packet, DEFAULT_MAX_PACKET_SIZE, ProtocolVersion::V3_1_1),
             Ok(1),
             "{}",
             hex(packet)
         );
     }
-    run("mutated packet", 200_000, 20_000, 0x5EED_0003, |rng| {
+    let v3 = ProtocolVersion::V3_1_1;
+    run("mutated packet", 200_000, 20_000, 0x5EED_0003, v3, |rng| {
         let original = &corpus[rng.below(corpus.len())];
         mutate(rng, original, &corpus)
     });
+}
+
+/// Valid MQTT 5 packets of every type, with properties, to mutate.
+fn corpus_v5() -> Vec<Vec<u8>> {
+    let id = |n| PacketId::new(n).unwrap();
+    let props = |p: Properties| Some(Box::new(p));
+    let reason = || Properties {
+        reason_string: Some("why".into()),
+        user_properties: vec![("k".into(), "v".into())],
+        ..Properties::new()
+    };
+    let mut connect = Connect::new("client");
+    connect.protocol = ProtocolVersion::V5;
+    connect.username = Some("user".into());
+    connect.properties = props(Properties {
+        session_expiry_interval: Some(60),
+        receive_maximum: Some(10),
+        maximum_packet_size: Some(1000),
+        request_problem_information: Some(1),
+        authentication_method: Some("m".into()),
+        authentication_data: Some(bytes::Bytes::from_static(b"d")),
+        ..Properties::new()
+    });
+    let mut will = Will::new(
+        TopicName::new("w/t").unwrap(),
+        "bye",
+        QoS::AtLeastOnce,
+        true,
+    );
+    will.properties = props(Properties {
+        will_delay_interval: Some(5),
+        payload_format_indicator: Some(1),
+        response_topic: Some("r/t".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"c")),
+        ..Properties::new()
+    });
+    connect.will = Some(will);
+    let mut connack = ConnAck::accepted(true);
+    connack.properties = props(Properties {
+        assigned_client_identifier: Some("id".into()),
+        server_keep_alive: Some(30),
+        maximum_qos: Some(1),
+        retain_available: Some(0),
+        topic_alias_maximum: Some(10),
+        wildcard_subscription_available: Some(1),
+        shared_subscription_available: Some(1),
+        subscription_identifier_available: Some(1),
+        ..Properties::new()
+    });
+    let mut publish = Publish::new(
+        TopicName::new("a/b").unwrap(),
+        "hello",
+        QoS::AtLeastOnce,
+        false,
+    );
+    publish.packet_id = Some(id(1));
+    publish.properties = props(Properties {
+        topic_alias: Some(3),
+        message_expiry_interval: Some(9),
+        content_type: Some("text/plain".into()),
+        subscription_identifiers: vec![1, 300],
+        user_properties: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+        ..Properties::new()
+    });
+    let mut puback = PubAck::new(id(2));
+    puback.reason_code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+    puback.properties = props(reason());
+    let mut pubrel = PubRel::new(id(3));
+    pubrel.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+    let mut entry = SubscribeFilter::new(TopicFilter::new("a/#").unwrap(), QoS::ExactlyOnce);
+    entry.no_local = true;
+    let mut subscribe = Subscribe::new(id(4), vec![entry]);
+    subscribe.properties = props(Properties {
+        subscription_identifiers: vec![7],
+        ..Properties::new()
+    });
+    let mut suback = SubAck::new(
+        id(4),
+        [ReasonCode::GRANTED_QOS_2, ReasonCode::NOT_AUTHORIZED],
+    );
+    suback.properties = props(reason());
+    let unsubscribe = Unsubscribe::new(id(5), vec![TopicFilter::new("x").unwrap()]);
+    let mut unsuback = UnsubAck::new(id(5));
+    unsuback.reason_codes = vec![ReasonCode::NO_SUBSCRIPTION_EXISTED];
+    let mut disconnect = Disconnect::new(ReasonCode::SERVER_MOVED);
+    disconnect.properties = props(Properties {
+        server_reference: Some("elsewhere".into()),
+        ..reason()
+    });
+    let mut auth = Auth::new(ReasonCode::CONTINUE_AUTHENTICATION);
+    auth.properties = props(Properties {
+        authentication_method: Some("m".into()),
+        ..Properties::new()
+    });
+    let packets = [
+        Packet::from(connect),
+        Packet::ConnAck(connack),
+        Packet::Publish(publish),
+        Packet::PubAck(puback),
+        Packet::PubRel(pubrel),
+        Packet::Subscribe(subscribe),
+        Packet::SubAck(suback),
+        Packet::Unsubscribe(unsubscribe),
+        Packet::UnsubAck(unsuback),
+        Packet::PingReq,
+        Packet::Disconnect(disconnect),
+        Packet::Auth(auth),
+    ];
+    packets
+        .iter()
+        .map(|packet| {
+            let mut out = Vec::new();
+            packet.encode_for(ProtocolVersion::V5, &mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn mqtt_5_random_and_mutated_packets_never_panic_the_decoder() {
+    let v5 = ProtocolVersion::V5;
+    run(
+        "MQTT 5 random packet",
+        100_000,
+        500,
+        0x5EED_0005,
+        v5,
+        |rng| {
+            if rng.below(14) == 0 {
+                let len = rng.below(48);
+                [vec![0xF0, len as u8], rng.bytes(len)].concat()
+            } else {
+                random_packet(rng)
+            }
+        },
+    );
+    let corpus = corpus_v5();
+    for packet in &corpus {
+        assert_eq!(
+            drain(packet, DEFAULT_MAX_PACKET_SIZE, v5),
+            Ok(1),
+            "{}",
+            hex(packet)
+        );
+    }
+    run(
+        "MQTT 5 mutated packet",
+        200_000,
+        20_000,
+        0x5EED_0006,
+        v5,
+        |rng| {
+            let original = &corpus[rng.below(corpus.len())];
+            mutate(rng, original, &corpus)
+        },
+    );
+}
+
+#[test]
+fn mqtt_5_properties_allocate_what_arrived() {
+    let framed = |first: u8, body: Vec<u8>| {
+        let mut bytes = vec![first];
+        let mut len = body.len();
+        loop {
+            let byte = (len % 128) as u8;
+            len /= 128;
+            bytes.push(if len > 0 { byte | 0x80 } else { byte });
+            if len == 0 {
+                break;
+            }
+        }
+        bytes.extend(body);
+        bytes
+    };
+    let variable = |mut n: usize| {
+        let mut out = Vec::new();
+        loop {
+            let byte = (n % 128) as u8;
+            n /= 128;
+            out.push(if n > 0 { byte | 0x80 } else { byte });
+            if n == 0 {
+                return out;
+            }
+        }
+    };
+    let with_properties = |first: u8, head: &[u8], properties: Vec<u8>| {
+        framed(
+            first,
+            [head.to_vec(), variable(properties.len()), properties].concat(),
+        )
+    };
+    let cases = [
+        (
+            "PUBACK with 20,000 empty user properties",
+            with_properties(0x40, &[0, 1, 0], b"\x26\x00\x00\x00\x00".repeat(20_000)),
+        ),
+        (
+            "PUBLISH with 20,000 subscription identifiers",
+            with_properties(0x30, b"\x00\x01t", b"\x0B\x01".repeat(20_000)),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let allowed =
+            ALLOCATION_FACTOR * bytes.len() + ALLOCATION_SLACK + std::mem::size_of::<Properties>();
+        let mut buffer = BytesMut::from(&bytes[..]);
+        let mut decoder = Decoder::new()
+            .with_max_packet_size(MAX_REMAINING_LENGTH + 5)
+            .with_version(ProtocolVersion::V5);
+        let (result, allocated, count) = allocations(|| decoder.decode(&mut buffer));
+        assert!(matches!(result, Ok(Some(_))), "{what}: {result:?}");
+        assert!(
+            allocated <= allowed,
+            "{what}: {allocated} bytes in {count} allocations for {} bytes, at most {allowed}",
+            bytes.len()
+        );
+        println!(
+            "{what}: {} bytes on the wire, {allocated} bytes in {count} allocations",
+            bytes.len()
+        );
+        drop(result);
+    }
 }
 
 #[test]

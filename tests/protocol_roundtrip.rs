@@ -104,6 +104,7 @@ fn will() -> impl Strategy<Value = Will> {
         payload,
         qos,
         retain,
+        properties: None,
     })
 }
 
@@ -130,6 +131,7 @@ fn connect() -> impl Strategy<Value = Connect> {
                     will,
                     username,
                     password,
+                    properties: None,
                 }
             },
         )
@@ -154,7 +156,11 @@ fn subscribe() -> impl Strategy<Value = Subscribe> {
             1..8,
         ),
     )
-        .prop_map(|(packet_id, filters)| Subscribe { packet_id, filters })
+        .prop_map(|(packet_id, filters)| Subscribe {
+            packet_id,
+            filters,
+            properties: None,
+        })
 }
 
 fn suback() -> impl Strategy<Value = SubAck> {
@@ -162,15 +168,16 @@ fn suback() -> impl Strategy<Value = SubAck> {
         qos().prop_map(SubscribeReturnCode::Success),
         Just(SubscribeReturnCode::Failure)
     ];
-    (packet_id(), vec(code, 1..20)).prop_map(|(packet_id, return_codes)| SubAck {
-        packet_id,
-        return_codes,
-    })
+    (packet_id(), vec(code, 1..20))
+        .prop_map(|(packet_id, return_codes)| SubAck::new(packet_id, return_codes))
 }
 
 fn unsubscribe() -> impl Strategy<Value = Unsubscribe> {
-    (packet_id(), vec(topic_filter(), 1..8))
-        .prop_map(|(packet_id, filters)| Unsubscribe { packet_id, filters })
+    (packet_id(), vec(topic_filter(), 1..8)).prop_map(|(packet_id, filters)| Unsubscribe {
+        packet_id,
+        filters,
+        properties: None,
+    })
 }
 
 /// A packet of any of the fourteen types.
@@ -189,7 +196,7 @@ fn packet() -> impl Strategy<Value = Packet> {
         1 => packet_id().prop_map(|id| Packet::UnsubAck(UnsubAck::new(id))),
         1 => Just(Packet::PingReq),
         1 => Just(Packet::PingResp),
-        1 => Just(Packet::Disconnect),
+        1 => Just(Packet::Disconnect(Default::default())),
     ]
 }
 

@@ -40,13 +40,14 @@ pub fn subscribe(target: &Dialer) -> Result<(), WireError> {
     wire.queue(&Packet::Subscribe(Subscribe {
         packet_id: PacketId::MIN,
         filters: vec![SubscribeFilter::new(filter, QoS::AtLeastOnce)],
+        properties: None,
     }));
     wire.flush()?;
     match wire.recv(Some(Instant::now() + Duration::from_secs(10)))? {
         Some(Packet::SubAck(_)) => {}
         other => return Err(WireError(format!("expected SUBACK, got {other:?}"))),
     }
-    wire.queue(&Packet::Disconnect);
+    wire.queue(&Packet::Disconnect(Default::default()));
     wire.flush()
 }
 

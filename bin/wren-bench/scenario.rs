@@ -251,6 +251,7 @@ fn subscriber(
     wire.queue(&Packet::Subscribe(Subscribe {
         packet_id: id(0),
         filters: vec![SubscribeFilter::new(filter, run.qos)],
+        properties: None,
     }));
     wire.flush()?;
     loop {
@@ -318,7 +319,7 @@ fn subscriber(
             .delivered
             .store(result.deliveries.received, Ordering::Relaxed);
     }
-    wire.queue(&Packet::Disconnect);
+    wire.queue(&Packet::Disconnect(Default::default()));
     let _ = wire.flush();
     Ok(result)
 }
@@ -406,7 +407,7 @@ fn publisher(
             Instant::now()
         }
     };
-    outbound.queue(&Packet::Disconnect);
+    outbound.queue(&Packet::Disconnect(Default::default()));
     let _ = outbound.flush();
     // Closing also ends the acknowledgement reader's wait.
     closer.close();
@@ -538,7 +539,7 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
         }
     }
     for mut wire in wires {
-        wire.queue(&Packet::Disconnect);
+        wire.queue(&Packet::Disconnect(Default::default()));
         let _ = wire.flush();
     }
     Ok(report)

@@ -96,10 +96,9 @@ impl Wire {
         wire.queue(&Packet::from(connect));
         wire.flush()?;
         match wire.recv(Some(Instant::now() + timeout))? {
-            Some(Packet::ConnAck(ConnAck {
-                code: ConnectReturnCode::Accepted,
-                ..
-            })) => Ok(wire),
+            Some(Packet::ConnAck(ConnAck { code, .. })) if code == ConnectReturnCode::Accepted => {
+                Ok(wire)
+            }
             Some(Packet::ConnAck(refused)) => Err(WireError(format!(
                 "{client_id}: broker refused: {}",
                 refused.code

@@ -102,10 +102,7 @@ impl Subscription {
         router
             .send(Event::Subscribe {
                 connection: id,
-                subscribe: Subscribe {
-                    packet_id: PacketId::MIN,
-                    filters: vec![SubscribeFilter::new(filter, qos)],
-                },
+                subscribe: Subscribe::new(PacketId::MIN, vec![SubscribeFilter::new(filter, qos)]),
                 authorized: vec![true],
             })
             .map_err(|_| gone())?;
@@ -121,9 +118,9 @@ impl Subscription {
             let left = deadline.saturating_duration_since(Instant::now());
             match subscription.outbox.recv_timeout(left) {
                 Ok(Packet::SubAck(suback)) => {
-                    match suback.return_codes.first() {
+                    match suback.reason_codes.first().map(|&c| c.into()) {
                         Some(SubscribeReturnCode::Success(granted)) => {
-                            subscription.granted = *granted
+                            subscription.granted = granted
                         }
                         _ => return Err(Error::Inline("the subscription was refused".into())),
                     }

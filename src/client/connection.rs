@@ -14,7 +14,10 @@ use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{ClientOptions, Error, Wait};
-use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Decoder, Packet, TopicName, Will};
+use crate::protocol::{
+    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, ProtocolVersion, ReasonCode, TopicName,
+    Will,
+};
 use crate::transport::{self, Closer, Dialer, Reader, Writer};
 
 /// The log target of the packet lines.
@@ -130,10 +133,13 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     let ConnAck {
         session_present,
         code,
+        ..
     } = connack;
-    if code != ConnectReturnCode::Accepted {
+    if code != ReasonCode::SUCCESS {
         closer.close();
-        return Err(Error::ConnectionRefused(code));
+        return Err(Error::ConnectionRefused(ConnectReturnCode::from_reason(
+            code,
+        )));
     }
     // The reader blocks until data comes or the socket is shut down; keep-alive
     // notices a silent broker.
@@ -181,12 +187,18 @@ fn dial_error(address: &str, error: transport::Error) -> Error {
 }
 
 fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, Error> {
+    if options.protocol == ProtocolVersion::V5 {
+        return Err(Error::InvalidOptions(
+            "the client speaks MQTT 3.1 and 3.1.1, not MQTT 5".into(),
+        ));
+    }
     let will = match &options.will {
         Some(will) => Some(Will {
             topic: TopicName::new(will.topic.as_str()).map_err(|e| Error::topic(&will.topic, e))?,
             payload: will.payload.clone(),
             qos: will.qos,
             retain: will.retain,
+            properties: None,
         }),
         None => None,
     };
@@ -198,6 +210,7 @@ fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, E
         will,
         username: options.username.clone(),
         password: options.password.clone(),
+        properties: None,
     })
 }
 
@@ -303,7 +316,7 @@ fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
 pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
     let line = match (sending, packet) {
         (_, Packet::Connect(_)) => "CONNECT".to_owned(),
-        (_, Packet::ConnAck(c)) => format!("CONNACK ({})", c.code as u8),
+        (_, Packet::ConnAck(c)) => format!("CONNACK ({})", c.return_code() as u8),
         (_, Packet::Publish(p)) => format!(
             "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
             p.dup as u8,
@@ -344,7 +357,8 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
         (_, Packet::UnsubAck(_)) => "UNSUBACK".to_owned(),
         (_, Packet::PingReq) => "PINGREQ".to_owned(),
         (_, Packet::PingResp) => "PINGRESP".to_owned(),
-        (_, Packet::Disconnect) => "DISCONNECT".to_owned(),
+        (_, Packet::Disconnect(_)) => "DISCONNECT".to_owned(),
+        (_, Packet::Auth(_)) => "AUTH".to_owned(),
     };
     vec![line]
 }

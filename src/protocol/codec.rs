@@ -17,8 +17,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::error::{DecodeError, EncodeError};
 use super::topic::{TopicFilter, TopicName, MAX_STRING_LEN};
 use super::{
-    ack, connack, connect, publish, suback, subscribe, unsubscribe, Packet, PacketId, PacketType,
-    ProtocolVersion,
+    ack, connack, connect, disconnect, publish, suback, subscribe, unsubscribe, Packet, PacketId,
+    PacketType, ProtocolVersion,
 };
 
 /// The largest remaining length four bytes can encode: 268,435,455 (256 MiB - 1).
@@ -43,7 +43,7 @@ pub const DEFAULT_MAX_PACKET_SIZE: usize = 1024 * 1024;
 /// // A PINGREQ, a DISCONNECT, and the first byte of something else.
 /// let mut buffer = BytesMut::from(&b"\xC0\x00\xE0\x00\x30"[..]);
 /// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::PingReq));
-/// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::Disconnect));
+/// assert_eq!(decoder.decode(&mut buffer)?, Some(Packet::Disconnect(Default::default())));
 /// assert_eq!(decoder.decode(&mut buffer)?, None); // waits for more bytes
 /// assert_eq!(&buffer[..], b"\x30");
 /// # Ok::<(), wren::protocol::DecodeError>(())
@@ -53,6 +53,8 @@ pub struct Decoder {
     max_packet_size: usize,
     /// The protocol level of the connection, once a CONNECT has told it.
     protocol: Option<ProtocolVersion>,
+    /// The newest version a CONNECT may ask for.
+    max_version: ProtocolVersion,
 }
 
 impl Default for Decoder {
@@ -67,6 +69,7 @@ impl Decoder {
         Decoder {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             protocol: None,
+            max_version: ProtocolVersion::V5,
         }
     }
 
@@ -82,6 +85,29 @@ impl Decoder {
     /// The largest packet accepted, in bytes.
     pub fn max_packet_size(&self) -> usize {
         self.max_packet_size
+    }
+
+    /// Decodes the packets of `version` from the start, as a client does after
+    /// sending a CONNECT of that version (a server's decoder learns the version from
+    /// the CONNECT it decodes).
+    pub fn with_version(mut self, version: ProtocolVersion) -> Decoder {
+        self.protocol = Some(version);
+        self
+    }
+
+    /// Refuses a CONNECT of a version newer than `version` with
+    /// [`DecodeError::UnsupportedProtocolLevel`], as soon as its protocol level is
+    /// read (as a server that does not speak it does). All versions are accepted by
+    /// default.
+    pub fn with_max_version(mut self, version: ProtocolVersion) -> Decoder {
+        self.max_version = version;
+        self
+    }
+
+    /// The version the decoder decodes: the one a CONNECT or
+    /// [`with_version`](Self::with_version) told it, else MQTT 3.1.1.
+    pub fn version(&self) -> ProtocolVersion {
+        self.protocol.unwrap_or_default()
     }
 
     /// Takes the first packet off the front of `buffer`.
@@ -111,7 +137,13 @@ impl Decoder {
         // pointer bump.
         let mut body = buffer.split_to(packet_size).freeze();
         body.advance(header.header_len);
-        let packet = decode_body(header.packet_type, header.flags, body)?;
+        let packet = decode_body(
+            header.packet_type,
+            header.flags,
+            body,
+            self.version(),
+            self.max_version,
+        )?;
         if let Packet::Connect(connect) = &packet {
             // The decoder learns the connection's protocol level from its CONNECT.
             self.protocol = Some(connect.protocol);
@@ -146,6 +178,7 @@ impl FixedHeader {
             return Ok(None);
         };
         let packet_type = PacketType::from_u8(first >> 4)
+            .filter(|&t| t != PacketType::Auth || protocol == Some(ProtocolVersion::V5))
             .ok_or(DecodeError::ReservedPacketType(first >> 4, first))?;
         let flags = first & 0x0F;
         let dup_allowed = protocol == Some(ProtocolVersion::V3_1)
@@ -183,23 +216,36 @@ impl FixedHeader {
     }
 }
 
-fn decode_body(packet_type: PacketType, flags: u8, body: Bytes) -> Result<Packet, DecodeError> {
+/// Decodes the body of a packet of `version` (a CONNECT tells its own version).
+fn decode_body(
+    packet_type: PacketType,
+    flags: u8,
+    body: Bytes,
+    version: ProtocolVersion,
+    max_version: ProtocolVersion,
+) -> Result<Packet, DecodeError> {
     let mut reader = Reader::new(packet_type, body);
+    let v5 = version == ProtocolVersion::V5;
     let packet = match packet_type {
-        PacketType::Connect => Packet::Connect(Box::new(connect::decode(&mut reader)?)),
-        PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut reader)?),
-        PacketType::Publish => Packet::Publish(publish::decode(&mut reader, flags)?),
-        PacketType::PubAck => Packet::PubAck(ack::PubAck::decode(&mut reader)?),
-        PacketType::PubRec => Packet::PubRec(ack::PubRec::decode(&mut reader)?),
-        PacketType::PubRel => Packet::PubRel(ack::PubRel::decode(&mut reader)?),
-        PacketType::PubComp => Packet::PubComp(ack::PubComp::decode(&mut reader)?),
-        PacketType::Subscribe => Packet::Subscribe(subscribe::decode(&mut reader)?),
-        PacketType::SubAck => Packet::SubAck(suback::decode(&mut reader)?),
-        PacketType::Unsubscribe => Packet::Unsubscribe(unsubscribe::decode(&mut reader)?),
-        PacketType::UnsubAck => Packet::UnsubAck(ack::UnsubAck::decode(&mut reader)?),
+        PacketType::Connect => {
+            Packet::Connect(Box::new(connect::decode(&mut reader, max_version)?))
+        }
+        PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut reader, v5)?),
+        PacketType::Publish => Packet::Publish(publish::decode(&mut reader, flags, v5)?),
+        PacketType::PubAck => Packet::PubAck(ack::PubAck::decode(&mut reader, v5)?),
+        PacketType::PubRec => Packet::PubRec(ack::PubRec::decode(&mut reader, v5)?),
+        PacketType::PubRel => Packet::PubRel(ack::PubRel::decode(&mut reader, v5)?),
+        PacketType::PubComp => Packet::PubComp(ack::PubComp::decode(&mut reader, v5)?),
+        PacketType::Subscribe => Packet::Subscribe(subscribe::decode(&mut reader, v5)?),
+        PacketType::SubAck => Packet::SubAck(suback::decode(&mut reader, v5)?),
+        PacketType::Unsubscribe => Packet::Unsubscribe(unsubscribe::decode(&mut reader, v5)?),
+        PacketType::UnsubAck => Packet::UnsubAck(ack::decode_unsuback(&mut reader, v5)?),
         PacketType::PingReq => Packet::PingReq,
         PacketType::PingResp => Packet::PingResp,
-        PacketType::Disconnect => Packet::Disconnect,
+        PacketType::Disconnect => {
+            Packet::Disconnect(disconnect::decode_disconnect(&mut reader, v5)?)
+        }
+        PacketType::Auth => Packet::Auth(disconnect::decode_auth(&mut reader)?),
     };
     reader.finish()?;
     Ok(packet)
@@ -224,6 +270,49 @@ impl Reader {
     /// Bytes not read yet.
     pub(crate) fn remaining(&self) -> usize {
         self.body.len()
+    }
+
+    /// Whether the bytes not read yet start with `prefix`.
+    pub(crate) fn starts_with(&self, prefix: &[u8]) -> bool {
+        self.body.starts_with(prefix)
+    }
+
+    /// The packet being read.
+    pub(crate) fn packet_type(&self) -> PacketType {
+        self.packet_type
+    }
+
+    /// A reader of the next `len` bytes, which this one skips; `len` must not
+    /// exceed [`remaining`](Self::remaining).
+    pub(crate) fn take(&mut self, len: usize) -> Reader {
+        Reader::new(self.packet_type, self.body.split_to(len))
+    }
+
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        if self.body.len() < 4 {
+            return Err(self.truncated(field));
+        }
+        Ok(self.body.get_u32())
+    }
+
+    /// A variable byte integer: one to four bytes, the fewest its value needs
+    /// [MQTT-1.5.5-1].
+    pub(crate) fn variable(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let mut value = 0u32;
+        for index in 0..4 {
+            let byte = self.u8(field)?;
+            value |= u32::from(byte & 0x7F) << (7 * index);
+            if byte & 0x80 == 0 {
+                if byte == 0 && index > 0 {
+                    break; // a zero last group: more bytes than the value needs
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::MalformedVariableByteInteger {
+            packet_type: self.packet_type,
+            field,
+        })
     }
 
     /// How many topic filters, each behind its length prefix and followed by
@@ -434,7 +523,8 @@ pub(crate) fn write_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Encodes PINGREQ, PINGRESP or DISCONNECT: a fixed header and nothing else.
+/// Encodes PINGREQ, PINGRESP, or an MQTT 3.1.1 DISCONNECT: a fixed header and
+/// nothing else.
 pub(crate) fn encode_empty(packet_type: PacketType, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     write_fixed_header(out, first_byte(packet_type), 0)
 }

@@ -3,17 +3,22 @@
 //! ```text
 //! fixed header   0x10, remaining length
 //! protocol name  00 04 'M' 'Q' 'T' 'T'  (MQTT 3.1: 00 06 'M' 'Q' 'I' 's' 'd' 'p')
-//! level          04                     (MQTT 3.1: 03)
+//! level          04                     (MQTT 3.1: 03, MQTT 5: 05)
 //! flags          bit 7 user name, 6 password, 5 will retain, 4-3 will QoS,
-//!                2 will flag, 1 clean session, 0 reserved (must be 0)
+//!                2 will flag, 1 clean session (clean start), 0 reserved (must be 0)
 //! keep alive     two bytes, seconds
-//! payload        client id, [will topic, will message], [user name], [password]
+//! MQTT 5:        properties
+//! payload        client id, [will properties (MQTT 5), will topic, will message],
+//!                [user name], [password]
 //! ```
+//!
+//! MQTT 5 allows a password without a user name (section 3.1.2.9).
 
 use bytes::Bytes;
 
 use super::codec::{field_len, first_byte, write_fixed_header, write_prefixed, write_u16, Reader};
 use super::error::{DecodeError, EncodeError};
+use super::properties::{self, Properties, PropertyContext};
 use super::{PacketType, ProtocolVersion, QoS, TopicName};
 
 const USERNAME: u8 = 0b1000_0000;
@@ -45,8 +50,10 @@ pub struct Connect {
     /// The user name, if any.
     pub username: Option<String>,
     /// The password: binary data, not necessarily UTF-8. Needs a user name
-    /// ([MQTT-3.1.2-22]).
+    /// before MQTT 5 ([MQTT-3.1.2-22]).
     pub password: Option<Bytes>,
+    /// MQTT 5 properties; `None` when there are none.
+    pub properties: Option<Box<Properties>>,
 }
 
 /// The will message of a CONNECT: published by the server for a client that goes
@@ -65,6 +72,26 @@ pub struct Will {
     pub qos: QoS,
     /// Whether it is retained.
     pub retain: bool,
+    /// MQTT 5 will properties; `None` when there are none.
+    pub properties: Option<Box<Properties>>,
+}
+
+impl Will {
+    /// A will without properties.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Will {
+        Will {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain,
+            properties: None,
+        }
+    }
+
+    /// The MQTT 5 will properties (empty when there are none).
+    pub fn properties(&self) -> &Properties {
+        properties::or_empty(&self.properties)
+    }
 }
 
 impl Connect {
@@ -78,11 +105,19 @@ impl Connect {
             will: None,
             username: None,
             password: None,
+            properties: None,
         }
     }
 
+    /// The MQTT 5 properties (empty when there are none).
+    pub fn properties(&self) -> &Properties {
+        properties::or_empty(&self.properties)
+    }
+
+    /// Appends the CONNECT's bytes, in the version of [`protocol`](Self::protocol).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        if self.password.is_some() && self.username.is_none() {
+        let v5 = self.protocol == ProtocolVersion::V5;
+        if self.password.is_some() && self.username.is_none() && !v5 {
             return Err(EncodeError::PasswordWithoutUsername);
         }
         // Topics are checked when they are made; these two are plain strings, so
@@ -93,8 +128,25 @@ impl Connect {
         }
         let name = self.protocol.name();
         let mut len = field_len("protocol name", name.len())? + 1 + 1 + 2;
+        let props = properties::present(&self.properties);
+        let will_props = self
+            .will
+            .as_ref()
+            .and_then(|will| properties::present(&will.properties));
+        if v5 {
+            len += properties::encoded_len(props, PropertyContext::Connect)?;
+        }
         len += field_len("client id", self.client_id.len())?;
         if let Some(will) = &self.will {
+            if will.topic.is_empty() {
+                return Err(EncodeError::NotInVersion {
+                    what: "a will without topic",
+                    version: self.protocol,
+                });
+            }
+            if v5 {
+                len += properties::encoded_len(will_props, PropertyContext::Will)?;
+            }
             len += field_len("will topic", will.topic.len())?;
             len += field_len("will message", will.payload.len())?;
         }
@@ -127,8 +179,14 @@ impl Connect {
         out.push(self.protocol.level());
         out.push(flags);
         write_u16(out, self.keep_alive);
+        if v5 {
+            properties::write(out, props);
+        }
         write_prefixed(out, self.client_id.as_bytes());
         if let Some(will) = &self.will {
+            if v5 {
+                properties::write(out, will_props);
+            }
             write_prefixed(out, will.topic.as_bytes());
             write_prefixed(out, &will.payload);
         }
@@ -149,14 +207,18 @@ fn check_no_null(field: &'static str, value: &str) -> Result<(), EncodeError> {
     Ok(())
 }
 
-pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
+pub(crate) fn decode(
+    reader: &mut Reader,
+    max_version: ProtocolVersion,
+) -> Result<Connect, DecodeError> {
     let name = reader.binary("protocol name")?;
     let level = reader.u8("protocol level")?;
     let protocol = match (&name[..], level) {
         (b"MQTT", 4) => ProtocolVersion::V3_1_1,
         (b"MQIsdp", 3) => ProtocolVersion::V3_1,
+        (b"MQTT", 5) => ProtocolVersion::V5,
         // A known protocol at a level we do not speak is answered with CONNACK 0x01
-        // [MQTT-3.1.2-2]; MQTT 5 clients (level 5) then retry with 3.1.1.
+        // [MQTT-3.1.2-2].
         (b"MQTT" | b"MQIsdp", level) => return Err(DecodeError::UnsupportedProtocolLevel(level)),
         (other, _) => {
             return Err(DecodeError::InvalidProtocolName(
@@ -164,6 +226,10 @@ pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
             ))
         }
     };
+
+    if protocol > max_version {
+        return Err(DecodeError::UnsupportedProtocolLevel(level));
+    }
 
     let flags = reader.u8("connect flags")?;
     if flags & RESERVED != 0 {
@@ -177,15 +243,27 @@ pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
         QoS::from_u8((flags & WILL_QOS) >> WILL_QOS_SHIFT).ok_or(DecodeError::InvalidQoS {
             packet_type: PacketType::Connect,
         })?;
-    if flags & PASSWORD != 0 && flags & USERNAME == 0 {
+    let v5 = protocol == ProtocolVersion::V5;
+    if flags & PASSWORD != 0 && flags & USERNAME == 0 && !v5 {
         return Err(DecodeError::PasswordWithoutUsername);
     }
     let keep_alive = reader.u16("keep alive")?;
+    let properties = if v5 {
+        properties::decode(reader, PropertyContext::Connect)?
+    } else {
+        None
+    };
 
     // The payload, in the order of [MQTT-3.1.3-1].
     let client_id = reader.string("client id")?;
     let will = if has_will {
+        let properties = if v5 {
+            properties::decode(reader, PropertyContext::Will)?
+        } else {
+            None
+        };
         Some(Will {
+            properties,
             topic: reader.topic_name("will topic")?,
             payload: reader.binary("will message")?,
             qos: will_qos,
@@ -213,6 +291,7 @@ pub(crate) fn decode(reader: &mut Reader) -> Result<Connect, DecodeError> {
         will,
         username,
         password,
+        properties,
     })
 }
 
@@ -227,6 +306,7 @@ impl std::fmt::Debug for Connect {
             .field("will", &self.will)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("properties", &self.properties)
             .finish()
     }
 }
@@ -254,9 +334,11 @@ mod tests {
                 payload: Bytes::from_static(b"bye"),
                 qos: QoS::AtLeastOnce,
                 retain: true,
+                properties: None,
             }),
             username: Some("u".into()),
             password: Some(Bytes::from_static(b"p")),
+            properties: None,
         };
         #[rustfmt::skip]
         let bytes: &[u8] = &[

@@ -1,15 +1,16 @@
 //! Errors of the protocol layer.
 //!
-//! Every rule of MQTT 3.1.1 that can be checked from the bytes alone has its own
-//! variant here, and each message names the packet, the rule, the value received and
+//! Every rule of MQTT 3.1.1 and MQTT 5 that can be checked from the bytes alone has its
+//! own variant here, and each message names the packet, the rule, the value received and
 //! the statement of the specification (`[MQTT-x.y.z-n]`) that the bytes broke. A
 //! broker or client that meets one of these closes the connection
 //! ([MQTT-4.8.0-1]); [`DecodeError::connect_return_code`] says which of them must be
-//! answered with a CONNACK first.
+//! answered with a CONNACK first, and [`DecodeError::reason_code`] which MQTT 5 reason
+//! code an MQTT 5 peer is told.
 //!
 //! "Not enough bytes yet" is not an error: the decoder returns `Ok(None)` for it.
 
-use super::{ConnectReturnCode, PacketType};
+use super::{ConnectReturnCode, PacketType, ReasonCode};
 
 /// Why a topic name or topic filter is invalid (section 4.7 of MQTT 3.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -183,6 +184,153 @@ pub enum DecodeError {
     /// SUBACK carries no return code.
     #[error("SUBACK with no return code")]
     NoSubAckReturnCodes,
+    /// An MQTT 5 UNSUBACK carries no reason code (section 3.11.3).
+    #[error("UNSUBACK with no reason code [MQTT-3.11.3-2]")]
+    NoUnsubAckReasonCodes,
+    /// A variable byte integer inside a packet (property length, property identifier,
+    /// Subscription Identifier) takes more than four bytes or more bytes than its value
+    /// needs [MQTT-1.5.5-1].
+    #[error("{packet_type} {field} is not a well-formed variable byte integer [MQTT-1.5.5-1]")]
+    MalformedVariableByteInteger {
+        /// The packet holding the integer.
+        packet_type: PacketType,
+        /// The field.
+        field: &'static str,
+    },
+    /// The property length runs past the end of the packet (section 2.2.2.2).
+    #[error("{packet_type} property length {length} runs past the {remaining} bytes left in the packet [MQTT-2.2.2.2]")]
+    PropertyLengthOverrun {
+        /// The packet.
+        packet_type: PacketType,
+        /// The property length received.
+        length: usize,
+        /// What was left of the packet.
+        remaining: usize,
+    },
+    /// A property identifier MQTT 5 does not define (section 2.2.2.2).
+    #[error("{packet_type} with unknown property identifier 0x{id:02X} [MQTT-2.2.2.2]")]
+    UnknownProperty {
+        /// The packet.
+        packet_type: PacketType,
+        /// The identifier received.
+        id: u32,
+    },
+    /// A property the packet may not carry (table of section 2.2.2.2).
+    #[error("{packet_type} must not carry property 0x{id:02X} ({}) [MQTT-2.2.2.2]", super::properties::property_name(*.id))]
+    PropertyNotAllowed {
+        /// The packet.
+        packet_type: PacketType,
+        /// The property's identifier.
+        id: u8,
+    },
+    /// A property that may appear once appears again (section 2.2.2.2; a Protocol
+    /// Error).
+    #[error("{packet_type} carries property 0x{id:02X} ({}) more than once [MQTT-2.2.2.2]", super::properties::property_name(*.id))]
+    DuplicateProperty {
+        /// The packet.
+        packet_type: PacketType,
+        /// The property's identifier.
+        id: u8,
+    },
+    /// Receive Maximum, Maximum Packet Size or Topic Alias is 0 (sections 3.1.2.11.3,
+    /// 3.1.2.11.4, 3.2.2.3.3, 3.2.2.3.6; [MQTT-3.3.2-8] for Topic Alias).
+    #[error(
+        "{packet_type} with {property} 0, which is a Protocol Error [{}]",
+        zero_statement(property)
+    )]
+    ZeroProperty {
+        /// The packet.
+        packet_type: PacketType,
+        /// The property.
+        property: &'static str,
+    },
+    /// A Subscription Identifier is 0 (or above 268,435,455) (sections 3.3.2.3.8,
+    /// 3.8.2.1.2).
+    #[error(
+        "{packet_type} with Subscription Identifier 0, allowed are 1 to 268435455 [MQTT-3.8.2.1.2]"
+    )]
+    SubscriptionIdentifierOutOfRange {
+        /// The packet.
+        packet_type: PacketType,
+    },
+    /// A byte property that is a flag (Payload Format Indicator, Request Problem /
+    /// Response Information, Maximum QoS, Retain / Wildcard Subscription /
+    /// Subscription Identifier / Shared Subscription Available) is neither 0 nor 1
+    /// (sections 3.1.2.11, 3.2.2.3, 3.3.2.3.2).
+    #[error(
+        "{packet_type} with {property} {value}, must be 0 or 1 [MQTT-3.1.2.11] [MQTT-3.2.2.3]"
+    )]
+    PropertyNotZeroOrOne {
+        /// The packet.
+        packet_type: PacketType,
+        /// The property.
+        property: &'static str,
+        /// The value received.
+        value: u8,
+    },
+    /// A Response Topic holds a wildcard [MQTT-3.3.2-14].
+    #[error("{packet_type} Response Topic contains a wildcard ('+' or '#') [MQTT-3.3.2-14]")]
+    WildcardInResponseTopic {
+        /// The packet.
+        packet_type: PacketType,
+    },
+    /// Authentication Data without Authentication Method (section 3.1.2.11.10).
+    #[error(
+        "{packet_type} with Authentication Data but no Authentication Method [MQTT-3.1.2.11.10]"
+    )]
+    AuthenticationDataWithoutMethod {
+        /// The packet.
+        packet_type: PacketType,
+    },
+    /// A reason code the packet may not carry (table of section 2.4):
+    /// [MQTT-3.2.2-8], [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.6.2-1],
+    /// [MQTT-3.7.2-1], [MQTT-3.9.3-2], [MQTT-3.11.3-2], [MQTT-3.14.2-1],
+    /// [MQTT-3.15.2-1].
+    #[error("{packet_type} with reason code 0x{code:02X}, not one of its reason codes [{}]", reason_code_statement(*.packet_type))]
+    InvalidReasonCode {
+        /// The packet.
+        packet_type: PacketType,
+        /// The code received.
+        code: u8,
+    },
+    /// Bits 6 and 7 of a SUBSCRIBE's Subscription Options are set [MQTT-3.8.3-5].
+    #[error("SUBSCRIBE subscription options 0x{0:02X} have reserved bits set [MQTT-3.8.3-5]")]
+    SubscriptionOptionsReservedBits(u8),
+    /// Retain Handling 3 in a SUBSCRIBE's Subscription Options (section 3.8.3.1).
+    #[error("SUBSCRIBE with Retain Handling 3, which is reserved [MQTT-3.8.3.1]")]
+    InvalidRetainHandling,
+    /// No Local on a shared subscription [MQTT-3.8.3-4].
+    #[error("SUBSCRIBE with No Local on shared subscription '{0}' [MQTT-3.8.3-4]")]
+    NoLocalOnSharedSubscription(String),
+    /// An MQTT 5 PUBLISH with an empty topic name and no Topic Alias (section
+    /// 3.3.2.3.4).
+    #[error("PUBLISH with an empty topic name and no Topic Alias [MQTT-3.3.2.3.4]")]
+    EmptyTopicWithoutAlias,
+}
+
+/// The statement (or, without one, the section) that forbids `property` to be 0.
+fn zero_statement(property: &str) -> &'static str {
+    match property {
+        "Topic Alias" => "MQTT-3.3.2-8",
+        "Receive Maximum" => "MQTT-3.1.2.11.3, MQTT-3.2.2.3.3",
+        _ => "MQTT-3.1.2.11.4, MQTT-3.2.2.3.6",
+    }
+}
+
+/// The statement that lists the reason codes of `packet_type`.
+fn reason_code_statement(packet_type: PacketType) -> &'static str {
+    match packet_type {
+        PacketType::ConnAck => "MQTT-3.2.2-8",
+        PacketType::PubAck => "MQTT-3.4.2-1",
+        PacketType::PubRec => "MQTT-3.5.2-1",
+        PacketType::PubRel => "MQTT-3.6.2-1",
+        PacketType::PubComp => "MQTT-3.7.2-1",
+        PacketType::SubAck => "MQTT-3.9.3-2",
+        PacketType::UnsubAck => "MQTT-3.11.3-2",
+        PacketType::Disconnect => "MQTT-3.14.2-1",
+        PacketType::Auth => "MQTT-3.15.2-1",
+        _ => "MQTT-2.4",
+    }
 }
 
 impl DecodeError {
@@ -198,6 +346,64 @@ impl DecodeError {
                 Some(ConnectReturnCode::UnacceptableProtocolVersion)
             }
             _ => None,
+        }
+    }
+
+    /// The MQTT 5 reason code a receiver sends (in CONNACK before the connection is
+    /// accepted, in DISCONNECT after) before closing the connection over this error:
+    /// 0x81 Malformed Packet, 0x82 Protocol Error, 0x84 Unsupported Protocol Version,
+    /// 0x8F Topic Filter invalid, 0x90 Topic Name invalid, 0x94 Topic Alias invalid or
+    /// 0x95 Packet too large.
+    pub fn reason_code(&self) -> ReasonCode {
+        use DecodeError::*;
+        match self {
+            PacketTooLarge { .. } => ReasonCode::PACKET_TOO_LARGE,
+            InvalidProtocolName(_) | UnsupportedProtocolLevel(_) => {
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
+            }
+            InvalidTopicName { .. } => ReasonCode::TOPIC_NAME_INVALID,
+            InvalidTopicFilter { .. } => ReasonCode::TOPIC_FILTER_INVALID,
+            ZeroProperty {
+                property: "Topic Alias",
+                ..
+            } => ReasonCode::TOPIC_ALIAS_INVALID,
+            NoSubscribeFilters
+            | NoUnsubscribeFilters
+            | NoSubAckReturnCodes
+            | NoUnsubAckReasonCodes
+            | SessionPresentOnRefusal(_)
+            | DuplicateProperty { .. }
+            | ZeroProperty { .. }
+            | SubscriptionIdentifierOutOfRange { .. }
+            | PropertyNotZeroOrOne { .. }
+            | WildcardInResponseTopic { .. }
+            | AuthenticationDataWithoutMethod { .. }
+            | InvalidRetainHandling
+            | NoLocalOnSharedSubscription(_)
+            | EmptyTopicWithoutAlias => ReasonCode::PROTOCOL_ERROR,
+            ReservedPacketType(..)
+            | InvalidHeaderFlags { .. }
+            | MalformedRemainingLength
+            | Truncated { .. }
+            | TrailingBytes { .. }
+            | InvalidUtf8 { .. }
+            | NullCharacter { .. }
+            | InvalidQoS { .. }
+            | DupWithQoS0
+            | ZeroPacketId { .. }
+            | InvalidRequestedQoS(_)
+            | ConnectReservedFlag
+            | WillFlagsWithoutWill
+            | PasswordWithoutUsername
+            | InvalidConnAckFlags(_)
+            | InvalidConnectReturnCode(_)
+            | InvalidSubAckReturnCode(_)
+            | MalformedVariableByteInteger { .. }
+            | PropertyLengthOverrun { .. }
+            | UnknownProperty { .. }
+            | PropertyNotAllowed { .. }
+            | InvalidReasonCode { .. }
+            | SubscriptionOptionsReservedBits(_) => ReasonCode::MALFORMED_PACKET,
         }
     }
 }
@@ -247,5 +453,26 @@ pub enum EncodeError {
     NullCharacter {
         /// The field.
         field: &'static str,
+    },
+    /// Properties a receiver would refuse (not allowed in the packet, repeated, a
+    /// value out of range).
+    #[error("invalid properties: {0}")]
+    InvalidProperties(DecodeError),
+    /// A reason code the packet may not carry (table of section 2.4).
+    #[error("{packet_type} cannot carry {code} [MQTT-2.4]")]
+    InvalidReasonCode {
+        /// The packet.
+        packet_type: PacketType,
+        /// The code.
+        code: ReasonCode,
+    },
+    /// A packet or field that does not exist in the protocol version asked for (AUTH
+    /// before MQTT 5, a PUBLISH without topic name before MQTT 5).
+    #[error("{what} cannot be encoded for {version}")]
+    NotInVersion {
+        /// What cannot be encoded.
+        what: &'static str,
+        /// The version asked for.
+        version: super::ProtocolVersion,
     },
 }

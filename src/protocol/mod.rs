@@ -32,8 +32,10 @@
 //!
 //! - [`codec`]: the fixed header, the remaining length, and the [`Decoder`].
 //! - one module per packet (`connect`, `connack`, `publish`, `ack`, `subscribe`,
-//!   `suback`, `unsubscribe`); PINGREQ, PINGRESP and DISCONNECT carry nothing and are
-//!   plain variants of [`Packet`].
+//!   `suback`, `unsubscribe`, `disconnect` with AUTH); PINGREQ and PINGRESP carry
+//!   nothing and are plain variants of [`Packet`].
+//! - [`properties`]: the MQTT 5 [`Properties`] and where each may appear.
+//! - [`reason`]: the MQTT 5 [`ReasonCode`]s.
 //! - [`topic`]: [`TopicName`], [`TopicFilter`] and matching.
 //! - [`error`]: one variant per rule a packet can break, each naming the statement of
 //!   the specification.
@@ -42,18 +44,28 @@
 //!
 //! MQTT 3.1 (protocol name `MQIsdp`, level 3) and 3.1.1 (`MQTT`, level 4) share every
 //! packet shape; only CONNECT tells them apart, and [`Connect::protocol`] records which
-//! one a client spoke. MQTT 5 adds properties and reason codes to most packets. It
-//! will come as a new [`ProtocolVersion`] that the [`Decoder`] learns from CONNECT and
-//! as optional fields on these same packet types, so that code matching on
-//! [`Packet`] keeps working.
+//! one a client spoke. MQTT 5 ([`ProtocolVersion::V5`], `MQTT` level 5) adds
+//! properties and reason codes to most packets, and the AUTH packet. They are optional
+//! fields of these same packet types: `properties: Option<Box<Properties>>` (`None`:
+//! no properties, and what 3.1/3.1.1 packets always have) and reason codes that
+//! default to [`ReasonCode::SUCCESS`]. The [`Decoder`] decodes 3.1.1 until it decodes
+//! a level-5 CONNECT, then MQTT 5 for the rest of the connection
+//! ([`Decoder::with_version`] tells it in advance, for a client;
+//! [`Decoder::with_max_version`] makes it refuse a CONNECT of a newer version, for a
+//! server that does not speak it). [`Packet::encode`]
+//! writes MQTT 3.1.1; [`Packet::encode_for`] takes the version: for 3.1 and 3.1.1
+//! properties and reason codes that those versions cannot carry are left out.
 
 pub mod codec;
 pub mod error;
+pub mod properties;
+pub mod reason;
 pub mod topic;
 
 mod ack;
 mod connack;
 mod connect;
+mod disconnect;
 mod publish;
 mod suback;
 mod subscribe;
@@ -66,10 +78,13 @@ pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck};
 pub use codec::{Decoder, DEFAULT_MAX_PACKET_SIZE, MAX_REMAINING_LENGTH};
 pub use connack::{ConnAck, ConnectReturnCode};
 pub use connect::{Connect, Will};
+pub use disconnect::{Auth, Disconnect};
 pub use error::{DecodeError, EncodeError, TopicError};
+pub use properties::{Properties, PropertyContext};
 pub use publish::Publish;
+pub use reason::ReasonCode;
 pub use suback::{SubAck, SubscribeReturnCode};
-pub use subscribe::{Subscribe, SubscribeFilter};
+pub use subscribe::{RetainHandling, Subscribe, SubscribeFilter};
 pub use topic::{TopicFilter, TopicName};
 pub use unsubscribe::Unsubscribe;
 
@@ -119,6 +134,8 @@ pub enum ProtocolVersion {
     /// MQTT 3.1.1: protocol name `MQTT`, level 4.
     #[default]
     V3_1_1,
+    /// MQTT 5: protocol name `MQTT`, level 5.
+    V5,
 }
 
 impl ProtocolVersion {
@@ -126,7 +143,7 @@ impl ProtocolVersion {
     pub fn name(self) -> &'static str {
         match self {
             ProtocolVersion::V3_1 => "MQIsdp",
-            ProtocolVersion::V3_1_1 => "MQTT",
+            ProtocolVersion::V3_1_1 | ProtocolVersion::V5 => "MQTT",
         }
     }
 
@@ -135,6 +152,7 @@ impl ProtocolVersion {
         match self {
             ProtocolVersion::V3_1 => 3,
             ProtocolVersion::V3_1_1 => 4,
+            ProtocolVersion::V5 => 5,
         }
     }
 }
@@ -144,11 +162,13 @@ impl fmt::Display for ProtocolVersion {
         match self {
             ProtocolVersion::V3_1 => f.write_str("MQTT 3.1"),
             ProtocolVersion::V3_1_1 => f.write_str("MQTT 3.1.1"),
+            ProtocolVersion::V5 => f.write_str("MQTT 5"),
         }
     }
 }
 
-/// The fourteen kinds of MQTT 3.1.1 control packet, numbered as in the fixed header.
+/// The fifteen kinds of MQTT control packet, numbered as in the fixed header (AUTH
+/// exists only in MQTT 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 #[allow(missing_docs)] // the names are the specification's
@@ -167,11 +187,13 @@ pub enum PacketType {
     PingReq = 12,
     PingResp = 13,
     Disconnect = 14,
+    Auth = 15,
 }
 
 impl PacketType {
     /// The packet type for the upper four bits of a fixed header, or `None` for the
-    /// reserved values 0 and 15.
+    /// reserved value 0. (15 is AUTH, which only MQTT 5 has: the decoder refuses it
+    /// as reserved on 3.1 and 3.1.1 connections.)
     pub fn from_u8(value: u8) -> Option<PacketType> {
         use PacketType::*;
         Some(match value {
@@ -189,6 +211,7 @@ impl PacketType {
             12 => PingReq,
             13 => PingResp,
             14 => Disconnect,
+            15 => Auth,
             _ => return None,
         })
     }
@@ -221,6 +244,7 @@ impl fmt::Display for PacketType {
             PacketType::PingReq => "PINGREQ",
             PacketType::PingResp => "PINGRESP",
             PacketType::Disconnect => "DISCONNECT",
+            PacketType::Auth => "AUTH",
         })
     }
 }
@@ -248,8 +272,10 @@ pub enum Packet {
     /// PINGRESP: the server's answer to PINGREQ.
     PingResp,
     /// DISCONNECT: the client's last packet when it leaves cleanly; its will is
-    /// discarded.
-    Disconnect,
+    /// discarded. In MQTT 5 either side may send it, with a reason code.
+    Disconnect(Disconnect),
+    /// AUTH: MQTT 5 enhanced authentication.
+    Auth(Auth),
 }
 
 impl Packet {
@@ -269,29 +295,51 @@ impl Packet {
             Packet::UnsubAck(_) => PacketType::UnsubAck,
             Packet::PingReq => PacketType::PingReq,
             Packet::PingResp => PacketType::PingResp,
-            Packet::Disconnect => PacketType::Disconnect,
+            Packet::Disconnect(_) => PacketType::Disconnect,
+            Packet::Auth(_) => PacketType::Auth,
         }
     }
 
-    /// Appends the packet's bytes to `out`.
+    /// Appends the packet's MQTT 3.1.1 bytes to `out` (a CONNECT writes the version
+    /// of its [`Connect::protocol`]): [`encode_for`](Self::encode_for) with
+    /// [`ProtocolVersion::V3_1_1`].
     ///
     /// Nothing is appended when the packet cannot be encoded.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_for(ProtocolVersion::V3_1_1, out)
+    }
+
+    /// Appends the packet's bytes for a connection that speaks `version` to `out`.
+    ///
+    /// 3.1 and 3.1.1 write the same bytes for every packet (CONNECT writes the version
+    /// of its own [`Connect::protocol`]), without properties and reason codes, which
+    /// they cannot carry: a refused SUBACK entry becomes 0x80, an error CONNACK the
+    /// nearest 3.1.1 return code ([`ConnectReturnCode::from_reason`]). AUTH exists only
+    /// in MQTT 5. MQTT 5 writes the properties and reason codes, in the short forms
+    /// the specification allows for success without properties.
+    ///
+    /// Nothing is appended when the packet cannot be encoded.
+    pub fn encode_for(
+        &self,
+        version: ProtocolVersion,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         match self {
             Packet::Connect(p) => p.encode(out),
-            Packet::ConnAck(p) => p.encode(out),
-            Packet::Publish(p) => p.encode(out),
-            Packet::PubAck(p) => p.encode(out),
-            Packet::PubRec(p) => p.encode(out),
-            Packet::PubRel(p) => p.encode(out),
-            Packet::PubComp(p) => p.encode(out),
-            Packet::Subscribe(p) => p.encode(out),
-            Packet::SubAck(p) => p.encode(out),
-            Packet::Unsubscribe(p) => p.encode(out),
-            Packet::UnsubAck(p) => p.encode(out),
+            Packet::ConnAck(p) => p.encode_for(version, out),
+            Packet::Publish(p) => p.encode_for(version, out),
+            Packet::PubAck(p) => p.encode_for(version, out),
+            Packet::PubRec(p) => p.encode_for(version, out),
+            Packet::PubRel(p) => p.encode_for(version, out),
+            Packet::PubComp(p) => p.encode_for(version, out),
+            Packet::Subscribe(p) => p.encode_for(version, out),
+            Packet::SubAck(p) => p.encode_for(version, out),
+            Packet::Unsubscribe(p) => p.encode_for(version, out),
+            Packet::UnsubAck(p) => p.encode_for(version, out),
             Packet::PingReq => codec::encode_empty(PacketType::PingReq, out),
             Packet::PingResp => codec::encode_empty(PacketType::PingResp, out),
-            Packet::Disconnect => codec::encode_empty(PacketType::Disconnect, out),
+            Packet::Disconnect(p) => p.encode_for(version, out),
+            Packet::Auth(p) => p.encode_for(version, out),
         }
     }
 }
@@ -318,7 +366,17 @@ impl fmt::Display for Packet {
                     .unwrap_or_default(),
             ),
             Packet::ConnAck(c) => {
-                write!(f, "CONNACK ({}, {})", c.session_present as u8, c.code as u8)
+                // A code 3.1.1 has is shown as its 3.1.1 number, as before MQTT 5.
+                let old = c.return_code();
+                if old.reason_code() == c.code {
+                    write!(f, "CONNACK ({}, {})", c.session_present as u8, old as u8)
+                } else {
+                    write!(
+                        f,
+                        "CONNACK ({}, 0x{:02X})",
+                        c.session_present as u8, c.code.0
+                    )
+                }
             }
             Packet::Publish(p) => write!(
                 f,
@@ -341,7 +399,17 @@ impl fmt::Display for Packet {
                 }
                 f.write_str(")")
             }
-            Packet::SubAck(s) => write!(f, "SUBACK (m{}, {:?})", s.packet_id, s.return_codes),
+            Packet::SubAck(s) if s.reason_codes.iter().all(|c| matches!(c.0, 0..=2 | 0x80)) => {
+                write!(f, "SUBACK (m{}, {:?})", s.packet_id, s.return_codes())
+            }
+            Packet::SubAck(s) => {
+                write!(f, "SUBACK (m{}, [", s.packet_id)?;
+                for (i, code) in s.reason_codes.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}0x{:02X}", code.0)?;
+                }
+                f.write_str("])")
+            }
             Packet::Unsubscribe(u) => {
                 write!(f, "UNSUBSCRIBE (m{}", u.packet_id)?;
                 for filter in &u.filters {
@@ -352,7 +420,11 @@ impl fmt::Display for Packet {
             Packet::UnsubAck(u) => write!(f, "UNSUBACK (m{})", u.packet_id),
             Packet::PingReq => f.write_str("PINGREQ"),
             Packet::PingResp => f.write_str("PINGRESP"),
-            Packet::Disconnect => f.write_str("DISCONNECT"),
+            Packet::Disconnect(d) if d.reason_code == ReasonCode::SUCCESS => {
+                f.write_str("DISCONNECT")
+            }
+            Packet::Disconnect(d) => write!(f, "DISCONNECT (0x{:02X})", d.reason_code.0),
+            Packet::Auth(a) => write!(f, "AUTH (0x{:02X})", a.reason_code.0),
         }
     }
 }
@@ -383,5 +455,7 @@ packet_from!(
     Subscribe,
     SubAck,
     Unsubscribe,
-    UnsubAck
+    UnsubAck,
+    Disconnect,
+    Auth
 );

@@ -4,6 +4,8 @@
 //! fixed header   0x30 | DUP << 3 | QoS << 1 | RETAIN, remaining length
 //! topic name     two-byte length, UTF-8, no wildcards
 //! packet id      two bytes, only when QoS is 1 or 2 [MQTT-2.3.1-5]
+//! MQTT 5:        properties; the topic name may be empty when a Topic Alias names
+//!                the topic
 //! payload        everything else, any bytes, possibly none
 //! ```
 
@@ -11,7 +13,8 @@ use bytes::Bytes;
 
 use super::codec::{field_len, write_fixed_header, write_prefixed, write_u16, Reader};
 use super::error::{DecodeError, EncodeError};
-use super::{PacketId, PacketType, QoS, TopicName};
+use super::properties::{self, Properties, PropertyContext};
+use super::{PacketId, PacketType, ProtocolVersion, QoS, TopicName};
 
 const DUP: u8 = 0b1000;
 const QOS_SHIFT: u8 = 1;
@@ -44,6 +47,8 @@ pub struct Publish {
     pub packet_id: Option<PacketId>,
     /// The application message: any bytes, shared without copying.
     pub payload: Bytes,
+    /// MQTT 5 properties; `None` when there are none.
+    pub properties: Option<Box<Properties>>,
 }
 
 impl Publish {
@@ -57,7 +62,13 @@ impl Publish {
             topic,
             packet_id: None,
             payload: payload.into(),
+            properties: None,
         }
+    }
+
+    /// The MQTT 5 properties (empty when there are none).
+    pub fn properties(&self) -> &Properties {
+        properties::or_empty(&self.properties)
     }
 
     /// Copies the topic and payload into allocations of their own, exactly their size.
@@ -91,9 +102,13 @@ impl Publish {
             | if self.retain { RETAIN } else { 0 }
     }
 
-    /// The number of bytes [`encode`](Self::encode) writes.
+    /// The number of bytes [`encode`](Self::encode) writes (MQTT 3.1.1).
     pub fn encoded_len(&self) -> usize {
         let body = self.body_len();
+        Self::with_header(body)
+    }
+
+    fn with_header(body: usize) -> usize {
         let header = match body {
             0..=127 => 2,
             128..=16_383 => 3,
@@ -107,8 +122,18 @@ impl Publish {
         2 + self.topic.len() + if self.packet_id.is_some() { 2 } else { 0 } + self.payload.len()
     }
 
-    /// Appends the packet's bytes to `out`.
+    /// Appends the packet's MQTT 3.1.1 bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_for(ProtocolVersion::V3_1_1, out)
+    }
+
+    /// Appends the packet's bytes for `version` to `out`: with its properties for
+    /// MQTT 5, without them for 3.1 and 3.1.1.
+    pub fn encode_for(
+        &self,
+        version: ProtocolVersion,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         if self.packet_id.is_some() != (self.qos != QoS::AtMostOnce) {
             return Err(EncodeError::PacketIdMismatch {
                 qos: self.qos as u8,
@@ -118,18 +143,42 @@ impl Publish {
             return Err(EncodeError::DupWithQoS0);
         }
         field_len("topic name", self.topic.len())?;
-        out.reserve(self.encoded_len());
-        write_fixed_header(out, self.first_byte(), self.body_len())?;
+        let v5 = version == ProtocolVersion::V5;
+        let props = properties::present(&self.properties);
+        if self.topic.is_empty() {
+            if !v5 {
+                return Err(EncodeError::NotInVersion {
+                    what: "a PUBLISH without topic name",
+                    version,
+                });
+            }
+            if props.and_then(|p| p.topic_alias).is_none() {
+                return Err(EncodeError::InvalidProperties(
+                    DecodeError::EmptyTopicWithoutAlias,
+                ));
+            }
+        }
+        let props_len = if v5 {
+            properties::encoded_len(props, PropertyContext::Publish)?
+        } else {
+            0
+        };
+        let body = self.body_len() + props_len;
+        out.reserve(Self::with_header(body));
+        write_fixed_header(out, self.first_byte(), body)?;
         write_prefixed(out, self.topic.as_bytes());
         if let Some(id) = self.packet_id {
             write_u16(out, id.get());
+        }
+        if v5 {
+            properties::write(out, props);
         }
         out.extend_from_slice(&self.payload);
         Ok(())
     }
 }
 
-pub(crate) fn decode(reader: &mut Reader, flags: u8) -> Result<Publish, DecodeError> {
+pub(crate) fn decode(reader: &mut Reader, flags: u8, v5: bool) -> Result<Publish, DecodeError> {
     let qos = QoS::from_u8((flags & QOS_MASK) >> QOS_SHIFT).ok_or(DecodeError::InvalidQoS {
         packet_type: PacketType::Publish,
     })?;
@@ -137,11 +186,26 @@ pub(crate) fn decode(reader: &mut Reader, flags: u8) -> Result<Publish, DecodeEr
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::DupWithQoS0);
     }
-    let topic = reader.topic_name("topic name")?;
+    // MQTT 5 allows an empty topic name when a Topic Alias names the topic.
+    let alias_only = v5 && reader.starts_with(&[0, 0]);
+    let topic = if alias_only {
+        reader.u16("topic name")?;
+        TopicName::empty_for_alias()
+    } else {
+        reader.topic_name("topic name")?
+    };
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         _ => Some(reader.packet_id()?),
     };
+    let properties = if v5 {
+        properties::decode(reader, PropertyContext::Publish)?
+    } else {
+        None
+    };
+    if alias_only && properties.as_ref().and_then(|p| p.topic_alias).is_none() {
+        return Err(DecodeError::EmptyTopicWithoutAlias);
+    }
     Ok(Publish {
         dup,
         qos,
@@ -149,6 +213,7 @@ pub(crate) fn decode(reader: &mut Reader, flags: u8) -> Result<Publish, DecodeEr
         topic,
         packet_id,
         payload: reader.rest(),
+        properties,
     })
 }
 
@@ -161,6 +226,7 @@ impl std::fmt::Debug for Publish {
             .field("topic", &self.topic)
             .field("packet_id", &self.packet_id)
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("properties", &self.properties)
             .finish()
     }
 }
@@ -190,6 +256,7 @@ mod tests {
             topic: TopicName::new("a/b").unwrap(),
             packet_id: PacketId::new(0x1234),
             payload: Bytes::from_static(b"hi"),
+            properties: None,
         };
         let mut decoder = Decoder::new();
         assert_eq!(

@@ -261,6 +261,13 @@ impl TopicName {
         Utf8Bytes::try_from_bytes(bytes, check_name).map(TopicName)
     }
 
+    /// The empty topic name of an MQTT 5 PUBLISH that names its topic by a Topic
+    /// Alias alone (section 3.3.2.3.4). Only such a PUBLISH may carry it; every other
+    /// topic name has at least one character [MQTT-4.7.3-1].
+    pub fn empty_for_alias() -> TopicName {
+        TopicName(Utf8Bytes(Bytes::new()))
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

@@ -65,6 +65,7 @@ fn subscribe() -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id: PacketId::new(7).expect("non-zero"),
         filters,
+        properties: None,
     })
 }
 
@@ -76,6 +77,7 @@ fn connect() -> Packet {
         payload: Bytes::from_static(b"offline"),
         qos: QoS::AtLeastOnce,
         retain: true,
+        properties: None,
     });
     connect.username = Some("sensor-gateway".into());
     connect.password = Some(Bytes::from_static(b"correct horse battery staple"));

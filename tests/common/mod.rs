@@ -10,7 +10,10 @@
 //! `messages_for_an_offline_persistent_session_are_queued_in_order_mqtt_3_1_2_5`.
 //! Several statements are joined with `_and_` (`_mqtt_3_1_4_5_and_3_2_2_4`), a range
 //! with `_to_` (`_mqtt_3_3_1_5_to_12`). A name that starts with `mqtt_3_1_` is about
-//! the MQTT 3.1 protocol version, not a statement.
+//! the MQTT 3.1 protocol version, not a statement. A statement of MQTT 5 (the ids of
+//! `spec/mqtt-5-conformance.md`) takes the prefix `_mqtt5_`: `[MQTT-3.14.2-1]` of
+//! MQTT 5 becomes `_mqtt5_3_14_2_1`. MQTT 5 rules that have no id are named in words
+//! and cite their section in a comment.
 #![allow(dead_code)]
 
 pub mod certs;

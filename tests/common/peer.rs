@@ -276,7 +276,7 @@ impl Peer {
             |p| matches!(p, Packet::SubAck(s) if s.packet_id.get() == packet_id),
         ) {
             Packet::SubAck(suback) => suback
-                .return_codes
+                .return_codes()
                 .iter()
                 .map(|code| SubscribeReturnCode::to_u8(*code))
                 .collect(),
@@ -316,7 +316,7 @@ impl Peer {
 
     /// Sends DISCONNECT and waits until the broker closes.
     pub fn disconnect(mut self) {
-        self.send(Packet::Disconnect);
+        self.send(Packet::Disconnect(Default::default()));
         self.expect_closed_eventually("after DISCONNECT");
     }
 

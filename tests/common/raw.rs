@@ -245,6 +245,7 @@ pub fn will(topic: &str, payload: &'static [u8], qos: QoS, retain: bool) -> Will
         payload: Bytes::from_static(payload),
         qos,
         retain,
+        properties: None,
     }
 }
 
@@ -276,6 +277,7 @@ pub fn subscribe_packet(packet_id: u16, filters: &[(&str, QoS)]) -> Subscribe {
             .iter()
             .map(|(f, q)| SubscribeFilter::new(TopicFilter::new(*f).unwrap(), *q))
             .collect(),
+        properties: None,
     }
 }
 
@@ -287,6 +289,7 @@ pub fn unsubscribe_packet(packet_id: u16, filters: &[&str]) -> Unsubscribe {
             .iter()
             .map(|f| TopicFilter::new(*f).unwrap())
             .collect(),
+        properties: None,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::broker::event::{
 use crate::broker::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason};
 use crate::broker::stats::{bump, Limit};
 use crate::protocol::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, TopicFilter,
+    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion, TopicFilter,
 };
 use crate::transport::{self, Acceptor};
 
@@ -58,7 +58,10 @@ pub(super) fn serve(
             return;
         }
     };
-    let decoder = Decoder::new().with_max_packet_size(shared.limits.max_packet_size);
+    // MQTT 5 is not served yet: a level-5 CONNECT is refused with CONNACK 0x01.
+    let decoder = Decoder::new()
+        .with_max_packet_size(shared.limits.max_packet_size)
+        .with_max_version(ProtocolVersion::V3_1_1);
     let clock = ReadClock::new(
         connect_deadline,
         shared.limits.packet_timeout,
@@ -487,7 +490,12 @@ impl Reader {
                     ack: Ack::PubComp(ack.packet_id),
                 },
                 Packet::PingReq => Event::PingReq { connection },
-                Packet::Disconnect => return DisconnectReason::Disconnect,
+                Packet::Disconnect(_) => return DisconnectReason::Disconnect,
+                Packet::Auth(_) => {
+                    return DisconnectReason::ProtocolViolation(
+                        "AUTH packet, which only MQTT 5 has".into(),
+                    )
+                }
                 Packet::Connect(_) => {
                     return DisconnectReason::ProtocolViolation(
                         "second CONNECT on the same connection [MQTT-3.1.0-2]".into(),

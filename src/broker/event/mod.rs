@@ -224,6 +224,7 @@ mod tests {
                         )
                     })
                     .collect(),
+                properties: None,
             },
             authorized: vec![true; filters],
         };

@@ -437,6 +437,7 @@ mod tests {
             payload: Bytes::from_static(b"gone"),
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: None,
         });
         let old = h.connect_with(connect);
         let new = h.connect("x", true);
@@ -463,6 +464,7 @@ mod tests {
             payload: Bytes::from_static(b"gone"),
             qos: QoS::AtMostOnce,
             retain: true,
+            properties: None,
         });
         let client = h.connect_with(connect);
         h.disconnect(&client, DisconnectReason::Disconnect);
@@ -482,6 +484,7 @@ mod tests {
             payload: Bytes::from_static(b"spoofed"),
             qos: QoS::AtMostOnce,
             retain: true,
+            properties: None,
         });
         let spoofer = h.connect_with(connect);
         h.disconnect(&spoofer, DisconnectReason::ConnectionLost("gone".into()));

@@ -153,6 +153,7 @@ impl Harness {
             subscribe: Subscribe {
                 packet_id: pid(100),
                 filters: vec![SubscribeFilter::new(TopicFilter::new(filter).unwrap(), qos)],
+                properties: None,
             },
             authorized: vec![true],
         });

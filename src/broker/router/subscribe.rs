@@ -118,13 +118,7 @@ impl RouterState {
         // Written down before the SUBACK, which waits for it.
         self.record_session(&key);
         // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
-        self.send(
-            id,
-            Packet::SubAck(SubAck {
-                packet_id: subscribe.packet_id,
-                return_codes: codes,
-            }),
-        );
+        self.send(id, Packet::SubAck(SubAck::new(subscribe.packet_id, codes)));
         for (filter, qos) in granted {
             if !self.hooks.is_empty() {
                 self.hooks
@@ -241,21 +235,22 @@ mod tests {
                     filter("b", QoS::AtMostOnce),
                     filter("c", QoS::AtMostOnce),
                 ],
+                properties: None,
             },
             authorized: vec![true; 4],
         });
         let granted = SubscribeReturnCode::Success;
         assert_eq!(
             client.received(),
-            vec![Packet::SubAck(SubAck {
-                packet_id: pid(7),
-                return_codes: vec![
+            vec![Packet::SubAck(SubAck::new(
+                pid(7),
+                vec![
                     granted(QoS::AtLeastOnce),
                     granted(QoS::AtLeastOnce),
                     granted(QoS::AtMostOnce),
                     SubscribeReturnCode::Failure,
-                ],
-            })]
+                ]
+            ))]
         );
         assert_eq!(h.state.subscriptions.len(), 2);
         assert_eq!(limit_count(&h, Limit::SubscriptionsPerClient), 1);
@@ -284,6 +279,7 @@ mod tests {
             subscribe: Subscribe {
                 packet_id: pid(9),
                 filters,
+                properties: None,
             },
             authorized: vec![true; 3],
         });
@@ -292,7 +288,7 @@ mod tests {
         };
         let granted = SubscribeReturnCode::Success(QoS::AtMostOnce);
         assert_eq!(
-            suback.return_codes,
+            suback.return_codes(),
             [granted, granted, SubscribeReturnCode::Failure]
         );
         assert_eq!(limit_count(&h, Limit::SubscriptionBytesPerClient), 1);
@@ -328,6 +324,7 @@ mod tests {
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: pid(2),
                 filters: vec![TopicFilter::new("r/#").unwrap()],
+                properties: None,
             }),
         );
         client.received();

@@ -248,10 +248,7 @@ impl<T> State<T> {
     ) -> Result<Packet, StateError> {
         let id = self.allocate_packet_id()?;
         self.insert(id, token, OutgoingKind::Subscribe(filters.clone()));
-        Ok(Packet::Subscribe(Subscribe {
-            packet_id: id,
-            filters,
-        }))
+        Ok(Packet::Subscribe(Subscribe::new(id, filters)))
     }
 
     /// Prepares an UNSUBSCRIBE for `filters` and keeps it until its UNSUBACK.
@@ -262,10 +259,7 @@ impl<T> State<T> {
     ) -> Result<Packet, StateError> {
         let id = self.allocate_packet_id()?;
         self.insert(id, token, OutgoingKind::Unsubscribe(filters.clone()));
-        Ok(Packet::Unsubscribe(Unsubscribe {
-            packet_id: id,
-            filters,
-        }))
+        Ok(Packet::Unsubscribe(Unsubscribe::new(id, filters)))
     }
 
     /// Applies one packet from the broker.
@@ -352,7 +346,7 @@ impl<T> State<T> {
                     }) => {
                         if let Some(entry) = self.outgoing.remove(&id.get()) {
                             effects.completed =
-                                Some((entry.token, Done::Subscribed(id, suback.return_codes)));
+                                Some((entry.token, Done::Subscribed(id, suback.return_codes())));
                         }
                     }
                     _ => return Err(StateError::Unsolicited(PacketType::SubAck, id.get())),
@@ -478,14 +472,12 @@ impl<T> State<T> {
                         Packet::Publish(publish)
                     }
                     OutgoingKind::Released => Packet::PubRel(PubRel::new(id)),
-                    OutgoingKind::Subscribe(filters) => Packet::Subscribe(Subscribe {
-                        packet_id: id,
-                        filters: filters.clone(),
-                    }),
-                    OutgoingKind::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
-                        packet_id: id,
-                        filters: filters.clone(),
-                    }),
+                    OutgoingKind::Subscribe(filters) => {
+                        Packet::Subscribe(Subscribe::new(id, filters.clone()))
+                    }
+                    OutgoingKind::Unsubscribe(filters) => {
+                        Packet::Unsubscribe(Unsubscribe::new(id, filters.clone()))
+                    }
                 })
             })
             .collect()

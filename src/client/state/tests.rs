@@ -72,10 +72,10 @@ fn with_all_65535_ids_in_use_allocation_fails_instead_of_reusing_mqtt_2_3_1_2() 
     assert_eq!(state.subscribe(vec![], 0), Err(StateError::NoPacketId));
     // Freeing one makes exactly that one available again.
     state
-        .incoming(Packet::SubAck(SubAck {
-            packet_id: id(300),
-            return_codes: vec![SubscribeReturnCode::Failure],
-        }))
+        .incoming(Packet::SubAck(SubAck::new(
+            id(300),
+            vec![SubscribeReturnCode::Failure],
+        )))
         .unwrap();
     let again = state.subscribe(vec![], 0).unwrap();
     assert!(matches!(again, Packet::Subscribe(s) if s.packet_id == id(300)));
@@ -212,7 +212,8 @@ fn reconnecting_resends_unacknowledged_packets_in_order_with_dup_mqtt_2_3_1_3() 
         resent[3],
         Packet::Subscribe(Subscribe {
             packet_id: id(4),
-            filters: vec![filter]
+            filters: vec![filter],
+            properties: None,
         })
     );
     // The ids stay taken until acknowledged.
@@ -244,7 +245,7 @@ fn pingresp_clears_the_outstanding_ping_and_traffic_postpones_the_next() {
     state.sent(&Packet::PingReq, start);
     state.incoming(Packet::PingResp).unwrap();
     let later = start + Duration::from_secs(3);
-    state.sent(&Packet::Disconnect, later);
+    state.sent(&Packet::Disconnect(Default::default()), later);
     assert_eq!(state.next_keep_alive(), Some(later + KEEP_ALIVE));
 }
 
@@ -264,7 +265,7 @@ fn packets_a_broker_never_sends_are_refused() {
     let mut state = state(Instant::now());
     for packet in [
         Packet::PingReq,
-        Packet::Disconnect,
+        Packet::Disconnect(Default::default()),
         Packet::ConnAck(ConnAck::accepted(false)),
     ] {
         let kind = packet.packet_type();

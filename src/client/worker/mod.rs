@@ -688,7 +688,7 @@ impl Worker {
     /// Says DISCONNECT if connected, and fails whatever is left.
     fn finish(mut self) {
         if let Some(mut connection) = self.connection.take() {
-            let disconnect = Packet::Disconnect;
+            let disconnect = Packet::Disconnect(Default::default());
             if connection.queue(&disconnect).is_ok() && connection.flush().is_ok() {
                 connection.close_gracefully();
             }

@@ -189,6 +189,7 @@ pub(super) fn decode_publish(r: &mut Reader<'_>) -> Result<Publish, String> {
         topic,
         packet_id,
         payload,
+        properties: None,
     })
 }
 
