@@ -36,9 +36,10 @@
 //! The code is written to be read. A good order:
 //!
 //! 1. [`protocol`]: what goes over the wire. One file per packet, each opening with
-//!    the packet's layout; `topic.rs` for names, filters and wildcards; `error.rs`
-//!    lists every rule a packet can break, with the statement of the MQTT 3.1.1
-//!    specification it comes from.
+//!    the packet's layout, for MQTT 3.1, 3.1.1 and 5 alike; `properties.rs` and
+//!    `reason.rs` for what MQTT 5 adds; `topic.rs` for names, filters and
+//!    wildcards; `error.rs` lists every rule a packet can break, with the statement
+//!    of the specification it comes from.
 //! 2. [`client`]: `state/` is the client's half of the protocol (packet
 //!    identifiers, the QoS 1 and QoS 2 handshakes, keep-alive) with no I/O at all;
 //!    `worker/` drives it from a thread.
