@@ -71,6 +71,23 @@ pub struct StoredOwner {
     pub protocol: ProtocolVersion,
 }
 
+impl StoredOwner {
+    /// The owner of a session, for a store that loads sessions it kept itself.
+    pub fn new(
+        username: Option<String>,
+        remote_addr: Option<SocketAddr>,
+        listener: impl Into<String>,
+        protocol: ProtocolVersion,
+    ) -> StoredOwner {
+        StoredOwner {
+            username,
+            remote_addr,
+            listener: listener.into(),
+            protocol,
+        }
+    }
+}
+
 /// A persistent session's own record: who owns it and what it subscribed to. Its
 /// messages are stored one by one beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +99,21 @@ pub struct SessionRecord {
     pub owner: StoredOwner,
     /// Its subscriptions and their granted QoS.
     pub subscriptions: Vec<(TopicFilter, QoS)>,
+}
+
+impl SessionRecord {
+    /// A session's record, for a store that loads sessions it kept itself.
+    pub fn new(
+        client_id: impl Into<String>,
+        owner: StoredOwner,
+        subscriptions: Vec<(TopicFilter, QoS)>,
+    ) -> SessionRecord {
+        SessionRecord {
+            client_id: client_id.into(),
+            owner,
+            subscriptions,
+        }
+    }
 }
 
 /// A QoS 1 or 2 message held by a persistent session for its client, in one of its
@@ -158,6 +190,22 @@ pub struct StoredSession {
     pub awaiting_pubrel: Vec<PacketId>,
 }
 
+impl StoredSession {
+    /// A session as a store loads it: its record, its messages in `seq` order and
+    /// its inbound QoS 2 packet identifiers waiting for PUBREL.
+    pub fn new(
+        record: SessionRecord,
+        messages: Vec<(u64, StoredMessage)>,
+        awaiting_pubrel: Vec<PacketId>,
+    ) -> StoredSession {
+        StoredSession {
+            record,
+            messages,
+            awaiting_pubrel,
+        }
+    }
+}
+
 /// Everything a store holds, as loaded at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,7 +216,19 @@ pub struct StoredState {
     pub sessions: Vec<StoredSession>,
 }
 
+impl StoredState {
+    /// What a store loads: its retained messages and persistent sessions.
+    pub fn new(retained: Vec<Publish>, sessions: Vec<StoredSession>) -> StoredState {
+        StoredState { retained, sessions }
+    }
+}
+
 /// Where the broker keeps what must outlive it.
+///
+/// A store of your own (a database the program already has, say) implements it;
+/// the types it loads have constructors (`StoredState::new`, `StoredSession::new`,
+/// `SessionRecord::new`, `StoredOwner::new`), and [`MemoryStorage`] shows the
+/// meaning of each [`Change`] in a few lines.
 ///
 /// [`commit`](Storage::commit) runs on the broker's storage thread, one batch at a
 /// time, while the router goes on: it may take the time a disk needs. When it
