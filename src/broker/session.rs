@@ -123,6 +123,8 @@ pub(crate) struct Session {
     next_seq: u64,
     /// Changes not yet taken by the router; `None` when nothing is stored.
     journal: Option<Vec<SessionChange>>,
+    /// Whether the router was told of the changes in the journal already.
+    announced: bool,
 }
 
 /// How much a session holds, for the broker's totals.
@@ -150,6 +152,7 @@ impl Session {
             dropping: false,
             next_seq: 1,
             journal: None,
+            announced: false,
         }
     }
 
@@ -162,17 +165,20 @@ impl Session {
 
     /// Takes the changes written down since the last call.
     pub(crate) fn take_changes(&mut self) -> Vec<SessionChange> {
+        self.announced = false;
         self.journal
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
-    /// Whether changes wait to be taken.
-    pub(crate) fn has_changes(&self) -> bool {
-        self.journal
-            .as_ref()
-            .is_some_and(|journal| !journal.is_empty())
+    /// Whether changes wait to be taken that the router has not been told of yet:
+    /// `true` once per batch of changes, so a session that takes a thousand
+    /// messages in one batch is noted once, not a thousand times.
+    pub(crate) fn announce_changes(&mut self) -> bool {
+        let new = !self.announced && self.journal.as_ref().is_some_and(|j| !j.is_empty());
+        self.announced |= new;
+        new
     }
 
     /// Writes down a change, made only when the session keeps a journal: without
@@ -507,6 +513,19 @@ mod tests {
             Delivery::Send(p) => p.packet_id.unwrap().get(),
             other => panic!("expected Send, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_journal_is_announced_once_per_batch_of_changes() {
+        let mut session = Session::new(false, 2, 10).with_journal();
+        assert!(!session.announce_changes(), "nothing written down yet");
+        session.deliver(message(QoS::AtLeastOnce, "a"), true);
+        assert!(session.announce_changes());
+        session.deliver(message(QoS::AtLeastOnce, "b"), true);
+        assert!(!session.announce_changes(), "announced already");
+        assert_eq!(session.take_changes().len(), 2);
+        session.deliver(message(QoS::AtLeastOnce, "c"), true);
+        assert!(session.announce_changes(), "a new batch");
     }
 
     #[test]

@@ -16,7 +16,7 @@ impl RouterState {
     pub(super) fn pubrec(&mut self, id: ConnectionId, key: &ClientKey, packet_id: PacketId) {
         let known = self.sessions.get_mut(key).is_some_and(|entry| {
             let known = session_op(&mut self.held, &mut entry.session, |s| s.pubrec(packet_id));
-            touched(&mut self.durable, key, &entry.session);
+            touched(&mut self.durable, key, &mut entry.session);
             known
         });
         if known {
@@ -39,7 +39,7 @@ impl RouterState {
     ) {
         let known = self.sessions.get_mut(key).is_some_and(|entry| {
             let known = session_op(&mut self.held, &mut entry.session, |s| ack(s, packet_id));
-            touched(&mut self.durable, key, &entry.session);
+            touched(&mut self.durable, key, &mut entry.session);
             known
         });
         if known {
@@ -60,7 +60,7 @@ impl RouterState {
     pub(super) fn pubrel(&mut self, id: ConnectionId, key: &ClientKey, packet_id: PacketId) {
         if let Some(entry) = self.sessions.get_mut(key) {
             entry.session.pubrel(packet_id);
-            touched(&mut self.durable, key, &entry.session);
+            touched(&mut self.durable, key, &mut entry.session);
         }
         let now = Instant::now();
         let behind: Vec<ClientKey> = self

@@ -141,7 +141,7 @@ impl RouterState {
                 let denied = session_op(&mut self.held, &mut entry.session, |session| {
                     session.drop_denied_inflight(|p| hooks.authorize_receive(&client, &p.topic))
                 });
-                touched(&mut self.durable, &key, &entry.session);
+                touched(&mut self.durable, &key, &mut entry.session);
                 if denied > 0 {
                     log::info!(
                         "Not sending {denied} unacknowledged messages again to client {key}: \

@@ -119,7 +119,6 @@ impl Durable {
     /// always written.
     pub(super) fn record_session(&mut self, client: &ClientKey, changes: Vec<SessionChange>) {
         for change in changes {
-            let client_id = client.to_string();
             let change = match change {
                 SessionChange::Add(seq, message) => self.put(client, seq, message, true),
                 SessionChange::Put(seq, message) => self.put(client, seq, message, false),
@@ -130,14 +129,17 @@ impl Durable {
                             continue;
                         }
                     }
-                    Change::RemoveMessage { client_id, seq }
+                    Change::RemoveMessage {
+                        client_id: client.to_string(),
+                        seq,
+                    }
                 }
                 SessionChange::Receive(packet_id) => Change::Receive {
-                    client_id,
+                    client_id: client.to_string(),
                     packet_id,
                 },
                 SessionChange::Release(packet_id) => Change::Release {
-                    client_id,
+                    client_id: client.to_string(),
                     packet_id,
                 },
             };

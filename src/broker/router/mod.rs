@@ -421,9 +421,9 @@ fn send_to(
 }
 
 /// Notes that a session may have changes for the store.
-fn touched(durable: &mut Option<Durable>, key: &ClientKey, session: &Session) {
+fn touched(durable: &mut Option<Durable>, key: &ClientKey, session: &mut Session) {
     if let Some(durable) = durable {
-        if session.has_changes() {
+        if session.announce_changes() {
             durable.touched.push(key.clone());
         }
     }

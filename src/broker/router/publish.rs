@@ -66,7 +66,7 @@ impl RouterState {
             (QoS::ExactlyOnce, Some(packet_id)) => {
                 let new = self.sessions.get_mut(&key).is_some_and(|entry| {
                     let new = entry.session.receive_qos2(packet_id);
-                    touched(&mut self.durable, &key, &entry.session);
+                    touched(&mut self.durable, &key, &mut entry.session);
                     new
                 });
                 // The PUBREC goes before any copy of the message, the publisher's
@@ -292,7 +292,7 @@ impl RouterState {
         }
         let delivery = entry.session.deliver(publish, connection.is_some());
         // What the session wrote down waits for the store before anything is sent.
-        touched(&mut self.durable, client, &entry.session);
+        touched(&mut self.durable, client, &mut entry.session);
         let after = entry.session.footprint();
         add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);
@@ -366,7 +366,7 @@ impl RouterState {
         let (ready, denied) = entry.session.fill_window(|publish| {
             !check || owner.is_some_and(|owner| hooks.authorize_receive(owner, &publish.topic))
         });
-        touched(&mut self.durable, key, &entry.session);
+        touched(&mut self.durable, key, &mut entry.session);
         let after = entry.session.footprint();
         add_footprint(&mut self.held, after);
         sub_footprint(&mut self.held, before);
