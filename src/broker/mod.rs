@@ -391,6 +391,9 @@ impl Broker {
     /// would be (retained if `retain`, delivered at `qos` or the subscriber's granted
     /// QoS, whichever is lower). No authorization hook is asked: the program that
     /// embeds the broker is trusted. Blocks only while the router's inbox is full.
+    /// It returns once the message is handed to the router, not once it is durable:
+    /// with a store, it is committed with the router's next batch, and a crash before
+    /// that loses it, as it would a client's message not yet acknowledged.
     ///
     /// ```
     /// use wren::Broker;
