@@ -548,15 +548,15 @@ mod tests {
     }
 
     #[test]
-    fn a_new_session_under_the_same_identifier_does_not_cancel_the_old_ones_messages() {
+    fn a_session_made_again_after_a_clean_one_stores_only_its_own_messages() {
         let recording = Recording::default();
         let mut h = harness_on(recording.clone());
         let (sub, publisher) = subscriber_and_publisher(&mut h);
         h.disconnect(&sub, DisconnectReason::ConnectionLost("test".into()));
         h.publish(&publisher, "t", "old", QoS::AtLeastOnce, false, 1);
         h.commit();
-        // In one batch: the old session goes, a new one takes a message under the
-        // same number and acknowledges it.
+        // A clean session throws the old one away; a persistent one made after it
+        // numbers its messages from 1 again, and only its own are stored.
         let again = h.connect("sub", true);
         again.received();
         h.commit();
