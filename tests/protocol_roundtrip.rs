@@ -1,58 +1,21 @@
 //! Property tests: every packet the types can hold and the wire can carry survives
 //! encode -> decode unchanged, however the bytes are cut into reads.
 
+mod protocol_support;
+
 use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use protocol_support::{packet_id, qos, topic_filter, topic_name};
 use wren::protocol::{
     ConnAck, Connect, ConnectReturnCode, Decoder, EncodeError, Packet, PacketId, ProtocolVersion,
     PubAck, PubComp, PubRec, PubRel, Publish, QoS, SubAck, Subscribe, SubscribeFilter,
-    SubscribeReturnCode, TopicFilter, TopicName, UnsubAck, Unsubscribe, Will,
+    SubscribeReturnCode, TopicName, UnsubAck, Unsubscribe, Will,
 };
 
 // ---------------------------------------------------------------------------------
 // Strategies.
 // ---------------------------------------------------------------------------------
-
-fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
-}
-
-fn packet_id() -> impl Strategy<Value = PacketId> {
-    (1..=u16::MAX).prop_map(|id| PacketId::new(id).expect("never zero"))
-}
-
-/// One level of a topic: possibly empty, with multi-byte characters, `$`, spaces and
-/// U+FEFF, never a wildcard or U+0000.
-fn level() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 _$\\-é€😀\u{FEFF}]{0,8}"
-}
-
-fn topic_name() -> impl Strategy<Value = TopicName> {
-    vec(level(), 1..6)
-        .prop_map(|levels| levels.join("/"))
-        .prop_filter_map("a topic name is never empty", |name| {
-            TopicName::new(name).ok()
-        })
-}
-
-fn topic_filter() -> impl Strategy<Value = TopicFilter> {
-    let filter_level = prop_oneof![3 => level(), 1 => Just("+".to_owned())];
-    (vec(filter_level, 1..6), any::<bool>())
-        .prop_map(|(mut levels, multi_level)| {
-            if multi_level {
-                levels.push("#".to_owned());
-            }
-            levels.join("/")
-        })
-        .prop_filter_map("a topic filter is never empty", |filter| {
-            TopicFilter::new(filter).ok()
-        })
-}
 
 /// Payloads: usually short, sometimes long enough for two- and three-byte remaining
 /// lengths, including empty and arbitrary binary.

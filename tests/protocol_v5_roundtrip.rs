@@ -2,9 +2,12 @@
 //! decode unchanged; the short forms of acknowledgements; exact bytes of a few
 //! packets written out by hand; and what 3.1.1 peers are sent instead.
 
+mod protocol_support;
+
 use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use protocol_support::{packet_id, qos, topic_filter, topic_name};
 use wren::protocol::{
     Auth, ConnAck, Connect, DecodeError, Decoder, Disconnect, EncodeError, Packet, PacketId,
     PacketType, Properties, PropertyContext, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
@@ -17,44 +20,6 @@ const V5: ProtocolVersion = ProtocolVersion::V5;
 // ---------------------------------------------------------------------------------
 // Strategies.
 // ---------------------------------------------------------------------------------
-
-fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![
-        Just(QoS::AtMostOnce),
-        Just(QoS::AtLeastOnce),
-        Just(QoS::ExactlyOnce)
-    ]
-}
-
-fn packet_id() -> impl Strategy<Value = PacketId> {
-    (1..=u16::MAX).prop_map(|id| PacketId::new(id).expect("never zero"))
-}
-
-fn level() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 _$\\-é€😀\u{FEFF}]{0,8}"
-}
-
-fn topic_name() -> impl Strategy<Value = TopicName> {
-    vec(level(), 1..4)
-        .prop_map(|levels| levels.join("/"))
-        .prop_filter_map("a topic name is never empty", |name| {
-            TopicName::new(name).ok()
-        })
-}
-
-fn topic_filter() -> impl Strategy<Value = TopicFilter> {
-    let filter_level = prop_oneof![3 => level(), 1 => Just("+".to_owned())];
-    (vec(filter_level, 1..4), any::<bool>())
-        .prop_map(|(mut levels, multi_level)| {
-            if multi_level {
-                levels.push("#".to_owned());
-            }
-            levels.join("/")
-        })
-        .prop_filter_map("a topic filter is never empty", |filter| {
-            TopicFilter::new(filter).ok()
-        })
-}
 
 /// Strings the wire can carry: any Unicode scalar value but U+0000.
 fn text() -> impl Strategy<Value = String> {
