@@ -56,6 +56,7 @@ macro_rules! ack_packet {
             ) -> Result<(), EncodeError> {
                 encode_ack(
                     PacketType::$name,
+                    PropertyContext::$name,
                     self.packet_id,
                     self.reason_code,
                     properties::present(&self.properties),
@@ -107,18 +108,13 @@ pub(crate) fn check_reason_code(
 
 fn encode_ack(
     packet_type: PacketType,
+    context: PropertyContext,
     packet_id: PacketId,
     code: ReasonCode,
     props: Option<&Properties>,
     version: ProtocolVersion,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    let context = match packet_type {
-        PacketType::PubAck => PropertyContext::PubAck,
-        PacketType::PubRec => PropertyContext::PubRec,
-        PacketType::PubRel => PropertyContext::PubRel,
-        _ => PropertyContext::PubComp,
-    };
     if version != ProtocolVersion::V5 || (code == ReasonCode::SUCCESS && props.is_none()) {
         write_fixed_header(out, first_byte(packet_type), 2)?;
         write_u16(out, packet_id.get());
