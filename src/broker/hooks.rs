@@ -9,7 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use crate::protocol::{ConnectReturnCode, ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
+use crate::protocol::{
+    ConnectReturnCode, ProtocolVersion, Publish, QoS, ReasonCode, TopicFilter, TopicName,
+};
 
 /// What a CONNECT asks for, as seen by [`Hook::authenticate`].
 #[derive(Clone)]
@@ -75,6 +77,47 @@ pub enum AuthDecision {
     Defer,
 }
 
+/// One step of MQTT 5 enhanced authentication (section 4.12), as
+/// [`Hook::authenticate_enhanced`] sees it.
+///
+/// A client names an Authentication Method in its CONNECT; the broker and the client
+/// then trade Authentication Data in AUTH packets until the hook that handles the
+/// method says yes or no. The same exchange runs again when a connected client
+/// re-authenticates (an AUTH with reason 0x19).
+#[non_exhaustive]
+pub struct AuthExchange<'a> {
+    /// The CONNECT (its password removed once the connection is accepted).
+    pub connect: &'a ConnectInfo,
+    /// The Authentication Method the client named.
+    pub method: &'a str,
+    /// The Authentication Data of the client's last packet, if any.
+    pub data: Option<&'a [u8]>,
+    /// Bytes the hook keeps from one step of this exchange to the next (a nonce,
+    /// say); empty at the first step.
+    pub state: &'a mut Vec<u8>,
+    /// Whether a connected client is re-authenticating.
+    pub reauthentication: bool,
+}
+
+/// The answer of [`Hook::authenticate_enhanced`] to one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthStep {
+    /// Send the client this Authentication Data in an AUTH with reason 0x18
+    /// "Continue authentication", and ask again with its answer.
+    Continue(Option<Bytes>),
+    /// The client is who it says: it is let in (CONNACK 0x00, or AUTH 0x00 after
+    /// re-authentication), with this Authentication Data if any.
+    Success(Option<Bytes>),
+    /// Refused with this reason code (0x87 "Not authorized", 0x86 "Bad user name or
+    /// password", 0x8C "Bad authentication method" ...): in the CONNACK, or in the
+    /// DISCONNECT that ends a failed re-authentication.
+    Fail(ReasonCode),
+    /// This hook does not handle the method: ask the next one. When no hook
+    /// handles it, the client is refused with 0x8C "Bad authentication method".
+    NotHandled,
+}
+
 /// An error inside a hook. The check it happened in denies.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -93,12 +136,23 @@ impl HookError {
 pub enum DisconnectReason {
     /// The client sent DISCONNECT; its will is discarded.
     Disconnect,
+    /// The client sent an MQTT 5 DISCONNECT with reason 0x04 "Disconnect with Will
+    /// Message": it leaves, and asks for its will to be published.
+    DisconnectWithWill,
     /// The network connection closed or failed without a DISCONNECT.
     ConnectionLost(String),
     /// Nothing arrived for one and a half keep-alive periods [MQTT-3.1.2-24].
     KeepAliveTimeout,
-    /// The client broke a rule of MQTT; the text says which.
-    ProtocolViolation(String),
+    /// The client broke a rule of MQTT: `code` is the MQTT 5 reason code a v5
+    /// client is told in the broker's DISCONNECT (0x81 malformed packet, 0x82
+    /// protocol error, 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x95
+    /// packet too large ...), `why` says which rule.
+    ProtocolViolation {
+        /// The reason code of the DISCONNECT a v5 client is sent.
+        code: ReasonCode,
+        /// Which rule, for the log.
+        why: String,
+    },
     /// Another connection took over the session with the same client identifier
     /// [MQTT-3.1.4-2]; its will is published.
     TakenOver,
@@ -112,11 +166,21 @@ pub enum DisconnectReason {
     /// The store could not keep up: too many of the client's packets waited for
     /// it to commit (it is failing, or far slower than the client).
     StoreBehind,
+    /// Re-authentication (MQTT 5 AUTH) failed: the hooks refused with this code.
+    AuthenticationFailed(ReasonCode),
     /// The broker is shutting down.
     Shutdown,
 }
 
 impl DisconnectReason {
+    /// A protocol violation answered with 0x82 "Protocol Error".
+    pub fn protocol_error(why: impl Into<String>) -> DisconnectReason {
+        DisconnectReason::ProtocolViolation {
+            code: ReasonCode::PROTOCOL_ERROR,
+            why: why.into(),
+        }
+    }
+
     /// Whether the client's will is published: always, except after DISCONNECT
     /// ([MQTT-3.1.2-8], [MQTT-3.1.2-10]), when the same client resumed its
     /// persistent session, or when the broker itself stops.
@@ -128,15 +192,40 @@ impl DisconnectReason {
                 | DisconnectReason::Shutdown
         )
     }
+
+    /// The reason code of the DISCONNECT the broker sends an MQTT 5 client before
+    /// closing its connection [MQTT-3.14.0-1], or `None` when it sends none: the
+    /// client left itself, its connection is gone, or it stopped reading.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            DisconnectReason::Disconnect
+            | DisconnectReason::DisconnectWithWill
+            | DisconnectReason::ConnectionLost(_)
+            | DisconnectReason::SlowConsumer => None,
+            DisconnectReason::KeepAliveTimeout => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            DisconnectReason::ProtocolViolation { code, .. } => Some(*code),
+            DisconnectReason::TakenOver | DisconnectReason::SessionResumed => {
+                Some(ReasonCode::SESSION_TAKEN_OVER)
+            }
+            DisconnectReason::StoreBehind => Some(ReasonCode::SERVER_BUSY),
+            DisconnectReason::AuthenticationFailed(code) => Some(*code),
+            DisconnectReason::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+        }
+    }
 }
 
 impl std::fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DisconnectReason::Disconnect => f.write_str("client sent DISCONNECT"),
+            DisconnectReason::DisconnectWithWill => {
+                f.write_str("client sent DISCONNECT asking for its will")
+            }
             DisconnectReason::ConnectionLost(why) => write!(f, "connection lost: {why}"),
             DisconnectReason::KeepAliveTimeout => f.write_str("keep-alive timeout"),
-            DisconnectReason::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
+            DisconnectReason::ProtocolViolation { why, .. } => {
+                write!(f, "protocol violation: {why}")
+            }
             DisconnectReason::TakenOver => {
                 f.write_str("session taken over by a new connection with the same client id")
             }
@@ -148,6 +237,9 @@ impl std::fmt::Display for DisconnectReason {
             }
             DisconnectReason::StoreBehind => {
                 f.write_str("too many packets wait for the store to commit")
+            }
+            DisconnectReason::AuthenticationFailed(code) => {
+                write!(f, "re-authentication failed ({code})")
             }
             DisconnectReason::Shutdown => f.write_str("broker shutting down"),
         }
@@ -202,6 +294,18 @@ pub trait Hook: Send + Sync {
     fn authenticate(&self, connect: &ConnectInfo) -> Result<AuthDecision, HookError> {
         let _ = connect;
         Ok(AuthDecision::Defer)
+    }
+
+    /// One step of MQTT 5 enhanced authentication, for a client that named an
+    /// Authentication Method (see [`AuthExchange`]). Runs on the client's connection
+    /// thread, instead of [`authenticate`](Hook::authenticate), at each step of the
+    /// exchange. The default handles no method.
+    fn authenticate_enhanced(
+        &self,
+        exchange: &mut AuthExchange<'_>,
+    ) -> Result<AuthStep, HookError> {
+        let _ = exchange;
+        Ok(AuthStep::NotHandled)
     }
 
     /// May this client subscribe to `filter`? A refusal answers SUBACK 0x80 for that
@@ -323,6 +427,33 @@ impl Hooks {
             }
         }
         None
+    }
+
+    /// Runs one step of enhanced authentication: the first hook that handles the
+    /// method answers. An error or a panic refuses with 0x87 (fail closed).
+    pub(crate) fn authenticate_enhanced(&self, exchange: &mut AuthExchange<'_>) -> AuthStep {
+        for hook in self.snapshot().iter() {
+            let result = catch_unwind(AssertUnwindSafe(|| hook.authenticate_enhanced(exchange)));
+            match result {
+                Ok(Ok(AuthStep::NotHandled)) => continue,
+                Ok(Ok(step)) => return step,
+                Ok(Err(error)) => {
+                    log::warn!(
+                        "Enhanced authentication hook failed for client {}: {error}; refusing.",
+                        exchange.connect.client_id
+                    );
+                    return AuthStep::Fail(ReasonCode::NOT_AUTHORIZED);
+                }
+                Err(_) => {
+                    log::error!(
+                        "Enhanced authentication hook panicked for client {}; refusing.",
+                        exchange.connect.client_id
+                    );
+                    return AuthStep::Fail(ReasonCode::NOT_AUTHORIZED);
+                }
+            }
+        }
+        AuthStep::NotHandled
     }
 
     pub(crate) fn authorize_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {

@@ -97,6 +97,7 @@ impl Subscription {
                 closer: Closer::detached(),
                 gate: Default::default(),
                 trusted: true,
+                connack: None,
             })))
             .map_err(|_| gone())?;
         router
@@ -268,6 +269,7 @@ impl Drop for Subscription {
         let _ = self.router.send(Event::Disconnect {
             connection: self.id,
             reason: DisconnectReason::Disconnect,
+            session_expiry: None,
         });
     }
 }

@@ -75,7 +75,10 @@ use std::time::Instant;
 
 pub use auth::{hooks_from_config, AclHook, PasswordFileHook};
 pub use error::Error;
-pub use hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason, Hook, HookError};
+pub use hooks::{
+    AuthDecision, AuthExchange, AuthStep, ClientInfo, ConnectInfo, DisconnectReason, Hook,
+    HookError,
+};
 pub use inline::{IntoIter, Iter, Subscription};
 pub use stats::{Limit, Stats};
 pub use store::{

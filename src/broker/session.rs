@@ -198,6 +198,23 @@ impl Session {
         seq
     }
 
+    /// Sets how many QoS 1/2 messages may be sent and not yet acknowledged: the
+    /// broker's `max-inflight-messages`, or an MQTT 5 client's smaller Receive
+    /// Maximum. Messages already in flight stay; new ones wait for room.
+    pub(crate) fn set_max_inflight(&mut self, max_inflight: usize) {
+        self.max_inflight = max_inflight.max(1);
+    }
+
+    /// How many inbound QoS 2 packet identifiers wait for their PUBREL.
+    pub(crate) fn awaiting_pubrel(&self) -> usize {
+        self.awaiting_pubrel.len()
+    }
+
+    /// Whether an inbound QoS 2 message with `id` waits for its PUBREL.
+    pub(crate) fn awaits_pubrel(&self, id: PacketId) -> bool {
+        self.awaiting_pubrel.contains(&id)
+    }
+
     /// Bounds the queue in topic and payload bytes as well as in messages.
     pub(crate) fn with_max_queued_bytes(mut self, max_queued_bytes: usize) -> Session {
         self.max_queued_bytes = max_queued_bytes;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::load::{self, Loaded};
 use super::ConfigError;
+use crate::protocol::QoS;
 
 /// Everything a broker needs to know to start.
 ///
@@ -343,6 +344,39 @@ pub struct Limits {
     /// Most connections open at once from one IP address, over all listeners
     /// (`max-connections-per-address`). Default `usize::MAX` (no limit).
     pub max_connections_per_address: usize,
+    /// MQTT 5: QoS 1/2 messages a client may have sent and not yet had acknowledged
+    /// (`receive-maximum`, the Receive Maximum of the CONNACK). Default 20, as
+    /// mosquitto; a client sending more is disconnected with 0x93.
+    pub receive_maximum: u16,
+    /// MQTT 5: topic aliases the broker keeps for each client in each direction
+    /// (`topic-alias-maximum`): those a client may set (one beyond is 0x94), and the
+    /// most the broker uses towards a client that allows them. Default 10, as
+    /// mosquitto; 0 turns aliases off.
+    pub topic_alias_maximum: u16,
+    /// MQTT 5: whether the broker sends topic aliases to clients that accept them
+    /// (`outgoing-topic-aliases`), replacing a topic it has sent a client before by
+    /// its number. Default false, as mosquitto, which never sends them.
+    pub outgoing_topic_aliases: bool,
+    /// MQTT 5: the highest QoS clients may publish with (`max-qos`, 0 to 2).
+    /// Default 2. A v5 client publishing above it is disconnected with 0x9B;
+    /// subscriptions are granted at most this QoS.
+    pub max_qos: QoS,
+    /// MQTT 5: whether retained messages are kept (`retain-available`). Default
+    /// true; when false a v5 client publishing with RETAIN is disconnected with 0x9A
+    /// and a 3.1.1 client's retained message is delivered but not kept.
+    pub retain_available: bool,
+    /// MQTT 5: whether filters may hold `+` and `#`
+    /// (`wildcard-subscription-available`). Default true; when false such a filter
+    /// is refused with 0xA2.
+    pub wildcard_subscriptions: bool,
+    /// MQTT 5: whether SUBSCRIBE may carry a Subscription Identifier
+    /// (`subscription-identifier-available`). Default true; when false one that does
+    /// is refused with DISCONNECT 0xA1.
+    pub subscription_identifiers: bool,
+    /// Whether `$share/GROUP/filter` subscribes to a shared subscription
+    /// (`shared-subscription-available`). Default true; when false such a filter is
+    /// refused with 0x9E.
+    pub shared_subscriptions: bool,
 }
 
 impl Limits {
@@ -373,6 +407,14 @@ impl Default for Limits {
             max_username_length: 1024,
             max_password_length: 1024,
             max_connections_per_address: usize::MAX,
+            receive_maximum: 20,
+            topic_alias_maximum: 10,
+            outgoing_topic_aliases: false,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            shared_subscriptions: true,
         }
     }
 }

@@ -187,7 +187,7 @@ impl ConnAck {
         write_fixed_header(out, first_byte(PacketType::ConnAck), len)?;
         out.push(self.session_present as u8);
         out.push(self.code.0);
-        properties::write(out, props);
+        properties::write_ordered(out, props, properties::CONNACK_ORDER);
         Ok(())
     }
 }

@@ -12,7 +12,8 @@
 //! may not carry ([`PropertyContext`]), a repeated one (except User Property, and
 //! Subscription Identifier in PUBLISH), an unknown identifier and a value out of
 //! range; encoding refuses the same and writes the properties in ascending identifier
-//! order, user properties in their order.
+//! order (a CONNACK's in mosquitto's order, see [`CONNACK_ORDER`]), user properties
+//! in their order.
 
 use bytes::Bytes;
 
@@ -436,28 +437,54 @@ pub(crate) fn encoded_len(
 /// Appends the property length and the properties; they must have been measured by
 /// [`encoded_len`].
 pub(crate) fn write(out: &mut Vec<u8>, properties: Option<&Properties>) {
+    write_ordered(out, properties, &[]);
+}
+
+/// The order in which mosquitto writes the properties of a CONNACK. The
+/// specification leaves the order free; brokers' tests compare bytes, so wren
+/// writes a CONNACK's properties in the order of the broker most tests are written
+/// against: these first, the rest after them in ascending identifier order.
+pub(crate) const CONNACK_ORDER: &[u8] = &[0x22, 0x13, 0x12, 0x15, 0x16, 0x25, 0x27, 0x21, 0x24];
+
+/// [`write`], with the properties whose identifiers are in `first` written first,
+/// in that order.
+pub(crate) fn write_ordered(out: &mut Vec<u8>, properties: Option<&Properties>, first: &[u8]) {
     let Some(properties) = properties else {
         out.push(0);
         return;
     };
     let body = properties.body_len().unwrap_or(0);
     write_variable(out, body);
-    let _ = properties.for_each(|id, value| {
-        out.push(id);
-        match value {
-            Value::Byte(v) => out.push(v),
-            Value::Two(v) => write_u16(out, v),
-            Value::Four(v) => out.extend_from_slice(&v.to_be_bytes()),
-            Value::Variable(v) => write_variable(out, v as usize),
-            Value::String(s) => write_bytes(out, s.as_bytes()),
-            Value::Binary(b) => write_bytes(out, b),
-            Value::Pair(k, v) => {
-                write_bytes(out, k.as_bytes());
-                write_bytes(out, v.as_bytes());
+    for &wanted in first {
+        let _ = properties.for_each(|id, value| {
+            if id == wanted {
+                write_property(out, id, value);
             }
+            Ok::<(), ()>(())
+        });
+    }
+    let _ = properties.for_each(|id, value| {
+        if !first.contains(&id) {
+            write_property(out, id, value);
         }
         Ok::<(), ()>(())
     });
+}
+
+fn write_property(out: &mut Vec<u8>, id: u8, value: Value<'_>) {
+    out.push(id);
+    match value {
+        Value::Byte(v) => out.push(v),
+        Value::Two(v) => write_u16(out, v),
+        Value::Four(v) => out.extend_from_slice(&v.to_be_bytes()),
+        Value::Variable(v) => write_variable(out, v as usize),
+        Value::String(s) => write_bytes(out, s.as_bytes()),
+        Value::Binary(b) => write_bytes(out, b),
+        Value::Pair(k, v) => {
+            write_bytes(out, k.as_bytes());
+            write_bytes(out, v.as_bytes());
+        }
+    }
 }
 
 fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {

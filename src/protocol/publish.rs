@@ -108,6 +108,22 @@ impl Publish {
         Self::with_header(body)
     }
 
+    /// The number of bytes [`encode_for`](Self::encode_for) writes for `version`:
+    /// with the properties for MQTT 5. For checking a packet against the Maximum
+    /// Packet Size a receiver allows.
+    pub fn encoded_len_for(&self, version: ProtocolVersion) -> usize {
+        let props = if version == ProtocolVersion::V5 {
+            properties::encoded_len(
+                properties::present(&self.properties),
+                PropertyContext::Publish,
+            )
+            .unwrap_or(usize::MAX / 2)
+        } else {
+            0
+        };
+        Self::with_header(self.body_len().saturating_add(props))
+    }
+
     fn with_header(body: usize) -> usize {
         let header = match body {
             0..=127 => 2,

@@ -93,8 +93,10 @@ pub(super) fn check_lengths(connect: &Connect, limits: &Limits) -> Result<(), To
 }
 
 /// Applies the client-identifier rules of section 3.1.3.1, assigning an identifier
-/// to a client that sent none with a clean session [MQTT-3.1.3-6].
-pub(super) fn check_client_id(connect: &mut Connect) -> Result<(), &'static str> {
+/// to a client that sent none. MQTT 3.1.1 allows that only with a clean session
+/// [MQTT-3.1.3-6] [MQTT-3.1.3-8]; MQTT 5 always, and tells the client the identifier
+/// in its CONNACK [MQTT-3.1.3-7]. Returns whether an identifier was assigned.
+pub(super) fn check_client_id(connect: &mut Connect) -> Result<bool, &'static str> {
     if connect.protocol == ProtocolVersion::V3_1 {
         if connect.client_id.is_empty() {
             return Err("MQTT 3.1 requires a client identifier");
@@ -103,13 +105,14 @@ pub(super) fn check_client_id(connect: &mut Connect) -> Result<(), &'static str>
             return Err("MQTT 3.1 client identifiers have at most 23 characters");
         }
     }
-    if connect.client_id.is_empty() {
-        if !connect.clean_session {
-            return Err("an empty client identifier needs a clean session [MQTT-3.1.3-8]");
-        }
-        connect.client_id = assigned_client_id();
+    if !connect.client_id.is_empty() {
+        return Ok(false);
     }
-    Ok(())
+    if !connect.clean_session && connect.protocol != ProtocolVersion::V5 {
+        return Err("an empty client identifier needs a clean session [MQTT-3.1.3-8]");
+    }
+    connect.client_id = assigned_client_id();
+    Ok(true)
 }
 
 /// A fresh identifier for a client that sent none: `auto-` and 32 random hex digits,
@@ -147,12 +150,14 @@ mod tests {
         let mut empty_persistent = Connect::new("");
         empty_persistent.clean_session = false;
         assert!(check_client_id(&mut empty_persistent).is_err());
+        empty_persistent.protocol = ProtocolVersion::V5;
+        assert_eq!(check_client_id(&mut empty_persistent), Ok(true));
 
         let mut long_3_1 = Connect::new("a".repeat(24));
         long_3_1.protocol = ProtocolVersion::V3_1;
         assert!(check_client_id(&mut long_3_1).is_err());
         let mut long_3_1_1 = Connect::new("a".repeat(24));
-        assert!(check_client_id(&mut long_3_1_1).is_ok());
+        assert_eq!(check_client_id(&mut long_3_1_1), Ok(false));
     }
 
     #[test]

@@ -16,10 +16,13 @@ use super::{writer, ListenerSide, Shared};
 use crate::broker::event::{
     outbox, Ack, Closer, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate,
 };
-use crate::broker::hooks::{AuthDecision, ClientInfo, ConnectInfo, DisconnectReason};
+use crate::broker::hooks::{
+    AuthDecision, AuthExchange, AuthStep, ClientInfo, ConnectInfo, DisconnectReason,
+};
 use crate::broker::stats::{bump, Limit};
 use crate::protocol::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, ProtocolVersion, TopicFilter,
+    Auth, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, Properties,
+    ProtocolVersion, Publish, ReasonCode, TopicFilter, TopicName,
 };
 use crate::transport::{self, Acceptor};
 
@@ -58,10 +61,8 @@ pub(super) fn serve(
             return;
         }
     };
-    // MQTT 5 is not served yet: a level-5 CONNECT is refused with CONNACK 0x01.
-    let decoder = Decoder::new()
-        .with_max_packet_size(shared.limits.max_packet_size)
-        .with_max_version(ProtocolVersion::V3_1_1);
+    // The decoder learns the version (3.1, 3.1.1 or 5) from the CONNECT.
+    let decoder = Decoder::new().with_max_packet_size(shared.limits.max_packet_size);
     let clock = ReadClock::new(
         connect_deadline,
         shared.limits.packet_timeout,
@@ -84,6 +85,11 @@ pub(super) fn serve(
         last_read: LastRead::Nothing,
         gate: Arc::new(ReadGate::default()),
         published: 0,
+        version: ProtocolVersion::V3_1_1,
+        aliases: Vec::new(),
+        session_expiry: 0,
+        new_session_expiry: None,
+        reauth: None,
     };
     connection.serve();
 }
@@ -126,6 +132,50 @@ struct Reader {
     gate: Arc<ReadGate>,
     /// PUBLISH packets handed to the router so far.
     published: u64,
+    /// The version the client speaks, from its CONNECT.
+    version: ProtocolVersion,
+    /// MQTT 5: the topics the client named by Topic Alias, index `alias - 1`; empty
+    /// until it uses one, then `topic-alias-maximum` long [MQTT-3.3.2-10].
+    aliases: Vec<Option<TopicName>>,
+    /// MQTT 5: the Session Expiry Interval of the CONNECT, seconds (0 for 3.1.1).
+    session_expiry: u32,
+    /// MQTT 5: the Session Expiry Interval a DISCONNECT set, for the router.
+    new_session_expiry: Option<u32>,
+    /// MQTT 5: the client's enhanced authentication, for re-authentication.
+    reauth: Option<Reauth>,
+}
+
+/// A CONNECT that passed every check, as the handshake hands it on.
+struct Accepted {
+    connect: Connect,
+    client: ClientInfo,
+    /// The longest silence allowed, if any.
+    timeout: Option<Duration>,
+    /// MQTT 5: what the CONNACK says of this connection (server keep alive,
+    /// assigned identifier, authentication).
+    connack: Option<Box<Properties>>,
+}
+
+/// What a connection keeps of its enhanced authentication (MQTT 5 section 4.12) for
+/// a later re-authentication.
+struct Reauth {
+    /// The CONNECT as the hooks saw it, without its password.
+    info: ConnectInfo,
+    /// The Authentication Method; a re-authentication must name the same one
+    /// [MQTT-4.12.1-1].
+    method: String,
+    /// The hook's bytes between steps of the exchange under way.
+    state: Vec<u8>,
+    /// An exchange is under way: the client owes the next AUTH.
+    in_progress: bool,
+}
+
+/// A protocol violation with its MQTT 5 reason code.
+fn violation(code: ReasonCode, why: impl Into<String>) -> DisconnectReason {
+    DisconnectReason::ProtocolViolation {
+        code,
+        why: why.into(),
+    }
 }
 
 impl Reader {
@@ -136,11 +186,36 @@ impl Reader {
             self.remote_addr,
             self.listener.name
         );
-        let Some((connect, client, keep_alive)) = self.handshake() else {
+        let Some(Accepted {
+            connect,
+            client,
+            timeout: keep_alive,
+            connack,
+        }) = self.handshake()
+        else {
             return;
         };
+        // A client that takes none of the broker's bytes for this long is gone: its
+        // writer gives up (and a DISCONNECT waiting for it cannot hold the socket).
+        let _ = self
+            .stream
+            .set_write_timeout(Some(self.shared.limits.packet_timeout));
         let (outbox, outbox_rx) = outbox(self.shared.limits.max_inflight_messages);
-        match self.spawn_writer(outbox_rx) {
+        let form = writer::WireForm {
+            version: connect.protocol,
+            topic_alias_maximum: if connect.protocol == ProtocolVersion::V5
+                && self.shared.limits.outgoing_topic_aliases
+            {
+                connect
+                    .properties()
+                    .topic_alias_maximum
+                    .unwrap_or(0)
+                    .min(self.shared.limits.topic_alias_maximum)
+            } else {
+                0
+            },
+        };
+        match self.spawn_writer(outbox_rx, form) {
             Ok(writer) => self.writer = Some(writer),
             Err(error) => {
                 log::error!(
@@ -159,6 +234,7 @@ impl Reader {
             closer,
             gate: self.gate.clone(),
             trusted: false,
+            connack,
         };
         if self
             .shared
@@ -181,9 +257,19 @@ impl Reader {
             let _ = self.shared.router.send(Event::Disconnect {
                 connection: self.id,
                 reason,
+                session_expiry: self.new_session_expiry,
             });
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
+        // Reading ends here. Writing ends when the writer has written what the
+        // router left in the outbox (a DISCONNECT with its reason, say): the writer
+        // shuts the socket when the router drops the outbox, and a client that reads
+        // nothing holds it no longer than the socket's write timeout. Without a
+        // writer there is nothing left to say.
+        let _ = self.stream.shutdown(if self.writer.is_some() {
+            Shutdown::Read
+        } else {
+            Shutdown::Both
+        });
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -191,7 +277,7 @@ impl Reader {
 
     /// Reads and checks the CONNECT. On refusal the CONNACK (if any) is written here
     /// and `None` returned.
-    fn handshake(&mut self) -> Option<(Connect, ClientInfo, Option<Duration>)> {
+    fn handshake(&mut self) -> Option<Accepted> {
         let mut connect = match self.next_packet() {
             Ok(Packet::Connect(connect)) => *connect,
             Ok(other) => {
@@ -208,7 +294,8 @@ impl Reader {
                     self.remote_addr
                 );
                 if let Some(code) = error.connect_return_code() {
-                    self.refuse(code);
+                    // The version is unknown: the client is answered in 3.1.1 bytes.
+                    self.refuse(code.reason_code(), None);
                 }
                 return None;
             }
@@ -267,18 +354,22 @@ impl Reader {
                 self.remote_addr,
                 too_long.return_code()
             );
-            self.refuse(too_long.return_code());
+            self.refuse(too_long.return_code().reason_code(), None);
             return None;
         }
 
-        if let Err(why) = check_client_id(&mut connect) {
-            log::warn!(
-                "Client {} refused with identifier rejected: {why}.",
-                self.remote_addr
-            );
-            self.refuse(ConnectReturnCode::IdentifierRejected);
-            return None;
-        }
+        self.version = connect.protocol;
+        let assigned = match check_client_id(&mut connect) {
+            Ok(assigned) => assigned,
+            Err(why) => {
+                log::warn!(
+                    "Client {} refused with identifier rejected: {why}.",
+                    self.remote_addr
+                );
+                self.refuse(ConnectReturnCode::IdentifierRejected.reason_code(), None);
+                return None;
+            }
+        };
 
         let client = ClientInfo {
             client_id: connect.client_id.clone(),
@@ -287,13 +378,14 @@ impl Reader {
             listener: self.listener.name.to_string(),
             protocol: connect.protocol,
         };
-        if let Err(code) = self.authenticate(&connect, &client) {
+        let mut connack = Properties::new();
+        if let Err(code) = self.authenticate(&connect, &client, &mut connack) {
             log::info!(
                 "Client {} ({}) refused: {code}",
                 client.client_id,
                 self.remote_addr
             );
-            self.refuse(code);
+            self.refuse(code, connack.authentication_method.take());
             return None;
         }
         // The password is not needed any more and must not travel further.
@@ -305,6 +397,18 @@ impl Reader {
             Duration::from_millis(u64::from(keep_alive) * 1500)
                 + self.shared.limits.timeout_disconnect_delay
         });
+        if connect.protocol == ProtocolVersion::V5 {
+            // The client is told the keep-alive it is held to when it differs from
+            // the one it asked for [MQTT-3.2.2-21], and the identifier it was given
+            // [MQTT-3.2.2-16].
+            if keep_alive != connect.keep_alive {
+                connack.server_keep_alive = Some(keep_alive);
+            }
+            if assigned {
+                connack.assigned_client_identifier = Some(connect.client_id.clone());
+            }
+            self.session_expiry = connect.properties().session_expiry_interval.unwrap_or(0);
+        }
         log::info!(
             "New client connected from {} as {} (p{}, c{}, k{}{}).",
             self.remote_addr,
@@ -318,16 +422,25 @@ impl Reader {
                 .map(|u| format!(", u'{u}'"))
                 .unwrap_or_default()
         );
-        Some((connect, client, timeout))
+        Some(Accepted {
+            connect,
+            client,
+            timeout,
+            connack: (!connack.is_empty()).then(|| Box::new(connack)),
+        })
     }
 
-    /// Runs the authentication hooks, then the configuration's rule for anonymous
-    /// clients, then the will topic through the publish authorization.
+    /// Runs the authentication hooks (or, for an MQTT 5 client that names an
+    /// Authentication Method, the enhanced authentication exchange), then the
+    /// configuration's rule for anonymous clients, then the will topic through the
+    /// publish authorization. The reason code on refusal is MQTT 5's; a 3.1.1 client
+    /// gets the nearest return code.
     fn authenticate(
-        &self,
+        &mut self,
         connect: &Connect,
         client: &ClientInfo,
-    ) -> Result<(), ConnectReturnCode> {
+        connack: &mut Properties,
+    ) -> Result<(), ReasonCode> {
         let info = ConnectInfo {
             client_id: connect.client_id.clone(),
             username: connect.username.clone(),
@@ -337,48 +450,160 @@ impl Reader {
             protocol: connect.protocol,
             clean_session: connect.clean_session,
         };
-        match self.shared.hooks.authenticate(&info) {
-            Some(AuthDecision::Allow) => {}
-            Some(AuthDecision::Deny(code)) => {
-                // Accepted is not a refusal: a hook that says so is read as "not authorized".
-                return Err(match code {
-                    ConnectReturnCode::Accepted => ConnectReturnCode::NotAuthorized,
-                    code => code,
-                });
-            }
-            Some(AuthDecision::Defer) | None => {
-                // Nobody checked the credentials: a user name alone proves nothing,
-                // so the client counts as anonymous, as in mosquitto (fail closed).
-                if !self.listener.allow_anonymous {
-                    return Err(ConnectReturnCode::NotAuthorized);
+        let method = connect.properties().authentication_method.clone();
+        if let Some(method) = method {
+            self.enhanced_authentication(connect, info, method, connack)?;
+        } else {
+            match self.shared.hooks.authenticate(&info) {
+                Some(AuthDecision::Allow) => {}
+                Some(AuthDecision::Deny(code)) => {
+                    // Accepted is not a refusal: a hook that says so is read as "not
+                    // authorized".
+                    return Err(match code {
+                        ConnectReturnCode::Accepted => ReasonCode::NOT_AUTHORIZED,
+                        code => code.reason_code(),
+                    });
+                }
+                Some(AuthDecision::Defer) | None => {
+                    // Nobody checked the credentials: a user name alone proves
+                    // nothing, so the client counts as anonymous, as in mosquitto
+                    // (fail closed).
+                    if !self.listener.allow_anonymous {
+                        return Err(ReasonCode::NOT_AUTHORIZED);
+                    }
                 }
             }
         }
         if let Some(will) = &connect.will {
             if !self.shared.hooks.authorize_publish(client, &will.topic) {
-                return Err(ConnectReturnCode::NotAuthorized);
+                return Err(ReasonCode::NOT_AUTHORIZED);
             }
         }
         Ok(())
     }
 
-    /// Writes a refusing CONNACK; the caller closes the connection [MQTT-3.2.2-5].
-    fn refuse(&mut self, code: ConnectReturnCode) {
-        let mut bytes = Vec::with_capacity(4);
-        if Packet::ConnAck(ConnAck::refused(code))
-            .encode(&mut bytes)
-            .is_ok()
-            && self
-                .output
-                .as_mut()
-                .is_some_and(|output| output.write_all(&bytes).is_ok())
-        {
+    /// MQTT 5 enhanced authentication at CONNECT (section 4.12): the hooks and the
+    /// client trade AUTH packets until a hook decides, all within the connect
+    /// timeout. On success the CONNACK names the method (and carries the hook's last
+    /// data) [MQTT-4.12.0-5]; a method no hook handles is refused with 0x8C
+    /// [MQTT-4.12.0-1].
+    fn enhanced_authentication(
+        &mut self,
+        connect: &Connect,
+        info: ConnectInfo,
+        method: String,
+        connack: &mut Properties,
+    ) -> Result<(), ReasonCode> {
+        /// Round trips one exchange may take: enough for any real mechanism
+        /// (SCRAM takes two), and a bound on a client that never concludes.
+        const MAX_STEPS: usize = 16;
+        let mut state = Vec::new();
+        let mut data = connect.properties().authentication_data.clone();
+        for _ in 0..MAX_STEPS {
+            let mut exchange = AuthExchange {
+                connect: &info,
+                method: &method,
+                data: data.as_deref(),
+                state: &mut state,
+                reauthentication: false,
+            };
+            match self.shared.hooks.authenticate_enhanced(&mut exchange) {
+                AuthStep::Success(data) => {
+                    connack.authentication_method = Some(method.clone());
+                    connack.authentication_data = data;
+                    let mut info = info;
+                    info.password = None;
+                    self.reauth = Some(Reauth {
+                        info,
+                        method,
+                        state: Vec::new(),
+                        in_progress: false,
+                    });
+                    return Ok(());
+                }
+                AuthStep::Fail(code) => return Err(code),
+                AuthStep::NotHandled => {
+                    log::info!(
+                        "Client {} asked for authentication method '{method}', which no hook \
+                         handles.",
+                        info.client_id
+                    );
+                    return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+                }
+                AuthStep::Continue(challenge) => {
+                    let mut auth = Auth::new(ReasonCode::CONTINUE_AUTHENTICATION);
+                    auth.properties = Some(Box::new(Properties {
+                        authentication_method: Some(method.clone()),
+                        authentication_data: challenge,
+                        ..Properties::new()
+                    }));
+                    if !self.write_before_connack(Packet::Auth(auth)) {
+                        return Err(ReasonCode::UNSPECIFIED_ERROR);
+                    }
+                    data = match self.next_packet() {
+                        Ok(Packet::Auth(answer))
+                            if answer.reason_code == ReasonCode::CONTINUE_AUTHENTICATION
+                                && answer.properties().authentication_method.as_deref()
+                                    == Some(method.as_str()) =>
+                        {
+                            answer.properties().authentication_data.clone()
+                        }
+                        Ok(other) => {
+                            log::info!(
+                                "Client {} answered an authentication challenge with {other}.",
+                                info.client_id
+                            );
+                            return Err(ReasonCode::PROTOCOL_ERROR);
+                        }
+                        Err(_) => return Err(ReasonCode::UNSPECIFIED_ERROR),
+                    };
+                }
+            }
+        }
+        log::info!(
+            "Client {} did not finish authenticating within {MAX_STEPS} steps.",
+            info.client_id
+        );
+        Err(ReasonCode::NOT_AUTHORIZED)
+    }
+
+    /// Writes a packet before the connection is accepted (the writer thread does
+    /// not exist yet); returns whether it was written.
+    fn write_before_connack(&mut self, packet: Packet) -> bool {
+        let mut bytes = Vec::with_capacity(16);
+        if packet.encode_for(self.version, &mut bytes).is_err() {
+            return false;
+        }
+        let written = self
+            .output
+            .as_mut()
+            .is_some_and(|output| output.write_all(&bytes).is_ok());
+        if written {
             bump(&self.shared.counters.bytes_sent, bytes.len() as u64);
             bump(&self.shared.counters.messages_sent, 1);
         }
+        written
     }
 
-    fn spawn_writer(&mut self, outbox: OutboxReceiver) -> io::Result<thread::JoinHandle<()>> {
+    /// Writes a refusing CONNACK, with the reason code for MQTT 5 and the nearest
+    /// return code for 3.1.1; the caller closes the connection [MQTT-3.2.2-5]. A
+    /// refused enhanced authentication names its method.
+    fn refuse(&mut self, code: ReasonCode, method: Option<String>) {
+        let mut connack = ConnAck::refused(code);
+        if self.version == ProtocolVersion::V5 && method.is_some() {
+            connack.properties = Some(Box::new(Properties {
+                authentication_method: method,
+                ..Properties::new()
+            }));
+        }
+        self.write_before_connack(Packet::ConnAck(connack));
+    }
+
+    fn spawn_writer(
+        &mut self,
+        outbox: OutboxReceiver,
+        form: writer::WireForm,
+    ) -> io::Result<thread::JoinHandle<()>> {
         let output = self
             .output
             .take()
@@ -391,6 +616,7 @@ impl Reader {
             self.id,
             self.remote_addr,
             self.shared.counters.clone(),
+            form,
         )
     }
 
@@ -424,16 +650,19 @@ impl Reader {
                     return DisconnectReason::ConnectionLost(error.to_string())
                 }
                 Err(ReadError::Malformed(error)) => {
-                    return DisconnectReason::ProtocolViolation(error.to_string())
+                    return violation(error.reason_code(), error.to_string())
                 }
             };
             let connection = self.id;
             let max_levels = shared.limits.max_topic_levels;
             let event = match packet {
-                Packet::Publish(publish) => {
+                Packet::Publish(mut publish) => {
+                    if let Err(reason) = self.check_publish(&mut publish) {
+                        return reason;
+                    }
                     if let Some(levels) = levels_beyond(publish.topic.as_str(), max_levels) {
                         shared.counters.limit_reached(Limit::TopicLevels);
-                        return DisconnectReason::ProtocolViolation(format!(
+                        return DisconnectReason::protocol_error(format!(
                             "PUBLISH to a topic of {levels} levels, more than \
                              max-topic-levels allows ({max_levels})"
                         ));
@@ -444,15 +673,30 @@ impl Reader {
                         publish,
                     }
                 }
-                Packet::Subscribe(subscribe) => Event::Subscribe {
-                    connection,
-                    authorized: subscribe
-                        .filters
-                        .iter()
-                        .map(|entry| self.may_subscribe(client, &entry.filter))
-                        .collect(),
-                    subscribe,
-                },
+                Packet::Subscribe(subscribe) => {
+                    if subscribe
+                        .properties()
+                        .subscription_identifiers
+                        .first()
+                        .is_some()
+                        && !shared.limits.subscription_identifiers
+                    {
+                        return violation(
+                            ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                            "SUBSCRIBE with a Subscription Identifier, which this broker \
+                             does not offer (subscription-identifier-available)",
+                        );
+                    }
+                    Event::Subscribe {
+                        connection,
+                        authorized: subscribe
+                            .filters
+                            .iter()
+                            .map(|entry| self.may_subscribe(client, &entry.filter))
+                            .collect(),
+                        subscribe,
+                    }
+                }
                 Packet::Unsubscribe(mut unsubscribe) => {
                     // A filter too deep to have been subscribed has nothing to
                     // remove: it goes no further than here.
@@ -490,22 +734,41 @@ impl Reader {
                     ack: Ack::PubComp(ack.packet_id),
                 },
                 Packet::PingReq => Event::PingReq { connection },
-                Packet::Disconnect(_) => return DisconnectReason::Disconnect,
-                Packet::Auth(_) => {
-                    return DisconnectReason::ProtocolViolation(
-                        "AUTH packet, which only MQTT 5 has".into(),
-                    )
+                Packet::Disconnect(disconnect) => {
+                    if let Some(expiry) = disconnect.properties().session_expiry_interval {
+                        // A session that was to end with its connection cannot be
+                        // kept after all [MQTT-3.14.2-2].
+                        if self.session_expiry == 0 && expiry != 0 {
+                            return DisconnectReason::protocol_error(
+                                "DISCONNECT sets a Session Expiry Interval, but the \
+                                 CONNECT asked for none [MQTT-3.14.2-2]",
+                            );
+                        }
+                        self.new_session_expiry = Some(expiry);
+                    }
+                    return if disconnect.reason_code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+                        DisconnectReason::DisconnectWithWill
+                    } else {
+                        DisconnectReason::Disconnect
+                    };
                 }
+                Packet::Auth(auth) => match self.reauthenticate(auth) {
+                    Ok(reply) => Event::Send {
+                        connection,
+                        packet: Packet::Auth(reply),
+                    },
+                    Err(reason) => return reason,
+                },
                 Packet::Connect(_) => {
-                    return DisconnectReason::ProtocolViolation(
-                        "second CONNECT on the same connection [MQTT-3.1.0-2]".into(),
+                    return DisconnectReason::protocol_error(
+                        "second CONNECT on the same connection [MQTT-3.1.0-2]",
                     )
                 }
                 other @ (Packet::ConnAck(_)
                 | Packet::SubAck(_)
                 | Packet::UnsubAck(_)
                 | Packet::PingResp) => {
-                    return DisconnectReason::ProtocolViolation(format!(
+                    return DisconnectReason::protocol_error(format!(
                         "{} is sent only by servers",
                         other.packet_type()
                     ))
@@ -524,6 +787,128 @@ impl Reader {
             // while its messages crowd a subscriber's outbox.
             self.gate.pass(self.published, LONGEST_PAUSE);
         }
+    }
+
+    /// Applies the rules of a PUBLISH that need this connection's state: MQTT 5
+    /// topic aliases are resolved (and not passed on), and the QoS and RETAIN the
+    /// broker offers are enforced.
+    fn check_publish(&mut self, publish: &mut Publish) -> Result<(), DisconnectReason> {
+        let limits = &self.shared.limits;
+        if publish.qos > limits.max_qos {
+            return Err(violation(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!(
+                    "PUBLISH at QoS {}, above the broker's maximum (max-qos {}) \
+                     [MQTT-3.2.2-11]",
+                    publish.qos as u8, limits.max_qos as u8
+                ),
+            ));
+        }
+        if publish.retain && !limits.retain_available && self.version == ProtocolVersion::V5 {
+            return Err(violation(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "PUBLISH with RETAIN, which this broker does not offer (retain-available) \
+                 [MQTT-3.2.2-14]",
+            ));
+        }
+        let Some(alias) = publish.properties.as_ref().and_then(|p| p.topic_alias) else {
+            return Ok(());
+        };
+        let max = limits.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(violation(
+                ReasonCode::TOPIC_ALIAS_INVALID,
+                format!("Topic Alias {alias}, outside 1 to {max} [MQTT-3.3.2-8] [MQTT-3.3.2-9]"),
+            ));
+        }
+        if self.aliases.is_empty() {
+            self.aliases = vec![None; usize::from(max)];
+        }
+        let slot = &mut self.aliases[usize::from(alias) - 1];
+        if publish.topic.is_empty() {
+            match slot {
+                Some(topic) => publish.topic = topic.clone(),
+                None => {
+                    return Err(DisconnectReason::protocol_error(format!(
+                        "PUBLISH by Topic Alias {alias}, which names no topic yet"
+                    )))
+                }
+            }
+        } else {
+            // Kept for the life of the connection: its own allocation, not a slice
+            // of the read buffer.
+            let mut topic = publish.topic.clone();
+            topic.compact();
+            *slot = Some(topic);
+        }
+        // An alias belongs to this connection: subscribers never see it.
+        if let Some(properties) = publish.properties.as_mut() {
+            properties.topic_alias = None;
+            if properties.is_empty() {
+                publish.properties = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles an AUTH after CONNECT: MQTT 5 re-authentication (section 4.12.1).
+    /// Returns the AUTH to send the client, or why the connection ends.
+    fn reauthenticate(&mut self, auth: Auth) -> Result<Auth, DisconnectReason> {
+        let Some(reauth) = self.reauth.as_mut() else {
+            // Without a method in the CONNECT there is nothing to re-authenticate
+            // [MQTT-4.12.0-6].
+            return Err(DisconnectReason::protocol_error(
+                "AUTH from a client that did not authenticate with a method",
+            ));
+        };
+        let method = auth.properties().authentication_method.as_deref();
+        if method != Some(reauth.method.as_str()) {
+            return Err(DisconnectReason::protocol_error(
+                "AUTH with another Authentication Method than the CONNECT's [MQTT-4.12.1-1]",
+            ));
+        }
+        let starts = auth.reason_code == ReasonCode::RE_AUTHENTICATE;
+        let continues = auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION;
+        if !(starts && !reauth.in_progress || continues && reauth.in_progress) {
+            return Err(DisconnectReason::protocol_error(format!(
+                "AUTH with reason {} out of turn",
+                auth.reason_code
+            )));
+        }
+        if starts {
+            reauth.state.clear();
+        }
+        let mut exchange = AuthExchange {
+            connect: &reauth.info,
+            method: &reauth.method,
+            data: auth.properties().authentication_data.as_deref(),
+            state: &mut reauth.state,
+            reauthentication: true,
+        };
+        let (code, data) = match self.shared.hooks.authenticate_enhanced(&mut exchange) {
+            AuthStep::Continue(data) => {
+                reauth.in_progress = true;
+                (ReasonCode::CONTINUE_AUTHENTICATION, data)
+            }
+            AuthStep::Success(data) => {
+                reauth.in_progress = false;
+                log::info!("Client {} re-authenticated.", reauth.info.client_id);
+                (ReasonCode::SUCCESS, data)
+            }
+            AuthStep::Fail(code) => return Err(DisconnectReason::AuthenticationFailed(code)),
+            AuthStep::NotHandled => {
+                return Err(DisconnectReason::AuthenticationFailed(
+                    ReasonCode::BAD_AUTHENTICATION_METHOD,
+                ))
+            }
+        };
+        let mut reply = Auth::new(code);
+        reply.properties = Some(Box::new(Properties {
+            authentication_method: Some(reauth.method.clone()),
+            authentication_data: data,
+            ..Properties::new()
+        }));
+        Ok(reply)
     }
 
     /// Whether `client` may subscribe to `filter`: not if it is deeper than
@@ -665,6 +1050,11 @@ mod tests {
             last_read: LastRead::Nothing,
             gate: Arc::new(ReadGate::default()),
             published: 0,
+            version: ProtocolVersion::V3_1_1,
+            aliases: Vec::new(),
+            session_expiry: 0,
+            new_session_expiry: None,
+            reauth: None,
         };
         let thread = thread::spawn(move || {
             let _reader = reader;
@@ -675,6 +1065,7 @@ mod tests {
             Ok(Event::Disconnect {
                 connection: 7,
                 reason: DisconnectReason::ConnectionLost(_),
+                session_expiry: None,
             }) => {}
             other => panic!("expected the connection's Disconnect, got {other:?}"),
         }

@@ -1,4 +1,9 @@
 //! The writer thread of a connection: batched writes from its outbox.
+//!
+//! The writer is the last to see each packet before the wire, in wire order, so it
+//! is where packets take their connection's form: encoded for the client's MQTT
+//! version, and, for an MQTT 5 client that accepts them, with topic aliases in place
+//! of topics it has already been sent ([`OutgoingAliases`]).
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -9,7 +14,9 @@ use std::thread;
 use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver};
 use crate::broker::panics;
 use crate::broker::stats::{bump, Counters};
-use crate::protocol::Packet;
+use std::collections::HashMap;
+
+use crate::protocol::{Packet, Properties, ProtocolVersion, Publish, TopicName};
 use crate::transport;
 
 /// Stack size of a writer thread: encoding only.
@@ -20,6 +27,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Starts the writer thread of connection `id`, which writes what the router puts
 /// in `outbox` to `output` until the router drops the outbox. A panic in it closes
 /// the socket, so that the reader sees the end and tells the router.
+#[allow(clippy::too_many_arguments)] // one call site, each argument named there
 pub(super) fn spawn(
     stream: Arc<TcpStream>,
     output: transport::Writer,
@@ -28,13 +36,14 @@ pub(super) fn spawn(
     id: ConnectionId,
     remote_addr: SocketAddr,
     counters: Arc<Counters>,
+    form: WireForm,
 ) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("wren-write-{id}"))
         .stack_size(WRITER_STACK_SIZE)
         .spawn(move || {
             let written = panic::catch_unwind(AssertUnwindSafe(|| {
-                write_loop(stream.clone(), output, outbox, &router, id, &counters)
+                write_loop(stream.clone(), output, outbox, &router, id, &counters, form)
             }));
             if let Err(panic) = written {
                 log::error!(
@@ -58,14 +67,16 @@ fn write_loop(
     router: &Inbox,
     id: ConnectionId,
     counters: &Counters,
+    form: WireForm,
 ) {
+    let mut aliases = OutgoingAliases::new(form.topic_alias_maximum);
     // Grows with the first batches; an idle connection holds only what it needed.
     let mut buffer = Vec::new();
     while let Ok(packet) = outbox.recv() {
-        encode(&packet, &mut buffer, counters);
+        encode(packet, form.version, &mut aliases, &mut buffer, counters);
         while buffer.len() < WRITE_BATCH {
             match outbox.try_recv() {
-                Ok(packet) => encode(&packet, &mut buffer, counters),
+                Ok(packet) => encode(packet, form.version, &mut aliases, &mut buffer, counters),
                 Err(_) => break,
             }
         }
@@ -86,8 +97,75 @@ fn write_loop(
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-fn encode(packet: &Packet, buffer: &mut Vec<u8>, counters: &Counters) {
-    match packet.encode(buffer) {
+/// How a connection's packets go on the wire.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WireForm {
+    /// The MQTT version the client speaks.
+    pub(super) version: ProtocolVersion,
+    /// MQTT 5: the topic aliases the broker may use towards the client (0: none).
+    pub(super) topic_alias_maximum: u16,
+}
+
+/// The topic aliases a writer has given its client (MQTT 5 section 3.3.2.3.4).
+///
+/// The first time a topic goes to the client it is sent in full with a new alias;
+/// after that, with an empty topic and the alias alone. Aliases are handed out until
+/// the client's Topic Alias Maximum (capped by the broker's `topic-alias-maximum`)
+/// is reached, and never reassigned: the topics of the start of a connection keep
+/// them, which suits the usual client that publishes on a few topics again and
+/// again.
+struct OutgoingAliases {
+    given: HashMap<TopicName, u16>,
+    maximum: u16,
+}
+
+impl OutgoingAliases {
+    fn new(maximum: u16) -> OutgoingAliases {
+        OutgoingAliases {
+            given: HashMap::new(),
+            maximum,
+        }
+    }
+
+    /// Puts an alias on `publish` when the client accepts them.
+    fn apply(&mut self, publish: &mut Publish) {
+        if self.maximum == 0 || publish.topic.is_empty() {
+            return;
+        }
+        let alias = match self.given.get(&publish.topic) {
+            Some(&alias) => {
+                publish.topic = TopicName::empty_for_alias();
+                alias
+            }
+            None if self.given.len() < usize::from(self.maximum) => {
+                let alias = self.given.len() as u16 + 1;
+                // Kept for the connection's life: its own allocation.
+                let mut topic = publish.topic.clone();
+                topic.compact();
+                self.given.insert(topic, alias);
+                alias
+            }
+            None => return,
+        };
+        publish
+            .properties
+            .get_or_insert_with(|| Box::new(Properties::new()))
+            .topic_alias = Some(alias);
+    }
+}
+
+fn encode(
+    mut packet: Packet,
+    version: ProtocolVersion,
+    aliases: &mut OutgoingAliases,
+    buffer: &mut Vec<u8>,
+    counters: &Counters,
+) {
+    if let Packet::Publish(publish) = &mut packet {
+        aliases.apply(publish);
+    }
+    let packet = &packet;
+    match packet.encode_for(version, buffer) {
         Ok(()) => {
             bump(&counters.messages_sent, 1);
             if let Packet::Publish(publish) = packet {

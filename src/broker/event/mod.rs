@@ -29,10 +29,9 @@ pub(crate) use {
 };
 
 use super::hooks::{ClientInfo, DisconnectReason};
-#[cfg(test)]
-use crate::protocol::Packet;
 use crate::protocol::{
-    Connect, PacketId, Publish, Subscribe, SubscribeFilter, TopicFilter, Unsubscribe,
+    Connect, Packet, PacketId, Properties, Publish, Subscribe, SubscribeFilter, TopicFilter,
+    Unsubscribe,
 };
 
 /// Identifies one network connection for the life of the broker. A client that
@@ -59,6 +58,10 @@ pub(crate) struct NewConnection {
     pub(crate) gate: Arc<ReadGate>,
     /// An inline client of the embedding program: authorization hooks are skipped.
     pub(crate) trusted: bool,
+    /// MQTT 5: what the connection's thread has to say in the CONNACK (server keep
+    /// alive, assigned client identifier, authentication method and data); the
+    /// router adds the broker's own properties.
+    pub(crate) connack: Option<Box<Properties>>,
 }
 
 /// A step of a QoS 1 or QoS 2 exchange, as a client sends it after CONNECT: each
@@ -102,10 +105,18 @@ pub(crate) enum Event {
     Ack { connection: ConnectionId, ack: Ack },
     /// A PINGREQ arrived.
     PingReq { connection: ConnectionId },
-    /// The connection ended.
+    /// The connection ended. `session_expiry` is the Session Expiry Interval an
+    /// MQTT 5 DISCONNECT set, if it set one.
     Disconnect {
         connection: ConnectionId,
         reason: DisconnectReason,
+        session_expiry: Option<u32>,
+    },
+    /// A packet for the client that its connection thread made (the AUTH of a
+    /// re-authentication): sent in order with the router's own.
+    Send {
+        connection: ConnectionId,
+        packet: Packet,
     },
     /// A connection's outbox has drained after the router asked to hear of it
     /// ([`Outbox::watch_for_drain`]): publishers paused for it may go on.
@@ -162,6 +173,7 @@ impl Event {
                         .map_or(0, |will| will.topic.as_str().len() + will.payload.len())
             }
             Event::Shutdown => return 0,
+            Event::Send { .. } => 0,
             Event::Ack { .. }
             | Event::PingReq { .. }
             | Event::Disconnect { .. }

@@ -104,7 +104,7 @@ impl RouterState {
         if in_flight {
             self.to_close.push((
                 id,
-                DisconnectReason::ProtocolViolation(format!(
+                DisconnectReason::protocol_error(format!(
                     "{what} for packet {packet_id}, which waits for another acknowledgement"
                 )),
             ));

@@ -6,7 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::broker::event::{ConnectionId, NewConnection};
 use crate::broker::hooks::{ClientInfo, DisconnectReason};
@@ -14,7 +14,10 @@ use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
 use crate::broker::store::{Change, StoredSession};
 use crate::broker::subs::ClientKey;
-use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
+use crate::protocol::{
+    ConnAck, ConnectReturnCode, Disconnect, Packet, Properties, ProtocolVersion, PubRel, Publish,
+    QoS, ReasonCode, Will, MAX_REMAINING_LENGTH,
+};
 
 use super::{
     add_footprint, is_sys_topic, session_op, sub_footprint, touched, ConnectedClient, RouterState,
@@ -39,9 +42,22 @@ impl RouterState {
             closer,
             gate,
             trusted,
+            connack,
         } = new;
         let key: ClientKey = Arc::from(connect.client_id.as_str());
         let now = Instant::now();
+        let v5 = connect.protocol == ProtocolVersion::V5;
+        // How long the session outlives this connection: MQTT 5 says so in the
+        // CONNECT (absent is 0); MQTT 3.1.1's clean session 0 means "for ever".
+        let expiry = if v5 {
+            connect.properties().session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_session {
+            0
+        } else {
+            u32::MAX
+        };
+        // MQTT 3.1.1's clean session is MQTT 5's Clean Start: a new session.
+        let clean_start = connect.clean_session;
 
         // Takeover: the session's current connection is closed. Its will is published
         // as if the network had failed [MQTT-3.1.4-2], unless the same client is
@@ -49,7 +65,7 @@ impl RouterState {
         // 2.0's rule, which MQTT 5 makes explicit).
         if let Some(entry) = self.sessions.get(&key) {
             if let Some(old) = entry.connection {
-                let reason = if !entry.session.clean && !connect.clean_session {
+                let reason = if !entry.session.clean && !clean_start && expiry > 0 {
                     DisconnectReason::SessionResumed
                 } else {
                     DisconnectReason::TakenOver
@@ -72,36 +88,53 @@ impl RouterState {
             }
         }
 
-        let session_present = if connect.clean_session {
-            // A clean session throws away whatever was stored [MQTT-3.1.2-6].
+        let session_present = if clean_start {
+            // A clean start throws away whatever was stored [MQTT-3.1.2-6]
+            // (publishing a will still waiting for its delay: its session ends).
             if self.sessions.contains_key(&key) {
                 self.remove_session(&key);
             }
-            self.insert_session(&key, true, client.username.clone());
+            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox, v5) {
+                return;
+            }
+            self.insert_session(&key, expiry == 0, client.username.clone());
             false
         } else if self.sessions.contains_key(&key) {
             true
-        } else if self.persistent_sessions >= self.limits.max_persistent_sessions {
-            self.counters.limit_reached(Limit::PersistentSessions);
-            if self.limit_log.allow(now) {
-                log::warn!(
-                    "Client {key} refused: the broker holds {} persistent sessions \
-                     (max-persistent-sessions).",
-                    self.persistent_sessions
-                );
-            }
-            // The writer sends the refusal, then closes the socket as the outbox is
-            // dropped here; the reader's disconnect is then for an unknown connection.
-            let _ = outbox.try_send(Packet::ConnAck(ConnAck::refused(
-                ConnectReturnCode::ServerUnavailable,
-            )));
-            return;
         } else {
-            self.insert_session(&key, false, client.username.clone());
+            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox, v5) {
+                return;
+            }
+            self.insert_session(&key, expiry == 0, client.username.clone());
             false
         };
         self.connects += 1;
 
+        let mut persistent = false;
+        if let Some(entry) = self.sessions.get_mut(&key) {
+            entry.connection = Some(id);
+            entry.owner = Some(client.clone());
+            entry.trusted = trusted;
+            entry.last_progress = now;
+            entry.offline_since = None;
+            entry.expiry = expiry;
+            // The client is back before its delayed will was due: it is not
+            // published [MQTT-3.1.3-9].
+            entry.pending_will = None;
+            // The client's Receive Maximum bounds what it is sent unacknowledged
+            // [MQTT-3.3.4-9].
+            let receive_maximum = connect.properties().receive_maximum.unwrap_or(u16::MAX);
+            entry.session.set_max_inflight(
+                self.limits
+                    .max_inflight_messages
+                    .min(usize::from(receive_maximum)),
+            );
+            persistent = !entry.session.clean;
+        }
+        let max_packet_size = connect
+            .properties()
+            .maximum_packet_size
+            .map_or(usize::MAX, |size| size as usize);
         self.connections.insert(
             id,
             ConnectedClient {
@@ -115,23 +148,22 @@ impl RouterState {
                 gate,
                 paused_for: 0,
                 handled: 0,
-                persistent: !connect.clean_session,
+                persistent,
                 waiting: Default::default(),
+                version: connect.protocol,
+                max_packet_size,
             },
         );
-        if let Some(entry) = self.sessions.get_mut(&key) {
-            entry.connection = Some(id);
-            entry.owner = Some(client.clone());
-            entry.trusted = trusted;
-            entry.last_progress = now;
-            entry.offline_since = None;
-        }
         // The session's record (its owner, as of this connection) is written down
         // before the CONNACK, which waits for it.
         self.record_session(&key);
         // MQTT 3.1 has no session-present flag: the byte is reserved.
-        let present = session_present && connect.protocol == ProtocolVersion::V3_1_1;
-        self.send(id, Packet::ConnAck(ConnAck::accepted(present)));
+        let present = session_present && connect.protocol != ProtocolVersion::V3_1;
+        let mut ack = ConnAck::accepted(present);
+        if v5 {
+            ack.properties = self.connack_properties(connack);
+        }
+        self.send(id, Packet::ConnAck(ack));
 
         if let Some(entry) = self.sessions.get_mut(&key) {
             // Messages the client may no longer read are not sent again
@@ -167,6 +199,71 @@ impl RouterState {
         }
     }
 
+    /// Whether one more persistent session fits `max_persistent_sessions`; if not,
+    /// the client is refused with "server unavailable" (0x88 in MQTT 5, 0x97 "quota
+    /// exceeded" being for a client's own quota) and the limit counted.
+    fn has_room_for_persistent_session(
+        &mut self,
+        key: &ClientKey,
+        outbox: &crate::broker::event::Outbox,
+        v5: bool,
+    ) -> bool {
+        if self.persistent_sessions < self.limits.max_persistent_sessions {
+            return true;
+        }
+        self.counters.limit_reached(Limit::PersistentSessions);
+        if self.limit_log.allow(Instant::now()) {
+            log::warn!(
+                "Client {key} refused: the broker holds {} persistent sessions \
+                 (max-persistent-sessions).",
+                self.persistent_sessions
+            );
+        }
+        let _ = v5;
+        // The writer sends the refusal, then closes the socket as the outbox is
+        // dropped by the caller; the reader's disconnect is then for an unknown
+        // connection.
+        let _ = outbox.try_send(Packet::ConnAck(ConnAck::refused(
+            ConnectReturnCode::ServerUnavailable,
+        )));
+        false
+    }
+
+    /// The properties of an MQTT 5 CONNACK: what the connection's thread had to say
+    /// (`from_connection`: server keep alive, assigned identifier, authentication)
+    /// and what the broker offers, wherever it differs from what a client assumes
+    /// when the property is absent [MQTT-3.2.2-9 .. 3.2.2-22].
+    fn connack_properties(
+        &self,
+        from_connection: Option<Box<Properties>>,
+    ) -> Option<Box<Properties>> {
+        let limits = &self.limits;
+        let mut properties = from_connection.unwrap_or_default();
+        if limits.topic_alias_maximum > 0 {
+            properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
+        }
+        if !limits.retain_available {
+            properties.retain_available = Some(0);
+        }
+        if limits.max_packet_size < MAX_REMAINING_LENGTH + 5 {
+            properties.maximum_packet_size = Some(limits.max_packet_size as u32);
+        }
+        properties.receive_maximum = Some(limits.receive_maximum);
+        if limits.max_qos != QoS::ExactlyOnce {
+            properties.maximum_qos = Some(limits.max_qos as u8);
+        }
+        if !limits.wildcard_subscriptions {
+            properties.wildcard_subscription_available = Some(0);
+        }
+        if !limits.subscription_identifiers {
+            properties.subscription_identifier_available = Some(0);
+        }
+        if !limits.shared_subscriptions {
+            properties.shared_subscription_available = Some(0);
+        }
+        Some(properties)
+    }
+
     fn insert_session(&mut self, key: &ClientKey, clean: bool, username: Option<String>) {
         let session = self.new_session(clean);
         self.sessions.insert(
@@ -196,7 +293,7 @@ impl RouterState {
 
     /// Takes back a session loaded from the store. It receives messages for its
     /// subscriptions while its client is away, checked against the client that
-    /// owned it, as before the restart.
+    /// owned it, as before the restart. Its expiry counts from now.
     pub(super) fn restore_session(&mut self, stored: StoredSession) {
         let record = stored.record;
         let key: ClientKey = Arc::from(record.client_id.as_str());
@@ -219,13 +316,17 @@ impl RouterState {
             protocol: owner.protocol,
         });
         entry.offline_since = Some(now);
+        entry.expiry = u32::MAX;
+        if let Some(at) = self.expires_at(&entry) {
+            self.schedule_expiry(at);
+        }
         self.sessions.insert(key, entry);
         self.persistent_sessions += 1;
         self.maximum_sessions = self.maximum_sessions.max(self.sessions.len() as u64);
-        self.schedule_expiry(now);
     }
 
-    /// Removes a session with its subscriptions and stored copy.
+    /// Removes a session with its subscriptions and stored copy. A will still
+    /// waiting for its delay is published: its session has ended [MQTT-3.1.3-9].
     pub(super) fn remove_session(&mut self, key: &ClientKey) {
         let Some(entry) = self.sessions.remove(key) else {
             return;
@@ -240,14 +341,50 @@ impl RouterState {
                 durable.record(Change::RemoveSession(key.to_string()));
             }
         }
+        if let Some((will, _)) = entry.pending_will {
+            log::debug!("Publishing the delayed will of {key}: its session ended.");
+            self.publish(will);
+        }
     }
 
-    /// Plans the next look for expired sessions, if sessions expire at all.
-    fn schedule_expiry(&mut self, from: Instant) {
-        if let Some(expiry) = self.limits.persistent_client_expiration {
-            let at = from + expiry;
-            self.expiry_check = Some(self.expiry_check.map_or(at, |check| check.min(at)));
+    /// When the session of `entry` expires if its client stays away: its Session
+    /// Expiry Interval, or `persistent_client_expiration` if sooner; `None` while
+    /// it is connected or when neither applies.
+    pub(super) fn expires_at(&self, entry: &SessionEntry) -> Option<Instant> {
+        if entry.connection.is_some() {
+            return None;
         }
+        let since = entry.offline_since?;
+        let own = (entry.expiry != u32::MAX).then(|| Duration::from_secs(entry.expiry.into()));
+        let configured = self.limits.persistent_client_expiration;
+        let after = [own, configured].into_iter().flatten().min()?;
+        Some(since + after)
+    }
+
+    /// Plans a look for expired sessions and due wills at `at`, unless one is
+    /// planned sooner.
+    pub(super) fn schedule_expiry(&mut self, at: Instant) {
+        self.expiry_check = Some(self.expiry_check.map_or(at, |check| check.min(at)));
+    }
+
+    /// A connection ended, as its reader tells: an MQTT 5 DISCONNECT may first have
+    /// set a new Session Expiry Interval [MQTT-3.14.2-2] (the reader refused one
+    /// from 0 to another value).
+    pub(super) fn client_disconnect(
+        &mut self,
+        id: ConnectionId,
+        reason: DisconnectReason,
+        session_expiry: Option<u32>,
+    ) {
+        if let Some(expiry) = session_expiry {
+            let key = self.connections.get(&id).map(|c| c.client_key.clone());
+            if let Some(entry) = key.and_then(|key| self.sessions.get_mut(&key)) {
+                if entry.connection == Some(id) {
+                    entry.expiry = expiry;
+                }
+            }
+        }
+        self.disconnect(id, reason);
     }
 
     pub(super) fn disconnect(&mut self, id: ConnectionId, reason: DisconnectReason) {
@@ -255,14 +392,30 @@ impl RouterState {
         let Some(connection) = self.connections.remove(&id) else {
             return;
         };
-        connection.closer.close();
+        // An MQTT 5 client is told why the broker ends its connection
+        // [MQTT-3.14.0-1]: the writer sends the DISCONNECT, then closes the socket
+        // as the outbox goes with `connection` at the end of this function.
+        let told = connection.version == ProtocolVersion::V5
+            && reason.reason_code().is_some_and(|code| {
+                let packet = Packet::Disconnect(server_disconnect(
+                    code,
+                    &reason,
+                    connection.max_packet_size,
+                ));
+                connection.outbox.try_send(packet).is_ok()
+            });
+        if told {
+            connection.closer.close_reading();
+        } else {
+            connection.closer.close();
+        }
         // A paused reader must see the closed socket, not wait at its gate.
         connection.gate.release();
         self.drained(id);
         let client_id = &connection.info.client_id;
         match &reason {
             DisconnectReason::Disconnect => log::info!("Client {client_id} disconnected."),
-            DisconnectReason::ProtocolViolation(why) => {
+            DisconnectReason::ProtocolViolation { why, .. } => {
                 log::warn!("Client {client_id} disconnected: protocol violation: {why}.")
             }
             DisconnectReason::SlowConsumer => {
@@ -272,22 +425,33 @@ impl RouterState {
         }
 
         let key = connection.client_key.clone();
-        let mut clean = false;
         let now = Instant::now();
-        let mut detached = false;
+        let mut ends = false;
+        let mut delay_will_until = None;
         if let Some(entry) = self.sessions.get_mut(&key) {
             if entry.connection == Some(id) {
                 entry.connection = None;
                 entry.offline_since = Some(now);
-                clean = entry.session.clean;
-                detached = true;
+                ends = entry.expiry == 0;
+                // A will with a delay waits, at most until the session ends
+                // [MQTT-3.1.3-9].
+                let delay = connection
+                    .will
+                    .as_ref()
+                    .and_then(|will| will.properties.as_ref())
+                    .and_then(|properties| properties.will_delay_interval)
+                    .unwrap_or(0)
+                    .min(entry.expiry);
+                if delay > 0 && !ends {
+                    delay_will_until = Some(now + Duration::from_secs(delay.into()));
+                }
             }
         }
-        if clean {
+        if ends {
             self.remove_session(&key);
         } else {
-            if detached {
-                self.schedule_expiry(now);
+            if let Some(at) = self.sessions.get(&key).and_then(|e| self.expires_at(e)) {
+                self.schedule_expiry(at);
             }
             self.release_publishers(&key);
         }
@@ -303,9 +467,24 @@ impl RouterState {
                         will.topic
                     );
                 } else {
-                    let publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
-                    log::debug!("Publishing the will of {client_id} on '{}'.", publish.topic);
-                    self.publish(publish);
+                    let publish = will_message(will);
+                    match (delay_will_until, self.sessions.get_mut(&key)) {
+                        (Some(at), Some(entry)) => {
+                            log::debug!(
+                                "The will of {client_id} on '{}' waits for its delay.",
+                                publish.topic
+                            );
+                            entry.pending_will = Some((publish, at));
+                            self.schedule_expiry(at);
+                        }
+                        _ => {
+                            log::debug!(
+                                "Publishing the will of {client_id} on '{}'.",
+                                publish.topic
+                            );
+                            self.publish(publish);
+                        }
+                    }
                 }
             }
         }
@@ -333,6 +512,49 @@ impl RouterState {
         }
         self.publish_gauges();
     }
+}
+
+/// The DISCONNECT the broker sends an MQTT 5 client: its reason code, and what
+/// happened as a Reason String when it fits the client's Maximum Packet Size
+/// [MQTT-3.14.2-3].
+fn server_disconnect(
+    code: ReasonCode,
+    reason: &DisconnectReason,
+    max_packet_size: usize,
+) -> Disconnect {
+    /// Reason strings are for people reading logs: a line, not a page.
+    const MAX_REASON_STRING: usize = 200;
+    let mut disconnect = Disconnect::new(code);
+    let mut text = reason.to_string();
+    if text.len() > MAX_REASON_STRING {
+        let mut end = MAX_REASON_STRING;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    // Fixed header (2), reason code (1), property length (1), identifier (1),
+    // string length (2).
+    if text.len() + 7 <= max_packet_size {
+        disconnect.properties = Some(Box::new(Properties {
+            reason_string: Some(text),
+            ..Properties::new()
+        }));
+    }
+    disconnect
+}
+
+/// The message a will becomes: its topic, payload, QoS and RETAIN, and the will
+/// properties a PUBLISH carries too (all but the Will Delay Interval).
+fn will_message(will: Will) -> Publish {
+    let mut publish = Publish::new(will.topic, will.payload, will.qos, will.retain);
+    if let Some(mut properties) = will.properties {
+        properties.will_delay_interval = None;
+        if !properties.is_empty() {
+            publish.properties = Some(properties);
+        }
+    }
+    publish
 }
 
 #[cfg(test)]

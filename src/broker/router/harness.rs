@@ -133,6 +133,7 @@ impl Harness {
             closer: Closer::detached(),
             gate: gate.clone(),
             trusted: false,
+            connack: None,
         })));
         Client {
             id,
@@ -185,6 +186,7 @@ impl Harness {
         self.state.handle(Event::Disconnect {
             connection: client.id,
             reason,
+            session_expiry: None,
         });
     }
 }

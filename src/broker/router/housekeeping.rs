@@ -47,39 +47,63 @@ impl RouterState {
         }));
     }
 
-    /// Removes the persistent sessions whose client has been away longer than
-    /// `persistent_client_expiration`, as mosquitto's option of that name does.
+    /// Publishes the delayed wills that are due and removes the sessions that have
+    /// expired: whose client has been away longer than its Session Expiry Interval
+    /// or `persistent_client_expiration` (mosquitto's option of that name),
+    /// whichever is shorter. Then plans the next look.
     pub(super) fn expire_sessions(&mut self, now: Instant) {
-        let (Some(check), Some(expiry)) =
-            (self.expiry_check, self.limits.persistent_client_expiration)
-        else {
-            return;
-        };
-        if check > now {
+        if self.expiry_check.is_none_or(|check| check > now) {
             return;
         }
-        let expired: Vec<ClientKey> = self
-            .sessions
-            .iter()
-            .filter(|(_, entry)| {
-                entry
-                    .offline_since
-                    .is_some_and(|since| now.saturating_duration_since(since) >= expiry)
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
+        let mut wills_due = Vec::new();
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (key, entry) in &self.sessions {
+            if let Some((_, at)) = &entry.pending_will {
+                if *at <= now {
+                    wills_due.push(key.clone());
+                } else {
+                    next = Some(next.map_or(*at, |next| next.min(*at)));
+                }
+            }
+            if let Some(at) = self.expires_at(entry) {
+                if at <= now {
+                    expired.push(key.clone());
+                } else {
+                    next = Some(next.map_or(at, |next| next.min(at)));
+                }
+            }
+        }
+        self.expiry_check = next;
+        for key in wills_due {
+            if let Some((will, _)) = self
+                .sessions
+                .get_mut(&key)
+                .and_then(|entry| entry.pending_will.take())
+            {
+                log::debug!("Publishing the will of {key}: its delay has passed.");
+                self.publish(will);
+            }
+        }
         for key in expired {
-            log::info!("Expiring the session of client {key}: away longer than {expiry:?}.");
-            self.counters
-                .limit_reached(Limit::PersistentClientExpiration);
+            let by_configuration = self.sessions.get(&key).is_some_and(|entry| {
+                let own = u64::from(entry.expiry);
+                self.limits
+                    .persistent_client_expiration
+                    .is_some_and(|configured| configured.as_secs() < own)
+            });
+            if by_configuration {
+                log::info!(
+                    "Expiring the session of client {key}: away longer than \
+                     persistent-client-expiration."
+                );
+                self.counters
+                    .limit_reached(Limit::PersistentClientExpiration);
+            } else {
+                log::info!("Expiring the session of client {key}: its expiry interval passed.");
+            }
             self.remove_session(&key);
         }
-        self.expiry_check = self
-            .sessions
-            .values()
-            .filter_map(|entry| entry.offline_since)
-            .min()
-            .map(|since| since + expiry);
     }
 
     /// Publishes the `$SYS` topics that changed, if a tick is due.

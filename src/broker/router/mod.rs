@@ -65,7 +65,7 @@ use crate::broker::store::{Commit, Storage, StorageError, StorageThread};
 use crate::broker::subs::{ClientKey, Subscriptions};
 use crate::broker::sys::SysTopics;
 use crate::config::{Limits, SysConfig};
-use crate::protocol::{Packet, QoS, Will};
+use crate::protocol::{Packet, ProtocolVersion, Publish, QoS, Will};
 
 use self::durable::{Durable, WaitingPackets, MAX_WAITING_PACKETS};
 use self::pacing::Pacing;
@@ -92,6 +92,11 @@ struct ConnectedClient {
     persistent: bool,
     /// Packets waiting for a commit of the store before they leave, in order.
     waiting: WaitingPackets,
+    /// The MQTT version the client speaks.
+    version: ProtocolVersion,
+    /// MQTT 5: the largest packet the client accepts (its Maximum Packet Size);
+    /// `usize::MAX` when it set none.
+    max_packet_size: usize,
 }
 
 /// A session and the connection currently attached to it, if any.
@@ -117,6 +122,14 @@ struct SessionEntry {
     /// When the client last showed it is working: it acknowledged a message,
     /// connected, or was sent one with nothing else unacknowledged.
     last_progress: Instant,
+    /// Seconds the session outlives its connection (its Session Expiry Interval):
+    /// 0 ends it with the connection, `u32::MAX` never. MQTT 3.1.1 sessions have
+    /// 0 (clean session 1) or `u32::MAX` (clean session 0).
+    expiry: u32,
+    /// MQTT 5: a will waiting for its Will Delay Interval, and when it is due. A
+    /// client that comes back to the session first cancels it; the end of the
+    /// session publishes it at once [MQTT-3.1.3-9].
+    pending_will: Option<(Publish, Instant)>,
 }
 
 impl SessionEntry {
@@ -131,6 +144,8 @@ impl SessionEntry {
             behind_since: None,
             limits_logged: 0,
             last_progress: now,
+            expiry: 0,
+            pending_will: None,
         }
     }
 
@@ -170,7 +185,7 @@ pub(crate) struct RouterState {
     matched: Vec<(ClientKey, QoS)>,
     /// Persistent (clean session 0) sessions held, for `max_persistent_sessions`.
     persistent_sessions: usize,
-    /// When to look for persistent sessions past `persistent_client_expiration`.
+    /// When the next session expires or delayed will is due, if any.
     expiry_check: Option<Instant>,
     /// Retained replays waiting for their next turn, in order.
     replays: VecDeque<Replay>,
@@ -273,7 +288,12 @@ impl RouterState {
             } => self.unsubscribe(connection, unsubscribe),
             Event::Ack { connection, ack } => self.ack(connection, ack),
             Event::PingReq { connection } => self.send(connection, Packet::PingResp),
-            Event::Disconnect { connection, reason } => self.disconnect(connection, reason),
+            Event::Disconnect {
+                connection,
+                reason,
+                session_expiry,
+            } => self.client_disconnect(connection, reason, session_expiry),
+            Event::Send { connection, packet } => self.send(connection, packet),
             Event::Drained { connection } => self.drained(connection),
             Event::InlinePublish(publish) => self.inline_publish(publish),
             Event::Shutdown => {

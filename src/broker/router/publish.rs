@@ -4,12 +4,13 @@
 use std::time::Instant;
 
 use crate::broker::event::{ConnectionId, Qos0Room, HANDLED_REPORT_EVERY};
+use crate::broker::hooks::DisconnectReason;
 use crate::broker::hooks::{ClientInfo, Hooks};
 use crate::broker::session::{Delivery, QueueFull};
 use crate::broker::stats::{bump, Limit};
 use crate::broker::store::Change;
 use crate::broker::subs::ClientKey;
-use crate::protocol::{Packet, PubAck, PubRec, Publish, QoS};
+use crate::protocol::{Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, ReasonCode};
 
 use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
 
@@ -36,6 +37,8 @@ pub(super) struct Routed {
     pub(super) behind: Vec<ClientKey>,
     /// Connections whose outboxes it crowds (QoS 0).
     pub(super) crowded: Vec<ConnectionId>,
+    /// Whether any subscription matched it.
+    pub(super) matched: bool,
 }
 
 impl RouterState {
@@ -55,13 +58,52 @@ impl RouterState {
         }
         let key = connection.client_key.clone();
         let qos = publish.qos;
+        if connection.version == ProtocolVersion::V5 && qos != QoS::AtMostOnce {
+            // An MQTT 5 client may have at most `receive-maximum` QoS 1/2 messages
+            // unacknowledged: those whose PUBACK or PUBCOMP pacing holds back, and
+            // QoS 2 ones waiting for their PUBREL [MQTT-3.3.4-7]. A QoS 2 message
+            // sent again is not a new one.
+            let session = self.sessions.get(&key).map(|entry| &entry.session);
+            let repeat = qos == QoS::ExactlyOnce
+                && publish
+                    .packet_id
+                    .zip(session)
+                    .is_some_and(|(packet_id, session)| session.awaits_pubrel(packet_id));
+            let unacknowledged =
+                connection.held_acks.len() + session.map_or(0, |session| session.awaiting_pubrel());
+            if !repeat && unacknowledged >= usize::from(self.limits.receive_maximum) {
+                self.to_close.push((
+                    id,
+                    DisconnectReason::ProtocolViolation {
+                        code: ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        why: format!(
+                            "more than {} QoS 1/2 messages unacknowledged (receive-maximum) \
+                             [MQTT-3.3.4-7]",
+                            self.limits.receive_maximum
+                        ),
+                    },
+                ));
+                return;
+            }
+        }
+        let v5 = connection.version == ProtocolVersion::V5;
         // Answer per QoS [MQTT-3.3.4-1]. A QoS 2 message whose packet identifier is
         // still held (no PUBREL yet) is a re-delivery: answered, not routed again
         // [MQTT-4.3.3-2].
         let (route, ack) = match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) => (true, None),
-            (QoS::AtLeastOnce, Some(packet_id)) => {
-                (true, Some(Packet::PubAck(PubAck::new(packet_id))))
+            (QoS::AtLeastOnce, Some(packet_id)) => (true, Some(packet_id)),
+            (QoS::ExactlyOnce, Some(packet_id)) if v5 && !authorized => {
+                // MQTT 5 can say no: the PUBREC ends the exchange, and the packet
+                // identifier is not held for a PUBREL [MQTT-4.3.3-9].
+                let mut refusal = PubRec::new(packet_id);
+                refusal.reason_code = ReasonCode::NOT_AUTHORIZED;
+                if let Some(durable) = &mut self.durable {
+                    durable.expect_changes();
+                }
+                self.send(id, Packet::PubRec(refusal));
+                let _ = self.route_from(id, publish, authorized);
+                return;
             }
             (QoS::ExactlyOnce, Some(packet_id)) => {
                 let new = self.sessions.get_mut(&key).is_some_and(|entry| {
@@ -92,7 +134,17 @@ impl RouterState {
             self.pause_publisher(id, routed.crowded);
         }
         match ack {
-            Some(ack) => self.acknowledge(id, ack, routed.behind),
+            Some(packet_id) => {
+                let mut ack = PubAck::new(packet_id);
+                // MQTT 5 says what became of the message: refused, or nobody
+                // subscribed [MQTT-3.4.2-1].
+                if v5 && !authorized {
+                    ack.reason_code = ReasonCode::NOT_AUTHORIZED;
+                } else if v5 && !routed.matched {
+                    ack.reason_code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+                }
+                self.acknowledge(id, Packet::PubAck(ack), routed.behind)
+            }
             None if qos == QoS::ExactlyOnce && !routed.behind.is_empty() => {
                 // Remembered until the PUBREL, whose PUBCOMP they may hold.
                 if let Some(connection) = self.connections.get_mut(&id) {
@@ -146,7 +198,10 @@ impl RouterState {
         let mut matches = std::mem::take(&mut self.matched);
         self.subscriptions
             .matches_into(&publish.topic, &mut matches);
-        let mut routed = Routed::default();
+        let mut routed = Routed {
+            matched: !matches.is_empty(),
+            ..Routed::default()
+        };
         let now = Instant::now();
         for (client, granted) in matches.drain(..) {
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP

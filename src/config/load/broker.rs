@@ -49,6 +49,30 @@ pub(super) fn read_broker(
     if let Some(f) = top.take("max-keepalive") {
         limits.max_keep_alive = f.count(1..=65_535)? as u16;
     }
+    if let Some(f) = top.take("receive-maximum") {
+        limits.receive_maximum = f.count(1..=65_535)? as u16;
+    }
+    if let Some(f) = top.take("topic-alias-maximum") {
+        limits.topic_alias_maximum = f.count(0..=65_535)? as u16;
+    }
+    if let Some(f) = top.take("outgoing-topic-aliases") {
+        limits.outgoing_topic_aliases = f.flag()?;
+    }
+    if let Some(f) = top.take("max-qos") {
+        limits.max_qos = f.qos()?;
+    }
+    if let Some(f) = top.take("retain-available") {
+        limits.retain_available = f.flag()?;
+    }
+    if let Some(f) = top.take("wildcard-subscription-available") {
+        limits.wildcard_subscriptions = f.flag()?;
+    }
+    if let Some(f) = top.take("subscription-identifier-available") {
+        limits.subscription_identifiers = f.flag()?;
+    }
+    if let Some(f) = top.take("shared-subscription-available") {
+        limits.shared_subscriptions = f.flag()?;
+    }
     if let Some(f) = top.take("connect-timeout") {
         limits.connect_timeout = f.positive_seconds()?;
     }
