@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 
 use common::raw::Raw;
 use common::{wait_until, WrenBroker};
-use wren::broker::{Change, Storage, StorageError, StoredMessage, StoredSession, StoredState};
+use wren::broker::{
+    Change, Storage, StorageError, StoredMessage, StoredSession, StoredState, StoredSubscription,
+};
 use wren::config::BrokerConfig;
-use wren::protocol::{PacketId, QoS};
+use wren::protocol::{PacketId, QoS, TopicFilter};
 use wren::Broker;
 
 #[test]
@@ -152,6 +154,27 @@ fn a_store_written_with_the_public_api_gives_sessions_and_retained_messages_back
     publisher.publish1("orders/1", b"kept in the log", false, 1);
     publisher.publish1("status", b"retained", true, 2);
     broker.shutdown();
+    // The session's record, as the store was given it: an MQTT 3.1.1
+    // subscription has every MQTT 5 option off, and the session never expires.
+    let record = store
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|change| match change {
+            Change::Session(record) if record.client_id == "durable" => Some(record.clone()),
+            _ => None,
+        })
+        .expect("the session's record is in the log");
+    assert_eq!(
+        record.subscriptions,
+        vec![StoredSubscription::new(
+            TopicFilter::new("orders/#").unwrap(),
+            QoS::AtLeastOnce
+        )]
+    );
+    assert_eq!(record.session_expiry_interval, u32::MAX);
 
     let broker = Broker::builder(config())
         .storage(Box::new(store))

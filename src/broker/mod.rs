@@ -83,7 +83,7 @@ pub use inline::{IntoIter, Iter, Subscription};
 pub use stats::{Limit, Stats};
 pub use store::{
     Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,
-    StoredOwner, StoredSession, StoredState,
+    StoredOwner, StoredSession, StoredState, StoredSubscription,
 };
 
 use connection::Shared;

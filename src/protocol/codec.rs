@@ -259,7 +259,10 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    fn new(packet_type: PacketType, body: Bytes) -> Reader {
+    /// A reader of `body`, the bytes of a `packet_type` packet after its fixed
+    /// header (or of a field of one, as the broker's store reads the property
+    /// block it keeps with a message); errors name `packet_type`.
+    pub(crate) fn new(packet_type: PacketType, body: Bytes) -> Reader {
         Reader { packet_type, body }
     }
 

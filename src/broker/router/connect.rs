@@ -298,8 +298,8 @@ impl RouterState {
         let record = stored.record;
         let key: ClientKey = Arc::from(record.client_id.as_str());
         let mut session = self.new_session(false);
-        for (filter, qos) in &record.subscriptions {
-            self.subscriptions.subscribe(&key, filter, *qos);
+        for sub in &record.subscriptions {
+            self.subscriptions.subscribe(&key, &sub.filter, sub.qos);
         }
         session.restore(stored.messages, stored.awaiting_pubrel);
         add_footprint(&mut self.held, session.footprint());

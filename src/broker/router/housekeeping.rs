@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::broker::stats::{Gauges, Limit};
-use crate::broker::store::{Change, SessionRecord, StoredOwner};
+use crate::broker::store::{Change, SessionRecord, StoredOwner, StoredSubscription};
 use crate::broker::subs::ClientKey;
 use crate::broker::sys::SysExtra;
 use crate::protocol::{Publish, QoS, TopicName};
@@ -42,8 +42,9 @@ impl RouterState {
             subscriptions: self
                 .subscriptions
                 .of(key)
-                .map(|(filter, qos)| (filter.clone(), qos))
+                .map(|(filter, qos)| StoredSubscription::new(filter.clone(), qos))
                 .collect(),
+            session_expiry_interval: u32::MAX,
         }));
     }
 

@@ -88,8 +88,64 @@ impl StoredOwner {
     }
 }
 
-/// A persistent session's own record: who owns it and what it subscribed to. Its
-/// messages are stored one by one beside it.
+/// A subscription of a persistent session, with the MQTT 5 options that change
+/// what its messages look like (section 3.8.3.1), so a session taken back after a
+/// restart delivers as it did before.
+///
+/// MQTT 3.1 and 3.1.1 subscriptions have every option off; [`new`](Self::new)
+/// makes one, and the `with_` builders set the MQTT 5 options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredSubscription {
+    /// The topic filter subscribed to.
+    pub filter: TopicFilter,
+    /// The QoS granted: the most its messages are delivered with.
+    pub qos: QoS,
+    /// No Local: the client's own messages are not sent back to it on this
+    /// subscription [MQTT-3.8.3-3].
+    pub no_local: bool,
+    /// Retain As Published: messages keep the RETAIN flag they were published with
+    /// instead of having it cleared.
+    pub retain_as_published: bool,
+    /// The Subscription Identifier (1 to 268,435,455) the client gave the
+    /// subscription, sent back with every message it matches.
+    pub identifier: Option<u32>,
+}
+
+impl StoredSubscription {
+    /// A subscription to `filter` granted `qos`, every MQTT 5 option off: what an
+    /// MQTT 3.1 or 3.1.1 subscription is.
+    pub fn new(filter: TopicFilter, qos: QoS) -> StoredSubscription {
+        StoredSubscription {
+            filter,
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            identifier: None,
+        }
+    }
+
+    /// The subscription with No Local set as given.
+    pub fn with_no_local(mut self, no_local: bool) -> StoredSubscription {
+        self.no_local = no_local;
+        self
+    }
+
+    /// The subscription with Retain As Published set as given.
+    pub fn with_retain_as_published(mut self, retain_as_published: bool) -> StoredSubscription {
+        self.retain_as_published = retain_as_published;
+        self
+    }
+
+    /// The subscription with the Subscription Identifier given (`None`: none).
+    pub fn with_identifier(mut self, identifier: Option<u32>) -> StoredSubscription {
+        self.identifier = identifier;
+        self
+    }
+}
+
+/// A persistent session's own record: who owns it, what it subscribed to and how
+/// long it outlives its connection. Its messages are stored one by one beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionRecord {
@@ -97,22 +153,37 @@ pub struct SessionRecord {
     pub client_id: String,
     /// The client that made it.
     pub owner: StoredOwner,
-    /// Its subscriptions and their granted QoS.
-    pub subscriptions: Vec<(TopicFilter, QoS)>,
+    /// Its subscriptions, their granted QoS and options.
+    pub subscriptions: Vec<StoredSubscription>,
+    /// Seconds the session outlives its connection (MQTT 5 Session Expiry
+    /// Interval); `u32::MAX` means never, the MQTT 5 meaning of 0xFFFFFFFF and what
+    /// every MQTT 3.1 and 3.1.1 persistent session gets.
+    pub session_expiry_interval: u32,
 }
 
 impl SessionRecord {
-    /// A session's record, for a store that loads sessions it kept itself.
+    /// A session's record, for a store that loads sessions it kept itself; its
+    /// session never expires ([`with_session_expiry_interval`] changes that).
+    ///
+    /// [`with_session_expiry_interval`]: Self::with_session_expiry_interval
     pub fn new(
         client_id: impl Into<String>,
         owner: StoredOwner,
-        subscriptions: Vec<(TopicFilter, QoS)>,
+        subscriptions: Vec<StoredSubscription>,
     ) -> SessionRecord {
         SessionRecord {
             client_id: client_id.into(),
             owner,
             subscriptions,
+            session_expiry_interval: u32::MAX,
         }
+    }
+
+    /// The record with its session outliving its connection by `seconds`
+    /// (`u32::MAX`: never expiring).
+    pub fn with_session_expiry_interval(mut self, seconds: u32) -> SessionRecord {
+        self.session_expiry_interval = seconds;
+        self
     }
 }
 
@@ -121,7 +192,8 @@ impl SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoredMessage {
-    /// Waiting to be sent.
+    /// Waiting to be sent. The message keeps its MQTT 5 properties (an empty set
+    /// may load as `None`, which means the same).
     Queued(Publish),
     /// Sent (it holds its packet identifier) and not yet PUBACK'd or PUBREC'd.
     Sent(Publish),
@@ -227,7 +299,7 @@ impl StoredState {
 ///
 /// A store of your own (a database the program already has, say) implements it;
 /// the types it loads have constructors (`StoredState::new`, `StoredSession::new`,
-/// `SessionRecord::new`, `StoredOwner::new`), and [`MemoryStorage`] shows the
+/// `SessionRecord::new`, `StoredSubscription::new`, `StoredOwner::new`), and [`MemoryStorage`] shows the
 /// meaning of each [`Change`] in a few lines.
 ///
 /// [`commit`](Storage::commit) runs on the broker's storage thread, one batch at a

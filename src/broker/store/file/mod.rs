@@ -30,15 +30,25 @@
 //!
 //! - A message (`Publish`) is a flags byte (QoS in bits 0-1, RETAIN in bit 2, bit
 //!   3 when a packet identifier follows), the packet identifier (`u16`) if any,
-//!   the topic, the payload. DUP is not kept: a stored message is resent with DUP
-//!   set by its session anyway.
-//! - `retained`: tag 1, then a message.
-//! - `sessions`: tag 1, the user name (a presence byte 0 or 1, then the string),
+//!   the topic, the payload, then (format 2) its MQTT 5 properties exactly as a
+//!   PUBLISH carries them: the property length (a variable byte integer, 0 for
+//!   none) and the properties, written and read by the protocol's own property
+//!   codec (`PropertyContext::Publish`, user properties in their order). DUP is
+//!   not kept: a stored message is resent with DUP set by its session anyway.
+//! - `retained`: tag 2, then a message with properties; tag 1 (format 1), a
+//!   message without.
+//! - `sessions`: tag 2, the user name (a presence byte 0 or 1, then the string),
 //!   the remote address (a presence byte, then its text form), the listener, the
-//!   protocol level (3 or 4), the number of subscriptions (`u32`), then each
-//!   filter and its QoS byte. The client identifier is the key, not repeated.
-//! - `messages`: tag 1 `Queued` or 2 `Sent`, then a message; tag 3 `Released`,
-//!   then the packet identifier.
+//!   protocol level (3, 4 or 5), the session expiry interval (`u32`, `u32::MAX`
+//!   for never), the number of subscriptions (`u32`), then each filter, its QoS
+//!   byte, its options byte (No Local in bit 0, Retain As Published in bit 1, bit
+//!   2 when a Subscription Identifier (`u32`) follows) and the identifier if any.
+//!   Tag 1 (format 1) is the same without the expiry interval and without the
+//!   options and identifiers: it loads with every option off and an interval of
+//!   `u32::MAX`. The client identifier is the key, not repeated.
+//! - `messages`: tag 4 `Queued` or 5 `Sent`, then a message with properties; tag 3
+//!   `Released`, then the packet identifier; tags 1 `Queued` and 2 `Sent` (format
+//!   1), then a message without properties.
 //!
 //! Decoding checks every length against what remains and rejects trailing bytes: a
 //! record that does not decode makes [`load`](Storage::load) fail with
@@ -47,9 +57,12 @@
 //!
 //! # Format version
 //!
-//! `meta` holds the format version (now 1) under the key `format`, written when the file is
-//! made and checked at every open: a file of another version is refused as
-//! corrupt rather than misread.
+//! `meta` holds the format version (now 2) under the key `format`, written when
+//! the file is made and checked at every open: a file of an unknown version is
+//! refused as corrupt rather than misread. A file of version 1 (an earlier
+//! release) is read as it is, by the tags of its values, and marked version 2 when
+//! opened, since what this code writes into it from then on is of version 2: an
+//! earlier release then refuses the file by its version.
 //!
 //! # Size
 //!
@@ -75,8 +88,11 @@ use super::{Change, Storage, StorageError};
 use super::{StoredSession, StoredState};
 use crate::protocol::PacketId;
 
-/// The version of the layout and encoding this code writes and reads.
-const FORMAT_VERSION: u32 = 1;
+/// The version of the layout and encoding this code writes.
+const FORMAT_VERSION: u32 = 2;
+/// The oldest version this code reads: a file of it is marked [`FORMAT_VERSION`]
+/// when opened, its values read by their tags as they are.
+const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The key of the format version in `meta`.
 const FORMAT_KEY: &str = "format";
 
@@ -99,7 +115,7 @@ const INCOMING: TableDefinition<(&str, u16), ()> = TableDefinition::new("incomin
 /// open), `retained` (by topic), `sessions` (by client identifier), `messages`
 /// (by client identifier and `seq`) and `incoming` (inbound QoS 2 packet
 /// identifiers by client identifier), their values in a compact, versioned binary
-/// encoding; `src/broker/store/file.rs` describes it byte by byte.
+/// encoding; `src/broker/store/file/mod.rs` describes it byte by byte.
 pub struct FileStorage {
     db: Database,
     path: PathBuf,
@@ -191,8 +207,25 @@ impl FileStorage {
                 txn.abort().map_err(|e| self.error(e))?;
                 Ok(())
             }
+            Some(Some(old @ OLDEST_FORMAT_VERSION..FORMAT_VERSION)) => {
+                // A file of an older release: its values keep their tags and are
+                // read as they are; new ones are written in this format, so the
+                // file is marked with it now, and an older broker refuses it by
+                // its version rather than by a tag it does not know.
+                let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+                meta.insert(FORMAT_KEY, FORMAT_VERSION)
+                    .map_err(|e| self.error(e))?;
+                drop(meta);
+                txn.commit().map_err(|e| self.error(e))?;
+                log::info!(
+                    "store {}: format version {old} upgraded to {FORMAT_VERSION}",
+                    self.path.display()
+                );
+                Ok(())
+            }
             Some(Some(other)) => Err(self.corrupt(format_args!(
-                "format version {other}, this broker reads version {FORMAT_VERSION} only"
+                "format version {other}, this broker reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             ))),
             Some(None) => {
                 Err(self.corrupt("a redb database without a format version: not a wren store"))
@@ -244,8 +277,7 @@ impl FileStorage {
             buf.clear();
             match change {
                 Change::Retain(publish) => {
-                    buf.push(PUBLISH_V1);
-                    encode_publish(publish, &mut buf);
+                    encode_retained(publish, &mut buf);
                     retained
                         .insert(publish.topic.as_str(), buf.as_slice())
                         .or_store(self)?;

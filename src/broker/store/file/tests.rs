@@ -1,10 +1,13 @@
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::broker::store::{MemoryStorage, SessionRecord, StoredMessage, StoredOwner};
-use crate::protocol::{ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
+use crate::broker::store::{
+    MemoryStorage, SessionRecord, StoredMessage, StoredOwner, StoredSubscription,
+};
+use crate::protocol::{Properties, ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
 
 fn publish(topic: &str, payload: &[u8], qos: QoS, retain: bool, id: u16) -> Publish {
     let mut p = Publish::new(
@@ -18,19 +21,72 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, retain: bool, id: u16) -> Publ
 }
 
 fn record(client_id: &str, username: Option<&str>, addr: Option<&str>) -> SessionRecord {
-    SessionRecord {
-        client_id: client_id.into(),
-        owner: StoredOwner {
-            username: username.map(Into::into),
-            remote_addr: addr.map(|a| a.parse::<SocketAddr>().unwrap()),
-            listener: "default".into(),
-            protocol: ProtocolVersion::V3_1_1,
-        },
-        subscriptions: vec![
-            (TopicFilter::new("a/+").unwrap(), QoS::AtLeastOnce),
-            (TopicFilter::new("#").unwrap(), QoS::ExactlyOnce),
+    SessionRecord::new(
+        client_id,
+        StoredOwner::new(
+            username.map(Into::into),
+            addr.map(|a| a.parse::<SocketAddr>().unwrap()),
+            "default",
+            ProtocolVersion::V3_1_1,
+        ),
+        vec![sub("a/+", QoS::AtLeastOnce), sub("#", QoS::ExactlyOnce)],
+    )
+}
+
+fn sub(filter: &str, qos: QoS) -> StoredSubscription {
+    StoredSubscription::new(TopicFilter::new(filter).unwrap(), qos)
+}
+
+/// Every property a PUBLISH may carry, user properties (a name repeated) out of
+/// alphabetical order, subscription identifiers at both ends of their range.
+fn every_property() -> Properties {
+    Properties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(3600),
+        content_type: Some("application/json".into()),
+        response_topic: Some("replies/c".into()),
+        correlation_data: Some(Bytes::from_static(&[0, 1, 0xff])),
+        subscription_identifiers: vec![268_435_455, 1, 300],
+        topic_alias: Some(9),
+        user_properties: vec![
+            ("z".into(), "last first".into()),
+            ("a".into(), "".into()),
+            ("z".into(), "again".into()),
         ],
+        ..Properties::new()
     }
+}
+
+/// A message with every property set.
+fn full_publish(topic: &str, qos: QoS, retain: bool, id: u16) -> Publish {
+    let mut p = publish(topic, b"with properties", qos, retain, id);
+    p.properties = Some(Box::new(every_property()));
+    p
+}
+
+/// A record with every field of format 2 set: an MQTT 5 owner, an expiry
+/// interval, subscriptions with each option and identifier.
+fn full_record(client_id: &str) -> SessionRecord {
+    SessionRecord::new(
+        client_id,
+        StoredOwner::new(
+            Some("alice".into()),
+            Some("[::1]:40000".parse().unwrap()),
+            "tls",
+            ProtocolVersion::V5,
+        ),
+        vec![
+            sub("a/+", QoS::AtLeastOnce).with_no_local(true),
+            sub("b/#", QoS::ExactlyOnce).with_retain_as_published(true),
+            sub("c", QoS::AtMostOnce).with_identifier(Some(1)),
+            sub("d", QoS::AtLeastOnce)
+                .with_no_local(true)
+                .with_retain_as_published(true)
+                .with_identifier(Some(268_435_455)),
+            sub("e", QoS::ExactlyOnce),
+        ],
+    )
+    .with_session_expiry_interval(120)
 }
 
 fn put(client_id: &str, seq: u64, message: StoredMessage) -> Change {
@@ -322,10 +378,10 @@ fn a_record_that_does_not_decode_is_corrupt() {
 #[test]
 fn decoding_never_panics_on_damaged_records() {
     let mut record_bytes = Vec::new();
-    encode_record(&record("c", Some("u"), Some("[::1]:1")), &mut record_bytes);
+    encode_record(&full_record("c"), &mut record_bytes);
     let mut message_bytes = Vec::new();
     encode_message(
-        &StoredMessage::Sent(publish("a/b", b"payload", QoS::ExactlyOnce, true, 5)),
+        &StoredMessage::Sent(full_publish("a/b", QoS::ExactlyOnce, true, 5)),
         &mut message_bytes,
     );
     assert!(decode_record("c", &record_bytes).is_ok());
@@ -351,6 +407,315 @@ fn decoding_never_panics_on_damaged_records() {
     }
     // A huge subscription count reserves nothing it cannot fill.
     assert!(decode_record("c", &[RECORD_V1, 0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]).is_err());
+}
+
+#[test]
+fn format_2_values_round_trip_with_every_field() {
+    let record = full_record("c");
+    let mut bytes = Vec::new();
+    encode_record(&record, &mut bytes);
+    assert_eq!(bytes[0], RECORD_V2);
+    assert_eq!(decode_record("c", &bytes).unwrap(), record);
+    for never in [0, u32::MAX] {
+        let record = record.clone().with_session_expiry_interval(never);
+        let mut bytes = Vec::new();
+        encode_record(&record, &mut bytes);
+        assert_eq!(decode_record("c", &bytes).unwrap(), record);
+    }
+
+    for message in [
+        StoredMessage::Queued(full_publish("a/b", QoS::AtLeastOnce, false, 0)),
+        StoredMessage::Sent(full_publish("a/b", QoS::ExactlyOnce, true, 65535)),
+        StoredMessage::Queued(publish("a/b", b"none", QoS::AtLeastOnce, false, 0)),
+    ] {
+        let mut bytes = Vec::new();
+        encode_message(&message, &mut bytes);
+        assert_eq!(decode_message(&bytes).unwrap(), message);
+    }
+    let retained = full_publish("r", QoS::AtLeastOnce, true, 0);
+    let mut bytes = Vec::new();
+    encode_retained(&retained, &mut bytes);
+    assert_eq!(bytes[0], PUBLISH_V2);
+    let decoded = decode_retained(&bytes).unwrap();
+    assert_eq!(decoded, retained);
+    let properties = decoded.properties.unwrap();
+    assert_eq!(
+        properties.user_properties,
+        every_property().user_properties,
+        "user properties keep their order"
+    );
+    assert_eq!(
+        properties.subscription_identifiers,
+        vec![268_435_455, 1, 300]
+    );
+
+    // An empty set of properties is stored as none, as on the wire.
+    let mut empty = publish("r", b"", QoS::AtMostOnce, true, 0);
+    empty.properties = Some(Box::default());
+    let mut bytes = Vec::new();
+    encode_retained(&empty, &mut bytes);
+    empty.properties = None;
+    assert_eq!(decode_retained(&bytes).unwrap(), empty);
+}
+
+#[test]
+fn format_2_values_survive_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let mut both = Both::new(&path);
+    both.commit(&[
+        Change::Retain(full_publish("r", QoS::ExactlyOnce, true, 0)),
+        Change::Session(full_record("c")),
+        put(
+            "c",
+            1,
+            StoredMessage::Queued(full_publish("a/b", QoS::AtLeastOnce, false, 0)),
+        ),
+        put(
+            "c",
+            2,
+            StoredMessage::Sent(full_publish("d", QoS::ExactlyOnce, false, 8)),
+        ),
+    ]);
+    drop(both.file);
+    let mut again = FileStorage::open(&path).unwrap();
+    let state = again.load().unwrap();
+    assert_eq!(state, both.memory.load().unwrap());
+    assert_eq!(state.sessions[0].record, full_record("c"));
+}
+
+#[test]
+fn properties_a_publish_cannot_carry_are_left_out() {
+    // Not from a client (the router checks theirs): stored without them rather
+    // than written as a block that would fail the check when loaded.
+    let mut p = publish("a", b"m", QoS::AtLeastOnce, false, 0);
+    p.properties = Some(Box::new(Properties {
+        reason_string: Some("not in a PUBLISH".into()),
+        ..Properties::new()
+    }));
+    let mut bytes = Vec::new();
+    encode_message(&StoredMessage::Queued(p.clone()), &mut bytes);
+    p.properties = None;
+    assert_eq!(decode_message(&bytes).unwrap(), StoredMessage::Queued(p));
+}
+
+/// Format 1 bytes as the previous release wrote them, byte by byte.
+#[test]
+fn format_1_values_still_decode() {
+    // A record: user name "u", no address, listener "l", level 4, one
+    // subscription "a/#" at QoS 1.
+    let record_v1 = [
+        RECORD_V1, 1, 0, 1, b'u', 0, 0, 1, b'l', 4, 0, 0, 0, 1, 0, 3, b'a', b'/', b'#', 1,
+    ];
+    assert_eq!(
+        decode_record("c", &record_v1).unwrap(),
+        SessionRecord::new(
+            "c",
+            StoredOwner::new(Some("u".into()), None, "l", ProtocolVersion::V3_1_1),
+            vec![sub("a/#", QoS::AtLeastOnce)],
+        )
+    );
+    // Sent: QoS 2 with packet identifier 0x0102, topic "t", payload "hi".
+    let body = [0b1010, 0x01, 0x02, 0, 1, b't', 0, 0, 0, 2, b'h', b'i'];
+    let expected = publish("t", b"hi", QoS::ExactlyOnce, false, 0x0102);
+    let message_v1 = [&[MESSAGE_SENT][..], &body].concat();
+    assert_eq!(
+        decode_message(&message_v1).unwrap(),
+        StoredMessage::Sent(expected.clone())
+    );
+    let message_v1 = [&[MESSAGE_QUEUED][..], &body].concat();
+    assert_eq!(
+        decode_message(&message_v1).unwrap(),
+        StoredMessage::Queued(expected.clone())
+    );
+    // Retained: the same with RETAIN.
+    let mut retained_v1 = [&[PUBLISH_V1][..], &body].concat();
+    retained_v1[1] |= RETAIN;
+    let mut expected_retained = expected;
+    expected_retained.retain = true;
+    assert_eq!(decode_retained(&retained_v1).unwrap(), expected_retained);
+    // Format 1 has no property block: a byte after the payload is an error.
+    assert!(decode_message(&[&message_v1[..], &[0]].concat()).is_err());
+
+    // The kept format 1 encoder: every option off, expiry never.
+    let mut bytes = Vec::new();
+    encode_record_v1(&full_record("c"), &mut bytes);
+    assert_eq!(bytes[0], RECORD_V1);
+    let decoded = decode_record("c", &bytes).unwrap();
+    assert_eq!(decoded.session_expiry_interval, u32::MAX);
+    assert_eq!(decoded.owner, full_record("c").owner);
+    let filters = |r: &SessionRecord| {
+        r.subscriptions
+            .iter()
+            .map(|s| sub(s.filter.as_str(), s.qos))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decoded.subscriptions, filters(&full_record("c")));
+}
+
+#[test]
+fn a_format_1_file_loads_and_is_marked_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    // A file as the previous release made and filled it.
+    let old = SessionRecord::new(
+        "c",
+        StoredOwner::new(
+            None,
+            Some("10.0.0.1:5000".parse().unwrap()),
+            "default",
+            ProtocolVersion::V3_1_1,
+        ),
+        vec![sub("a/+", QoS::AtLeastOnce), sub("#", QoS::ExactlyOnce)],
+    );
+    let queued = publish("a/b", b"q", QoS::AtLeastOnce, false, 0);
+    let retained = publish("r", b"kept", QoS::AtLeastOnce, true, 0);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert(FORMAT_KEY, 1).unwrap();
+        let mut bytes = Vec::new();
+        encode_record_v1(&old, &mut bytes);
+        txn.open_table(SESSIONS)
+            .unwrap()
+            .insert("c", bytes.as_slice())
+            .unwrap();
+        let mut bytes = vec![MESSAGE_QUEUED];
+        encode_publish_v1(&queued, &mut bytes);
+        let mut messages = txn.open_table(MESSAGES).unwrap();
+        messages.insert(("c", 1), bytes.as_slice()).unwrap();
+        messages
+            .insert(("c", 2), [MESSAGE_RELEASED, 0, 7].as_slice())
+            .unwrap();
+        drop(messages);
+        let mut bytes = vec![PUBLISH_V1];
+        encode_publish_v1(&retained, &mut bytes);
+        txn.open_table(RETAINED)
+            .unwrap()
+            .insert("r", bytes.as_slice())
+            .unwrap();
+        txn.open_table(INCOMING)
+            .unwrap()
+            .insert(("c", 3), ())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let mut store = FileStorage::open(&path).unwrap();
+    let expected = StoredState::new(
+        vec![retained],
+        vec![StoredSession::new(
+            old,
+            vec![
+                (1, StoredMessage::Queued(queued)),
+                (2, StoredMessage::Released(pid(7))),
+            ],
+            vec![pid(3)],
+        )],
+    );
+    assert_eq!(store.load().unwrap(), expected);
+    // Format 2 values go in beside the format 1 ones.
+    store.commit(&[Change::Session(full_record("d"))]).unwrap();
+    drop(store);
+    let db = Database::create(&path).unwrap();
+    let version = db
+        .begin_read()
+        .unwrap()
+        .open_table(META)
+        .unwrap()
+        .get(FORMAT_KEY)
+        .unwrap()
+        .map(|v| v.value());
+    drop(db);
+    assert_eq!(version, Some(FORMAT_VERSION));
+    let state = FileStorage::open(&path).unwrap().load().unwrap();
+    assert_eq!(state.sessions[0], expected.sessions[0]);
+    assert_eq!(state.sessions[1].record, full_record("d"));
+}
+
+#[test]
+fn a_corrupt_format_2_value_says_what_is_wrong() {
+    let mut good = Vec::new();
+    encode_record(
+        &SessionRecord::new(
+            "c",
+            StoredOwner::new(None, None, "l", ProtocolVersion::V5),
+            vec![sub("a", QoS::AtLeastOnce).with_identifier(Some(5))],
+        ),
+        &mut good,
+    );
+    assert!(decode_record("c", &good).is_ok());
+    // Tag, no user name, no address, listener (3 bytes), level (at 6), expiry (4),
+    // count (4), filter (3), QoS, options (at 19), identifier (4).
+    let options = good.len() - 5;
+    assert_eq!((good[6], options), (5, 19));
+    let expect = |bytes: &[u8], what: &str| {
+        let error = decode_record("c", bytes).unwrap_err();
+        assert!(error.contains(what), "{error:?} should say {what:?}");
+    };
+    let mut bad = good.clone();
+    bad[options] = 0x80;
+    expect(&bad, "unknown subscription options 0x80");
+    let mut bad = good.clone();
+    bad[options + 1..].copy_from_slice(&[0; 4]);
+    expect(&bad, "subscription identifier 0");
+    let mut bad = good.clone();
+    bad[options + 1..].copy_from_slice(&268_435_456u32.to_be_bytes());
+    expect(&bad, "subscription identifier 268435456");
+    expect(&good[..good.len() - 1], "subscription identifier");
+    let mut bad = good.clone();
+    bad[6] = 6;
+    expect(&bad, "protocol level 6");
+    let mut bad = good.clone();
+    bad.push(0);
+    expect(&bad, "1 bytes after the end");
+
+    let mut message = Vec::new();
+    encode_message(
+        &StoredMessage::Queued(publish("t", b"p", QoS::AtLeastOnce, false, 0)),
+        &mut message,
+    );
+    let without = &message[..message.len() - 1];
+    let expect = |block: &[u8], what: &str| {
+        let bytes = [without, block].concat();
+        let error = decode_message(&bytes).unwrap_err();
+        assert!(error.contains(what), "{error:?} should say {what:?}");
+        assert!(error.starts_with("properties: "), "{error:?}");
+    };
+    expect(&[], "property length");
+    // Session Expiry Interval, which a PUBLISH may not carry.
+    expect(&[5, 0x11, 0, 0, 0, 1], "must not carry property 0x11");
+    // Message Expiry Interval twice.
+    expect(&[10, 0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 1], "more than once");
+    // A property length past the end.
+    expect(&[9, 0x02, 0, 0, 0, 1], "runs past");
+    // A user property cut short.
+    expect(&[4, 0x26, 0, 1, b'k'], "User Property");
+    // Trailing bytes after the block.
+    let error = decode_message(&[&message[..], &[1]].concat()).unwrap_err();
+    assert!(error.contains("after the end"), "{error:?}");
+
+    // Through the file: Corrupt, naming the file, the table and the fault.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    drop(FileStorage::open(&path).unwrap());
+    let mut bad = good.clone();
+    bad[options + 1..].copy_from_slice(&[0; 4]);
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(SESSIONS)
+            .unwrap()
+            .insert("c", bad.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let message = match FileStorage::open(&path).unwrap().load() {
+        Err(StorageError::Corrupt(message)) => message,
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("table sessions"), "{message}");
+    assert!(message.contains("subscription identifier 0"), "{message}");
 }
 
 #[test]
@@ -493,6 +858,12 @@ fn change() -> impl Strategy<Value = Change> {
             false,
             id
         ))),
+        (topic.clone(), 1..4u16).prop_map(|(t, id)| StoredMessage::Sent(full_publish(
+            t,
+            QoS::AtLeastOnce,
+            false,
+            id
+        ))),
         (1..4u16).prop_map(|id| StoredMessage::Released(pid(id))),
     ];
     prop_oneof![
@@ -503,6 +874,12 @@ fn change() -> impl Strategy<Value = Change> {
             r,
             0
         ))),
+        topic
+            .clone()
+            .prop_map(|t| Change::Retain(full_publish(t, QoS::AtLeastOnce, true, 0))),
+        client
+            .clone()
+            .prop_map(|c| Change::Session(full_record(&c))),
         topic.prop_map(|t| Change::ClearRetained(t.into())),
         (client.clone(), any::<bool>()).prop_map(|(c, u)| Change::Session(record(
             &c,
