@@ -13,7 +13,7 @@ use crate::broker::hooks::{ClientInfo, DisconnectReason};
 use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
 use crate::broker::store::{Change, StoredSession};
-use crate::broker::subs::ClientKey;
+use crate::broker::subs::{ClientKey, SubscriptionOptions};
 use crate::protocol::{ConnAck, ConnectReturnCode, Packet, ProtocolVersion, PubRel, Publish};
 
 use super::{
@@ -202,7 +202,8 @@ impl RouterState {
         let key: ClientKey = Arc::from(record.client_id.as_str());
         let mut session = self.new_session(false);
         for (filter, qos) in &record.subscriptions {
-            self.subscriptions.subscribe(&key, filter, *qos);
+            self.subscriptions
+                .subscribe(&key, filter, SubscriptionOptions::qos(*qos));
         }
         session.restore(stored.messages, stored.awaiting_pubrel);
         add_footprint(&mut self.held, session.footprint());

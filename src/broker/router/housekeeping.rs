@@ -42,7 +42,7 @@ impl RouterState {
             subscriptions: self
                 .subscriptions
                 .of(key)
-                .map(|(filter, qos)| (filter.clone(), qos))
+                .map(|(filter, options)| (filter.clone(), options.qos))
                 .collect(),
         }));
     }

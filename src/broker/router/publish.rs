@@ -145,10 +145,10 @@ impl RouterState {
         // The list of matches is kept from one message to the next: no allocation.
         let mut matches = std::mem::take(&mut self.matched);
         self.subscriptions
-            .matches_into(&publish.topic, &mut matches);
+            .matches_into(&publish.topic, None, &mut matches, |_| true);
         let mut routed = Routed::default();
         let now = Instant::now();
-        for (client, granted) in matches.drain(..) {
+        for (client, granted) in matches.drain(..).map(|found| (found.client, found.qos)) {
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
             // is never copied from the publisher [MQTT-3.3.1-3].
             match self.deliver(&client, &publish, granted, false) {

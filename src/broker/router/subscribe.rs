@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::broker::event::{ConnectionId, Qos0Room};
 use crate::broker::retain::ReplayCursor;
 use crate::broker::stats::Limit;
-use crate::broker::subs::{subscription_cost, ClientKey};
+use crate::broker::subs::{subscription_cost, ClientKey, SubscriptionOptions};
 use crate::protocol::{
     Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, TopicFilter, UnsubAck, Unsubscribe,
 };
@@ -104,7 +104,8 @@ impl RouterState {
                 continue;
             }
             // Every QoS is supported, so the requested one is granted.
-            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
+            self.subscriptions
+                .subscribe(&key, &entry.filter, SubscriptionOptions::qos(entry.qos));
             codes[index] = SubscribeReturnCode::Success(entry.qos);
             granted.push((entry.filter.clone(), entry.qos));
         }
