@@ -35,6 +35,7 @@
 //! QoS 0 messages are never written down.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::broker::store::StoredMessage;
 use crate::protocol::{PacketId, Publish, QoS};
@@ -92,6 +93,20 @@ pub(crate) enum QueueFull {
     Bytes,
 }
 
+/// Sets the Message Expiry Interval of `publish` to what is left of it at `now`,
+/// rounded up to whole seconds; returns `false` when nothing is left (it expired).
+pub(crate) fn set_remaining(publish: &mut Publish, expires: Instant, now: Instant) -> bool {
+    let left = expires.saturating_duration_since(now);
+    if left.is_zero() {
+        return false;
+    }
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    if let Some(properties) = publish.properties.as_mut() {
+        properties.message_expiry_interval = Some(seconds.min(u64::from(u32::MAX)) as u32);
+    }
+    true
+}
+
 /// The bytes a message holds in a queue: its topic and payload.
 pub(crate) fn message_size(publish: &Publish) -> usize {
     publish.topic.len() + publish.payload.len()
@@ -106,7 +121,7 @@ pub(crate) struct Session {
     inflight: VecDeque<(u64, Inflight)>,
     /// Waiting for room in the inflight window, oldest first, with their sequence
     /// numbers (0 for QoS 0, which is never stored).
-    queue: VecDeque<(u64, Publish)>,
+    queue: VecDeque<(u64, Publish, Option<Instant>)>,
     /// Inbound QoS 2 packet identifiers between PUBREC and PUBREL.
     awaiting_pubrel: HashSet<PacketId>,
     next_packet_id: u16,
@@ -228,7 +243,20 @@ impl Session {
     /// messages in the order they were sent whatever their QoS [MQTT-4.6.0-6]. With
     /// nothing waiting it is sent at once, and it takes no inflight slot. The router
     /// never hands a session QoS 0 while its client is offline.
-    pub(crate) fn deliver(&mut self, mut publish: Publish, online: bool) -> Delivery {
+    #[cfg(test)]
+    pub(crate) fn deliver(&mut self, publish: Publish, online: bool) -> Delivery {
+        self.deliver_until(publish, online, None)
+    }
+
+    /// [`deliver`](Self::deliver) for an MQTT 5 message with a Message Expiry
+    /// Interval, which `expires` then: if it is still queued by then, it is dropped
+    /// instead of sent [MQTT-3.3.2-5].
+    pub(crate) fn deliver_until(
+        &mut self,
+        mut publish: Publish,
+        online: bool,
+        expires: Option<Instant>,
+    ) -> Delivery {
         publish.dup = false;
         let len = publish.payload.len();
         if publish.qos == QoS::AtMostOnce && self.queue.is_empty() {
@@ -259,7 +287,7 @@ impl Session {
         if seq != 0 {
             self.record(|| SessionChange::Add(seq, StoredMessage::Queued(publish.clone())));
         }
-        self.queue.push_back((seq, publish));
+        self.queue.push_back((seq, publish, expires));
         self.bytes += len;
         self.queued_bytes += size;
         Delivery::Queued
@@ -268,8 +296,11 @@ impl Session {
     /// Moves queued messages into the inflight window while it has room, returning the
     /// PUBLISH packets to send. A message `allowed` refuses (the client may no
     /// longer read its topic) is dropped instead; the second value counts those.
+    /// A message whose expiry has passed by `now` is dropped too [MQTT-3.3.2-5],
+    /// and one that has not is sent with the time it has left [MQTT-3.3.2-6].
     pub(crate) fn fill_window(
         &mut self,
+        now: Instant,
         mut allowed: impl FnMut(&Publish) -> bool,
     ) -> (Vec<Publish>, usize) {
         let mut out = Vec::new();
@@ -278,15 +309,16 @@ impl Session {
             let qos0_next = self
                 .queue
                 .front()
-                .is_some_and(|(_, publish)| publish.qos == QoS::AtMostOnce);
+                .is_some_and(|(_, publish, _)| publish.qos == QoS::AtMostOnce);
             if !qos0_next && self.inflight.len() >= self.max_inflight {
                 break;
             }
-            let Some((seq, mut publish)) = self.queue.pop_front() else {
+            let Some((seq, mut publish, expires)) = self.queue.pop_front() else {
                 break;
             };
             self.queued_bytes -= message_size(&publish);
-            if !allowed(&publish) {
+            let expired = expires.is_some_and(|expires| !set_remaining(&mut publish, expires, now));
+            if expired || !allowed(&publish) {
                 self.bytes -= publish.payload.len();
                 denied += 1;
                 if seq != 0 {
@@ -302,7 +334,7 @@ impl Session {
             }
             let Some(id) = self.allocate_packet_id() else {
                 self.queued_bytes += message_size(&publish);
-                self.queue.push_front((seq, publish));
+                self.queue.push_front((seq, publish, expires));
                 break;
             };
             publish.packet_id = Some(id);
@@ -487,9 +519,15 @@ impl Session {
                 }
                 StoredMessage::Queued(mut publish) => {
                     publish.packet_id = None;
+                    // The time a message had left before the restart is not known:
+                    // its expiry counts again from now.
+                    let expires = publish
+                        .properties()
+                        .message_expiry_interval
+                        .map(|seconds| Instant::now() + Duration::from_secs(seconds.into()));
                     self.bytes += publish.payload.len();
                     self.queued_bytes += message_size(&publish);
-                    self.queue.push_back((seq, publish));
+                    self.queue.push_back((seq, publish, expires));
                 }
             }
         }
@@ -560,9 +598,9 @@ mod tests {
             session.deliver(message(QoS::AtLeastOnce, "3"), true),
             Delivery::Queued
         );
-        assert!(session.fill_window(|_| true).0.is_empty());
+        assert!(session.fill_window(Instant::now(), |_| true).0.is_empty());
         assert!(session.puback(id(1)));
-        let next = session.fill_window(|_| true).0;
+        let next = session.fill_window(Instant::now(), |_| true).0;
         assert_eq!(next.len(), 1);
         assert_eq!(&next[0].payload[..], b"3");
         assert_eq!(next[0].packet_id, Some(id(3)));
@@ -604,7 +642,7 @@ mod tests {
             Delivery::Queued
         );
         assert!(session.puback(id(1)));
-        let (sent, _) = session.fill_window(|_| true);
+        let (sent, _) = session.fill_window(Instant::now(), |_| true);
         let payloads: Vec<&[u8]> = sent.iter().map(|p| p.payload.as_ref()).collect();
         assert_eq!(payloads, [b"2".as_slice(), b"3"]);
         assert_eq!(sent[1].packet_id, None);
@@ -636,7 +674,7 @@ mod tests {
         );
         assert_eq!(session.queued_bytes(), 4);
         // Sending frees queue room.
-        let (sent, denied) = session.fill_window(|_| true);
+        let (sent, denied) = session.fill_window(Instant::now(), |_| true);
         assert_eq!((sent.len(), denied), (1, 0));
         assert_eq!(session.queued_bytes(), 2);
     }
@@ -650,7 +688,7 @@ mod tests {
         let allowed = |p: &Publish| p.payload.as_ref() != b"deny";
         assert_eq!(session.drop_denied_inflight(allowed), 0);
         assert!(session.puback(id(1)));
-        let (sent, denied) = session.fill_window(allowed);
+        let (sent, denied) = session.fill_window(Instant::now(), allowed);
         assert_eq!((sent.len(), denied), (1, 1));
         assert_eq!(sent[0].payload.as_ref(), b"keep");
         assert_eq!(session.footprint().bytes, 4);
@@ -733,7 +771,7 @@ mod tests {
                 Delivery::Queued
             );
         }
-        let sent = session.fill_window(|_| true).0;
+        let sent = session.fill_window(Instant::now(), |_| true).0;
         assert_eq!(sent.len(), 2);
         assert_eq!(&sent[0].payload[..], b"a");
         assert_eq!(session.queued_len(), 1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::load::{self, Loaded};
 use super::ConfigError;
-use crate::protocol::QoS;
+use crate::protocol::{QoS, ReasonCode};
 
 /// Everything a broker needs to know to start.
 ///
@@ -373,6 +373,11 @@ pub struct Limits {
     /// (`subscription-identifier-available`). Default true; when false one that does
     /// is refused with DISCONNECT 0xA1.
     pub subscription_identifiers: bool,
+    /// MQTT 5: the SUBACK reason code of a filter the authorization hooks or the
+    /// ACL refuse (`denied-subscription-code`): 0x87 "Not authorized" (the
+    /// default, as mosquitto) or 0x80 "Unspecified error" (which says less, and is
+    /// what some test suites expect). MQTT 3.1.1 clients always get 0x80.
+    pub denied_subscription_code: ReasonCode,
     /// Whether `$share/GROUP/filter` subscribes to a shared subscription
     /// (`shared-subscription-available`). Default true; when false such a filter is
     /// refused with 0x9E.
@@ -415,6 +420,7 @@ impl Default for Limits {
             wildcard_subscriptions: true,
             subscription_identifiers: true,
             shared_subscriptions: true,
+            denied_subscription_code: ReasonCode::NOT_AUTHORIZED,
         }
     }
 }

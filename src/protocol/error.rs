@@ -34,6 +34,19 @@ pub enum TopicError {
     /// `+` does not fill its whole level [MQTT-4.7.1-3].
     #[error("'+' must fill its whole level [MQTT-4.7.1-3]")]
     MisplacedSingleLevelWildcard,
+    /// A shared subscription filter (`$share/...`) has no ShareName: `$share`, or an
+    /// empty level after `$share/` [MQTT-4.8.2-1].
+    #[error("shared subscription filter has no ShareName after '$share/' [MQTT-4.8.2-1]")]
+    MissingShareName,
+    /// The ShareName of a shared subscription filter is `+` or `#` [MQTT-4.8.2-2].
+    #[error(
+        "ShareName of a shared subscription filter must not contain '+' or '#' [MQTT-4.8.2-2]"
+    )]
+    WildcardInShareName,
+    /// A shared subscription filter has no topic filter after its ShareName:
+    /// `$share/name` or `$share/name/` [MQTT-4.8.2-2].
+    #[error("shared subscription filter has no topic filter after '$share/{{ShareName}}/' [MQTT-4.8.2-2]")]
+    MissingSharedFilter,
 }
 
 /// Why a sequence of bytes is not a valid MQTT packet.

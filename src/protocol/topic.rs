@@ -382,6 +382,59 @@ impl TopicFilter {
         self.0.compact();
     }
 
+    /// Splits a shared subscription filter (MQTT 5 section 4.8.2)
+    /// `$share/{ShareName}/{filter}` into its ShareName and the filter its group
+    /// subscribes to: `Ok(None)` for an ordinary filter, including `$shared/a` or
+    /// `$SHARE/a/b` (the prefix is compared exactly).
+    ///
+    /// The ShareName is at least one character [MQTT-4.8.2-1], holds neither `/`,
+    /// `+` nor `#`, and is followed by `/` and a topic filter [MQTT-4.8.2-2]; the
+    /// level checks of [`TopicFilter::new`] already refuse a wildcard sharing a level
+    /// with other characters, so this is left to refuse a ShareName that is `+` or
+    /// `#`. Match topics against the filter part, not the whole text (which
+    /// [`matches`](Self::matches) would take literally): its wildcards follow the
+    /// usual rules from its own first level, so `$share/g/#` receives `a/b` but not
+    /// `$SYS/x` [MQTT-4.7.2-1].
+    ///
+    /// ```
+    /// use wren::protocol::{TopicError, TopicFilter};
+    ///
+    /// let shared = TopicFilter::new("$share/workers/jobs/+")?;
+    /// assert_eq!(shared.shared()?, Some(("workers", "jobs/+")));
+    /// assert_eq!(TopicFilter::new("jobs/+")?.shared()?, None);
+    /// assert_eq!(
+    ///     TopicFilter::new("$share/workers")?.shared(),
+    ///     Err(TopicError::MissingSharedFilter)
+    /// );
+    /// assert_eq!(
+    ///     TopicFilter::new("$share/+/jobs")?.shared(),
+    ///     Err(TopicError::WildcardInShareName)
+    /// );
+    /// # Ok::<(), wren::protocol::TopicError>(())
+    /// ```
+    pub fn shared(&self) -> Result<Option<(&str, &str)>, TopicError> {
+        let Some(rest) = self.as_str().strip_prefix("$share") else {
+            return Ok(None);
+        };
+        let rest = match rest.strip_prefix('/') {
+            Some(rest) => rest,
+            None if rest.is_empty() => return Err(TopicError::MissingShareName),
+            // `$shared/...`: an ordinary filter whose first level merely starts so.
+            None => return Ok(None),
+        };
+        let (name, filter) = rest.split_once('/').unwrap_or((rest, ""));
+        if name.is_empty() {
+            return Err(TopicError::MissingShareName);
+        }
+        if name.contains(['+', '#']) {
+            return Err(TopicError::WildcardInShareName);
+        }
+        if filter.is_empty() {
+            return Err(TopicError::MissingSharedFilter);
+        }
+        Ok(Some((name, filter)))
+    }
+
     /// Whether a message published to `topic` reaches a subscription to this filter.
     pub fn matches(&self, topic: &TopicName) -> bool {
         matches(self.as_str(), topic.as_str())
@@ -632,6 +685,54 @@ mod tests {
         assert!(!points_into(name.as_bytes(), &buffer));
         assert!(!points_into(filter.as_bytes(), &buffer));
         assert_eq!((name.as_str(), filter.as_str()), ("a/b", "a/b"));
+    }
+
+    #[test]
+    fn shared_filters_split_into_share_name_and_filter_mqtt_4_8_2() {
+        let cases = [
+            ("$share/g/a/b", Some(("g", "a/b"))),
+            ("$share/g/#", Some(("g", "#"))),
+            ("$share/g/+/x", Some(("g", "+/x"))),
+            ("$share/g//", Some(("g", "/"))),
+            ("$share/g/$SYS/#", Some(("g", "$SYS/#"))),
+            ("$share/a.b-c/$share/x", Some(("a.b-c", "$share/x"))),
+            ("a/b", None),
+            ("#", None),
+            ("$shared/g/a", None),
+            ("$SHARE/g/a", None),
+            ("$SYS/#", None),
+            ("x/$share/g/a", None),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(
+                TopicFilter::new(filter).unwrap().shared(),
+                Ok(expected),
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_filters_need_a_share_name_and_a_filter_mqtt_4_8_2_1_and_2() {
+        let cases = [
+            ("$share", TopicError::MissingShareName),
+            ("$share/", TopicError::MissingShareName),
+            ("$share//a", TopicError::MissingShareName),
+            ("$share/g", TopicError::MissingSharedFilter),
+            ("$share/g/", TopicError::MissingSharedFilter),
+            ("$share/+/a", TopicError::WildcardInShareName),
+            ("$share/#", TopicError::WildcardInShareName),
+        ];
+        for (filter, error) in cases {
+            assert_eq!(
+                TopicFilter::new(filter).unwrap().shared(),
+                Err(error),
+                "{filter}"
+            );
+        }
+        // A wildcard sharing the ShareName's level is refused as any misplaced one is.
+        assert!(TopicFilter::new("$share/g+/a").is_err());
+        assert!(TopicFilter::new("$share/g#/a").is_err());
     }
 
     #[test]

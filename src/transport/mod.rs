@@ -240,15 +240,6 @@ impl Closer {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }
-
-    /// Shuts the reading side only: the reading thread sees the end, while the
-    /// writing thread may still send its last packets (a DISCONNECT with its
-    /// reason) and then close the socket itself.
-    pub fn close_reading(&self) {
-        if let Some(socket) = &self.0 {
-            let _ = socket.shutdown(Shutdown::Read);
-        }
-    }
 }
 
 /// An established connection, ready for MQTT.

@@ -73,6 +73,7 @@ pub(super) fn serve(
         input: transport.reader,
         output: Some(transport.writer),
         writer: None,
+        reading: None,
         registered: false,
         remote_addr,
         listener,
@@ -114,6 +115,8 @@ struct Reader {
     output: Option<transport::Writer>,
     /// The writer thread, once started.
     writer: Option<thread::JoinHandle<()>>,
+    /// Dropped when reading has ended, which lets a lingering writer go.
+    reading: Option<crossbeam_channel::Sender<()>>,
     /// The router knows this connection and has not heard that it ended.
     registered: bool,
     remote_addr: SocketAddr,
@@ -270,6 +273,7 @@ impl Reader {
         } else {
             Shutdown::Both
         });
+        self.reading = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -608,6 +612,8 @@ impl Reader {
             .output
             .take()
             .ok_or_else(|| io::Error::other("the writer was already started"))?;
+        let (reading, reader_done) = crossbeam_channel::bounded(0);
+        self.reading = Some(reading);
         writer::spawn(
             self.stream.clone(),
             output,
@@ -617,6 +623,7 @@ impl Reader {
             self.remote_addr,
             self.shared.counters.clone(),
             form,
+            reader_done,
         )
     }
 
@@ -697,21 +704,20 @@ impl Reader {
                         subscribe,
                     }
                 }
-                Packet::Unsubscribe(mut unsubscribe) => {
-                    // A filter too deep to have been subscribed has nothing to
-                    // remove: it goes no further than here.
-                    unsubscribe.filters.retain(|filter| {
-                        let Some(levels) = levels_beyond(filter.as_str(), max_levels) else {
-                            return true;
-                        };
-                        shared.counters.limit_reached(Limit::TopicLevels);
-                        log::debug!(
-                            "Client {} unsubscribes from a filter of {levels} levels \
-                             (max-topic-levels {max_levels}); nothing to remove.",
-                            client.client_id
-                        );
-                        false
-                    });
+                Packet::Unsubscribe(unsubscribe) => {
+                    // A filter too deep to have been subscribed has nothing to remove
+                    // (the router finds none, and answers MQTT 5's 0x11 for it); it is
+                    // counted here, where the limit is enforced.
+                    for filter in &unsubscribe.filters {
+                        if let Some(levels) = levels_beyond(filter.as_str(), max_levels) {
+                            shared.counters.limit_reached(Limit::TopicLevels);
+                            log::debug!(
+                                "Client {} unsubscribes from a filter of {levels} levels \
+                                 (max-topic-levels {max_levels}); nothing to remove.",
+                                client.client_id
+                            );
+                        }
+                    }
                     Event::Unsubscribe {
                         connection,
                         unsubscribe,
@@ -809,6 +815,11 @@ impl Reader {
                 ReasonCode::RETAIN_NOT_SUPPORTED,
                 "PUBLISH with RETAIN, which this broker does not offer (retain-available) \
                  [MQTT-3.2.2-14]",
+            ));
+        }
+        if !publish.properties().subscription_identifiers.is_empty() {
+            return Err(DisconnectReason::protocol_error(
+                "PUBLISH from a client with a Subscription Identifier [MQTT-3.3.4-6]",
             ));
         }
         let Some(alias) = publish.properties.as_ref().and_then(|p| p.topic_alias) else {
@@ -912,7 +923,8 @@ impl Reader {
     }
 
     /// Whether `client` may subscribe to `filter`: not if it is deeper than
-    /// `max_topic_levels` (no hook is asked then), otherwise as the hooks say.
+    /// `max_topic_levels` (no hook is asked then), otherwise as the hooks say (about
+    /// the filter of a shared subscription, without its `$share/GROUP/`).
     fn may_subscribe(&self, client: &ClientInfo, filter: &TopicFilter) -> bool {
         let max_levels = self.shared.limits.max_topic_levels;
         if let Some(levels) = levels_beyond(filter.as_str(), max_levels) {
@@ -922,6 +934,12 @@ impl Reader {
                 client.client_id
             );
             return false;
+        }
+        // A shared subscription reads the topics of its filter: that is what the
+        // hooks decide on, whatever the group is called.
+        if let Ok(Some((_, inner))) = filter.shared() {
+            return TopicFilter::new(inner)
+                .is_ok_and(|inner| self.shared.hooks.authorize_subscribe(client, &inner));
         }
         self.shared.hooks.authorize_subscribe(client, filter)
     }
@@ -1034,6 +1052,7 @@ mod tests {
             input: transport.reader,
             output: Some(transport.writer),
             writer: None,
+            reading: None,
             // As after a CONNECT the router accepted.
             registered: true,
             remote_addr,

@@ -10,6 +10,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
 
 use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver};
 use crate::broker::panics;
@@ -23,6 +26,11 @@ use crate::transport;
 const WRITER_STACK_SIZE: usize = 64 * 1024;
 /// A writer stops draining its outbox into one buffer beyond this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
+/// After the broker's DISCONNECT, how long the connection stays open for the client
+/// to read it and close first. Closing at once would throw away what the client
+/// sent meanwhile, and TCP answers that with a reset that can destroy the
+/// DISCONNECT before the client reads it.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Starts the writer thread of connection `id`, which writes what the router puts
 /// in `outbox` to `output` until the router drops the outbox. A panic in it closes
@@ -37,13 +45,23 @@ pub(super) fn spawn(
     remote_addr: SocketAddr,
     counters: Arc<Counters>,
     form: WireForm,
+    reader_done: Receiver<()>,
 ) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("wren-write-{id}"))
         .stack_size(WRITER_STACK_SIZE)
         .spawn(move || {
             let written = panic::catch_unwind(AssertUnwindSafe(|| {
-                write_loop(stream.clone(), output, outbox, &router, id, &counters, form)
+                write_loop(
+                    stream.clone(),
+                    output,
+                    outbox,
+                    &router,
+                    id,
+                    &counters,
+                    form,
+                    &reader_done,
+                )
             }));
             if let Err(panic) = written {
                 log::error!(
@@ -59,7 +77,10 @@ pub(super) fn spawn(
 
 /// Drains the outbox into one buffer per write until the router drops the outbox.
 /// After each write it tells `router` if the outbox has drained, so that publishers
-/// paused for this connection go on.
+/// paused for this connection go on. When the last packet was the broker's
+/// DISCONNECT, it ends its side of the connection and lingers until the client
+/// closes (the reader is done) or [`LINGER`] has passed.
+#[allow(clippy::too_many_arguments)] // one call site, each argument named there
 fn write_loop(
     stream: Arc<TcpStream>,
     mut output: transport::Writer,
@@ -68,15 +89,21 @@ fn write_loop(
     id: ConnectionId,
     counters: &Counters,
     form: WireForm,
+    reader_done: &Receiver<()>,
 ) {
+    let mut said_goodbye = false;
     let mut aliases = OutgoingAliases::new(form.topic_alias_maximum);
     // Grows with the first batches; an idle connection holds only what it needed.
     let mut buffer = Vec::new();
     while let Ok(packet) = outbox.recv() {
+        said_goodbye = matches!(packet, Packet::Disconnect(_));
         encode(packet, form.version, &mut aliases, &mut buffer, counters);
         while buffer.len() < WRITE_BATCH {
             match outbox.try_recv() {
-                Ok(packet) => encode(packet, form.version, &mut aliases, &mut buffer, counters),
+                Ok(packet) => {
+                    said_goodbye = matches!(packet, Packet::Disconnect(_));
+                    encode(packet, form.version, &mut aliases, &mut buffer, counters)
+                }
                 Err(_) => break,
             }
         }
@@ -94,6 +121,10 @@ fn write_loop(
     }
     // Say goodbye properly over TLS and WebSocket (close_notify, close frame).
     output.close_gracefully();
+    if said_goodbye {
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = reader_done.recv_timeout(LINGER);
+    }
     let _ = stream.shutdown(Shutdown::Both);
 }
 

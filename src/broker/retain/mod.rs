@@ -24,6 +24,8 @@ use std::collections::btree_map::{self, BTreeMap};
 use std::fmt;
 use std::ops::Bound;
 
+use std::time::{Duration, Instant};
+
 use crate::protocol::{Publish, TopicFilter};
 
 #[derive(Default)]
@@ -32,7 +34,24 @@ struct Node {
     children: BTreeMap<Box<str>, Node>,
     /// Boxed: most nodes only lead to others, and a B-tree leaf holds room for
     /// eleven of them whether used or not.
-    message: Option<Box<Publish>>,
+    message: Option<Box<Retained>>,
+}
+
+/// A retained message, and when it expires if it has an MQTT 5 Message Expiry
+/// Interval: it is then no longer sent to new subscribers [MQTT-3.3.2-5], and is
+/// sent with the time it has left [MQTT-3.3.2-6].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Retained {
+    pub(crate) publish: Publish,
+    pub(crate) expires: Option<Instant>,
+}
+
+impl std::ops::Deref for Retained {
+    type Target = Publish;
+
+    fn deref(&self) -> &Publish {
+        &self.publish
+    }
 }
 
 /// What one node of the tree costs in memory, for [`RetainedMessages::footprint`]:
@@ -92,7 +111,7 @@ pub(crate) struct ReplayCursor {
 #[derive(Debug)]
 pub(crate) struct ReplayChunk {
     /// The matching messages, with RETAIN=1, in the walk's order.
-    pub(crate) messages: Vec<Publish>,
+    pub(crate) messages: Vec<Retained>,
     /// Where to resume; `None` when the walk is complete.
     pub(crate) next: Option<ReplayCursor>,
 }
@@ -118,11 +137,19 @@ impl RetainedMessages {
             };
         }
         // Stored without packet id or DUP: those belong to one delivery, not the message.
-        let mut stored = Box::new(publish.clone());
-        stored.compact();
-        stored.packet_id = None;
-        stored.dup = false;
-        stored.retain = true;
+        let mut copy = publish.clone();
+        copy.compact();
+        copy.packet_id = None;
+        copy.dup = false;
+        copy.retain = true;
+        let expires = copy
+            .properties()
+            .message_expiry_interval
+            .map(|seconds| Instant::now() + Duration::from_secs(seconds.into()));
+        let stored = Box::new(Retained {
+            publish: copy,
+            expires,
+        });
         self.bytes += stored_size(&stored);
         match node.message.replace(stored) {
             Some(old) => self.bytes -= stored_size(&old),
@@ -211,7 +238,10 @@ impl RetainedMessages {
     /// [`replay`](Self::replay) instead.
     #[cfg(test)]
     pub(crate) fn matching(&self, filter: &TopicFilter) -> Vec<Publish> {
-        let mut found = self.replay(filter, None, usize::MAX).messages;
+        let mut found: Vec<Publish> = (self.replay(filter, None, usize::MAX).messages)
+            .into_iter()
+            .map(|retained| retained.publish)
+            .collect();
         // The walk's order compares level by level; topic order compares bytes, and
         // `-` sorts before `/`. Sorting means a subscription sees the order of names.
         found.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
@@ -247,7 +277,7 @@ impl RetainedMessages {
         let mut visited = 0;
         while let Some((level, node, step)) = walk.next_node() {
             if step.takes_message() {
-                messages.extend(node.message.iter().map(|message| Publish::clone(message)));
+                messages.extend(node.message.iter().map(|message| Retained::clone(message)));
             }
             walk.enter(level, node, step);
             visited += 1;
@@ -296,7 +326,7 @@ impl RetainedMessages {
         let old = node
             .and_then(|node| node.message.as_deref())
             .map_or(0, stored_size);
-        self.footprint() - old + stored_size(publish) + new_nodes * node_cost()
+        self.footprint() - old + publish_size(publish) + new_nodes * node_cost()
     }
 
     /// Nodes below the root, for tests.
@@ -317,7 +347,12 @@ impl fmt::Debug for RetainedMessages {
 }
 
 /// What a stored message counts for in [`RetainedMessages::bytes`].
-fn stored_size(message: &Publish) -> usize {
+fn stored_size(message: &Retained) -> usize {
+    publish_size(message)
+}
+
+/// What a message to retain will count for in [`RetainedMessages::bytes`].
+fn publish_size(message: &Publish) -> usize {
     message.topic.len() + message.payload.len()
 }
 

@@ -13,7 +13,7 @@ use crate::broker::hooks::{ClientInfo, DisconnectReason};
 use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
 use crate::broker::store::{Change, StoredSession};
-use crate::broker::subs::ClientKey;
+use crate::broker::subs::{ClientKey, SubscriptionOptions};
 use crate::protocol::{
     ConnAck, ConnectReturnCode, Disconnect, Packet, Properties, ProtocolVersion, PubRel, Publish,
     QoS, ReasonCode, Will, MAX_REMAINING_LENGTH,
@@ -299,7 +299,13 @@ impl RouterState {
         let key: ClientKey = Arc::from(record.client_id.as_str());
         let mut session = self.new_session(false);
         for sub in &record.subscriptions {
-            self.subscriptions.subscribe(&key, &sub.filter, sub.qos);
+            let options = SubscriptionOptions {
+                qos: sub.qos,
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                identifier: sub.identifier.and_then(std::num::NonZeroU32::new),
+            };
+            self.subscriptions.subscribe(&key, &sub.filter, options);
         }
         session.restore(stored.messages, stored.awaiting_pubrel);
         add_footprint(&mut self.held, session.footprint());
@@ -316,7 +322,7 @@ impl RouterState {
             protocol: owner.protocol,
         });
         entry.offline_since = Some(now);
-        entry.expiry = u32::MAX;
+        entry.expiry = record.session_expiry_interval;
         if let Some(at) = self.expires_at(&entry) {
             self.schedule_expiry(at);
         }
@@ -378,9 +384,12 @@ impl RouterState {
     ) {
         if let Some(expiry) = session_expiry {
             let key = self.connections.get(&id).map(|c| c.client_key.clone());
-            if let Some(entry) = key.and_then(|key| self.sessions.get_mut(&key)) {
-                if entry.connection == Some(id) {
-                    entry.expiry = expiry;
+            if let Some(key) = key {
+                if let Some(entry) = self.sessions.get_mut(&key) {
+                    if entry.connection == Some(id) && entry.expiry != expiry {
+                        entry.expiry = expiry;
+                        self.record_session(&key);
+                    }
                 }
             }
         }
@@ -393,8 +402,10 @@ impl RouterState {
             return;
         };
         // An MQTT 5 client is told why the broker ends its connection
-        // [MQTT-3.14.0-1]: the writer sends the DISCONNECT, then closes the socket
-        // as the outbox goes with `connection` at the end of this function.
+        // [MQTT-3.14.0-1]: the writer sends the DISCONNECT when the outbox goes with
+        // `connection` at the end of this function, and closes the socket once the
+        // client has (or a moment has passed). Its reader reads on meanwhile, its
+        // events ignored, so that nothing the client sends is left unread.
         let told = connection.version == ProtocolVersion::V5
             && reason.reason_code().is_some_and(|code| {
                 let packet = Packet::Disconnect(server_disconnect(
@@ -404,9 +415,7 @@ impl RouterState {
                 ));
                 connection.outbox.try_send(packet).is_ok()
             });
-        if told {
-            connection.closer.close_reading();
-        } else {
+        if !told {
             connection.closer.close();
         }
         // A paused reader must see the closed socket, not wait at its gate.

@@ -42,9 +42,14 @@ impl RouterState {
             subscriptions: self
                 .subscriptions
                 .of(key)
-                .map(|(filter, qos)| StoredSubscription::new(filter.clone(), qos))
+                .map(|(filter, options)| {
+                    StoredSubscription::new(filter.clone(), options.qos)
+                        .with_no_local(options.no_local)
+                        .with_retain_as_published(options.retain_as_published)
+                        .with_identifier(options.identifier.map(|id| id.get()))
+                })
                 .collect(),
-            session_expiry_interval: u32::MAX,
+            session_expiry_interval: entry.expiry,
         }));
     }
 

@@ -62,10 +62,10 @@ use crate::broker::retain::RetainedMessages;
 use crate::broker::session::{Footprint, Session};
 use crate::broker::stats::{Counters, Limit};
 use crate::broker::store::{Commit, Storage, StorageError, StorageThread};
-use crate::broker::subs::{ClientKey, Subscriptions};
+use crate::broker::subs::{ClientKey, Match, Subscriptions};
 use crate::broker::sys::SysTopics;
 use crate::config::{Limits, SysConfig};
-use crate::protocol::{Packet, ProtocolVersion, Publish, QoS, Will};
+use crate::protocol::{Packet, ProtocolVersion, Publish, Will};
 
 use self::durable::{Durable, WaitingPackets, MAX_WAITING_PACKETS};
 use self::pacing::Pacing;
@@ -182,7 +182,7 @@ pub(crate) struct RouterState {
     /// Whose acknowledgements are held back, and whose readers paused, for whom.
     pacing: Pacing,
     /// The subscribers of the message being routed (kept to reuse its memory).
-    matched: Vec<(ClientKey, QoS)>,
+    matched: Vec<Match>,
     /// Persistent (clean session 0) sessions held, for `max_persistent_sessions`.
     persistent_sessions: usize,
     /// When the next session expires or delayed will is due, if any.

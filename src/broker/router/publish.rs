@@ -1,18 +1,32 @@
 //! PUBLISH in and out: the retain rules, routing to every matching session, and
 //! delivery at the lower of the published and granted QoS.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::broker::event::{ConnectionId, Qos0Room, HANDLED_REPORT_EVERY};
 use crate::broker::hooks::DisconnectReason;
 use crate::broker::hooks::{ClientInfo, Hooks};
-use crate::broker::session::{Delivery, QueueFull};
+use crate::broker::session::{set_remaining, Delivery, QueueFull};
 use crate::broker::stats::{bump, Limit};
 use crate::broker::store::Change;
 use crate::broker::subs::ClientKey;
 use crate::protocol::{Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, ReasonCode};
 
 use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
+
+/// What a session was granted for one message: the QoS, RETAIN and subscription
+/// identifiers its copy goes with.
+pub(super) struct Grant<'a> {
+    /// The highest QoS the session may get it at.
+    pub(super) qos: QoS,
+    /// The RETAIN flag of its copy.
+    pub(super) retain: bool,
+    /// MQTT 5 Subscription Identifiers of the subscriptions it matched.
+    pub(super) identifiers: &'a [u32],
+    /// MQTT 5: when the message expires (its Message Expiry Interval after it
+    /// arrived), if it does.
+    pub(super) expires: Option<Instant>,
+}
 
 /// What became of one message for one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,27 +200,53 @@ impl RouterState {
             self.hooks
                 .observe("on_published", |h| h.on_published(&info, &publish));
         }
-        self.publish(publish)
+        let publisher = connection.client_key.clone();
+        self.route(Some(&publisher), publish)
     }
 
-    /// Applies the retain rules and routes a message to every matching session.
+    /// Applies the retain rules and routes a message of the broker's own (`$SYS`,
+    /// wills, the embedding program's) to every matching session.
     pub(super) fn publish(&mut self, publish: Publish) -> Routed {
+        self.route(None, publish)
+    }
+
+    /// Applies the retain rules and routes a message to every matching session;
+    /// `publisher` is the client that sent it, for No Local.
+    fn route(&mut self, publisher: Option<&ClientKey>, publish: Publish) -> Routed {
         if publish.retain {
             self.retain(&publish);
         }
         // The list of matches is kept from one message to the next: no allocation.
         let mut matches = std::mem::take(&mut self.matched);
+        let sessions = &self.sessions;
         self.subscriptions
-            .matches_into(&publish.topic, &mut matches);
+            .matches_into(&publish.topic, publisher, &mut matches, |key| {
+                sessions
+                    .get(key)
+                    .is_some_and(|entry| entry.connection.is_some())
+            });
         let mut routed = Routed {
             matched: !matches.is_empty(),
             ..Routed::default()
         };
         let now = Instant::now();
-        for (client, granted) in matches.drain(..) {
-            // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9], and DUP
-            // is never copied from the publisher [MQTT-3.3.1-3].
-            match self.deliver(&client, &publish, granted, false) {
+        let expires = publish
+            .properties()
+            .message_expiry_interval
+            .map(|seconds| now + Duration::from_secs(seconds.into()));
+        for found in matches.drain(..) {
+            let client = found.client;
+            // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9],
+            // unless the subscription asked for Retain As Published
+            // [MQTT-3.3.1-12] [MQTT-3.3.1-13]; DUP is never copied from the
+            // publisher [MQTT-3.3.1-3].
+            let grant = Grant {
+                qos: found.qos,
+                retain: found.retain_as_published && publish.retain,
+                identifiers: &found.identifiers,
+                expires,
+            };
+            match self.deliver(&client, &publish, &grant) {
                 // A message dropped by a full queue paces its publisher too: that is
                 // when pacing matters most.
                 Delivered::Queued | Delivered::Dropped if self.is_behind(&client, now) => {
@@ -221,6 +261,11 @@ impl RouterState {
     }
 
     pub(super) fn retain(&mut self, publish: &Publish) {
+        // With `retain-available: false` clients' messages are routed, not kept
+        // (an MQTT 5 client's RETAIN was refused already); `$SYS` is the broker's.
+        if !self.limits.retain_available && !is_sys_topic(&publish.topic) {
+            return;
+        }
         if !publish.payload.is_empty() && !self.retained_has_room(publish) {
             return;
         }
@@ -236,6 +281,15 @@ impl RouterState {
                 retained.dup = false;
                 Change::Retain(retained)
             });
+        }
+    }
+
+    /// Removes the retained message of `topic` (it expired), from the store too.
+    pub(super) fn clear_retained(&mut self, topic: &str) {
+        if self.retained.remove(topic) {
+            if let Some(durable) = &mut self.durable {
+                durable.record(Change::ClearRetained(topic.to_string()));
+            }
         }
     }
 
@@ -275,8 +329,7 @@ impl RouterState {
         &mut self,
         client: &ClientKey,
         message: &Publish,
-        granted: QoS,
-        retain: bool,
+        grant: &Grant<'_>,
     ) -> Delivered {
         let half_queue = self.half_queue();
         let Some(entry) = self.sessions.get_mut(client) else {
@@ -299,13 +352,43 @@ impl RouterState {
             return Delivered::Skipped;
         }
         let mut publish = message.clone();
-        publish.qos = message.qos.min(granted);
-        publish.retain = retain;
+        publish.qos = message.qos.min(grant.qos);
+        publish.retain = grant.retain;
         publish.dup = false;
         publish.packet_id = None;
+        if !grant.identifiers.is_empty() {
+            // MQTT 5: the identifiers of the subscriptions it matched [MQTT-3.3.4-3];
+            // an MQTT 3.1.1 client's encoding leaves them out.
+            publish
+                .properties
+                .get_or_insert_with(Default::default)
+                .subscription_identifiers = grant.identifiers.to_vec();
+        }
+        if let Some(expires) = grant.expires {
+            // A retained message that waited is sent with the time it has left
+            // [MQTT-3.3.2-6]; one with none left is not sent [MQTT-3.3.2-5].
+            if !set_remaining(&mut publish, expires, Instant::now()) {
+                return Delivered::Skipped;
+            }
+        }
         let connection = entry
             .connection
             .and_then(|id| Some((id, self.connections.get_mut(&id)?)));
+        if let Some((_, connection)) = &connection {
+            // Never more than the client accepts [MQTT-3.1.2-24]: a message too large
+            // for it is left out, as if it had been delivered [MQTT-3.1.2-25].
+            if connection.max_packet_size != usize::MAX
+                && publish.encoded_len_for(connection.version) > connection.max_packet_size
+            {
+                log::debug!(
+                    "Not sending '{}' to client {client}: larger than its Maximum Packet \
+                     Size ({} bytes).",
+                    message.topic,
+                    connection.max_packet_size
+                );
+                return Delivered::Skipped;
+            }
+        }
 
         if publish.qos == QoS::AtMostOnce && connection.is_none() {
             // QoS 0 is never stored for an offline session.
@@ -345,7 +428,9 @@ impl RouterState {
             // Nothing was waiting for an acknowledgement: the wait starts now.
             entry.last_progress = Instant::now();
         }
-        let delivery = entry.session.deliver(publish, connection.is_some());
+        let delivery = entry
+            .session
+            .deliver_until(publish, connection.is_some(), grant.expires);
         // What the session wrote down waits for the store before anything is sent.
         touched(&mut self.durable, client, &mut entry.session);
         let after = entry.session.footprint();
@@ -418,7 +503,7 @@ impl RouterState {
         let check = !hooks.is_empty() && !entry.trusted;
         let owner = entry.owner.as_ref();
         let before = entry.session.footprint();
-        let (ready, denied) = entry.session.fill_window(|publish| {
+        let (ready, denied) = entry.session.fill_window(Instant::now(), |publish| {
             !check || owner.is_some_and(|owner| hooks.authorize_receive(owner, &publish.topic))
         });
         touched(&mut self.durable, key, &mut entry.session);

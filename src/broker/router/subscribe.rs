@@ -2,17 +2,18 @@
 //! subscription a slice at a time.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use crate::broker::event::{ConnectionId, Qos0Room};
 use crate::broker::retain::ReplayCursor;
 use crate::broker::stats::Limit;
-use crate::broker::subs::{subscription_cost, ClientKey};
+use crate::broker::subs::{subscription_cost, ClientKey, SubscriptionOptions};
 use crate::protocol::{
-    Packet, QoS, SubAck, Subscribe, SubscribeReturnCode, TopicFilter, UnsubAck, Unsubscribe,
+    Packet, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAck, Unsubscribe,
 };
 
-use super::publish::Delivered;
+use super::publish::{Delivered, Grant};
 use super::RouterState;
 
 /// Nodes of the retained-message tree one turn of a retained replay may visit.
@@ -29,6 +30,8 @@ pub(super) struct Replay {
     pub(super) client: ClientKey,
     pub(super) filter: TopicFilter,
     pub(super) qos: QoS,
+    /// MQTT 5: the Subscription Identifier of the subscription.
+    pub(super) identifier: Option<NonZeroU32>,
     /// Where the last slice stopped; `None` before the first.
     pub(super) cursor: Option<ReplayCursor>,
 }
@@ -46,6 +49,13 @@ impl RouterState {
         let key = connection.client_key.clone();
         let info = connection.info.clone();
         let now = Instant::now();
+        // MQTT 5: one Subscription Identifier for every filter of the packet.
+        let identifier = subscribe
+            .properties()
+            .subscription_identifiers
+            .first()
+            .copied()
+            .and_then(NonZeroU32::new);
 
         // Identical filters in one SUBSCRIBE are one subscription: each replaces the
         // one before [MQTT-3.8.4-3], so the last one's QoS stands and the work (and
@@ -54,7 +64,7 @@ impl RouterState {
         for (index, entry) in subscribe.filters.iter().enumerate() {
             last_of.insert(&entry.filter, index);
         }
-        let mut codes = vec![SubscribeReturnCode::Failure; subscribe.filters.len()];
+        let mut codes = vec![ReasonCode::UNSPECIFIED_ERROR; subscribe.filters.len()];
         let mut granted = Vec::new();
         for (index, (entry, allowed)) in subscribe
             .filters
@@ -73,6 +83,28 @@ impl RouterState {
                         entry.filter
                     );
                 }
+                codes[index] = self.limits.denied_subscription_code;
+                continue;
+            }
+            // `$share/GROUP/filter`: a member of a shared subscription.
+            let shared = match entry.filter.shared() {
+                Ok(shared) => shared.is_some(),
+                Err(error) => {
+                    log::debug!(
+                        "Client {} sent an invalid shared filter '{}': {error}.",
+                        info.client_id,
+                        entry.filter
+                    );
+                    codes[index] = ReasonCode::TOPIC_FILTER_INVALID;
+                    continue;
+                }
+            };
+            if shared && !self.limits.shared_subscriptions {
+                codes[index] = ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED;
+                continue;
+            }
+            if !self.limits.wildcard_subscriptions && entry.filter.has_wildcards() {
+                codes[index] = ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED;
                 continue;
             }
             let Some(session) = self.sessions.get_mut(&key) else {
@@ -101,12 +133,28 @@ impl RouterState {
                         limit.key()
                     );
                 }
+                codes[index] = ReasonCode::QUOTA_EXCEEDED;
                 continue;
             }
-            // Every QoS is supported, so the requested one is granted.
-            self.subscriptions.subscribe(&key, &entry.filter, entry.qos);
-            codes[index] = SubscribeReturnCode::Success(entry.qos);
-            granted.push((entry.filter.clone(), entry.qos));
+            // The QoS asked for, up to the most the broker offers (`max-qos`).
+            let options = SubscriptionOptions {
+                qos: entry.qos.min(self.limits.max_qos),
+                no_local: entry.no_local,
+                retain_as_published: entry.retain_as_published,
+                identifier,
+            };
+            let new = self.subscriptions.subscribe(&key, &entry.filter, options);
+            codes[index] = ReasonCode(options.qos as u8);
+            // Retained messages on subscribing: never for a shared subscription
+            // (section 4.8.2), and as Retain Handling says: always (0), for a new
+            // subscription only (1), never (2) [MQTT-3.3.1-9 .. 11].
+            let replay = !shared
+                && match entry.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => new,
+                    RetainHandling::DoNotSend => false,
+                };
+            granted.push((entry.filter.clone(), options, replay));
         }
         // Copies of a filter get the answer of the one that decided.
         for (index, entry) in subscribe.filters.iter().enumerate() {
@@ -117,12 +165,17 @@ impl RouterState {
         drop(last_of);
         // Written down before the SUBACK, which waits for it.
         self.record_session(&key);
-        // One return code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1].
+        // One reason code per filter, in order [MQTT-3.8.4-5] [MQTT-3.9.3-1]; 3.1.1
+        // clients get 0x80 for every refusal.
         self.send(id, Packet::SubAck(SubAck::new(subscribe.packet_id, codes)));
-        for (filter, qos) in granted {
+        for (filter, options, replay) in granted {
             if !self.hooks.is_empty() {
-                self.hooks
-                    .observe("on_subscribed", |h| h.on_subscribed(&info, &filter, qos));
+                self.hooks.observe("on_subscribed", |h| {
+                    h.on_subscribed(&info, &filter, options.qos)
+                });
+            }
+            if !replay {
+                continue;
             }
             // Retained messages are sent on every subscribe, even a repeated one
             // [MQTT-3.3.1-6] [MQTT-3.8.4-3], with RETAIN=1 [MQTT-3.3.1-8]: the
@@ -134,7 +187,8 @@ impl RouterState {
             self.replay(Replay {
                 client: key.clone(),
                 filter,
-                qos,
+                qos: options.qos,
+                identifier: options.identifier,
                 cursor: None,
             });
         }
@@ -146,8 +200,14 @@ impl RouterState {
         };
         let key = connection.client_key.clone();
         let info = connection.info.clone();
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
-            self.subscriptions.unsubscribe(&key, filter);
+            let existed = self.subscriptions.unsubscribe(&key, filter);
+            codes.push(if existed {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            });
             if !self.hooks.is_empty() {
                 self.hooks
                     .observe("on_unsubscribed", |h| h.on_unsubscribed(&info, filter));
@@ -155,8 +215,11 @@ impl RouterState {
         }
         self.record_session(&key);
         // Answered even when nothing matched [MQTT-3.10.4-5], once for all filters
-        // [MQTT-3.10.4-6].
-        self.send(id, Packet::UnsubAck(UnsubAck::new(unsubscribe.packet_id)));
+        // [MQTT-3.10.4-6]; MQTT 5 says for each filter whether it was there
+        // [MQTT-3.11.3-1].
+        let mut ack = UnsubAck::new(unsubscribe.packet_id);
+        ack.reason_codes = codes;
+        self.send(id, Packet::UnsubAck(ack));
     }
 
     /// Delivers the next slice of a retained replay, and queues the rest for a
@@ -170,8 +233,22 @@ impl RouterState {
         let chunk = self
             .retained
             .replay(&replay.filter, replay.cursor.as_ref(), REPLAY_BUDGET);
+        let now = Instant::now();
+        let identifiers = replay.identifier.map(NonZeroU32::get);
         for message in &chunk.messages {
-            match self.deliver(&replay.client, message, replay.qos, true) {
+            if message.expires.is_some_and(|expires| expires <= now) {
+                // Past its Message Expiry Interval: nobody gets it any more
+                // [MQTT-3.3.2-5], and it is no longer kept.
+                self.clear_retained(&message.topic);
+                continue;
+            }
+            let grant = Grant {
+                qos: replay.qos,
+                retain: true,
+                identifiers: identifiers.as_slice(),
+                expires: message.expires,
+            };
+            match self.deliver(&replay.client, message, &grant) {
                 Delivered::Skipped if !self.sessions.contains_key(&replay.client) => return,
                 Delivered::Dropped => return self.replay_cut(&replay),
                 Delivered::Crowded(id) if self.outbox_full(id) => return self.replay_cut(&replay),
@@ -214,7 +291,7 @@ impl RouterState {
 #[cfg(test)]
 mod tests {
     use super::super::harness::*;
-    use crate::protocol::{SubAck, SubscribeReturnCode, Unsubscribe};
+    use crate::protocol::{ReasonCode, SubscribeReturnCode, Unsubscribe};
 
     #[test]
     fn identical_filters_count_once_and_subscriptions_beyond_the_cap_get_0x80() {
@@ -239,18 +316,29 @@ mod tests {
             },
             authorized: vec![true; 4],
         });
+        // MQTT 5 says which limit (0x97 "quota exceeded"); 3.1.1 clients get 0x80.
+        let Some(Packet::SubAck(suback)) = client.received().pop() else {
+            panic!("expected a SUBACK");
+        };
+        assert_eq!(suback.packet_id, pid(7));
+        assert_eq!(
+            suback.reason_codes,
+            [
+                ReasonCode::GRANTED_QOS_1,
+                ReasonCode::GRANTED_QOS_1,
+                ReasonCode::GRANTED_QOS_0,
+                ReasonCode::QUOTA_EXCEEDED,
+            ]
+        );
         let granted = SubscribeReturnCode::Success;
         assert_eq!(
-            client.received(),
-            vec![Packet::SubAck(SubAck::new(
-                pid(7),
-                vec![
-                    granted(QoS::AtLeastOnce),
-                    granted(QoS::AtLeastOnce),
-                    granted(QoS::AtMostOnce),
-                    SubscribeReturnCode::Failure,
-                ]
-            ))]
+            suback.return_codes(),
+            [
+                granted(QoS::AtLeastOnce),
+                granted(QoS::AtLeastOnce),
+                granted(QoS::AtMostOnce),
+                SubscribeReturnCode::Failure,
+            ]
         );
         assert_eq!(h.state.subscriptions.len(), 2);
         assert_eq!(limit_count(&h, Limit::SubscriptionsPerClient), 1);

@@ -11,7 +11,7 @@ use super::super::{
 };
 use super::compat::{warn_amqtt_plugins, NO_PLUGINS};
 use super::section::{Field, Problem, Section, Warnings};
-use crate::protocol::{TopicFilter, MAX_REMAINING_LENGTH};
+use crate::protocol::{ReasonCode, TopicFilter, MAX_REMAINING_LENGTH};
 
 /// The deepest `max-topic-levels` accepted: a topic of this many levels is 65,535
 /// bytes of slashes, the longest a packet can carry.
@@ -57,6 +57,13 @@ pub(super) fn read_broker(
     }
     if let Some(f) = top.take("outgoing-topic-aliases") {
         limits.outgoing_topic_aliases = f.flag()?;
+    }
+    if let Some(f) = top.take("denied-subscription-code") {
+        limits.denied_subscription_code = match f.count(0x80..=0x87)? {
+            0x80 => ReasonCode::UNSPECIFIED_ERROR,
+            0x87 => ReasonCode::NOT_AUTHORIZED,
+            _ => return Err(f.problem("expected 0x80 or 0x87 (128 or 135)")),
+        };
     }
     if let Some(f) = top.take("max-qos") {
         limits.max_qos = f.qos()?;
