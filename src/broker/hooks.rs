@@ -143,13 +143,16 @@ pub enum DisconnectReason {
     ConnectionLost(String),
     /// Nothing arrived for one and a half keep-alive periods [MQTT-3.1.2-24].
     KeepAliveTimeout,
-    /// The client broke a rule of MQTT: `code` is the MQTT 5 reason code a v5
-    /// client is told in the broker's DISCONNECT (0x81 malformed packet, 0x82
+    /// The client broke a rule of MQTT; `why` says which. `code` is the reason
+    /// code of the DISCONNECT an MQTT 5 client is sent (0x81 malformed packet, 0x82
     /// protocol error, 0x93 receive maximum exceeded, 0x94 topic alias invalid, 0x95
-    /// packet too large ...), `why` says which rule.
+    /// packet too large ...), or `None` when the connection is closed without one.
+    /// As mosquitto, the broker explains errors in what a client publishes,
+    /// subscribes and unsubscribes, and closes silently on the rest (a broken
+    /// acknowledgement, a second CONNECT).
     ProtocolViolation {
-        /// The reason code of the DISCONNECT a v5 client is sent.
-        code: ReasonCode,
+        /// The reason code of the DISCONNECT a v5 client is sent, if any.
+        code: Option<ReasonCode>,
         /// Which rule, for the log.
         why: String,
     },
@@ -176,7 +179,16 @@ impl DisconnectReason {
     /// A protocol violation answered with 0x82 "Protocol Error".
     pub fn protocol_error(why: impl Into<String>) -> DisconnectReason {
         DisconnectReason::ProtocolViolation {
-            code: ReasonCode::PROTOCOL_ERROR,
+            code: Some(ReasonCode::PROTOCOL_ERROR),
+            why: why.into(),
+        }
+    }
+
+    /// A protocol violation after which the connection is closed without a
+    /// DISCONNECT.
+    pub fn protocol_violation(why: impl Into<String>) -> DisconnectReason {
+        DisconnectReason::ProtocolViolation {
+            code: None,
             why: why.into(),
         }
     }
@@ -203,7 +215,7 @@ impl DisconnectReason {
             | DisconnectReason::ConnectionLost(_)
             | DisconnectReason::SlowConsumer => None,
             DisconnectReason::KeepAliveTimeout => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
-            DisconnectReason::ProtocolViolation { code, .. } => Some(*code),
+            DisconnectReason::ProtocolViolation { code, .. } => *code,
             DisconnectReason::TakenOver | DisconnectReason::SessionResumed => {
                 Some(ReasonCode::SESSION_TAKEN_OVER)
             }

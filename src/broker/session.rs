@@ -393,6 +393,16 @@ impl Session {
         )
     }
 
+    /// An MQTT 5 PUBREC with an error code arrived: the client refuses the QoS 2
+    /// message, and the exchange ends there, without PUBREL [MQTT-4.3.3-4]. Returns
+    /// `false` if no QoS 2 PUBLISH waited for it.
+    pub(crate) fn pubrec_refused(&mut self, id: PacketId) -> bool {
+        self.remove_inflight(
+            id,
+            |entry| matches!(entry, Inflight::Publish(p) if p.qos == QoS::ExactlyOnce),
+        )
+    }
+
     /// A PUBREC arrived. Returns `true` if a QoS 2 PUBLISH waited for it (it now waits
     /// for PUBCOMP), or if it was already past this step (a repeated PUBREC); either
     /// way the answer is a PUBREL.

@@ -434,6 +434,15 @@ impl Subscriptions {
             .matches_into(topic, publisher.map(|key| &**key), found, &online);
     }
 
+    /// Whether any subscription matches `topic`, No Local aside: for MQTT 5's "no
+    /// matching subscribers". (A shared group it matches takes its turn.)
+    pub(crate) fn any_match(&mut self, topic: &str) -> bool {
+        let mut found = Vec::new();
+        self.tree
+            .matches_into(topic, None, &mut found, &|_: &ClientKey| true);
+        !found.is_empty()
+    }
+
     /// How many (session, filter) subscriptions are stored, memberships of shared
     /// groups included.
     pub(crate) fn len(&self) -> usize {

@@ -365,8 +365,9 @@ impl DecodeError {
     /// The MQTT 5 reason code a receiver sends (in CONNACK before the connection is
     /// accepted, in DISCONNECT after) before closing the connection over this error:
     /// 0x81 Malformed Packet, 0x82 Protocol Error, 0x84 Unsupported Protocol Version,
-    /// 0x8F Topic Filter invalid, 0x90 Topic Name invalid, 0x94 Topic Alias invalid or
-    /// 0x95 Packet too large.
+    /// 0x94 Topic Alias invalid or 0x95 Packet too large. An invalid topic name or
+    /// filter is 0x81, as mosquitto answers it (the specification would also allow
+    /// 0x90 and 0x8F).
     pub fn reason_code(&self) -> ReasonCode {
         use DecodeError::*;
         match self {
@@ -374,8 +375,6 @@ impl DecodeError {
             InvalidProtocolName(_) | UnsupportedProtocolLevel(_) => {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
-            InvalidTopicName { .. } => ReasonCode::TOPIC_NAME_INVALID,
-            InvalidTopicFilter { .. } => ReasonCode::TOPIC_FILTER_INVALID,
             ZeroProperty {
                 property: "Topic Alias",
                 ..
@@ -394,7 +393,9 @@ impl DecodeError {
             | InvalidRetainHandling
             | NoLocalOnSharedSubscription(_)
             | EmptyTopicWithoutAlias => ReasonCode::PROTOCOL_ERROR,
-            ReservedPacketType(..)
+            InvalidTopicName { .. }
+            | InvalidTopicFilter { .. }
+            | ReservedPacketType(..)
             | InvalidHeaderFlags { .. }
             | MalformedRemainingLength
             | Truncated { .. }

@@ -115,13 +115,21 @@ pub(super) fn check_client_id(connect: &mut Connect) -> Result<bool, &'static st
     Ok(true)
 }
 
-/// A fresh identifier for a client that sent none: `auto-` and 32 random hex digits,
-/// as mosquitto does.
+/// A fresh identifier for a client that sent none: `auto-` and a random UUID-shaped
+/// string of 32 hex digits, as mosquitto assigns them (its tests compare the length).
 fn assigned_client_id() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let random = || RandomState::new().build_hasher().finish();
-    format!("auto-{:016X}{:016X}", random(), random())
+    let hex = format!("{:016X}{:016X}", random(), random());
+    format!(
+        "auto-{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// The keep-alive the broker holds a client to: the client's, capped at the
@@ -145,7 +153,7 @@ mod tests {
         let mut empty_clean = Connect::new("");
         assert!(check_client_id(&mut empty_clean).is_ok());
         assert!(empty_clean.client_id.starts_with("auto-"));
-        assert_eq!(empty_clean.client_id.len(), 37);
+        assert_eq!(empty_clean.client_id.len(), 41);
 
         let mut empty_persistent = Connect::new("");
         empty_persistent.clean_session = false;

@@ -102,7 +102,8 @@ enum ReadError {
     /// One of the reader's deadlines passed.
     Expired(Expired),
     Io(io::Error),
-    Malformed(DecodeError),
+    /// The bytes broke a rule; the first byte of the packet, if it had one.
+    Malformed(DecodeError, Option<u8>),
 }
 
 /// The reader side of a connection, which also drives its lifecycle.
@@ -173,12 +174,21 @@ struct Reauth {
     in_progress: bool,
 }
 
-/// A protocol violation with its MQTT 5 reason code.
+/// A protocol violation an MQTT 5 client is told of with `code`.
 fn violation(code: ReasonCode, why: impl Into<String>) -> DisconnectReason {
     DisconnectReason::ProtocolViolation {
-        code,
+        code: Some(code),
         why: why.into(),
     }
+}
+
+/// Whether a malformed packet whose first byte was `first` is explained to an MQTT 5
+/// client in a DISCONNECT before the connection closes. As mosquitto does: for a
+/// packet too large, and for errors in PUBLISH, SUBSCRIBE, UNSUBSCRIBE or a packet
+/// type that does not exist; the rest close without a word.
+fn told_of(error: &DecodeError, first: Option<u8>) -> bool {
+    matches!(error, DecodeError::PacketTooLarge { .. })
+        || matches!(first.map(|byte| byte >> 4), Some(0 | 3 | 8 | 10))
 }
 
 impl Reader {
@@ -292,7 +302,7 @@ impl Reader {
                 );
                 return None;
             }
-            Err(ReadError::Malformed(error)) => {
+            Err(ReadError::Malformed(error, _)) => {
                 log::warn!(
                     "Client {} sent a bad CONNECT, closing the connection: {error}.",
                     self.remote_addr
@@ -656,8 +666,11 @@ impl Reader {
                 Err(ReadError::Io(error)) => {
                     return DisconnectReason::ConnectionLost(error.to_string())
                 }
-                Err(ReadError::Malformed(error)) => {
-                    return violation(error.reason_code(), error.to_string())
+                Err(ReadError::Malformed(error, first)) => {
+                    return DisconnectReason::ProtocolViolation {
+                        code: told_of(&error, first).then(|| error.reason_code()),
+                        why: error.to_string(),
+                    }
                 }
             };
             let connection = self.id;
@@ -729,7 +742,11 @@ impl Reader {
                 },
                 Packet::PubRec(ack) => Event::Ack {
                     connection,
-                    ack: Ack::PubRec(ack.packet_id),
+                    ack: if ack.reason_code.is_error() {
+                        Ack::PubRecRefused(ack.packet_id)
+                    } else {
+                        Ack::PubRec(ack.packet_id)
+                    },
                 },
                 Packet::PubRel(ack) => Event::Ack {
                     connection,
@@ -766,7 +783,7 @@ impl Reader {
                     Err(reason) => return reason,
                 },
                 Packet::Connect(_) => {
-                    return DisconnectReason::protocol_error(
+                    return DisconnectReason::protocol_violation(
                         "second CONNECT on the same connection [MQTT-3.1.0-2]",
                     )
                 }
@@ -774,7 +791,7 @@ impl Reader {
                 | Packet::SubAck(_)
                 | Packet::UnsubAck(_)
                 | Packet::PingResp) => {
-                    return DisconnectReason::protocol_error(format!(
+                    return DisconnectReason::protocol_violation(format!(
                         "{} is sent only by servers",
                         other.packet_type()
                     ))
@@ -947,6 +964,7 @@ impl Reader {
     /// Reads until a whole packet is decoded, or one of the clock's deadlines passes.
     fn next_packet(&mut self) -> Result<Packet, ReadError> {
         loop {
+            let first = self.buffer.first().copied();
             match self.decoder.decode(&mut self.buffer) {
                 Ok(Some(packet)) => {
                     self.clock.packet_done();
@@ -961,7 +979,7 @@ impl Reader {
                     return Ok(packet);
                 }
                 Ok(None) => {}
-                Err(error) => return Err(ReadError::Malformed(error)),
+                Err(error) => return Err(ReadError::Malformed(error, first)),
             }
             if self.buffer.is_empty() {
                 // Between packets an idle connection keeps no read buffer.

@@ -73,6 +73,9 @@ pub(crate) enum Ack {
     PubAck(PacketId),
     /// PUBREC: the client has a QoS 2 message the broker sent it.
     PubRec(PacketId),
+    /// MQTT 5 PUBREC with an error code: the client refuses a QoS 2 message the
+    /// broker sent it, which ends that exchange.
+    PubRecRefused(PacketId),
     /// PUBREL: the client releases a QoS 2 message it sent the broker.
     PubRel(PacketId),
     /// PUBCOMP: the client has completed a QoS 2 exchange the broker began.

@@ -104,7 +104,7 @@ impl RouterState {
         if in_flight {
             self.to_close.push((
                 id,
-                DisconnectReason::protocol_error(format!(
+                DisconnectReason::protocol_violation(format!(
                     "{what} for packet {packet_id}, which waits for another acknowledgement"
                 )),
             ));

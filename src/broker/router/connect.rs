@@ -16,7 +16,7 @@ use crate::broker::store::{Change, StoredSession};
 use crate::broker::subs::{ClientKey, SubscriptionOptions};
 use crate::protocol::{
     ConnAck, ConnectReturnCode, Disconnect, Packet, Properties, ProtocolVersion, PubRel, Publish,
-    QoS, ReasonCode, Will, MAX_REMAINING_LENGTH,
+    QoS, Will, MAX_REMAINING_LENGTH,
 };
 
 use super::{
@@ -162,6 +162,20 @@ impl RouterState {
         let mut ack = ConnAck::accepted(present);
         if v5 {
             ack.properties = self.connack_properties(connack);
+            // Not even the CONNACK fits what the client accepts: it cannot be
+            // served [MQTT-3.1.2-24].
+            let mut bytes = Vec::new();
+            let _ = Packet::ConnAck(ack.clone()).encode_for(ProtocolVersion::V5, &mut bytes);
+            if bytes.len() > max_packet_size {
+                self.to_close.push((
+                    id,
+                    DisconnectReason::protocol_violation(format!(
+                        "its Maximum Packet Size ({max_packet_size}) is smaller than the \
+                         CONNACK"
+                    )),
+                ));
+                return;
+            }
         }
         self.send(id, Packet::ConnAck(ack));
 
@@ -408,11 +422,9 @@ impl RouterState {
         // events ignored, so that nothing the client sends is left unread.
         let told = connection.version == ProtocolVersion::V5
             && reason.reason_code().is_some_and(|code| {
-                let packet = Packet::Disconnect(server_disconnect(
-                    code,
-                    &reason,
-                    connection.max_packet_size,
-                ));
+                // The reason code alone, as mosquitto sends it: the log has the
+                // details.
+                let packet = Packet::Disconnect(Disconnect::new(code));
                 connection.outbox.try_send(packet).is_ok()
             });
         if !told {
@@ -521,36 +533,6 @@ impl RouterState {
         }
         self.publish_gauges();
     }
-}
-
-/// The DISCONNECT the broker sends an MQTT 5 client: its reason code, and what
-/// happened as a Reason String when it fits the client's Maximum Packet Size
-/// [MQTT-3.14.2-3].
-fn server_disconnect(
-    code: ReasonCode,
-    reason: &DisconnectReason,
-    max_packet_size: usize,
-) -> Disconnect {
-    /// Reason strings are for people reading logs: a line, not a page.
-    const MAX_REASON_STRING: usize = 200;
-    let mut disconnect = Disconnect::new(code);
-    let mut text = reason.to_string();
-    if text.len() > MAX_REASON_STRING {
-        let mut end = MAX_REASON_STRING;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    // Fixed header (2), reason code (1), property length (1), identifier (1),
-    // string length (2).
-    if text.len() + 7 <= max_packet_size {
-        disconnect.properties = Some(Box::new(Properties {
-            reason_string: Some(text),
-            ..Properties::new()
-        }));
-    }
-    disconnect
 }
 
 /// The message a will becomes: its topic, payload, QoS and RETAIN, and the will

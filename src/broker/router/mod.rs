@@ -319,6 +319,9 @@ impl RouterState {
                 self.acknowledged(id, &key, packet_id, Session::pubcomp, "PUBCOMP")
             }
             Ack::PubRec(packet_id) => self.pubrec(id, &key, packet_id),
+            Ack::PubRecRefused(packet_id) => {
+                self.acknowledged(id, &key, packet_id, Session::pubrec_refused, "PUBREC")
+            }
             Ack::PubRel(packet_id) => self.pubrel(id, &key, packet_id),
         }
     }

@@ -14,6 +14,20 @@ use crate::protocol::{Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, Rea
 
 use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
 
+/// Whether a client may publish to `topic`: not to `$SYS`, which is the broker's
+/// (but for `$SYS/broker/connection/NAME/state`, where bridges tell their state, as
+/// mosquitto allows), nor to a `$share/` name (section 4.8.2).
+fn may_publish_to(topic: &str) -> bool {
+    if topic.starts_with("$share/") {
+        return false;
+    }
+    if !is_sys_topic(topic) {
+        return true;
+    }
+    let levels: Vec<&str> = topic.splitn(6, '/').collect();
+    matches!(levels[..], ["$SYS", "broker", "connection", name, "state"] if !name.is_empty())
+}
+
 /// What a session was granted for one message: the QoS, RETAIN and subscription
 /// identifiers its copy goes with.
 pub(super) struct Grant<'a> {
@@ -66,6 +80,9 @@ impl RouterState {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
+        // `$SYS` belongs to the broker, and `$share/` names subscriptions, not
+        // topics: a client's message there is refused like one the hooks deny.
+        let authorized = authorized && may_publish_to(&publish.topic);
         connection.handled += 1;
         if connection.handled % HANDLED_REPORT_EVERY == 0 {
             connection.gate.handled(connection.handled);
@@ -89,7 +106,7 @@ impl RouterState {
                 self.to_close.push((
                     id,
                     DisconnectReason::ProtocolViolation {
-                        code: ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        code: Some(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED),
                         why: format!(
                             "more than {} QoS 1/2 messages unacknowledged (receive-maximum) \
                              [MQTT-3.3.4-7]",
@@ -186,15 +203,6 @@ impl RouterState {
             }
             return Routed::default();
         }
-        if is_sys_topic(&publish.topic) {
-            // `$SYS` belongs to the broker: clients cannot overwrite it.
-            log::debug!(
-                "Dropped PUBLISH from {} to '{}': $SYS is the broker's.",
-                connection.info.client_id,
-                publish.topic
-            );
-            return Routed::default();
-        }
         if !self.hooks.is_empty() {
             let info = connection.info.clone();
             self.hooks
@@ -225,8 +233,16 @@ impl RouterState {
                     .get(key)
                     .is_some_and(|entry| entry.connection.is_some())
             });
+        // "No matching subscribers" (MQTT 5's PUBACK 0x10) means no subscription
+        // matched at all: one left out by its own No Local still counts, as in
+        // mosquitto. Looked at again only in that rare case.
+        let matched = !matches.is_empty()
+            || publisher.is_some_and(|publisher| {
+                self.subscriptions.count_of(publisher) > 0
+                    && self.subscriptions.any_match(&publish.topic)
+            });
         let mut routed = Routed {
-            matched: !matches.is_empty(),
+            matched,
             ..Routed::default()
         };
         let now = Instant::now();
