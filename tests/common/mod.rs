@@ -21,6 +21,7 @@ pub mod mosquitto;
 pub mod peer;
 pub mod process;
 pub mod raw;
+pub mod v5;
 pub mod wren_broker;
 
 use std::net::TcpListener;
