@@ -694,11 +694,7 @@ impl Reader {
                     }
                 }
                 Packet::Subscribe(subscribe) => {
-                    if subscribe
-                        .properties()
-                        .subscription_identifiers
-                        .first()
-                        .is_some()
+                    if !subscribe.properties().subscription_identifiers.is_empty()
                         && !shared.limits.subscription_identifiers
                     {
                         return violation(
