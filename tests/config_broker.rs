@@ -8,6 +8,7 @@ use std::time::Duration;
 use wren::config::{
     BrokerConfig, ConfigError, ConfigWarning, Limits, ListenerKind, Loaded, WarningKind,
 };
+use wren::protocol::{QoS, ReasonCode};
 
 fn load(text: &str) -> Loaded<BrokerConfig> {
     match BrokerConfig::load_yaml_str(text, "broker.yaml") {
@@ -419,6 +420,53 @@ listeners:
             path: Some("/mqtt-ws".into())
         }
     );
+}
+
+#[test]
+fn the_mqtt_5_keys_are_read() {
+    let config = load(
+        "receive-maximum: 10
+topic-alias-maximum: 2
+outgoing-topic-aliases: true
+max-qos: 1
+retain-available: false
+wildcard-subscription-available: no
+subscription-identifier-available: false
+shared-subscription-available: false
+denied-subscription-code: 0x80
+",
+    )
+    .config;
+    let limits = &config.limits;
+    assert_eq!(limits.receive_maximum, 10);
+    assert_eq!(limits.topic_alias_maximum, 2);
+    assert!(limits.outgoing_topic_aliases);
+    assert_eq!(limits.max_qos, QoS::AtLeastOnce);
+    assert!(!limits.retain_available);
+    assert!(!limits.wildcard_subscriptions);
+    assert!(!limits.subscription_identifiers);
+    assert!(!limits.shared_subscriptions);
+    assert_eq!(limits.denied_subscription_code, ReasonCode::UNSPECIFIED_ERROR);
+
+    let defaults = Limits::default();
+    assert_eq!(
+        (defaults.receive_maximum, defaults.topic_alias_maximum),
+        (20, 10)
+    );
+    assert_eq!(defaults.denied_subscription_code, ReasonCode::NOT_AUTHORIZED);
+}
+
+#[test]
+fn mqtt_5_values_out_of_range_name_their_key() {
+    for (text, key) in [
+        ("receive-maximum: 0\n", "receive-maximum"),
+        ("max-qos: 3\n", "max-qos"),
+        ("denied-subscription-code: 0x81\n", "denied-subscription-code"),
+        ("topic-alias-maximum: 70000\n", "topic-alias-maximum"),
+    ] {
+        let message = error(text).to_string();
+        assert!(message.contains(key), "{text}: {message}");
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! An MQTT 3.1 / 3.1.1 broker to embed in a program, or to run as `wren-broker`.
+//! An MQTT 3.1 / 3.1.1 / 5 broker to embed in a program, or to run as `wren-broker`.
 //!
 //! ```
 //! use wren::broker::Broker;
@@ -36,6 +36,18 @@
 //!   committed what they acknowledge, `housekeeping.rs` records, expires and
 //!   publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
+//!
+//! # MQTT 5
+//!
+//! Every version goes through the same threads and the same router; what MQTT 5
+//! adds lives where its state does. The reader resolves the client's topic aliases
+//! and runs enhanced authentication (it owns the connection's order of packets);
+//! the writer encodes each packet for the client's version and puts the broker's
+//! own topic aliases on it (it owns the wire order); the router keeps session
+//! expiry, delayed wills, receive quotas, subscription options and identifiers,
+//! shared groups and message expiry, and answers with reason codes. A message is
+//! routed once, whatever its version: a 3.1.1 subscriber's copy simply loses its
+//! properties when it is encoded.
 //! - `hooks.rs`: authentication, authorization and observers for embedding programs.
 //! - `auth.rs`: hooks that apply a password file and an ACL from [`crate::auth`].
 //! - `store/`: where retained messages, persistent sessions and their messages are
