@@ -1,12 +1,14 @@
-//! wren-bench keeps working: a tiny run against mosquitto's broker, a tiny
-//! comparison of two brokers, and the kill scenario of the persistence set. Figures are not checked (timing never fails a test);
-//! only that every message is accounted for and the output has its shape.
+//! wren-bench keeps working: a tiny run against mosquitto's broker, a tiny run over
+//! MQTT 5 against wren-broker, a tiny comparison of two brokers, and the kill
+//! scenario of the persistence set. Figures are not checked (timing never fails a
+//! test); only that every message is accounted for and the output has its shape.
 
 mod common;
 
 use std::process::Command;
 
 use common::mosquitto::{program, Mosquitto};
+use common::wren_broker::WrenBrokerProgram;
 
 /// Runs `wren-bench` with `args`; its standard output, once it succeeded.
 fn bench(args: &[&str]) -> String {
@@ -118,4 +120,40 @@ fn a_json_run_accounts_for_every_message() {
     assert_eq!(report["delivered"], 400);
     assert_eq!(report["lost"], 0);
     assert_eq!(report["duplicated"], 0);
+}
+
+/// `--version 5`: a small QoS 1 run over MQTT 5 against wren-broker, whose CONNACK
+/// announces a Receive Maximum of 20: the bench keeps its 64 in flight down to that
+/// (more would be disconnected with 0x93) and every message arrives once.
+#[test]
+fn a_qos1_run_over_mqtt_5_stays_within_the_receive_maximum_and_loses_nothing() {
+    let broker = WrenBrokerProgram::with_yaml(
+        "listeners: {default: {type: tcp, bind: \"127.0.0.1:{port}\"}}\n",
+    );
+    let stdout = bench(&[
+        "run",
+        "--url",
+        &format!("mqtt://{}", broker.address()),
+        "--version",
+        "5",
+        "-q",
+        "1",
+        "-n",
+        "2000",
+        "--inflight",
+        "64",
+        "--json",
+        "--timeout",
+        "60",
+    ]);
+    drop(broker);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
+    assert_eq!(report["mqtt_version"], "5", "{stdout}");
+    assert_eq!(report["sent"], 2000, "{stdout}");
+    assert_eq!(report["delivered"], 2000, "{stdout}");
+    assert_eq!(report["lost"], 0, "{stdout}");
+    assert_eq!(report["duplicated"], 0, "{stdout}");
+    assert_eq!(report["refused"], 0, "{stdout}");
+    assert_eq!(report["receive_maximum"], 20, "{stdout}");
+    assert_eq!(report["inflight"], 20, "{stdout}");
 }

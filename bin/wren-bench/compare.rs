@@ -1,5 +1,6 @@
 //! `wren-bench compare`: the standard scenarios against several brokers in one run,
-//! one broker at a time, with the ratios between them.
+//! one broker at a time, with the ratios between them, over MQTT 3.1.1 or MQTT 5
+//! (`--version`): every connection of every scenario speaks it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -8,11 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wren::protocol::QoS;
+use wren::protocol::{ProtocolVersion, QoS};
 use wren::transport::{Dialer, Kind};
 
 use crate::crash::{self, CrashReport};
 use crate::scenario::{run_idle, run_pubsub, Idle, IdleReport, Progress, PubSub, PubSubReport};
+use crate::wire::{version_label, Wire};
 
 /// A broker to start: a name for the table and a shell command with `{port}` and,
 /// optionally, `{dir}` (a fresh directory per scenario, for the broker's store).
@@ -44,7 +46,8 @@ impl BrokerCommand {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Outcome {
-    PubSub(PubSubReport),
+    // Boxed: a report is several times larger than the other outcomes.
+    PubSub(Box<PubSubReport>),
     Idle(IdleReport),
     Crash(CrashReport),
     Failed { error: String },
@@ -54,6 +57,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerResults {
     pub broker: BrokerCommand,
+    /// What the scenarios spoke: "3.1.1" or "5".
+    pub mqtt_version: &'static str,
+    /// Why no scenario ran: the broker refused a CONNECT of this version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     pub scenarios: Vec<(String, Outcome)>,
 }
 
@@ -81,6 +89,8 @@ fn pubsub(
 ) -> Plan {
     Plan::PubSub(PubSub {
         target: local(address),
+        // `compare` sets the run's version on every plan (`run_on_fresh_broker`).
+        version: ProtocolVersion::V3_1_1,
         publishers: shape.0,
         subscribers: shape.1,
         qos,
@@ -159,6 +169,7 @@ fn standard_set(scale: u64) -> Vec<Scenario> {
             build: Box::new(move |address, broker_pid, prefix| {
                 Plan::Idle(Idle {
                     target: local(address),
+                    version: ProtocolVersion::V3_1_1,
                     connections: (10_000 / scale as usize).max(10),
                     idle_for: Duration::from_secs(if scale > 1 { 1 } else { 5 }),
                     broker_pid,
@@ -319,11 +330,16 @@ fn start_at(
 
 /// Runs the kill scenario: start, subscribe, publish, kill, start again on the same
 /// store, count what came back.
-fn run_crash(broker: &BrokerCommand, dir: &StoreDir, count: u64) -> Result<CrashReport, String> {
+fn run_crash(
+    broker: &BrokerCommand,
+    dir: &StoreDir,
+    version: ProtocolVersion,
+    count: u64,
+) -> Result<CrashReport, String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
     let (running, address) = start_at(broker, port, dir)?;
-    crash::subscribe(&local(address)).map_err(|e| e.0)?;
-    let acknowledged = crash::publish(&local(address), count).map_err(|e| e.0)?;
+    crash::subscribe(&local(address), version).map_err(|e| e.0)?;
+    let acknowledged = crash::publish(&local(address), version, count).map_err(|e| e.0)?;
     // Dropping it sends SIGKILL: no chance to save anything on the way out.
     drop(running);
     // The port may take a moment to be free again.
@@ -335,15 +351,33 @@ fn run_crash(broker: &BrokerCommand, dir: &StoreDir, count: u64) -> Result<Crash
             Err(_) => thread::sleep(Duration::from_millis(200)),
         }
     };
-    let report = crash::recover(&local(address), acknowledged).map_err(|e| e.0);
+    let report = crash::recover(&local(address), version, acknowledged).map_err(|e| e.0);
     drop(running);
     report
 }
 
+/// Whether `broker` accepts a CONNECT of `version`: started once on its own, it
+/// is sent one; the error says how it refused.
+fn accepts(broker: &BrokerCommand, version: ProtocolVersion) -> Result<(), String> {
+    let dir = StoreDir::new(&broker.name, usize::MAX)?;
+    let (running, address) = start(broker, &dir)?;
+    let probe = Wire::connect(
+        &local(address),
+        version,
+        &format!("wren-bench-{}-probe", std::process::id()),
+        60,
+        Duration::from_secs(10),
+    );
+    drop(running);
+    probe.map(drop).map_err(|e| e.0)
+}
+
 /// Runs the standard set (or, with `persistence`, the persistence set) against
-/// each broker in turn.
+/// each broker in turn, every connection speaking `version`. A broker that
+/// refuses a CONNECT of that version is skipped, with the reason.
 pub fn compare(
     brokers: &[BrokerCommand],
+    version: ProtocolVersion,
     scale: u64,
     persistence: bool,
     only: Option<&[String]>,
@@ -351,6 +385,20 @@ pub fn compare(
 ) -> Vec<BrokerResults> {
     let mut results = Vec::new();
     for broker in brokers {
+        // Every broker speaks 3.1.1; not every one speaks 5, and one that does not
+        // would fail every scenario the same way.
+        if version != ProtocolVersion::V3_1_1 {
+            eprintln!("{}: {version} CONNECT ...", broker.name);
+            if let Err(error) = accepts(broker, version) {
+                results.push(BrokerResults {
+                    broker: broker.clone(),
+                    mqtt_version: version_label(version),
+                    skipped: Some(format!("refused an {version} CONNECT: {error}")),
+                    scenarios: Vec::new(),
+                });
+                continue;
+            }
+        }
         let mut scenarios = Vec::new();
         let set = if persistence {
             persistence_set(scale)
@@ -374,15 +422,17 @@ pub fn compare(
             };
             let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
             let outcome = match (scenario.build)(placeholder, None, String::new()) {
-                Plan::Crash(count) => run_crash(broker, &dir, count)
+                Plan::Crash(count) => run_crash(broker, &dir, version, count)
                     .map(Outcome::Crash)
                     .unwrap_or_else(|error| Outcome::Failed { error }),
-                _ => run_on_fresh_broker(broker, &dir, &scenario, progress),
+                _ => run_on_fresh_broker(broker, &dir, &scenario, version, progress),
             };
             scenarios.push((scenario.name.to_string(), outcome));
         }
         results.push(BrokerResults {
             broker: broker.clone(),
+            mqtt_version: version_label(version),
+            skipped: None,
             scenarios,
         });
     }
@@ -394,6 +444,7 @@ fn run_on_fresh_broker(
     broker: &BrokerCommand,
     dir: &StoreDir,
     scenario: &Scenario,
+    version: ProtocolVersion,
     progress: &Arc<Progress>,
 ) -> Outcome {
     let (running, address) = match start(broker, dir) {
@@ -402,15 +453,15 @@ fn run_on_fresh_broker(
     };
     let prefix = format!("bench/{}", std::process::id());
     let outcome = match (scenario.build)(address, Some(running.0.id()), prefix) {
-        Plan::PubSub(run) => run_pubsub(&run, progress)
+        Plan::PubSub(run) => run_pubsub(&PubSub { version, ..run }, progress)
             .map(|mut report| {
                 if run.persistent_subscribers {
                     report.store_bytes = Some(dir.size());
                 }
-                Outcome::PubSub(report)
+                Outcome::PubSub(Box::new(report))
             })
             .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
-        Plan::Idle(run) => run_idle(&run, progress)
+        Plan::Idle(run) => run_idle(&Idle { version, ..run }, progress)
             .map(Outcome::Idle)
             .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
         Plan::Crash(_) => Outcome::Failed {
@@ -535,11 +586,30 @@ fn number(value: Option<f64>) -> String {
     }
 }
 
-/// The comparison as a Markdown table: a column per broker, then each broker's ratio
-/// to the first.
-pub fn table(results: &[BrokerResults]) -> String {
+/// The comparison as a Markdown table under a line naming the MQTT version: a
+/// column per broker that ran, then each broker's ratio to the first. Brokers that
+/// were skipped, failed scenarios, lowered in-flight windows and refused messages
+/// are listed below it.
+pub fn table(all: &[BrokerResults]) -> String {
+    let results: Vec<BrokerResults> = all
+        .iter()
+        .filter(|r| r.skipped.is_none())
+        .cloned()
+        .collect();
     let names: Vec<&str> = results.iter().map(|r| r.broker.name.as_str()).collect();
-    let mut out = String::from("| scenario | metric |");
+    let version = all.first().map_or("3.1.1", |r| r.mqtt_version);
+    let mut out = format!("MQTT {version}\n\n");
+    for skipped in all.iter().filter(|r| r.skipped.is_some()) {
+        out += &format!(
+            "{} skipped: {}\n",
+            skipped.broker.name,
+            skipped.skipped.as_deref().unwrap_or_default()
+        );
+    }
+    if names.is_empty() {
+        return out;
+    }
+    out += "| scenario | metric |";
     for name in &names {
         out += &format!(" {name} |");
     }
@@ -549,7 +619,7 @@ pub fn table(results: &[BrokerResults]) -> String {
     out += "\n|---|---|";
     out += &"---:|".repeat(names.len() * 2 - 1);
     out.push('\n');
-    for row in rows(results) {
+    for row in rows(&results) {
         out += &format!(
             "| {} | {}{} |",
             row.scenario,
@@ -568,12 +638,45 @@ pub fn table(results: &[BrokerResults]) -> String {
         }
         out.push('\n');
     }
-    for result in results {
+    for result in &results {
         for (name, outcome) in &result.scenarios {
-            if let Outcome::Failed { error } = outcome {
-                out += &format!("\n{} / {name} failed: {error}", result.broker.name);
+            match outcome {
+                Outcome::Failed { error } => {
+                    out += &format!("\n{} / {name} failed: {error}", result.broker.name);
+                }
+                Outcome::PubSub(report) => out += &notes(&result.broker.name, name, report),
+                _ => {}
             }
         }
     }
     out
+}
+
+/// What a row of numbers does not show: a window lowered to the broker's Receive
+/// Maximum (the scenario's name says 64 in flight), refused messages.
+fn notes(broker: &str, scenario: &str, report: &PubSubReport) -> String {
+    let mut out = String::new();
+    if let (Some(used), Some(asked)) = (report.inflight, report.inflight_lowered_from) {
+        out += &format!(
+            "\n{broker} / {scenario}: {used} in flight, not {asked} (the broker's Receive Maximum)"
+        );
+    }
+    if report.refused > 0 {
+        out += &format!(
+            "\n{broker} / {scenario}: {} refused ({})",
+            report.refused,
+            refusals(report)
+        );
+    }
+    out
+}
+
+/// `0x87 not authorized: 12, 0x97 quota exceeded: 3`.
+pub fn refusals(report: &PubSubReport) -> String {
+    report
+        .refused_by_reason
+        .iter()
+        .map(|(reason, count)| format!("{reason}: {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wren::protocol::{Packet, PacketId, PubAck, Publish, QoS, Subscribe, SubscribeFilter};
+use wren::protocol::{
+    Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS, Subscribe, SubscribeFilter,
+};
 use wren::protocol::{TopicFilter, TopicName};
 use wren::transport::Dialer;
 
@@ -34,8 +36,15 @@ const TOPIC: &str = "wren-bench/crash";
 const SUBSCRIBER: &str = "wren-bench-crash-sub";
 
 /// Makes the subscriber's persistent session and leaves it offline.
-pub fn subscribe(target: &Dialer) -> Result<(), WireError> {
-    let mut wire = Wire::connect_with(target, SUBSCRIBER, 600, Duration::from_secs(10), false)?;
+pub fn subscribe(target: &Dialer, version: ProtocolVersion) -> Result<(), WireError> {
+    let mut wire = Wire::connect_with(
+        target,
+        version,
+        SUBSCRIBER,
+        600,
+        Duration::from_secs(10),
+        false,
+    )?;
     let filter = TopicFilter::new(TOPIC).map_err(|e| WireError(e.to_string()))?;
     wire.queue(&Packet::Subscribe(Subscribe {
         packet_id: PacketId::MIN,
@@ -52,9 +61,15 @@ pub fn subscribe(target: &Dialer) -> Result<(), WireError> {
 }
 
 /// Publishes `count` QoS 1 messages, each after the last one's PUBACK; returns how
-/// many were acknowledged.
-pub fn publish(target: &Dialer, count: u64) -> Result<u64, WireError> {
-    let mut wire = Wire::connect(target, "wren-bench-crash-pub", 600, Duration::from_secs(10))?;
+/// many were acknowledged (a PUBACK that refuses, MQTT 5, does not count).
+pub fn publish(target: &Dialer, version: ProtocolVersion, count: u64) -> Result<u64, WireError> {
+    let mut wire = Wire::connect(
+        target,
+        version,
+        "wren-bench-crash-pub",
+        600,
+        Duration::from_secs(10),
+    )?;
     let topic = TopicName::new(TOPIC).map_err(|e| WireError(e.to_string()))?;
     let mut acknowledged = 0;
     for n in 0..count {
@@ -68,22 +83,35 @@ pub fn publish(target: &Dialer, count: u64) -> Result<u64, WireError> {
         publish.packet_id = Some(packet_id);
         wire.queue(&Packet::Publish(publish));
         wire.flush()?;
-        loop {
+        let accepted = loop {
             match wire.recv(Some(Instant::now() + Duration::from_secs(10)))? {
-                Some(Packet::PubAck(ack)) if ack.packet_id == packet_id => break,
+                Some(Packet::PubAck(ack)) if ack.packet_id == packet_id => {
+                    break !ack.reason_code.is_error()
+                }
                 Some(_) => continue,
                 None => return Ok(acknowledged),
             }
-        }
-        acknowledged += 1;
+        };
+        acknowledged += u64::from(accepted);
     }
     Ok(acknowledged)
 }
 
 /// Takes the persistent session back and counts the messages of the first
 /// `acknowledged` it receives, until two seconds pass without one.
-pub fn recover(target: &Dialer, acknowledged: u64) -> Result<CrashReport, WireError> {
-    let mut wire = Wire::connect_with(target, SUBSCRIBER, 600, Duration::from_secs(10), false)?;
+pub fn recover(
+    target: &Dialer,
+    version: ProtocolVersion,
+    acknowledged: u64,
+) -> Result<CrashReport, WireError> {
+    let mut wire = Wire::connect_with(
+        target,
+        version,
+        SUBSCRIBER,
+        600,
+        Duration::from_secs(10),
+        false,
+    )?;
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while (seen.len() as u64) < acknowledged && Instant::now() < deadline {

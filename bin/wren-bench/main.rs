@@ -1,11 +1,12 @@
-//! wren-bench: a load generator for any MQTT 3.1.1 broker.
+//! wren-bench: a load generator for any MQTT 3.1.1 or MQTT 5 broker.
 //!
 //! ```text
 //! wren-bench run  --url mqtt://127.0.0.1:1883 --publishers 1 --subscribers 100 -q 1
+//! wren-bench run  --url mqtt://127.0.0.1:1883 --version 5 -q 2 --inflight 64
 //! wren-bench pub  --url mqtt://127.0.0.1:1883 -c 10 -n 100000
 //! wren-bench conn --url mqtt://127.0.0.1:1883 -c 10000 --pid 1234
 //! wren-bench compare --broker "mosquitto=mosquitto -p {port}" \
-//!                    --broker "wren=wren-broker -p {port}"
+//!                    --broker "wren=wren-broker -p {port}" [--version 5]
 //! wren-bench compare --persistent \
 //!     --broker "mosquitto=sh -c 'printf \"listener {port} 127.0.0.1\npersistence true\npersistence_location {dir}/\n\" > {dir}/m.conf; exec mosquitto -c {dir}/m.conf'" \
 //!     --broker "wren=sh -c 'printf \"listeners: {default: {type: tcp, bind: 127.0.0.1:{port}}}\npersistence: {enabled: true, path: {dir}/store}\n\" > {dir}/w.yaml; exec wren-broker -c {dir}/w.yaml'"
@@ -15,6 +16,10 @@
 //! each delivery is checked (lost and duplicated messages are counted exactly) and
 //! latency is measured end to end. Given the broker's process id it also reports the
 //! broker's CPU time and resident memory from `/proc`.
+//!
+//! `--version 5` makes every connection of a run speak MQTT 5; a publisher then
+//! keeps no more QoS 1/2 messages in flight than the broker's Receive Maximum, and
+//! counts PUBACK / PUBREC reason codes of 0x80 and above as refused messages.
 
 mod compare;
 mod crash;
@@ -30,27 +35,31 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use wren::protocol::QoS;
+use wren::protocol::{ProtocolVersion, QoS};
 use wren::transport::{Dialer, Kind};
 
 use compare::BrokerCommand;
 use scenario::{Idle, Progress, PubSub};
 
 const HELP: &str = "\
-wren-bench: load any MQTT 3.1.1 broker and measure it
+wren-bench: load any MQTT 3.1.1 or MQTT 5 broker and measure it
 
 Usage:
   wren-bench run     [options]   publishers and subscribers together
   wren-bench pub     [options]   publishers only (-c publishers)
   wren-bench conn    [options]   open idle connections (-c connections)
   wren-bench compare --broker NAME=COMMAND --broker NAME=COMMAND [--quick]
-  wren-bench --help | --version
+  wren-bench --help | --version   (--version alone: wren-bench's own version)
 
 Options:
   --url URL              broker to load: mqtt://, mqtts://, ws:// or wss://
                          (default mqtt://127.0.0.1:1883)
   --cafile FILE          CA certificates to trust for mqtts:// and wss://
   --insecure             do not check the broker's certificate (tests only)
+  --version 3.1.1|5      MQTT version of every connection (default 3.1.1; also
+                         4, mqttv311, mqttv5). Over MQTT 5 a publisher keeps at
+                         most the broker's Receive Maximum in flight, and PUBACK /
+                         PUBREC reason codes >= 0x80 count as refused messages
   -c, --connections N    publishers (pub), connections (conn)
   --publishers N         publishers (run; default 1)
   --subscribers N        subscribers (run; default 1)
@@ -59,13 +68,16 @@ Options:
   -n, --count N          messages per publisher (default 10000)
   --rate N               messages per second per publisher (default: unlimited)
   --topic-per-publisher  one topic per publisher instead of one shared topic
-  --inflight N           QoS 1/2 messages in flight per publisher (default 64)
+  --inflight N           QoS 1/2 messages in flight per publisher (default 64;
+                         MQTT 5: at most the broker's Receive Maximum)
   --idle SECS            conn: how long to watch the idle broker (default 5)
   --timeout SECS         upper bound on a run (default 120)
   --pid PID              broker process to measure (CPU, resident memory)
   --json                 print results as JSON
 compare:
   --broker NAME=CMD      a broker command line with a {port} placeholder (2 or more)
+  --version 5            run the set over MQTT 5; a broker that refuses an MQTT 5
+                         CONNECT is reported and skipped
   --quick                a small run (counts / 50), for smoke tests
   --only NAME,...        only the scenarios whose names start with these
   --persistent           the persistence set: persistent subscribers, the store's
@@ -175,7 +187,12 @@ fn run() -> Result<(), String> {
         print!("{HELP}");
         return Ok(());
     }
-    if args.contains("--version") {
+    // `--version` alone is the program's version; after a command, with a value,
+    // it is the MQTT version the command speaks.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == "--version")
+    {
         println!("wren-bench {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
@@ -184,6 +201,10 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or("a command is needed: run, pub, conn or compare (see --help)")?;
     let json = args.contains("--json");
+    let version = match parse::<String>(&mut args, "--version", "--version")? {
+        Some(text) => wire::parse_version(&text)?,
+        None => ProtocolVersion::V3_1_1,
+    };
     let url: String = parse(&mut args, "--url", "--url")?.unwrap_or("mqtt://127.0.0.1:1883".into());
     let pid: Option<u32> = parse(&mut args, "--pid", "--pid")?;
     let timeout = Duration::from_secs(parse(&mut args, "--timeout", "--timeout")?.unwrap_or(120));
@@ -230,6 +251,7 @@ fn run() -> Result<(), String> {
             };
             let run = PubSub {
                 target: target(&url, cafile.clone(), insecure)?,
+                version,
                 publishers,
                 subscribers,
                 qos,
@@ -253,6 +275,7 @@ fn run() -> Result<(), String> {
         "conn" => {
             let run = Idle {
                 target: target(&url, cafile.clone(), insecure)?,
+                version,
                 connections: connections.unwrap_or(1000),
                 idle_for: Duration::from_secs(idle),
                 broker_pid: pid,
@@ -273,6 +296,7 @@ fn run() -> Result<(), String> {
                 only.map(|o| o.split(',').map(|s| s.trim().to_string()).collect());
             let results = compare::compare(
                 &brokers,
+                version,
                 if quick { 50 } else { 1 },
                 persistent,
                 only.as_deref(),
@@ -296,7 +320,7 @@ fn run() -> Result<(), String> {
 
 fn summary(report: &scenario::PubSubReport) -> String {
     let mut out = format!(
-        "{} publisher(s) -> {} subscriber(s), QoS {}, {} B payloads\n\
+        "{} publisher(s) -> {} subscriber(s), QoS {}, {} B payloads, MQTT {}\n\
          sent        {:>12} msgs  {:>12.0} msg/s\n\
          delivered   {:>12} msgs  {:>12.0} msg/s  (expected {})\n\
          lost        {:>12}\n\
@@ -305,6 +329,7 @@ fn summary(report: &scenario::PubSubReport) -> String {
         report.subscribers,
         report.qos,
         report.payload_size,
+        report.mqtt_version,
         report.sent,
         report.sent_per_second,
         report.delivered,
@@ -313,6 +338,19 @@ fn summary(report: &scenario::PubSubReport) -> String {
         report.lost,
         report.duplicated,
     );
+    if report.refused > 0 {
+        out += &format!(
+            "refused     {:>12} msgs  ({})\n",
+            report.refused,
+            compare::refusals(report)
+        );
+    }
+    if let (Some(used), Some(asked)) = (report.inflight, report.inflight_lowered_from) {
+        out += &format!(
+            "inflight    {used:>12} per publisher  (--inflight {asked} lowered to the broker's \
+             Receive Maximum)\n"
+        );
+    }
     if report.latency.samples > 0 {
         out += &format!(
             "latency     p50 {:.0} us  p99 {:.0} us  p99.9 {:.0} us  max {:.0} us\n",

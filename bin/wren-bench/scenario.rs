@@ -5,27 +5,30 @@
 //! that loses or duplicates messages cannot look fast, and latency is measured end
 //! to end.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 use serde::Serialize;
 use wren::protocol::{
-    Packet, PacketId, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe, SubscribeFilter,
-    TopicFilter, TopicName,
+    Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
+    Subscribe, SubscribeFilter, TopicFilter, TopicName,
 };
 use wren::transport::Dialer;
 
 use crate::stats::{read_stamp, stamp, Deliveries, Latency, Usage, STAMP_LEN};
-use crate::wire::{Inbound, Outbound, Wire, WireError};
+use crate::wire::{describe, version_label, Inbound, Outbound, Wire, WireError};
 
 /// A publish/subscribe run.
 #[derive(Debug, Clone)]
 pub struct PubSub {
     pub target: Dialer,
+    /// What every connection of the run speaks.
+    pub version: ProtocolVersion,
     pub publishers: usize,
     pub subscribers: usize,
     pub qos: QoS,
@@ -36,7 +39,8 @@ pub struct PubSub {
     pub rate: Option<f64>,
     /// One topic per publisher (subscribers use a wildcard) instead of one shared.
     pub topic_per_publisher: bool,
-    /// QoS 1/2 messages in flight per publisher.
+    /// QoS 1/2 messages in flight per publisher; over MQTT 5, no more than the
+    /// broker's Receive Maximum.
     pub inflight: usize,
     /// Upper bound on the whole run.
     pub timeout: Duration,
@@ -51,10 +55,22 @@ pub struct PubSub {
 /// What a publish/subscribe run measured.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PubSubReport {
+    /// "3.1.1" or "5".
+    pub mqtt_version: &'static str,
     pub publishers: usize,
     pub subscribers: usize,
     pub qos: u8,
     pub payload_size: usize,
+    /// QoS 1/2 messages each publisher kept in flight at most: `--inflight`, or
+    /// less when the broker's Receive Maximum is smaller (the smallest over the
+    /// publishers). `None` for QoS 0.
+    pub inflight: Option<usize>,
+    /// The smallest Receive Maximum the publishers' CONNACKs announced (MQTT 5).
+    pub receive_maximum: Option<u16>,
+    /// The `--inflight` asked for, when the broker's Receive Maximum lowered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inflight_lowered_from: Option<usize>,
+    /// Messages sent and, for QoS 1/2, accepted by the broker.
     pub sent: u64,
     pub sent_per_second: f64,
     pub expected_deliveries: u64,
@@ -62,6 +78,12 @@ pub struct PubSubReport {
     pub delivered_per_second: f64,
     pub lost: u64,
     pub duplicated: u64,
+    /// QoS 1/2 messages the broker refused (MQTT 5 PUBACK / PUBREC / PUBCOMP with a
+    /// reason code of 0x80 or more): neither sent nor expected.
+    pub refused: u64,
+    /// The refusals by reason, `"0x87 not authorized": 12`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused_by_reason: BTreeMap<String, u64>,
     pub latency: Latency,
     pub seconds: f64,
     pub broker_cpu_seconds: Option<f64>,
@@ -132,6 +154,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     for index in 0..run.subscribers {
         let wire = Wire::connect_with(
             &run.target,
+            run.version,
             &client_id(&run.prefix, "sub", index),
             600,
             Duration::from_secs(10),
@@ -152,6 +175,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     for index in 0..run.publishers {
         let wire = Wire::connect(
             &run.target,
+            run.version,
             &client_id(&run.prefix, "pub", index),
             600,
             Duration::from_secs(10),
@@ -164,12 +188,13 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
             thread::Builder::new()
                 .name(format!("pub-{index}"))
                 .spawn(move || {
-                    let result =
-                        publisher(wire, &run, index, payload_size, &ready, deadline, &progress);
-                    if let Err(e) = &result {
-                        failure.lock().get_or_insert(WireError(e.0.clone()));
+                    match publisher(wire, &run, index, payload_size, &ready, deadline, &progress) {
+                        Ok(published) => Some(published),
+                        Err(e) => {
+                            failure.lock().get_or_insert(e);
+                            None
+                        }
                     }
-                    result.ok()
                 })?,
         );
     }
@@ -178,21 +203,43 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     let start = Instant::now();
     let mut sent = 0;
     let mut last_send = start;
+    let mut window: Option<usize> = None;
+    let mut receive_maximum: Option<u16> = None;
+    let mut refused = BTreeMap::new();
     for handle in publishers {
-        if let Ok(Some((count, finished))) = handle.join() {
-            sent += count;
-            last_send = last_send.max(finished);
+        if let Ok(Some(published)) = handle.join() {
+            sent += published.accepted;
+            last_send = last_send.max(published.finished);
+            window = Some(window.map_or(published.window, |w| w.min(published.window)));
+            if run.version == ProtocolVersion::V5 {
+                let announced = published.receive_maximum;
+                receive_maximum = Some(receive_maximum.map_or(announced, |r| r.min(announced)));
+            }
+            for (code, count) in published.refused {
+                *refused.entry(code).or_insert(0) += count;
+            }
         }
     }
     publishing_done.store(true, Ordering::SeqCst);
 
     let mut report = PubSubReport {
+        mqtt_version: version_label(run.version),
         publishers: run.publishers,
         subscribers: run.subscribers,
         qos: run.qos as u8,
         payload_size,
+        inflight: window.filter(|_| run.qos != QoS::AtMostOnce),
+        receive_maximum,
+        inflight_lowered_from: window
+            .filter(|&used| run.qos != QoS::AtMostOnce && used < run.inflight)
+            .map(|_| run.inflight),
         sent,
         expected_deliveries: sent * run.subscribers as u64,
+        refused: refused.values().sum(),
+        refused_by_reason: refused
+            .into_iter()
+            .map(|(code, count)| (describe(ReasonCode(code)), count))
+            .collect(),
         ..PubSubReport::default()
     };
     let mut latencies = Vec::new();
@@ -324,8 +371,22 @@ fn subscriber(
     Ok(result)
 }
 
-/// Publishes; returns how many were sent (acknowledged, for QoS 1/2) and when the
-/// last was done.
+/// What one publisher did.
+struct Published {
+    /// Messages sent (QoS 0) or sent and accepted by the broker (QoS 1/2).
+    accepted: u64,
+    /// When the last was sent (QoS 0) or answered (QoS 1/2).
+    finished: Instant,
+    /// QoS 1/2 messages it kept in flight at most.
+    window: usize,
+    /// What its CONNACK announced (65,535 when nothing, and on 3.1.1).
+    receive_maximum: u16,
+    /// Refused QoS 1/2 messages, per reason code.
+    refused: BTreeMap<u8, u64>,
+}
+
+/// Publishes; returns how many were sent (accepted, for QoS 1/2) and when the last
+/// was done.
 fn publisher(
     wire: Wire,
     run: &PubSub,
@@ -334,31 +395,145 @@ fn publisher(
     ready: &Barrier,
     deadline: Instant,
     progress: &Progress,
-) -> Result<(u64, Instant), WireError> {
+) -> Result<Published, WireError> {
     let topic = TopicName::new(topic_for(run, index)).map_err(|e| WireError(e.to_string()))?;
-    let mut payload = vec![0u8; payload_size];
+    // MQTT 5: never more unacknowledged than the broker's Receive Maximum, which
+    // it enforces by disconnecting with 0x93. (3.1.1 connections say 65,535, so
+    // `--inflight` stands.)
+    let receive_maximum = wire.receive_maximum();
+    let window = run.inflight.max(1).min(usize::from(receive_maximum));
+    let too_large = too_large(&wire, run, &topic, payload_size);
     let Wire {
         inbound,
         mut outbound,
         closer,
+        ..
     } = wire;
     // QoS 1/2: a token per message in flight, given back by its acknowledgement; the
     // acknowledgements are read on a thread of their own, which also answers PUBREC
-    // with PUBREL through a second handle on the connection's writer.
-    let (tokens, returned) = bounded::<()>(run.inflight.max(1));
-    let acks = match run.qos {
-        QoS::AtMostOnce => None,
+    // with PUBREL through a second handle on the connection's writer. When that
+    // thread ends, the token channel closes, which wakes a publisher waiting for one.
+    let (tokens, returned) = bounded::<()>(window);
+    let closing = Arc::new(AtomicBool::new(false));
+    let (inbound, acks) = match run.qos {
+        QoS::AtMostOnce => (Some(inbound), None),
         _ => {
             let answers = outbound.handle();
-            let acknowledged = Arc::new(AtomicU64::new(0));
-            let counter = Arc::clone(&acknowledged);
+            let closing = Arc::clone(&closing);
             let handle = thread::Builder::new()
                 .name(format!("acks-{index}"))
-                .spawn(move || read_acks(inbound, answers, &returned, &counter, deadline))?;
-            Some((handle, acknowledged))
+                .spawn(move || read_acks(inbound, answers, returned, &closing, deadline))?;
+            (None, Some(handle))
         }
     };
     ready.wait();
+    let sent = match too_large {
+        Some(error) => Err(error),
+        None => send(
+            &mut outbound,
+            run,
+            &topic,
+            index,
+            payload_size,
+            &tokens,
+            deadline,
+            progress,
+        ),
+    };
+    let finished = match &acks {
+        None => Instant::now(),
+        Some(handle) => {
+            // Done when every token has come back, the reader has stopped, or time
+            // is up.
+            while !tokens.is_empty() && !handle.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            Instant::now()
+        }
+    };
+    if let Some(mut inbound) = inbound {
+        // QoS 0 reads nothing while it publishes, so the broker's DISCONNECT is
+        // looked for at the end, before the bench's own: at once after a failed
+        // write, and briefly after an MQTT 5 run (an MQTT 5 broker says why it
+        // closes; a 3.1.1 one cannot, and its runs stay as they were).
+        let look = match (&sent, run.version) {
+            (Err(_), _) => Some(Duration::from_millis(500)),
+            (Ok(_), ProtocolVersion::V5) => Some(Duration::from_millis(20)),
+            _ => None,
+        };
+        if let Some(wait) = look {
+            if let Err(error) = inbound.recv(Some(Instant::now() + wait)) {
+                closer.close();
+                return Err(error);
+            }
+        }
+    }
+    // From here on, the connection ending is ours, not the broker's doing.
+    closing.store(true, Ordering::SeqCst);
+    outbound.queue(&Packet::Disconnect(Default::default()));
+    let _ = outbound.flush();
+    // Closing also ends the acknowledgement reader's wait.
+    closer.close();
+    let (accepted, refused) = match acks {
+        Some(handle) => {
+            let acks = handle
+                .join()
+                .map_err(|_| WireError("an acknowledgement reader panicked".into()))?;
+            // What the broker said (its DISCONNECT) explains a failed write better
+            // than the write's own error.
+            if let Some(error) = acks.error {
+                return Err(error);
+            }
+            sent?;
+            (acks.accepted, acks.refused)
+        }
+        None => (sent?, BTreeMap::new()),
+    };
+    Ok(Published {
+        accepted,
+        finished,
+        window,
+        receive_maximum,
+        refused,
+    })
+}
+
+/// An error when a PUBLISH of this run is larger than the broker's Maximum Packet
+/// Size (MQTT 5): the broker would disconnect with 0x95 at the first one.
+fn too_large(
+    wire: &Wire,
+    run: &PubSub,
+    topic: &TopicName,
+    payload_size: usize,
+) -> Option<WireError> {
+    let max = wire.limits.maximum_packet_size?;
+    let mut publish = Publish::new(topic.clone(), vec![0u8; payload_size], run.qos, false);
+    publish.packet_id = (run.qos != QoS::AtMostOnce).then_some(PacketId::MIN);
+    let mut bytes = Vec::new();
+    let _ = Packet::Publish(publish).encode_for(run.version, &mut bytes);
+    (bytes.len() > max as usize).then(|| {
+        WireError(format!(
+            "a PUBLISH of {} bytes is larger than the broker's Maximum Packet Size {max}: \
+             use a smaller -s",
+            bytes.len()
+        ))
+    })
+}
+
+/// Sends the run's messages, at most `tokens`' capacity of QoS 1/2 ones
+/// unacknowledged; how many were sent.
+#[allow(clippy::too_many_arguments)]
+fn send(
+    outbound: &mut Outbound,
+    run: &PubSub,
+    topic: &TopicName,
+    index: usize,
+    payload_size: usize,
+    tokens: &Sender<()>,
+    deadline: Instant,
+    progress: &Progress,
+) -> Result<u64, WireError> {
+    let mut payload = vec![0u8; payload_size];
     let start = Instant::now();
     let mut sent = 0;
     let mut unreported = 0;
@@ -374,7 +549,8 @@ fn publisher(
             }
         }
         if run.qos != QoS::AtMostOnce && tokens.try_send(()).is_err() {
-            // The window is full: send what is buffered, then wait for an ack.
+            // The window is full: send what is buffered, then wait for an ack (or
+            // for the reader to stop, which closes the channel).
             outbound.flush()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if tokens.send_timeout((), left).is_err() {
@@ -397,54 +573,70 @@ fn publisher(
     }
     outbound.flush()?;
     progress.sent.fetch_add(unreported, Ordering::Relaxed);
-    let finished = match &acks {
-        None => Instant::now(),
-        Some(_) => {
-            // Done when every token has come back (or time is up).
-            while !tokens.is_empty() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(1));
-            }
-            Instant::now()
-        }
-    };
-    outbound.queue(&Packet::Disconnect(Default::default()));
-    let _ = outbound.flush();
-    // Closing also ends the acknowledgement reader's wait.
-    closer.close();
-    match acks {
-        None => Ok((sent, finished)),
-        Some((handle, acknowledged)) => {
-            let _ = handle.join();
-            Ok((acknowledged.load(Ordering::SeqCst), finished))
-        }
-    }
+    Ok(sent)
 }
 
-/// Reads a publisher's acknowledgements until its socket is shut or time is up.
+/// What a publisher's acknowledgement reader saw.
+#[derive(Default)]
+struct Acks {
+    /// Messages the broker accepted: PUBACK (QoS 1) or PUBCOMP (QoS 2) with a
+    /// success code (0x10 "no matching subscribers" is one).
+    accepted: u64,
+    /// Messages it refused, per reason code (0x80 and above, MQTT 5).
+    refused: BTreeMap<u8, u64>,
+    /// Why the connection ended before the publisher closed it.
+    error: Option<WireError>,
+}
+
+/// Reads a publisher's acknowledgements until its socket is shut or time is up;
+/// each gives a token back.
 fn read_acks(
     mut reader: Inbound,
     mut answers: Outbound,
-    returned: &Receiver<()>,
-    acknowledged: &AtomicU64,
+    returned: Receiver<()>,
+    closing: &AtomicBool,
     deadline: Instant,
-) {
-    let done = |returned: &Receiver<()>| {
+) -> Acks {
+    let mut acks = Acks::default();
+    let answered = |acks: &mut Acks, code: ReasonCode| {
         let _ = returned.try_recv();
-        acknowledged.fetch_add(1, Ordering::SeqCst);
+        if code.is_error() {
+            *acks.refused.entry(code.0).or_insert(0) += 1;
+        } else {
+            acks.accepted += 1;
+        }
     };
     while Instant::now() < deadline {
         match reader.recv(Some(deadline)) {
-            Ok(Some(Packet::PubAck(_) | Packet::PubComp(_))) => done(returned),
+            Ok(Some(Packet::PubAck(PubAck { reason_code, .. })))
+            | Ok(Some(Packet::PubComp(PubComp { reason_code, .. }))) => {
+                answered(&mut acks, reason_code)
+            }
+            // A refused PUBREC ends the exchange (MQTT 5, 4.3.3): no PUBREL, and
+            // the message no longer counts against the Receive Maximum.
+            Ok(Some(Packet::PubRec(rec))) if rec.reason_code.is_error() => {
+                answered(&mut acks, rec.reason_code)
+            }
             Ok(Some(Packet::PubRec(rec))) => {
                 answers.queue(&PubRel::new(rec.packet_id).into());
-                if answers.flush().is_err() {
-                    return;
+                if let Err(error) = answers.flush() {
+                    if !closing.load(Ordering::SeqCst) {
+                        acks.error = Some(error);
+                    }
+                    break;
                 }
             }
             Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return,
+            Ok(None) => break,
+            Err(error) => {
+                if !closing.load(Ordering::SeqCst) {
+                    acks.error = Some(error);
+                }
+                break;
+            }
         }
     }
+    acks
 }
 
 /// The keep-alive of an idle connection, in seconds.
@@ -455,6 +647,8 @@ const IDLE_KEEP_ALIVE: u16 = 3600;
 #[derive(Debug, Clone)]
 pub struct Idle {
     pub target: Dialer,
+    /// What every connection speaks.
+    pub version: ProtocolVersion,
     pub connections: usize,
     /// How long to watch the idle broker.
     pub idle_for: Duration,
@@ -495,6 +689,7 @@ pub fn run_idle(run: &Idle, progress: &Arc<Progress>) -> Result<IdleReport, Wire
                 // it has no reason to wake. (Not 0, which rumqttd refuses.)
                 match Wire::connect(
                     &run.target,
+                    run.version,
                     &client_id(&run.prefix, "idle", n),
                     IDLE_KEEP_ALIVE,
                     Duration::from_secs(10),
