@@ -446,14 +446,20 @@ denied-subscription-code: 0x80
     assert!(!limits.wildcard_subscriptions);
     assert!(!limits.subscription_identifiers);
     assert!(!limits.shared_subscriptions);
-    assert_eq!(limits.denied_subscription_code, ReasonCode::UNSPECIFIED_ERROR);
+    assert_eq!(
+        limits.denied_subscription_code,
+        ReasonCode::UNSPECIFIED_ERROR
+    );
 
     let defaults = Limits::default();
     assert_eq!(
         (defaults.receive_maximum, defaults.topic_alias_maximum),
         (20, 10)
     );
-    assert_eq!(defaults.denied_subscription_code, ReasonCode::NOT_AUTHORIZED);
+    assert_eq!(
+        defaults.denied_subscription_code,
+        ReasonCode::NOT_AUTHORIZED
+    );
 }
 
 #[test]
@@ -461,7 +467,10 @@ fn mqtt_5_values_out_of_range_name_their_key() {
     for (text, key) in [
         ("receive-maximum: 0\n", "receive-maximum"),
         ("max-qos: 3\n", "max-qos"),
-        ("denied-subscription-code: 0x81\n", "denied-subscription-code"),
+        (
+            "denied-subscription-code: 0x81\n",
+            "denied-subscription-code",
+        ),
         ("topic-alias-maximum: 70000\n", "topic-alias-maximum"),
     ] {
         let message = error(text).to_string();
