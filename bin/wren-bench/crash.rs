@@ -35,16 +35,21 @@ pub struct CrashReport {
 const TOPIC: &str = "wren-bench/crash";
 const SUBSCRIBER: &str = "wren-bench-crash-sub";
 
-/// Makes the subscriber's persistent session and leaves it offline.
-pub fn subscribe(target: &Dialer, version: ProtocolVersion) -> Result<(), WireError> {
-    let mut wire = Wire::connect_with(
+/// Connects as the subscriber, with its persistent session.
+fn connect_subscriber(target: &Dialer, version: ProtocolVersion) -> Result<Wire, WireError> {
+    Wire::connect_with(
         target,
         version,
         SUBSCRIBER,
         600,
         Duration::from_secs(10),
         false,
-    )?;
+    )
+}
+
+/// Makes the subscriber's persistent session and leaves it offline.
+pub fn subscribe(target: &Dialer, version: ProtocolVersion) -> Result<(), WireError> {
+    let mut wire = connect_subscriber(target, version)?;
     let filter = TopicFilter::new(TOPIC).map_err(|e| WireError(e.to_string()))?;
     wire.queue(&Packet::Subscribe(Subscribe {
         packet_id: PacketId::MIN,
@@ -104,14 +109,7 @@ pub fn recover(
     version: ProtocolVersion,
     acknowledged: u64,
 ) -> Result<CrashReport, WireError> {
-    let mut wire = Wire::connect_with(
-        target,
-        version,
-        SUBSCRIBER,
-        600,
-        Duration::from_secs(10),
-        false,
-    )?;
+    let mut wire = connect_subscriber(target, version)?;
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while (seen.len() as u64) < acknowledged && Instant::now() < deadline {

@@ -26,6 +26,10 @@ use super::stats::{bump, Limit};
 use crate::config::{Limits, ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, ServerTls};
 
+/// How long connections get, at shutdown, to write what the router left them (an
+/// MQTT 5 DISCONNECT) before their sockets are closed.
+const GOODBYE_GRACE: Duration = Duration::from_secs(1);
+
 /// How long shutdown waits for the connection threads of one listener to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors, say) before trying again.
@@ -132,8 +136,23 @@ impl Listener {
 
     /// Closes every connection still open on this listener and waits (bounded) for
     /// their threads to finish.
+    ///
+    /// The router has just said goodbye to MQTT 5 clients with a DISCONNECT
+    /// ("server shutting down") that their writers may still be writing: those
+    /// connections get [`GOODBYE_GRACE`] to finish on their own first.
     pub(crate) fn close_connections(&self) {
         let mut open = self.registry.open.lock();
+        let grace = Instant::now() + GOODBYE_GRACE;
+        while !open.is_empty() {
+            if self
+                .registry
+                .emptied
+                .wait_until(&mut open, grace)
+                .timed_out()
+            {
+                break;
+            }
+        }
         for closer in open.values() {
             closer.close();
         }

@@ -320,41 +320,20 @@ impl Peer {
         self.expect_closed_eventually("after DISCONNECT");
     }
 
-    /// Reads one packet from the socket (not from the held ones).
+    /// Reads one packet from the socket (not from the held ones), acknowledging a
+    /// QoS 1 delivery when `auto_ack` says so.
     fn read(&mut self, timeout: Duration) -> Next {
-        let deadline = Instant::now() + timeout;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.decoder.decode(&mut self.buffer) {
-                Ok(Some(packet)) => {
-                    self.acknowledge(&packet);
-                    return Next::Packet(packet);
-                }
-                Ok(None) => {}
-                Err(e) => panic!("{}: the broker sent a malformed packet: {e}", self.name),
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Next::Silent;
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Next::Closed,
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Next::Silent
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    return Next::Closed
-                }
-                Err(e) => panic!("{}: read failed: {e}", self.name),
-            }
+        let next = read_packet(
+            &mut self.stream,
+            &mut self.decoder,
+            &mut self.buffer,
+            timeout,
+            &self.name,
+        );
+        if let Next::Packet(packet) = &next {
+            self.acknowledge(packet);
         }
+        next
     }
 
     fn acknowledge(&mut self, packet: &Packet) {
@@ -394,5 +373,46 @@ pub fn describe(next: &Next) -> String {
         Next::Packet(packet) => packet.to_string(),
         Next::Closed => "the connection closed".to_string(),
         Next::Silent => "nothing before the read timed out".to_string(),
+    }
+}
+
+/// Reads from `stream` until `decoder` has a whole packet in `buffer`, the broker
+/// closes the connection, or `timeout` passes; `name` names the peer in a panic.
+pub fn read_packet(
+    stream: &mut TcpStream,
+    decoder: &mut Decoder,
+    buffer: &mut BytesMut,
+    timeout: Duration,
+    name: &str,
+) -> Next {
+    let deadline = Instant::now() + timeout;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match decoder.decode(buffer) {
+            Ok(Some(packet)) => return Next::Packet(packet),
+            Ok(None) => {}
+            Err(e) => panic!("{name}: the broker sent a malformed packet: {e}"),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Next::Silent;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => return Next::Closed,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Next::Silent
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return Next::Closed
+            }
+            Err(e) => panic!("{name}: read failed: {e}"),
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! every loop is bounded.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use wren::protocol::{
     Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, TopicFilter, TopicName, Unsubscribe,
 };
 
-pub use super::peer::{describe, Next, READ_TIMEOUT};
+pub use super::peer::{describe, read_packet, Next, READ_TIMEOUT};
 
 /// A test's end of one MQTT 5 connection to a broker.
 pub struct V5Peer {
@@ -366,41 +366,20 @@ impl V5Peer {
         self.disconnect_with(Disconnect::new(ReasonCode::NORMAL_DISCONNECTION));
     }
 
-    /// Reads one packet from the socket (not from the held ones).
+    /// Reads one packet from the socket (not from the held ones), acknowledging a
+    /// QoS 1 delivery when `auto_ack` says so.
     fn read(&mut self, timeout: Duration) -> Next {
-        let deadline = Instant::now() + timeout;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.decoder.decode(&mut self.buffer) {
-                Ok(Some(packet)) => {
-                    self.acknowledge(&packet);
-                    return Next::Packet(packet);
-                }
-                Ok(None) => {}
-                Err(e) => panic!("{}: the broker sent a malformed packet: {e}", self.name),
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Next::Silent;
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Next::Closed,
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Next::Silent
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    return Next::Closed
-                }
-                Err(e) => panic!("{}: read failed: {e}", self.name),
-            }
+        let next = read_packet(
+            &mut self.stream,
+            &mut self.decoder,
+            &mut self.buffer,
+            timeout,
+            &self.name,
+        );
+        if let Next::Packet(packet) = &next {
+            self.acknowledge(packet);
         }
+        next
     }
 
     fn acknowledge(&mut self, packet: &Packet) {
