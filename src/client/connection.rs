@@ -15,8 +15,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
-    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, ProtocolVersion, ReasonCode, TopicName,
-    Will,
+    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, Properties, ProtocolVersion, ReasonCode,
+    TopicName, Will, MAX_REMAINING_LENGTH,
 };
 use crate::transport::{self, Closer, Dialer, Reader, Writer};
 
@@ -50,6 +50,8 @@ pub(crate) struct Link {
     reader: Option<JoinHandle<()>>,
     /// Bytes to be written by the next [`flush`](Self::flush).
     out: Vec<u8>,
+    /// The version every packet is encoded for.
+    version: ProtocolVersion,
 }
 
 impl std::fmt::Debug for Link {
@@ -64,6 +66,9 @@ impl std::fmt::Debug for Link {
 pub(crate) struct Opened {
     pub link: Link,
     pub session_present: bool,
+    /// How many QoS 1/2 messages the broker takes unacknowledged (MQTT 5's
+    /// Receive Maximum; 65,535 when it does not say).
+    pub receive_maximum: u16,
 }
 
 /// Dials the broker, sends CONNECT and waits for CONNACK. A refusal becomes
@@ -93,12 +98,14 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
 
     let connect = Packet::from(connect_packet(options, client_id)?);
     let mut bytes = Vec::new();
-    connect.encode(&mut bytes)?;
+    connect.encode_for(options.protocol, &mut bytes)?;
     log_packet(client_id, true, &connect);
     // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
     writer.write_all(&bytes).map_err(io)?;
 
-    let mut decoder = Decoder::new().with_max_packet_size(options.max_packet_size);
+    let mut decoder = Decoder::new()
+        .with_max_packet_size(options.max_packet_size)
+        .with_version(options.protocol);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     let deadline = Instant::now() + options.connect_timeout;
     let connack = loop {
@@ -133,7 +140,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
     let ConnAck {
         session_present,
         code,
-        ..
+        properties,
     } = connack;
     if code != ReasonCode::SUCCESS {
         closer.close();
@@ -162,8 +169,14 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
             incoming,
             reader: Some(reader),
             out: Vec::with_capacity(16 * 1024),
+            version: options.protocol,
         },
         session_present,
+        // MQTT 5: the broker's Receive Maximum; absent, and in 3.1.1, 65,535.
+        receive_maximum: properties
+            .as_ref()
+            .and_then(|properties| properties.receive_maximum)
+            .unwrap_or(u16::MAX),
     })
 }
 
@@ -187,11 +200,17 @@ fn dial_error(address: &str, error: transport::Error) -> Error {
 }
 
 fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, Error> {
-    if options.protocol == ProtocolVersion::V5 {
-        return Err(Error::InvalidOptions(
-            "the client speaks MQTT 3.1 and 3.1.1, not MQTT 5".into(),
-        ));
-    }
+    let properties = (options.protocol == ProtocolVersion::V5).then(|| {
+        let mut properties = Properties::new();
+        // Absent means 0: the session ends with the connection [MQTT-3.1.2-11].
+        let expiry = options.session_expiry();
+        properties.session_expiry_interval = (expiry > 0).then_some(expiry);
+        // The broker must not send more than the decoder takes [MQTT-3.1.2-24].
+        if options.max_packet_size < MAX_REMAINING_LENGTH + 5 {
+            properties.maximum_packet_size = Some(options.max_packet_size as u32);
+        }
+        Box::new(properties)
+    });
     let will = match &options.will {
         Some(will) => Some(Will {
             topic: TopicName::new(will.topic.as_str()).map_err(|e| Error::topic(&will.topic, e))?,
@@ -210,7 +229,7 @@ fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, E
         will,
         username: options.username.clone(),
         password: options.password.clone(),
-        properties: None,
+        properties: properties.filter(|properties| !properties.is_empty()),
     })
 }
 
@@ -233,6 +252,15 @@ fn read_loop(
     let reason = loop {
         // Take every whole packet already buffered before reading again.
         match decoder.decode(&mut buffer) {
+            Ok(Some(Packet::Disconnect(disconnect))) => {
+                // MQTT 5: the broker says why it ends the connection.
+                log_packet(client_id, false, &Packet::Disconnect(disconnect.clone()));
+                log::warn!(
+                    "Client {client_id}: the broker disconnected it: {}",
+                    disconnect.reason_code
+                );
+                break Error::DisconnectedByBroker(disconnect.reason_code);
+            }
             Ok(Some(packet)) => {
                 log_packet(client_id, false, &packet);
                 if sender.send(Incoming::Packet(packet)).is_err() {
@@ -268,7 +296,7 @@ fn read_loop(
 impl Link {
     /// Adds `packet` to what the next [`flush`](Self::flush) writes.
     pub fn queue(&mut self, packet: &Packet) -> Result<(), Error> {
-        packet.encode(&mut self.out)?;
+        packet.encode_for(self.version, &mut self.out)?;
         log_packet(&self.client_id, true, packet);
         Ok(())
     }

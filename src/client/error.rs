@@ -7,7 +7,9 @@
 use std::fmt;
 use std::io;
 
-use crate::protocol::{ConnectReturnCode, DecodeError, EncodeError, PacketType, TopicError};
+use crate::protocol::{
+    ConnectReturnCode, DecodeError, EncodeError, PacketType, ReasonCode, TopicError,
+};
 
 /// Which wait of the client ran out of time.
 ///
@@ -103,6 +105,16 @@ pub enum Error {
     /// reason: "not authorised", "bad user name or password", ...
     #[error("{0}")]
     ConnectionRefused(ConnectReturnCode),
+    /// MQTT 5: the broker ended the connection with a DISCONNECT and this reason
+    /// (0x8E session taken over, 0x8B server shutting down, 0x93 receive maximum
+    /// exceeded ...). The client reconnects as after any lost connection.
+    #[error("the broker closed the connection: {0}")]
+    DisconnectedByBroker(ReasonCode),
+    /// MQTT 5: the broker refused a QoS 1/2 message, with this reason code in its
+    /// PUBACK or PUBREC: 0x87 not authorized, 0x97 quota exceeded, 0x99 payload
+    /// format invalid ... (0x10 "no matching subscribers" is not a refusal).
+    #[error("the broker refused the message: {0}")]
+    PublishRefused(ReasonCode),
     /// A wait ran out of time; the variant of [`Wait`] says which.
     #[error("timed out waiting for {0}")]
     Timeout(Wait),

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::Error;
-use crate::protocol::{PacketId, Publish, QoS, TopicName};
+use crate::protocol::{PacketId, Properties, Publish, QoS, TopicName};
 
 /// A message the broker delivered to this client.
 ///
@@ -27,6 +27,8 @@ pub struct Message {
     retain: bool,
     dup: bool,
     packet_id: Option<PacketId>,
+    /// MQTT 5 properties; `None` when there are none (always, before MQTT 5).
+    properties: Option<Box<Properties>>,
 }
 
 impl Message {
@@ -40,6 +42,7 @@ impl Message {
             retain,
             dup: false,
             packet_id: None,
+            properties: None,
         }
     }
 
@@ -51,7 +54,16 @@ impl Message {
             retain: publish.retain,
             dup: publish.dup,
             packet_id: publish.packet_id,
+            properties: publish.properties.clone(),
         }
+    }
+
+    /// MQTT 5: the message's properties as the broker forwarded them (user
+    /// properties in order, content type, response topic, correlation data,
+    /// message expiry, subscription identifiers ...); empty for a message without
+    /// any, and for every message over MQTT 3.1.1.
+    pub fn properties(&self) -> &Properties {
+        crate::protocol::properties::or_empty(&self.properties)
     }
 
     /// The topic the message was published to.

@@ -40,6 +40,23 @@
 //! Every packet is logged at `debug` level with the target
 //! `wren::client::packets`, in mosquitto's words.
 //!
+//! # MQTT versions
+//!
+//! The client speaks MQTT 3.1.1 unless told otherwise
+//! ([`ClientOptions::with_protocol`]): 3.1 for old brokers, or 5. The API is the
+//! same for every version; over MQTT 5 the broker's answers reach further:
+//!
+//! - received messages carry their properties ([`Message::properties`]: user
+//!   properties in order, content type, response topic, correlation data ...);
+//! - the broker's Receive Maximum caps the inflight window, so a fast publisher is
+//!   never disconnected for sending too much;
+//! - a refused QoS 1/2 message fails its publish with [`Error::PublishRefused`] and
+//!   the reason code, and a broker that ends the connection with DISCONNECT says
+//!   why ([`Error::DisconnectedByBroker`]);
+//! - a session outlives its connection as long as
+//!   [`ClientOptions::with_session_expiry`] says (by default as in 3.1.1: a clean
+//!   session ends with it, a persistent one is kept).
+//!
 //! # API conventions
 //!
 //! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
@@ -70,6 +87,7 @@ mod delivery;
 mod error;
 mod message;
 mod options;
+mod outgoing;
 mod state;
 mod subscription;
 mod worker;
@@ -89,6 +107,7 @@ pub use self::message::Message;
 pub use self::options::{
     ClientOptions, IntoClientOptions, Reconnect, TlsVersion, TopicDefaults, Will,
 };
+pub use self::outgoing::Publish;
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
 pub use crate::transport::{ClientTls, Kind};
@@ -96,7 +115,7 @@ pub use crate::transport::{ClientTls, Kind};
 use self::delivery::Target;
 use self::subscription::inbox_parts;
 use self::worker::{Command, Control, Status, Worker};
-use crate::protocol::{Publish, SubscribeFilter, TopicFilter, TopicName};
+use crate::protocol::{self, SubscribeFilter, TopicFilter, TopicName};
 
 /// How many requests may wait for the connection thread. A caller beyond it waits
 /// (with the operation timeout) instead of memory growing. (The thread itself keeps
@@ -222,6 +241,7 @@ impl Client {
             options.clone(),
             client_id.clone(),
             opened.link,
+            opened.receive_maximum,
             command_queue,
             control_queue,
             status.clone(),
@@ -306,7 +326,33 @@ impl Client {
         retain: bool,
     ) -> Result<Pending, Error> {
         let topic = TopicName::new(topic).map_err(|e| Error::topic(topic, e))?;
-        let publish = Publish::new(topic, payload, qos, retain);
+        self.publish_packet(protocol::Publish::new(topic, payload, qos, retain))
+    }
+
+    /// Publishes `message`, with its MQTT 5 properties, and returns once the
+    /// broker has it as [`publish`](Self::publish) does.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, Publish, QoS};
+    ///
+    /// let client = Client::connect("mqtt://127.0.0.1:1883")?;
+    /// client.send(Publish::new("greetings", "hello").qos(QoS::AtLeastOnce).retain(true))?;
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn send(&self, message: Publish) -> Result<(), Error> {
+        self.send_nowait(message)?.wait()
+    }
+
+    /// [`send`](Self::send) without waiting for the acknowledgement, as
+    /// [`publish_nowait`](Self::publish_nowait).
+    pub fn send_nowait(&self, message: Publish) -> Result<Pending, Error> {
+        self.publish_packet(message.into_packet()?)
+    }
+
+    /// Hands a PUBLISH to the connection thread; the [`Pending`] waits for its
+    /// acknowledgement.
+    fn publish_packet(&self, publish: protocol::Publish) -> Result<Pending, Error> {
+        let qos = publish.qos;
         let (reply, wait) = match qos {
             QoS::AtMostOnce => {
                 if self.inner.disconnecting.load(Ordering::SeqCst) {

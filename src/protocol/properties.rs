@@ -12,7 +12,7 @@
 //! may not carry ([`PropertyContext`]), a repeated one (except User Property, and
 //! Subscription Identifier in PUBLISH), an unknown identifier and a value out of
 //! range; encoding refuses the same and writes the properties in ascending identifier
-//! order (a CONNACK's in mosquitto's order, see [`CONNACK_ORDER`]), user properties
+//! order (a CONNACK's in mosquitto's order, see `CONNACK_ORDER`), user properties
 //! in their order.
 
 use bytes::Bytes;

@@ -54,6 +54,7 @@ pub struct ClientOptions {
     pub(crate) operation_timeout: Duration,
     pub(crate) reconnect: Reconnect,
     pub(crate) protocol: ProtocolVersion,
+    pub(crate) session_expiry: Option<Duration>,
     pub(crate) max_inflight: usize,
     pub(crate) max_packet_size: usize,
     pub(crate) message_capacity: usize,
@@ -84,6 +85,7 @@ impl ClientOptions {
             operation_timeout: Duration::from_secs(30),
             reconnect: Reconnect::default(),
             protocol: ProtocolVersion::V3_1_1,
+            session_expiry: None,
             max_inflight: 20,
             max_packet_size: crate::protocol::DEFAULT_MAX_PACKET_SIZE,
             message_capacity: 1024,
@@ -237,9 +239,29 @@ impl ClientOptions {
         self
     }
 
-    /// The version of MQTT to speak: 3.1.1 by default, 3.1 for old brokers.
+    /// The version of MQTT to speak: 3.1.1 by default, 3.1 for old brokers, 5 for
+    /// what MQTT 5 adds (the API stays the same; MQTT 5's extras appear where
+    /// they apply, as [`Message::properties`](super::Message::properties)).
+    ///
+    /// ```
+    /// use wren::client::ClientOptions;
+    /// use wren::protocol::ProtocolVersion;
+    ///
+    /// let options = ClientOptions::new("localhost", 1883).with_protocol(ProtocolVersion::V5);
+    /// assert_eq!(options.protocol(), ProtocolVersion::V5);
+    /// ```
     pub fn with_protocol(mut self, protocol: ProtocolVersion) -> ClientOptions {
         self.protocol = protocol;
+        self
+    }
+
+    /// MQTT 5: how long the broker keeps the session after the connection ends (its
+    /// Session Expiry Interval), whole seconds; `Duration::MAX` for ever. Without
+    /// it, a clean session ends with the connection and a persistent one
+    /// ([`with_clean_session(false)`](Self::with_clean_session)) is kept for ever,
+    /// as in MQTT 3.1.1. MQTT 3.1 and 3.1.1 have no such setting and ignore it.
+    pub fn with_session_expiry(mut self, expiry: Duration) -> ClientOptions {
+        self.session_expiry = Some(expiry);
         self
     }
 
@@ -383,6 +405,18 @@ impl ClientOptions {
     /// The version of MQTT spoken.
     pub fn protocol(&self) -> ProtocolVersion {
         self.protocol
+    }
+
+    /// MQTT 5: the Session Expiry Interval asked for, in seconds: the one set with
+    /// [`with_session_expiry`](Self::with_session_expiry) (`u32::MAX` for ever, the
+    /// longest MQTT 5 can say), or else 0 for a clean session and `u32::MAX` for a
+    /// persistent one.
+    pub fn session_expiry(&self) -> u32 {
+        match self.session_expiry {
+            Some(expiry) => u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX),
+            None if self.clean_session => 0,
+            None => u32::MAX,
+        }
     }
 
     /// How many QoS 1/2 messages may wait for their acknowledgements at once.

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    Packet, PacketId, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, QoS, Subscribe,
-    SubscribeFilter, SubscribeReturnCode, TopicFilter, Unsubscribe,
+    Packet, PacketId, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
+    Subscribe, SubscribeFilter, SubscribeReturnCode, TopicFilter, Unsubscribe,
 };
 
 /// What the broker's answer completed.
@@ -36,6 +36,9 @@ use crate::protocol::{
 pub(crate) enum Done {
     /// A QoS 1 PUBLISH got its PUBACK, or a QoS 2 PUBLISH its PUBCOMP.
     Published,
+    /// MQTT 5: the broker refused a QoS 1/2 PUBLISH, with this reason code in its
+    /// PUBACK or PUBREC (0x87 not authorized, 0x97 quota exceeded ...).
+    Refused(ReasonCode),
     /// A SUBSCRIBE got its SUBACK, with one return code per filter.
     Subscribed(PacketId, Vec<SubscribeReturnCode>),
     /// An UNSUBSCRIBE got its UNSUBACK.
@@ -154,6 +157,12 @@ impl<T> State<T> {
             last_sent: now,
             ping_sent: None,
         }
+    }
+
+    /// Sets the inflight window (on a new connection, to the broker's Receive
+    /// Maximum). Messages in flight beyond it stay; new ones wait for room.
+    pub fn set_max_inflight(&mut self, max_inflight: usize) {
+        self.max_inflight = max_inflight.clamp(1, usize::from(u16::MAX));
     }
 
     /// Whether another QoS 1/2 PUBLISH would exceed the inflight window.
@@ -283,11 +292,23 @@ impl<T> State<T> {
                 _ => effects.deliver = Some(publish),
             },
             Packet::PubAck(ack) => {
-                effects.completed = Some(self.finish_publish(
-                    PacketType::PubAck,
-                    ack.packet_id,
-                    QoS::AtLeastOnce,
-                )?);
+                let (token, done) =
+                    self.finish_publish(PacketType::PubAck, ack.packet_id, QoS::AtLeastOnce)?;
+                // MQTT 5 can refuse a message; 0x10 "no matching subscribers" is not a
+                // refusal.
+                let done = if ack.reason_code.is_error() {
+                    Done::Refused(ack.reason_code)
+                } else {
+                    done
+                };
+                effects.completed = Some((token, done));
+            }
+            Packet::PubRec(rec) if rec.reason_code.is_error() => {
+                // A refused QoS 2 message ends here, without PUBREL [MQTT-4.3.3-4].
+                let (token, _) =
+                    self.finish_publish(PacketType::PubRec, rec.packet_id, QoS::ExactlyOnce)?;
+                self.unreleased_qos2 -= 1;
+                effects.completed = Some((token, Done::Refused(rec.reason_code)));
             }
             Packet::PubRec(rec) => {
                 let id = rec.packet_id;

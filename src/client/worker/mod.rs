@@ -177,18 +177,27 @@ pub(crate) struct Worker {
     control_closed: bool,
 }
 
+/// How many QoS 1/2 messages may wait for their acknowledgements: the client's
+/// `max_inflight`, and no more than the broker's Receive Maximum (MQTT 5)
+/// [MQTT-3.3.4-7].
+pub(super) fn inflight_window(options: &ClientOptions, receive_maximum: u16) -> usize {
+    options.max_inflight.min(usize::from(receive_maximum))
+}
+
 impl Worker {
+    #[allow(clippy::too_many_arguments)] // one call site, each argument named there
     pub(crate) fn new(
         options: ClientOptions,
         client_id: String,
         connection: Link,
+        receive_maximum: u16,
         commands: Receiver<Command>,
         control: Receiver<Control>,
         status: Arc<Status>,
         alive: Sender<()>,
     ) -> Worker {
         let state = State::new(
-            options.max_inflight,
+            inflight_window(&options, receive_maximum),
             options.ping_interval(),
             options.ping_timeout(),
             Instant::now(),
@@ -541,6 +550,13 @@ impl Worker {
 
     fn complete(&mut self, token: Token, done: Done) {
         match (token, done) {
+            (Token::Publish(Some(reply)), Done::Refused(code)) => {
+                let _ = reply.send(Err(Error::PublishRefused(code)));
+            }
+            (Token::Publish(None), Done::Refused(code)) => log::warn!(
+                "Client {}: the broker refused a message: {code}",
+                self.client_id
+            ),
             (Token::Publish(Some(reply)), _) => {
                 let _ = reply.send(Ok(()));
             }

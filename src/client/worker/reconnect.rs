@@ -47,6 +47,10 @@ impl Worker {
                     opened.session_present
                 );
                 self.connection = Some(opened.link);
+                self.state.set_max_inflight(super::inflight_window(
+                    &self.options,
+                    opened.receive_maximum,
+                ));
                 self.status.connected.store(true, Ordering::SeqCst);
                 self.reconnect_attempt = 0;
                 let now = Instant::now();
