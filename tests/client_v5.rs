@@ -267,3 +267,134 @@ fn a_v5_client_talks_to_mosquitto() {
         assert_eq!((got.topic(), got.qos()), ("wren/v5", qos));
     }
 }
+
+#[test]
+fn a_message_larger_than_the_brokers_maximum_is_refused_locally_mqtt5_3_1_2_24() {
+    let broker = start_broker_with(|config| config.limits.max_packet_size = 256);
+    let client = Client::connect(v5(&url_of(&broker))).unwrap();
+    match client.publish("big", vec![b'x'; 1000], QoS::AtLeastOnce, false) {
+        Err(Error::PacketTooLarge { size, max }) => assert_eq!((size > 1000, max), (true, 256)),
+        other => panic!("expected the local refusal, got {other:?}"),
+    }
+    // Nothing was sent: the connection is still there, and a small message goes.
+    client
+        .publish("small", "x", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert!(client.is_connected());
+}
+
+#[test]
+fn the_client_pings_as_often_as_the_brokers_server_keep_alive_says_mqtt5_3_2_2_21() {
+    // The client asks for 60 s; the broker holds it to 1 s (and drops it after
+    // 1.5 s of silence): it must ping every second, not every minute.
+    let broker = start_broker_with(|config| config.limits.max_keep_alive = 1);
+    let client = Client::connect(
+        v5(&url_of(&broker))
+            .with_keep_alive(Duration::from_secs(60))
+            .with_reconnect(Reconnect::disabled()),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(client.is_connected());
+    client
+        .publish("alive", "yes", QoS::AtLeastOnce, false)
+        .unwrap();
+}
+
+/// Answers every request on `services/square` with the square of its number,
+/// until the client goes.
+fn serve_squares(responder: Client) -> std::thread::JoinHandle<()> {
+    let requests = responder
+        .subscribe("services/square", QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::spawn(move || {
+        for request in requests.iter() {
+            let number: i64 = request.payload_str().unwrap().parse().unwrap();
+            let response = Publish::response_to(&request, (number * number).to_string())
+                .expect("a request names its response topic");
+            if responder.send(response.qos(QoS::AtLeastOnce)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Makes three requests through `requester` and checks each answer.
+fn requests_are_answered(requester: &Client) {
+    for number in [2i64, 3, 12] {
+        let answer = requester
+            .request(
+                Publish::new("services/square", number.to_string()).qos(QoS::AtLeastOnce),
+                PATIENCE,
+            )
+            .unwrap();
+        assert_eq!(answer.payload_str().unwrap(), (number * number).to_string());
+    }
+}
+
+#[test]
+fn a_request_gets_its_response_mqtt5_4_10() {
+    let broker = start_broker();
+    let responder = Client::connect(v5(&url_of(&broker))).unwrap();
+    let serving = serve_squares(responder.clone());
+    let requester = Client::connect(v5(&url_of(&broker))).unwrap();
+    requests_are_answered(&requester);
+    responder.disconnect().unwrap();
+    serving.join().unwrap();
+}
+
+#[test]
+fn request_and_response_work_through_mosquitto() {
+    let mosquitto = Mosquitto::start();
+    let responder = Client::connect(v5(&mosquitto.url())).unwrap();
+    let serving = serve_squares(responder.clone());
+    let requester = Client::connect(v5(&mosquitto.url())).unwrap();
+    requests_are_answered(&requester);
+    responder.disconnect().unwrap();
+    serving.join().unwrap();
+}
+
+#[test]
+fn a_request_nobody_answers_times_out_with_wait_response() {
+    let broker = start_broker();
+    let requester = Client::connect(v5(&url_of(&broker))).unwrap();
+    match requester.request(
+        Publish::new("services/nobody", "?"),
+        Duration::from_millis(300),
+    ) {
+        Err(Error::Timeout(wren::client::Wait::Response)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn members_of_a_shared_subscription_split_its_messages_mqtt5_4_8_2() {
+    let broker = start_broker();
+    let url = url_of(&broker);
+    let first = Client::connect(v5(&url)).unwrap();
+    let second = Client::connect(v5(&url)).unwrap();
+    let first_jobs = first
+        .subscribe("$share/workers/jobs", QoS::AtLeastOnce)
+        .unwrap();
+    let second_jobs = second
+        .subscribe("$share/workers/jobs", QoS::AtLeastOnce)
+        .unwrap();
+    let publisher = Client::connect(v5(&url)).unwrap();
+    for n in 0..10 {
+        publisher
+            .publish("jobs", n.to_string(), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    for jobs in [&first_jobs, &second_jobs] {
+        while let Some(message) = jobs.recv_timeout(Duration::from_millis(500)).unwrap() {
+            got.push(message.payload_str().unwrap().parse::<u32>().unwrap());
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (0..10).collect::<Vec<_>>(),
+        "each job once, to one member"
+    );
+}

@@ -66,9 +66,35 @@ impl std::fmt::Debug for Link {
 pub(crate) struct Opened {
     pub link: Link,
     pub session_present: bool,
-    /// How many QoS 1/2 messages the broker takes unacknowledged (MQTT 5's
-    /// Receive Maximum; 65,535 when it does not say).
+    /// What the broker said of this connection.
+    pub terms: BrokerTerms,
+}
+
+/// What an MQTT 5 broker's CONNACK says of the connection; what a client assumes
+/// when it says nothing (and over MQTT 3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BrokerTerms {
+    /// How many QoS 1/2 messages it takes unacknowledged (Receive Maximum).
     pub receive_maximum: u16,
+    /// The largest packet it takes (Maximum Packet Size).
+    pub max_packet_size: usize,
+    /// The keep-alive it holds the client to instead of the one asked for (Server
+    /// Keep Alive) [MQTT-3.2.2-21].
+    pub keep_alive: Option<Duration>,
+}
+
+impl BrokerTerms {
+    fn from_connack(properties: &Properties) -> BrokerTerms {
+        BrokerTerms {
+            receive_maximum: properties.receive_maximum.unwrap_or(u16::MAX),
+            max_packet_size: properties
+                .maximum_packet_size
+                .map_or(MAX_REMAINING_LENGTH + 5, |size| size as usize),
+            keep_alive: properties
+                .server_keep_alive
+                .map(|seconds| Duration::from_secs(seconds.into())),
+        }
+    }
 }
 
 /// Dials the broker, sends CONNECT and waits for CONNACK. A refusal becomes
@@ -172,11 +198,7 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
             version: options.protocol,
         },
         session_present,
-        // MQTT 5: the broker's Receive Maximum; absent, and in 3.1.1, 65,535.
-        receive_maximum: properties
-            .as_ref()
-            .and_then(|properties| properties.receive_maximum)
-            .unwrap_or(u16::MAX),
+        terms: BrokerTerms::from_connack(crate::protocol::properties::or_empty(&properties)),
     })
 }
 

@@ -45,12 +45,18 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Whether a message on `topic` is for this target: one of its filters matches
+    /// it. A shared subscription (`$share/GROUP/filter`) matches as its filter does.
     fn wants(&self, topic: &str) -> bool {
         match &self.filters {
             None => true,
-            Some(filters) => filters
-                .iter()
-                .any(|f| crate::protocol::topic::matches(f.as_str(), topic)),
+            Some(filters) => filters.iter().any(|f| {
+                let filter = match f.shared() {
+                    Ok(Some((_, filter))) => filter,
+                    _ => f.as_str(),
+                };
+                crate::protocol::topic::matches(filter, topic)
+            }),
         }
     }
 

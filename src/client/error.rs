@@ -41,6 +41,9 @@ pub enum Wait {
     /// The connection thread's goodbye after DISCONNECT
     /// ([`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
     Disconnect,
+    /// The response to a [`Client::request`](super::Client::request), within the
+    /// timeout the call gave.
+    Response,
 }
 
 impl fmt::Display for Wait {
@@ -55,6 +58,7 @@ impl fmt::Display for Wait {
             Wait::Queue => "room in the client's request queue or inflight window",
             Wait::PingResp => "the broker's PINGRESP",
             Wait::Disconnect => "the connection thread to finish DISCONNECT",
+            Wait::Response => "the response to a request",
         })
     }
 }
@@ -115,6 +119,15 @@ pub enum Error {
     /// format invalid ... (0x10 "no matching subscribers" is not a refusal).
     #[error("the broker refused the message: {0}")]
     PublishRefused(ReasonCode),
+    /// The message is larger than the broker takes (the Maximum Packet Size of its
+    /// MQTT 5 CONNACK); it was not sent.
+    #[error("the message is {size} bytes as a packet, more than the broker's maximum of {max}")]
+    PacketTooLarge {
+        /// The PUBLISH packet's size in bytes.
+        size: usize,
+        /// The most the broker takes.
+        max: usize,
+    },
     /// A wait ran out of time; the variant of [`Wait`] says which.
     #[error("timed out waiting for {0}")]
     Timeout(Wait),

@@ -241,7 +241,7 @@ impl Client {
             options.clone(),
             client_id.clone(),
             opened.link,
-            opened.receive_maximum,
+            opened.terms,
             command_queue,
             control_queue,
             status.clone(),
@@ -349,6 +349,57 @@ impl Client {
         self.publish_packet(message.into_packet()?)
     }
 
+    /// MQTT 5 request / response in one call: sends `request` with a Response
+    /// Topic and Correlation Data (its own, or made up for this call), and returns
+    /// the first message on that topic carrying the same Correlation Data, within
+    /// `timeout` ([`Error::Timeout`] with [`Wait::Response`] otherwise). The
+    /// responder answers with [`Publish::response_to`].
+    ///
+    /// The made-up Response Topic is `wren/responses/` and a random name; the call
+    /// subscribes to it for its own duration.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use wren::client::{Client, ClientOptions, Publish};
+    /// use wren::protocol::ProtocolVersion;
+    ///
+    /// let client = Client::connect(
+    ///     ClientOptions::from_url("mqtt://127.0.0.1:1883")?.with_protocol(ProtocolVersion::V5),
+    /// )?;
+    /// let answer = client.request(Publish::new("services/time", ""), Duration::from_secs(5))?;
+    /// println!("{}", answer.payload_str()?);
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn request(&self, request: Publish, timeout: Duration) -> Result<Message, Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        let response_topic = match &request.properties().response_topic {
+            Some(topic) => topic.clone(),
+            None => format!("wren/responses/{}", options::random_client_id()),
+        };
+        let correlation = match &request.properties().correlation_data {
+            Some(data) => data.clone(),
+            None => Bytes::from(options::random_client_id().into_bytes()),
+        };
+        let responses = self.subscribe(&response_topic, QoS::AtLeastOnce)?;
+        let request = request
+            .response_topic(response_topic)
+            .correlation_data(correlation.clone());
+        self.send(request)?;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match responses.recv_timeout(left)? {
+                Some(message)
+                    if message.properties().correlation_data.as_ref() == Some(&correlation) =>
+                {
+                    return Ok(message)
+                }
+                // Another request's late response: not ours.
+                Some(_) => continue,
+                None => return Err(Error::Timeout(Wait::Response)),
+            }
+        }
+    }
+
     /// Hands a PUBLISH to the connection thread; the [`Pending`] waits for its
     /// acknowledgement.
     fn publish_packet(&self, publish: protocol::Publish) -> Result<Pending, Error> {
@@ -367,7 +418,7 @@ impl Client {
             QoS::ExactlyOnce => (Some(crossbeam_channel::bounded(1)), Wait::PubComp),
         };
         let (sender, receiver) = reply.unzip();
-        self.request(Command::Publish {
+        self.command(Command::Publish {
             publish,
             reply: sender,
         })?;
@@ -441,7 +492,7 @@ impl Client {
         // Made before asking, so that if the wait fails the drop cleans up.
         let pending_subscription = parts.subscription(Vec::new());
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.request(Command::Subscribe {
+        self.command(Command::Subscribe {
             filters: filters.clone(),
             target,
             reply,
@@ -503,7 +554,7 @@ impl Client {
             .map(|filter| TopicFilter::new(*filter).map_err(|e| Error::topic(filter, e)))
             .collect::<Result<_, _>>()?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.request(Command::Unsubscribe { filters, reply })?;
+        self.command(Command::Unsubscribe { filters, reply })?;
         receive(
             &answer,
             self.inner.options.operation_timeout,
@@ -519,7 +570,7 @@ impl Client {
         self.inner.disconnect()
     }
 
-    fn request(&self, command: Command) -> Result<(), Error> {
+    fn command(&self, command: Command) -> Result<(), Error> {
         if self.inner.disconnecting.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }

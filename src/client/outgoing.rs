@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Error;
+use super::{Error, Message};
 use crate::protocol::{self, Properties, QoS, TopicName};
 
 /// A message to publish: a topic and a payload, then, as needed, its QoS, RETAIN
@@ -104,6 +104,29 @@ impl Publish {
         self.properties.message_expiry_interval =
             Some(u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX));
         self
+    }
+
+    /// The response to `request`, a message that named a Response Topic: to that
+    /// topic, with the request's Correlation Data, as MQTT 5's request / response
+    /// asks (section 4.10). `None` when the request named no Response Topic.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, Publish, QoS};
+    ///
+    /// # let client: Client = todo!();
+    /// for request in client.subscribe("services/time", QoS::AtLeastOnce)?.iter() {
+    ///     if let Some(response) = Publish::response_to(&request, "12:00") {
+    ///         client.send(response.qos(QoS::AtLeastOnce))?;
+    ///     }
+    /// }
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn response_to(request: &Message, payload: impl Into<Bytes>) -> Option<Publish> {
+        let properties = request.properties();
+        let topic = properties.response_topic.clone()?;
+        let mut response = Publish::new(topic, payload);
+        response.properties.correlation_data = properties.correlation_data.clone();
+        Some(response)
     }
 
     /// The topic.

@@ -459,10 +459,13 @@ impl ClientOptions {
             .max(Duration::from_millis(100))
     }
 
-    /// After how much silence a PINGREQ goes; zero when keep-alive is off.
-    pub(crate) fn ping_interval(&self) -> Duration {
-        let early = self.ping_delay.min(self.keep_alive / 2);
-        self.keep_alive - early
+    /// After how much silence a PINGREQ goes; zero when keep-alive is off. An MQTT
+    /// 5 broker's Server Keep Alive, when it sent one, replaces the keep-alive
+    /// asked for [MQTT-3.2.2-21].
+    pub(crate) fn ping_interval(&self, server_keep_alive: Option<Duration>) -> Duration {
+        let keep_alive = server_keep_alive.unwrap_or(self.keep_alive);
+        let early = self.ping_delay.min(keep_alive / 2);
+        keep_alive - early
     }
 
     /// `host:port`, with brackets around an IPv6 address.
@@ -607,7 +610,11 @@ mod tests {
         assert_eq!((options.host(), options.port()), ("h", 1999));
         assert_eq!(options.username.as_deref(), Some("u"));
         assert_eq!(options.keep_alive, Duration::from_secs(30));
-        assert_eq!(options.ping_interval(), Duration::from_secs(25));
+        assert_eq!(options.ping_interval(None), Duration::from_secs(25));
+        assert_eq!(
+            options.ping_interval(Some(Duration::from_secs(10))),
+            Duration::from_secs(5)
+        );
         assert!(!options.clean_session);
         assert_eq!(
             options.reconnect,

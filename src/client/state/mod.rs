@@ -165,6 +165,12 @@ impl<T> State<T> {
         self.max_inflight = max_inflight.clamp(1, usize::from(u16::MAX));
     }
 
+    /// Sets the silence after which a PINGREQ goes (on a new connection, from the
+    /// broker's Server Keep Alive).
+    pub fn set_keep_alive(&mut self, keep_alive: Duration) {
+        self.keep_alive = keep_alive;
+    }
+
     /// Whether another QoS 1/2 PUBLISH would exceed the inflight window.
     pub fn inflight_full(&self) -> bool {
         self.inflight_publishes >= self.max_inflight

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::connection::{Incoming, Link};
+use super::connection::{BrokerTerms, Incoming, Link};
 use super::delivery::{Deliveries, Pushed, Target};
 use super::state::{Done, State, StateError};
 use super::{ClientOptions, Error, Wait};
@@ -169,6 +169,8 @@ pub(crate) struct Worker {
     connected_at: Instant,
     next_attempt: Option<Instant>,
     closing: Option<(Instant, Vec<Sender<()>>)>,
+    /// What the broker said of the current connection (MQTT 5).
+    terms: BrokerTerms,
     /// Set when the connection is lost for good.
     dead: Option<String>,
     /// Reader threads of closed connections, joined when the client stops.
@@ -180,8 +182,8 @@ pub(crate) struct Worker {
 /// How many QoS 1/2 messages may wait for their acknowledgements: the client's
 /// `max_inflight`, and no more than the broker's Receive Maximum (MQTT 5)
 /// [MQTT-3.3.4-7].
-pub(super) fn inflight_window(options: &ClientOptions, receive_maximum: u16) -> usize {
-    options.max_inflight.min(usize::from(receive_maximum))
+pub(super) fn inflight_window(options: &ClientOptions, terms: &BrokerTerms) -> usize {
+    options.max_inflight.min(usize::from(terms.receive_maximum))
 }
 
 impl Worker {
@@ -190,15 +192,15 @@ impl Worker {
         options: ClientOptions,
         client_id: String,
         connection: Link,
-        receive_maximum: u16,
+        terms: BrokerTerms,
         commands: Receiver<Command>,
         control: Receiver<Control>,
         status: Arc<Status>,
         alive: Sender<()>,
     ) -> Worker {
         let state = State::new(
-            inflight_window(&options, receive_maximum),
-            options.ping_interval(),
+            inflight_window(&options, &terms),
+            options.ping_interval(terms.keep_alive),
             options.ping_timeout(),
             Instant::now(),
         );
@@ -209,6 +211,7 @@ impl Worker {
             client_id,
             state,
             connection: Some(connection),
+            terms,
             commands,
             control,
             status,
@@ -452,6 +455,21 @@ impl Worker {
     fn execute(&mut self, command: Command) {
         match command {
             Command::Publish { publish, reply } => {
+                // Never more than the broker takes [MQTT-3.1.2-24]: refused here,
+                // with the sizes, rather than by a broker that closes the connection.
+                let size = publish.encoded_len_for(self.options.protocol);
+                if size > self.terms.max_packet_size {
+                    let error = Error::PacketTooLarge {
+                        size,
+                        max: self.terms.max_packet_size,
+                    };
+                    match reply {
+                        Some(reply) => drop(reply.send(Err(error))),
+                        // QoS 0: nobody waits to hear it.
+                        None => log::warn!("Client {}: not sent: {error}", self.client_id),
+                    }
+                    return;
+                }
                 if publish.qos == QoS::AtMostOnce && self.connection.is_none() {
                     if let Some(reply) = reply {
                         let _ = reply.send(Err(Error::Disconnected(None)));

@@ -47,10 +47,13 @@ impl Worker {
                     opened.session_present
                 );
                 self.connection = Some(opened.link);
-                self.state.set_max_inflight(super::inflight_window(
-                    &self.options,
-                    opened.receive_maximum,
-                ));
+                // What this broker said of the connection: its Receive Maximum and
+                // Server Keep Alive.
+                self.terms = opened.terms;
+                self.state
+                    .set_max_inflight(super::inflight_window(&self.options, &self.terms));
+                self.state
+                    .set_keep_alive(self.options.ping_interval(self.terms.keep_alive));
                 self.status.connected.store(true, Ordering::SeqCst);
                 self.reconnect_attempt = 0;
                 let now = Instant::now();
