@@ -94,7 +94,7 @@ impl RouterState {
             if self.sessions.contains_key(&key) {
                 self.remove_session(&key);
             }
-            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox, v5) {
+            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox) {
                 return;
             }
             self.insert_session(&key, expiry == 0, client.username.clone());
@@ -102,7 +102,7 @@ impl RouterState {
         } else if self.sessions.contains_key(&key) {
             true
         } else {
-            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox, v5) {
+            if expiry > 0 && !self.has_room_for_persistent_session(&key, &outbox) {
                 return;
             }
             self.insert_session(&key, expiry == 0, client.username.clone());
@@ -220,7 +220,6 @@ impl RouterState {
         &mut self,
         key: &ClientKey,
         outbox: &crate::broker::event::Outbox,
-        v5: bool,
     ) -> bool {
         if self.persistent_sessions < self.limits.max_persistent_sessions {
             return true;
@@ -233,7 +232,6 @@ impl RouterState {
                 self.persistent_sessions
             );
         }
-        let _ = v5;
         // The writer sends the refusal, then closes the socket as the outbox is
         // dropped by the caller; the reader's disconnect is then for an unknown
         // connection.
