@@ -12,8 +12,9 @@ use common::mosquitto::Mosquitto;
 use common::v5::{connect_v5, message, props, V5Peer};
 use common::{start_broker, start_broker_with, WrenBroker};
 use wren::broker::{ClientInfo, Hook};
+use wren::client::SubscribeFilter;
 use wren::client::{Client, ClientOptions, Error, Publish, QoS, Reconnect};
-use wren::protocol::{ProtocolVersion, ReasonCode, TopicName};
+use wren::protocol::{ProtocolVersion, ReasonCode, RetainHandling, TopicFilter, TopicName};
 
 /// How long a test waits for a message that must come.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -397,4 +398,31 @@ fn members_of_a_shared_subscription_split_its_messages_mqtt5_4_8_2() {
         (0..10).collect::<Vec<_>>(),
         "each job once, to one member"
     );
+}
+
+#[test]
+fn subscription_options_hold_no_local_and_retain_handling_mqtt5_3_8_3_1() {
+    let broker = start_broker();
+    let client = Client::connect(v5(&url_of(&broker))).unwrap();
+    client
+        .publish("chat/old", "retained", QoS::AtLeastOnce, true)
+        .unwrap();
+    let mut chat = SubscribeFilter::new(TopicFilter::new("chat/#").unwrap(), QoS::AtLeastOnce);
+    chat.no_local = true;
+    chat.retain_handling = RetainHandling::DoNotSend;
+    let messages = client.subscribe_filters(vec![chat]).unwrap();
+    // Its own message does not come back, nor the retained one.
+    client
+        .publish("chat/room", "mine", QoS::AtLeastOnce, false)
+        .unwrap();
+    let other = Client::connect(v5(&url_of(&broker))).unwrap();
+    other
+        .publish("chat/room", "theirs", QoS::AtLeastOnce, false)
+        .unwrap();
+    let got = messages.recv_timeout(PATIENCE).unwrap().expect("a message");
+    assert_eq!(got.payload_str().unwrap(), "theirs");
+    assert!(messages
+        .recv_timeout(Duration::from_millis(300))
+        .unwrap()
+        .is_none());
 }

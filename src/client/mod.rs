@@ -109,13 +109,15 @@ pub use self::options::{
 };
 pub use self::outgoing::Publish;
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
-pub use crate::protocol::{ConnectReturnCode, ProtocolVersion, QoS, SubscribeReturnCode};
+pub use crate::protocol::{
+    ConnectReturnCode, ProtocolVersion, QoS, SubscribeFilter, SubscribeReturnCode,
+};
 pub use crate::transport::{ClientTls, Kind};
 
 use self::delivery::Target;
 use self::subscription::inbox_parts;
 use self::worker::{Command, Control, Status, Worker};
-use crate::protocol::{self, SubscribeFilter, TopicFilter, TopicName};
+use crate::protocol::{self, TopicFilter, TopicName};
 
 /// How many requests may wait for the connection thread. A caller beyond it waits
 /// (with the operation timeout) instead of memory growing. (The thread itself keeps
@@ -477,6 +479,32 @@ impl Client {
                     .map_err(|e| Error::topic(filter, e))
             })
             .collect::<Result<_, _>>()?;
+        self.subscribe_filters(filters)
+    }
+
+    /// Subscribes with MQTT 5's subscription options: each [`SubscribeFilter`]
+    /// says its QoS, and whether the client's own messages come back (No Local),
+    /// whether RETAIN is kept as published, and when retained messages are sent
+    /// (Retain Handling). The options hold across reconnections. Over MQTT 3.1.1
+    /// only the QoS travels.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, QoS};
+    /// use wren::protocol::{RetainHandling, SubscribeFilter, TopicFilter};
+    ///
+    /// # let client: Client = todo!();
+    /// let mut chat = SubscribeFilter::new(TopicFilter::new("chat/#")?, QoS::AtLeastOnce);
+    /// chat.no_local = true; // not my own messages
+    /// chat.retain_handling = RetainHandling::DoNotSend;
+    /// let messages = client.subscribe_filters(vec![chat])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_filters(&self, filters: Vec<SubscribeFilter>) -> Result<Subscription, Error> {
+        if filters.is_empty() {
+            return Err(Error::InvalidOptions(
+                "SUBSCRIBE needs at least one filter [MQTT-3.8.3-3]".into(),
+            ));
+        }
         let id = self.inner.next_receiver.fetch_add(1, Ordering::Relaxed);
         let (sender, stalled, parts) = inbox_parts(
             id,
