@@ -1166,3 +1166,20 @@ fn auth_from_a_client_that_connected_without_a_method_is_a_protocol_error_mqtt5_
     peer.send(auth(ReasonCode::RE_AUTHENTICATE, b""));
     peer.expect_disconnect(ReasonCode::PROTOCOL_ERROR);
 }
+
+#[test]
+fn a_publish_to_sys_or_to_a_share_name_is_refused_with_0x87() {
+    // `$SYS` is the broker's, bridge state topics included (invariant 5), and
+    // `$share/` names subscriptions, not topics (section 4.8.2).
+    let broker = start_broker();
+    let mut peer = client(broker.local_addr(), "pub");
+    let topics = [
+        "$SYS/broker/uptime",
+        "$SYS/broker/connection/me/state",
+        "$share/g/t",
+    ];
+    for (n, topic) in topics.into_iter().enumerate() {
+        let code = peer.publish1(message(topic, b"x", QoS::AtLeastOnce, n as u16 + 1));
+        assert_eq!(code, ReasonCode::NOT_AUTHORIZED, "{topic}");
+    }
+}

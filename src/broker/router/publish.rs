@@ -15,17 +15,11 @@ use crate::protocol::{Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, Rea
 use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
 
 /// Whether a client may publish to `topic`: not to `$SYS`, which is the broker's
-/// (but for `$SYS/broker/connection/NAME/state`, where bridges tell their state, as
-/// mosquitto allows), nor to a `$share/` name (section 4.8.2).
+/// (invariant 5; mosquitto lets clients write `$SYS/broker/connection/NAME/state`
+/// for bridges, which wren's own bridges have no need of), nor to a `$share/` name
+/// (section 4.8.2).
 fn may_publish_to(topic: &str) -> bool {
-    if topic.starts_with("$share/") {
-        return false;
-    }
-    if !is_sys_topic(topic) {
-        return true;
-    }
-    let levels: Vec<&str> = topic.splitn(6, '/').collect();
-    matches!(levels[..], ["$SYS", "broker", "connection", name, "state"] if !name.is_empty())
+    !is_sys_topic(topic) && !topic.starts_with("$share/")
 }
 
 /// What a session was granted for one message: the QoS, RETAIN and subscription
