@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use wren::protocol::{
-    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, PacketId, PubAck, Publish, QoS,
-    SubscribeReturnCode, TopicName,
+    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, PacketId, ProtocolVersion, PubAck,
+    Publish, QoS, SubscribeReturnCode, TopicName,
 };
 
-use super::raw::{encode, subscribe_packet, unsubscribe_packet};
+use super::raw::{subscribe_packet, unsubscribe_packet};
 
 /// How long one read waits for the broker before it reports [`Next::Silent`].
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,6 +37,8 @@ pub enum Next {
 /// A test's end of one TCP connection to a broker.
 pub struct Peer {
     stream: TcpStream,
+    /// The version packets are encoded and decoded for: its CONNECT's.
+    version: ProtocolVersion,
     buffer: BytesMut,
     decoder: Decoder,
     /// Packets read while another was awaited, returned first by [`Peer::next`].
@@ -49,8 +51,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Opens a TCP connection, sending nothing yet.
+    /// Opens a TCP connection, sending nothing yet, to speak MQTT 3.1.1.
     pub fn open(addr: SocketAddr, name: &str) -> Peer {
+        Peer::open_version(addr, name, ProtocolVersion::V3_1_1)
+    }
+
+    /// Opens a TCP connection, sending nothing yet, to speak `version`.
+    pub fn open_version(addr: SocketAddr, name: &str, version: ProtocolVersion) -> Peer {
         let stream = TcpStream::connect(addr)
             .unwrap_or_else(|e| panic!("{name}: cannot connect to the test broker: {e}"));
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -58,8 +65,11 @@ impl Peer {
         stream.set_nodelay(true).unwrap();
         Peer {
             stream,
+            version,
             buffer: BytesMut::new(),
-            decoder: Decoder::new().with_max_packet_size(usize::MAX),
+            decoder: Decoder::new()
+                .with_version(version)
+                .with_max_packet_size(usize::MAX),
             pending: VecDeque::new(),
             timeout: READ_TIMEOUT,
             name: name.to_string(),
@@ -67,9 +77,10 @@ impl Peer {
         }
     }
 
-    /// Opens a connection, sends `connect` and returns what came back.
+    /// Opens a connection, sends `connect` and returns what came back. The peer
+    /// speaks the version of the CONNECT.
     pub fn connect(addr: SocketAddr, connect: Connect) -> (Peer, Next) {
-        let mut peer = Peer::open(addr, &connect.client_id.clone());
+        let mut peer = Peer::open_version(addr, &connect.client_id.clone(), connect.protocol);
         peer.send(connect);
         let next = peer.next();
         (peer, next)
@@ -117,7 +128,7 @@ impl Peer {
 
     /// Encodes and writes a packet; fails the test if the write fails.
     pub fn send(&mut self, packet: impl Into<Packet>) {
-        let bytes = encode(packet);
+        let bytes = self.encode(packet);
         self.send_bytes(&bytes);
     }
 
@@ -130,7 +141,18 @@ impl Peer {
 
     /// Writes a packet, reporting a failed write (the broker may have closed).
     pub fn try_send(&mut self, packet: impl Into<Packet>) -> std::io::Result<()> {
-        self.stream.write_all(&encode(packet))
+        let bytes = self.encode(packet);
+        self.stream.write_all(&bytes)
+    }
+
+    /// The bytes of `packet` for this peer's version.
+    fn encode(&self, packet: impl Into<Packet>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        packet
+            .into()
+            .encode_for(self.version, &mut bytes)
+            .expect("test packets encode");
+        bytes
     }
 
     /// The next packet, held or read, or what happened instead.
@@ -378,7 +400,7 @@ pub fn describe(next: &Next) -> String {
 
 /// Reads from `stream` until `decoder` has a whole packet in `buffer`, the broker
 /// closes the connection, or `timeout` passes; `name` names the peer in a panic.
-pub fn read_packet(
+fn read_packet(
     stream: &mut TcpStream,
     decoder: &mut Decoder,
     buffer: &mut BytesMut,

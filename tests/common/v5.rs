@@ -1,35 +1,38 @@
-//! A raw MQTT 5 peer: [`Peer`](super::peer::Peer)'s counterpart for connections that
-//! speak MQTT 5, encoding and decoding with wren's own codec at protocol level 5.
+//! A raw MQTT 5 peer: a [`Peer`] that speaks MQTT 5, with what MQTT 5 answers
+//! (reason codes in SUBACK, UNSUBACK and PUBACK, the broker's DISCONNECT).
 //!
 //! It reports what the broker did ([`Next`]): a packet, a closed connection, or
-//! silence. Every read times out, after [`READ_TIMEOUT`] unless told otherwise, and
+//! silence. Every read times out, after `READ_TIMEOUT` unless told otherwise, and
 //! every loop is bounded.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use wren::protocol::{
-    ConnAck, Connect, Decoder, Disconnect, Packet, PacketId, Properties, ProtocolVersion, PubAck,
-    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, TopicFilter, TopicName, Unsubscribe,
+    ConnAck, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion, Publish, QoS,
+    ReasonCode, Subscribe, SubscribeFilter, TopicFilter, TopicName, Unsubscribe,
 };
 
-pub use super::peer::{describe, read_packet, Next, READ_TIMEOUT};
+pub use super::peer::{describe, Next, Peer};
 
-/// A test's end of one MQTT 5 connection to a broker.
-pub struct V5Peer {
-    stream: TcpStream,
-    buffer: BytesMut,
-    decoder: Decoder,
-    /// Packets read while another was awaited, returned first by [`V5Peer::next`].
-    pending: VecDeque<Packet>,
-    timeout: Duration,
-    name: String,
-    /// Whether QoS 1 deliveries are acknowledged (PUBACK 0x00) as soon as they are
-    /// read (the default).
-    pub auto_ack: bool,
+/// A test's end of one MQTT 5 connection to a broker: a [`Peer`] (whose methods it
+/// has) speaking MQTT 5, with the answers that differ in MQTT 5.
+pub struct V5Peer(Peer);
+
+impl Deref for V5Peer {
+    type Target = Peer;
+
+    fn deref(&self) -> &Peer {
+        &self.0
+    }
+}
+
+impl DerefMut for V5Peer {
+    fn deref_mut(&mut self) -> &mut Peer {
+        &mut self.0
+    }
 }
 
 /// An MQTT 5 CONNECT with clean start 1, keep-alive 60 and no properties.
@@ -72,31 +75,14 @@ pub fn id(value: u16) -> PacketId {
 impl V5Peer {
     /// Opens a TCP connection, sending nothing yet.
     pub fn open(addr: SocketAddr, name: &str) -> V5Peer {
-        let stream = TcpStream::connect(addr)
-            .unwrap_or_else(|e| panic!("{name}: cannot connect to the test broker: {e}"));
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        V5Peer {
-            stream,
-            buffer: BytesMut::new(),
-            decoder: Decoder::new()
-                .with_version(ProtocolVersion::V5)
-                .with_max_packet_size(usize::MAX),
-            pending: VecDeque::new(),
-            timeout: READ_TIMEOUT,
-            name: name.to_string(),
-            auto_ack: true,
-        }
+        V5Peer(Peer::open_version(addr, name, ProtocolVersion::V5))
     }
 
     /// Opens a connection, sends `connect` (as MQTT 5) and returns what came back.
     pub fn connect(addr: SocketAddr, mut connect: Connect) -> (V5Peer, Next) {
         connect.protocol = ProtocolVersion::V5;
-        let mut peer = V5Peer::open(addr, &connect.client_id.clone());
-        peer.send(connect);
-        let next = peer.next();
-        (peer, next)
+        let (peer, next) = Peer::connect(addr, connect);
+        (V5Peer(peer), next)
     }
 
     /// Opens a connection and sends `connect`, expecting a CONNACK (of any reason).
@@ -115,72 +101,9 @@ impl V5Peer {
             connack.code,
             ReasonCode::SUCCESS,
             "{}: the CONNECT was refused",
-            peer.name
+            peer.name()
         );
         (peer, connack)
-    }
-
-    /// The name used in failure messages (the client id, for connected peers).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// How long each read waits from now on.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
-    /// Encodes (as MQTT 5) and writes a packet; fails the test if the write fails.
-    pub fn send(&mut self, packet: impl Into<Packet>) {
-        if let Err(e) = self.try_send(packet) {
-            panic!("{}: write to the broker failed: {e}", self.name);
-        }
-    }
-
-    /// Writes bytes as they are (for packets wren's encoder refuses to write).
-    pub fn send_bytes(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.stream.write_all(bytes) {
-            panic!("{}: write to the broker failed: {e}", self.name);
-        }
-    }
-
-    /// Writes a packet, reporting a failed write (the broker may have closed).
-    pub fn try_send(&mut self, packet: impl Into<Packet>) -> std::io::Result<()> {
-        let mut bytes = Vec::new();
-        packet
-            .into()
-            .encode_for(ProtocolVersion::V5, &mut bytes)
-            .expect("test packets encode");
-        self.stream.write_all(&bytes)
-    }
-
-    /// The next packet, held or read, or what happened instead.
-    pub fn next(&mut self) -> Next {
-        self.next_within(self.timeout)
-    }
-
-    /// Like [`V5Peer::next`], waiting at most `timeout` for a new packet.
-    pub fn next_within(&mut self, timeout: Duration) -> Next {
-        match self.pending.pop_front() {
-            Some(packet) => Next::Packet(packet),
-            None => self.read(timeout),
-        }
-    }
-
-    /// The next packet; fails the test naming `what` was expected otherwise.
-    pub fn expect(&mut self, what: &str) -> Packet {
-        match self.next() {
-            Next::Packet(packet) => packet,
-            other => panic!("{}: expected {what}, got {}", self.name, describe(&other)),
-        }
-    }
-
-    /// The next packet, which must be a PUBLISH.
-    pub fn expect_publish(&mut self, what: &str) -> Publish {
-        match self.next() {
-            Next::Packet(Packet::Publish(publish)) => publish,
-            other => panic!("{}: expected {what}, got {}", self.name, describe(&other)),
-        }
     }
 
     /// Expects nothing at all for `wait` (a bound on how long the test looks, not a
@@ -190,19 +113,7 @@ impl V5Peer {
             Next::Silent => {}
             other => panic!(
                 "{}: expected nothing ({what}), got {}",
-                self.name,
-                describe(&other)
-            ),
-        }
-    }
-
-    /// Expects the broker to close the connection without sending anything more.
-    pub fn expect_closed(&mut self, what: &str) {
-        match self.next() {
-            Next::Closed => {}
-            other => panic!(
-                "{}: expected the broker to close the connection ({what}), got {}",
-                self.name,
+                self.name(),
                 describe(&other)
             ),
         }
@@ -215,71 +126,15 @@ impl V5Peer {
         for _ in 0..1000 {
             match self.next() {
                 Next::Packet(Packet::Disconnect(disconnect)) => {
-                    assert_eq!(disconnect.reason_code, code, "{}: {what}", self.name);
+                    assert_eq!(disconnect.reason_code, code, "{}: {what}", self.name());
                     self.expect_closed(&format!("after {what}"));
                     return disconnect;
                 }
                 Next::Packet(_) => {}
-                other => panic!("{}: expected {what}, got {}", self.name, describe(&other)),
+                other => panic!("{}: expected {what}, got {}", self.name(), describe(&other)),
             }
         }
-        panic!("{}: the broker kept sending instead of {what}", self.name);
-    }
-
-    /// Waits for the first packet that `wanted` accepts, holding every other packet
-    /// for [`V5Peer::next`]. Fails the test on close or silence.
-    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&Packet) -> bool) -> Packet {
-        if let Some(index) = self.pending.iter().position(&wanted) {
-            return self
-                .pending
-                .remove(index)
-                .expect("the index was just found");
-        }
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.read(left.max(Duration::from_millis(1))) {
-                Next::Packet(packet) if wanted(&packet) => return packet,
-                Next::Packet(packet) => self.pending.push_back(packet),
-                other => panic!(
-                    "{}: expected {what}, got {} (after {} other packets)",
-                    self.name,
-                    describe(&other),
-                    self.pending.len()
-                ),
-            }
-        }
-    }
-
-    /// PINGREQ, then everything the broker sent before its PINGRESP (held packets
-    /// included).
-    pub fn ping(&mut self) -> Vec<Packet> {
-        self.send(Packet::PingReq);
-        let mut before: Vec<Packet> = self.pending.drain(..).collect();
-        for _ in 0..100_000 {
-            match self.read(self.timeout) {
-                Next::Packet(Packet::PingResp) => return before,
-                Next::Packet(packet) => before.push(packet),
-                other => panic!(
-                    "{}: expected PINGRESP, got {} (after {} other packets)",
-                    self.name,
-                    describe(&other),
-                    before.len()
-                ),
-            }
-        }
-        panic!("{}: the broker kept sending instead of PINGRESP", self.name);
-    }
-
-    /// The PUBLISH packets among [`V5Peer::ping`]'s; fails the test on any other.
-    pub fn publishes(&mut self) -> Vec<Publish> {
-        self.ping()
-            .into_iter()
-            .map(|packet| match packet {
-                Packet::Publish(publish) => publish,
-                other => panic!("{}: expected only PUBLISH, got {other}", self.name),
-            })
-            .collect()
+        panic!("{}: the broker kept sending instead of {what}", self.name());
     }
 
     /// Sends a SUBSCRIBE of `filters` with `properties` and returns the reason
@@ -310,7 +165,7 @@ impl V5Peer {
             codes,
             vec![ReasonCode(qos as u8)],
             "{}: SUBACK for {topic_filter}",
-            self.name
+            self.name()
         );
     }
 
@@ -348,48 +203,11 @@ impl V5Peer {
     /// Sends DISCONNECT with `reason` and waits until the broker closes.
     pub fn disconnect_with(mut self, disconnect: Disconnect) {
         self.send(disconnect);
-        for _ in 0..100_000 {
-            match self.next() {
-                Next::Closed => return,
-                Next::Packet(_) => {}
-                Next::Silent => panic!(
-                    "{}: the broker did not close after DISCONNECT within {:?}",
-                    self.name, self.timeout
-                ),
-            }
-        }
-        panic!("{}: the broker kept sending after DISCONNECT", self.name);
+        self.expect_closed_eventually("after DISCONNECT");
     }
 
     /// Sends DISCONNECT 0x00 and waits until the broker closes.
     pub fn disconnect(self) {
         self.disconnect_with(Disconnect::new(ReasonCode::NORMAL_DISCONNECTION));
-    }
-
-    /// Reads one packet from the socket (not from the held ones), acknowledging a
-    /// QoS 1 delivery when `auto_ack` says so.
-    fn read(&mut self, timeout: Duration) -> Next {
-        let next = read_packet(
-            &mut self.stream,
-            &mut self.decoder,
-            &mut self.buffer,
-            timeout,
-            &self.name,
-        );
-        if let Next::Packet(packet) = &next {
-            self.acknowledge(packet);
-        }
-        next
-    }
-
-    fn acknowledge(&mut self, packet: &Packet) {
-        if let Packet::Publish(publish) = packet {
-            if let (true, QoS::AtLeastOnce, Some(id)) =
-                (self.auto_ack, publish.qos, publish.packet_id)
-            {
-                // The broker may have closed meanwhile; the read after says so.
-                let _ = self.try_send(PubAck::new(id));
-            }
-        }
     }
 }
