@@ -13,15 +13,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 
+use super::packet_log::log_packet;
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
     ConnAck, Connect, ConnectReturnCode, Decoder, Packet, Properties, ProtocolVersion, ReasonCode,
     TopicName, Will, MAX_REMAINING_LENGTH,
 };
 use crate::transport::{self, Closer, Dialer, Reader, Writer};
-
-/// The log target of the packet lines.
-pub const PACKET_LOG_TARGET: &str = "wren::client::packets";
 
 /// How many decoded packets may wait between the reader thread and the connection
 /// thread. A full queue stops the reader, and TCP slows the broker down.
@@ -348,67 +346,4 @@ impl Link {
         drop(std::mem::replace(&mut self.incoming, empty));
         self.reader.take()
     }
-}
-
-/// Logs `packet` in mosquitto's words: `Client <id> sending CONNECT`.
-fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
-    if log::log_enabled!(target: PACKET_LOG_TARGET, log::Level::Debug) {
-        let direction = if sending { "sending" } else { "received" };
-        for line in describe(sending, packet) {
-            log::debug!(target: PACKET_LOG_TARGET, "Client {client_id} {direction} {line}");
-        }
-    }
-}
-
-/// The words mosquitto's client library logs for `packet` (lib/send_*.c and
-/// lib/handle_*.c), so that `-d` output of our tools reads like theirs. One line per
-/// filter for SUBSCRIBE and UNSUBSCRIBE, as mosquitto does.
-pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
-    let line = match (sending, packet) {
-        (_, Packet::Connect(_)) => "CONNECT".to_owned(),
-        (_, Packet::ConnAck(c)) => format!("CONNACK ({})", c.return_code() as u8),
-        (_, Packet::Publish(p)) => format!(
-            "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
-            p.dup as u8,
-            p.qos as u8,
-            p.retain as u8,
-            p.packet_id.map_or(0, |id| id.get()),
-            p.topic,
-            p.payload.len()
-        ),
-        (true, Packet::PubAck(a)) => format!("PUBACK (m{}, rc0)", a.packet_id),
-        (false, Packet::PubAck(a)) => format!("PUBACK (Mid: {}, RC:0)", a.packet_id),
-        (true, Packet::PubRec(a)) => format!("PUBREC (m{}, rc0)", a.packet_id),
-        (false, Packet::PubRec(a)) => format!("PUBREC (Mid: {})", a.packet_id),
-        (true, Packet::PubRel(a)) => format!("PUBREL (m{})", a.packet_id),
-        (false, Packet::PubRel(a)) => format!("PUBREL (Mid: {})", a.packet_id),
-        (true, Packet::PubComp(a)) => format!("PUBCOMP (m{})", a.packet_id),
-        (false, Packet::PubComp(a)) => format!("PUBCOMP (Mid: {}, RC:0)", a.packet_id),
-        (_, Packet::Subscribe(s)) => {
-            return s
-                .filters
-                .iter()
-                .map(|f| {
-                    format!(
-                        "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x00)",
-                        s.packet_id, f.filter, f.qos as u8
-                    )
-                })
-                .collect()
-        }
-        (_, Packet::SubAck(_)) => "SUBACK".to_owned(),
-        (_, Packet::Unsubscribe(u)) => {
-            return u
-                .filters
-                .iter()
-                .map(|f| format!("UNSUBSCRIBE (Mid: {}, Topic: {})", u.packet_id, f))
-                .collect()
-        }
-        (_, Packet::UnsubAck(_)) => "UNSUBACK".to_owned(),
-        (_, Packet::PingReq) => "PINGREQ".to_owned(),
-        (_, Packet::PingResp) => "PINGRESP".to_owned(),
-        (_, Packet::Disconnect(_)) => "DISCONNECT".to_owned(),
-        (_, Packet::Auth(_)) => "AUTH".to_owned(),
-    };
-    vec![line]
 }

@@ -88,6 +88,7 @@ mod error;
 mod message;
 mod options;
 mod outgoing;
+mod packet_log;
 mod state;
 mod subscription;
 mod worker;
@@ -101,13 +102,13 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use parking_lot::Mutex;
 
-pub use self::connection::PACKET_LOG_TARGET;
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
 pub use self::options::{
     ClientOptions, IntoClientOptions, Reconnect, TlsVersion, TopicDefaults, Will,
 };
 pub use self::outgoing::Publish;
+pub use self::packet_log::PACKET_LOG_TARGET;
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{
     ConnectReturnCode, ProtocolVersion, QoS, SubscribeFilter, SubscribeReturnCode,
