@@ -185,10 +185,7 @@ fn features_not_supported_yet_are_refused_with_a_reason() {
     let config = scratch_dir("args-unsupported");
     let sub = env!("CARGO_BIN_EXE_wren-sub");
     for args in [
-        &["-t", "a", "-V", "5"][..],
-        &["-t", "a", "-V", "mqttv5"],
-        &["-t", "a", "-D", "connect", "user-property", "k", "v"],
-        &["-t", "a", "--proxy", "socks5h://localhost"],
+        &["-t", "a", "--proxy", "socks5h://localhost"][..],
         &["-t", "a", "--unix", "/tmp/mosquitto.sock"],
     ] {
         let output = run(command(sub, &config).args(args), None);

@@ -11,9 +11,10 @@ use std::io;
 use std::time::Duration;
 
 use wren::client::{Client, ClientOptions, Error, Reconnect, Will};
+use wren::protocol::{ConnectReturnCode, ProtocolVersion, ReasonCode};
 use wren::transport::ClientTls;
 
-use super::cli::ConnectArgs;
+use super::cli::{to_properties, ConnectArgs};
 use super::exit::{self, Reporter};
 
 /// The client options `args` describe; `reconnect` is the tool's own choice, which
@@ -44,6 +45,12 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
         .with_protocol(args.protocol)
         .with_max_inflight(u16::try_from(args.max_inflight).unwrap_or(u16::MAX))
         .with_reconnect(args.reconnect.unwrap_or(reconnect));
+    if args.protocol == ProtocolVersion::V5 {
+        // mosquitto's session expiry: -x, or for ever with -c, else 0 (the
+        // property is in the CONNECT properties when it is not 0).
+        let expiry = args.session_expiry.unwrap_or(0);
+        options = options.with_session_expiry(Duration::from_secs(u64::from(expiry)));
+    }
     match (&args.username, &args.password) {
         (Some(username), Some(password)) => {
             options = options.with_credentials(username.clone(), password.clone());
@@ -60,6 +67,7 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
             args.will.retain,
         ));
     }
+    let _ = to_properties(&args.properties.connect);
     options
 }
 
@@ -71,13 +79,22 @@ pub fn connect(
     refused_note: Option<&str>,
     report: &Reporter,
 ) -> Result<Client, u8> {
+    if !args.clean_session && args.effective_client_id().is_empty() {
+        // MQTT 5 with -c and -x 0 but no -i: mosquitto's library refuses it.
+        report.error("Error: Invalid id.\n");
+        return Err(exit::FAILURE);
+    }
     if args.password.is_some() && args.username.is_none() {
         // MQTT 3.1.1 has no password without a user name [MQTT-3.1.2-22].
         report.error("Error: Problem setting username and/or password.\n");
         return Err(exit::FAILURE);
     }
     Client::connect(client_options(args, reconnect)).map_err(|error| {
-        let (text, code) = describe(&error, refused_note);
+        let (text, code) = if args.protocol == ProtocolVersion::V5 {
+            describe_v5(&error, refused_note.map(|_| REFUSED_NOTE_V5))
+        } else {
+            describe(&error, refused_note)
+        };
         report.error(&text);
         code
     })
@@ -97,6 +114,53 @@ fn describe(error: &Error, refused_note: Option<&str>) -> (String, u8) {
         ),
         Error::Io { source, .. } => (format!("Error: {}\n", os_message(source)), exit::FAILURE),
         other => (format!("Error: {other}\n"), exit::FAILURE),
+    }
+}
+
+/// What mosquitto_pub adds after an MQTT 5 refusal: its network loop ends with a
+/// protocol error.
+const REFUSED_NOTE_V5: &str =
+    "Error: A network protocol error occurred when communicating with the broker.\n";
+
+/// As [`describe`], for MQTT 5: mosquitto names the CONNACK's reason code and
+/// exits with it (135 for Not authorized).
+fn describe_v5(error: &Error, refused_note: Option<&str>) -> (String, u8) {
+    match error {
+        Error::ConnectionRefused(code) => {
+            let reason = connack_reason(*code);
+            let mut text = if reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
+                format!(
+                    "Connection error: {}. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.\n",
+                    reason_string(reason)
+                )
+            } else {
+                format!("Connection error: {}\n", reason_string(reason))
+            };
+            text.push_str(refused_note.unwrap_or_default());
+            (text, reason.0)
+        }
+        other => describe(other, refused_note),
+    }
+}
+
+/// The MQTT 5 reason code behind a refusal. The client library reports it as the
+/// 3.1.1 return code it maps to; this is the code a broker sends for each.
+fn connack_reason(code: ConnectReturnCode) -> ReasonCode {
+    match code {
+        ConnectReturnCode::Accepted => ReasonCode::SUCCESS,
+        ConnectReturnCode::UnacceptableProtocolVersion => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+        ConnectReturnCode::IdentifierRejected => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+        ConnectReturnCode::ServerUnavailable => ReasonCode::SERVER_UNAVAILABLE,
+        ConnectReturnCode::BadUserNameOrPassword => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+        ConnectReturnCode::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
+    }
+}
+
+/// mosquitto's text for an MQTT 5 reason code (`mosquitto_reason_string`).
+pub fn reason_string(code: ReasonCode) -> &'static str {
+    match code.0 {
+        0xA1 => "Subscription identifiers not supported",
+        _ => code.name().unwrap_or("Unknown reason"),
     }
 }
 

@@ -17,10 +17,12 @@ mod usage;
 use std::collections::VecDeque;
 use std::io;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use wren::client::{Client, Error, Pending, Reconnect};
+use wren::client::{Client, Error, Pending, Publish, Reconnect};
+use wren::protocol::{Properties, QoS};
 
-use common::cli::{self, ArgError, ConnectArgs, ToolOptions};
+use common::cli::{self, to_properties, ArgError, ConnectArgs, ToolOptions};
 use common::connect;
 use common::exit::{self, Reporter};
 use input::Lines;
@@ -90,10 +92,15 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
         Ok(client) => client,
         Err(code) => return code,
     };
-    let topic = topic.as_str();
+    let template = Template {
+        topic: topic.as_str(),
+        qos: options.qos.unwrap_or(args.qos),
+        retain: options.retain,
+        properties: to_properties(&args.properties.publish),
+    };
     let result = match payload {
-        Payload::Once(message) => publish_repeatedly(&client, topic, message, args, options),
-        Payload::Lines => publish_lines(&client, topic, io::stdin().lock(), args, options, &report),
+        Payload::Once(message) => publish_repeatedly(&client, &template, message, options, &report),
+        Payload::Lines => publish_lines(&client, &template, io::stdin().lock(), &report),
     };
     let code = match result {
         Ok(()) => exit::SUCCESS,
@@ -107,19 +114,85 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
     code
 }
 
+/// What every message of this run has in common: topic, QoS, retain flag and the
+/// MQTT 5 properties of `-D publish`.
+struct Template<'a> {
+    topic: &'a str,
+    qos: QoS,
+    retain: bool,
+    properties: Properties,
+}
+
+impl Template<'_> {
+    /// The message with `payload`.
+    fn message(&self, payload: impl Into<bytes::Bytes>) -> Publish {
+        let p = &self.properties;
+        let mut message = Publish::new(self.topic, payload)
+            .qos(self.qos)
+            .retain(self.retain);
+        if p.payload_format_indicator == Some(1) {
+            message = message.utf8_payload();
+        }
+        if let Some(expiry) = p.message_expiry_interval {
+            message = message.message_expiry(Duration::from_secs(u64::from(expiry)));
+        }
+        if let Some(content_type) = &p.content_type {
+            message = message.content_type(content_type.as_str());
+        }
+        if let Some(topic) = &p.response_topic {
+            message = message.response_topic(topic.as_str());
+        }
+        if let Some(data) = &p.correlation_data {
+            message = message.correlation_data(data.clone());
+        }
+        for (name, value) in &p.user_properties {
+            message = message.user_property(name.as_str(), value.as_str());
+        }
+        message
+    }
+}
+
+/// mosquitto_pub's message ids: one per message, from 1, as its library numbers
+/// every PUBLISH (QoS 0 included).
+struct MessageIds(u16);
+
+impl MessageIds {
+    fn next(&mut self) -> u16 {
+        self.0 = if self.0 == u16::MAX { 1 } else { self.0 + 1 };
+        self.0
+    }
+}
+
+/// How one publish ended: a refusal by an MQTT 5 broker (a PUBACK or PUBREC
+/// reason code of 0x80 or more) is a warning, as with mosquitto_pub, and the run
+/// goes on; any other failure ends it.
+fn settle(result: Result<(), Error>, mid: u16, report: &Reporter) -> Result<(), Error> {
+    match result {
+        Err(Error::PublishRefused(code)) => {
+            report.error(&format!(
+                "Warning: Publish {mid} failed: {}.\n",
+                connect::reason_string(code)
+            ));
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// `-m`, `-f`, `-s`, `-n`: one message, `--repeat` times, `--repeat-delay` apart
 /// (counted from each acknowledgement, as in mosquitto_pub).
 fn publish_repeatedly(
     client: &Client,
-    topic: &str,
+    template: &Template<'_>,
     message: Vec<u8>,
-    args: &ConnectArgs,
     options: &PubOptions,
+    report: &Reporter,
 ) -> Result<(), Error> {
     let message = bytes::Bytes::from(message);
-    let qos = options.qos.unwrap_or(args.qos);
+    let mut ids = MessageIds(0);
     for sent in 1..=options.repeat {
-        client.publish(topic, message.clone(), qos, options.retain)?;
+        let mid = ids.next();
+        settle(client.send(template.message(message.clone())), mid, report)?;
         if sent < options.repeat && !options.repeat_delay.is_zero() {
             // The delay is the feature here: the user asked for the gap.
             std::thread::sleep(options.repeat_delay);
@@ -132,14 +205,12 @@ fn publish_repeatedly(
 /// acknowledgement; every one is acknowledged before returning.
 fn publish_lines(
     client: &Client,
-    topic: &str,
+    template: &Template<'_>,
     input: impl io::BufRead,
-    args: &ConnectArgs,
-    options: &PubOptions,
     report: &Reporter,
 ) -> Result<(), Error> {
-    let qos = options.qos.unwrap_or(args.qos);
-    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut pending: VecDeque<(u16, Pending)> = VecDeque::new();
+    let mut ids = MessageIds(0);
     for line in Lines::new(input) {
         let line = match line {
             Ok(line) => line,
@@ -148,8 +219,9 @@ fn publish_lines(
                 break;
             }
         };
-        match client.publish_nowait(topic, line, qos, options.retain) {
-            Ok(publish) => pending.push_back(publish),
+        let mid = ids.next();
+        match client.send_nowait(template.message(line)) {
+            Ok(publish) => pending.push_back((mid, publish)),
             // A QoS 0 line while reconnecting is lost, as with mosquitto_pub.
             Err(Error::Disconnected(_)) => {
                 report.error("Warning: not connected; a line was not sent.\n");
@@ -157,13 +229,13 @@ fn publish_lines(
             Err(e) => return Err(e),
         }
         if pending.len() > PENDING_LIMIT {
-            if let Some(oldest) = pending.pop_front() {
-                oldest.wait()?;
+            if let Some((mid, oldest)) = pending.pop_front() {
+                settle(oldest.wait(), mid, report)?;
             }
         }
     }
-    for publish in pending {
-        publish.wait()?;
+    for (mid, publish) in pending {
+        settle(publish.wait(), mid, report)?;
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use wren::client::{Client, Error, QoS, Reconnect, Subscription};
+use wren::protocol::{ProtocolVersion, RetainHandling, SubscribeFilter};
 
 use clock::Now;
 use common::cli::{self, ConnectArgs};
@@ -62,12 +63,7 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
     // -W counts from the connection, as mosquitto's alarm does.
     let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
 
-    let filters: Vec<(&str, QoS)> = options
-        .topics
-        .iter()
-        .map(|filter| (filter.as_str(), args.qos))
-        .collect();
-    let subscription = match client.subscribe_many(&filters) {
+    let subscription = match client.subscribe_filters(subscribe_filters(args, options)) {
         Ok(subscription) => subscription,
         Err(Error::SubscriptionRefused(_)) => {
             report.error("All subscription requests were denied.\n");
@@ -104,6 +100,28 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
         &interrupt,
     );
     leave(&client, code)
+}
+
+/// The filters to subscribe to, with MQTT 5's subscription options: Retain As
+/// Published for `--retain-as-published`, and for `-R` Retain Handling 2 (the
+/// broker sends no retained messages), as mosquitto_sub asks. MQTT 3.1.1 has no
+/// options.
+fn subscribe_filters(args: &ConnectArgs, options: &SubOptions) -> Vec<SubscribeFilter> {
+    let v5 = args.protocol == ProtocolVersion::V5;
+    options
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut filter = SubscribeFilter::new(topic.clone(), args.qos);
+            if v5 {
+                filter.retain_as_published = options.retain_as_published;
+                if options.skip_retained {
+                    filter.retain_handling = RetainHandling::DoNotSend;
+                }
+            }
+            filter
+        })
+        .collect()
 }
 
 /// Prints messages until `-C`, `--retained-only`, `-W`, a signal or a failure ends
@@ -162,6 +180,7 @@ fn receive(
                 qos: message.qos() as u8,
                 retain: message.retain(),
                 packet_id: message.packet_id().map_or(0, |id| id.get()),
+                properties: message.properties(),
             };
             buffer.clear();
             let warnings = options.printer.print(&delivery, &Now::local(), &mut buffer);

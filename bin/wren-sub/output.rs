@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use wren::protocol::Properties;
+
 use crate::clock::Now;
 use crate::json::{self, Value};
 
@@ -29,6 +31,8 @@ pub struct Delivery<'a> {
     pub retain: bool,
     /// Its packet identifier, 0 for QoS 0.
     pub packet_id: u16,
+    /// Its MQTT 5 properties (none in MQTT 3.1.1).
+    pub properties: &'a Properties,
 }
 
 /// A `-F` template that [`Format::parse`] found well-formed.
@@ -83,8 +87,8 @@ impl fmt::Display for FormatError {
 }
 
 /// The `%` conversions mosquitto_sub knows. The MQTT 5 property fields
-/// (`%A %C %D %E %F %P %R %S`) are accepted and print as for a message without
-/// that property, which is every MQTT 3.1.1 message.
+/// (`%A %C %D %E %F %P %R %S`) print as mosquitto_sub prints an absent property
+/// for a message without it, which is every MQTT 3.1.1 message.
 const CONVERSIONS: &[u8] = b"%ACDEFIlmPpqRSrtjJUxX";
 
 impl Format {
@@ -272,13 +276,44 @@ impl Printer {
         warnings: &mut Vec<String>,
     ) {
         let pad = if field.zero_pad { b'0' } else { b' ' };
+        let properties = message.properties;
+        // An absent number prints its padding, an absent Content Type a blank
+        // field, and an absent Correlation Data, Response Topic or User Property
+        // nothing.
+        let number = |value: Option<u32>, out: &mut Vec<u8>| match value {
+            Some(value) => write_int(i64::from(value as i32), field, out),
+            None => out.extend(std::iter::repeat_n(pad, field.width)),
+        };
         match field.conversion {
             b'%' => out.push(b'%'),
-            // MQTT 5 properties a 3.1.1 message never has: numbers print their
-            // padding, strings a blank field, the others nothing.
-            b'A' | b'E' | b'F' | b'S' => out.extend(std::iter::repeat_n(pad, field.width)),
-            b'C' => out.extend(std::iter::repeat_n(b' ', field.width)),
-            b'D' | b'P' | b'R' => {}
+            b'A' => number(properties.topic_alias.map(u32::from), out),
+            b'E' => number(properties.message_expiry_interval, out),
+            b'F' => number(properties.payload_format_indicator.map(u32::from), out),
+            b'S' => number(properties.subscription_identifiers.first().copied(), out),
+            b'C' => match &properties.content_type {
+                Some(content_type) => write_str(content_type.as_bytes(), field, out),
+                None => out.extend(std::iter::repeat_n(b' ', field.width)),
+            },
+            b'D' => {
+                if let Some(data) = &properties.correlation_data {
+                    out.extend_from_slice(data);
+                }
+            }
+            b'P' => {
+                for (i, (name, value)) in properties.user_properties.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(value.as_bytes());
+                }
+            }
+            b'R' => {
+                if let Some(topic) = &properties.response_topic {
+                    write_str(topic.as_bytes(), field, out);
+                }
+            }
             b'I' => {
                 let time = now.strftime(b"%FT%T%z");
                 if time.is_empty() {
@@ -437,14 +472,66 @@ fn write_json(
     if message.qos > 0 {
         members.push((b"mid".to_vec(), Value::Number(f64::from(message.packet_id))));
     }
+    if let Some(properties) = json_properties(message.properties) {
+        members.push((b"properties".to_vec(), properties));
+    }
     members.push((b"payload".to_vec(), payload));
     json::write(&Value::Object(members), pretty, out);
     true
 }
 
+/// `%j`'s `properties` object, or `None` for a message without properties.
+///
+/// mosquitto_sub lists them in the order they came in the PUBLISH. The client
+/// library hands them over by kind, so they are listed in the order mosquitto's
+/// broker forwards a message whose publisher sent them in identifier order (as
+/// wren-pub, and mosquitto_pub given them in that order, do): the Subscription
+/// Identifier the broker puts first, the publisher's properties, and the Message
+/// Expiry Interval the broker puts last.
+fn json_properties(p: &Properties) -> Option<Value> {
+    let text = |s: &str| Value::String(s.as_bytes().to_vec());
+    let number = |n: u32| Value::Number(f64::from(n));
+    let mut members: Vec<(Vec<u8>, Value)> = Vec::new();
+    for id in &p.subscription_identifiers {
+        members.push((b"subscription-identifier".to_vec(), number(*id)));
+    }
+    if let Some(format) = p.payload_format_indicator {
+        members.push((
+            b"payload-format-indicator".to_vec(),
+            number(u32::from(format)),
+        ));
+    }
+    if let Some(content_type) = &p.content_type {
+        members.push((b"content-type".to_vec(), text(content_type)));
+    }
+    if let Some(topic) = &p.response_topic {
+        members.push((b"response-topic".to_vec(), text(topic)));
+    }
+    if let Some(data) = &p.correlation_data {
+        members.push((b"correlation-data".to_vec(), Value::String(data.to_vec())));
+    }
+    if let Some(alias) = p.topic_alias {
+        members.push((b"topic-alias".to_vec(), number(u32::from(alias))));
+    }
+    if !p.user_properties.is_empty() {
+        let pairs = p
+            .user_properties
+            .iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), text(value)))
+            .collect();
+        members.push((b"user-properties".to_vec(), Value::Object(pairs)));
+    }
+    if let Some(expiry) = p.message_expiry_interval {
+        members.push((b"message-expiry-interval".to_vec(), number(expiry)));
+    }
+    (!members.is_empty()).then_some(Value::Object(members))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static NONE: Properties = Properties::new();
 
     // 2026-11-23 08:48:44.273677123 UTC.
     fn now() -> Now {
@@ -458,6 +545,7 @@ mod tests {
             qos: 0,
             retain: false,
             packet_id: 0,
+            properties: &NONE,
         }
     }
 
@@ -529,6 +617,7 @@ mod tests {
             qos: 1,
             retain: false,
             packet_id: 1,
+            properties: &NONE,
         };
         let three = Delivery {
             topic: "f/three",
@@ -536,6 +625,7 @@ mod tests {
             qos: 2,
             retain: false,
             packet_id: 2,
+            properties: &NONE,
         };
         let fields = "%t|%p|%q|%r|%m|%l";
         assert_eq!(formatted(fields, &hello()), "f/one|hello|0|0|0|5");
@@ -570,6 +660,34 @@ mod tests {
     }
 
     #[test]
+    fn v5_fields_print_the_properties() {
+        let mut properties = Properties::new();
+        properties.content_type = Some("text/x".into());
+        properties.correlation_data = Some(bytes::Bytes::from_static(b"cd"));
+        properties.message_expiry_interval = Some(60);
+        properties.payload_format_indicator = Some(1);
+        properties.user_properties = vec![("a".into(), "b".into()), ("a".into(), "z".into())];
+        properties.response_topic = Some("r/t".into());
+        properties.subscription_identifiers = vec![7];
+        let message = Delivery {
+            properties: &properties,
+            ..hello()
+        };
+        assert_eq!(
+            formatted("%A|%C|%D|%E|%F|%P|%R|%S", &message),
+            "|text/x|cd|60|1|a:b a:z|r/t|7"
+        );
+        assert_eq!(
+            formatted("%3A|%-8C|%.2C|%04E|%-3F|%5R|%03S", &message),
+            "   |text/x  |te|0060|1  |  r/t|007"
+        );
+        assert_eq!(
+            formatted("%j", &message),
+            r#"{"tst":"2026-11-23T08:48:44.273677Z+0000","topic":"f/one","qos":0,"retain":0,"payloadlen":5,"properties":{"subscription-identifier":7,"payload-format-indicator":1,"content-type":"text/x","response-topic":"r/t","correlation-data":"cd","user-properties":{"a":"b","a":"z"},"message-expiry-interval":60},"payload":"hello"}"#
+        );
+    }
+
+    #[test]
     fn escapes_and_times() {
         assert_eq!(
             formatted("\\\\\\0\\a\\e\\n\\r\\t\\v", &hello()),
@@ -596,6 +714,7 @@ mod tests {
             qos: 1,
             retain: true,
             packet_id: 7,
+            properties: &NONE,
         };
         assert_eq!(
             formatted("%j", &tricky),

@@ -4,28 +4,74 @@
 //! that the tools' `-d` output reads line for line like mosquitto_pub's and
 //! mosquitto_sub's.
 
-use crate::protocol::Packet;
+use std::cell::Cell;
+
+use crate::protocol::{Packet, ProtocolVersion};
 
 /// The log target of the packet lines.
 pub const PACKET_LOG_TARGET: &str = "wren::client::packets";
 
+thread_local! {
+    /// The protocol of the last CONNECT this thread logged: the CONNACK that
+    /// answers it is read by the same thread, and its code is logged as a 3.1.1
+    /// return code or as an MQTT 5 reason code accordingly.
+    static CONNECT_VERSION: Cell<ProtocolVersion> = const { Cell::new(ProtocolVersion::V3_1_1) };
+}
+
 /// Logs `packet` in mosquitto's words: `Client <id> sending CONNECT`.
 pub(crate) fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
+    if let (true, Packet::Connect(connect)) = (sending, packet) {
+        CONNECT_VERSION.with(|v| v.set(connect.protocol));
+    }
     if log::log_enabled!(target: PACKET_LOG_TARGET, log::Level::Debug) {
-        let direction = if sending { "sending" } else { "received" };
-        for line in describe(sending, packet) {
-            log::debug!(target: PACKET_LOG_TARGET, "Client {client_id} {direction} {line}");
+        for line in lines(client_id, sending, packet) {
+            log::debug!(target: PACKET_LOG_TARGET, "{line}");
         }
     }
 }
 
+/// The whole lines mosquitto's client library logs for `packet`:
+/// `Client <id> sending <packet>`, with two exceptions it makes. After an MQTT 5
+/// CONNACK that assigns a client identifier, that identifier names the client;
+/// a DISCONNECT from the broker is `Received DISCONNECT (<reason code>)`.
+pub(crate) fn lines(client_id: &str, sending: bool, packet: &Packet) -> Vec<String> {
+    match (sending, packet) {
+        (false, Packet::Disconnect(d)) => {
+            return vec![format!("Received DISCONNECT ({})", d.reason_code.0)]
+        }
+        (false, Packet::ConnAck(c)) => {
+            if let Some(assigned) = &c.properties().assigned_client_identifier {
+                return vec![format!("Client {assigned} received {}", connack(c))];
+            }
+        }
+        _ => {}
+    }
+    let direction = if sending { "sending" } else { "received" };
+    describe(sending, packet)
+        .into_iter()
+        .map(|line| format!("Client {client_id} {direction} {line}"))
+        .collect()
+}
+
+/// `CONNACK (<code>)`: the 3.1.1 return code, or in MQTT 5 the reason code.
+fn connack(c: &crate::protocol::ConnAck) -> String {
+    let code = match CONNECT_VERSION.with(Cell::get) {
+        ProtocolVersion::V5 => c.code.0,
+        _ => c.return_code() as u8,
+    };
+    format!("CONNACK ({code})")
+}
+
 /// The words mosquitto's client library logs for `packet` (lib/send_*.c and
 /// lib/handle_*.c), so that `-d` output of our tools reads like theirs. One line per
-/// filter for SUBSCRIBE and UNSUBSCRIBE, as mosquitto does.
+/// filter for SUBSCRIBE and UNSUBSCRIBE, as mosquitto does. Reason codes are
+/// MQTT 5's (always 0 in 3.1.1); SUBSCRIBE's options are the subscription options
+/// byte without the QoS (No Local 0x04, Retain As Published 0x08, Retain Handling
+/// 0x10 / 0x20).
 pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
     let line = match (sending, packet) {
         (_, Packet::Connect(_)) => "CONNECT".to_owned(),
-        (_, Packet::ConnAck(c)) => format!("CONNACK ({})", c.return_code() as u8),
+        (_, Packet::ConnAck(c)) => connack(c),
         (_, Packet::Publish(p)) => format!(
             "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
             p.dup as u8,
@@ -35,21 +81,28 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
             p.topic,
             p.payload.len()
         ),
-        (true, Packet::PubAck(a)) => format!("PUBACK (m{}, rc0)", a.packet_id),
-        (false, Packet::PubAck(a)) => format!("PUBACK (Mid: {}, RC:0)", a.packet_id),
-        (true, Packet::PubRec(a)) => format!("PUBREC (m{}, rc0)", a.packet_id),
+        (true, Packet::PubAck(a)) => format!("PUBACK (m{}, rc{})", a.packet_id, a.reason_code.0),
+        (false, Packet::PubAck(a)) => {
+            format!("PUBACK (Mid: {}, RC:{})", a.packet_id, a.reason_code.0)
+        }
+        (true, Packet::PubRec(a)) => format!("PUBREC (m{}, rc{})", a.packet_id, a.reason_code.0),
         (false, Packet::PubRec(a)) => format!("PUBREC (Mid: {})", a.packet_id),
         (true, Packet::PubRel(a)) => format!("PUBREL (m{})", a.packet_id),
         (false, Packet::PubRel(a)) => format!("PUBREL (Mid: {})", a.packet_id),
         (true, Packet::PubComp(a)) => format!("PUBCOMP (m{})", a.packet_id),
-        (false, Packet::PubComp(a)) => format!("PUBCOMP (Mid: {}, RC:0)", a.packet_id),
+        (false, Packet::PubComp(a)) => {
+            format!("PUBCOMP (Mid: {}, RC:{})", a.packet_id, a.reason_code.0)
+        }
         (_, Packet::Subscribe(s)) => {
             return s
                 .filters
                 .iter()
                 .map(|f| {
+                    let options = (u8::from(f.no_local) << 2)
+                        | (u8::from(f.retain_as_published) << 3)
+                        | ((f.retain_handling as u8) << 4);
                     format!(
-                        "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x00)",
+                        "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x{options:02x})",
                         s.packet_id, f.filter, f.qos as u8
                     )
                 })

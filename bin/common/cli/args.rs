@@ -34,6 +34,14 @@ impl ArgError {
         }
     }
 
+    /// Exactly `text` (which may be empty), then the usage hint.
+    pub fn hinted(text: impl Into<String>) -> ArgError {
+        ArgError {
+            text: text.into(),
+            hint: true,
+        }
+    }
+
     /// Exactly `text`, without the usage hint.
     pub fn bare(text: impl Into<String>) -> ArgError {
         ArgError {
@@ -73,6 +81,27 @@ impl Args {
     /// Whether every token has been read.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
+    }
+
+    /// How many tokens are left.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Token `i` of those left, as text (invalid UTF-8 replaced), without taking it.
+    pub fn lossy(&self, i: usize) -> String {
+        self.tokens
+            .get(i)
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Takes the next token as raw bytes (empty when there is none).
+    pub fn take(&mut self) -> Vec<u8> {
+        self.tokens
+            .pop_front()
+            .map(OsString::into_vec)
+            .unwrap_or_default()
     }
 
     /// The value after `option` as raw bytes (payloads and passwords may be any

@@ -10,6 +10,7 @@ use wren::protocol::{ProtocolVersion, QoS, TopicName};
 use wren::transport::Kind;
 
 use super::super::url;
+use super::properties::{self, PropertyArgs};
 use super::{parse_int, parse_qos, ArgError, Args, Parser, ToolOptions};
 
 /// The will (`--will-*`), checked at the end because its parts come in any order.
@@ -85,10 +86,12 @@ pub struct ConnectArgs {
     pub max_inflight: u32,
     /// `--nodelay`: disable Nagle's algorithm.
     pub nodelay: bool,
-    /// `-x`: session expiry interval. An MQTT 5 property: with MQTT 3.1/3.1.1, which
-    /// are all wren speaks so far, it is checked and then has no effect, exactly as
-    /// with mosquitto's tools in those versions.
+    /// `-x`: session expiry interval, seconds (`u32::MAX`: never). An MQTT 5
+    /// property: with MQTT 3.1/3.1.1 it is checked and then has no effect, as with
+    /// mosquitto's tools. In MQTT 5 it defaults to 0, or to never with `-c`.
     pub session_expiry: Option<u32>,
+    /// `-D`: MQTT 5 properties, per packet.
+    pub properties: PropertyArgs,
     /// `-d`: print the packets sent and received.
     pub debug: bool,
     /// `--quiet`: print no runtime errors.
@@ -117,6 +120,7 @@ impl Default for ConnectArgs {
             max_inflight: 20,
             nodelay: false,
             session_expiry: None,
+            properties: PropertyArgs::default(),
             debug: false,
             quiet: false,
         }
@@ -179,9 +183,9 @@ impl<T: ToolOptions> Parser<T> {
             "--clean-session" => c.clean_session = true,
             "-d" | "--debug" => c.debug = true,
             "-D" | "--property" => {
-                return Err(ArgError::line(format!(
-                    "{option}: MQTT 5 properties are not supported yet; wren speaks MQTT 3.1 and 3.1.1."
-                )))
+                properties::parse_property(args, &mut c.properties)?;
+                // As in mosquitto, a property means MQTT 5 (a later -V still wins).
+                c.protocol = ProtocolVersion::V5;
             }
             "-h" | "--host" => c.host = args.text("-h", "host")?,
             "-i" | "--id" | "--client-id" => {
@@ -253,11 +257,7 @@ impl<T: ToolOptions> Parser<T> {
                 c.protocol = match value.as_str() {
                     "mqttv31" | "31" => ProtocolVersion::V3_1,
                     "mqttv311" | "311" => ProtocolVersion::V3_1_1,
-                    "mqttv5" | "5" => {
-                        return Err(ArgError::spaced(
-                            "MQTT 5 is not supported yet; use -V mqttv311 or -V mqttv31.",
-                        ))
-                    }
+                    "mqttv5" | "5" => ProtocolVersion::V5,
                     _ => return Err(ArgError::spaced("Invalid protocol version argument given.")),
                 };
             }
@@ -369,16 +369,45 @@ impl<T: ToolOptions> Parser<T> {
     }
 }
 
-/// mosquitto's `-x`: seconds, `-1` or `∞` for "never expires".
+/// mosquitto's `-x`: seconds, `-1` or `∞` for "never expires". Read as C's
+/// `strtol` with base 0 reads it: `0x10` is 16 and `010` is 8.
 pub(super) fn parse_session_expiry(text: &str) -> Result<u32, ArgError> {
     if text == "∞" {
         return Ok(u32::MAX);
     }
     let value =
-        parse_int(text).ok_or_else(|| ArgError::spaced("session-expiry-interval not a number."))?;
+        strtol(text).ok_or_else(|| ArgError::spaced("session-expiry-interval not a number."))?;
     match value {
         -1 => Ok(u32::MAX),
         _ => u32::try_from(value)
             .map_err(|_| ArgError::spaced("session-expiry-interval out of range.")),
     }
+}
+
+/// The whole of `text` as a number in C's `strtol(text, &end, 0)` way: blanks and
+/// a sign first, then hexadecimal after `0x`, octal after `0`, else decimal.
+/// `None` unless every character is read; a number too large saturates.
+fn strtol(text: &str) -> Option<i64> {
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, unsigned) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let (radix, digits) = if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+        .filter(|h| h.starts_with(|c: char| c.is_ascii_hexdigit()))
+    {
+        (16, hex)
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        (8, &unsigned[1..])
+    } else {
+        (10, unsigned)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = i64::from_str_radix(digits, radix).unwrap_or(i64::MAX);
+    Some(if negative { -magnitude } else { magnitude })
 }

@@ -23,7 +23,7 @@
 //! `mqtts://` URL or port 8883 turn it on, and without `-p` the port becomes 8883.
 //! hbmqtt's `ws://` and `wss://` URLs connect over WebSocket.
 //!
-//! Options wren does not support yet (MQTT 5 properties and `-V 5`, TLS-PSK,
+//! Options wren does not support yet (TLS-PSK,
 //! cipher lists, OpenSSL engines, `--capath`, SOCKS proxies, Unix sockets, binding
 //! to a local address with `-A`) are refused with a message that says so, never
 //! silently ignored.
@@ -36,16 +36,19 @@
 mod args;
 mod config_file;
 mod connection;
+mod properties;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use wren::config::ClientConfig;
+use wren::protocol::ProtocolVersion;
 
 pub use self::args::{parse_int, parse_qos, ArgError, Args};
 use self::config_file::config_file;
 pub use self::connection::{ConnectArgs, WillArgs};
+pub use self::properties::{to_properties, Property, PropertyValue};
 
 /// The options one tool adds to the shared ones.
 pub trait ToolOptions: Default {
@@ -234,11 +237,30 @@ impl<T: ToolOptions> Parser<T> {
                 "Both certfile and keyfile must be provided if one of them is set.",
             ));
         }
-        if !c.clean_session && (c.id_prefix.is_some() || c.client_id.is_none()) {
+        if c.protocol == ProtocolVersion::V5 {
+            let c = &mut self.connect;
+            if !c.clean_session && c.session_expiry.is_none() {
+                // A persistent session without -x is kept for ever.
+                c.session_expiry = Some(u32::MAX);
+            }
+            let expiry = c.session_expiry.unwrap_or(0);
+            if expiry > 0 {
+                if expiry == u32::MAX && (c.id_prefix.is_some() || c.client_id.is_none()) {
+                    return Err(ArgError::line(
+                        "You must provide a client id if you are using an infinite session expiry interval.",
+                    ));
+                }
+                c.properties.connect.push(Property {
+                    id: properties::SESSION_EXPIRY_INTERVAL,
+                    value: PropertyValue::Number(expiry),
+                });
+            }
+        } else if !c.clean_session && (c.id_prefix.is_some() || c.client_id.is_none()) {
             return Err(ArgError::line(
                 "You must provide a client id if you are using the -c option.",
             ));
         }
+        let c = &self.connect;
         if self.url_without_topic && !self.tool.has_topic() {
             // mosquitto insists on a topic in the URL; hbmqtt takes it from -t. Both
             // are fine here, but one of them must give a topic.
@@ -247,6 +269,7 @@ impl<T: ToolOptions> Parser<T> {
             ));
         }
         self.tool.finish(c)?;
+        c.properties.check(c.quiet)?;
         Ok(Command::Run(Box::new(self.connect), self.tool))
     }
 }
@@ -506,10 +529,7 @@ mod tests {
     #[test]
     fn unsupported_features_are_refused_not_ignored() {
         for args in [
-            &["-V", "5"][..],
-            &["-V", "mqttv5"],
-            &["-D", "connect", "user-property", "a", "b"],
-            &["--capath", "/etc/ssl/certs"],
+            &["--capath", "/etc/ssl/certs"][..],
             &["--psk", "00"],
             &["--proxy", "socks5h://p"],
             &["--unix", "/tmp/s"],
