@@ -10,7 +10,7 @@ mod common;
 
 use client_support::scenarios::*;
 use client_support::{wait_until, Relay, WrenBroker, PATIENCE};
-use wren::client::{Client, ConnectReturnCode, Error, QoS, Reconnect};
+use wren::client::{Client, Error, QoS, ReasonCode, Reconnect};
 
 #[test]
 fn a_message_of_each_qos_goes_round_trip() {
@@ -71,9 +71,10 @@ fn a_bad_password_is_refused_and_the_right_one_accepted() {
         assert!(
             matches!(
                 error,
-                Error::ConnectionRefused(
-                    ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNameOrPassword
-                )
+                Error::ConnectionRefused {
+                    code: ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    ..
+                }
             ),
             "{credentials:?}: {error:?}"
         );

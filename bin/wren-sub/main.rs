@@ -69,7 +69,7 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
         .collect();
     let subscription = match client.subscribe_many(&filters) {
         Ok(subscription) => subscription,
-        Err(Error::SubscriptionRefused(_)) => {
+        Err(Error::SubscriptionRefused { .. }) => {
             report.error("All subscription requests were denied.\n");
             return leave(&client, exit::SUCCESS);
         }
