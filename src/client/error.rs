@@ -212,6 +212,16 @@ impl Error {
         }
     }
 
+    /// What a call made after the connection was lost for good, for this reason,
+    /// fails with: the broker's DISCONNECT as itself, so that its reason code can
+    /// be matched; anything else as [`Error::Disconnected`] with the reason.
+    pub(crate) fn lost_for_good(&self) -> Error {
+        match self {
+            Error::DisconnectedByBroker { .. } => self.duplicate(),
+            other => Error::Disconnected(Some(other.to_string())),
+        }
+    }
+
     /// A copy of this error for a second waiter (the `io::Error` and `serde_json`
     /// sources are not `Clone`, so they are carried as text).
     pub(crate) fn duplicate(&self) -> Error {

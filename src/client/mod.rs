@@ -579,9 +579,13 @@ impl Client {
             self.inner.options.message_capacity,
             self.inner.control.clone(),
         );
+        let properties = self.properties_for(properties, PropertyContext::Subscribe);
         let target = Target {
             id,
             filters: Some(filters.iter().map(|f| f.filter.clone()).collect()),
+            subscription_id: properties
+                .as_ref()
+                .and_then(|p| p.subscription_identifiers.first().copied()),
             sender,
             stalled,
         };
@@ -590,7 +594,7 @@ impl Client {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.command(Command::Subscribe {
             filters: filters.clone(),
-            properties: self.properties_for(properties, PropertyContext::Subscribe),
+            properties,
             target,
             reply,
         })?;
@@ -630,6 +634,7 @@ impl Client {
         let _ = self.inner.control.send(Control::Register(Target {
             id,
             filters: None,
+            subscription_id: None,
             sender,
             stalled,
         }));
@@ -790,7 +795,7 @@ fn ended(status: &Status) -> Error {
 
 fn ended_or(status: &Status, otherwise: Error) -> Error {
     match &*status.lost.lock() {
-        Some(reason) => Error::Disconnected(Some(reason.clone())),
+        Some(reason) => reason.lost_for_good(),
         None => otherwise,
     }
 }

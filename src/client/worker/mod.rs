@@ -133,7 +133,7 @@ impl Token {
 pub(crate) struct Status {
     pub connected: AtomicBool,
     /// Why the connection was lost for good, once it has been.
-    pub lost: Mutex<Option<String>>,
+    pub lost: Mutex<Option<Error>>,
     /// Never receives: it disconnects when the thread has finished. A request that
     /// slipped into the queue after the thread's last look at it is never answered,
     /// and this is how its caller learns so at once.
@@ -185,8 +185,8 @@ pub(crate) struct Worker {
     goodbye: Disconnect,
     /// What the broker said of the current connection (MQTT 5).
     terms: BrokerTerms,
-    /// Set when the connection is lost for good.
-    dead: Option<String>,
+    /// Set when the connection is lost for good: why.
+    dead: Option<Error>,
     /// Reader threads of closed connections, joined when the client stops.
     old_readers: Vec<std::thread::JoinHandle<()>>,
     /// Every sender of `control` is gone (never while a handle lives).
@@ -766,10 +766,10 @@ impl Worker {
         }
         self.status.connected.store(false, Ordering::SeqCst);
         let error = match &self.dead {
-            Some(reason) => Error::Disconnected(Some(reason.clone())),
+            Some(reason) => reason.lost_for_good(),
             None => Error::Closed,
         };
-        self.status.lost.lock().clone_from(&self.dead);
+        *self.status.lost.lock() = self.dead.as_ref().map(Error::duplicate);
         for token in self.state.drain() {
             token.fail(&error);
         }

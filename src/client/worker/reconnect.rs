@@ -32,7 +32,7 @@ impl Worker {
             self.backoff = self.backoff.saturating_add(1);
         } else {
             log::warn!("Client {} lost its connection: {reason}", self.client_id);
-            self.dead = Some(reason.to_string());
+            self.dead = Some(reason);
         }
     }
 
@@ -79,7 +79,7 @@ impl Worker {
                         self.client_id,
                         self.reconnect_attempt
                     );
-                    self.dead = Some(error.to_string());
+                    self.dead = Some(error);
                 } else {
                     let delay = reconnect.delay(self.backoff);
                     self.backoff = self.backoff.saturating_add(1);
