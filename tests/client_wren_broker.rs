@@ -55,6 +55,13 @@ fn one_publisher_keeps_its_order_across_qos_and_calls_mqtt_4_6_0_6() {
 }
 
 #[test]
+fn over_mqtt_5_one_publisher_keeps_its_order_across_qos_and_calls_mqtt5_4_6_0_6() {
+    let broker = WrenBroker::start();
+    let url = format!("{}?protocol=5", broker.url());
+    one_publisher_keeps_its_order_across_qos_and_calls(&url, 3000);
+}
+
+#[test]
 fn publish_nowait_keeps_many_in_flight_within_the_window() {
     let broker = WrenBroker::start();
     publish_nowait_many_in_flight(&broker.url());
