@@ -43,20 +43,39 @@
 //! # MQTT versions
 //!
 //! The client speaks MQTT 3.1.1 unless told otherwise
-//! ([`ClientOptions::with_protocol`]): 3.1 for old brokers, or 5. The API is the
-//! same for every version; over MQTT 5 the broker's answers reach further:
+//! ([`ClientOptions::with_protocol`], or `?protocol=5` in the URL): 3.1 for old
+//! brokers, or 5; [`ClientOptions::with_protocol_fallback`] speaks 5 where the
+//! broker does and 3.1.1 where it refuses 5. The API is the same for every
+//! version; over MQTT 5 the broker's answers reach further:
 //!
 //! - received messages carry their properties ([`Message::properties`]: user
-//!   properties in order, content type, response topic, correlation data ...);
+//!   properties in order, content type, response topic, correlation data,
+//!   subscription identifiers ...), and [`Publish`] sends them;
+//! - CONNECT, the will, SUBSCRIBE, UNSUBSCRIBE and DISCONNECT take properties too
+//!   ([`ClientOptions::with_connect_properties`], [`Will::with_properties`],
+//!   [`Client::subscribe_with`], [`Client::unsubscribe_with`],
+//!   [`Client::disconnect_with`]);
+//! - reason codes come back typed: [`Error::PublishRefused`],
+//!   [`Error::ConnectionRefused`], [`Error::SubscriptionRefused`] and
+//!   [`Subscription::reason_codes`], [`Error::DisconnectedByBroker`];
 //! - the broker's Receive Maximum caps the inflight window, so a fast publisher is
-//!   never disconnected for sending too much;
-//! - a refused QoS 1/2 message fails its publish with [`Error::PublishRefused`] and
-//!   the reason code, and a broker that ends the connection with DISCONNECT says
-//!   why ([`Error::DisconnectedByBroker`]);
+//!   never disconnected for sending too much, and its Maximum Packet Size is
+//!   checked before sending ([`Error::PacketTooLarge`]);
 //! - a session outlives its connection as long as
 //!   [`ClientOptions::with_session_expiry`] says (by default as in 3.1.1: a clean
-//!   session ends with it, a persistent one is kept).
-//!
+//!   session ends with it, a persistent one is kept), and a client without an id
+//!   takes the one the broker assigns ([`Client::client_id`]);
+//! - topic aliases are resolved as they come
+//!   ([`ClientOptions::with_topic_alias_maximum`]) and put on outgoing messages on
+//!   request ([`ClientOptions::with_outgoing_topic_aliases`]); the tables are
+//!   [`wren::protocol::IncomingAliases`](crate::protocol::IncomingAliases) and
+//!   [`OutgoingAliases`](crate::protocol::OutgoingAliases), which the broker uses
+//!   too;
+//! - enhanced authentication answers the broker's challenges through an
+//!   [`Authenticator`];
+//! - a subscription made with a Subscription Identifier takes only the messages
+//!   that carry it, so overlapping subscriptions get each message once.
+
 //! # API conventions
 //!
 //! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
