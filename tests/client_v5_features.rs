@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -511,32 +511,47 @@ fn the_brokers_disconnect_reason_is_a_typed_error_mqtt5_3_14_2_1() {
     }
 }
 
-/// A broker that speaks only MQTT 3.1.1, as far as the handshake goes: it answers
-/// an MQTT 5 CONNECT with the 3.1.1 refusal "unacceptable protocol version" and
-/// accepts a 3.1.1 one. Returns its port and, once done, the protocol levels of
-/// the CONNECTs it saw.
-fn v311_only_listener() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+/// Reads one CONNECT from `stream` and returns its protocol level. Short CONNECTs
+/// only (one byte of remaining length), as the clients of these tests send.
+fn read_connect_level(stream: &mut TcpStream) -> u8 {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x10, "a CONNECT");
+    assert!(head[1] < 0x80, "a short CONNECT");
+    let mut body = vec![0u8; usize::from(head[1])];
+    stream.read_exact(&mut body).unwrap();
+    // Protocol name "MQTT" (2 + 4 bytes), then the level.
+    body[6]
+}
+
+/// How a broker that knows only MQTT 3.1.1 turns away an MQTT 5 CONNECT.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// CONNACK 0x01 "unacceptable protocol version", as 3.1.1 says [MQTT-3.1.2-2].
+    Connack,
+    /// Closing the connection without a word, as some older brokers do.
+    Silence,
+}
+
+/// A broker that speaks only MQTT 3.1.1, as far as the handshake goes: it turns
+/// away an MQTT 5 CONNECT and accepts a 3.1.1 one. Returns its port and, once
+/// done, the protocol levels of the CONNECTs it saw.
+fn v311_only_listener(refusal: Refusal) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let serving = std::thread::spawn(move || {
         let mut levels = Vec::new();
         for _ in 0..2 {
             let (mut stream, _) = listener.accept().unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut head = [0u8; 2];
-            stream.read_exact(&mut head).unwrap();
-            assert_eq!(head[0], 0x10, "a CONNECT");
-            // Short CONNECTs only: one byte of remaining length.
-            assert!(head[1] < 0x80);
-            let mut body = vec![0u8; usize::from(head[1])];
-            stream.read_exact(&mut body).unwrap();
-            // Protocol name "MQTT" (2 + 4 bytes), then the level.
-            let level = body[6];
+            let level = read_connect_level(&mut stream);
             levels.push(level);
             if level == 5 {
-                stream.write_all(&[0x20, 0x02, 0x00, 0x01]).unwrap();
+                if let Refusal::Connack = refusal {
+                    stream.write_all(&[0x20, 0x02, 0x00, 0x01]).unwrap();
+                }
             } else {
                 stream.write_all(&[0x20, 0x02, 0x00, 0x00]).unwrap();
                 // Wait for the client's DISCONNECT (or the end of the connection).
@@ -551,8 +566,57 @@ fn v311_only_listener() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
 }
 
 #[test]
+fn a_broker_that_closes_on_5_is_asked_again_in_3_1_1() {
+    let (port, serving) = v311_only_listener(Refusal::Silence);
+    let client = Client::connect(
+        ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}"))
+            .unwrap()
+            .with_protocol_fallback()
+            .with_reconnect(Reconnect::disabled()),
+    )
+    .unwrap();
+    assert_eq!(client.protocol(), ProtocolVersion::V3_1_1);
+    client.disconnect().unwrap();
+    assert_eq!(serving.join().unwrap(), [5, 4]);
+}
+
+#[test]
+fn an_alias_beyond_the_clients_maximum_ends_the_connection_with_0x94_mqtt5_3_3_2_9() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let broker = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        assert_eq!(read_connect_level(&mut stream), 5);
+        // CONNACK 0x00 without properties, then a PUBLISH to "a" with Topic Alias 3.
+        stream.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).unwrap();
+        stream
+            .write_all(&[0x30, 0x08, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x03, b'x'])
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        answer
+    });
+    let client = Client::connect(
+        v5(&format!("mqtt://127.0.0.1:{port}"))
+            .with_topic_alias_maximum(2)
+            .with_reconnect(Reconnect::disabled()),
+    )
+    .unwrap();
+    let messages = client.messages();
+    let answer = broker.join().unwrap();
+    assert!(
+        answer.len() >= 3 && answer[0] == 0xE0 && answer[2] == 0x94,
+        "expected DISCONNECT 0x94, got {answer:02X?}"
+    );
+    assert!(
+        messages.recv_timeout(PATIENCE).is_err(),
+        "the client closed"
+    );
+}
+
+#[test]
 fn a_broker_that_refuses_5_is_asked_again_in_3_1_1() {
-    let (port, serving) = v311_only_listener();
+    let (port, serving) = v311_only_listener(Refusal::Connack);
     let client = Client::connect(
         ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}?protocol=5,3.1.1"))
             .unwrap()
@@ -566,7 +630,7 @@ fn a_broker_that_refuses_5_is_asked_again_in_3_1_1() {
 
 #[test]
 fn without_the_fall_back_a_refusal_of_5_is_an_error() {
-    let (port, serving) = v311_only_listener();
+    let (port, serving) = v311_only_listener(Refusal::Connack);
     let result = Client::connect(
         ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}?protocol=5")).unwrap(),
     );

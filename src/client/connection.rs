@@ -112,25 +112,36 @@ impl BrokerTerms {
 /// refuses MQTT 5 is dialled again and asked in 3.1.1; [`Opened::version`] says
 /// which was spoken.
 pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
+    let falls_back = options.protocol_fallback && options.protocol == ProtocolVersion::V5;
     match open_as(options, client_id, options.protocol) {
+        // The 3.1.1 refusal, or a broker that closes the connection without a word,
+        // as some older ones do on a protocol level they do not know.
         Err(Error::ConnectionRefused { code, .. })
-            if options.protocol_fallback
-                && options.protocol == ProtocolVersion::V5
-                && code == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION =>
+            if falls_back && code == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION =>
         {
-            log::info!(
-                "Client {client_id}: {} does not speak MQTT 5; connecting with MQTT 3.1.1",
-                options.address()
-            );
-            let id = match client_id {
-                // 3.1.1 gives an empty id only to a clean session; make one up.
-                "" => super::options::random_client_id(),
-                id => id.to_owned(),
-            };
-            open_as(options, &id, ProtocolVersion::V3_1_1)
+            open_v311_instead(options, client_id)
+        }
+        Err(Error::Io { source, .. })
+            if falls_back && source.kind() == ErrorKind::UnexpectedEof =>
+        {
+            open_v311_instead(options, client_id)
         }
         result => result,
     }
+}
+
+/// [`open`] again in 3.1.1, for a broker that would not take MQTT 5.
+fn open_v311_instead(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
+    log::info!(
+        "Client {client_id}: {} does not speak MQTT 5; connecting with MQTT 3.1.1",
+        options.address()
+    );
+    let id = match client_id {
+        // 3.1.1 gives an empty id only to a clean session; make one up.
+        "" => super::options::random_client_id(),
+        id => id.to_owned(),
+    };
+    open_as(options, &id, ProtocolVersion::V3_1_1)
 }
 
 /// [`open`], speaking `version`.
