@@ -10,7 +10,7 @@ use std::time::Duration;
 use client_support::scenarios::*;
 use client_support::{Mosquitto, Relay, FRANK_SECRET, PATIENCE};
 use wren::client::{
-    Client, ClientOptions, ConnectReturnCode, Error, ProtocolVersion, QoS, Reconnect, Will,
+    Client, ClientOptions, Error, ProtocolVersion, QoS, ReasonCode, Reconnect, Will,
 };
 
 fn options(broker: &Mosquitto) -> ClientOptions {
@@ -211,9 +211,10 @@ fn a_bad_password_is_refused_with_mosquittos_reason() {
     assert!(
         matches!(
             error,
-            Error::ConnectionRefused(
-                ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNameOrPassword
-            )
+            Error::ConnectionRefused {
+                code: ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                ..
+            }
         ),
         "{error:?}"
     );

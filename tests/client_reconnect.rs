@@ -40,12 +40,23 @@ fn number(message: &wren::client::Message) -> u32 {
 
 #[test]
 fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
+    subscriber_cut_off_in_a_qos_1_stream("");
+}
+
+#[test]
+fn over_mqtt_5_a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
+    subscriber_cut_off_in_a_qos_1_stream("?protocol=5");
+}
+
+/// `version` is the URL query that selects the protocol.
+fn subscriber_cut_off_in_a_qos_1_stream(version: &str) {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
-    let subscriber =
-        client_support::scenarios::a_qos_1_stream_survives(&relay.url(), &broker.url(), || {
-            relay.cut()
-        });
+    let subscriber = client_support::scenarios::a_qos_1_stream_survives(
+        &format!("{}{version}", relay.url()),
+        &format!("{}{version}", broker.url()),
+        || relay.cut(),
+    );
     // The rest of the stream may already have been in the client's buffers when
     // the cut came; the reconnection then follows the last message, as long as the
     // client is alive to make it.
@@ -53,16 +64,17 @@ fn a_subscriber_cut_off_in_a_qos_1_stream_gets_every_message() {
     drop(subscriber);
 }
 
-#[test]
-fn a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
+/// A publisher of QoS 1 and 2 messages loses its connection half way; `version`
+/// is the URL query that selects the protocol.
+fn publisher_cut_off_mid_stream(version: &str) {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
-    let watcher = Client::connect(options(&broker.url())).unwrap();
+    let watcher = Client::connect(options(&format!("{}{version}", broker.url()))).unwrap();
     let subscription = watcher
         .subscribe_many(&[("out/1", QoS::AtLeastOnce), ("out/2", QoS::ExactlyOnce)])
         .unwrap();
     let publisher = Client::connect(
-        options(&relay.url())
+        options(&format!("{}{version}", relay.url()))
             .with_client_id("cut-publisher")
             .with_clean_session(false),
     )
@@ -116,17 +128,28 @@ fn a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
 }
 
 #[test]
-fn a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
+fn a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
+    publisher_cut_off_mid_stream("");
+}
+
+#[test]
+fn over_mqtt_5_a_publisher_cut_off_mid_stream_resends_and_every_publish_completes() {
+    publisher_cut_off_mid_stream("?protocol=5");
+}
+
+/// A QoS 2 subscriber loses its connection twice; `version` is the URL query
+/// that selects the protocol.
+fn qos_2_subscriber_cut_off_mid_stream(version: &str) {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
     let subscriber = Client::connect(
-        options(&relay.url())
+        options(&format!("{}{version}", relay.url()))
             .with_client_id("exactly-once")
             .with_clean_session(false),
     )
     .unwrap();
     let subscription = subscriber.subscribe("once", QoS::ExactlyOnce).unwrap();
-    let publisher = Client::connect(options(&broker.url())).unwrap();
+    let publisher = Client::connect(options(&format!("{}{version}", broker.url()))).unwrap();
 
     const COUNT: u32 = 300;
     let sender = thread::spawn(move || {
@@ -170,14 +193,25 @@ fn a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
 }
 
 #[test]
-fn without_a_session_on_the_broker_the_client_subscribes_again() {
+fn a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
+    qos_2_subscriber_cut_off_mid_stream("");
+}
+
+#[test]
+fn over_mqtt_5_a_qos_2_subscriber_cut_off_mid_stream_sees_each_message_exactly_once() {
+    qos_2_subscriber_cut_off_mid_stream("?protocol=5");
+}
+
+/// A clean-session subscriber reconnects; `version` is the URL query that
+/// selects the protocol.
+fn subscribes_again_without_a_session(version: &str) {
     let broker = Mosquitto::start();
     let relay = Relay::to(broker.address());
-    let client = Client::connect(options(&relay.url())).unwrap(); // clean session
+    let client = Client::connect(options(&format!("{}{version}", relay.url()))).unwrap(); // clean session
     let subscription = client.subscribe("again/#", QoS::AtLeastOnce).unwrap();
     relay.cut();
     wait_until("a second connection", || relay.accepted() >= 2);
-    let publisher = Client::connect(options(&broker.url())).unwrap();
+    let publisher = Client::connect(options(&format!("{}{version}", broker.url()))).unwrap();
     // The new SUBSCRIBE may still be on its way: publish until one arrives.
     let mut received = None;
     wait_until("a message after reconnecting", || {
@@ -191,6 +225,16 @@ fn without_a_session_on_the_broker_the_client_subscribes_again() {
         received.is_some()
     });
     assert_eq!(received.unwrap().payload_str().unwrap(), "back");
+}
+
+#[test]
+fn without_a_session_on_the_broker_the_client_subscribes_again() {
+    subscribes_again_without_a_session("");
+}
+
+#[test]
+fn over_mqtt_5_without_a_session_on_the_broker_the_client_subscribes_again() {
+    subscribes_again_without_a_session("?protocol=5");
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod common;
 
 use client_support::scenarios::*;
 use client_support::{wait_until, Relay, WrenBroker, PATIENCE};
-use wren::client::{Client, ConnectReturnCode, Error, QoS, Reconnect};
+use wren::client::{Client, Error, QoS, ReasonCode, Reconnect};
 
 #[test]
 fn a_message_of_each_qos_goes_round_trip() {
@@ -55,6 +55,13 @@ fn one_publisher_keeps_its_order_across_qos_and_calls_mqtt_4_6_0_6() {
 }
 
 #[test]
+fn over_mqtt_5_one_publisher_keeps_its_order_across_qos_and_calls_mqtt5_4_6_0_6() {
+    let broker = WrenBroker::start();
+    let url = format!("{}?protocol=5", broker.url());
+    one_publisher_keeps_its_order_across_qos_and_calls(&url, 3000);
+}
+
+#[test]
 fn publish_nowait_keeps_many_in_flight_within_the_window() {
     let broker = WrenBroker::start();
     publish_nowait_many_in_flight(&broker.url());
@@ -71,9 +78,10 @@ fn a_bad_password_is_refused_and_the_right_one_accepted() {
         assert!(
             matches!(
                 error,
-                Error::ConnectionRefused(
-                    ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNameOrPassword
-                )
+                Error::ConnectionRefused {
+                    code: ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    ..
+                }
             ),
             "{credentials:?}: {error:?}"
         );

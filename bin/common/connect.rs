@@ -103,10 +103,11 @@ pub fn connect(
 /// The text mosquitto's tools print for a failure to connect, and the exit code.
 fn describe(error: &Error, refused_note: Option<&str>) -> (String, u8) {
     match error {
-        Error::ConnectionRefused(code) => {
-            let mut text = format!("Connection error: {code}\n");
+        Error::ConnectionRefused { code, .. } => {
+            let return_code = wren::protocol::ConnectReturnCode::from_reason(*code);
+            let mut text = format!("Connection error: {return_code}\n");
             text.push_str(refused_note.unwrap_or_default());
-            (text, *code as u8)
+            (text, return_code as u8)
         }
         Error::Io { source, .. } if is_lookup_failure(source) => (
             "Unable to connect (Lookup error.).\n".to_owned(),
@@ -189,7 +190,10 @@ mod tests {
     #[test]
     fn refusals_print_mosquittos_lines_and_exit_with_the_return_code() {
         use wren::protocol::ConnectReturnCode;
-        let refused = Error::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        let refused = Error::ConnectionRefused {
+            code: ConnectReturnCode::NotAuthorized.reason_code(),
+            reason: None,
+        };
         assert_eq!(
             describe(&refused, Some("Error: The connection was refused.\n")),
             (
@@ -199,7 +203,10 @@ mod tests {
                 5
             )
         );
-        let bad_password = Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword);
+        let bad_password = Error::ConnectionRefused {
+            code: ConnectReturnCode::BadUserNameOrPassword.reason_code(),
+            reason: None,
+        };
         assert_eq!(
             describe(&bad_password, None),
             (

@@ -65,7 +65,7 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
 
     let subscription = match client.subscribe_filters(subscribe_filters(args, options)) {
         Ok(subscription) => subscription,
-        Err(Error::SubscriptionRefused(_)) => {
+        Err(Error::SubscriptionRefused { .. }) => {
             report.error("All subscription requests were denied.\n");
             return leave(&client, exit::SUCCESS);
         }

@@ -16,8 +16,9 @@ use crossbeam_channel::{Receiver, Sender};
 use super::packet_log::log_packet;
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
-    ConnAck, Connect, ConnectReturnCode, Decoder, Packet, Properties, ProtocolVersion, ReasonCode,
-    TopicName, Will, MAX_REMAINING_LENGTH,
+    AliasError, Auth, ConnAck, Connect, Decoder, IncomingAliases, OutgoingAliases, Packet,
+    Properties, PropertyContext, ProtocolVersion, ReasonCode, TopicName, Will,
+    MAX_REMAINING_LENGTH,
 };
 use crate::transport::{self, Closer, Dialer, Reader, Writer};
 
@@ -33,6 +34,9 @@ pub(crate) enum Incoming {
     /// The connection is over: the broker closed it, or it broke, or it sent bytes
     /// that are not MQTT.
     Closed(Error),
+    /// MQTT 5: the broker broke a rule the client answers with a DISCONNECT
+    /// carrying `code` (a topic alias out of range, or unknown), before closing.
+    Violation { code: ReasonCode, error: Error },
 }
 
 /// The client's live link to the broker: a [`transport::Connection`] whose CONNECT
@@ -50,6 +54,9 @@ pub(crate) struct Link {
     out: Vec<u8>,
     /// The version every packet is encoded for.
     version: ProtocolVersion,
+    /// MQTT 5: the topic aliases put on outgoing messages, when the client uses
+    /// them and the broker takes them.
+    aliases: Option<OutgoingAliases>,
 }
 
 impl std::fmt::Debug for Link {
@@ -66,6 +73,10 @@ pub(crate) struct Opened {
     pub session_present: bool,
     /// What the broker said of this connection.
     pub terms: BrokerTerms,
+    /// The version spoken: the one asked for, or 3.1.1 after falling back.
+    pub version: ProtocolVersion,
+    /// MQTT 5: the client id the broker gave a client that connected without one.
+    pub assigned_client_id: Option<String>,
 }
 
 /// What an MQTT 5 broker's CONNACK says of the connection; what a client assumes
@@ -96,8 +107,49 @@ impl BrokerTerms {
 }
 
 /// Dials the broker, sends CONNECT and waits for CONNACK. A refusal becomes
-/// [`Error::ConnectionRefused`].
+/// [`Error::ConnectionRefused`]. With
+/// [`with_protocol_fallback`](ClientOptions::with_protocol_fallback), a broker that
+/// refuses MQTT 5 is dialled again and asked in 3.1.1; [`Opened::version`] says
+/// which was spoken.
 pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
+    let falls_back = options.protocol_fallback && options.protocol == ProtocolVersion::V5;
+    match open_as(options, client_id, options.protocol) {
+        // The 3.1.1 refusal, or a broker that closes the connection without a word,
+        // as some older ones do on a protocol level they do not know.
+        Err(Error::ConnectionRefused { code, .. })
+            if falls_back && code == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION =>
+        {
+            open_v311_instead(options, client_id)
+        }
+        Err(Error::Io { source, .. })
+            if falls_back && source.kind() == ErrorKind::UnexpectedEof =>
+        {
+            open_v311_instead(options, client_id)
+        }
+        result => result,
+    }
+}
+
+/// [`open`] again in 3.1.1, for a broker that would not take MQTT 5.
+fn open_v311_instead(options: &ClientOptions, client_id: &str) -> Result<Opened, Error> {
+    log::info!(
+        "Client {client_id}: {} does not speak MQTT 5; connecting with MQTT 3.1.1",
+        options.address()
+    );
+    let id = match client_id {
+        // 3.1.1 gives an empty id only to a clean session; make one up.
+        "" => super::options::random_client_id(),
+        id => id.to_owned(),
+    };
+    open_as(options, &id, ProtocolVersion::V3_1_1)
+}
+
+/// [`open`], speaking `version`.
+fn open_as(
+    options: &ClientOptions,
+    client_id: &str,
+    version: ProtocolVersion,
+) -> Result<Opened, Error> {
     let address = options.address();
     let dialer = Dialer {
         timeout: options.connect_timeout,
@@ -120,23 +172,45 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         ))
         .map_err(io)?;
 
-    let connect = Packet::from(connect_packet(options, client_id)?);
+    let connect = Packet::from(connect_packet(options, client_id, version)?);
     let mut bytes = Vec::new();
-    connect.encode_for(options.protocol, &mut bytes)?;
+    connect.encode_for(version, &mut bytes)?;
     log_packet(client_id, true, &connect);
     // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
     writer.write_all(&bytes).map_err(io)?;
 
     let mut decoder = Decoder::new()
         .with_max_packet_size(options.max_packet_size)
-        .with_version(options.protocol);
+        .with_version(version);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     let deadline = Instant::now() + options.connect_timeout;
+    let mut challenges = 0;
     let connack = loop {
+        if version == ProtocolVersion::V5 && is_v311_protocol_refusal(&buffer) {
+            // A 3.1.1 broker answers an MQTT 5 CONNECT in 3.1.1: "unacceptable
+            // protocol version" [MQTT-3.1.2-2].
+            closer.close();
+            return Err(Error::ConnectionRefused {
+                code: ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                reason: None,
+            });
+        }
         if let Some(packet) = decoder.decode(&mut buffer)? {
             log_packet(client_id, false, &packet);
             match packet {
                 Packet::ConnAck(connack) => break connack,
+                // MQTT 5 enhanced authentication: a challenge to answer
+                // [MQTT-4.12.0-2].
+                Packet::Auth(auth) if auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION => {
+                    challenges += 1;
+                    let answer = answer_challenge(options, &auth, challenges)?;
+                    let answer = Packet::Auth(answer);
+                    let mut bytes = Vec::new();
+                    answer.encode_for(version, &mut bytes)?;
+                    log_packet(client_id, true, &answer);
+                    writer.write_all(&bytes).map_err(io)?;
+                    continue;
+                }
                 // [MQTT-3.2.0-1]: the first packet from the server is CONNACK.
                 other => return Err(Error::UnexpectedPacket(other.packet_type())),
             }
@@ -166,24 +240,45 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
         code,
         properties,
     } = connack;
+    let properties = properties.map(|boxed| *boxed).unwrap_or_default();
     if code != ReasonCode::SUCCESS {
         closer.close();
-        return Err(Error::ConnectionRefused(ConnectReturnCode::from_reason(
+        return Err(Error::ConnectionRefused {
             code,
-        )));
+            reason: properties.reason_string,
+        });
     }
     // The reader blocks until data comes or the socket is shut down; keep-alive
     // notices a silent broker.
     reader.set_read_timeout(None).map_err(io)?;
+    let assigned_client_id = properties.assigned_client_identifier.clone();
+    let client_id = assigned_client_id.as_deref().unwrap_or(client_id);
     let (sender, incoming) = crossbeam_channel::bounded(INCOMING_QUEUE);
+    let aliases = IncomingAliases::new(match version {
+        ProtocolVersion::V5 => options.topic_alias_maximum,
+        _ => 0,
+    });
     let reader = std::thread::Builder::new()
         .name(format!("wren-reader {client_id}"))
         .spawn({
             let client_id = client_id.to_owned();
             let address = address.clone();
-            move || read_loop(reader, buffer, decoder, sender, &client_id, &address)
+            move || {
+                let mut source = Source {
+                    reader,
+                    buffer,
+                    decoder,
+                    aliases,
+                };
+                read_loop(&mut source, sender, &client_id, &address)
+            }
         })
         .map_err(io)?;
+    let terms = BrokerTerms::from_connack(&properties);
+    let outgoing_aliases = match (version, options.outgoing_topic_aliases) {
+        (ProtocolVersion::V5, true) => properties.topic_alias_maximum.unwrap_or(0),
+        _ => 0,
+    };
     Ok(Opened {
         link: Link {
             writer,
@@ -193,11 +288,61 @@ pub(crate) fn open(options: &ClientOptions, client_id: &str) -> Result<Opened, E
             incoming,
             reader: Some(reader),
             out: Vec::with_capacity(16 * 1024),
-            version: options.protocol,
+            version,
+            aliases: (outgoing_aliases > 0).then(|| OutgoingAliases::new(outgoing_aliases)),
         },
         session_present,
-        terms: BrokerTerms::from_connack(crate::protocol::properties::or_empty(&properties)),
+        terms,
+        version,
+        assigned_client_id,
     })
+}
+
+/// Whether `buffer` starts with a 3.1.1 CONNACK refusing the protocol version
+/// (`20 02 00 01`), which is malformed as an MQTT 5 CONNACK (it has no property
+/// length), so that the MQTT 5 decoder would call it broken rather than a refusal.
+fn is_v311_protocol_refusal(buffer: &[u8]) -> bool {
+    matches!(buffer, [0x20, 0x02, 0x00, 0x01, ..])
+}
+
+/// Most challenges one connection attempt answers: an exchange that goes on longer
+/// is a broker gone wrong (the broker's own limit is 16 round trips too).
+const MAX_CHALLENGES: usize = 16;
+
+/// The answer to the broker's AUTH challenge, from the options' [`Authenticator`].
+///
+/// [`Authenticator`]: super::Authenticator
+fn answer_challenge(options: &ClientOptions, auth: &Auth, round: usize) -> Result<Auth, Error> {
+    let Some(authenticator) = &options.authenticator else {
+        return Err(Error::Authentication(
+            "the broker sent an authentication challenge, and no authenticator is set".into(),
+        ));
+    };
+    let authenticator = &authenticator.0;
+    if round > MAX_CHALLENGES {
+        return Err(Error::Authentication(format!(
+            "the broker sent more than {MAX_CHALLENGES} authentication challenges"
+        )));
+    }
+    let challenge = auth.properties();
+    if challenge.authentication_method.as_deref() != Some(authenticator.method()) {
+        // [MQTT-4.12.0-5]: the method stays the one named in CONNECT.
+        return Err(Error::Authentication(format!(
+            "the broker's challenge names the method {:?}, not {:?}",
+            challenge.authentication_method.as_deref().unwrap_or(""),
+            authenticator.method()
+        )));
+    }
+    let data = authenticator
+        .challenge(challenge.authentication_data.as_deref())
+        .map_err(Error::Authentication)?;
+    let mut answer = Auth::new(ReasonCode::CONTINUE_AUTHENTICATION);
+    answer.properties = Some(Box::new(Properties {
+        authentication_method: Some(authenticator.method().to_owned()),
+        authentication_data: data,
+        ..Properties::new()
+    }));
+    Ok(answer)
 }
 
 /// Sorts the transport's errors into the client's: the network's own failures stay
@@ -219,17 +364,29 @@ fn dial_error(address: &str, error: transport::Error) -> Error {
     }
 }
 
-fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, Error> {
-    let properties = (options.protocol == ProtocolVersion::V5).then(|| {
-        let mut properties = Properties::new();
+fn connect_packet(
+    options: &ClientOptions,
+    client_id: &str,
+    version: ProtocolVersion,
+) -> Result<Connect, Error> {
+    let v5 = version == ProtocolVersion::V5;
+    let properties = v5.then(|| {
+        let mut properties = options.connect_properties.clone();
         // Absent means 0: the session ends with the connection [MQTT-3.1.2-11].
         let expiry = options.session_expiry();
         properties.session_expiry_interval = (expiry > 0).then_some(expiry);
         // The broker must not send more than the decoder takes [MQTT-3.1.2-24].
         if options.max_packet_size < MAX_REMAINING_LENGTH + 5 {
-            properties.maximum_packet_size = Some(options.max_packet_size as u32);
+            properties.maximum_packet_size = u32::try_from(options.max_packet_size).ok();
         }
-        Box::new(properties)
+        properties.receive_maximum = options.receive_maximum;
+        properties.topic_alias_maximum =
+            (options.topic_alias_maximum > 0).then_some(options.topic_alias_maximum);
+        if let Some(authenticator) = &options.authenticator {
+            properties.authentication_method = Some(authenticator.0.method().to_owned());
+            properties.authentication_data = authenticator.0.initial_data();
+        }
+        Box::new(properties.restricted_to(PropertyContext::Connect))
     });
     let will = match &options.will {
         Some(will) => Some(Will {
@@ -237,12 +394,14 @@ fn connect_packet(options: &ClientOptions, client_id: &str) -> Result<Connect, E
             payload: will.payload.clone(),
             qos: will.qos,
             retain: will.retain,
-            properties: None,
+            properties: v5
+                .then(|| Box::new(will.properties.clone().restricted_to(PropertyContext::Will)))
+                .filter(|properties| !properties.is_empty()),
         }),
         None => None,
     };
     Ok(Connect {
-        protocol: options.protocol,
+        protocol: version,
         clean_session: options.clean_session,
         keep_alive: u16::try_from(options.keep_alive.as_secs()).unwrap_or(u16::MAX),
         client_id: client_id.to_owned(),
@@ -260,18 +419,20 @@ fn read_some(reader: &mut Reader, buffer: &mut BytesMut) -> std::io::Result<usiz
     Ok(n)
 }
 
+/// What the reader thread reads from: the socket, the bytes read and not yet
+/// decoded, the decoder, and the broker's topic aliases.
+struct Source {
+    reader: Reader,
+    buffer: BytesMut,
+    decoder: Decoder,
+    aliases: IncomingAliases,
+}
+
 /// The reader thread: read, decode, hand over, until the connection ends.
-fn read_loop(
-    mut reader: Reader,
-    mut buffer: BytesMut,
-    mut decoder: Decoder,
-    sender: Sender<Incoming>,
-    client_id: &str,
-    address: &str,
-) {
+fn read_loop(source: &mut Source, sender: Sender<Incoming>, client_id: &str, address: &str) {
     let reason = loop {
         // Take every whole packet already buffered before reading again.
-        match decoder.decode(&mut buffer) {
+        match source.decoder.decode(&mut source.buffer) {
             Ok(Some(Packet::Disconnect(disconnect))) => {
                 // MQTT 5: the broker says why it ends the connection.
                 log_packet(client_id, false, &Packet::Disconnect(disconnect.clone()));
@@ -279,10 +440,25 @@ fn read_loop(
                     "Client {client_id}: the broker disconnected it: {}",
                     disconnect.reason_code
                 );
-                break Error::DisconnectedByBroker(disconnect.reason_code);
+                let reason = disconnect
+                    .properties
+                    .and_then(|properties| properties.reason_string);
+                break Incoming::Closed(Error::DisconnectedByBroker {
+                    code: disconnect.reason_code,
+                    reason,
+                });
             }
-            Ok(Some(packet)) => {
+            Ok(Some(mut packet)) => {
                 log_packet(client_id, false, &packet);
+                if let Packet::Publish(publish) = &mut packet {
+                    if let Err(AliasError { code, why }) = source.aliases.resolve(publish) {
+                        log::warn!("Client {client_id}: the broker broke the protocol: {why}");
+                        break Incoming::Violation {
+                            code,
+                            error: Error::Disconnected(Some(why)),
+                        };
+                    }
+                }
                 if sender.send(Incoming::Packet(packet)).is_err() {
                     // The connection thread has let go of this connection.
                     return;
@@ -292,32 +468,46 @@ fn read_loop(
             Ok(None) => {}
             Err(error) => {
                 log::warn!("Client {client_id}: the broker sent a malformed packet, disconnecting: {error}");
-                break Error::Protocol(error);
+                break Incoming::Closed(Error::Protocol(error));
             }
         }
-        match read_some(&mut reader, &mut buffer) {
+        match read_some(&mut source.reader, &mut source.buffer) {
             Ok(0) => {
-                break Error::io(
+                break Incoming::Closed(Error::io(
                     address,
                     std::io::Error::new(
                         ErrorKind::UnexpectedEof,
                         "the broker closed the connection",
                     ),
-                )
+                ))
             }
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => break Error::io(address, e),
+            Err(e) => break Incoming::Closed(Error::io(address, e)),
         }
     };
-    let _ = sender.send(Incoming::Closed(reason));
+    let _ = sender.send(reason);
 }
 
 impl Link {
     /// Adds `packet` to what the next [`flush`](Self::flush) writes.
     pub fn queue(&mut self, packet: &Packet) -> Result<(), Error> {
-        packet.encode_for(self.version, &mut self.out)?;
-        log_packet(&self.client_id, true, packet);
+        match packet {
+            // Aliases go on in the order packets go out, as the broker reads them.
+            Packet::Publish(publish) if self.aliases.is_some() => {
+                let mut publish = publish.clone();
+                if let Some(aliases) = &mut self.aliases {
+                    aliases.apply(&mut publish);
+                }
+                let packet = Packet::Publish(publish);
+                packet.encode_for(self.version, &mut self.out)?;
+                log_packet(&self.client_id, true, &packet);
+            }
+            packet => {
+                packet.encode_for(self.version, &mut self.out)?;
+                log_packet(&self.client_id, true, packet);
+            }
+        }
         Ok(())
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Target {
     pub id: u64,
     /// The filters it receives; `None` receives everything.
     pub filters: Option<Vec<TopicFilter>>,
+    /// MQTT 5: the Subscription Identifier its SUBSCRIBE carried, if any.
+    pub subscription_id: Option<u32>,
     pub sender: Sender<Message>,
     /// Raised by the connection thread when the receiver was full; the receiver
     /// lowers it and sends `Control::Resume` when it takes a message.
@@ -45,9 +47,20 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Whether a message on `topic` is for this target: one of its filters matches
-    /// it. A shared subscription (`$share/GROUP/filter`) matches as its filter does.
-    fn wants(&self, topic: &str) -> bool {
+    /// Whether `message` is for this target: one of its filters matches its topic.
+    /// A shared subscription (`$share/GROUP/filter`) matches as its filter does.
+    ///
+    /// MQTT 5: a target subscribed with a Subscription Identifier takes a message
+    /// that carries identifiers only if its own is among them. A broker may send
+    /// one copy per matching subscription (mosquitto does), each with its own
+    /// identifier: without this, each of two overlapping subscriptions would get
+    /// both copies.
+    fn wants(&self, message: &Message) -> bool {
+        let identifiers = &message.properties().subscription_identifiers;
+        if let (Some(id), false) = (self.subscription_id, identifiers.is_empty()) {
+            return identifiers.contains(&id);
+        }
+        let topic = message.topic();
         match &self.filters {
             None => true,
             Some(filters) => filters.iter().any(|f| {
@@ -137,7 +150,7 @@ impl Deliveries {
         let mut lost = 0;
         if let Some(unclaimed) = self.unclaimed.take() {
             for message in unclaimed {
-                if target.wants(message.topic()) && target.offer(message).is_err() {
+                if target.wants(&message) && target.offer(message).is_err() {
                     lost += 1;
                 }
             }
@@ -167,7 +180,7 @@ impl Deliveries {
         let targets: Vec<u64> = self
             .targets
             .values()
-            .filter(|target| target.wants(message.topic()))
+            .filter(|target| target.wants(&message))
             .map(|target| target.id)
             .collect();
         if targets.is_empty() {
@@ -257,6 +270,7 @@ mod tests {
             Target {
                 id,
                 filters,
+                subscription_id: None,
                 sender,
                 stalled: Arc::new(AtomicBool::new(false)),
             },

@@ -105,15 +105,33 @@ pub enum Error {
         /// What went wrong, from the transport layer.
         source: crate::transport::Error,
     },
-    /// The broker answered CONNECT with a refusal. The message is the broker's
-    /// reason: "not authorised", "bad user name or password", ...
-    #[error("{0}")]
-    ConnectionRefused(ConnectReturnCode),
+    /// The broker answered CONNECT with a refusal: "not authorised", "bad user name
+    /// or password", ... Over MQTT 3.1.1 `code` is the reason code of the 3.1.1
+    /// return code ([`ConnectReturnCode::reason_code`]; the return code itself is
+    /// [`ConnectReturnCode::from_reason`] of it).
+    #[error("{}", refusal_text(*.code, .reason.as_deref()))]
+    ConnectionRefused {
+        /// The CONNACK's reason code: 0x86 bad user name or password, 0x87 not
+        /// authorized, 0x8A banned, 0x84 unsupported protocol version ...
+        code: ReasonCode,
+        /// MQTT 5: the broker's Reason String, if it sent one.
+        reason: Option<String>,
+    },
     /// MQTT 5: the broker ended the connection with a DISCONNECT and this reason
     /// (0x8E session taken over, 0x8B server shutting down, 0x93 receive maximum
     /// exceeded ...). The client reconnects as after any lost connection.
-    #[error("the broker closed the connection: {0}")]
-    DisconnectedByBroker(ReasonCode),
+    #[error("the broker closed the connection: {code}{}", .reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    DisconnectedByBroker {
+        /// The DISCONNECT's reason code.
+        code: ReasonCode,
+        /// Its Reason String, if the broker sent one.
+        reason: Option<String>,
+    },
+    /// MQTT 5 enhanced authentication failed on this side: no
+    /// [`Authenticator`](super::Authenticator) for the broker's challenge, the
+    /// authenticator's own error, or an exchange that does not end.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     /// MQTT 5: the broker refused a QoS 1/2 message, with this reason code in its
     /// PUBACK or PUBREC: 0x87 not authorized, 0x97 quota exceeded, 0x99 payload
     /// format invalid ... (0x10 "no matching subscribers" is not a refusal).
@@ -142,9 +160,16 @@ pub enum Error {
     /// disconnected or its connection lost without reconnecting.
     #[error("the client has been disconnected")]
     Closed,
-    /// The broker refused a subscription: SUBACK return code 0x80.
-    #[error("the broker refused the subscription to '{0}'")]
-    SubscriptionRefused(String),
+    /// The broker refused a subscription: SUBACK return code 0x80, or an MQTT 5
+    /// reason code (0x87 not authorized, 0x97 quota exceeded, 0x9E shared
+    /// subscriptions not supported ...).
+    #[error("the broker refused the subscription to '{filter}': {code}")]
+    SubscriptionRefused {
+        /// The filter refused (the first, when several were).
+        filter: String,
+        /// Its code in the SUBACK (0x80 over MQTT 3.1.1).
+        code: ReasonCode,
+    },
     /// The broker sent bytes that are not valid MQTT; the connection was closed.
     #[error("the broker broke the protocol: {0}")]
     Protocol(#[from] DecodeError),
@@ -187,6 +212,16 @@ impl Error {
         }
     }
 
+    /// What a call made after the connection was lost for good, for this reason,
+    /// fails with: the broker's DISCONNECT as itself, so that its reason code can
+    /// be matched; anything else as [`Error::Disconnected`] with the reason.
+    pub(crate) fn lost_for_good(&self) -> Error {
+        match self {
+            Error::DisconnectedByBroker { .. } => self.duplicate(),
+            other => Error::Disconnected(Some(other.to_string())),
+        }
+    }
+
     /// A copy of this error for a second waiter (the `io::Error` and `serde_json`
     /// sources are not `Clone`, so they are carried as text).
     pub(crate) fn duplicate(&self) -> Error {
@@ -195,7 +230,14 @@ impl Error {
                 address: address.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
             },
-            Error::ConnectionRefused(code) => Error::ConnectionRefused(*code),
+            Error::ConnectionRefused { code, reason } => Error::ConnectionRefused {
+                code: *code,
+                reason: reason.clone(),
+            },
+            Error::DisconnectedByBroker { code, reason } => Error::DisconnectedByBroker {
+                code: *code,
+                reason: reason.clone(),
+            },
             Error::Timeout(wait) => Error::Timeout(*wait),
             Error::Disconnected(reason) => Error::Disconnected(reason.clone()),
             Error::Closed => Error::Closed,
@@ -207,19 +249,47 @@ impl Error {
     }
 }
 
+/// A refused CONNECT in mosquitto's words: its 3.1.1 text where the code is one
+/// of 3.1.1's (`Connection Refused: not authorised.`), else the MQTT 5 reason and
+/// the broker's Reason String.
+fn refusal_text(code: ReasonCode, reason: Option<&str>) -> String {
+    let return_code = ConnectReturnCode::from_reason(code);
+    let mut text = if return_code.reason_code() == code {
+        return_code.to_string()
+    } else {
+        format!("Connection Refused: {code}.")
+    };
+    if let Some(reason) = reason {
+        text.push_str(&format!(" The broker says: {reason}"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn refused(code: ReasonCode) -> Error {
+        Error::ConnectionRefused { code, reason: None }
+    }
+
     #[test]
     fn a_refusal_reads_like_mosquittos() {
-        let error = Error::ConnectionRefused(ConnectReturnCode::BadUserNameOrPassword);
+        let error = refused(ConnectReturnCode::BadUserNameOrPassword.reason_code());
         assert_eq!(
             error.to_string(),
             "Connection Refused: bad user name or password."
         );
-        let error = Error::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        let error = refused(ConnectReturnCode::NotAuthorized.reason_code());
         assert_eq!(error.to_string(), "Connection Refused: not authorised.");
+        let error = Error::ConnectionRefused {
+            code: ReasonCode::BANNED,
+            reason: Some("too many attempts".into()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "Connection Refused: Banned (0x8A). The broker says: too many attempts"
+        );
     }
 
     #[test]

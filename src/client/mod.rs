@@ -43,20 +43,39 @@
 //! # MQTT versions
 //!
 //! The client speaks MQTT 3.1.1 unless told otherwise
-//! ([`ClientOptions::with_protocol`]): 3.1 for old brokers, or 5. The API is the
-//! same for every version; over MQTT 5 the broker's answers reach further:
+//! ([`ClientOptions::with_protocol`], or `?protocol=5` in the URL): 3.1 for old
+//! brokers, or 5; [`ClientOptions::with_protocol_fallback`] speaks 5 where the
+//! broker does and 3.1.1 where it refuses 5. The API is the same for every
+//! version; over MQTT 5 the broker's answers reach further:
 //!
 //! - received messages carry their properties ([`Message::properties`]: user
-//!   properties in order, content type, response topic, correlation data ...);
+//!   properties in order, content type, response topic, correlation data,
+//!   subscription identifiers ...), and [`Publish`] sends them;
+//! - CONNECT, the will, SUBSCRIBE, UNSUBSCRIBE and DISCONNECT take properties too
+//!   ([`ClientOptions::with_connect_properties`], [`Will::with_properties`],
+//!   [`Client::subscribe_with`], [`Client::unsubscribe_with`],
+//!   [`Client::disconnect_with`]);
+//! - reason codes come back typed: [`Error::PublishRefused`],
+//!   [`Error::ConnectionRefused`], [`Error::SubscriptionRefused`] and
+//!   [`Subscription::reason_codes`], [`Error::DisconnectedByBroker`];
 //! - the broker's Receive Maximum caps the inflight window, so a fast publisher is
-//!   never disconnected for sending too much;
-//! - a refused QoS 1/2 message fails its publish with [`Error::PublishRefused`] and
-//!   the reason code, and a broker that ends the connection with DISCONNECT says
-//!   why ([`Error::DisconnectedByBroker`]);
+//!   never disconnected for sending too much, and its Maximum Packet Size is
+//!   checked before sending ([`Error::PacketTooLarge`]);
 //! - a session outlives its connection as long as
 //!   [`ClientOptions::with_session_expiry`] says (by default as in 3.1.1: a clean
-//!   session ends with it, a persistent one is kept).
-//!
+//!   session ends with it, a persistent one is kept), and a client without an id
+//!   takes the one the broker assigns ([`Client::client_id`]);
+//! - topic aliases are resolved as they come
+//!   ([`ClientOptions::with_topic_alias_maximum`]) and put on outgoing messages on
+//!   request ([`ClientOptions::with_outgoing_topic_aliases`]); the tables are
+//!   [`wren::protocol::IncomingAliases`](crate::protocol::IncomingAliases) and
+//!   [`OutgoingAliases`](crate::protocol::OutgoingAliases), which the broker uses
+//!   too;
+//! - enhanced authentication answers the broker's challenges through an
+//!   [`Authenticator`];
+//! - a subscription made with a Subscription Identifier takes only the messages
+//!   that carry it, so overlapping subscriptions get each message once.
+
 //! # API conventions
 //!
 //! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
@@ -104,6 +123,7 @@ use parking_lot::Mutex;
 
 pub use self::error::{Error, Wait};
 pub use self::message::Message;
+pub use self::options::Authenticator;
 pub use self::options::{
     ClientOptions, IntoClientOptions, Reconnect, TlsVersion, TopicDefaults, Will,
 };
@@ -111,14 +131,15 @@ pub use self::outgoing::Publish;
 pub use self::packet_log::PACKET_LOG_TARGET;
 pub use self::subscription::{IntoIter, Iter, Messages, Subscription};
 pub use crate::protocol::{
-    ConnectReturnCode, ProtocolVersion, QoS, SubscribeFilter, SubscribeReturnCode,
+    ConnectReturnCode, Properties, ProtocolVersion, QoS, ReasonCode, SubscribeFilter,
+    SubscribeReturnCode,
 };
 pub use crate::transport::{ClientTls, Kind};
 
 use self::delivery::Target;
 use self::subscription::inbox_parts;
 use self::worker::{Command, Control, Status, Worker};
-use crate::protocol::{self, TopicFilter, TopicName};
+use crate::protocol::{self, Disconnect, PropertyContext, TopicFilter, TopicName};
 
 /// How many requests may wait for the connection thread. A caller beyond it waits
 /// (with the operation timeout) instead of memory growing. (The thread itself keeps
@@ -224,13 +245,24 @@ impl Client {
     /// `mqtts://`, `ws://` and `wss://` too, see [`ClientOptions::from_url`]) or
     /// [`ClientOptions`].
     pub fn connect(options: impl IntoClientOptions) -> Result<Client, Error> {
-        let options = options.into_client_options()?;
+        let mut options = options.into_client_options()?;
         options.validate()?;
         let client_id = match options.client_id.as_deref() {
             Some(id) if !id.is_empty() => id.to_owned(),
+            // MQTT 5: the broker assigns one [MQTT-3.2.2-16].
+            _ if options.protocol == ProtocolVersion::V5 => String::new(),
             _ => options::random_client_id(),
         };
         let opened = connection::open(&options, &client_id)?;
+        // Reconnections speak what the first connection spoke, with the id the
+        // broker assigned, so that a session kept is resumed.
+        options.protocol = opened.version;
+        options.protocol_fallback = false;
+        let client_id = match &opened.assigned_client_id {
+            Some(assigned) => assigned.clone(),
+            None if client_id.is_empty() => options::random_client_id(),
+            None => client_id,
+        };
         log::debug!(
             "Client {client_id} connected to {} (session present: {})",
             options.address(),
@@ -268,9 +300,18 @@ impl Client {
         })
     }
 
-    /// The client id this client connected with (made up when none was set).
+    /// The client id this client connected with: the one set, or over MQTT 5 the
+    /// one the broker assigned (its Assigned Client Identifier), or else one made
+    /// up.
     pub fn client_id(&self) -> &str {
         &self.inner.client_id
+    }
+
+    /// The version of MQTT this client speaks: the one asked for, or 3.1.1 for a
+    /// broker that refused 5 (see
+    /// [`ClientOptions::with_protocol_fallback`]).
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.inner.options.protocol
     }
 
     /// The options this client was made with.
@@ -501,6 +542,51 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscribe_filters(&self, filters: Vec<SubscribeFilter>) -> Result<Subscription, Error> {
+        let names: Vec<String> = filters.iter().map(|f| f.filter.to_string()).collect();
+        let subscription = self.subscribe_with(filters, Properties::new())?;
+        let refused = subscription
+            .reason_codes()
+            .iter()
+            .zip(names)
+            .find(|(code, _)| code.is_error());
+        match refused {
+            None => Ok(subscription),
+            // Dropping the subscription unsubscribes the filters that were granted.
+            Some((code, filter)) => Err(Error::SubscriptionRefused {
+                filter,
+                code: *code,
+            }),
+        }
+    }
+
+    /// Subscribes with MQTT 5 SUBSCRIBE properties (a Subscription Identifier, user
+    /// properties), and takes a partial refusal: the [`Subscription`] comes back
+    /// when the broker granted at least one filter, with the SUBACK's code for each
+    /// in [`Subscription::reason_codes`]. Only when every filter is refused does it
+    /// fail, with [`Error::SubscriptionRefused`] for the first. The properties are
+    /// sent again with the filters if the client has to subscribe again after a
+    /// reconnect.
+    ///
+    /// ```no_run
+    /// use wren::client::{Client, QoS};
+    /// use wren::protocol::{Properties, SubscribeFilter, TopicFilter};
+    ///
+    /// # let client: Client = todo!();
+    /// let mut properties = Properties::new();
+    /// properties.subscription_identifiers.push(7);
+    /// let filters = vec![SubscribeFilter::new(TopicFilter::new("alerts/#")?, QoS::AtLeastOnce)];
+    /// let alerts = client.subscribe_with(filters, properties)?;
+    /// for message in &alerts {
+    ///     // Messages this subscription brought carry its identifier.
+    ///     assert!(message.properties().subscription_identifiers.contains(&7));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_with(
+        &self,
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+    ) -> Result<Subscription, Error> {
         if filters.is_empty() {
             return Err(Error::InvalidOptions(
                 "SUBSCRIBE needs at least one filter [MQTT-3.8.3-3]".into(),
@@ -512,9 +598,13 @@ impl Client {
             self.inner.options.message_capacity,
             self.inner.control.clone(),
         );
+        let properties = self.properties_for(properties, PropertyContext::Subscribe);
         let target = Target {
             id,
             filters: Some(filters.iter().map(|f| f.filter.clone()).collect()),
+            subscription_id: properties
+                .as_ref()
+                .and_then(|p| p.subscription_identifiers.first().copied()),
             sender,
             stalled,
         };
@@ -523,6 +613,7 @@ impl Client {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.command(Command::Subscribe {
             filters: filters.clone(),
+            properties,
             target,
             reply,
         })?;
@@ -532,17 +623,20 @@ impl Client {
             Wait::SubAck,
             &self.inner.status,
         )?;
-        let mut granted = Vec::with_capacity(filters.len());
-        for (filter, code) in filters.into_iter().zip(codes) {
-            match code {
-                SubscribeReturnCode::Success(qos) => granted.push((filter.filter, qos)),
-                SubscribeReturnCode::Failure => {
-                    return Err(Error::SubscriptionRefused(filter.filter.to_string()))
-                }
-            }
+        let granted: Vec<(TopicFilter, QoS)> = filters
+            .iter()
+            .zip(&codes)
+            .filter_map(|(filter, code)| Some((filter.filter.clone(), code.granted_qos()?)))
+            .collect();
+        if granted.is_empty() {
+            let refused = codes.first().copied().unwrap_or(ReasonCode(0x80));
+            return Err(Error::SubscriptionRefused {
+                filter: filters[0].filter.to_string(),
+                code: refused,
+            });
         }
         let mut subscription = pending_subscription;
-        subscription.set_granted(packet_id, granted);
+        subscription.set_granted(packet_id, granted, codes);
         Ok(subscription)
     }
 
@@ -559,6 +653,7 @@ impl Client {
         let _ = self.inner.control.send(Control::Register(Target {
             id,
             filters: None,
+            subscription_id: None,
             sender,
             stalled,
         }));
@@ -573,6 +668,18 @@ impl Client {
 
     /// Unsubscribes from several filters with one UNSUBSCRIBE.
     pub fn unsubscribe_many(&self, filters: &[&str]) -> Result<(), Error> {
+        self.unsubscribe_with(filters, Properties::new()).map(drop)
+    }
+
+    /// Unsubscribes with MQTT 5 UNSUBSCRIBE properties (user properties) and
+    /// returns the UNSUBACK's code for each filter: 0x00 success, 0x11 "no
+    /// subscription existed", 0x87 not authorized ... (empty over MQTT 3.1.1, whose
+    /// UNSUBACK has none).
+    pub fn unsubscribe_with(
+        &self,
+        filters: &[&str],
+        properties: Properties,
+    ) -> Result<Vec<ReasonCode>, Error> {
         if filters.is_empty() {
             return Err(Error::InvalidOptions(
                 "UNSUBSCRIBE needs at least one filter [MQTT-3.10.3-2]".into(),
@@ -583,7 +690,11 @@ impl Client {
             .map(|filter| TopicFilter::new(*filter).map_err(|e| Error::topic(filter, e)))
             .collect::<Result<_, _>>()?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.command(Command::Unsubscribe { filters, reply })?;
+        self.command(Command::Unsubscribe {
+            filters,
+            properties: self.properties_for(properties, PropertyContext::Unsubscribe),
+            reply,
+        })?;
         receive(
             &answer,
             self.inner.options.operation_timeout,
@@ -596,7 +707,39 @@ impl Client {
     /// be acknowledged, sends DISCONNECT, closes the connection and stops the
     /// threads. Every clone of this client is closed with it.
     pub fn disconnect(&self) -> Result<(), Error> {
-        self.inner.disconnect()
+        self.inner.disconnect(Disconnect::default())
+    }
+
+    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties
+    /// (a Session Expiry Interval that changes the one of CONNECT, a Reason String,
+    /// user properties). 0x04 "disconnect with will message" asks the broker to
+    /// publish the will all the same; 0x00 is a normal disconnection. Over MQTT
+    /// 3.1.1 DISCONNECT carries neither.
+    ///
+    /// ```no_run
+    /// use wren::client::Client;
+    /// use wren::protocol::{Properties, ReasonCode};
+    ///
+    /// # let client: Client = todo!();
+    /// client.disconnect_with(ReasonCode::DISCONNECT_WITH_WILL_MESSAGE, Properties::new())?;
+    /// # Ok::<(), wren::client::Error>(())
+    /// ```
+    pub fn disconnect_with(&self, reason: ReasonCode, properties: Properties) -> Result<(), Error> {
+        let mut goodbye = Disconnect::new(reason);
+        goodbye.properties = self.properties_for(properties, PropertyContext::Disconnect);
+        self.inner.disconnect(goodbye)
+    }
+
+    /// MQTT 5 properties to send in a packet of `context`'s kind: `None` over 3.1.1
+    /// or when nothing that may go there is set.
+    fn properties_for(
+        &self,
+        properties: Properties,
+        context: PropertyContext,
+    ) -> Option<Box<Properties>> {
+        let properties = properties.restricted_to(context);
+        (self.inner.options.protocol == ProtocolVersion::V5 && !properties.is_empty())
+            .then(|| Box::new(properties))
     }
 
     fn command(&self, command: Command) -> Result<(), Error> {
@@ -616,12 +759,16 @@ impl Client {
 }
 
 impl Inner {
-    fn disconnect(&self) -> Result<(), Error> {
+    fn disconnect(&self, goodbye: Disconnect) -> Result<(), Error> {
         if self.disconnecting.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let (reply, done) = crossbeam_channel::bounded(1);
-        if self.control.send(Control::Disconnect(reply)).is_ok() {
+        if self
+            .control
+            .send(Control::Disconnect(reply, goodbye))
+            .is_ok()
+        {
             // The thread waits at most the operation timeout for acknowledgements;
             // allow for one reconnect attempt in progress on top.
             let limit = self.options.operation_timeout + self.options.connect_timeout;
@@ -639,7 +786,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Err(error) = self.disconnect() {
+        if let Err(error) = self.disconnect(Disconnect::default()) {
             log::warn!("Client {}: {error}", self.client_id);
         }
     }
@@ -667,7 +814,7 @@ fn ended(status: &Status) -> Error {
 
 fn ended_or(status: &Status, otherwise: Error) -> Error {
     match &*status.lost.lock() {
-        Some(reason) => Error::Disconnected(Some(reason.clone())),
+        Some(reason) => reason.lost_for_good(),
         None => otherwise,
     }
 }

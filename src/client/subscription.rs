@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::worker::Control;
 use super::{Error, Message};
-use crate::protocol::{PacketId, QoS, TopicFilter};
+use crate::protocol::{PacketId, QoS, ReasonCode, TopicFilter};
 
 /// The receiving end shared by [`Subscription`] and [`Messages`].
 #[derive(Debug)]
@@ -85,6 +85,7 @@ pub(crate) struct InboxParts(Inbox);
 impl InboxParts {
     pub(crate) fn subscription(self, filters: Vec<(TopicFilter, QoS)>) -> Subscription {
         Subscription {
+            reason_codes: Vec::new(),
             inbox: self.0,
             filters,
             packet_id: None,
@@ -135,6 +136,7 @@ impl InboxParts {
 pub struct Subscription {
     inbox: Inbox,
     filters: Vec<(TopicFilter, QoS)>,
+    reason_codes: Vec<ReasonCode>,
     packet_id: Option<PacketId>,
 }
 
@@ -163,9 +165,15 @@ impl Subscription {
         Iter { inbox: &self.inbox }
     }
 
-    pub(crate) fn set_granted(&mut self, packet_id: PacketId, filters: Vec<(TopicFilter, QoS)>) {
+    pub(crate) fn set_granted(
+        &mut self,
+        packet_id: PacketId,
+        filters: Vec<(TopicFilter, QoS)>,
+        reason_codes: Vec<ReasonCode>,
+    ) {
         self.packet_id = Some(packet_id);
         self.filters = filters;
+        self.reason_codes = reason_codes;
     }
 
     /// The packet identifier of the SUBSCRIBE that made this subscription, as
@@ -181,9 +189,18 @@ impl Subscription {
             .map_or(QoS::AtMostOnce, |(_, qos)| *qos)
     }
 
-    /// Each filter of this subscription, with the QoS the broker granted it.
+    /// Each filter of this subscription the broker granted, with its QoS.
     pub fn filters(&self) -> &[(TopicFilter, QoS)] {
         &self.filters
+    }
+
+    /// The SUBACK's code for each filter asked for, in order: the QoS granted
+    /// (0x00 to 0x02) or why the filter was refused (0x80 and up; over MQTT 5
+    /// 0x87 not authorized, 0x97 quota exceeded, 0x9E shared subscriptions not
+    /// supported ...). Only [`Client::subscribe_with`](super::Client::subscribe_with)
+    /// returns a subscription with refused filters.
+    pub fn reason_codes(&self) -> &[ReasonCode] {
+        &self.reason_codes
     }
 }
 

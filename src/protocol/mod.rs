@@ -63,6 +63,7 @@ pub mod reason;
 pub mod topic;
 
 mod ack;
+mod alias;
 mod connack;
 mod connect;
 mod disconnect;
@@ -75,6 +76,7 @@ use std::fmt;
 use std::num::NonZeroU16;
 
 pub use ack::{PubAck, PubComp, PubRec, PubRel, UnsubAck};
+pub use alias::{AliasError, IncomingAliases, OutgoingAliases};
 pub use codec::{Decoder, DEFAULT_MAX_PACKET_SIZE, MAX_REMAINING_LENGTH};
 pub use connack::{ConnAck, ConnectReturnCode};
 pub use connect::{Connect, Will};

@@ -313,6 +313,59 @@ impl Properties {
         Ok(())
     }
 
+    /// These properties without those that may not appear in `context` (section
+    /// 2.2.2.2's table): what a sender keeps of properties given for a packet.
+    ///
+    /// ```
+    /// use wren::protocol::{Properties, PropertyContext};
+    ///
+    /// let mut properties = Properties::new();
+    /// properties.content_type = Some("text/plain".into());
+    /// properties.session_expiry_interval = Some(60);
+    /// let will = properties.restricted_to(PropertyContext::Will);
+    /// assert_eq!(will.content_type.as_deref(), Some("text/plain"));
+    /// assert_eq!(will.session_expiry_interval, None);
+    /// ```
+    pub fn restricted_to(mut self, context: PropertyContext) -> Properties {
+        macro_rules! keep {
+            ($($id:expr => $field:ident),* $(,)?) => {
+                $(if !context.allows($id) {
+                    self.$field = Default::default();
+                })*
+            };
+        }
+        keep!(
+            0x01 => payload_format_indicator,
+            0x02 => message_expiry_interval,
+            0x03 => content_type,
+            0x08 => response_topic,
+            0x09 => correlation_data,
+            0x0B => subscription_identifiers,
+            0x11 => session_expiry_interval,
+            0x12 => assigned_client_identifier,
+            0x13 => server_keep_alive,
+            0x15 => authentication_method,
+            0x16 => authentication_data,
+            0x17 => request_problem_information,
+            0x18 => will_delay_interval,
+            0x19 => request_response_information,
+            0x1A => response_information,
+            0x1C => server_reference,
+            0x1F => reason_string,
+            0x21 => receive_maximum,
+            0x22 => topic_alias_maximum,
+            0x23 => topic_alias,
+            0x24 => maximum_qos,
+            0x25 => retain_available,
+            0x26 => user_properties,
+            0x27 => maximum_packet_size,
+            0x28 => wildcard_subscription_available,
+            0x29 => subscription_identifier_available,
+            0x2A => shared_subscription_available,
+        );
+        self
+    }
+
     /// Checks the properties against the rules a receiver applies in `context`:
     /// allowed there, not repeated, values in range.
     pub fn check(&self, context: PropertyContext) -> Result<(), DecodeError> {

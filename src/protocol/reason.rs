@@ -104,6 +104,11 @@ impl ReasonCode {
     /// 0xA2: Wildcard Subscriptions not supported.
     pub const WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED: ReasonCode = ReasonCode(0xA2);
 
+    /// In a SUBACK: the QoS granted, for 0x00 to 0x02; `None` for a refusal.
+    pub fn granted_qos(self) -> Option<crate::protocol::QoS> {
+        crate::protocol::QoS::from_u8(self.0)
+    }
+
     /// Whether the code reports an error (0x80 and above).
     pub fn is_error(self) -> bool {
         self.0 >= 0x80

@@ -1,9 +1,11 @@
 //! Publish throughput of wren's blocking client against rumqttc's blocking `Client`,
-//! both talking to the same mosquitto broker on loopback.
+//! both talking to the same mosquitto broker on loopback, over MQTT 3.1.1 and over
+//! MQTT 5 (rumqttc's separate `v5` client; wren's one `Client` with
+//! `with_protocol(V5)`).
 //!
 //! `cargo bench --bench client`. `WREN_BENCH_COUNT` sets the messages per run
 //! (20,000 by default); each figure is the median of `WREN_BENCH_RUNS` runs (3 by
-//! default).
+//! default). `WREN_BENCH_VERSION=311` or `5` runs one version only.
 //!
 //! Both clients get the same inflight window (20, mosquitto's
 //! `max_inflight_messages`) and the same payload. A QoS 0 run ends with one QoS 1
@@ -31,32 +33,66 @@ fn main() {
         None => vec![0, 1],
     };
     let wanted = |side: &str| only.as_deref().is_none_or(|only| only == side);
+    let versions: Vec<Version> = match std::env::var("WREN_BENCH_VERSION").as_deref() {
+        Ok("5") => vec![Version::V5],
+        Ok("311") => vec![Version::V311],
+        _ => vec![Version::V311, Version::V5],
+    };
     let broker = Mosquitto::start();
     println!(
         "publishing {count} messages of {} bytes to mosquitto, median of {runs} runs",
         PAYLOAD.len()
     );
     let rate = |d: Duration| count as f64 / d.as_secs_f64();
-    for qos in levels {
-        let ours = wanted("wren")
-            .then(|| median((0..runs).map(|_| wren_run(&broker, count, qos)).collect()));
-        let theirs = wanted("rumqttc").then(|| {
-            median(
-                (0..runs)
-                    .map(|_| rumqttc_run(&broker, count, qos))
-                    .collect(),
-            )
-        });
-        match (ours, theirs) {
-            (Some(ours), Some(theirs)) => println!(
-                "QoS {qos}: wren {:>9.0} msg/s   rumqttc {:>9.0} msg/s   wren/rumqttc {:.2}",
-                rate(ours),
-                rate(theirs),
-                rate(ours) / rate(theirs)
-            ),
-            (Some(ours), None) => println!("QoS {qos}: wren {:>9.0} msg/s", rate(ours)),
-            (None, Some(theirs)) => println!("QoS {qos}: rumqttc {:>9.0} msg/s", rate(theirs)),
-            (None, None) => {}
+    for version in versions {
+        for &qos in &levels {
+            let ours = wanted("wren").then(|| {
+                median(
+                    (0..runs)
+                        .map(|_| wren_run(&broker, count, qos, version))
+                        .collect(),
+                )
+            });
+            let theirs = wanted("rumqttc").then(|| {
+                median(
+                    (0..runs)
+                        .map(|_| match version {
+                            Version::V311 => rumqttc_run(&broker, count, qos),
+                            Version::V5 => rumqttc_v5_run(&broker, count, qos),
+                        })
+                        .collect(),
+                )
+            });
+            let name = version.name();
+            match (ours, theirs) {
+                (Some(ours), Some(theirs)) => println!(
+                    "{name} QoS {qos}: wren {:>9.0} msg/s   rumqttc {:>9.0} msg/s   wren/rumqttc {:.2}",
+                    rate(ours),
+                    rate(theirs),
+                    rate(ours) / rate(theirs)
+                ),
+                (Some(ours), None) => println!("{name} QoS {qos}: wren {:>9.0} msg/s", rate(ours)),
+                (None, Some(theirs)) => {
+                    println!("{name} QoS {qos}: rumqttc {:>9.0} msg/s", rate(theirs))
+                }
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+/// The version of MQTT a run speaks.
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    V311,
+    V5,
+}
+
+impl Version {
+    fn name(self) -> &'static str {
+        match self {
+            Version::V311 => "MQTT 3.1.1",
+            Version::V5 => "MQTT 5    ",
         }
     }
 }
@@ -70,11 +106,15 @@ fn median(mut runs: Vec<Duration>) -> Duration {
     runs[runs.len() / 2]
 }
 
-fn wren_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
-    use wren::client::{Client, ClientOptions, QoS};
+fn wren_run(broker: &Mosquitto, count: usize, qos: u8, version: Version) -> Duration {
+    use wren::client::{Client, ClientOptions, ProtocolVersion, QoS};
     let options = ClientOptions::from_url(&broker.url())
         .expect("broker URL")
-        .with_max_inflight(INFLIGHT);
+        .with_max_inflight(INFLIGHT)
+        .with_protocol(match version {
+            Version::V311 => ProtocolVersion::V3_1_1,
+            Version::V5 => ProtocolVersion::V5,
+        });
     let client = Client::connect(options).expect("wren connects");
     let start = Instant::now();
     if qos == 0 {
@@ -161,6 +201,75 @@ fn rumqttc_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
     let end = finished
         .recv_timeout(Duration::from_secs(120))
         .expect("rumqttc never got its acknowledgements");
+    let _ = client.disconnect();
+    let _ = driver.join();
+    end - start
+}
+
+/// rumqttc's MQTT 5 client: its own `v5` module, with its own event loop and
+/// state. Its window is the broker's Receive Maximum (mosquitto's is 20, as
+/// INFLIGHT).
+fn rumqttc_v5_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{Client, Event, MqttOptions};
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = format!(
+        "rumqttc-v5-bench-{}",
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_outgoing_inflight_upper_limit(INFLIGHT);
+    let (client, mut connection) = Client::new(options, 64);
+    let acks_wanted = if qos == 0 { 1 } else { count };
+    let (done, finished) = crossbeam_channel::bounded(1);
+    let (connected, ready) = crossbeam_channel::bounded(1);
+    let driver = thread::spawn(move || {
+        let mut acks = 0;
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = connected.send(());
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acks += 1;
+                    if acks == acks_wanted {
+                        let _ = done.send(Instant::now());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("rumqttc v5 never connected");
+    let start = Instant::now();
+    let level = if qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    for _ in 0..count {
+        client
+            .publish("bench/rumqttc-v5", level, false, PAYLOAD.to_vec())
+            .expect("rumqttc v5 publish");
+    }
+    if qos == 0 {
+        client
+            .publish(
+                "bench/rumqttc-v5",
+                QoS::AtLeastOnce,
+                false,
+                PAYLOAD.to_vec(),
+            )
+            .expect("rumqttc v5 closing publish");
+    }
+    let end = finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("rumqttc v5 never got its acknowledgements");
     let _ = client.disconnect();
     let _ = driver.join();
     end - start

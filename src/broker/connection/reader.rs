@@ -21,8 +21,8 @@ use crate::broker::hooks::{
 };
 use crate::broker::stats::{bump, Limit};
 use crate::protocol::{
-    Auth, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Packet, Properties,
-    ProtocolVersion, Publish, ReasonCode, TopicFilter, TopicName,
+    AliasError, Auth, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, IncomingAliases,
+    Packet, Properties, ProtocolVersion, Publish, ReasonCode, TopicFilter,
 };
 use crate::transport::{self, Acceptor};
 
@@ -68,6 +68,7 @@ pub(super) fn serve(
         shared.limits.packet_timeout,
         Instant::now(),
     );
+    let aliases = IncomingAliases::new(shared.limits.topic_alias_maximum);
     let mut connection = Reader {
         stream,
         input: transport.reader,
@@ -87,7 +88,7 @@ pub(super) fn serve(
         gate: Arc::new(ReadGate::default()),
         published: 0,
         version: ProtocolVersion::V3_1_1,
-        aliases: Vec::new(),
+        aliases,
         session_expiry: 0,
         new_session_expiry: None,
         reauth: None,
@@ -138,9 +139,9 @@ struct Reader {
     published: u64,
     /// The version the client speaks, from its CONNECT.
     version: ProtocolVersion,
-    /// MQTT 5: the topics the client named by Topic Alias, index `alias - 1`; empty
-    /// until it uses one, then `topic-alias-maximum` long [MQTT-3.3.2-10].
-    aliases: Vec<Option<TopicName>>,
+    /// MQTT 5: the topics the client named by Topic Alias, up to
+    /// `topic-alias-maximum` of them [MQTT-3.3.2-10].
+    aliases: IncomingAliases,
     /// MQTT 5: the Session Expiry Interval of the CONNECT, seconds (0 for 3.1.1).
     session_expiry: u32,
     /// MQTT 5: the Session Expiry Interval a DISCONNECT set, for the router.
@@ -835,35 +836,8 @@ impl Reader {
                 "PUBLISH from a client with a Subscription Identifier [MQTT-3.3.4-6]",
             ));
         }
-        let Some(alias) = publish.properties.as_ref().and_then(|p| p.topic_alias) else {
-            return Ok(());
-        };
-        let max = limits.topic_alias_maximum;
-        if alias == 0 || alias > max {
-            return Err(violation(
-                ReasonCode::TOPIC_ALIAS_INVALID,
-                format!("Topic Alias {alias}, outside 1 to {max} [MQTT-3.3.2-8] [MQTT-3.3.2-9]"),
-            ));
-        }
-        if self.aliases.is_empty() {
-            self.aliases = vec![None; usize::from(max)];
-        }
-        let slot = &mut self.aliases[usize::from(alias) - 1];
-        if publish.topic.is_empty() {
-            match slot {
-                Some(topic) => publish.topic = topic.clone(),
-                None => {
-                    return Err(DisconnectReason::protocol_error(format!(
-                        "PUBLISH by Topic Alias {alias}, which names no topic yet"
-                    )))
-                }
-            }
-        } else {
-            // Kept for the life of the connection: its own allocation, not a slice
-            // of the read buffer.
-            let mut topic = publish.topic.clone();
-            topic.compact();
-            *slot = Some(topic);
+        if let Err(AliasError { code, why }) = self.aliases.resolve(publish) {
+            return Err(violation(code, why));
         }
         // An alias belongs to this connection: subscribers never see it.
         if let Some(properties) = publish.properties.as_mut() {
@@ -1084,7 +1058,7 @@ mod tests {
             gate: Arc::new(ReadGate::default()),
             published: 0,
             version: ProtocolVersion::V3_1_1,
-            aliases: Vec::new(),
+            aliases: IncomingAliases::new(10),
             session_expiry: 0,
             new_session_expiry: None,
             reauth: None,

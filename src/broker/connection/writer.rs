@@ -17,9 +17,8 @@ use crossbeam_channel::Receiver;
 use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver};
 use crate::broker::panics;
 use crate::broker::stats::{bump, Counters};
-use std::collections::HashMap;
 
-use crate::protocol::{Packet, Properties, ProtocolVersion, Publish, TopicName};
+use crate::protocol::{OutgoingAliases, Packet, ProtocolVersion};
 use crate::transport;
 
 /// Stack size of a writer thread: encoding only.
@@ -135,54 +134,6 @@ pub(super) struct WireForm {
     pub(super) version: ProtocolVersion,
     /// MQTT 5: the topic aliases the broker may use towards the client (0: none).
     pub(super) topic_alias_maximum: u16,
-}
-
-/// The topic aliases a writer has given its client (MQTT 5 section 3.3.2.3.4).
-///
-/// The first time a topic goes to the client it is sent in full with a new alias;
-/// after that, with an empty topic and the alias alone. Aliases are handed out until
-/// the client's Topic Alias Maximum (capped by the broker's `topic-alias-maximum`)
-/// is reached, and never reassigned: the topics of the start of a connection keep
-/// them, which suits the usual client that publishes on a few topics again and
-/// again.
-struct OutgoingAliases {
-    given: HashMap<TopicName, u16>,
-    maximum: u16,
-}
-
-impl OutgoingAliases {
-    fn new(maximum: u16) -> OutgoingAliases {
-        OutgoingAliases {
-            given: HashMap::new(),
-            maximum,
-        }
-    }
-
-    /// Puts an alias on `publish` when the client accepts them.
-    fn apply(&mut self, publish: &mut Publish) {
-        if self.maximum == 0 || publish.topic.is_empty() {
-            return;
-        }
-        let alias = match self.given.get(&publish.topic) {
-            Some(&alias) => {
-                publish.topic = TopicName::empty_for_alias();
-                alias
-            }
-            None if self.given.len() < usize::from(self.maximum) => {
-                let alias = self.given.len() as u16 + 1;
-                // Kept for the connection's life: its own allocation.
-                let mut topic = publish.topic.clone();
-                topic.compact();
-                self.given.insert(topic, alias);
-                alias
-            }
-            None => return,
-        };
-        publish
-            .properties
-            .get_or_insert_with(|| Box::new(Properties::new()))
-            .topic_alias = Some(alias);
-    }
 }
 
 fn encode(

@@ -6,6 +6,7 @@
 
 mod config;
 mod url;
+mod v5;
 mod values;
 
 use std::collections::HashMap;
@@ -14,9 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::url::IntoClientOptions;
+pub use self::v5::Authenticator;
+pub(crate) use self::v5::AuthenticatorHandle;
 pub use self::values::{Reconnect, TlsVersion, TopicDefaults, Will};
 use super::Error;
-use crate::protocol::{ProtocolVersion, QoS};
+use crate::protocol::{Properties, ProtocolVersion, QoS};
 use crate::transport::{ClientTls, Kind};
 
 /// How to connect, and how the connection behaves: a cheap value with a builder.
@@ -61,6 +64,19 @@ pub struct ClientOptions {
     pub(crate) default_qos: QoS,
     pub(crate) default_retain: bool,
     pub(crate) topics: HashMap<String, TopicDefaults>,
+    /// MQTT 5: the CONNECT properties sent as given (user properties, request
+    /// problem / response information, an authentication method and data).
+    pub(crate) connect_properties: Properties,
+    /// MQTT 5: the Receive Maximum announced to the broker.
+    pub(crate) receive_maximum: Option<u16>,
+    /// MQTT 5: how many topic aliases the broker may use towards us.
+    pub(crate) topic_alias_maximum: u16,
+    /// MQTT 5: whether to put topic aliases on outgoing messages.
+    pub(crate) outgoing_topic_aliases: bool,
+    /// MQTT 5: the enhanced authentication exchange.
+    pub(crate) authenticator: Option<AuthenticatorHandle>,
+    /// MQTT 5: whether a broker that refuses version 5 is asked again in 3.1.1.
+    pub(crate) protocol_fallback: bool,
 }
 
 impl ClientOptions {
@@ -92,6 +108,12 @@ impl ClientOptions {
             default_qos: QoS::AtMostOnce,
             default_retain: false,
             topics: HashMap::new(),
+            connect_properties: Properties::new(),
+            receive_maximum: None,
+            topic_alias_maximum: 0,
+            outgoing_topic_aliases: false,
+            authenticator: None,
+            protocol_fallback: false,
         }
     }
 
@@ -480,9 +502,11 @@ impl ClientOptions {
     /// Checks what can be checked before connecting.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let has_id = self.client_id.as_deref().is_some_and(|id| !id.is_empty());
-        if !self.clean_session && !has_id {
+        // MQTT 5 lets the broker assign an id to a session that is kept: the client
+        // takes the Assigned Client Identifier and resumes with it.
+        if !self.clean_session && !has_id && self.protocol != ProtocolVersion::V5 {
             return Err(Error::InvalidOptions(
-                "a persistent session (with_clean_session(false)) needs a client id [MQTT-3.1.3-7]"
+                "a persistent session (with_clean_session(false)) needs a client id over MQTT 3.1.1 [MQTT-3.1.3-7]"
                     .into(),
             ));
         }

@@ -6,6 +6,7 @@ use url::Url;
 
 use super::ClientOptions;
 use crate::client::Error;
+use crate::protocol::ProtocolVersion;
 use crate::transport::Kind;
 
 impl ClientOptions {
@@ -21,6 +22,12 @@ impl ClientOptions {
     /// User name and password may be percent-encoded. TLS trusts the system's
     /// certificate authorities; see [`with_tls`](Self::with_tls) for more.
     ///
+    /// The query `?protocol=5` selects MQTT 5, `?protocol=5,3.1.1` MQTT 5 with a
+    /// fall back to 3.1.1 for a broker that refuses it
+    /// ([`with_protocol_fallback`](Self::with_protocol_fallback)); `3.1.1` (the
+    /// default) and `3.1` are accepted too. Any other query is kept in a WebSocket
+    /// URL's path and refused elsewhere.
+    ///
     /// ```
     /// use wren::client::ClientOptions;
     ///
@@ -28,6 +35,8 @@ impl ClientOptions {
     /// assert_eq!((options.host(), options.port()), ("::1", 1883));
     /// let secure = ClientOptions::from_url("wss://broker.example/ws")?;
     /// assert_eq!(secure.port(), 443);
+    /// let v5 = ClientOptions::from_url("mqtt://localhost?protocol=5")?;
+    /// assert_eq!(v5.protocol(), wren::protocol::ProtocolVersion::V5);
     /// # Ok::<(), wren::client::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<ClientOptions, Error> {
@@ -54,15 +63,41 @@ impl ClientOptions {
         if !kind.is_websocket() && !matches!(path, "" | "/") {
             return Err(invalid("an mqtt:// or mqtts:// URL has no path"));
         }
-        if url.fragment().is_some() || (!kind.is_websocket() && url.query().is_some()) {
-            return Err(invalid("a broker URL has no query or fragment"));
+        let mut protocol = None;
+        let mut rest = Vec::new();
+        for pair in url
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            match pair.strip_prefix("protocol=") {
+                Some(value) => protocol = Some(value),
+                None => rest.push(pair),
+            }
+        }
+        if url.fragment().is_some() || (!kind.is_websocket() && !rest.is_empty()) {
+            return Err(invalid(
+                "a broker URL has no fragment, and no query but ?protocol=5",
+            ));
         }
         let mut options = ClientOptions::new(host, url.port().unwrap_or(kind.default_port()));
         options.kind = kind;
+        match protocol {
+            None | Some("3.1.1" | "311" | "4") => {}
+            Some("3.1" | "31" | "3") => options.protocol = ProtocolVersion::V3_1,
+            Some("5") => options.protocol = ProtocolVersion::V5,
+            Some("5,3.1.1" | "5,311" | "5,4") => options = options.with_protocol_fallback(),
+            Some(_) => {
+                return Err(invalid(
+                    "protocol= takes 5, 3.1.1, 3.1 or 5,3.1.1 (5, falling back to 3.1.1)",
+                ))
+            }
+        }
         if kind.is_websocket() && !matches!(path, "" | "/") {
-            options.websocket_path = match url.query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_owned(),
+            options.websocket_path = match rest.is_empty() {
+                false => format!("{path}?{}", rest.join("&")),
+                true => path.to_owned(),
             };
         }
         if !url.username().is_empty() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::protocol::QoS;
+use crate::protocol::{Properties, QoS};
 
 /// The message the broker publishes for this client if it disappears without saying
 /// DISCONNECT: its socket breaks, or it stops answering keep-alive.
@@ -27,6 +27,10 @@ pub struct Will {
     pub qos: QoS,
     /// Whether the broker keeps it as the topic's retained message.
     pub retain: bool,
+    /// MQTT 5: the will's properties: Will Delay Interval, Message Expiry
+    /// Interval, Content Type, Response Topic, Correlation Data, Payload Format
+    /// Indicator and user properties. Empty by default; ignored over MQTT 3.1.1.
+    pub properties: Properties,
 }
 
 impl Will {
@@ -43,7 +47,26 @@ impl Will {
             payload: payload.into(),
             qos,
             retain,
+            properties: Properties::new(),
         }
+    }
+
+    /// MQTT 5: the will with these properties (those a will cannot carry are left
+    /// out when it is sent).
+    ///
+    /// ```
+    /// use wren::client::{QoS, Will};
+    /// use wren::protocol::Properties;
+    ///
+    /// let mut properties = Properties::new();
+    /// properties.will_delay_interval = Some(30); // not for a blip of 30 s
+    /// properties.content_type = Some("text/plain".into());
+    /// let will = Will::new("sensors/1/status", "gone", QoS::AtLeastOnce, true)
+    ///     .with_properties(properties);
+    /// ```
+    pub fn with_properties(mut self, properties: Properties) -> Will {
+        self.properties = properties;
+        self
     }
 }
 

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    Packet, PacketId, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
-    Subscribe, SubscribeFilter, SubscribeReturnCode, TopicFilter, Unsubscribe,
+    Packet, PacketId, PacketType, Properties, PubAck, PubComp, PubRec, PubRel, Publish, QoS,
+    ReasonCode, Subscribe, SubscribeFilter, TopicFilter, Unsubscribe,
 };
 
 /// What the broker's answer completed.
@@ -39,10 +39,12 @@ pub(crate) enum Done {
     /// MQTT 5: the broker refused a QoS 1/2 PUBLISH, with this reason code in its
     /// PUBACK or PUBREC (0x87 not authorized, 0x97 quota exceeded ...).
     Refused(ReasonCode),
-    /// A SUBSCRIBE got its SUBACK, with one return code per filter.
-    Subscribed(PacketId, Vec<SubscribeReturnCode>),
-    /// An UNSUBSCRIBE got its UNSUBACK.
-    Unsubscribed,
+    /// A SUBSCRIBE got its SUBACK, with one code per filter: the QoS granted
+    /// (0x00 to 0x02) or why the filter was refused (0x80 and up).
+    Subscribed(PacketId, Vec<ReasonCode>),
+    /// An UNSUBSCRIBE got its UNSUBACK, with MQTT 5's code per filter (none over
+    /// 3.1.1).
+    Unsubscribed(Vec<ReasonCode>),
 }
 
 /// What to do about one incoming packet.
@@ -102,8 +104,8 @@ enum OutgoingKind {
     Publish(Publish),
     /// QoS 2 after PUBREC: PUBREL sent, waiting for PUBCOMP.
     Released,
-    Subscribe(Vec<SubscribeFilter>),
-    Unsubscribe(Vec<TopicFilter>),
+    Subscribe(Subscribe),
+    Unsubscribe(Unsubscribe),
 }
 
 /// An inbound QoS 2 message between its PUBLISH and its PUBREL.
@@ -255,26 +257,34 @@ impl<T> State<T> {
         Ok((Packet::Publish(publish), None))
     }
 
-    /// Prepares a SUBSCRIBE for `filters` and keeps it until its SUBACK.
+    /// Prepares a SUBSCRIBE for `filters`, with MQTT 5 `properties`, and keeps it
+    /// until its SUBACK.
     pub fn subscribe(
         &mut self,
         filters: Vec<SubscribeFilter>,
+        properties: Option<Box<Properties>>,
         token: T,
     ) -> Result<Packet, StateError> {
         let id = self.allocate_packet_id()?;
-        self.insert(id, token, OutgoingKind::Subscribe(filters.clone()));
-        Ok(Packet::Subscribe(Subscribe::new(id, filters)))
+        let mut subscribe = Subscribe::new(id, filters);
+        subscribe.properties = properties;
+        self.insert(id, token, OutgoingKind::Subscribe(subscribe.clone()));
+        Ok(Packet::Subscribe(subscribe))
     }
 
-    /// Prepares an UNSUBSCRIBE for `filters` and keeps it until its UNSUBACK.
+    /// Prepares an UNSUBSCRIBE for `filters`, with MQTT 5 `properties`, and keeps
+    /// it until its UNSUBACK.
     pub fn unsubscribe(
         &mut self,
         filters: Vec<TopicFilter>,
+        properties: Option<Box<Properties>>,
         token: T,
     ) -> Result<Packet, StateError> {
         let id = self.allocate_packet_id()?;
-        self.insert(id, token, OutgoingKind::Unsubscribe(filters.clone()));
-        Ok(Packet::Unsubscribe(Unsubscribe::new(id, filters)))
+        let mut unsubscribe = Unsubscribe::new(id, filters);
+        unsubscribe.properties = properties;
+        self.insert(id, token, OutgoingKind::Unsubscribe(unsubscribe.clone()));
+        Ok(Packet::Unsubscribe(unsubscribe))
     }
 
     /// Applies one packet from the broker.
@@ -373,7 +383,7 @@ impl<T> State<T> {
                     }) => {
                         if let Some(entry) = self.outgoing.remove(&id.get()) {
                             effects.completed =
-                                Some((entry.token, Done::Subscribed(id, suback.return_codes())));
+                                Some((entry.token, Done::Subscribed(id, suback.reason_codes)));
                         }
                     }
                     _ => return Err(StateError::Unsolicited(PacketType::SubAck, id.get())),
@@ -387,7 +397,8 @@ impl<T> State<T> {
                         ..
                     }) => {
                         if let Some(entry) = self.outgoing.remove(&id.get()) {
-                            effects.completed = Some((entry.token, Done::Unsubscribed));
+                            effects.completed =
+                                Some((entry.token, Done::Unsubscribed(unsuback.reason_codes)));
                         }
                     }
                     _ => return Err(StateError::Unsolicited(PacketType::UnsubAck, id.get())),
@@ -499,11 +510,9 @@ impl<T> State<T> {
                         Packet::Publish(publish)
                     }
                     OutgoingKind::Released => Packet::PubRel(PubRel::new(id)),
-                    OutgoingKind::Subscribe(filters) => {
-                        Packet::Subscribe(Subscribe::new(id, filters.clone()))
-                    }
-                    OutgoingKind::Unsubscribe(filters) => {
-                        Packet::Unsubscribe(Unsubscribe::new(id, filters.clone()))
+                    OutgoingKind::Subscribe(subscribe) => Packet::Subscribe(subscribe.clone()),
+                    OutgoingKind::Unsubscribe(unsubscribe) => {
+                        Packet::Unsubscribe(unsubscribe.clone())
                     }
                 })
             })

@@ -37,7 +37,8 @@ use super::delivery::{Deliveries, Pushed, Target};
 use super::state::{Done, State, StateError};
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
-    Packet, PacketId, Publish, QoS, SubscribeFilter, SubscribeReturnCode, TopicFilter,
+    Disconnect, Packet, PacketId, Properties, Publish, QoS, ReasonCode, SubscribeFilter,
+    TopicFilter,
 };
 
 /// How many events are handled before the queued packets are written.
@@ -55,8 +56,13 @@ const WAITING_REFILL: usize = WAITING / 2;
 /// How long the thread sleeps when nothing at all can happen: it has no deadline.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Where the SUBACK of a caller's SUBSCRIBE goes: its packet id and return codes.
-pub(crate) type SubAckReply = Sender<Result<(PacketId, Vec<SubscribeReturnCode>), Error>>;
+/// Where the SUBACK of a caller's SUBSCRIBE goes: its packet id and its code for
+/// each filter.
+pub(crate) type SubAckReply = Sender<Result<(PacketId, Vec<ReasonCode>), Error>>;
+
+/// Where the UNSUBACK of a caller's UNSUBSCRIBE goes: MQTT 5's code for each
+/// filter (none over 3.1.1).
+pub(crate) type UnsubAckReply = Sender<Result<Vec<ReasonCode>, Error>>;
 
 /// A request from a [`Client`](super::Client) handle.
 pub(crate) enum Command {
@@ -66,12 +72,14 @@ pub(crate) enum Command {
     },
     Subscribe {
         filters: Vec<SubscribeFilter>,
+        properties: Option<Box<Properties>>,
         target: Target,
         reply: SubAckReply,
     },
     Unsubscribe {
         filters: Vec<TopicFilter>,
-        reply: Sender<Result<(), Error>>,
+        properties: Option<Box<Properties>>,
+        reply: UnsubAckReply,
     },
 }
 
@@ -84,9 +92,9 @@ pub(crate) enum Control {
     Drop(u64),
     /// A receiver that was full has room again.
     Resume,
-    /// Finish what is in flight (bounded by the operation timeout), say DISCONNECT,
-    /// and stop.
-    Disconnect(Sender<()>),
+    /// Finish what is in flight (bounded by the operation timeout), say this
+    /// DISCONNECT, and stop.
+    Disconnect(Sender<()>, Disconnect),
 }
 
 /// What the state machine gives back when the broker answers.
@@ -96,14 +104,18 @@ pub(crate) enum Token {
         reply: Option<SubAckReply>,
         target: Option<u64>,
         filters: Vec<SubscribeFilter>,
+        properties: Option<Box<Properties>>,
     },
-    Unsubscribe(Option<Sender<Result<(), Error>>>),
+    Unsubscribe(Option<UnsubAckReply>),
 }
 
 impl Token {
     fn fail(self, error: &Error) {
         match self {
-            Token::Publish(Some(reply)) | Token::Unsubscribe(Some(reply)) => {
+            Token::Publish(Some(reply)) => {
+                let _ = reply.send(Err(error.duplicate()));
+            }
+            Token::Unsubscribe(Some(reply)) => {
                 let _ = reply.send(Err(error.duplicate()));
             }
             Token::Subscribe {
@@ -121,7 +133,7 @@ impl Token {
 pub(crate) struct Status {
     pub connected: AtomicBool,
     /// Why the connection was lost for good, once it has been.
-    pub lost: Mutex<Option<String>>,
+    pub lost: Mutex<Option<Error>>,
     /// Never receives: it disconnects when the thread has finished. A request that
     /// slipped into the queue after the thread's last look at it is never answered,
     /// and this is how its caller learns so at once.
@@ -157,9 +169,9 @@ pub(crate) struct Worker {
     waiting: VecDeque<Command>,
     /// The application's receivers and the messages waiting for them.
     deliveries: Deliveries,
-    /// Filters the broker has granted, for subscribing again after a reconnect to a
-    /// broker that kept no session.
-    active: BTreeMap<String, SubscribeFilter>,
+    /// Filters the broker has granted, with the properties of their SUBSCRIBE, for
+    /// subscribing again after a reconnect to a broker that kept no session.
+    active: BTreeMap<String, (SubscribeFilter, Option<Box<Properties>>)>,
     /// Failed reconnect attempts in a row, counted against `Reconnect::retries`.
     reconnect_attempt: u32,
     /// How far the wait before the next attempt has backed off. Reset only by a
@@ -169,10 +181,12 @@ pub(crate) struct Worker {
     connected_at: Instant,
     next_attempt: Option<Instant>,
     closing: Option<(Instant, Vec<Sender<()>>)>,
+    /// The DISCONNECT said when the client stops.
+    goodbye: Disconnect,
     /// What the broker said of the current connection (MQTT 5).
     terms: BrokerTerms,
-    /// Set when the connection is lost for good.
-    dead: Option<String>,
+    /// Set when the connection is lost for good: why.
+    dead: Option<Error>,
     /// Reader threads of closed connections, joined when the client stops.
     old_readers: Vec<std::thread::JoinHandle<()>>,
     /// Every sender of `control` is gone (never while a handle lives).
@@ -223,6 +237,7 @@ impl Worker {
             connected_at: Instant::now(),
             next_attempt: None,
             closing: None,
+            goodbye: Disconnect::default(),
             dead: None,
             old_readers: Vec::new(),
             control_closed: false,
@@ -372,7 +387,7 @@ impl Worker {
     fn drain_control_before(&mut self, command: Command) {
         let mut in_hand = Some(command);
         while let Ok(control) = self.control.try_recv() {
-            if matches!(control, Control::Disconnect(_)) {
+            if matches!(control, Control::Disconnect(..)) {
                 if let Some(command) = in_hand.take() {
                     self.on_command(command);
                 }
@@ -398,7 +413,10 @@ impl Worker {
                 self.deliver_pending();
             }
             Control::Resume => self.deliver_pending(),
-            Control::Disconnect(reply) => self.begin_close(Some(reply)),
+            Control::Disconnect(reply, goodbye) => {
+                self.goodbye = goodbye;
+                self.begin_close(Some(reply));
+            }
         }
     }
 
@@ -488,6 +506,7 @@ impl Worker {
             }
             Command::Subscribe {
                 filters,
+                properties,
                 target,
                 reply,
             } => {
@@ -497,19 +516,24 @@ impl Worker {
                     reply: Some(reply),
                     target: Some(id),
                     filters: filters.clone(),
+                    properties: properties.clone(),
                 };
-                match self.state.subscribe(filters, token) {
+                match self.state.subscribe(filters, properties, token) {
                     Ok(packet) => self.send(&packet),
                     Err(error) => log::error!("Client {}: {error}", self.client_id),
                 }
             }
-            Command::Unsubscribe { filters, reply } => {
+            Command::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => {
                 for filter in &filters {
                     self.active.remove(filter.as_str());
                 }
                 match self
                     .state
-                    .unsubscribe(filters, Token::Unsubscribe(Some(reply)))
+                    .unsubscribe(filters, properties, Token::Unsubscribe(Some(reply)))
                 {
                     Ok(packet) => self.send(&packet),
                     Err(error) => log::error!("Client {}: {error}", self.client_id),
@@ -545,6 +569,12 @@ impl Worker {
                 Err(error) => log::error!("Client {}: {error}", self.client_id),
             },
             Incoming::Closed(error) => self.connection_lost(error),
+            Incoming::Violation { code, error } => {
+                // [MQTT-4.13.1-1]: say why before closing.
+                self.send(&Packet::Disconnect(Disconnect::new(code)));
+                self.flush();
+                self.connection_lost(error);
+            }
         }
     }
 
@@ -583,20 +613,22 @@ impl Worker {
                     reply,
                     target,
                     filters,
+                    properties,
                 },
                 Done::Subscribed(packet_id, codes),
             ) => {
                 for (filter, code) in filters.iter().zip(&codes) {
-                    match code {
-                        SubscribeReturnCode::Success(_) => {
-                            self.active
-                                .insert(filter.filter.to_string(), filter.clone());
-                        }
-                        SubscribeReturnCode::Failure => log::warn!(
-                            "Client {}: the broker refused the subscription to '{}'",
+                    if code.is_error() {
+                        log::warn!(
+                            "Client {}: the broker refused the subscription to '{}': {code}",
                             self.client_id,
                             filter.filter
-                        ),
+                        );
+                    } else {
+                        self.active.insert(
+                            filter.filter.to_string(),
+                            (filter.clone(), properties.clone()),
+                        );
                     }
                 }
                 let caller_gone = match reply {
@@ -611,8 +643,8 @@ impl Worker {
                     }
                 }
             }
-            (Token::Unsubscribe(Some(reply)), _) => {
-                let _ = reply.send(Ok(()));
+            (Token::Unsubscribe(Some(reply)), Done::Unsubscribed(codes)) => {
+                let _ = reply.send(Ok(codes));
             }
             _ => {}
         }
@@ -644,7 +676,10 @@ impl Worker {
         if unused.is_empty() || self.dead.is_some() {
             return;
         }
-        match self.state.unsubscribe(unused, Token::Unsubscribe(None)) {
+        match self
+            .state
+            .unsubscribe(unused, None, Token::Unsubscribe(None))
+        {
             Ok(packet) => self.send(&packet),
             Err(error) => log::error!("Client {}: {error}", self.client_id),
         }
@@ -722,7 +757,7 @@ impl Worker {
     /// Says DISCONNECT if connected, and fails whatever is left.
     fn finish(mut self) {
         if let Some(mut connection) = self.connection.take() {
-            let disconnect = Packet::Disconnect(Default::default());
+            let disconnect = Packet::Disconnect(std::mem::take(&mut self.goodbye));
             if connection.queue(&disconnect).is_ok() && connection.flush().is_ok() {
                 connection.close_gracefully();
             }
@@ -731,10 +766,10 @@ impl Worker {
         }
         self.status.connected.store(false, Ordering::SeqCst);
         let error = match &self.dead {
-            Some(reason) => Error::Disconnected(Some(reason.clone())),
+            Some(reason) => reason.lost_for_good(),
             None => Error::Closed,
         };
-        self.status.lost.lock().clone_from(&self.dead);
+        *self.status.lost.lock() = self.dead.as_ref().map(Error::duplicate);
         for token in self.state.drain() {
             token.fail(&error);
         }

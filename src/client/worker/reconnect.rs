@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{Token, Worker};
 use crate::client::connection;
 use crate::client::Error;
-use crate::protocol::SubscribeFilter;
+use crate::protocol::{Properties, SubscribeFilter};
 
 impl Worker {
     pub(super) fn connection_lost(&mut self, reason: Error) {
@@ -32,7 +32,7 @@ impl Worker {
             self.backoff = self.backoff.saturating_add(1);
         } else {
             log::warn!("Client {} lost its connection: {reason}", self.client_id);
-            self.dead = Some(reason.to_string());
+            self.dead = Some(reason);
         }
     }
 
@@ -59,17 +59,8 @@ impl Worker {
                 let now = Instant::now();
                 self.connected_at = now;
                 let resend = self.state.reconnected(opened.session_present, now);
-                if !opened.session_present && !self.active.is_empty() {
-                    let filters: Vec<SubscribeFilter> = self.active.values().cloned().collect();
-                    let token = Token::Subscribe {
-                        reply: None,
-                        target: None,
-                        filters: filters.clone(),
-                    };
-                    match self.state.subscribe(filters, token) {
-                        Ok(packet) => self.send(&packet),
-                        Err(error) => log::error!("Client {}: {error}", self.client_id),
-                    }
+                if !opened.session_present {
+                    self.subscribe_again();
                 }
                 for packet in resend {
                     self.send(&packet);
@@ -88,7 +79,7 @@ impl Worker {
                         self.client_id,
                         self.reconnect_attempt
                     );
-                    self.dead = Some(error.to_string());
+                    self.dead = Some(error);
                 } else {
                     let delay = reconnect.delay(self.backoff);
                     self.backoff = self.backoff.saturating_add(1);
@@ -99,6 +90,31 @@ impl Worker {
                     );
                     self.next_attempt = Some(Instant::now() + delay);
                 }
+            }
+        }
+    }
+
+    /// Subscribes again to every filter the broker had granted, for a broker that
+    /// kept no session: one SUBSCRIBE for the filters subscribed with the same
+    /// properties (a subscription identifier must come back the same).
+    fn subscribe_again(&mut self) {
+        let mut groups: Vec<(Option<Box<Properties>>, Vec<SubscribeFilter>)> = Vec::new();
+        for (filter, properties) in self.active.values() {
+            match groups.iter_mut().find(|(p, _)| p == properties) {
+                Some((_, filters)) => filters.push(filter.clone()),
+                None => groups.push((properties.clone(), vec![filter.clone()])),
+            }
+        }
+        for (properties, filters) in groups {
+            let token = Token::Subscribe {
+                reply: None,
+                target: None,
+                filters: filters.clone(),
+                properties: properties.clone(),
+            };
+            match self.state.subscribe(filters, properties, token) {
+                Ok(packet) => self.send(&packet),
+                Err(error) => log::error!("Client {}: {error}", self.client_id),
             }
         }
     }
