@@ -11,7 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use wren::client::{Client, ClientOptions, Error, Reconnect, Will};
-use wren::protocol::{ConnectReturnCode, ProtocolVersion, ReasonCode};
+use wren::protocol::{Properties, ProtocolVersion, ReasonCode};
 use wren::transport::ClientTls;
 
 use super::cli::{to_properties, ConnectArgs};
@@ -59,20 +59,34 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
         // Refused before connecting: see `connect`.
         (None, _) => {}
     }
+    let v5 = args.protocol == ProtocolVersion::V5;
     if let Some(topic) = &args.will.topic {
-        options = options.with_will(Will::new(
+        let mut will = Will::new(
             topic.as_str(),
             args.will.payload.clone().unwrap_or_default(),
             args.will.qos,
             args.will.retain,
-        ));
+        );
+        if v5 {
+            will = will.with_properties(to_properties(&args.properties.will));
+        }
+        options = options.with_will(will);
     }
-    let _ = to_properties(&args.properties.connect);
+    if v5 {
+        options = options.with_connect_properties(to_properties(&args.properties.connect));
+        if args.properties.publish.iter().any(|p| p.id == TOPIC_ALIAS) {
+            // `-D publish topic-alias N`: the first message carries the topic and
+            // an alias, later ones the alias alone, as with mosquitto_pub. The
+            // client chooses the alias number (within the broker's maximum).
+            options = options.with_outgoing_topic_aliases(true);
+        }
+    }
     options
 }
 
 /// Connects, or reports why not and returns the exit code to leave with.
-/// `refused_note` is printed after the refusal itself, if given.
+/// `refused_note` is printed after the refusal itself, if given (only wren-pub,
+/// as only mosquitto_pub, gives one).
 pub fn connect(
     args: &ConnectArgs,
     reconnect: Reconnect,
@@ -80,9 +94,24 @@ pub fn connect(
     report: &Reporter,
 ) -> Result<Client, u8> {
     if !args.clean_session && args.effective_client_id().is_empty() {
-        // MQTT 5 with -c and -x 0 but no -i: mosquitto's library refuses it.
-        report.error("Error: Invalid id.\n");
+        // MQTT 5 with -c and -x 0 but no -i: mosquitto's library refuses it, and
+        // each tool says so in its own words.
+        report.error(match refused_note {
+            Some(_) => "Error: Invalid id.\n",
+            None => "Error: Invalid id and/or clean_session.\n",
+        });
         return Err(exit::FAILURE);
+    }
+    if args.protocol != ProtocolVersion::V5 {
+        // Properties and then -V 3.x: mosquitto's library cannot send them.
+        if args.will.topic.is_some() && !args.properties.will.is_empty() {
+            report.error("Error: Problem setting will.\n");
+            return Err(exit::FAILURE);
+        }
+        if !args.properties.connect.is_empty() {
+            report.error("Unable to connect (This feature is not supported.).\n");
+            return Err(exit::FAILURE);
+        }
     }
     if args.password.is_some() && args.username.is_none() {
         // MQTT 3.1.1 has no password without a user name [MQTT-3.1.2-22].
@@ -118,6 +147,9 @@ fn describe(error: &Error, refused_note: Option<&str>) -> (String, u8) {
     }
 }
 
+/// The identifier of the Topic Alias property.
+const TOPIC_ALIAS: u8 = 0x23;
+
 /// What mosquitto_pub adds after an MQTT 5 refusal: its network loop ends with a
 /// protocol error.
 const REFUSED_NOTE_V5: &str =
@@ -127,8 +159,8 @@ const REFUSED_NOTE_V5: &str =
 /// exits with it (135 for Not authorized).
 fn describe_v5(error: &Error, refused_note: Option<&str>) -> (String, u8) {
     match error {
-        Error::ConnectionRefused(code) => {
-            let reason = connack_reason(*code);
+        Error::ConnectionRefused { code: reason, .. } => {
+            let reason = *reason;
             let mut text = if reason == ReasonCode::UNSUPPORTED_PROTOCOL_VERSION {
                 format!(
                     "Connection error: {}. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.\n",
@@ -144,24 +176,43 @@ fn describe_v5(error: &Error, refused_note: Option<&str>) -> (String, u8) {
     }
 }
 
-/// The MQTT 5 reason code behind a refusal. The client library reports it as the
-/// 3.1.1 return code it maps to; this is the code a broker sends for each.
-fn connack_reason(code: ConnectReturnCode) -> ReasonCode {
-    match code {
-        ConnectReturnCode::Accepted => ReasonCode::SUCCESS,
-        ConnectReturnCode::UnacceptableProtocolVersion => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-        ConnectReturnCode::IdentifierRejected => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-        ConnectReturnCode::ServerUnavailable => ReasonCode::SERVER_UNAVAILABLE,
-        ConnectReturnCode::BadUserNameOrPassword => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
-        ConnectReturnCode::NotAuthorized => ReasonCode::NOT_AUTHORIZED,
-    }
-}
-
 /// mosquitto's text for an MQTT 5 reason code (`mosquitto_reason_string`).
 pub fn reason_string(code: ReasonCode) -> &'static str {
     match code.0 {
         0xA1 => "Subscription identifiers not supported",
         _ => code.name().unwrap_or("Unknown reason"),
+    }
+}
+
+/// How the tools leave: DISCONNECT, in MQTT 5 with the `-D disconnect`
+/// properties, and after a signal or `-W` with reason code 4 (Disconnect with
+/// Will Message), as mosquitto_sub sends it, so that the broker publishes the will.
+#[derive(Debug, Clone)]
+pub struct Goodbye {
+    v5: bool,
+    properties: Properties,
+}
+
+impl Goodbye {
+    /// The DISCONNECT that `args` ask for.
+    pub fn new(args: &ConnectArgs) -> Goodbye {
+        Goodbye {
+            v5: args.protocol == ProtocolVersion::V5,
+            properties: to_properties(&args.properties.disconnect),
+        }
+    }
+
+    /// Sends DISCONNECT (after what is in flight); `with_will` for reason code 4.
+    pub fn send(&self, client: &Client, with_will: bool) -> Result<(), Error> {
+        if !self.v5 {
+            return client.disconnect();
+        }
+        let reason = if with_will {
+            ReasonCode::DISCONNECT_WITH_WILL_MESSAGE
+        } else {
+            ReasonCode::NORMAL_DISCONNECTION
+        };
+        client.disconnect_with(reason, self.properties.clone())
     }
 }
 

@@ -20,10 +20,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use wren::client::{Client, Error, Pending, Publish, Reconnect};
-use wren::protocol::{Properties, QoS};
+use wren::protocol::{Properties, ProtocolVersion, QoS};
 
 use common::cli::{self, to_properties, ArgError, ConnectArgs, ToolOptions};
-use common::connect;
+use common::connect::{self, Goodbye};
 use common::exit::{self, Reporter};
 use input::Lines;
 use options::{PubOptions, Source};
@@ -35,6 +35,10 @@ const PENDING_LIMIT: usize = 1024;
 /// The line mosquitto_pub adds after `Connection error: ...` when the broker
 /// refuses the connection (mosquitto_sub adds none).
 const REFUSED_NOTE: &str = "Error: The connection was refused.\n";
+
+/// mosquitto's `MOSQ_ERR_NOT_SUPPORTED`, the exit code of `-l` when the messages
+/// cannot be sent as asked.
+const NOT_SUPPORTED: u8 = 10;
 
 fn main() -> ExitCode {
     match cli::from_env::<PubOptions>(usage::usage, usage::version) {
@@ -92,6 +96,18 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
         Ok(client) => client,
         Err(code) => return code,
     };
+    if args.protocol != ProtocolVersion::V5 && !args.properties.publish.is_empty() {
+        // `-D publish` and then -V 3.x: mosquitto_pub's library refuses each
+        // PUBLISH. A single message is silently not sent; -l stops at once, with
+        // mosquitto's "not supported" error code, without DISCONNECT.
+        if let Payload::Lines = payload {
+            report.error("Error: This feature is not supported.\n");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(i32::from(NOT_SUPPORTED));
+        }
+        let _ = client.disconnect();
+        return exit::SUCCESS;
+    }
     let template = Template {
         topic: topic.as_str(),
         qos: options.qos.unwrap_or(args.qos),
@@ -110,7 +126,7 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
         }
     };
     // DISCONNECT waits for what is still in flight.
-    let _ = client.disconnect();
+    let _ = Goodbye::new(args).send(&client, false);
     code
 }
 

@@ -25,8 +25,9 @@ use wren::client::{Client, Error, QoS, Reconnect, Subscription};
 use wren::protocol::{ProtocolVersion, RetainHandling, SubscribeFilter};
 
 use clock::Now;
+use common::cli::to_properties;
 use common::cli::{self, ConnectArgs};
-use common::connect;
+use common::connect::{self, Goodbye};
 use common::exit::{self, Reporter};
 use filter::{Decision, MessageFilter};
 use options::SubOptions;
@@ -59,37 +60,68 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
         Ok(client) => client,
         Err(code) => return code,
     };
-    interrupt.arm(client.clone());
+    let goodbye = Goodbye::new(args);
+    interrupt.arm(client.clone(), goodbye.clone());
+    let leave = |code: u8, with_will: bool| {
+        // Already disconnected (by a signal, or the broker went away for good): fine.
+        let _ = goodbye.send(&client, with_will);
+        code
+    };
     // -W counts from the connection, as mosquitto's alarm does.
     let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
 
-    let subscription = match client.subscribe_filters(subscribe_filters(args, options)) {
-        Ok(subscription) => subscription,
-        Err(Error::SubscriptionRefused { .. }) => {
-            report.error("All subscription requests were denied.\n");
-            return leave(&client, exit::SUCCESS);
-        }
-        Err(e) => return fail(&client, &report, &interrupt, &e),
+    let properties = match args.protocol {
+        ProtocolVersion::V5 => to_properties(&args.properties.subscribe),
+        _ => Default::default(),
     };
-    if args.debug {
-        // mosquitto_sub's line after the SUBACK: the SUBSCRIBE's id and the QoS
-        // granted to each filter.
-        let granted: Vec<String> = subscription
-            .filters()
+    let filters = subscribe_filters(args, options);
+    let count = filters.len();
+    let subscription = match client.subscribe_with(filters, properties) {
+        Ok(subscription) => subscription,
+        Err(Error::SubscriptionRefused { code, .. }) => {
+            if args.debug && !args.quiet {
+                // Every filter was refused; the error carries the first code, and
+                // mosquitto_sub's SUBSCRIBE is the first packet with an id.
+                let codes = vec![code.0.to_string(); count];
+                println!("Subscribed (mid: 1): {}", codes.join(", "));
+            }
+            let code = leave(exit::SUCCESS, false);
+            report.error("All subscription requests were denied.\n");
+            return code;
+        }
+        Err(e) => return fail(&report, &interrupt, &e, leave),
+    };
+    if args.debug && !args.quiet {
+        // mosquitto_sub's line after the SUBACK: the SUBSCRIBE's id and the code
+        // (the QoS granted, or why not) for each filter.
+        let codes: Vec<String> = subscription
+            .reason_codes()
             .iter()
-            .map(|(_, qos)| (*qos as u8).to_string())
+            .map(|code| code.0.to_string())
             .collect();
         let id = subscription.packet_id().map_or(0, |id| id.get());
-        println!("Subscribed (mid: {id}): {}", granted.join(", "));
+        println!("Subscribed (mid: {id}): {}", codes.join(", "));
     }
-    // One UNSUBSCRIBE per -U, in order, as mosquitto_sub sends them.
-    for filter in &options.unsubscribe {
-        if let Err(e) = client.unsubscribe(filter.as_str()) {
-            return fail(&client, &report, &interrupt, &e);
+    // One UNSUBSCRIBE per -U, in order, as mosquitto_sub sends them; none when
+    // `-D unsubscribe` gave properties that MQTT 3.x cannot carry (mosquitto's
+    // library refuses them, silently).
+    let unsubscribe =
+        if args.protocol == ProtocolVersion::V5 || args.properties.unsubscribe.is_empty() {
+            &options.unsubscribe[..]
+        } else {
+            &[]
+        };
+    for filter in unsubscribe {
+        let properties = match args.protocol {
+            ProtocolVersion::V5 => to_properties(&args.properties.unsubscribe),
+            _ => Default::default(),
+        };
+        if let Err(e) = client.unsubscribe_with(&[filter.as_str()], properties) {
+            return fail(&report, &interrupt, &e, leave);
         }
     }
     if options.exit_after_subscribe {
-        return leave(&client, exit::SUCCESS);
+        return leave(exit::SUCCESS, false);
     }
     let code = receive(
         &client,
@@ -99,7 +131,8 @@ fn run(args: &ConnectArgs, options: &SubOptions) -> u8 {
         &report,
         &interrupt,
     );
-    leave(&client, code)
+    // -W ends as a signal does: in MQTT 5 the will is published.
+    leave(code, code == TIMED_OUT)
 }
 
 /// The filters to subscribe to, with MQTT 5's subscription options: Retain As
@@ -206,17 +239,15 @@ fn receive(
 
 /// Reports a failure after connecting and leaves with exit code 1, or 0 if the
 /// failure was our own disconnect after a signal.
-fn fail(client: &Client, report: &Reporter, interrupt: &Interrupt, error: &Error) -> u8 {
+fn fail(
+    report: &Reporter,
+    interrupt: &Interrupt,
+    error: &Error,
+    leave: impl Fn(u8, bool) -> u8,
+) -> u8 {
     if interrupt.fired() {
-        return leave(client, exit::SUCCESS);
+        return leave(exit::SUCCESS, false);
     }
     report.error(&format!("Error: {error}\n"));
-    leave(client, exit::FAILURE)
-}
-
-/// Sends DISCONNECT and passes `code` on.
-fn leave(client: &Client, code: u8) -> u8 {
-    // Already disconnected (by a signal, or the broker went away for good): fine.
-    let _ = client.disconnect();
-    code
+    leave(exit::FAILURE, false)
 }

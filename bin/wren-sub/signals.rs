@@ -1,7 +1,8 @@
 //! Ctrl-C and `kill`: leave cleanly, as mosquitto_sub does.
 //!
-//! On SIGINT or SIGTERM mosquitto_sub sends DISCONNECT and exits 0 (so the broker
-//! does not publish the will); before the broker has answered CONNECT it exits at
+//! On SIGINT or SIGTERM mosquitto_sub sends DISCONNECT and exits 0 (over MQTT 5
+//! with reason code 4, Disconnect with Will Message, so the broker publishes the
+//! will; over 3.1.1 it does not); before the broker has answered CONNECT it exits at
 //! once with 255. Here SIGINT and SIGTERM are blocked in every thread and one
 //! thread waits for them with `sigwait`: nothing runs inside a signal handler, and
 //! the waiting thread may call into the client like any other.
@@ -12,9 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use wren::client::Client;
 
+use crate::common::connect::Goodbye;
+
 /// Watches for SIGINT and SIGTERM.
 pub struct Interrupt {
-    client: Arc<Mutex<Option<Client>>>,
+    client: Arc<Mutex<Option<(Client, Goodbye)>>>,
     fired: Arc<AtomicBool>,
 }
 
@@ -56,8 +59,8 @@ impl Interrupt {
                 let connected = client.lock().ok().and_then(|mut slot| slot.take());
                 match connected {
                     // The main thread sees the subscription end and exits 0.
-                    Some(client) => {
-                        let _ = client.disconnect();
+                    Some((client, goodbye)) => {
+                        let _ = goodbye.send(&client, true);
                     }
                     // mosquitto_sub's exit(-1) before CONNACK.
                     None => std::process::exit(255),
@@ -66,10 +69,11 @@ impl Interrupt {
         Ok(interrupt)
     }
 
-    /// From now on a signal disconnects `client` instead of exiting at once.
-    pub fn arm(&self, client: Client) {
+    /// From now on a signal disconnects `client` (with `goodbye`) instead of
+    /// exiting at once.
+    pub fn arm(&self, client: Client, goodbye: Goodbye) {
         if let Ok(mut slot) = self.client.lock() {
-            *slot = Some(client);
+            *slot = Some((client, goodbye));
         }
     }
 

@@ -16,6 +16,28 @@ thread_local! {
     /// answers it is read by the same thread, and its code is logged as a 3.1.1
     /// return code or as an MQTT 5 reason code accordingly.
     static CONNECT_VERSION: Cell<ProtocolVersion> = const { Cell::new(ProtocolVersion::V3_1_1) };
+    /// The last packet identifier this thread logged as sent. mosquitto numbers
+    /// every PUBLISH it sends, QoS 0 included, from the counter its SUBSCRIBEs
+    /// and QoS 1/2 PUBLISHes take their ids from, and logs a QoS 0 PUBLISH with
+    /// that number; the line for one here takes the number after the last id sent.
+    static LAST_SENT_ID: Cell<u16> = const { Cell::new(0) };
+}
+
+/// The `m` number of a sent PUBLISH (see `LAST_SENT_ID`), or of a received one
+/// (its packet identifier, 0 for QoS 0).
+fn publish_mid(sending: bool, publish: &crate::protocol::Publish) -> u16 {
+    match (sending, publish.packet_id) {
+        (true, Some(id)) => {
+            LAST_SENT_ID.with(|last| last.set(id.get()));
+            id.get()
+        }
+        (true, None) => LAST_SENT_ID.with(|last| {
+            let next = last.get().checked_add(1).unwrap_or(1);
+            last.set(next);
+            next
+        }),
+        (false, id) => id.map_or(0, |id| id.get()),
+    }
 }
 
 /// Logs `packet` in mosquitto's words: `Client <id> sending CONNECT`.
@@ -77,7 +99,7 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
             p.dup as u8,
             p.qos as u8,
             p.retain as u8,
-            p.packet_id.map_or(0, |id| id.get()),
+            publish_mid(sending, p),
             p.topic,
             p.payload.len()
         ),
@@ -94,6 +116,9 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
             format!("PUBCOMP (Mid: {}, RC:{})", a.packet_id, a.reason_code.0)
         }
         (_, Packet::Subscribe(s)) => {
+            if sending {
+                LAST_SENT_ID.with(|last| last.set(s.packet_id.get()));
+            }
             return s
                 .filters
                 .iter()
@@ -106,15 +131,18 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
                         s.packet_id, f.filter, f.qos as u8
                     )
                 })
-                .collect()
+                .collect();
         }
         (_, Packet::SubAck(_)) => "SUBACK".to_owned(),
         (_, Packet::Unsubscribe(u)) => {
+            if sending {
+                LAST_SENT_ID.with(|last| last.set(u.packet_id.get()));
+            }
             return u
                 .filters
                 .iter()
                 .map(|f| format!("UNSUBSCRIBE (Mid: {}, Topic: {})", u.packet_id, f))
-                .collect()
+                .collect();
         }
         (_, Packet::UnsubAck(_)) => "UNSUBACK".to_owned(),
         (_, Packet::PingReq) => "PINGREQ".to_owned(),
