@@ -740,3 +740,126 @@ fn a_session_expiry_keeps_messages_for_an_absent_subscriber_like_mosquitto_sub()
         }
     }
 }
+
+/// Replaces the identifiers mosquitto's broker assigns (`auto-` and a UUID).
+fn mask_assigned_ids(output: &[u8]) -> String {
+    let text = text(output);
+    let mut masked = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("auto-") {
+        masked.push_str(&rest[..at]);
+        masked.push_str("auto-ID");
+        let id_len = rest[at + 5..]
+            .find(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .unwrap_or(rest.len() - at - 5);
+        rest = &rest[at + 5 + id_len..];
+    }
+    masked.push_str(rest);
+    masked
+}
+
+/// Without `-i`, MQTT 5 lets the broker assign the identifier: `-d` shows
+/// `(null)` until the CONNACK names it, as mosquitto's library does.
+#[test]
+fn an_assigned_client_identifier_shows_in_the_debug_lines_like_mosquitto_pub() {
+    let broker = broker();
+    let config = scratch_dir("v5-assigned");
+    let (theirs, ours) = pair("pub");
+    let port = broker.port().to_string();
+    let args = [
+        "-p", &port, "-V", "5", "-d", "-t", "ok/n", "-m", "x", "-q", "1",
+    ];
+    let expected = run(command(&theirs, config.path()).args(args), None);
+    let actual = run(command(&ours, config.path()).args(args), None);
+    assert_eq!(actual.status.code(), expected.status.code());
+    assert_eq!(
+        mask_assigned_ids(&actual.stdout),
+        mask_assigned_ids(&expected.stdout)
+    );
+    assert!(text(&actual.stdout).contains("Client (null) sending CONNECT\n"));
+    assert_eq!(text(&actual.stderr), text(&expected.stderr));
+}
+
+/// The will's `-D will` properties reach its subscribers, and over MQTT 5 `-W`
+/// leaves with reason code 4 so that the broker publishes the will, as with
+/// mosquitto_sub.
+#[test]
+fn a_will_carries_its_properties_and_w_publishes_it_like_mosquitto_sub() {
+    let broker = broker();
+    let config = scratch_dir("v5-will");
+    let (theirs, ours) = pair("sub");
+    let port = broker.port().to_string();
+    let mut seen = Vec::new();
+    for (program, id) in [(&theirs, "will-mosquitto"), (&ours, "will-wren")] {
+        let observer_id = format!("{id}-observer");
+        let observer = Running::start(
+            command(mosquitto_program("mosquitto_sub"), config.path()).args([
+                "-p",
+                &port,
+                "-V",
+                "5",
+                "-i",
+                &observer_id,
+                "-t",
+                &format!("{id}/#"),
+                "-C",
+                "1",
+                "-F",
+                "%p|%P|%C|%F|%R|%D|%q|%r",
+            ]),
+        );
+        broker.wait_for_log(&format!("Sending SUBACK to {observer_id}\n"), 1);
+        let leaving = run(
+            command(program, config.path()).args([
+                "-p",
+                &port,
+                "-V",
+                "5",
+                "-i",
+                id,
+                "-t",
+                "nothing/here",
+                "-W",
+                "1",
+                "--will-topic",
+                &format!("{id}/gone"),
+                "--will-payload",
+                "bye",
+                "--will-qos",
+                "1",
+                "-D",
+                "will",
+                "payload-format-indicator",
+                "1",
+                "-D",
+                "will",
+                "content-type",
+                "text/plain",
+                "-D",
+                "will",
+                "response-topic",
+                "reply/to",
+                "-D",
+                "will",
+                "correlation-data",
+                "xyz",
+                "-D",
+                "will",
+                "user-property",
+                "why",
+                "timeout",
+            ]),
+            None,
+        );
+        let observed = observer.finish();
+        seen.push((
+            leaving.status.code(),
+            text(&leaving.stdout),
+            text(&leaving.stderr),
+            text(&observed.stdout),
+        ));
+    }
+    assert_eq!(seen[0].0, Some(27));
+    assert_eq!(seen[0].3, "bye|why:timeout|text/plain|1|reply/to|xyz|0|0\n");
+    assert_eq!(seen[1], seen[0]);
+}

@@ -53,7 +53,8 @@ pub(crate) fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
 }
 
 /// The whole lines mosquitto's client library logs for `packet`:
-/// `Client <id> sending <packet>`, with two exceptions it makes. After an MQTT 5
+/// `Client <id> sending <packet>` (`(null)` for an empty id), with two exceptions
+/// it makes. After an MQTT 5
 /// CONNACK that assigns a client identifier, that identifier names the client;
 /// a DISCONNECT from the broker is `Received DISCONNECT (<reason code>)`.
 pub(crate) fn lines(client_id: &str, sending: bool, packet: &Packet) -> Vec<String> {
@@ -69,6 +70,13 @@ pub(crate) fn lines(client_id: &str, sending: bool, packet: &Packet) -> Vec<Stri
         _ => {}
     }
     let direction = if sending { "sending" } else { "received" };
+    // No identifier yet (the broker is to assign one): mosquitto prints C's
+    // "(null)".
+    let client_id = if client_id.is_empty() {
+        "(null)"
+    } else {
+        client_id
+    };
     describe(sending, packet)
         .into_iter()
         .map(|line| format!("Client {client_id} {direction} {line}"))
