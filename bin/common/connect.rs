@@ -11,7 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use wren::client::{Client, ClientOptions, Error, Reconnect, Will};
-use wren::protocol::{Properties, ProtocolVersion, ReasonCode};
+use wren::protocol::{Properties, ProtocolVersion, ReasonCode, MAX_REMAINING_LENGTH};
 use wren::transport::ClientTls;
 
 use super::cli::{to_properties, ConnectArgs};
@@ -73,7 +73,12 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
         options = options.with_will(will);
     }
     if v5 {
-        options = options.with_connect_properties(to_properties(&args.properties.connect));
+        // As libmosquitto: no Maximum Packet Size unless -D gives one, and a
+        // Receive Maximum of 20.
+        options = options
+            .with_max_packet_size(MAX_REMAINING_LENGTH + 5)
+            .with_receive_maximum(args.receive_maximum)
+            .with_connect_properties(to_properties(&args.properties.connect));
         if args.properties.publish.iter().any(|p| p.id == TOPIC_ALIAS) {
             // `-D publish topic-alias N`: the first message carries the topic and
             // an alias, later ones the alias alone, as with mosquitto_pub. The

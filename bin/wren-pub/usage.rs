@@ -18,7 +18,7 @@ pub fn usage() -> String {
 const TEXT: &str = "\
 Usage: wren-pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}
                 {-f file | -l | -n | -m message | -s}
-                [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time]
+                [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time] [-x session-expiry]
                 [--nodelay]
                 [-i id] [-I id_prefix]
                 [-d] [--quiet]
@@ -26,13 +26,19 @@ Usage: wren-pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
                 [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
                 [--cafile file [--cert file --key file] [--insecure] [--tls-version version]]
                 [--tls-use-os-certs] [--config file]
+                [-V protocol-version] [-D command property value]
        wren-pub --help
 
  -c : keep the session (do not clean it). Needs -i.
  -d : print each MQTT packet sent and received.
+ -D : an MQTT 5 property: -D command property value, or for a user property
+      -D command user-property name value (also --property). The command is
+      connect, publish, subscribe, unsubscribe, disconnect or will; the property
+      is named as in mosquitto (content-type, message-expiry-interval,
+      receive-maximum, ...). Turns MQTT 5 on.
  -f : send the whole file as one message.
  -h : broker host. Defaults to localhost.
- -i : client id. Defaults to a random wren-… id.
+ -i : client id. Defaults to a random wren-… id (MQTT 5: the broker assigns one).
  -I : client id prefix; the process id is appended to it.
  -k : keep-alive interval in seconds, 5 to 65535. Defaults to 60.
  -L : broker and topic as a URL: mqtt(s)://[username[:password]@]host[:port][/topic]
@@ -49,8 +55,11 @@ Usage: wren-pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L U
  -s : send all of standard input as one message.
  -t : topic to publish on.
  -u : username.
- -V : MQTT version: mqttv311 (the default) or mqttv31.
- -x : session expiry interval; an MQTT 5 setting, without effect in MQTT 3.1.1.
+ -V : MQTT version: mqttv5 (or 5), mqttv311 (or 311, the default) or mqttv31
+      (or 31).
+ -x : MQTT 5 session expiry interval, seconds after disconnecting: 0 to 4294967294,
+      or -1, 4294967295 or ∞ for never. Defaults to never with -c, else 0.
+      Ignored in MQTT 3.1.1.
  --config : an hbmqtt client settings file (YAML: broker uri, keep_alive, will,
             default_qos, auto_reconnect, ...); options given here win over it
             (also --config-file).

@@ -39,7 +39,14 @@ const TIMED_OUT: u8 = 27;
 
 fn main() -> ExitCode {
     match cli::from_env::<SubOptions>(usage::usage, usage::version) {
-        Ok((connect, options)) => exit::code(run(&connect, &options)),
+        Ok((mut connect, options)) => {
+            // mosquitto_sub asks for no more unacknowledged messages than it will
+            // print.
+            if let Some(count) = options.count.filter(|&c| c < 20) {
+                connect.receive_maximum = count as u16;
+            }
+            exit::code(run(&connect, &options))
+        }
         Err(code) => code,
     }
 }

@@ -92,6 +92,10 @@ pub struct ConnectArgs {
     pub session_expiry: Option<u32>,
     /// `-D`: MQTT 5 properties, per packet.
     pub properties: PropertyArgs,
+    /// The Receive Maximum an MQTT 5 CONNECT announces unless `-D connect
+    /// receive-maximum` says otherwise: 20, as libmosquitto's (wren-sub lowers it
+    /// to a `-C` count below 20, as mosquitto_sub does).
+    pub receive_maximum: u16,
     /// `-d`: print the packets sent and received.
     pub debug: bool,
     /// `--quiet`: print no runtime errors.
@@ -121,6 +125,7 @@ impl Default for ConnectArgs {
             nodelay: false,
             session_expiry: None,
             properties: PropertyArgs::default(),
+            receive_maximum: 20,
             debug: false,
             quiet: false,
         }
