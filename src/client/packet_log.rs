@@ -108,7 +108,13 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
             p.qos as u8,
             p.retain as u8,
             publish_mid(sending, p),
-            p.topic,
+            // A message sent with a topic alias alone has no topic: mosquitto
+            // prints C's "(null)" for it.
+            if sending && p.topic.as_str().is_empty() {
+                "(null)"
+            } else {
+                p.topic.as_str()
+            },
             p.payload.len()
         ),
         (true, Packet::PubAck(a)) => format!("PUBACK (m{}, rc{})", a.packet_id, a.reason_code.0),
