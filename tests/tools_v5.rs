@@ -937,7 +937,11 @@ fn capture(program: &Path, args: &[&str]) -> (Output, Vec<wren::protocol::Packet
                             reason_codes: s
                                 .filters
                                 .iter()
-                                .map(|f| ReasonCode(f.qos as u8))
+                                // Filters under `no/` are refused: Not authorized.
+                                .map(|f| match f.filter.as_str().starts_with("no/") {
+                                    true => ReasonCode::NOT_AUTHORIZED,
+                                    false => ReasonCode(f.qos as u8),
+                                })
                                 .collect(),
                             properties: None,
                         }
@@ -1189,4 +1193,24 @@ fn subscribe_options_and_properties_are_sent_as_mosquitto_sub_sends_them() {
         without_disconnect(&ours_packets),
         without_disconnect(&theirs_packets)
     );
+}
+
+/// A SUBACK that refuses some filters is reported with its reason codes; one that
+/// refuses them all ends the run, in mosquitto_sub's words. (With -E as well,
+/// mosquitto_sub logs a second DISCONNECT, which wren-sub does not.)
+#[test]
+fn refused_subscriptions_are_reported_like_mosquitto_sub() {
+    let (theirs, ours) = pair("sub");
+    for args in [
+        &[
+            "-V", "5", "-i", "cap", "-d", "-t", "ok/1", "-t", "no/2", "-q", "1", "-E",
+        ][..],
+        &["-V", "5", "-i", "cap", "-d", "-t", "no/1"],
+        &["-V", "5", "-i", "cap", "-t", "no/1", "-t", "no/2"],
+        &["-V", "5", "-i", "cap", "-t", "no/1", "--quiet"],
+    ] {
+        let (expected, _) = capture(&theirs, args);
+        let (actual, _) = capture(&ours, args);
+        assert_same(&expected, &actual, "sub", &format!("sub {args:?}"));
+    }
 }
