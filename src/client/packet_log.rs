@@ -42,9 +42,6 @@ fn publish_mid(sending: bool, publish: &crate::protocol::Publish) -> u16 {
 
 /// Logs `packet` in mosquitto's words: `Client <id> sending CONNECT`.
 pub(crate) fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
-    if let (true, Packet::Connect(connect)) = (sending, packet) {
-        CONNECT_VERSION.with(|v| v.set(connect.protocol));
-    }
     if log::log_enabled!(target: PACKET_LOG_TARGET, log::Level::Debug) {
         for line in lines(client_id, sending, packet) {
             log::debug!(target: PACKET_LOG_TARGET, "{line}");
@@ -59,6 +56,7 @@ pub(crate) fn log_packet(client_id: &str, sending: bool, packet: &Packet) {
 /// a DISCONNECT from the broker is `Received DISCONNECT (<reason code>)`.
 pub(crate) fn lines(client_id: &str, sending: bool, packet: &Packet) -> Vec<String> {
     match (sending, packet) {
+        (true, Packet::Connect(connect)) => CONNECT_VERSION.with(|v| v.set(connect.protocol)),
         (false, Packet::Disconnect(d)) => {
             return vec![format!("Received DISCONNECT ({})", d.reason_code.0)]
         }
@@ -165,4 +163,103 @@ pub(crate) fn describe(sending: bool, packet: &Packet) -> Vec<String> {
         (_, Packet::Auth(_)) => "AUTH".to_owned(),
     };
     vec![line]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{
+        ConnAck, Connect, Disconnect, PacketId, Properties, PubAck, Publish, QoS, ReasonCode,
+        RetainHandling, Subscribe, SubscribeFilter, TopicFilter, TopicName,
+    };
+
+    fn id(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    fn connect(protocol: ProtocolVersion) -> Packet {
+        let mut connect = Connect::new("");
+        connect.protocol = protocol;
+        Packet::Connect(Box::new(connect))
+    }
+
+    #[test]
+    fn mqtt_5_lines_are_mosquittos() {
+        // CONNECT without an identifier, then the one the broker assigns.
+        assert_eq!(
+            lines("", true, &connect(ProtocolVersion::V5)),
+            ["Client (null) sending CONNECT"]
+        );
+        let mut properties = Properties::new();
+        properties.assigned_client_identifier = Some("auto-1".into());
+        let connack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::NOT_AUTHORIZED,
+            properties: Some(Box::new(properties)),
+        });
+        assert_eq!(
+            lines("", false, &connack),
+            ["Client auto-1 received CONNACK (135)"]
+        );
+        let mut ack = PubAck::new(id(1));
+        ack.reason_code = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+        assert_eq!(
+            lines("c", false, &Packet::PubAck(ack)),
+            ["Client c received PUBACK (Mid: 1, RC:16)"]
+        );
+        assert_eq!(
+            lines(
+                "c",
+                false,
+                &Packet::Disconnect(Disconnect::new(ReasonCode::SERVER_SHUTTING_DOWN))
+            ),
+            ["Received DISCONNECT (139)"]
+        );
+        let mut filter = SubscribeFilter::new(TopicFilter::new("a/#").unwrap(), QoS::AtLeastOnce);
+        filter.retain_as_published = true;
+        filter.retain_handling = RetainHandling::DoNotSend;
+        assert_eq!(
+            lines(
+                "c",
+                true,
+                &Packet::Subscribe(Subscribe::new(id(3), vec![filter]))
+            ),
+            ["Client c sending SUBSCRIBE (Mid: 3, Topic: a/#, QoS: 1, Options: 0x28)"]
+        );
+    }
+
+    #[test]
+    fn a_3_1_1_connack_shows_the_return_code() {
+        let _ = lines("c", true, &connect(ProtocolVersion::V3_1_1));
+        let connack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode::NOT_AUTHORIZED,
+            properties: None,
+        });
+        assert_eq!(
+            lines("c", false, &connack),
+            ["Client c received CONNACK (5)"]
+        );
+    }
+
+    #[test]
+    fn qos_0_publishes_sent_take_the_next_message_id() {
+        let publish = |qos: QoS, packet_id: Option<PacketId>| {
+            let mut p = Publish::new(TopicName::new("t").unwrap(), "x", qos, false);
+            p.packet_id = packet_id;
+            Packet::Publish(p)
+        };
+        assert_eq!(
+            lines("c", true, &publish(QoS::AtLeastOnce, Some(id(4)))),
+            ["Client c sending PUBLISH (d0, q1, r0, m4, 't', ... (1 bytes))"]
+        );
+        assert_eq!(
+            lines("c", true, &publish(QoS::AtMostOnce, None)),
+            ["Client c sending PUBLISH (d0, q0, r0, m5, 't', ... (1 bytes))"]
+        );
+        assert_eq!(
+            lines("c", false, &publish(QoS::AtMostOnce, None)),
+            ["Client c received PUBLISH (d0, q0, r0, m0, 't', ... (1 bytes))"]
+        );
+    }
 }
