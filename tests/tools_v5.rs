@@ -1214,3 +1214,59 @@ fn refused_subscriptions_are_reported_like_mosquitto_sub() {
         assert_same(&expected, &actual, "sub", &format!("sub {args:?}"));
     }
 }
+
+/// Against wren's own broker too, wren-sub prints the MQTT 5 fields of what
+/// wren-pub sends as mosquitto_sub prints them. (`%E` is left out: each copy
+/// carries the expiry that remains when it leaves the broker; `%j` too, as its
+/// properties follow the order of the packet, see `json_properties`.)
+#[test]
+fn v5_fields_through_wren_broker_match_mosquitto_sub() {
+    let broker = common::wren_broker::WrenBroker::start();
+    let config = scratch_dir("v5-wren-broker");
+    let (theirs_program, ours_program) = pair("sub");
+    let port = broker.port().to_string();
+    let format = "%t|%p|%A|%C|%D|%F|%P|%R|%S|%q|%r";
+    // Not the message with a Message Expiry Interval of 0: wren's broker treats it
+    // as expired at once, where mosquitto's delivers it to those subscribed.
+    let messages = &MESSAGES[..3];
+    let start = |program: &Path, id: &str| {
+        Running::start(
+            command(program, config.path())
+                .args(["-p", &port, "-V", "5", "-q", "2", "-i", id, "-t", "w/#"])
+                .args(["-D", "subscribe", "subscription-identifier", "3"])
+                .args(["-C", &messages.len().to_string(), "-F", format]),
+        )
+    };
+    let theirs = start(&theirs_program, "wb-mosquitto");
+    let ours = start(&ours_program, "wb-wren");
+    for id in ["wb-mosquitto", "wb-wren"] {
+        broker.wait_until(&format!("{id} subscribed"), |b| b.subscribed(id) >= 1);
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let mut publish = command(WREN_PUB, config.path());
+        publish
+            .args(["-p", &port, "-V", "5", "-i", &format!("wb-pub{i}")])
+            .args(["-t", &format!("w/{}", message.topic)])
+            .args(["-q", &message.qos.to_string()])
+            .args(message.args);
+        if message.payload.is_empty() {
+            publish.arg("-n");
+        } else {
+            publish.args(["-m", message.payload]);
+        }
+        let output = run(&mut publish, None);
+        assert!(output.status.success(), "{publish:?}: {output:?}");
+        // One message at a time, so that both see the same order.
+        for id in ["wb-mosquitto", "wb-wren"] {
+            broker.wait_until(&format!("{id} has message {i}"), |b| {
+                b.delivered(id) > i || b.gone(id) > 0
+            });
+        }
+        broker.wait_until_settled();
+    }
+    let (theirs, ours) = (theirs.finish(), ours.finish());
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout));
+    assert_eq!(text(&ours.stderr), text(&theirs.stderr));
+    assert!(text(&ours.stdout).contains("|3|"), "{}", text(&ours.stdout));
+}
