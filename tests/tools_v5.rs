@@ -434,6 +434,26 @@ fn refused_publishes_warn_and_debug_lines_match_mosquitto_pub() {
     let broker = broker();
     let config = scratch_dir("v5-pub");
     let cases: &[&[&str]] = &[
+        // mosquitto's broker knows no authentication method: CONNACK 0x8C.
+        &[
+            "-V",
+            "5",
+            "-i",
+            "p",
+            "-d",
+            "-t",
+            "ok/a",
+            "-m",
+            "x",
+            "-D",
+            "connect",
+            "authentication-method",
+            "foo",
+            "-D",
+            "connect",
+            "authentication-data",
+            "bar",
+        ],
         &[
             "-V",
             "5",

@@ -23,15 +23,18 @@
 //! `mqtts://` URL or port 8883 turn it on, and without `-p` the port becomes 8883.
 //! hbmqtt's `ws://` and `wss://` URLs connect over WebSocket.
 //!
-//! Options wren does not support yet (TLS-PSK,
-//! cipher lists, OpenSSL engines, `--capath`, SOCKS proxies, Unix sockets, binding
-//! to a local address with `-A`) are refused with a message that says so, never
-//! silently ignored.
+//! MQTT 5 is mosquitto's too: `-V 5`, `-D` properties (checked as mosquitto checks
+//! them, see `properties.rs`), and `-x` with mosquitto's defaults (never expire
+//! with `-c`, else 0) and its demand for a client id when a session never expires.
+//!
+//! Options wren does not support yet (TLS-PSK, cipher lists, OpenSSL engines,
+//! `--capath`, SOCKS proxies, Unix sockets, binding to a local address with `-A`)
+//! are refused with a message that says so, never silently ignored.
 //!
 //! This file holds the parse itself: the defaults file, the loop over the tokens
 //! and the checks at the end. `args.rs` holds the tokens and the errors,
-//! `connection.rs` the options both tools share, and `config_file.rs` hbmqtt's
-//! `--config`.
+//! `connection.rs` the options both tools share, `properties.rs` the `-D`
+//! properties, and `config_file.rs` hbmqtt's `--config`.
 
 mod args;
 mod config_file;
