@@ -75,7 +75,7 @@
 //!   [`Authenticator`];
 //! - a subscription made with a Subscription Identifier takes only the messages
 //!   that carry it, so overlapping subscriptions get each message once.
-
+//!
 //! # API conventions
 //!
 //! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
