@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -404,6 +405,26 @@ struct ReverseNonce {
     honest: bool,
 }
 
+/// [`ReverseNonce`] that can be told to lie later.
+struct Turncoat(Arc<AtomicBool>);
+
+impl Authenticator for Turncoat {
+    fn method(&self) -> &str {
+        METHOD
+    }
+
+    fn initial_data(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(b"hello"))
+    }
+
+    fn challenge(&self, data: Option<&[u8]>) -> Result<Option<Bytes>, String> {
+        let honest = ReverseNonce {
+            honest: self.0.load(Ordering::SeqCst),
+        };
+        honest.challenge(data)
+    }
+}
+
 impl Authenticator for ReverseNonce {
     fn method(&self) -> &str {
         METHOD
@@ -448,6 +469,38 @@ fn enhanced_authentication_answers_the_brokers_challenge_mqtt5_4_12() {
         }
         other => panic!("expected the refusal, got {other:?}"),
     }
+}
+
+#[test]
+fn re_authentication_answers_the_challenge_again_mqtt5_4_12_1() {
+    let broker = WrenBroker::with_hooks(vec![Arc::new(ReverseNonceHook)]);
+    let honest = Arc::new(AtomicBool::new(true));
+    let client = Client::connect(
+        v5(&broker.url())
+            .with_authenticator(Turncoat(honest.clone()))
+            .with_reconnect(Reconnect::disabled()),
+    )
+    .unwrap();
+    client.reauthenticate().unwrap();
+    client.reauthenticate().unwrap();
+    client
+        .publish("still", "in", QoS::AtLeastOnce, false)
+        .unwrap();
+
+    // A wrong answer: the broker ends the connection, and says why.
+    honest.store(false, Ordering::SeqCst);
+    match client.reauthenticate() {
+        Err(Error::DisconnectedByBroker { code, .. }) => {
+            assert_eq!(code, ReasonCode::NOT_AUTHORIZED)
+        }
+        other => panic!("expected the broker's refusal, got {other:?}"),
+    }
+    // Without an authenticator there is nothing to re-authenticate with.
+    let plain = Client::connect(v5(&broker.url())).unwrap();
+    assert!(matches!(
+        plain.reauthenticate(),
+        Err(Error::InvalidOptions(_))
+    ));
 }
 
 #[test]

@@ -312,7 +312,11 @@ const MAX_CHALLENGES: usize = 16;
 /// The answer to the broker's AUTH challenge, from the options' [`Authenticator`].
 ///
 /// [`Authenticator`]: super::Authenticator
-fn answer_challenge(options: &ClientOptions, auth: &Auth, round: usize) -> Result<Auth, Error> {
+pub(crate) fn answer_challenge(
+    options: &ClientOptions,
+    auth: &Auth,
+    round: usize,
+) -> Result<Auth, Error> {
     let Some(authenticator) = &options.authenticator else {
         return Err(Error::Authentication(
             "the broker sent an authentication challenge, and no authenticator is set".into(),
