@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::mosquitto::Mosquitto;
+use common::v5::{ChallengeHook, METHOD};
 use common::{start_broker, start_broker_with, WrenBroker};
-use wren::broker::{AuthExchange, AuthStep, Hook, HookError};
 use wren::client::{
     Authenticator, Client, ClientOptions, Error, Properties, QoS, ReasonCode, Reconnect, Will,
 };
@@ -369,59 +369,21 @@ fn outgoing_topic_aliases_reach_mosquitto_intact() {
     outgoing_aliases(&mosquitto.url());
 }
 
-/// The toy method of the broker's enhanced-authentication test: the broker sends
-/// a nonce, the client answers it reversed.
-const METHOD: &str = "REVERSE-NONCE";
-
-struct ReverseNonceHook;
-
-impl Hook for ReverseNonceHook {
-    fn authenticate_enhanced(
-        &self,
-        exchange: &mut AuthExchange<'_>,
-    ) -> Result<AuthStep, HookError> {
-        if exchange.method != METHOD {
-            return Ok(AuthStep::NotHandled);
-        }
-        if exchange.state.is_empty() {
-            if exchange.data != Some(&b"hello"[..]) {
-                return Ok(AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
-            }
-            *exchange.state = b"nonce-17".to_vec();
-            return Ok(AuthStep::Continue(Some(Bytes::from_static(b"nonce-17"))));
-        }
-        let mut expected = exchange.state.clone();
-        expected.reverse();
-        Ok(if exchange.data == Some(&expected[..]) {
-            AuthStep::Success(None)
-        } else {
-            AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
-        })
-    }
-}
-
-/// Answers with the challenge reversed, or garbage when told to.
+/// The client's side of [`ChallengeHook`]'s method: answers the broker's nonce
+/// reversed while it is honest, and as it came once it is not.
 struct ReverseNonce {
-    honest: bool,
+    honest: Arc<AtomicBool>,
 }
 
-/// [`ReverseNonce`] that can be told to lie later.
-struct Turncoat(Arc<AtomicBool>);
-
-impl Authenticator for Turncoat {
-    fn method(&self) -> &str {
-        METHOD
-    }
-
-    fn initial_data(&self) -> Option<Bytes> {
-        Some(Bytes::from_static(b"hello"))
-    }
-
-    fn challenge(&self, data: Option<&[u8]>) -> Result<Option<Bytes>, String> {
-        let honest = ReverseNonce {
-            honest: self.0.load(Ordering::SeqCst),
-        };
-        honest.challenge(data)
+impl ReverseNonce {
+    fn new(honest: bool) -> (ReverseNonce, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(honest));
+        (
+            ReverseNonce {
+                honest: flag.clone(),
+            },
+            flag,
+        )
     }
 }
 
@@ -436,7 +398,7 @@ impl Authenticator for ReverseNonce {
 
     fn challenge(&self, data: Option<&[u8]>) -> Result<Option<Bytes>, String> {
         let mut answer = data.ok_or("the challenge has no data")?.to_vec();
-        if self.honest {
+        if self.honest.load(Ordering::SeqCst) {
             answer.reverse();
         }
         Ok(Some(Bytes::from(answer)))
@@ -445,15 +407,14 @@ impl Authenticator for ReverseNonce {
 
 #[test]
 fn enhanced_authentication_answers_the_brokers_challenge_mqtt5_4_12() {
-    let broker = WrenBroker::with_hooks(vec![Arc::new(ReverseNonceHook)]);
+    let broker = WrenBroker::with_hooks(vec![Arc::new(ChallengeHook)]);
     let client =
-        Client::connect(v5(&broker.url()).with_authenticator(ReverseNonce { honest: true }))
-            .unwrap();
+        Client::connect(v5(&broker.url()).with_authenticator(ReverseNonce::new(true).0)).unwrap();
     client.publish("in", "x", QoS::AtLeastOnce, false).unwrap();
 
     let refused = Client::connect(
         v5(&broker.url())
-            .with_authenticator(ReverseNonce { honest: false })
+            .with_authenticator(ReverseNonce::new(false).0)
             .with_reconnect(Reconnect::disabled()),
     );
     match refused {
@@ -473,11 +434,11 @@ fn enhanced_authentication_answers_the_brokers_challenge_mqtt5_4_12() {
 
 #[test]
 fn re_authentication_answers_the_challenge_again_mqtt5_4_12_1() {
-    let broker = WrenBroker::with_hooks(vec![Arc::new(ReverseNonceHook)]);
-    let honest = Arc::new(AtomicBool::new(true));
+    let broker = WrenBroker::with_hooks(vec![Arc::new(ChallengeHook)]);
+    let (authenticator, honest) = ReverseNonce::new(true);
     let client = Client::connect(
         v5(&broker.url())
-            .with_authenticator(Turncoat(honest.clone()))
+            .with_authenticator(authenticator)
             .with_reconnect(Reconnect::disabled()),
     )
     .unwrap();
