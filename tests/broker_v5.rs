@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::peer::Peer;
-use common::v5::{connect_v5, describe, filter, message, props, Next, V5Peer};
+use common::v5::{
+    connect_v5, describe, filter, message, props, ChallengeHook, Next, V5Peer, METHOD,
+};
 use common::{start_broker, start_broker_with, TIMEOUT};
-use wren::broker::{AuthExchange, AuthStep, ClientInfo, Hook, HookError};
+use wren::broker::{ClientInfo, Hook};
 use wren::protocol::{
     Auth, ConnAck, Disconnect, Packet, Properties, PubRec, Publish, QoS, ReasonCode,
     RetainHandling, TopicFilter, TopicName, Will,
@@ -157,44 +159,10 @@ impl Hook for Refuser {
     }
 }
 
-/// The method [`Challenge`] handles.
-const METHOD: &str = "test-challenge";
-
-/// Enhanced authentication by challenge: the broker sends a nonce, the client
-/// answers it reversed.
-struct Challenge;
-
-impl Hook for Challenge {
-    fn authenticate_enhanced(
-        &self,
-        exchange: &mut AuthExchange<'_>,
-    ) -> Result<AuthStep, HookError> {
-        if exchange.method != METHOD {
-            return Ok(AuthStep::NotHandled);
-        }
-        if exchange.state.is_empty() {
-            let nonce = if exchange.reauthentication {
-                b"again-42".to_vec()
-            } else {
-                b"nonce-17".to_vec()
-            };
-            *exchange.state = nonce.clone();
-            return Ok(AuthStep::Continue(Some(Bytes::from(nonce))));
-        }
-        let mut expected = exchange.state.clone();
-        expected.reverse();
-        if exchange.data == Some(&expected[..]) {
-            Ok(AuthStep::Success(None))
-        } else {
-            Ok(AuthStep::Fail(ReasonCode::NOT_AUTHORIZED))
-        }
-    }
-}
-
-/// A broker with the [`Challenge`] hook.
+/// A broker with the [`ChallengeHook`].
 fn challenge_broker() -> common::WrenBroker {
     let broker = start_broker();
-    broker.add_hook(Arc::new(Challenge));
+    broker.add_hook(Arc::new(ChallengeHook));
     broker
 }
 

@@ -8,13 +8,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::mosquitto::Mosquitto;
+use common::v5::{ChallengeHook, METHOD};
 use common::{start_broker, start_broker_with, WrenBroker};
-use wren::broker::{AuthExchange, AuthStep, Hook, HookError};
 use wren::client::{
     Authenticator, Client, ClientOptions, Error, Properties, QoS, ReasonCode, Reconnect, Will,
 };
@@ -368,40 +369,22 @@ fn outgoing_topic_aliases_reach_mosquitto_intact() {
     outgoing_aliases(&mosquitto.url());
 }
 
-/// The toy method of the broker's enhanced-authentication test: the broker sends
-/// a nonce, the client answers it reversed.
-const METHOD: &str = "REVERSE-NONCE";
-
-struct ReverseNonceHook;
-
-impl Hook for ReverseNonceHook {
-    fn authenticate_enhanced(
-        &self,
-        exchange: &mut AuthExchange<'_>,
-    ) -> Result<AuthStep, HookError> {
-        if exchange.method != METHOD {
-            return Ok(AuthStep::NotHandled);
-        }
-        if exchange.state.is_empty() {
-            if exchange.data != Some(&b"hello"[..]) {
-                return Ok(AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
-            }
-            *exchange.state = b"nonce-17".to_vec();
-            return Ok(AuthStep::Continue(Some(Bytes::from_static(b"nonce-17"))));
-        }
-        let mut expected = exchange.state.clone();
-        expected.reverse();
-        Ok(if exchange.data == Some(&expected[..]) {
-            AuthStep::Success(None)
-        } else {
-            AuthStep::Fail(ReasonCode::NOT_AUTHORIZED)
-        })
-    }
+/// The client's side of [`ChallengeHook`]'s method: answers the broker's nonce
+/// reversed while it is honest, and as it came once it is not.
+struct ReverseNonce {
+    honest: Arc<AtomicBool>,
 }
 
-/// Answers with the challenge reversed, or garbage when told to.
-struct ReverseNonce {
-    honest: bool,
+impl ReverseNonce {
+    fn new(honest: bool) -> (ReverseNonce, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(honest));
+        (
+            ReverseNonce {
+                honest: flag.clone(),
+            },
+            flag,
+        )
+    }
 }
 
 impl Authenticator for ReverseNonce {
@@ -415,7 +398,7 @@ impl Authenticator for ReverseNonce {
 
     fn challenge(&self, data: Option<&[u8]>) -> Result<Option<Bytes>, String> {
         let mut answer = data.ok_or("the challenge has no data")?.to_vec();
-        if self.honest {
+        if self.honest.load(Ordering::SeqCst) {
             answer.reverse();
         }
         Ok(Some(Bytes::from(answer)))
@@ -424,15 +407,14 @@ impl Authenticator for ReverseNonce {
 
 #[test]
 fn enhanced_authentication_answers_the_brokers_challenge_mqtt5_4_12() {
-    let broker = WrenBroker::with_hooks(vec![Arc::new(ReverseNonceHook)]);
+    let broker = WrenBroker::with_hooks(vec![Arc::new(ChallengeHook)]);
     let client =
-        Client::connect(v5(&broker.url()).with_authenticator(ReverseNonce { honest: true }))
-            .unwrap();
+        Client::connect(v5(&broker.url()).with_authenticator(ReverseNonce::new(true).0)).unwrap();
     client.publish("in", "x", QoS::AtLeastOnce, false).unwrap();
 
     let refused = Client::connect(
         v5(&broker.url())
-            .with_authenticator(ReverseNonce { honest: false })
+            .with_authenticator(ReverseNonce::new(false).0)
             .with_reconnect(Reconnect::disabled()),
     );
     match refused {
@@ -448,6 +430,38 @@ fn enhanced_authentication_answers_the_brokers_challenge_mqtt5_4_12() {
         }
         other => panic!("expected the refusal, got {other:?}"),
     }
+}
+
+#[test]
+fn re_authentication_answers_the_challenge_again_mqtt5_4_12_1() {
+    let broker = WrenBroker::with_hooks(vec![Arc::new(ChallengeHook)]);
+    let (authenticator, honest) = ReverseNonce::new(true);
+    let client = Client::connect(
+        v5(&broker.url())
+            .with_authenticator(authenticator)
+            .with_reconnect(Reconnect::disabled()),
+    )
+    .unwrap();
+    client.reauthenticate().unwrap();
+    client.reauthenticate().unwrap();
+    client
+        .publish("still", "in", QoS::AtLeastOnce, false)
+        .unwrap();
+
+    // A wrong answer: the broker ends the connection, and says why.
+    honest.store(false, Ordering::SeqCst);
+    match client.reauthenticate() {
+        Err(Error::DisconnectedByBroker { code, .. }) => {
+            assert_eq!(code, ReasonCode::NOT_AUTHORIZED)
+        }
+        other => panic!("expected the broker's refusal, got {other:?}"),
+    }
+    // Without an authenticator there is nothing to re-authenticate with.
+    let plain = Client::connect(v5(&broker.url())).unwrap();
+    assert!(matches!(
+        plain.reauthenticate(),
+        Err(Error::InvalidOptions(_))
+    ));
 }
 
 #[test]

@@ -172,67 +172,22 @@ fn open_as(
         ))
         .map_err(io)?;
 
-    let connect = Packet::from(connect_packet(options, client_id, version)?);
-    let mut bytes = Vec::new();
-    connect.encode_for(version, &mut bytes)?;
-    log_packet(client_id, true, &connect);
-    // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
-    writer.write_all(&bytes).map_err(io)?;
-
     let mut decoder = Decoder::new()
         .with_max_packet_size(options.max_packet_size)
         .with_version(version);
     let mut buffer = BytesMut::with_capacity(8 * 1024);
-    let deadline = Instant::now() + options.connect_timeout;
-    let mut challenges = 0;
-    let connack = loop {
-        if version == ProtocolVersion::V5 && is_v311_protocol_refusal(&buffer) {
-            // A 3.1.1 broker answers an MQTT 5 CONNECT in 3.1.1: "unacceptable
-            // protocol version" [MQTT-3.1.2-2].
+    let mut wire = Wire {
+        reader: &mut reader,
+        writer: &mut writer,
+        decoder: &mut decoder,
+        buffer: &mut buffer,
+        address: &address,
+    };
+    let connack = match handshake(&mut wire, options, client_id, version) {
+        Ok(connack) => connack,
+        Err(error) => {
             closer.close();
-            return Err(Error::ConnectionRefused {
-                code: ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-                reason: None,
-            });
-        }
-        if let Some(packet) = decoder.decode(&mut buffer)? {
-            log_packet(client_id, false, &packet);
-            match packet {
-                Packet::ConnAck(connack) => break connack,
-                // MQTT 5 enhanced authentication: a challenge to answer
-                // [MQTT-4.12.0-2].
-                Packet::Auth(auth) if auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION => {
-                    challenges += 1;
-                    let answer = answer_challenge(options, &auth, challenges)?;
-                    let answer = Packet::Auth(answer);
-                    let mut bytes = Vec::new();
-                    answer.encode_for(version, &mut bytes)?;
-                    log_packet(client_id, true, &answer);
-                    writer.write_all(&bytes).map_err(io)?;
-                    continue;
-                }
-                // [MQTT-3.2.0-1]: the first packet from the server is CONNACK.
-                other => return Err(Error::UnexpectedPacket(other.packet_type())),
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Timeout(Wait::ConnAck));
-        }
-        reader.set_read_timeout(Some(left)).map_err(io)?;
-        match read_some(&mut reader, &mut buffer) {
-            Ok(0) => {
-                return Err(io(std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "the broker closed the connection before CONNACK",
-                )))
-            }
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(Error::Timeout(Wait::ConnAck))
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io(e)),
+            return Err(error);
         }
     };
     let ConnAck {
@@ -298,6 +253,86 @@ fn open_as(
     })
 }
 
+/// The two halves of a new connection and what has been read from it, while
+/// CONNECT is answered.
+struct Wire<'a> {
+    reader: &'a mut Reader,
+    writer: &'a mut Writer,
+    decoder: &'a mut Decoder,
+    buffer: &'a mut BytesMut,
+    address: &'a str,
+}
+
+/// Sends CONNECT and waits for the CONNACK (within the connect timeout), answering
+/// MQTT 5 authentication challenges on the way. Bytes after the CONNACK stay in
+/// the buffer, for the reader thread.
+fn handshake(
+    wire: &mut Wire<'_>,
+    options: &ClientOptions,
+    client_id: &str,
+    version: ProtocolVersion,
+) -> Result<ConnAck, Error> {
+    let io = |e| Error::io(wire.address, e);
+    let connect = Packet::from(connect_packet(options, client_id, version)?);
+    let mut bytes = Vec::new();
+    connect.encode_for(version, &mut bytes)?;
+    log_packet(client_id, true, &connect);
+    // [MQTT-3.1.0-1]: CONNECT is the first packet on a new connection.
+    wire.writer.write_all(&bytes).map_err(io)?;
+
+    let deadline = Instant::now() + options.connect_timeout;
+    let mut challenges = 0;
+    loop {
+        if version == ProtocolVersion::V5 && is_v311_protocol_refusal(wire.buffer) {
+            // A 3.1.1 broker answers an MQTT 5 CONNECT in 3.1.1: "unacceptable
+            // protocol version" [MQTT-3.1.2-2].
+            return Err(Error::ConnectionRefused {
+                code: ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                reason: None,
+            });
+        }
+        if let Some(packet) = wire.decoder.decode(wire.buffer)? {
+            log_packet(client_id, false, &packet);
+            match packet {
+                Packet::ConnAck(connack) => return Ok(connack),
+                // MQTT 5 enhanced authentication: a challenge to answer
+                // [MQTT-4.12.0-2].
+                Packet::Auth(auth) if auth.reason_code == ReasonCode::CONTINUE_AUTHENTICATION => {
+                    challenges += 1;
+                    let answer = answer_challenge(options, &auth, challenges)?;
+                    let answer = Packet::Auth(answer);
+                    let mut bytes = Vec::new();
+                    answer.encode_for(version, &mut bytes)?;
+                    log_packet(client_id, true, &answer);
+                    wire.writer.write_all(&bytes).map_err(io)?;
+                    continue;
+                }
+                // [MQTT-3.2.0-1]: the first packet from the server is CONNACK.
+                other => return Err(Error::UnexpectedPacket(other.packet_type())),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(Wait::ConnAck));
+        }
+        wire.reader.set_read_timeout(Some(left)).map_err(io)?;
+        match read_some(wire.reader, wire.buffer) {
+            Ok(0) => {
+                return Err(io(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the broker closed the connection before CONNACK",
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(Error::Timeout(Wait::ConnAck))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
 /// Whether `buffer` starts with a 3.1.1 CONNACK refusing the protocol version
 /// (`20 02 00 01`), which is malformed as an MQTT 5 CONNACK (it has no property
 /// length), so that the MQTT 5 decoder would call it broken rather than a refusal.
@@ -312,7 +347,11 @@ const MAX_CHALLENGES: usize = 16;
 /// The answer to the broker's AUTH challenge, from the options' [`Authenticator`].
 ///
 /// [`Authenticator`]: super::Authenticator
-fn answer_challenge(options: &ClientOptions, auth: &Auth, round: usize) -> Result<Auth, Error> {
+pub(crate) fn answer_challenge(
+    options: &ClientOptions,
+    auth: &Auth,
+    round: usize,
+) -> Result<Auth, Error> {
     let Some(authenticator) = &options.authenticator else {
         return Err(Error::Authentication(
             "the broker sent an authentication challenge, and no authenticator is set".into(),

@@ -44,6 +44,10 @@ pub enum Wait {
     /// The response to a [`Client::request`](super::Client::request), within the
     /// timeout the call gave.
     Response,
+    /// The broker's AUTH that ends an MQTT 5 re-authentication
+    /// ([`Client::reauthenticate`](super::Client::reauthenticate),
+    /// [`ClientOptions::with_operation_timeout`](super::ClientOptions::with_operation_timeout)).
+    Auth,
 }
 
 impl fmt::Display for Wait {
@@ -59,6 +63,7 @@ impl fmt::Display for Wait {
             Wait::PingResp => "the broker's PINGRESP",
             Wait::Disconnect => "the connection thread to finish DISCONNECT",
             Wait::Response => "the response to a request",
+            Wait::Auth => "the broker's AUTH ending re-authentication",
         })
     }
 }

@@ -72,10 +72,10 @@
 //!   [`OutgoingAliases`](crate::protocol::OutgoingAliases), which the broker uses
 //!   too;
 //! - enhanced authentication answers the broker's challenges through an
-//!   [`Authenticator`];
+//!   [`Authenticator`], when connecting and on [`Client::reauthenticate`];
 //! - a subscription made with a Subscription Identifier takes only the messages
 //!   that carry it, so overlapping subscriptions get each message once.
-
+//!
 //! # API conventions
 //!
 //! - [`ClientOptions`] is a by-value builder: its setters are named `with_*`
@@ -699,6 +699,22 @@ impl Client {
             &answer,
             self.inner.options.operation_timeout,
             Wait::UnsubAck,
+            &self.inner.status,
+        )
+    }
+
+    /// MQTT 5: authenticates again on this connection with the
+    /// [`Authenticator`] the client connected with (section 4.12.1), and returns
+    /// once the broker has accepted. A broker that refuses ends the connection;
+    /// the error then says why ([`Error::DisconnectedByBroker`]), and the client
+    /// reconnects as after any lost connection, authenticating from the start.
+    pub fn reauthenticate(&self) -> Result<(), Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.command(Command::Reauthenticate { reply })?;
+        receive(
+            &answer,
+            self.inner.options.operation_timeout,
+            Wait::Auth,
             &self.inner.status,
         )
     }

@@ -144,133 +144,102 @@ fn wren_run(broker: &Mosquitto, count: usize, qos: u8, version: Version) -> Dura
     elapsed
 }
 
-fn rumqttc_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let id = format!(
-        "rumqttc-bench-{}",
-        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_inflight(INFLIGHT);
-    let (client, mut connection) = Client::new(options, 64);
-    // rumqttc's blocking client needs a thread driving its connection.
-    let acks_wanted = if qos == 0 { 1 } else { count };
-    let (done, finished) = crossbeam_channel::bounded(1);
-    let (connected, ready) = crossbeam_channel::bounded(1);
-    let driver = thread::spawn(move || {
-        let mut acks = 0;
-        for event in connection.iter() {
-            match event {
-                // rumqttc connects on its first poll; the clock starts after CONNACK,
-                // as it does for wren, whose `connect` returns after CONNACK.
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = connected.send(());
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    acks += 1;
-                    if acks == acks_wanted {
-                        let _ = done.send(Instant::now());
+/// One timed run of a rumqttc client. rumqttc has two clients with the same
+/// shape and different types (`rumqttc` for 3.1.1, `rumqttc::v5` for 5): one body
+/// for both.
+macro_rules! rumqttc_run {
+    ($name:ident, $client:path, $options:path, $event:path, $packet:path, $qos:path,
+     $topic:literal, |$opts:ident| $window:expr) => {
+        fn $name(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
+            use $client as Client;
+            use $event as Event;
+            use $options as MqttOptions;
+            use $packet as Packet;
+            use $qos as QoS;
+            static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let id = format!(
+                "{}-{}",
+                $topic.replace('/', "-"),
+                RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let mut $opts = MqttOptions::new(id, "127.0.0.1", broker.port());
+            $opts.set_keep_alive(Duration::from_secs(30));
+            $window;
+            let (client, mut connection) = Client::new($opts, 64);
+            // rumqttc's blocking client needs a thread driving its connection.
+            let acks_wanted = if qos == 0 { 1 } else { count };
+            let (done, finished) = crossbeam_channel::bounded(1);
+            let (connected, ready) = crossbeam_channel::bounded(1);
+            let driver = thread::spawn(move || {
+                let mut acks = 0;
+                for event in connection.iter() {
+                    match event {
+                        // rumqttc connects on its first poll; the clock starts after
+                        // CONNACK, as it does for wren, whose `connect` returns after
+                        // CONNACK.
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            let _ = connected.send(());
+                        }
+                        Ok(Event::Incoming(Packet::PubAck(_))) => {
+                            acks += 1;
+                            if acks == acks_wanted {
+                                let _ = done.send(Instant::now());
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
                     }
                 }
-                Ok(_) => {}
-                Err(_) => break,
+            });
+            ready
+                .recv_timeout(Duration::from_secs(10))
+                .expect("rumqttc never connected");
+            let start = Instant::now();
+            let level = if qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            for _ in 0..count {
+                client
+                    .publish($topic, level, false, PAYLOAD.to_vec())
+                    .expect("rumqttc publish");
             }
+            if qos == 0 {
+                client
+                    .publish($topic, QoS::AtLeastOnce, false, PAYLOAD.to_vec())
+                    .expect("rumqttc closing publish");
+            }
+            let end = finished
+                .recv_timeout(Duration::from_secs(120))
+                .expect("rumqttc never got its acknowledgements");
+            let _ = client.disconnect();
+            let _ = driver.join();
+            end - start
         }
-    });
-    ready
-        .recv_timeout(Duration::from_secs(10))
-        .expect("rumqttc never connected");
-    let start = Instant::now();
-    let level = if qos == 0 {
-        QoS::AtMostOnce
-    } else {
-        QoS::AtLeastOnce
     };
-    for _ in 0..count {
-        client
-            .publish("bench/rumqttc", level, false, PAYLOAD.to_vec())
-            .expect("rumqttc publish");
-    }
-    if qos == 0 {
-        client
-            .publish("bench/rumqttc", QoS::AtLeastOnce, false, PAYLOAD.to_vec())
-            .expect("rumqttc closing publish");
-    }
-    let end = finished
-        .recv_timeout(Duration::from_secs(120))
-        .expect("rumqttc never got its acknowledgements");
-    let _ = client.disconnect();
-    let _ = driver.join();
-    end - start
 }
 
-/// rumqttc's MQTT 5 client: its own `v5` module, with its own event loop and
-/// state. Its window is the broker's Receive Maximum (mosquitto's is 20, as
-/// INFLIGHT).
-fn rumqttc_v5_run(broker: &Mosquitto, count: usize, qos: u8) -> Duration {
-    use rumqttc::v5::mqttbytes::v5::Packet;
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::{Client, Event, MqttOptions};
-    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let id = format!(
-        "rumqttc-v5-bench-{}",
-        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_outgoing_inflight_upper_limit(INFLIGHT);
-    let (client, mut connection) = Client::new(options, 64);
-    let acks_wanted = if qos == 0 { 1 } else { count };
-    let (done, finished) = crossbeam_channel::bounded(1);
-    let (connected, ready) = crossbeam_channel::bounded(1);
-    let driver = thread::spawn(move || {
-        let mut acks = 0;
-        for event in connection.iter() {
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = connected.send(());
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    acks += 1;
-                    if acks == acks_wanted {
-                        let _ = done.send(Instant::now());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    ready
-        .recv_timeout(Duration::from_secs(10))
-        .expect("rumqttc v5 never connected");
-    let start = Instant::now();
-    let level = if qos == 0 {
-        QoS::AtMostOnce
-    } else {
-        QoS::AtLeastOnce
-    };
-    for _ in 0..count {
-        client
-            .publish("bench/rumqttc-v5", level, false, PAYLOAD.to_vec())
-            .expect("rumqttc v5 publish");
-    }
-    if qos == 0 {
-        client
-            .publish(
-                "bench/rumqttc-v5",
-                QoS::AtLeastOnce,
-                false,
-                PAYLOAD.to_vec(),
-            )
-            .expect("rumqttc v5 closing publish");
-    }
-    let end = finished
-        .recv_timeout(Duration::from_secs(120))
-        .expect("rumqttc v5 never got its acknowledgements");
-    let _ = client.disconnect();
-    let _ = driver.join();
-    end - start
-}
+rumqttc_run!(
+    rumqttc_run,
+    rumqttc::Client,
+    rumqttc::MqttOptions,
+    rumqttc::Event,
+    rumqttc::Packet,
+    rumqttc::QoS,
+    "bench/rumqttc",
+    |options| options.set_inflight(INFLIGHT)
+);
+
+// rumqttc's MQTT 5 client: its own `v5` module, with its own event loop and state.
+// Its window is the broker's Receive Maximum (mosquitto's is 20, as INFLIGHT).
+rumqttc_run!(
+    rumqttc_v5_run,
+    rumqttc::v5::Client,
+    rumqttc::v5::MqttOptions,
+    rumqttc::v5::Event,
+    rumqttc::v5::mqttbytes::v5::Packet,
+    rumqttc::v5::mqttbytes::QoS,
+    "bench/rumqttc-v5",
+    |options| options.set_outgoing_inflight_upper_limit(INFLIGHT)
+);

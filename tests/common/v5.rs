@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use bytes::Bytes;
+use wren::broker::{AuthExchange, AuthStep, Hook, HookError};
 use wren::protocol::{
     ConnAck, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion, Publish, QoS,
     ReasonCode, Subscribe, SubscribeFilter, TopicFilter, TopicName, Unsubscribe,
@@ -209,5 +210,46 @@ impl V5Peer {
     /// Sends DISCONNECT 0x00 and waits until the broker closes.
     pub fn disconnect(self) {
         self.disconnect_with(Disconnect::new(ReasonCode::NORMAL_DISCONNECTION));
+    }
+}
+
+/// The method [`ChallengeHook`] handles.
+pub const METHOD: &str = "test-challenge";
+
+/// Enhanced authentication by challenge, for the broker: it sends a nonce, the
+/// client answers it reversed. Data in the client's first packet, if any, must
+/// be `hello` (so that a client's initial data is seen to arrive).
+pub struct ChallengeHook;
+
+impl Hook for ChallengeHook {
+    fn authenticate_enhanced(
+        &self,
+        exchange: &mut AuthExchange<'_>,
+    ) -> Result<AuthStep, HookError> {
+        if exchange.method != METHOD {
+            return Ok(AuthStep::NotHandled);
+        }
+        if exchange.state.is_empty() {
+            if exchange
+                .data
+                .is_some_and(|data| !data.is_empty() && data != b"hello")
+            {
+                return Ok(AuthStep::Fail(ReasonCode::NOT_AUTHORIZED));
+            }
+            let nonce = if exchange.reauthentication {
+                b"again-42".to_vec()
+            } else {
+                b"nonce-17".to_vec()
+            };
+            *exchange.state = nonce.clone();
+            return Ok(AuthStep::Continue(Some(Bytes::from(nonce))));
+        }
+        let mut expected = exchange.state.clone();
+        expected.reverse();
+        if exchange.data == Some(&expected[..]) {
+            Ok(AuthStep::Success(None))
+        } else {
+            Ok(AuthStep::Fail(ReasonCode::NOT_AUTHORIZED))
+        }
     }
 }

@@ -22,6 +22,7 @@
 //!
 //! Losing the connection and reconnecting live in `worker/reconnect.rs`.
 
+mod reauth;
 mod reconnect;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -81,6 +82,8 @@ pub(crate) enum Command {
         properties: Option<Box<Properties>>,
         reply: UnsubAckReply,
     },
+    /// MQTT 5: authenticate again on this connection (AUTH 0x19).
+    Reauthenticate { reply: Sender<Result<(), Error>> },
 }
 
 /// Housekeeping that must never wait behind commands.
@@ -183,6 +186,9 @@ pub(crate) struct Worker {
     closing: Option<(Instant, Vec<Sender<()>>)>,
     /// The DISCONNECT said when the client stops.
     goodbye: Disconnect,
+    /// MQTT 5: a re-authentication under way: who waits for it, and how many
+    /// challenges have been answered.
+    reauthenticating: Option<(Sender<Result<(), Error>>, usize)>,
     /// What the broker said of the current connection (MQTT 5).
     terms: BrokerTerms,
     /// Set when the connection is lost for good: why.
@@ -238,6 +244,7 @@ impl Worker {
             next_attempt: None,
             closing: None,
             goodbye: Disconnect::default(),
+            reauthenticating: None,
             dead: None,
             old_readers: Vec::new(),
             control_closed: false,
@@ -449,6 +456,7 @@ impl Worker {
         let needs_id = match command {
             Command::Publish { publish, .. } => publish.qos != QoS::AtMostOnce,
             Command::Subscribe { .. } | Command::Unsubscribe { .. } => true,
+            Command::Reauthenticate { .. } => false,
         };
         let window_full = matches!(command, Command::Publish { publish, .. }
             if publish.qos != QoS::AtMostOnce && self.state.inflight_full());
@@ -523,6 +531,7 @@ impl Worker {
                     Err(error) => log::error!("Client {}: {error}", self.client_id),
                 }
             }
+            Command::Reauthenticate { reply } => self.reauthenticate(reply),
             Command::Unsubscribe {
                 filters,
                 properties,
@@ -544,6 +553,7 @@ impl Worker {
 
     fn on_incoming(&mut self, event: Incoming) {
         match event {
+            Incoming::Packet(Packet::Auth(auth)) => self.on_auth(auth),
             Incoming::Packet(packet) => match self.state.incoming(packet) {
                 Ok(effects) => {
                     if let Some(reply) = effects.reply {

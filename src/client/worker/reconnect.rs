@@ -14,6 +14,9 @@ impl Worker {
         let Some(connection) = self.connection.take() else {
             return;
         };
+        if let Some((reply, _)) = self.reauthenticating.take() {
+            let _ = reply.send(Err(reason.duplicate()));
+        }
         self.old_readers.retain(|reader| !reader.is_finished());
         self.old_readers.extend(connection.close());
         self.status.connected.store(false, Ordering::SeqCst);
