@@ -9,6 +9,9 @@ use crate::common::cli::{self, ArgError, Args, ConnectArgs, ToolOptions};
 
 use crate::output::{Format, Printer};
 
+/// The identifier of the Subscription Identifier property.
+const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
+
 /// Everything `wren-sub` was asked to do besides connecting.
 #[derive(Debug, Clone)]
 pub struct SubOptions {
@@ -149,9 +152,19 @@ impl ToolOptions for SubOptions {
         !self.topics.is_empty()
     }
 
-    fn finish(&mut self, _connect: &ConnectArgs) -> Result<(), ArgError> {
+    fn finish(&mut self, connect: &ConnectArgs) -> Result<(), ArgError> {
         if self.topics.is_empty() {
             return Err(ArgError::line("You must specify a topic to subscribe to."));
+        }
+        let zero_identifier = |p: &cli::Property| {
+            p.id == SUBSCRIPTION_IDENTIFIER && p.value == cli::PropertyValue::Number(0)
+        };
+        if connect.properties.subscribe.iter().any(zero_identifier) {
+            // mosquitto_sub sends it, and the broker closes the connection as
+            // MQTT 5 asks (0 is no identifier); wren refuses it up front.
+            return Err(ArgError::spaced(
+                "subscription-identifier must be between 1 and 268435455; MQTT 5 does not allow 0.",
+            ));
         }
         if self.skip_retained && self.retained_only {
             // mosquitto checks this one after the others, and prints it without
@@ -254,6 +267,10 @@ mod tests {
             ),
             (&["-t", "a", "-m", "x"], "Error: Unknown option '-m'.\n"),
             (&["-t", "a", "-r"], "Error: Unknown option '-r'.\n"),
+            (
+                &["-t", "a", "-D", "subscribe", "subscription-identifier", "0"],
+                "Error: subscription-identifier must be between 1 and 268435455; MQTT 5 does not allow 0.\n\n",
+            ),
         ];
         for (args, text) in cases {
             assert_eq!(
