@@ -1159,6 +1159,24 @@ fn properties_given_with_d_are_sent_as_mosquitto_pub_sends_them() {
         properties_sent(&ours_packets),
         properties_sent(&theirs_packets)
     );
+    // Without -D: libmosquitto's Receive Maximum of 20, no Maximum Packet Size;
+    // -c alone means a session that never expires, -c -x 0 one that ends at once.
+    for plain in [
+        &["-V", "5", "-i", "cap", "-t", "c/t", "-m", "hi"][..],
+        &["-V", "5", "-i", "cap", "-t", "c/t", "-m", "hi", "-c"],
+        &[
+            "-V", "5", "-i", "cap", "-t", "c/t", "-m", "hi", "-c", "-x", "0",
+        ],
+        &["-V", "5", "-i", "cap", "-t", "c/t", "-m", "hi", "-x", "∞"],
+    ] {
+        let (_, theirs_packets) = capture(&theirs, plain);
+        let (_, ours_packets) = capture(&ours, plain);
+        assert_eq!(
+            properties_sent(&ours_packets),
+            properties_sent(&theirs_packets),
+            "{plain:?}"
+        );
+    }
 }
 
 /// wren-sub's SUBSCRIBE options and properties, and its UNSUBSCRIBE properties,
@@ -1212,6 +1230,15 @@ fn subscribe_options_and_properties_are_sent_as_mosquitto_sub_sends_them() {
     assert_eq!(
         without_disconnect(&ours_packets),
         without_disconnect(&theirs_packets)
+    );
+    // -C below 20 lowers the Receive Maximum to the count.
+    let counted: &[&str] = &["-V", "5", "-i", "cap", "-t", "s/1", "-C", "3", "-W", "1"];
+    let (theirs_output, theirs_packets) = capture(&theirs, counted);
+    let (ours_output, ours_packets) = capture(&ours, counted);
+    assert_eq!(ours_output.status.code(), theirs_output.status.code());
+    assert_eq!(
+        properties_sent(&ours_packets),
+        properties_sent(&theirs_packets)
     );
 }
 
