@@ -420,13 +420,14 @@ fn v5_format_fields_and_json_match_mosquitto_sub() {
 
 /// Runs a publisher with `args` against `broker`, both programs, and compares
 /// everything they print, `-d` lines included.
-fn same_publish(broker: &Mosquitto, config: &Path, args: &[&str], stdin: Option<&[u8]>) {
+fn same_publish(broker: &Mosquitto, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let (theirs, ours) = pair("pub");
     let port = broker.port().to_string();
     let full: Vec<&str> = [&["-p", &port][..], args].concat();
     let expected = run(command(&theirs, config).args(&full), stdin);
     let actual = run(command(&ours, config).args(&full), stdin);
     assert_same(&expected, &actual, "pub", &format!("pub {args:?}"));
+    actual
 }
 
 #[test]
@@ -1316,4 +1317,21 @@ fn v5_fields_through_wren_broker_match_mosquitto_sub() {
     assert_eq!(text(&ours.stdout), text(&theirs.stdout));
     assert_eq!(text(&ours.stderr), text(&theirs.stderr));
     assert!(text(&ours.stdout).contains("|3|"), "{}", text(&ours.stdout));
+}
+
+/// A broker that closes the connection on a message it will not take: over
+/// MQTT 3.1.1 a QoS above its `max_qos`. mosquitto_pub says the connection was
+/// lost and exits with 7, its MOSQ_ERR_CONN_LOST.
+#[test]
+fn a_connection_lost_while_publishing_exits_7_like_mosquitto_pub() {
+    let broker = Mosquitto::with_config("allow_anonymous true\nmax_qos 1\n", &[]);
+    let config = scratch_dir("v5-lost");
+    let output = same_publish(
+        &broker,
+        config.path(),
+        &["-i", "lost", "-d", "-t", "a", "-m", "x", "-q", "2"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(7));
+    assert_eq!(text(&output.stderr), "Error: The connection was lost.\n");
 }

@@ -36,6 +36,10 @@ const PENDING_LIMIT: usize = 1024;
 /// refuses the connection (mosquitto_sub adds none).
 const REFUSED_NOTE: &str = "Error: The connection was refused.\n";
 
+/// mosquitto's `MOSQ_ERR_CONN_LOST`, the exit code when the connection ends
+/// before the message is through.
+const CONNECTION_LOST: u8 = 7;
+
 /// mosquitto's `MOSQ_ERR_NOT_SUPPORTED`, the exit code of `-l` when the messages
 /// cannot be sent as asked.
 const NOT_SUPPORTED: u8 = 10;
@@ -120,6 +124,12 @@ fn run(args: &ConnectArgs, options: &PubOptions) -> u8 {
     };
     let code = match result {
         Ok(()) => exit::SUCCESS,
+        Err(Error::Disconnected(_) | Error::Io { .. } | Error::DisconnectedByBroker { .. }) => {
+            // The broker closed the connection (or it broke) before the message
+            // was through: mosquitto_pub's MOSQ_ERR_CONN_LOST.
+            report.error("Error: The connection was lost.\n");
+            CONNECTION_LOST
+        }
         Err(e) => {
             report.error(&format!("Error: {e}\n"));
             exit::FAILURE
