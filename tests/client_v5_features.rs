@@ -465,6 +465,32 @@ fn re_authentication_answers_the_challenge_again_mqtt5_4_12_1() {
 }
 
 #[test]
+fn what_mqtt_forbids_or_the_broker_refuses_is_refused_before_sending_mqtt5_3_2_2_11_and_14() {
+    let broker = start_broker_with(|config| {
+        config.limits.max_qos = QoS::AtLeastOnce;
+        config.limits.retain_available = false;
+    });
+    let client = Client::connect(v5(&broker.url())).unwrap();
+    match client.publish("q", "x", QoS::ExactlyOnce, false) {
+        Err(Error::PublishRefused(code)) => assert_eq!(code, ReasonCode::QOS_NOT_SUPPORTED),
+        other => panic!("expected the local refusal, got {other:?}"),
+    }
+    match client.publish("r", "x", QoS::AtLeastOnce, true) {
+        Err(Error::PublishRefused(code)) => assert_eq!(code, ReasonCode::RETAIN_NOT_SUPPORTED),
+        other => panic!("expected the local refusal, got {other:?}"),
+    }
+    // A Subscription Identifier of 0 is a protocol error (section 3.8.2.1.2).
+    let zero = client.subscribe_with(
+        vec![filter("z", QoS::AtMostOnce)],
+        with_subscription_identifier(0),
+    );
+    assert!(matches!(zero, Err(Error::InvalidOptions(_))), "{zero:?}");
+    // Nothing was sent that would have cost the connection.
+    client.publish("q", "x", QoS::AtLeastOnce, false).unwrap();
+    assert!(client.is_connected());
+}
+
+#[test]
 fn connect_properties_reach_the_broker_and_set_the_clients_limits() {
     let broker = start_broker_with(|config| config.limits.outgoing_topic_aliases = true);
     let mut properties = Properties::new();

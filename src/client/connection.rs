@@ -17,7 +17,7 @@ use super::packet_log::log_packet;
 use super::{ClientOptions, Error, Wait};
 use crate::protocol::{
     AliasError, Auth, ConnAck, Connect, Decoder, IncomingAliases, OutgoingAliases, Packet,
-    Properties, PropertyContext, ProtocolVersion, ReasonCode, TopicName, Will,
+    Properties, PropertyContext, ProtocolVersion, QoS, ReasonCode, TopicName, Will,
     MAX_REMAINING_LENGTH,
 };
 use crate::transport::{self, Closer, Dialer, Reader, Writer};
@@ -90,6 +90,10 @@ pub(crate) struct BrokerTerms {
     /// The keep-alive it holds the client to instead of the one asked for (Server
     /// Keep Alive) [MQTT-3.2.2-21].
     pub keep_alive: Option<Duration>,
+    /// The highest QoS it takes in a PUBLISH (Maximum QoS) [MQTT-3.2.2-11].
+    pub maximum_qos: QoS,
+    /// Whether it takes retained messages (Retain Available) [MQTT-3.2.2-14].
+    pub retain_available: bool,
 }
 
 impl BrokerTerms {
@@ -102,6 +106,11 @@ impl BrokerTerms {
             keep_alive: properties
                 .server_keep_alive
                 .map(|seconds| Duration::from_secs(seconds.into())),
+            maximum_qos: properties
+                .maximum_qos
+                .and_then(QoS::from_u8)
+                .unwrap_or(QoS::ExactlyOnce),
+            retain_available: properties.retain_available != Some(0),
         }
     }
 }

@@ -139,7 +139,10 @@ pub enum Error {
     Authentication(String),
     /// MQTT 5: the broker refused a QoS 1/2 message, with this reason code in its
     /// PUBACK or PUBREC: 0x87 not authorized, 0x97 quota exceeded, 0x99 payload
-    /// format invalid ... (0x10 "no matching subscribers" is not a refusal).
+    /// format invalid ... (0x10 "no matching subscribers" is not a refusal). A
+    /// message the broker said it would refuse (a QoS above its Maximum QoS: 0x9B;
+    /// RETAIN where it has no retained messages: 0x9A) is refused the same way
+    /// before it is sent.
     #[error("the broker refused the message: {0}")]
     PublishRefused(ReasonCode),
     /// The message is larger than the broker takes (the Maximum Packet Size of its

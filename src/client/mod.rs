@@ -598,7 +598,7 @@ impl Client {
             self.inner.options.message_capacity,
             self.inner.control.clone(),
         );
-        let properties = self.properties_for(properties, PropertyContext::Subscribe);
+        let properties = self.properties_for(properties, PropertyContext::Subscribe)?;
         let target = Target {
             id,
             filters: Some(filters.iter().map(|f| f.filter.clone()).collect()),
@@ -692,7 +692,7 @@ impl Client {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.command(Command::Unsubscribe {
             filters,
-            properties: self.properties_for(properties, PropertyContext::Unsubscribe),
+            properties: self.properties_for(properties, PropertyContext::Unsubscribe)?,
             reply,
         })?;
         receive(
@@ -742,20 +742,27 @@ impl Client {
     /// ```
     pub fn disconnect_with(&self, reason: ReasonCode, properties: Properties) -> Result<(), Error> {
         let mut goodbye = Disconnect::new(reason);
-        goodbye.properties = self.properties_for(properties, PropertyContext::Disconnect);
+        goodbye.properties = self.properties_for(properties, PropertyContext::Disconnect)?;
         self.inner.disconnect(goodbye)
     }
 
     /// MQTT 5 properties to send in a packet of `context`'s kind: `None` over 3.1.1
-    /// or when nothing that may go there is set.
+    /// or when nothing that may go there is set. Values MQTT forbids (a
+    /// Subscription Identifier of 0, say) are refused here, before sending, with
+    /// [`Error::InvalidOptions`].
     fn properties_for(
         &self,
         properties: Properties,
         context: PropertyContext,
-    ) -> Option<Box<Properties>> {
+    ) -> Result<Option<Box<Properties>>, Error> {
         let properties = properties.restricted_to(context);
-        (self.inner.options.protocol == ProtocolVersion::V5 && !properties.is_empty())
-            .then(|| Box::new(properties))
+        if self.inner.options.protocol != ProtocolVersion::V5 || properties.is_empty() {
+            return Ok(None);
+        }
+        properties
+            .check(context)
+            .map_err(|error| Error::InvalidOptions(format!("properties: {error}")))?;
+        Ok(Some(Box::new(properties)))
     }
 
     fn command(&self, command: Command) -> Result<(), Error> {

@@ -510,7 +510,11 @@ impl ClientOptions {
                     .into(),
             ));
         }
-        if self.password.is_some() && self.username.is_none() {
+        // MQTT 5 allows a password without a user name; 3.1.1 does not.
+        if self.password.is_some()
+            && self.username.is_none()
+            && self.protocol != ProtocolVersion::V5
+        {
             return Err(Error::InvalidOptions(
                 "a password needs a user name [MQTT-3.1.2-22]".into(),
             ));

@@ -481,14 +481,23 @@ impl Worker {
     fn execute(&mut self, command: Command) {
         match command {
             Command::Publish { publish, reply } => {
-                // Never more than the broker takes [MQTT-3.1.2-24]: refused here,
-                // with the sizes, rather than by a broker that closes the connection.
+                // Never more than the broker takes [MQTT-3.1.2-24], nor a QoS or a
+                // RETAIN it said it does not take [MQTT-3.2.2-11] [MQTT-3.2.2-14]:
+                // refused here rather than by a broker that closes the connection.
                 let size = publish.encoded_len_for(self.options.protocol);
-                if size > self.terms.max_packet_size {
-                    let error = Error::PacketTooLarge {
+                let refusal = if size > self.terms.max_packet_size {
+                    Some(Error::PacketTooLarge {
                         size,
                         max: self.terms.max_packet_size,
-                    };
+                    })
+                } else if publish.qos > self.terms.maximum_qos {
+                    Some(Error::PublishRefused(ReasonCode::QOS_NOT_SUPPORTED))
+                } else if publish.retain && !self.terms.retain_available {
+                    Some(Error::PublishRefused(ReasonCode::RETAIN_NOT_SUPPORTED))
+                } else {
+                    None
+                };
+                if let Some(error) = refusal {
                     match reply {
                         Some(reply) => drop(reply.send(Err(error))),
                         // QoS 0: nobody waits to hear it.
