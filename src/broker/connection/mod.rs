@@ -1,8 +1,9 @@
-//! One client connection: a reader thread and a writer thread around one socket.
+//! One client connection: a reader thread, and a writer thread while there is
+//! something to write, around one socket.
 //!
 //! ```text
 //! socket --> reader thread --Event--> router
-//! socket <-- writer thread <--Outgoing-- router
+//! socket <-- writer thread <--Outgoing-- router   (started by the outbox on demand)
 //! ```
 //!
 //! The **reader** does the CONNECT handshake itself (it must arrive first), checks the
@@ -22,7 +23,10 @@
 //!
 //! The **writer** blocks on its bounded outbox, drains whatever else is already
 //! waiting into one buffer, and writes it with one system call. When the router has
-//! asked to hear of it, the writer reports that its outbox drained.
+//! asked to hear of it, the writer reports that its outbox drained. Its thread ends
+//! after two seconds without work and the outbox starts a new one for the next
+//! packet, so a quiet connection is one thread; writer threads are capped (see
+//! `writer.rs`) so that the machine's mapping limit always holds them.
 //!
 //! A panic in either thread (a bug: network input never panics) stays inside its
 //! connection: it is logged, the socket is closed, the router hears that the
@@ -67,7 +71,8 @@
 //!   the read loop that turns each packet into an [`Event`](super::event::Event).
 //! - `clock.rs`: the reader's deadlines.
 //! - `checks.rs`: rules applied to a CONNECT and to topic depth, as plain functions.
-//! - `writer.rs`: the writer thread.
+//! - `writer.rs`: the writer, its thread started on demand, and the pool that caps
+//!   writer threads.
 
 mod checks;
 mod clock;
@@ -95,14 +100,18 @@ use crate::transport::Acceptor;
 /// Stack size of a reader thread: decoding, logging and authentication hooks.
 const READER_STACK_SIZE: usize = 128 * 1024;
 
-/// Memory mappings one connection costs the process: each of its two threads has a
-/// stack with a guard page and a signal stack with a guard page (eight, as counted
-/// in `/proc/PID/maps` with 2,000 idle connections), plus one for a large packet
-/// buffer, which the allocator maps on its own.
-const MAPPINGS_PER_CONNECTION: usize = 9;
+/// Memory mappings a thread costs the process: a stack with a guard page and a
+/// signal stack with a guard page (as counted in `/proc/PID/maps`).
+const MAPPINGS_PER_THREAD: usize = 4;
+/// Memory mappings one connection costs beyond its writer: its reader thread, plus
+/// one for a large packet buffer, which the allocator maps on its own.
+const MAPPINGS_PER_CONNECTION: usize = MAPPINGS_PER_THREAD + 1;
 /// Mappings left for everything else: code, heap arenas, the router, the listeners
 /// (about 70 at start).
 const RESERVED_MAPPINGS: usize = 1000;
+/// The most writer threads that run at once (see `writer.rs`'s pool), and no more
+/// than an eighth of the mapping budget.
+const MAX_WRITERS: usize = 2048;
 
 /// What every connection of a broker shares.
 pub(crate) struct Shared {
@@ -112,6 +121,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) auth: AuthConfig,
     pub(crate) counters: Arc<Counters>,
+    /// The cap on writer threads running at once.
+    pub(crate) writers: Arc<writer::WriterPool>,
     next_id: AtomicU64,
     /// Connections open on all listeners, and the most this system can hold.
     open: AtomicUsize,
@@ -122,20 +133,30 @@ pub(crate) struct Shared {
     per_address: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// How many connections this system can serve at once, or `usize::MAX` when it does
-/// not say.
+/// How many connections this system can serve at once (`usize::MAX` when it does
+/// not say), and how many writer threads may run at once.
 ///
 /// On Linux a process may hold `vm.max_map_count` memory mappings (65,530 by
-/// default), and each thread takes about four. Past that limit a new thread cannot
-/// set up its stacks and the whole process aborts, so the listeners refuse
-/// connections before it is reached.
-pub(crate) fn system_connection_limit() -> usize {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+/// default), and each thread takes four. Past that limit a new thread cannot set
+/// up its stacks and the whole process aborts, so the listeners refuse
+/// connections before it is reached. Every connection has its reader thread; the
+/// writer threads are capped (a quiet connection has none), so the budget holds a
+/// reader for every connection and every writer that may run: about 11,000
+/// connections with the default limit.
+pub(crate) fn system_connection_limit() -> (usize, usize) {
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .map_or(usize::MAX, |maps| {
-            maps.saturating_sub(RESERVED_MAPPINGS) / MAPPINGS_PER_CONNECTION
-        })
+        .and_then(|text| text.trim().parse::<usize>().ok());
+    match maps {
+        None => (usize::MAX, MAX_WRITERS),
+        Some(maps) => {
+            let budget = maps.saturating_sub(RESERVED_MAPPINGS);
+            let writers = (budget / 8 / MAPPINGS_PER_THREAD).clamp(1, MAX_WRITERS);
+            let connections =
+                budget.saturating_sub(writers * MAPPINGS_PER_THREAD) / MAPPINGS_PER_CONNECTION;
+            (connections, writers)
+        }
+    }
 }
 
 impl Shared {
@@ -146,15 +167,17 @@ impl Shared {
         auth: AuthConfig,
         counters: Arc<Counters>,
     ) -> Shared {
+        let (max_open, max_writers) = system_connection_limit();
         Shared {
             router,
             hooks,
             limits,
             auth,
             counters,
+            writers: Arc::new(writer::WriterPool::new(max_writers)),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
-            max_open: system_connection_limit(),
+            max_open,
             per_address: Mutex::new(HashMap::new()),
         }
     }

@@ -5,14 +5,14 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use super::checks::{check_client_id, check_lengths, effective_keep_alive, levels_beyond};
 use super::clock::{Expired, LastRead, ReadClock};
-use super::{writer, ListenerSide, Shared};
+use super::writer::{self, WriterParts, WriterSlot};
+use super::{ListenerSide, Shared};
 use crate::broker::event::{
     outbox, Ack, Closer, ConnectionId, Event, NewConnection, OutboxReceiver, ReadGate,
 };
@@ -22,7 +22,7 @@ use crate::broker::hooks::{
 use crate::broker::stats::{bump, Limit};
 use crate::protocol::{
     AliasError, Auth, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, IncomingAliases,
-    Packet, Properties, ProtocolVersion, Publish, ReasonCode, TopicFilter,
+    OutgoingAliases, Packet, Properties, ProtocolVersion, Publish, ReasonCode, TopicFilter,
 };
 use crate::transport::{self, Acceptor};
 
@@ -116,7 +116,8 @@ struct Reader {
     /// Until the writer thread takes it, for refusing CONNACKs.
     output: Option<transport::Writer>,
     /// The writer thread, once started.
-    writer: Option<thread::JoinHandle<()>>,
+    /// The connection's writer, once the client is connected.
+    writer: Option<Arc<WriterSlot>>,
     /// Dropped when reading has ended, which lets a lingering writer go.
     reading: Option<crossbeam_channel::Sender<()>>,
     /// The router knows this connection and has not heard that it ended.
@@ -229,16 +230,15 @@ impl Reader {
                 0
             },
         };
-        match self.spawn_writer(outbox_rx, form) {
-            Ok(writer) => self.writer = Some(writer),
-            Err(error) => {
-                log::error!(
-                    "Cannot start a writer thread for client {}: {error}.",
-                    client.client_id
-                );
-                return;
-            }
-        }
+        let Some(writer) = self.make_writer(outbox_rx, form) else {
+            log::error!(
+                "Cannot set up the writer for client {}: it was set up already.",
+                client.client_id
+            );
+            return;
+        };
+        let outbox = outbox.with_waker(writer.clone());
+        self.writer = Some(writer);
         let closer = Closer::new(&self.stream);
         let new = NewConnection {
             id: self.id,
@@ -286,7 +286,7 @@ impl Reader {
         });
         self.reading = None;
         if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+            writer.wait_closed();
         }
     }
 
@@ -614,28 +614,31 @@ impl Reader {
         self.write_before_connack(Packet::ConnAck(connack));
     }
 
-    fn spawn_writer(
+    fn make_writer(
         &mut self,
         outbox: OutboxReceiver,
         form: writer::WireForm,
-    ) -> io::Result<thread::JoinHandle<()>> {
-        let output = self
-            .output
-            .take()
-            .ok_or_else(|| io::Error::other("the writer was already started"))?;
+    ) -> Option<Arc<WriterSlot>> {
+        let output = self.output.take()?;
         let (reading, reader_done) = crossbeam_channel::bounded(0);
         self.reading = Some(reading);
-        writer::spawn(
-            self.stream.clone(),
-            output,
-            outbox,
-            self.shared.router.clone(),
-            self.id,
-            self.remote_addr,
-            self.shared.counters.clone(),
-            form,
-            reader_done,
-        )
+        Some(WriterSlot::new(
+            WriterParts {
+                stream: self.stream.clone(),
+                output,
+                outbox,
+                router: self.shared.router.clone(),
+                id: self.id,
+                remote_addr: self.remote_addr,
+                counters: self.shared.counters.clone(),
+                form,
+                reader_done,
+                aliases: OutgoingAliases::new(form.topic_alias_maximum),
+                buffer: Vec::new(),
+                said_goodbye: false,
+            },
+            self.shared.writers.clone(),
+        ))
     }
 
     /// Reads packets until the connection ends, and says why it ended. `keep_alive`
@@ -1063,7 +1066,7 @@ mod tests {
             new_session_expiry: None,
             reauth: None,
         };
-        let thread = thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let _reader = reader;
             panic!("a bug in the reader");
         });

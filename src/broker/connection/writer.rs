@@ -1,20 +1,41 @@
-//! The writer thread of a connection: batched writes from its outbox.
+//! The writer of a connection: batched writes from its outbox, on a thread that
+//! runs only while there is something to write.
 //!
 //! The writer is the last to see each packet before the wire, in wire order, so it
 //! is where packets take their connection's form: encoded for the client's MQTT
 //! version, and, for an MQTT 5 client that accepts them, with topic aliases in place
 //! of topics it has already been sent ([`OutgoingAliases`]).
+//!
+//! Most connections are quiet most of the time, and a thread that waits costs a
+//! stack and two memory mappings, which caps how many connections a machine holds.
+//! So the writer's thread ends after [`WRITER_IDLE`] without work, leaving what it
+//! had ([`WriterParts`]: the socket's write half, the aliases given, the buffer) in
+//! the connection's [`WriterSlot`], and the outbox starts a new one when the router
+//! puts a packet in ([`Wake`]). A quiet connection is then one reader thread.
+//!
+//! Writer threads are counted against a cap ([`WriterPool`]), so that a machine's
+//! mapping limit holds a reader for every connection and a writer for many at
+//! once, never more: a connection whose writer cannot start yet waits in line, and
+//! the next writer thread to stop starts it.
+//!
+//! Starting and stopping never lose a packet: the slot's `running` flag and the
+//! outbox's queue are read crosswise with sequentially consistent operations. The
+//! router puts a packet in, then reads the flag; a stopping writer clears the flag,
+//! then looks at the queue. One of them sees the other, so either the writer stays
+//! or the router starts a new one.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::{Condvar, Mutex};
 
-use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver};
+use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver, Wake};
 use crate::broker::panics;
 use crate::broker::stats::{bump, Counters};
 
@@ -30,101 +51,340 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// sent meanwhile, and TCP answers that with a reset that can destroy the
 /// DISCONNECT before the client reads it.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a writer thread waits for work before it ends. Long enough that a
+/// connection with traffic keeps its thread (starting one costs tens of
+/// microseconds), short enough that idle connections soon hold none.
+pub(crate) const WRITER_IDLE: Duration = Duration::from_secs(2);
 
-/// Starts the writer thread of connection `id`, which writes what the router puts
-/// in `outbox` to `output` until the router drops the outbox. A panic in it closes
-/// the socket, so that the reader sees the end and tells the router.
-#[allow(clippy::too_many_arguments)] // one call site, each argument named there
-pub(super) fn spawn(
-    stream: Arc<TcpStream>,
-    output: transport::Writer,
-    outbox: OutboxReceiver,
-    router: Inbox,
-    id: ConnectionId,
-    remote_addr: SocketAddr,
-    counters: Arc<Counters>,
-    form: WireForm,
-    reader_done: Receiver<()>,
-) -> io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new()
-        .name(format!("wren-write-{id}"))
-        .stack_size(WRITER_STACK_SIZE)
-        .spawn(move || {
-            let written = panic::catch_unwind(AssertUnwindSafe(|| {
-                write_loop(
-                    stream.clone(),
-                    output,
-                    outbox,
-                    &router,
-                    id,
-                    &counters,
-                    form,
-                    &reader_done,
-                )
-            }));
-            if let Err(panic) = written {
+/// Everything a writer thread works with, kept in the [`WriterSlot`] while no
+/// thread runs.
+pub(super) struct WriterParts {
+    pub(super) stream: Arc<TcpStream>,
+    pub(super) output: transport::Writer,
+    pub(super) outbox: OutboxReceiver,
+    pub(super) router: Inbox,
+    pub(super) id: ConnectionId,
+    pub(super) remote_addr: SocketAddr,
+    pub(super) counters: Arc<Counters>,
+    pub(super) form: WireForm,
+    /// Disconnects when the reader has finished (see [`LINGER`]).
+    pub(super) reader_done: Receiver<()>,
+    pub(super) aliases: OutgoingAliases,
+    /// Grows with the first batches; an idle connection holds only what it needed.
+    pub(super) buffer: Vec<u8>,
+    /// Whether the last packet written was the broker's DISCONNECT.
+    pub(super) said_goodbye: bool,
+}
+
+/// Where a connection's writer stands: running on a thread, resting with its
+/// parts, waiting in line for a thread, or finished.
+enum SlotState {
+    Running,
+    Resting(Box<WriterParts>),
+    Waiting(Box<WriterParts>),
+    Closed,
+}
+
+/// The cap on writer threads running at once, and the connections waiting for one.
+pub(crate) struct WriterPool {
+    max: usize,
+    state: Mutex<PoolState>,
+    /// How many connections wait in line: read by every writer with nothing to
+    /// do, which then gives its place up at once rather than after [`WRITER_IDLE`].
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+struct PoolState {
+    running: usize,
+    waiting: std::collections::VecDeque<Weak<WriterSlot>>,
+}
+
+impl WriterPool {
+    /// A pool of at most `max` writer threads.
+    pub(crate) fn new(max: usize) -> WriterPool {
+        WriterPool {
+            max: max.max(1),
+            state: Mutex::new(PoolState {
+                running: 0,
+                waiting: std::collections::VecDeque::new(),
+            }),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a new thread in if there is room; otherwise puts `slot` in line.
+    fn acquire_or_wait(&self, slot: &Weak<WriterSlot>) -> bool {
+        let mut state = self.state.lock();
+        if state.running < self.max {
+            state.running += 1;
+            true
+        } else {
+            state.waiting.push_back(slot.clone());
+            self.waiting.store(state.waiting.len(), Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// A thread stops: its place goes to the first connection in line, if any.
+    fn release(&self) {
+        loop {
+            let next = {
+                let mut state = self.state.lock();
+                let next = state.waiting.pop_front();
+                self.waiting.store(state.waiting.len(), Ordering::Relaxed);
+                match next {
+                    Some(next) => next,
+                    None => {
+                        state.running -= 1;
+                        return;
+                    }
+                }
+            };
+            // The place passes on; a connection gone meanwhile passes it further.
+            if let Some(slot) = next.upgrade() {
+                if slot.start_waiting() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether connections wait for a writer thread.
+    fn has_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// How many writer threads run now.
+    #[cfg(test)]
+    fn running(&self) -> usize {
+        self.state.lock().running
+    }
+}
+
+/// A connection's writer, between its reader (which waits for it to finish), its
+/// outbox (which wakes it) and its threads.
+pub(super) struct WriterSlot {
+    /// Whether a thread is running (or about to): read without the lock on every
+    /// packet the router puts in.
+    running: AtomicBool,
+    state: Mutex<SlotState>,
+    closed: Condvar,
+    /// The slot itself, for the threads it starts.
+    me: Weak<WriterSlot>,
+    pool: Arc<WriterPool>,
+}
+
+impl WriterSlot {
+    /// A slot holding `parts`, with no thread yet: the first packet starts one.
+    pub(super) fn new(parts: WriterParts, pool: Arc<WriterPool>) -> Arc<WriterSlot> {
+        Arc::new_cyclic(|me| WriterSlot {
+            running: AtomicBool::new(false),
+            state: Mutex::new(SlotState::Resting(Box::new(parts))),
+            closed: Condvar::new(),
+            me: me.clone(),
+            pool,
+        })
+    }
+
+    /// Waits until the writer has finished: written what the router left, said
+    /// goodbye and closed the socket.
+    pub(super) fn wait_closed(&self) {
+        let mut state = self.state.lock();
+        while !matches!(*state, SlotState::Closed) {
+            self.closed.wait(&mut state);
+        }
+    }
+
+    /// Starts a thread for the resting parts, if no thread runs, or puts the
+    /// connection in line when the pool is full.
+    fn start(&self) {
+        let mut state = self.state.lock();
+        if !matches!(*state, SlotState::Resting(_)) {
+            return;
+        }
+        // From here on the outbox need not wake this slot: it runs or waits.
+        self.running.store(true, Ordering::SeqCst);
+        let SlotState::Resting(parts) = std::mem::replace(&mut *state, SlotState::Running) else {
+            return;
+        };
+        if self.pool.acquire_or_wait(&self.me) {
+            let spawned = self.spawn(&mut state, parts);
+            drop(state);
+            if !spawned {
+                self.pool.release();
+            }
+        } else {
+            *state = SlotState::Waiting(parts);
+        }
+    }
+
+    /// Starts the thread of a connection that waited in line, with the place of
+    /// a thread that stopped. False if it needs none any more.
+    fn start_waiting(&self) -> bool {
+        let mut state = self.state.lock();
+        let SlotState::Waiting(parts) = std::mem::replace(&mut *state, SlotState::Running) else {
+            return false;
+        };
+        let spawned = self.spawn(&mut state, parts);
+        drop(state);
+        if !spawned {
+            // Passed on to the next in line.
+            self.pool.release();
+        }
+        true
+    }
+
+    /// Spawns a thread for `parts`, its place in the pool taken. On failure the
+    /// connection is closed, and the caller gives the place back once it has let
+    /// go of the slot's lock.
+    fn spawn(&self, state: &mut SlotState, parts: Box<WriterParts>) -> bool {
+        let stream = parts.stream.clone();
+        let id = parts.id;
+        let spawned = match self.me.upgrade() {
+            Some(slot) => thread::Builder::new()
+                .name(format!("wren-write-{id}"))
+                .stack_size(WRITER_STACK_SIZE)
+                .spawn(move || slot.run(parts))
+                .map(drop),
+            None => Err(std::io::Error::other("the connection is gone")),
+        };
+        if let Err(error) = spawned {
+            log::error!("Cannot start a writer thread for connection {id}: {error}; closing it.");
+            // The reader sees the end and tells the router.
+            let _ = stream.shutdown(Shutdown::Both);
+            *state = SlotState::Closed;
+            self.closed.notify_all();
+            return false;
+        }
+        true
+    }
+
+    /// A writer thread: writes until the outbox is closed, or rests when there is
+    /// nothing to do. A panic closes the socket, so that the reader sees the end
+    /// and tells the router.
+    fn run(self: Arc<WriterSlot>, parts: Box<WriterParts>) {
+        let stream = parts.stream.clone();
+        let (id, remote_addr) = (parts.id, parts.remote_addr);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_loop(&self, parts)));
+        match outcome {
+            Ok(Stopped) => {}
+            Err(panic) => {
                 log::error!(
                     "The writer thread of connection {id} from {remote_addr} panicked ({}); \
                      that connection is closed, the broker goes on.",
                     panics::message(&*panic)
                 );
-                // The reader sees the end and tells the router.
                 let _ = stream.shutdown(Shutdown::Both);
+                self.close();
             }
-        })
+        }
+        // This thread's place goes to the next connection in line.
+        self.pool.release();
+    }
+
+    /// Puts `parts` to rest, unless work has come: then hands them back.
+    fn rest(&self, parts: Box<WriterParts>) -> Result<(), Box<WriterParts>> {
+        let mut state = self.state.lock();
+        self.running.store(false, Ordering::SeqCst);
+        if parts.outbox.has_work() {
+            self.running.store(true, Ordering::SeqCst);
+            return Err(parts);
+        }
+        *state = SlotState::Resting(parts);
+        Ok(())
+    }
+
+    fn close(&self) {
+        let mut state = self.state.lock();
+        *state = SlotState::Closed;
+        self.closed.notify_all();
+    }
 }
 
-/// Drains the outbox into one buffer per write until the router drops the outbox.
-/// After each write it tells `router` if the outbox has drained, so that publishers
-/// paused for this connection go on. When the last packet was the broker's
+impl Wake for WriterSlot {
+    fn wake(&self) {
+        // Pairs with the fence in `OutboxReceiver::has_work` (see the module
+        // documentation).
+        fence(Ordering::SeqCst);
+        if !self.running.load(Ordering::SeqCst) {
+            self.start();
+        }
+    }
+}
+/// A writer thread has stopped: resting in its slot, or finished and closed.
+struct Stopped;
+
+/// Drains the outbox into one buffer per write until the router drops the outbox,
+/// or rests after [`WRITER_IDLE`] without work. After each write it tells the
+/// router if the outbox has drained, so that publishers paused for this connection
+/// go on. When the outbox is closed and the last packet was the broker's
 /// DISCONNECT, it ends its side of the connection and lingers until the client
 /// closes (the reader is done) or [`LINGER`] has passed.
-#[allow(clippy::too_many_arguments)] // one call site, each argument named there
-fn write_loop(
-    stream: Arc<TcpStream>,
-    mut output: transport::Writer,
-    outbox: OutboxReceiver,
-    router: &Inbox,
-    id: ConnectionId,
-    counters: &Counters,
-    form: WireForm,
-    reader_done: &Receiver<()>,
-) {
-    let mut said_goodbye = false;
-    let mut aliases = OutgoingAliases::new(form.topic_alias_maximum);
-    // Grows with the first batches; an idle connection holds only what it needed.
-    let mut buffer = Vec::new();
-    while let Ok(packet) = outbox.recv() {
-        said_goodbye = matches!(packet, Packet::Disconnect(_));
-        encode(packet, form.version, &mut aliases, &mut buffer, counters);
+fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
+    loop {
+        // With connections waiting for a thread, one with nothing to write gives
+        // its place up at once.
+        let idle = if slot.pool.has_waiting() {
+            Duration::ZERO
+        } else {
+            WRITER_IDLE
+        };
+        let packet = match parts.outbox.recv_timeout(idle) {
+            Ok(packet) => packet,
+            Err(RecvTimeoutError::Timeout) => match slot.rest(parts) {
+                Ok(()) => return Stopped,
+                Err(back) => {
+                    parts = back;
+                    continue;
+                }
+            },
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let WriterParts {
+            stream,
+            output,
+            outbox,
+            router,
+            id,
+            counters,
+            form,
+            aliases,
+            buffer,
+            said_goodbye,
+            ..
+        } = &mut *parts;
+        *said_goodbye = matches!(packet, Packet::Disconnect(_));
+        encode(packet, form.version, aliases, buffer, counters);
         while buffer.len() < WRITE_BATCH {
             match outbox.try_recv() {
                 Ok(packet) => {
-                    said_goodbye = matches!(packet, Packet::Disconnect(_));
-                    encode(packet, form.version, &mut aliases, &mut buffer, counters)
+                    *said_goodbye = matches!(packet, Packet::Disconnect(_));
+                    encode(packet, form.version, aliases, buffer, counters)
                 }
                 Err(_) => break,
             }
         }
-        if let Err(error) = output.write_all(&buffer) {
+        if let Err(error) = output.write_all(buffer) {
             log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
             break;
         }
         bump(&counters.bytes_sent, buffer.len() as u64);
-        outbox.report_drained(router, id);
+        outbox.report_drained(router, *id);
         buffer.clear();
         // One huge message must not pin its buffer for the life of the connection.
         if buffer.capacity() > 4 * WRITE_BATCH {
-            buffer = Vec::new();
+            *buffer = Vec::new();
         }
     }
     // Say goodbye properly over TLS and WebSocket (close_notify, close frame).
-    output.close_gracefully();
-    if said_goodbye {
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = reader_done.recv_timeout(LINGER);
+    parts.output.close_gracefully();
+    if parts.said_goodbye {
+        let _ = parts.stream.shutdown(Shutdown::Write);
+        let _ = parts.reader_done.recv_timeout(LINGER);
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = parts.stream.shutdown(Shutdown::Both);
+    slot.close();
+    Stopped
 }
 
 /// How a connection's packets go on the wire.
@@ -156,5 +416,104 @@ fn encode(
             }
         }
         Err(error) => log::error!("Cannot encode {packet}: {error}; not sent."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Instant;
+
+    use super::super::tests::{shared_with_inbox, tcp_pair};
+    use super::*;
+    use crate::broker::event::{outbox, Outbox};
+    use crate::config::Limits;
+    use crate::transport::Acceptor;
+
+    /// A connection's writer in `pool`, its outbox, and the client's end.
+    fn connection(
+        pool: &Arc<WriterPool>,
+        id: ConnectionId,
+    ) -> (Arc<WriterSlot>, Outbox, TcpStream) {
+        let (server, client) = tcp_pair();
+        let remote_addr = client.local_addr().unwrap();
+        let stream = Arc::new(server);
+        let transport = Acceptor::tcp().accept(Arc::clone(&stream)).unwrap();
+        let (shared, _inbox) = shared_with_inbox(Limits::default());
+        let (outbox, receiver) = outbox(10);
+        let (_reading, reader_done) = crossbeam_channel::bounded(0);
+        let slot = WriterSlot::new(
+            WriterParts {
+                stream,
+                output: transport.writer,
+                outbox: receiver,
+                router: shared.router.clone(),
+                id,
+                remote_addr,
+                counters: shared.counters.clone(),
+                form: WireForm {
+                    version: ProtocolVersion::V3_1_1,
+                    topic_alias_maximum: 0,
+                },
+                reader_done,
+                aliases: OutgoingAliases::new(0),
+                buffer: Vec::new(),
+                said_goodbye: false,
+            },
+            pool.clone(),
+        );
+        let outbox = outbox.with_waker(slot.clone());
+        (slot, outbox, client)
+    }
+
+    fn read_pingresp(client: &mut TcpStream) {
+        let mut bytes = [0u8; 2];
+        client.read_exact(&mut bytes).unwrap();
+        assert_eq!(bytes, [0xD0, 0x00]);
+    }
+
+    fn wait_for(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_quiet_writer_rests_and_the_next_packet_wakes_it() {
+        let pool = Arc::new(WriterPool::new(4));
+        let (slot, outbox, mut client) = connection(&pool, 1);
+        assert_eq!(pool.running(), 0, "no thread before the first packet");
+        outbox.try_send(Packet::PingResp).unwrap();
+        read_pingresp(&mut client);
+        wait_for("the writer to rest", || pool.running() == 0);
+        outbox.try_send(Packet::PingResp).unwrap();
+        read_pingresp(&mut client);
+        // Dropping the outbox wakes the writer to close, even from rest.
+        wait_for("the writer to rest again", || pool.running() == 0);
+        drop(outbox);
+        slot.wait_closed();
+        assert_eq!(client.read(&mut [0u8; 1]).unwrap(), 0, "closed");
+        wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    #[test]
+    fn connections_beyond_the_pools_cap_wait_their_turn() {
+        let pool = Arc::new(WriterPool::new(1));
+        let connections: Vec<_> = (1..=3).map(|id| connection(&pool, id)).collect();
+        for (_, outbox, _) in &connections {
+            outbox.try_send(Packet::PingResp).unwrap();
+        }
+        assert!(pool.running() <= 1);
+        for (_, _, client) in &connections {
+            let mut client = client.try_clone().unwrap();
+            read_pingresp(&mut client);
+        }
+        for (slot, outbox, _) in connections {
+            drop(outbox);
+            slot.wait_closed();
+        }
+        wait_for("the pool to be empty", || pool.running() == 0);
     }
 }

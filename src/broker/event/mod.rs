@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub(crate) use gate::{ReadGate, HANDLED_REPORT_EVERY};
 pub(crate) use inbox::{Inbox, InboxBudget};
-pub(crate) use outbox::{outbox, Outbox, OutboxReceiver, Qos0Room, SendFailure};
+pub(crate) use outbox::{outbox, Outbox, OutboxReceiver, Qos0Room, SendFailure, Wake};
 // Named by the documentation of the broker and the router, and by their tests.
 #[allow(unused_imports)]
 pub(crate) use {

@@ -1,5 +1,9 @@
 //! A connection's outbox: the bounded queue from the router to its writer thread.
 //!
+//! A network connection's writer thread runs only while there is something to
+//! write: the outbox wakes it ([`Wake`]) after each packet put in, and when the
+//! router drops the outbox, so that the writer can say goodbye and close.
+//!
 //! The router `try_send`s into it and never waits; the writer (or an inline
 //! subscription) takes packets out. Besides the packets, the two ends share a count
 //! of payload bytes, which decides when QoS 0 messages are dropped
@@ -63,11 +67,29 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
 /// rather than its array flavour, which would allocate (and touch) every slot up
 /// front: some 200 KiB per connection at this capacity, idle or not. The bound is
 /// enforced here instead, which is exact because the router is the only sender.
-#[derive(Debug)]
 pub(crate) struct Outbox {
     sender: Sender<Outgoing>,
     capacity: usize,
     shared: Arc<OutboxShared>,
+    /// Who takes the packets out, told there is work: a network connection's
+    /// writer; none for an inline subscription, which takes them itself.
+    waker: Option<Arc<dyn Wake>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("len", &self.sender.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving end's alarm clock: [`Outbox`] calls [`wake`](Wake::wake) after
+/// each packet it takes in, and once it is dropped.
+pub(crate) trait Wake: Send + Sync {
+    /// There is work: packets to write, or the outbox is closed.
+    fn wake(&self);
 }
 
 /// What the two ends of an outbox share besides the channel.
@@ -78,6 +100,8 @@ struct OutboxShared {
     /// The router waits to hear that this outbox drained (see
     /// [`Outbox::watch_for_drain`]); the receiving end reports it once.
     watched: AtomicBool,
+    /// The router dropped its end: no more packets will come.
+    closed: AtomicBool,
 }
 
 /// Room for QoS 0 messages in an outbox (see [`Outbox::qos0_room`]).
@@ -124,6 +148,7 @@ pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
             sender,
             capacity: outbox_capacity(max_inflight),
             shared: shared.clone(),
+            waker: None,
         },
         OutboxReceiver { receiver, shared },
     )
@@ -136,6 +161,12 @@ fn is_drained(len: usize, bytes: usize) -> bool {
 }
 
 impl Outbox {
+    /// Has `waker` told of every packet put in, and of the end.
+    pub(crate) fn with_waker(mut self, waker: Arc<dyn Wake>) -> Outbox {
+        self.waker = Some(waker);
+        self
+    }
+
     /// Queues a packet without waiting. On failure the packet is dropped.
     pub(crate) fn try_send(&self, packet: Outgoing) -> Result<(), SendFailure> {
         if self.sender.len() >= self.capacity {
@@ -145,7 +176,12 @@ impl Outbox {
         // Counted before the send, so the writer never subtracts what was not added.
         self.shared.bytes.fetch_add(len, Ordering::Relaxed);
         match self.sender.try_send(packet) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(waker) = &self.waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
             Err(_) => {
                 self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
                 // An unbounded channel only refuses when its receiver is gone.
@@ -181,7 +217,27 @@ impl Outbox {
     }
 }
 
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // Set before the wake, and read after the receiving end's own flag (see
+        // `OutboxReceiver::has_work`): a writer about to rest either sees it or is
+        // woken.
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
 impl OutboxReceiver {
+    /// Whether there is anything for the receiving end to do: packets waiting, or
+    /// the router has dropped its end. Read by a writer before it stops for lack
+    /// of work, after it has said it is stopping.
+    pub(crate) fn has_work(&self) -> bool {
+        fence(Ordering::SeqCst);
+        !self.receiver.is_empty() || self.shared.closed.load(Ordering::SeqCst)
+    }
+
     /// Waits for the next packet; an error once the router dropped the outbox.
     pub(crate) fn recv(&self) -> Result<Outgoing, RecvError> {
         let packet = self.receiver.recv()?;
