@@ -81,11 +81,14 @@
 //!                                                               tree, retained, $SYS)
 //! ```
 //!
-//! - A connection is served by two threads with small stacks: a reader that blocks
-//!   on the socket, decodes and sends events to the router, and a writer that blocks
-//!   on the connection's bounded outbox, gathers everything waiting into one buffer
-//!   and makes one write. Authentication runs in the reader, so slow password
-//!   hashing delays only that client.
+//! - A connection is served by threads with small stacks: a reader that blocks on
+//!   the socket, decodes and sends events to the router, and, while there is
+//!   something to write, a writer that blocks on the connection's bounded outbox,
+//!   gathers everything waiting into one buffer and makes one write. The writer's
+//!   thread ends after two seconds without work and the outbox starts a new one
+//!   for the next packet (writer threads are capped so that the system's mapping
+//!   limit holds them), so a quiet connection is one thread. Authentication runs
+//!   in the reader, so slow password hashing delays only that client.
 //! - One router thread owns all broker state; nothing else touches it, so it needs
 //!   no locks. It blocks for one event, then drains whatever else is waiting before
 //!   it flushes, which is where throughput comes from.

@@ -837,6 +837,29 @@ fn an_assigned_client_identifier_shows_in_the_debug_lines_like_mosquitto_pub() {
     assert_eq!(text(&actual.stderr), text(&expected.stderr));
 }
 
+/// MQTT 5 allows a password without a user name; 3.1.1 does not. Both tools
+/// agree on each.
+#[test]
+fn a_password_alone_goes_over_mqtt_5_and_is_refused_over_3_1_1_like_mosquitto_pub() {
+    let broker = broker();
+    let config = scratch_dir("v5-password-alone");
+    let (theirs, ours) = pair("pub");
+    let port = broker.port().to_string();
+    for version in ["5", "311"] {
+        let args = [
+            "-p", &port, "-V", version, "-P", "token", "-t", "ok/p", "-m", "x",
+        ];
+        let expected = run(command(&theirs, config.path()).args(args), None);
+        let actual = run(command(&ours, config.path()).args(args), None);
+        assert_same(
+            &expected,
+            &actual,
+            "pub",
+            &format!("-P alone over -V {version}"),
+        );
+    }
+}
+
 /// The will's `-D will` properties reach its subscribers, and over MQTT 5 `-W`
 /// leaves with reason code 4 so that the broker publishes the will, as with
 /// mosquitto_sub.

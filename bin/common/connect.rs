@@ -56,8 +56,10 @@ pub fn client_options(args: &ConnectArgs, reconnect: Reconnect) -> ClientOptions
             options = options.with_credentials(username.clone(), password.clone());
         }
         (Some(username), None) => options = options.with_username(username.clone()),
-        // Refused before connecting: see `connect`.
-        (None, _) => {}
+        // MQTT 5 allows a password alone; over 3.1.1 it is refused before
+        // connecting (see `connect`).
+        (None, Some(password)) => options = options.with_password(password.clone()),
+        (None, None) => {}
     }
     let v5 = args.protocol == ProtocolVersion::V5;
     if let Some(topic) = &args.will.topic {
@@ -118,7 +120,7 @@ pub fn connect(
             return Err(exit::FAILURE);
         }
     }
-    if args.password.is_some() && args.username.is_none() {
+    if args.password.is_some() && args.username.is_none() && args.protocol != ProtocolVersion::V5 {
         // MQTT 3.1.1 has no password without a user name [MQTT-3.1.2-22].
         report.error("Error: Problem setting username and/or password.\n");
         return Err(exit::FAILURE);

@@ -24,7 +24,8 @@
 //! - `listener.rs`: one thread per listener accepts sockets and enforces
 //!   `max_connections`.
 //! - `connection/`: each connection has a reader thread (CONNECT handshake,
-//!   authentication, keep-alive, decoding) and a writer thread (batched writes).
+//!   authentication, keep-alive, decoding) and, while it has something to write, a
+//!   writer thread (batched writes) from a capped pool.
 //! - `event/`: what connections and the router send each other: the router's inbox
 //!   of events, each connection's outbox, and the gate that paces a reader.
 //! - `router/`: one thread owns every session, the subscription tree (`subs.rs`),

@@ -235,6 +235,14 @@ impl ClientOptions {
         self
     }
 
+    /// MQTT 5: sets a password without a user name (a token, say), which MQTT 5
+    /// allows and 3.1.1 does not [MQTT-3.1.2-22]: over 3.1.1, connecting with it
+    /// fails with [`Error::InvalidOptions`].
+    pub fn with_password(mut self, password: impl Into<Bytes>) -> ClientOptions {
+        self.password = Some(password.into());
+        self
+    }
+
     /// Sets the will.
     pub fn with_will(mut self, will: Will) -> ClientOptions {
         self.will = Some(will);
