@@ -605,19 +605,23 @@ fn v311_only_listener(refusal: Refusal) -> (u16, std::thread::JoinHandle<Vec<u8>
     (port, serving)
 }
 
-#[test]
-fn a_broker_that_closes_on_5_is_asked_again_in_3_1_1() {
-    let (port, serving) = v311_only_listener(Refusal::Silence);
-    let client = Client::connect(
-        ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}"))
-            .unwrap()
-            .with_protocol_fallback()
-            .with_reconnect(Reconnect::disabled()),
-    )
-    .unwrap();
+/// A client with the fall back (`options` for the listener's port) meets a broker
+/// that turns MQTT 5 away as `refusal` says: it connects again in 3.1.1.
+fn falls_back(refusal: Refusal, options: impl Fn(u16) -> ClientOptions) {
+    let (port, serving) = v311_only_listener(refusal);
+    let client = Client::connect(options(port).with_reconnect(Reconnect::disabled())).unwrap();
     assert_eq!(client.protocol(), ProtocolVersion::V3_1_1);
     client.disconnect().unwrap();
     assert_eq!(serving.join().unwrap(), [5, 4]);
+}
+
+#[test]
+fn a_broker_that_closes_on_5_is_asked_again_in_3_1_1() {
+    falls_back(Refusal::Silence, |port| {
+        ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}"))
+            .unwrap()
+            .with_protocol_fallback()
+    });
 }
 
 #[test]
@@ -656,16 +660,9 @@ fn an_alias_beyond_the_clients_maximum_ends_the_connection_with_0x94_mqtt5_3_3_2
 
 #[test]
 fn a_broker_that_refuses_5_is_asked_again_in_3_1_1() {
-    let (port, serving) = v311_only_listener(Refusal::Connack);
-    let client = Client::connect(
-        ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}?protocol=5,3.1.1"))
-            .unwrap()
-            .with_reconnect(Reconnect::disabled()),
-    )
-    .unwrap();
-    assert_eq!(client.protocol(), ProtocolVersion::V3_1_1);
-    client.disconnect().unwrap();
-    assert_eq!(serving.join().unwrap(), [5, 4]);
+    falls_back(Refusal::Connack, |port| {
+        ClientOptions::from_url(&format!("mqtt://127.0.0.1:{port}?protocol=5,3.1.1")).unwrap()
+    });
 }
 
 #[test]
