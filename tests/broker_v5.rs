@@ -947,6 +947,32 @@ fn expired_messages_are_not_sent_and_the_rest_count_down_mqtt5_3_3_2_5_and_3_3_2
 }
 
 #[test]
+fn a_message_with_expiry_0_reaches_the_subscribers_there_are_and_no_later_one() {
+    // Onward delivery to a connected subscriber starts as the message arrives, so
+    // an interval of 0 does not stop it (section 3.3.2.3.3; mosquitto delivers it
+    // too); a session away gets nothing when it comes back.
+    let broker = start_broker();
+    let addr = broker.local_addr();
+    let (mut away, _) = session(addr, "away-0", true, 60);
+    away.subscribe("zero", QoS::AtLeastOnce);
+    away.disconnect();
+    let (mut here, _) = session(addr, "here-0", true, 0);
+    here.subscribe("zero", QoS::AtLeastOnce);
+    let mut publisher = client(addr, "pub-0");
+    publisher.publish1(with_props(
+        message("zero", b"now", QoS::AtLeastOnce, 1),
+        props(|p| p.message_expiry_interval = Some(0)),
+    ));
+    let publish = here.expect_publish("the message, at once");
+    assert_eq!(&publish.payload[..], b"now");
+    assert_eq!(publish.properties().message_expiry_interval, Some(0));
+    std::thread::sleep(Duration::from_millis(50));
+    let (mut away, present) = session(addr, "away-0", false, 60);
+    assert!(present);
+    assert!(away.publishes().is_empty(), "an expired message was kept");
+}
+
+#[test]
 fn an_expired_retained_message_is_not_sent_to_a_new_subscriber_mqtt5_3_3_2_5() {
     let broker = start_broker();
     let addr = broker.local_addr();

@@ -94,12 +94,13 @@ pub(crate) enum QueueFull {
 }
 
 /// Sets the Message Expiry Interval of `publish` to what is left of it at `now`,
-/// rounded up to whole seconds; returns `false` when nothing is left (it expired).
+/// rounded up to whole seconds; returns `false` when `now` is past its expiry (it
+/// expired). At the very instant of expiry it goes with an interval of 0.
 pub(crate) fn set_remaining(publish: &mut Publish, expires: Instant, now: Instant) -> bool {
-    let left = expires.saturating_duration_since(now);
-    if left.is_zero() {
+    if now > expires {
         return false;
     }
+    let left = expires.saturating_duration_since(now);
     let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     if let Some(properties) = publish.properties.as_mut() {
         properties.message_expiry_interval = Some(seconds.min(u64::from(u32::MAX)) as u32);

@@ -34,6 +34,9 @@ pub(super) struct Grant<'a> {
     /// MQTT 5: when the message expires (its Message Expiry Interval after it
     /// arrived), if it does.
     pub(super) expires: Option<Instant>,
+    /// When this delivery started: a message whose expiry is not past then goes
+    /// out, even one with an interval of 0 routed the moment it came.
+    pub(super) now: Instant,
 }
 
 /// What became of one message for one session.
@@ -255,6 +258,7 @@ impl RouterState {
                 retain: found.retain_as_published && publish.retain,
                 identifiers: &found.identifiers,
                 expires,
+                now,
             };
             match self.deliver(&client, &publish, &grant) {
                 // A message dropped by a full queue paces its publisher too: that is
@@ -376,8 +380,11 @@ impl RouterState {
         }
         if let Some(expires) = grant.expires {
             // A retained message that waited is sent with the time it has left
-            // [MQTT-3.3.2-6]; one with none left is not sent [MQTT-3.3.2-5].
-            if !set_remaining(&mut publish, expires, Instant::now()) {
+            // [MQTT-3.3.2-6]; one past its expiry is not sent [MQTT-3.3.2-5].
+            // Onward delivery of a message just routed starts now, so one with an
+            // interval of 0 still reaches the subscribers there are, as mosquitto
+            // delivers it.
+            if !set_remaining(&mut publish, expires, grant.now) {
                 return Delivered::Skipped;
             }
         }

@@ -247,6 +247,7 @@ impl RouterState {
                 retain: true,
                 identifiers: identifiers.as_slice(),
                 expires: message.expires,
+                now,
             };
             match self.deliver(&replay.client, message, &grant) {
                 Delivered::Skipped if !self.sessions.contains_key(&replay.client) => return,
