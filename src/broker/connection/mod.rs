@@ -109,9 +109,9 @@ const MAPPINGS_PER_CONNECTION: usize = MAPPINGS_PER_THREAD + 1;
 /// Mappings left for everything else: code, heap arenas, the router, the listeners
 /// (about 70 at start).
 const RESERVED_MAPPINGS: usize = 1000;
-/// The most writer threads that run at once (see `writer.rs`'s pool), and no more
-/// than an eighth of the mapping budget.
-const MAX_WRITERS: usize = 2048;
+/// How many connections the mapping budget is shared out for when it cannot give
+/// every connection a writer: the listeners' default `max-connections`.
+const TARGET_CONNECTIONS: usize = crate::config::Limits::DEFAULT_MAX_CONNECTIONS;
 
 /// What every connection of a broker shares.
 pub(crate) struct Shared {
@@ -139,24 +139,40 @@ pub(crate) struct Shared {
 /// On Linux a process may hold `vm.max_map_count` memory mappings (65,530 by
 /// default), and each thread takes four. Past that limit a new thread cannot set
 /// up its stacks and the whole process aborts, so the listeners refuse
-/// connections before it is reached. Every connection has its reader thread; the
-/// writer threads are capped (a quiet connection has none), so the budget holds a
-/// reader for every connection and every writer that may run: about 11,000
-/// connections with the default limit.
+/// connections before it is reached. Every connection has its reader thread, and
+/// a writer thread while it has something to write:
+///
+/// - where the budget holds both for every connection, every connection may have
+///   its writer at once, and no connection ever waits for one;
+/// - where it does not (the default limit), it holds a reader for each of
+///   [`TARGET_CONNECTIONS`] connections and gives the rest to writers, never less
+///   than an eighth: 10,000 connections and 3,632 writers with the default limit.
+///   A connection whose writer cannot start waits in line (see `writer.rs`).
 pub(crate) fn system_connection_limit() -> (usize, usize) {
     let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|text| text.trim().parse::<usize>().ok());
     match maps {
-        None => (usize::MAX, MAX_WRITERS),
-        Some(maps) => {
-            let budget = maps.saturating_sub(RESERVED_MAPPINGS);
-            let writers = (budget / 8 / MAPPINGS_PER_THREAD).clamp(1, MAX_WRITERS);
-            let connections =
-                budget.saturating_sub(writers * MAPPINGS_PER_THREAD) / MAPPINGS_PER_CONNECTION;
-            (connections, writers)
-        }
+        None => (usize::MAX, usize::MAX),
+        Some(maps) => share_mappings(maps.saturating_sub(RESERVED_MAPPINGS)),
     }
+}
+
+/// Shares a budget of memory mappings between readers and writers (see
+/// [`system_connection_limit`]): (connections, writers).
+fn share_mappings(budget: usize) -> (usize, usize) {
+    let both = MAPPINGS_PER_CONNECTION + MAPPINGS_PER_THREAD;
+    if budget >= TARGET_CONNECTIONS * both {
+        let connections = budget / both;
+        return (connections, connections);
+    }
+    let left_for_writers = budget.saturating_sub(TARGET_CONNECTIONS * MAPPINGS_PER_CONNECTION);
+    let writers = (left_for_writers / MAPPINGS_PER_THREAD)
+        .max(budget / 8 / MAPPINGS_PER_THREAD)
+        .max(1);
+    let connections =
+        budget.saturating_sub(writers * MAPPINGS_PER_THREAD) / MAPPINGS_PER_CONNECTION;
+    (connections, writers)
 }
 
 impl Shared {
@@ -383,6 +399,24 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         (server, client)
+    }
+
+    #[test]
+    fn the_mapping_budget_holds_every_reader_and_every_writer_that_may_run() {
+        for maps in [65_530, 262_144, 20_000, 1_000_000] {
+            let budget = maps - RESERVED_MAPPINGS;
+            let (connections, writers) = share_mappings(budget);
+            assert!(
+                connections * MAPPINGS_PER_CONNECTION + writers * MAPPINGS_PER_THREAD <= budget,
+                "{maps}: {connections} connections and {writers} writers overrun the budget"
+            );
+            assert!(writers >= budget / 8 / MAPPINGS_PER_THREAD || writers == connections);
+        }
+        // A stock Linux: the default max-connections, and what is left for writers.
+        assert_eq!(share_mappings(65_530 - RESERVED_MAPPINGS), (10_000, 3_632));
+        // With a raised limit every connection may write at once.
+        let (connections, writers) = share_mappings(262_144 - RESERVED_MAPPINGS);
+        assert_eq!(connections, writers);
     }
 
     #[test]
