@@ -78,17 +78,22 @@
 //!                     |
 //!    socket --> reader thread --decode--> [router inbox] --> ROUTER THREAD
 //!    socket <-- writer thread <--encode-- [conn outbox] <--/   (sessions, subscription
-//!                                                               tree, retained, $SYS)
+//!    socket <---------- router: encode, send without waiting --/   tree, retained, $SYS)
 //! ```
 //!
 //! - A connection is served by threads with small stacks: a reader that blocks on
 //!   the socket, decodes and sends events to the router, and, while there is
-//!   something to write, a writer that blocks on the connection's bounded outbox,
-//!   gathers everything waiting into one buffer and makes one write. The writer's
-//!   thread ends after two seconds without work and the outbox starts a new one
-//!   for the next packet (writer threads are capped so that the system's mapping
-//!   limit holds them), so a quiet connection is one thread. Authentication runs
-//!   in the reader, so slow password hashing delays only that client.
+//!   something to write that may have to wait, a writer that blocks on the
+//!   connection's bounded outbox, gathers everything waiting into one buffer and
+//!   makes one write. Over plain TCP the router itself writes what a batch left in
+//!   the outboxes of connections without a writer thread, with one send that does
+//!   not wait; only what the socket does not take (and, when the router is busy,
+//!   what is beyond a small budget) goes to a writer thread. TLS and WebSocket
+//!   records cannot be cut short, so there every write is a writer thread's. A
+//!   writer thread ends when it has had nothing to do for a while (writer threads
+//!   are capped so that the system's mapping limit holds them), so a quiet
+//!   connection is one thread. Authentication runs in the reader, so slow password
+//!   hashing delays only that client.
 //! - One router thread owns all broker state; nothing else touches it, so it needs
 //!   no locks. It blocks for one event, then drains whatever else is waiting before
 //!   it flushes, which is where throughput comes from.

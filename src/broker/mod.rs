@@ -209,7 +209,7 @@ impl BrokerBuilder {
             hooks.add(hook);
         }
         let counters = Arc::new(Counters::default());
-        let state = RouterState::new(
+        let mut state = RouterState::new(
             config.limits.clone(),
             &config.sys,
             hooks.clone(),
@@ -230,6 +230,7 @@ impl BrokerBuilder {
             config.auth.clone(),
             counters.clone(),
         ));
+        state.write_through(shared.pending_writes.clone());
 
         // Bind everything before any thread runs, so a failure leaves nothing behind.
         let mut listeners = Vec::with_capacity(config.listeners.len());

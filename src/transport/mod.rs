@@ -180,6 +180,17 @@ impl Writer {
         }
     }
 
+    /// Writes what the socket takes at once, without waiting for room in its send
+    /// buffer: `Some(Ok(0))` when it is full. Plain TCP only: `None` for TLS and
+    /// WebSocket, whose records cannot be cut short, kept, and finished later by
+    /// another write.
+    pub(crate) fn write_now(&self, buf: &[u8]) -> Option<io::Result<usize>> {
+        match &self.inner {
+            WriterInner::Tcp(socket) => send_without_waiting(socket, buf),
+            WriterInner::Layered(_) => None,
+        }
+    }
+
     /// Says goodbye at the transport's level (TLS close_notify, WebSocket close
     /// frame), best effort. Plain TCP has nothing to say. Use a [`Closer`] to then
     /// shut the socket.
@@ -212,6 +223,42 @@ impl Write for Writer {
             WriterInner::Layered(writer) => writer.flush(),
         }
     }
+}
+
+/// One `send(2)` with `MSG_DONTWAIT`: the socket stays blocking for the threads
+/// that read and write it, and this call alone does not wait. `MSG_NOSIGNAL`, as
+/// the standard library's own writes use, turns a peer that has gone into an error
+/// rather than a `SIGPIPE`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_without_waiting(socket: &TcpStream, buf: &[u8]) -> Option<io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    if buf.is_empty() {
+        return Some(Ok(0));
+    }
+    // SAFETY: the descriptor is open for as long as `socket` is borrowed, and
+    // `buf` is valid for `buf.len()` bytes.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if sent >= 0 {
+        return Some(Ok(sent as usize));
+    }
+    let error = io::Error::last_os_error();
+    Some(match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(error),
+    })
+}
+
+/// Elsewhere every write waits on a writer thread.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_without_waiting(_socket: &TcpStream, _buf: &[u8]) -> Option<io::Result<usize>> {
+    None
 }
 
 /// Ends a connection from any thread: both halves see the end at once (a blocked

@@ -4,6 +4,7 @@
 //! ```text
 //! socket --> reader thread --Event--> router
 //! socket <-- writer thread <--Outgoing-- router   (started by the outbox on demand)
+//! socket <------------------------------ router   (plain TCP, when the send need not wait)
 //! ```
 //!
 //! The **reader** does the CONNECT handshake itself (it must arrive first), checks the
@@ -24,9 +25,12 @@
 //! The **writer** blocks on its bounded outbox, drains whatever else is already
 //! waiting into one buffer, and writes it with one system call. When the router has
 //! asked to hear of it, the writer reports that its outbox drained. Its thread ends
-//! after two seconds without work and the outbox starts a new one for the next
-//! packet, so a quiet connection is one thread; writer threads are capped (see
-//! `writer.rs`) so that the machine's mapping limit always holds them.
+//! after a while without work and the outbox starts a new one for the next packet,
+//! so a quiet connection is one thread; writer threads are capped (see
+//! `writer.rs`) so that the machine's mapping limit always holds them. Over plain
+//! TCP the router writes to a connection without a writer thread itself, with a
+//! send that does not wait, and starts the thread only for what the socket did not
+//! take (see `event/flush.rs`).
 //!
 //! A panic in either thread (a bug: network input never panics) stays inside its
 //! connection: it is logged, the socket is closed, the router hears that the
@@ -90,7 +94,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::event::{ConnectionId, Inbox};
+use super::event::{ConnectionId, Inbox, PendingWrites};
 use super::hooks::Hooks;
 use super::panics;
 use super::stats::Counters;
@@ -123,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     /// The cap on writer threads running at once.
     pub(crate) writers: Arc<writer::WriterPool>,
+    /// The connections the router writes to itself at the end of its batch.
+    pub(crate) pending_writes: Arc<PendingWrites>,
     next_id: AtomicU64,
     /// Connections open on all listeners, and the most this system can hold.
     open: AtomicUsize,
@@ -191,6 +197,7 @@ impl Shared {
             auth,
             counters,
             writers: Arc::new(writer::WriterPool::new(max_writers)),
+            pending_writes: Arc::default(),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             max_open,

@@ -638,6 +638,7 @@ impl Reader {
                 said_goodbye: false,
             },
             self.shared.writers.clone(),
+            Some(self.shared.pending_writes.clone()),
         ))
     }
 

@@ -10,8 +10,18 @@
 //! stack and two memory mappings, which caps how many connections a machine holds.
 //! So the writer's thread ends after [`WRITER_IDLE`] without work, leaving what it
 //! had ([`WriterParts`]: the socket's write half, the aliases given, the buffer) in
-//! the connection's [`WriterSlot`], and the outbox starts a new one when the router
-//! puts a packet in ([`Wake`]). A quiet connection is then one reader thread.
+//! the connection's [`WriterSlot`]. A quiet connection is then one reader thread.
+//!
+//! While no thread runs, what the router puts in the outbox is written one of two
+//! ways ([`Wake`]):
+//!
+//! - over plain TCP, by the router itself at the end of its batch, with one send
+//!   that does not wait ([`PendingWrites`]); only what the socket does not take
+//!   starts a writer thread, which writes it first. The router writes to most
+//!   connections this way, and no thread wakes for a message;
+//! - over TLS and WebSocket, by a writer thread started for it: their records
+//!   cannot be cut short where the socket's buffer ends and finished later, so
+//!   every write there may wait, and only a writer thread may wait.
 //!
 //! Writer threads are counted against a cap ([`WriterPool`]), so that a machine's
 //! mapping limit holds a reader for every connection and a writer for many at
@@ -22,7 +32,9 @@
 //! outbox's queue are read crosswise with sequentially consistent operations. The
 //! router puts a packet in, then reads the flag; a stopping writer clears the flag,
 //! then looks at the queue. One of them sees the other, so either the writer stays
-//! or the router starts a new one.
+//! or the router writes the packet (or starts a new thread for it). The router
+//! writes only to a resting slot, under its lock, and a thread writes what the
+//! router left in the buffer before anything else, so bytes keep their order.
 
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -33,9 +45,9 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::broker::event::{ConnectionId, Inbox, OutboxReceiver, Wake};
+use crate::broker::event::{ConnectionId, Flush, Inbox, OutboxReceiver, PendingWrites, Wake};
 use crate::broker::panics;
 use crate::broker::stats::{bump, Counters};
 
@@ -55,6 +67,11 @@ const LINGER: Duration = Duration::from_secs(2);
 /// connection with traffic keeps its thread (starting one costs tens of
 /// microseconds), short enough that idle connections soon hold none.
 pub(crate) const WRITER_IDLE: Duration = Duration::from_secs(2);
+/// How long the writer thread of a connection the router can write to itself
+/// waits for work. Such a thread only starts when the socket's buffer was full, and
+/// ends soon after it has caught up; a little longer than nothing, so that a
+/// subscriber that keeps filling its socket does not start a thread each time.
+const DIRECT_WRITER_IDLE: Duration = Duration::from_millis(100);
 
 /// Everything a writer thread works with, kept in the [`WriterSlot`] while no
 /// thread runs.
@@ -167,6 +184,11 @@ pub(super) struct WriterSlot {
     /// Whether a thread is running (or about to): read without the lock on every
     /// packet the router puts in.
     running: AtomicBool,
+    /// Where the router collects the connections it writes to itself; `None` when
+    /// every write goes through a thread (TLS, WebSocket).
+    direct: Option<Arc<PendingWrites>>,
+    /// Whether this slot is in `direct`'s queue already.
+    flush_queued: AtomicBool,
     state: Mutex<SlotState>,
     closed: Condvar,
     /// The slot itself, for the threads it starts.
@@ -175,10 +197,19 @@ pub(super) struct WriterSlot {
 }
 
 impl WriterSlot {
-    /// A slot holding `parts`, with no thread yet: the first packet starts one.
-    pub(super) fn new(parts: WriterParts, pool: Arc<WriterPool>) -> Arc<WriterSlot> {
+    /// A slot holding `parts`, with no thread yet. The router writes to it
+    /// through `direct` where the transport allows (see the module documentation);
+    /// otherwise the first packet starts a thread.
+    pub(super) fn new(
+        parts: WriterParts,
+        pool: Arc<WriterPool>,
+        direct: Option<Arc<PendingWrites>>,
+    ) -> Arc<WriterSlot> {
+        let direct = direct.filter(|_| parts.output.write_now(&[]).is_some());
         Arc::new_cyclic(|me| WriterSlot {
             running: AtomicBool::new(false),
+            direct,
+            flush_queued: AtomicBool::new(false),
             state: Mutex::new(SlotState::Resting(Box::new(parts))),
             closed: Condvar::new(),
             me: me.clone(),
@@ -199,22 +230,30 @@ impl WriterSlot {
     /// connection in line when the pool is full.
     fn start(&self) {
         let mut state = self.state.lock();
-        if !matches!(*state, SlotState::Resting(_)) {
-            return;
+        let give_back = self.start_locked(&mut state);
+        drop(state);
+        if give_back {
+            self.pool.release();
+        }
+    }
+
+    /// [`start`](Self::start) with the slot's lock held. True when the thread could
+    /// not start and its place in the pool is to be given back, which the caller
+    /// does once it has let go of the lock.
+    fn start_locked(&self, state: &mut MutexGuard<'_, SlotState>) -> bool {
+        if !matches!(**state, SlotState::Resting(_)) {
+            return false;
         }
         // From here on the outbox need not wake this slot: it runs or waits.
         self.running.store(true, Ordering::SeqCst);
-        let SlotState::Resting(parts) = std::mem::replace(&mut *state, SlotState::Running) else {
-            return;
+        let SlotState::Resting(parts) = std::mem::replace(&mut **state, SlotState::Running) else {
+            return false;
         };
         if self.pool.acquire_or_wait(&self.me) {
-            let spawned = self.spawn(&mut state, parts);
-            drop(state);
-            if !spawned {
-                self.pool.release();
-            }
+            !self.spawn(state, parts)
         } else {
-            *state = SlotState::Waiting(parts);
+            **state = SlotState::Waiting(parts);
+            false
         }
     }
 
@@ -306,9 +345,69 @@ impl Wake for WriterSlot {
         // Pairs with the fence in `OutboxReceiver::has_work` (see the module
         // documentation).
         fence(Ordering::SeqCst);
+        if self.running.load(Ordering::SeqCst) {
+            return;
+        }
+        match &self.direct {
+            Some(pending) => {
+                if !self.flush_queued.swap(true, Ordering::Relaxed) {
+                    if let Some(me) = self.me.upgrade() {
+                        pending.push(me);
+                    }
+                }
+            }
+            None => self.start(),
+        }
+    }
+
+    fn closed(&self) {
+        fence(Ordering::SeqCst);
         if !self.running.load(Ordering::SeqCst) {
+            // Saying goodbye may wait (see `LINGER`): a thread's work.
             self.start();
         }
+    }
+}
+
+impl Flush for WriterSlot {
+    /// The router's write: encodes what waits in the outbox (up to
+    /// [`WRITE_BATCH`]) after what is left in the buffer, sends what the socket
+    /// takes without waiting, and starts a thread for the rest; or, beyond the
+    /// router's `budget`, starts the thread at once.
+    fn flush(&self, budget: &mut usize) -> Option<ConnectionId> {
+        self.flush_queued.store(false, Ordering::Relaxed);
+        let mut state = self.state.lock();
+        // A thread has started meanwhile: it writes the packets.
+        let SlotState::Resting(parts) = &mut *state else {
+            return None;
+        };
+        let waiting = parts.outbox.len();
+        if waiting <= *budget {
+            *budget -= waiting;
+            fill(parts);
+        }
+        if !parts.buffer.is_empty() {
+            match parts.output.write_now(&parts.buffer) {
+                Some(Ok(sent)) => {
+                    bump(&parts.counters.bytes_sent, sent as u64);
+                    parts.buffer.drain(..sent);
+                }
+                // The thread's write fails the same way and closes the connection.
+                Some(Err(error)) => log::debug!("Write to {} failed: {error}.", parts.remote_addr),
+                None => {}
+            }
+        }
+        let drained = parts.outbox.drained().then_some(parts.id);
+        if parts.buffer.is_empty() && !parts.outbox.has_work() {
+            shrink(&mut parts.buffer);
+            return drained;
+        }
+        let give_back = self.start_locked(&mut state);
+        drop(state);
+        if give_back {
+            self.pool.release();
+        }
+        drained
     }
 }
 /// A writer thread has stopped: resting in its slot, or finished and closed.
@@ -322,24 +421,31 @@ struct Stopped;
 /// closes (the reader is done) or [`LINGER`] has passed.
 fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
     loop {
-        // With connections waiting for a thread, one with nothing to write gives
-        // its place up at once.
-        let idle = if slot.pool.has_waiting() {
-            Duration::ZERO
-        } else {
-            WRITER_IDLE
-        };
-        let packet = match parts.outbox.recv_timeout(idle) {
-            Ok(packet) => packet,
-            Err(RecvTimeoutError::Timeout) => match slot.rest(parts) {
-                Ok(()) => return Stopped,
-                Err(back) => {
-                    parts = back;
-                    continue;
-                }
-            },
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+        // What the router could not write goes first.
+        if parts.buffer.is_empty() {
+            // With connections waiting for a thread, one with nothing to write
+            // gives its place up at once.
+            let idle = if slot.pool.has_waiting() {
+                Duration::ZERO
+            } else if slot.direct.is_some() {
+                DIRECT_WRITER_IDLE
+            } else {
+                WRITER_IDLE
+            };
+            let packet = match parts.outbox.recv_timeout(idle) {
+                Ok(packet) => packet,
+                Err(RecvTimeoutError::Timeout) => match slot.rest(parts) {
+                    Ok(()) => return Stopped,
+                    Err(back) => {
+                        parts = back;
+                        continue;
+                    }
+                },
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            parts.encode(packet);
+        }
+        fill(&mut parts);
         let WriterParts {
             stream,
             output,
@@ -347,23 +453,9 @@ fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
             router,
             id,
             counters,
-            form,
-            aliases,
             buffer,
-            said_goodbye,
             ..
         } = &mut *parts;
-        *said_goodbye = matches!(packet, Packet::Disconnect(_));
-        encode(packet, form.version, aliases, buffer, counters);
-        while buffer.len() < WRITE_BATCH {
-            match outbox.try_recv() {
-                Ok(packet) => {
-                    *said_goodbye = matches!(packet, Packet::Disconnect(_));
-                    encode(packet, form.version, aliases, buffer, counters)
-                }
-                Err(_) => break,
-            }
-        }
         if let Err(error) = output.write_all(buffer) {
             log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
             break;
@@ -371,10 +463,7 @@ fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
         bump(&counters.bytes_sent, buffer.len() as u64);
         outbox.report_drained(router, *id);
         buffer.clear();
-        // One huge message must not pin its buffer for the life of the connection.
-        if buffer.capacity() > 4 * WRITE_BATCH {
-            *buffer = Vec::new();
-        }
+        shrink(buffer);
     }
     // Say goodbye properly over TLS and WebSocket (close_notify, close frame).
     parts.output.close_gracefully();
@@ -394,6 +483,38 @@ pub(super) struct WireForm {
     pub(super) version: ProtocolVersion,
     /// MQTT 5: the topic aliases the broker may use towards the client (0: none).
     pub(super) topic_alias_maximum: u16,
+}
+
+impl WriterParts {
+    /// Encodes `packet` at the end of the buffer.
+    fn encode(&mut self, packet: Packet) {
+        self.said_goodbye = matches!(packet, Packet::Disconnect(_));
+        encode(
+            packet,
+            self.form.version,
+            &mut self.aliases,
+            &mut self.buffer,
+            &self.counters,
+        );
+    }
+}
+
+/// Encodes what waits in the outbox after what the buffer holds, up to
+/// [`WRITE_BATCH`] bytes.
+fn fill(parts: &mut WriterParts) {
+    while parts.buffer.len() < WRITE_BATCH {
+        match parts.outbox.try_recv() {
+            Ok(packet) => parts.encode(packet),
+            Err(_) => break,
+        }
+    }
+}
+
+/// One huge message must not pin its buffer for the life of the connection.
+fn shrink(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() && buffer.capacity() > 4 * WRITE_BATCH {
+        *buffer = Vec::new();
+    }
 }
 
 fn encode(
@@ -435,6 +556,15 @@ mod tests {
         pool: &Arc<WriterPool>,
         id: ConnectionId,
     ) -> (Arc<WriterSlot>, Outbox, TcpStream) {
+        connection_written_by(pool, id, None)
+    }
+
+    /// [`connection`], with the router writing to it through `direct`.
+    fn connection_written_by(
+        pool: &Arc<WriterPool>,
+        id: ConnectionId,
+        direct: Option<Arc<PendingWrites>>,
+    ) -> (Arc<WriterSlot>, Outbox, TcpStream) {
         let (server, client) = tcp_pair();
         let remote_addr = client.local_addr().unwrap();
         let stream = Arc::new(server);
@@ -461,6 +591,7 @@ mod tests {
                 said_goodbye: false,
             },
             pool.clone(),
+            direct,
         );
         let outbox = outbox.with_waker(slot.clone());
         (slot, outbox, client)
@@ -515,5 +646,98 @@ mod tests {
             slot.wait_closed();
         }
         wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    #[test]
+    fn the_router_writes_to_a_resting_connection_itself_and_no_thread_starts() {
+        let pool = Arc::new(WriterPool::new(4));
+        let pending = Arc::new(PendingWrites::default());
+        let (slot, outbox, mut client) = connection_written_by(&pool, 1, Some(pending.clone()));
+        outbox.try_send(Packet::PingResp).unwrap();
+        outbox.try_send(Packet::PingResp).unwrap();
+        assert!(
+            !pending.is_empty(),
+            "the connection asks to be written once"
+        );
+        assert_eq!(
+            pool.running(),
+            0,
+            "no thread for a packet the router writes"
+        );
+        assert!(pending.flush(usize::MAX).is_empty());
+        assert!(pending.is_empty());
+        read_pingresp(&mut client);
+        read_pingresp(&mut client);
+        assert_eq!(pool.running(), 0, "written without a thread");
+        drop(outbox);
+        slot.wait_closed();
+        wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    #[test]
+    fn what_the_socket_does_not_take_goes_to_a_thread_in_order() {
+        let pool = Arc::new(WriterPool::new(4));
+        let pending = Arc::new(PendingWrites::default());
+        let (slot, outbox, mut client) = connection_written_by(&pool, 1, Some(pending.clone()));
+        // Far more than a loopback socket buffers while the client reads nothing:
+        // numbered PUBLISH packets, flushed a batch at a time.
+        const COUNT: u16 = 4000;
+        let payload = bytes::Bytes::from(vec![7u8; 1000]);
+        let topic = crate::protocol::TopicName::new("t").unwrap();
+        for n in 1..=COUNT {
+            let mut publish = crate::protocol::Publish::new(
+                topic.clone(),
+                payload.clone(),
+                crate::protocol::QoS::AtLeastOnce,
+                false,
+            );
+            publish.packet_id = Some(crate::protocol::PacketId::new(n).unwrap());
+            outbox.try_send(Packet::Publish(publish)).unwrap();
+            if n % 50 == 0 {
+                pending.flush(usize::MAX);
+            }
+        }
+        pending.flush(usize::MAX);
+        assert_eq!(
+            pool.running(),
+            1,
+            "the socket filled up: a thread writes the rest"
+        );
+        let mut decoder = crate::protocol::Decoder::new().with_version(ProtocolVersion::V3_1_1);
+        let mut next = 1;
+        let mut received = bytes::BytesMut::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while next <= COUNT {
+            assert!(Instant::now() < deadline, "timed out at packet {next}");
+            let read = client.read(&mut buffer).unwrap();
+            assert!(read > 0, "closed at packet {next}");
+            received.extend_from_slice(&buffer[..read]);
+            while let Some(packet) = decoder.decode(&mut received).unwrap() {
+                let Packet::Publish(publish) = packet else {
+                    panic!("not a PUBLISH: {packet}")
+                };
+                assert_eq!(publish.packet_id.map(|id| id.get()), Some(next), "in order");
+                next += 1;
+            }
+        }
+        drop(outbox);
+        slot.wait_closed();
+        wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    #[test]
+    fn beyond_the_routers_budget_a_thread_writes() {
+        let pool = Arc::new(WriterPool::new(4));
+        let pending = Arc::new(PendingWrites::default());
+        let (slot, outbox, mut client) = connection_written_by(&pool, 1, Some(pending.clone()));
+        outbox.try_send(Packet::PingResp).unwrap();
+        outbox.try_send(Packet::PingResp).unwrap();
+        pending.flush(1);
+        read_pingresp(&mut client);
+        read_pingresp(&mut client);
+        wait_for("the thread to rest", || pool.running() == 0);
+        drop(outbox);
+        slot.wait_closed();
     }
 }

@@ -9,15 +9,18 @@
 //! is sent and given back once the router has handled it.
 //!
 //! - `outbox.rs`: a connection's [`Outbox`], from the router to its writer thread.
+//! - `flush.rs`: the [`PendingWrites`] the router makes itself after each batch.
 //! - `gate.rs`: the [`ReadGate`] that paces a connection's reader.
 //! - `inbox.rs`: the router's [`Inbox`] and its [`InboxBudget`].
 
+mod flush;
 mod gate;
 mod inbox;
 mod outbox;
 
 use std::sync::Arc;
 
+pub(crate) use flush::{Flush, PendingWrites, BUSY_WRITE_BUDGET};
 pub(crate) use gate::{ReadGate, HANDLED_REPORT_EVERY};
 pub(crate) use inbox::{Inbox, InboxBudget};
 pub(crate) use outbox::{outbox, Outbox, OutboxReceiver, Qos0Room, SendFailure, Wake};

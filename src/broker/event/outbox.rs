@@ -86,10 +86,12 @@ impl std::fmt::Debug for Outbox {
 }
 
 /// The receiving end's alarm clock: [`Outbox`] calls [`wake`](Wake::wake) after
-/// each packet it takes in, and once it is dropped.
+/// each packet it takes in, and [`closed`](Wake::closed) once it is dropped.
 pub(crate) trait Wake: Send + Sync {
-    /// There is work: packets to write, or the outbox is closed.
+    /// There are packets to write.
     fn wake(&self);
+    /// The router dropped the outbox: write what is left, and close.
+    fn closed(&self);
 }
 
 /// What the two ends of an outbox share besides the channel.
@@ -224,7 +226,7 @@ impl Drop for Outbox {
         // woken.
         self.shared.closed.store(true, Ordering::SeqCst);
         if let Some(waker) = self.waker.take() {
-            waker.wake();
+            waker.closed();
         }
     }
 }
@@ -259,6 +261,11 @@ impl OutboxReceiver {
         let packet = self.receiver.try_recv()?;
         self.taken(&packet);
         Ok(packet)
+    }
+
+    /// How many packets wait.
+    pub(crate) fn len(&self) -> usize {
+        self.receiver.len()
     }
 
     fn taken(&self, packet: &Outgoing) {

@@ -702,7 +702,7 @@ mod tests {
         let (_sub, publisher) = subscriber_and_publisher(&mut h);
         flaky.failing.store(true, Ordering::SeqCst);
         h.publish(&publisher, "t", "m", QoS::AtLeastOnce, false, 1);
-        h.state.end_batch();
+        h.state.end_batch(false);
         let commits = h.state.durable.as_ref().unwrap().commits();
         let failed = commits.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(failed.result.is_err());
@@ -719,7 +719,7 @@ mod tests {
         while publisher.received().is_empty() {
             assert!(Instant::now() < deadline, "the retry never came");
             std::thread::sleep(Duration::from_millis(50));
-            h.state.end_batch();
+            h.state.end_batch(false);
             if let Ok(commit) = commits.try_recv() {
                 h.state.committed(commit);
             }

@@ -92,7 +92,7 @@ impl Harness {
     /// Ends the router's batch and waits for the store to commit it: what waited
     /// for the commit leaves.
     pub(super) fn commit(&mut self) {
-        self.state.end_batch();
+        self.state.end_batch(false);
         let commits = self
             .state
             .durable
@@ -109,7 +109,7 @@ impl Harness {
                 .recv_timeout(std::time::Duration::from_secs(10))
                 .expect("the store commits");
             self.state.committed(commit);
-            self.state.end_batch();
+            self.state.end_batch(false);
         }
     }
 

@@ -55,7 +55,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 
-use crate::broker::event::{Ack, Closer, ConnectionId, Event, Outbox, ReadGate, SendFailure};
+use crate::broker::event::{
+    Ack, Closer, ConnectionId, Event, Outbox, PendingWrites, ReadGate, SendFailure,
+    BUSY_WRITE_BUDGET,
+};
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 use crate::broker::log_limit::LogLimit;
 use crate::broker::retain::RetainedMessages;
@@ -193,6 +196,8 @@ pub(crate) struct RouterState {
     denied_log: LogLimit,
     /// Log lines about dropped messages and limits reached, rate-limited.
     limit_log: LogLimit,
+    /// The connections whose packets this thread writes itself after each batch.
+    pending_writes: Arc<PendingWrites>,
 }
 
 impl RouterState {
@@ -236,6 +241,7 @@ impl RouterState {
             replays: VecDeque::new(),
             denied_log: LogLimit::new("denied packets"),
             limit_log: LogLimit::new("limits reached and messages dropped"),
+            pending_writes: Arc::default(),
         };
         for message in stored.retained {
             state.retained.apply(&message);
@@ -256,8 +262,9 @@ impl RouterState {
 
     /// When the router must wake up even without events (the next `$SYS` tick).
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        if !self.replays.is_empty() {
-            // A replay is under way: come back as soon as the inbox is served.
+        if !self.replays.is_empty() || !self.pending_writes.is_empty() {
+            // A replay is under way, or writes are left from the last batch: come
+            // back as soon as the inbox is served.
             return Some(Instant::now());
         }
         let sys = self.sys.as_ref().map(SysTopics::deadline);
@@ -388,14 +395,45 @@ impl RouterState {
         }
     }
 
-    /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats) reads
-    /// them, and hands what the batch wrote down to the store. Called after each
-    /// batch of events.
-    pub(crate) fn end_batch(&mut self) {
+    /// Writes to the connections whose outbox wakes `pending` at the end of each
+    /// batch (see `connection/writer.rs`).
+    pub(crate) fn write_through(&mut self, pending: Arc<PendingWrites>) {
+        self.pending_writes = pending;
+    }
+
+    /// Writes what the batch left for connections without a writer thread (only
+    /// some of it when `more_events` wait: see `event/flush.rs`), copies the
+    /// router's gauges where [`Broker::stats`](super::Broker::stats) reads them,
+    /// and hands what the batch wrote down to the store. Called after each batch
+    /// of events.
+    pub(crate) fn end_batch(&mut self, more_events: bool) {
+        self.write_pending(if more_events {
+            BUSY_WRITE_BUDGET
+        } else {
+            usize::MAX
+        });
         self.publish_gauges();
         self.collect_changes();
         if let Some(durable) = &mut self.durable {
             durable.send_batch(Instant::now());
+        }
+    }
+
+    /// Writes the packets of this batch to the connections that have no writer
+    /// thread, or hands them to writer threads (see `event/flush.rs`). An outbox drained by it may let paused publishers go on, whose
+    /// acknowledgements are written in the next round; the rounds are bounded, and
+    /// what a last round leaves is written at the end of the next batch, which
+    /// comes at once (see [`deadline`](Self::deadline)).
+    fn write_pending(&mut self, budget: usize) {
+        const ROUNDS: usize = 4;
+        for _ in 0..ROUNDS {
+            let drained = self.pending_writes.flush(budget);
+            if drained.is_empty() {
+                break;
+            }
+            for connection in drained {
+                self.drained(connection);
+            }
         }
     }
 
@@ -584,7 +622,7 @@ pub(crate) fn run(
             }
         }
         state.tick(Instant::now());
-        state.end_batch();
+        state.end_batch(!inbox.is_empty());
     }
     // Connections that finished their handshake after the shutdown began are closed
     // here, so their threads do not wait for a router that is gone.

@@ -1,0 +1,80 @@
+//! Writes the router makes itself, at the end of each batch.
+//!
+//! Most connections, most of the time, have no writer thread: what the router
+//! puts in their outbox during a batch is written by the router, once the batch is
+//! handled, with one send that does not wait. Only what the socket does not take
+//! goes to a writer thread. A message then crosses two threads (the publisher's
+//! reader, the router) instead of three, and no thread is woken to write it.
+//!
+//! The outbox's receiving end asks for this ([`PendingWrites::push`]) when a packet
+//! comes in and no writer thread runs; the router calls
+//! [`PendingWrites::flush`] after each batch.
+//!
+//! The router writes all of it when it has time to spare: no event waits in its
+//! inbox. Under load it writes at most [`BUSY_WRITE_BUDGET`] packets per batch
+//! and hands the rest to writer threads: with a flood fanned out to a hundred
+//! subscribers, or a hundred publishers into one, writing every socket itself
+//! would make the router, the one thread every message crosses, do the work that
+//! writer threads do side by side on other cores, and gather fewer packets into
+//! each write. A connection with little to write (the acknowledgements and
+//! messages of a QoS 1 exchange) still gets it written at once.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::ConnectionId;
+
+/// How many packets the router writes itself at the end of a batch when more
+/// events wait in its inbox (see the module documentation).
+pub(crate) const BUSY_WRITE_BUDGET: usize = 64;
+
+/// A connection whose pending packets the router can write.
+pub(crate) trait Flush: Send + Sync {
+    /// When what waits is no more than `budget` packets, writes it without
+    /// blocking, takes them from the budget, and hands what the socket did not
+    /// take to a writer thread; otherwise hands all of it to a writer thread.
+    /// Returns the connection if its outbox has drained since the router asked to
+    /// hear of it (see `Outbox::watch_for_drain`).
+    fn flush(&self, budget: &mut usize) -> Option<ConnectionId>;
+}
+
+/// The connections with packets for the router to write, in the order they
+/// asked. Touched by the router thread only (the outbox wakes its receiving end
+/// from the router's `try_send`), so the lock is never contended.
+#[derive(Default)]
+pub(crate) struct PendingWrites {
+    queue: Mutex<Vec<Arc<dyn Flush>>>,
+}
+
+impl std::fmt::Debug for PendingWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingWrites")
+            .field("len", &self.queue.lock().len())
+            .finish()
+    }
+}
+
+impl PendingWrites {
+    /// Asks the router to write `connection`'s packets at the end of its batch.
+    /// The caller makes sure it asks once until flushed.
+    pub(crate) fn push(&self, connection: Arc<dyn Flush>) {
+        self.queue.lock().push(connection);
+    }
+
+    /// Writes up to `budget` packets of the pending connections, in order, and
+    /// hands the others to writer threads; returns the connections whose outbox
+    /// has drained for a watching router.
+    pub(crate) fn flush(&self, mut budget: usize) -> Vec<ConnectionId> {
+        let pending = std::mem::take(&mut *self.queue.lock());
+        pending
+            .iter()
+            .filter_map(|c| c.flush(&mut budget))
+            .collect()
+    }
+
+    /// Whether connections wait to be written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.lock().is_empty()
+    }
+}
