@@ -202,6 +202,13 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
         ListenerKind::Tcp => Acceptor::tcp(),
         ListenerKind::WebSocket { path: None } => Acceptor::websocket(),
         ListenerKind::WebSocket { path: Some(path) } => Acceptor::websocket().path(path.clone()),
+        // `Broker::start` hands HTTP listeners to `http/`, never here.
+        ListenerKind::Http { .. } => {
+            return Err(Error::Config(format!(
+                "listener {} is an HTTP listener, not an MQTT one",
+                config.name
+            )))
+        }
     };
     if let Some(tls) = &config.tls {
         if let Some(cafile) = &tls.cafile {
