@@ -37,6 +37,10 @@
 //!   committed what they acknowledge, `housekeeping.rs` records, expires and
 //!   publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
+//! - `http/`: the HTTP listener (`type: http`): a small HTTP/1.1 server with
+//!   bounded requests, the dashboard page, `/api/*` JSON and `/metrics` for
+//!   Prometheus. `metrics.rs` gathers what it shows ([`Broker::metrics`]) from the
+//!   counters in `stats.rs` and each listener's count of open connections.
 //!
 //! # MQTT 5
 //!
