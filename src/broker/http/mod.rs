@@ -41,6 +41,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::error::Error;
 use super::listener::wake_address;
+use super::log_limit::LogLimit;
 use super::metrics::{Figures, OpenCount};
 use crate::auth::PasswordFile;
 use crate::config::{ListenerConfig, ListenerKind};
@@ -163,6 +164,7 @@ impl Bound {
             listener: self.name.clone(),
             figures,
             passwords,
+            refusals: Mutex::new(LogLimit::new("refused HTTP requests")),
         });
         let accept = Accept {
             acceptor: Arc::new(self.acceptor),
@@ -293,11 +295,13 @@ fn admit(stream: TcpStream, peer: SocketAddr, accept: &Accept) {
     {
         let mut sockets = accept.open.sockets.lock();
         if sockets.len() >= accept.max_connections {
-            log::warn!(
-                "HTTP listener {name}: refusing {peer}, {} requests already open \
-                 (max-connections).",
-                accept.max_connections
-            );
+            accept.service.log_refusal(|| {
+                format!(
+                    "HTTP listener {name}: refusing {peer}, {} requests already open \
+                     (max-connections).",
+                    accept.max_connections
+                )
+            });
             refuse_busy(&stream, accept.acceptor.kind().is_tls());
             return;
         }
@@ -357,7 +361,7 @@ fn serve(stream: Arc<TcpStream>, peer: SocketAddr, acceptor: &Acceptor, service:
     let mut connection = match acceptor.accept_until(stream.clone(), Some(deadline)) {
         Ok(connection) => connection,
         Err(error) => {
-            log::info!("HTTP listener {name}: {peer}: {error}.");
+            service.log_refusal(|| format!("HTTP listener {name}: {peer}: {error}."));
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
@@ -375,7 +379,7 @@ fn serve(stream: Arc<TcpStream>, peer: SocketAddr, acceptor: &Acceptor, service:
             (response, request.method == Method::Head, false)
         }
         Err(error) => {
-            log::info!("HTTP listener {name}: {peer}: {error}.");
+            service.log_refusal(|| format!("HTTP listener {name}: {peer}: {error}."));
             match error.response() {
                 Some(response) => (response, false, true),
                 None => {
@@ -387,7 +391,9 @@ fn serve(stream: Arc<TcpStream>, peer: SocketAddr, acceptor: &Acceptor, service:
     };
     let _ = connection.writer.set_write_timeout(Some(WRITE_TIMEOUT));
     if let Err(error) = connection.writer.write_all(&response.to_bytes(head_only)) {
-        log::info!("HTTP listener {name}: {peer}: writing the response: {error}.");
+        service.log_refusal(|| {
+            format!("HTTP listener {name}: {peer}: writing the response: {error}.")
+        });
     }
     connection.writer.close_gracefully();
     // Shut the sending side only, so that the client reads the whole answer
@@ -424,20 +430,31 @@ struct Service {
     listener: String,
     figures: Arc<Figures>,
     passwords: Option<Arc<PasswordFile>>,
+    /// Any client can make these lines at will, so they are rate-limited.
+    refusals: Mutex<LogLimit>,
 }
 
 impl Service {
+    /// Logs a refused or failed request, within the rate limit.
+    fn log_refusal(&self, line: impl FnOnce() -> String) {
+        if self.refusals.lock().allow(Instant::now()) {
+            log::info!("{}", line());
+        }
+    }
+
     fn answer(&self, request: &Request, peer: SocketAddr) -> Response {
         if request.path == "/healthz" {
             return Response::text(Status::OK, "ok\n");
         }
         if let Some(passwords) = &self.passwords {
             if let Err(why) = check_basic_auth(request, passwords) {
-                log::info!(
-                    "HTTP listener {}: {peer}: {} refused: {why}.",
-                    self.listener,
-                    request.path
-                );
+                self.log_refusal(|| {
+                    format!(
+                        "HTTP listener {}: {peer}: {:?} refused: {why}.",
+                        self.listener,
+                        shortened(&request.path)
+                    )
+                });
                 return Response::text(
                     Status::UNAUTHORIZED,
                     "A user name and password are needed.\n",
@@ -468,11 +485,13 @@ impl Service {
                 metrics::render(&self.figures.metrics()),
             ),
             _ => {
-                log::info!(
-                    "HTTP listener {}: {peer}: no such path {:?}.",
-                    self.listener,
-                    request.path.chars().take(64).collect::<String>()
-                );
+                self.log_refusal(|| {
+                    format!(
+                        "HTTP listener {}: {peer}: no such path {:?}.",
+                        self.listener,
+                        shortened(&request.path)
+                    )
+                });
                 Response::text(
                     Status::NOT_FOUND,
                     "Not found. Try /, /api/stats, /api/sys, /metrics or /healthz.\n",
@@ -480,6 +499,11 @@ impl Service {
             }
         }
     }
+}
+
+/// At most 64 characters of a path a client sent, for a log line.
+fn shortened(path: &str) -> String {
+    path.chars().take(64).collect()
 }
 
 /// Checks an `Authorization: Basic` header against the password file; the error
