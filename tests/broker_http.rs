@@ -139,6 +139,10 @@ fn json_and_metrics_follow_connects_publishes_and_drops() {
     wait_for_stats(&broker, "three drops and two clients", |s| {
         s.publish_dropped == 3 && s.connected_clients == 2 && s.queued_messages == 2
     });
+    // The sleeper's socket leaves the listener's count when its thread is done.
+    wait_until("two open MQTT connections", || {
+        broker.metrics().listeners[0].connections == 2
+    });
 
     let stats = get_json(http, "/api/stats");
     assert_eq!(stats["version"], env!("CARGO_PKG_VERSION"));

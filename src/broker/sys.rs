@@ -211,6 +211,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn values_are_the_first_tick_without_the_load_averages() {
+        let start = Instant::now();
+        let mut sys = SysTopics::new(Duration::from_secs(10), start).unwrap();
+        let stats = Stats {
+            connected_clients: 3,
+            ..Stats::default()
+        };
+        let ticked: Vec<(String, String)> = sys
+            .tick(start, &stats, SysExtra::default())
+            .into_iter()
+            .filter(|(topic, _)| !topic.starts_with("$SYS/broker/load/"))
+            .collect();
+        let values: Vec<(String, String)> = values(&stats)
+            .into_iter()
+            .map(|(topic, value)| (format!("{PREFIX}{topic}"), value))
+            .collect();
+        assert_eq!(ticked, values);
+        assert!(values.contains(&("$SYS/broker/clients/connected".into(), "3".into())));
+    }
+
+    #[test]
     fn a_zero_interval_turns_sys_off() {
         assert!(SysTopics::new(Duration::ZERO, Instant::now()).is_none());
     }
