@@ -386,6 +386,20 @@ fn the_grammar_check_itself_refuses_bad_lines() {
 }
 
 #[test]
+fn a_broker_with_http_listeners_only_does_not_start() {
+    let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    config.listeners = vec![ListenerConfig::http(
+        "dashboard",
+        "127.0.0.1:0".parse().unwrap(),
+    )];
+    let error = Broker::start(config).unwrap_err();
+    assert!(
+        error.to_string().contains("add an MQTT listener"),
+        "{error}"
+    );
+}
+
+#[test]
 fn bad_requests_get_a_clear_status() {
     let (_broker, _mqtt, http) = start(|_| {});
 

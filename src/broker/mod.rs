@@ -206,12 +206,17 @@ impl BrokerBuilder {
             hooks: hook_list,
             storage,
         } = self;
-        if !config
+        if config.listeners.is_empty() {
+            return Err(Error::NoListeners);
+        }
+        if config
             .listeners
             .iter()
-            .any(|l| !matches!(l.kind, ListenerKind::Http { .. }))
+            .all(|l| matches!(l.kind, ListenerKind::Http { .. }))
         {
-            return Err(Error::NoListeners);
+            return Err(Error::Config(
+                "every listener is of type http: add an MQTT listener (type tcp or ws)".into(),
+            ));
         }
         check_supported(&config, !hook_list.is_empty())?;
         let storage = match storage {
