@@ -381,6 +381,25 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, reading it ends in a request or an error with
+        /// an answer, never a panic, and never reads past the limit.
+        #[test]
+        fn any_bytes_are_read_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            prefix in proptest::sample::select(vec![&b""[..], b"GET / HTTP/1.1\r\n", b"GET /x"]),
+        ) {
+            let mut input = prefix.to_vec();
+            input.extend_from_slice(&bytes);
+            input.extend_from_slice(b"\r\n\r\n");
+            match read(&input) {
+                Ok(request) => proptest::prop_assert!(request.path.starts_with('/')),
+                Err(RequestError::Closed) => {}
+                Err(error) => proptest::prop_assert!(error.response().is_some()),
+            }
+        }
+    }
+
     #[test]
     fn head_responses_keep_the_length_and_drop_the_body() {
         let response = Response::text(Status::OK, "ok\n");
