@@ -59,6 +59,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// read and dropped before the connection is closed (see `linger`).
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
+/// Stack size of a request's thread: a TLS handshake, a password check and
+/// rendering the figures, as an MQTT connection's reader does its handshakes.
+const REQUEST_STACK_SIZE: usize = 128 * 1024;
 /// Pause after a failed accept before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// The realm browsers show when they ask for a password.
@@ -311,30 +314,38 @@ fn admit(stream: TcpStream, peer: SocketAddr, accept: &Accept) {
     let open = accept.open.clone();
     let acceptor = accept.acceptor.clone();
     let service = accept.service.clone();
+    // Dropped when the thread ends, however it ends, or at once if it cannot start.
+    let entry = Entry { open, id };
     let spawned = thread::Builder::new()
         .name("wren-http-request".into())
+        .stack_size(REQUEST_STACK_SIZE)
         .spawn({
             let stream = stream.clone();
-            let open = open.clone();
             move || {
+                let _entry = entry;
                 serve(stream, peer, &acceptor, &service);
-                forget(&open, id);
             }
         });
     if let Err(error) = spawned {
         log::error!("HTTP listener {name}: cannot start a thread for {peer}: {error}.");
         let _ = stream.shutdown(Shutdown::Both);
-        forget(&open, id);
     }
 }
 
-/// Takes a finished request off the open list.
-fn forget(open: &Open, id: u64) {
-    let mut sockets = open.sockets.lock();
-    sockets.remove(&id);
-    open.count.store(sockets.len(), Ordering::Relaxed);
-    if sockets.is_empty() {
-        open.emptied.notify_all();
+/// A request on the open list; dropping it takes it off.
+struct Entry {
+    open: Arc<Open>,
+    id: u64,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let mut sockets = self.open.sockets.lock();
+        sockets.remove(&self.id);
+        self.open.count.store(sockets.len(), Ordering::Relaxed);
+        if sockets.is_empty() {
+            self.open.emptied.notify_all();
+        }
     }
 }
 
