@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use wren::broker::{hooks_from_config, Broker, Error};
-use wren::config::BrokerConfig;
+use wren::config::{BrokerConfig, ListenerKind};
 
 const HELP: &str = "\
 wren-broker is an MQTT 3.1 / 3.1.1 broker.
@@ -21,7 +21,7 @@ wren-broker is an MQTT 3.1 / 3.1.1 broker.
 Usage: wren-broker [-c config_file] [-p port] [-v] [-d]
 
  -c FILE    read the settings from FILE (YAML, laid out as hbmqtt's and amqtt's)
- -p PORT    listen on PORT instead of the configured port (all listeners)
+ -p PORT    listen on PORT instead of the configured port (all MQTT listeners)
  -v         verbose: debug logs (RUST_LOG, if set, wins)
  -d         accepted for mosquitto compatibility; the broker stays in the foreground
  --version  print the version and exit
@@ -77,8 +77,11 @@ fn run() -> Result<(), String> {
         }
     }
     if let Some(port) = options.port {
+        // An HTTP listener (the dashboard) keeps its own port.
         for listener in &mut config.listeners {
-            listener.bind.set_port(port);
+            if !matches!(listener.kind, ListenerKind::Http { .. }) {
+                listener.bind.set_port(port);
+            }
         }
     }
     log::info!("wren-broker {} starting.", env!("CARGO_PKG_VERSION"));

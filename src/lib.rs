@@ -97,6 +97,11 @@
 //! - One router thread owns all broker state; nothing else touches it, so it needs
 //!   no locks. It blocks for one event, then drains whatever else is waiting before
 //!   it flushes, which is where throughput comes from.
+//! - An HTTP listener (`type: http`) serves a dashboard, JSON and Prometheus
+//!   metrics from the counters `$SYS` keeps (atomics, and gauges the router copies
+//!   out after each batch): a request never goes through the router. Each request
+//!   has a thread for at most a few seconds ([`Broker::metrics`] gives the same
+//!   figures to an embedding program).
 //! - The router never blocks on a connection: it `try_send`s into outboxes. When an
 //!   outbox is full, QoS 0 is dropped and counted, and QoS 1/2 waits in the session,
 //!   up to the configured limit.

@@ -92,3 +92,44 @@ fn c_reads_a_yaml_file_and_a_bad_one_is_named_with_exit_1() {
     let addr = broker.address();
     Raw::connect(addr, "from-yaml", true, false).disconnect();
 }
+
+#[test]
+fn p_moves_the_mqtt_listeners_and_the_dashboard_keeps_its_port() {
+    let [mqtt_port, http_port] = common::free_ports::<2>();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners:\n  default:\n    bind: 127.0.0.1:1883\n  dashboard:\n    \
+             bind: 127.0.0.1:{http_port}\n    type: http\nsys_interval: 0\n"
+        ),
+    )
+    .unwrap();
+    let broker = Lines::spawn(
+        Command::new(PROGRAM)
+            .arg("-c")
+            .arg(&config)
+            .args(["-p", &mqtt_port.to_string()])
+            .env("RUST_LOG", "info"),
+        Stream::Stderr,
+        "it is built with the tests",
+    );
+    let started = broker.until(|line| line.contains("Opening HTTP listener dashboard"));
+    assert!(started.is_ok(), "{started:?}");
+    Raw::connect(
+        SocketAddr::from(([127, 0, 0, 1], mqtt_port)),
+        "cli",
+        true,
+        false,
+    )
+    .disconnect();
+
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+    http.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    std::io::Write::write_all(&mut http, b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut http, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+}

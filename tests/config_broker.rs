@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wren::config::{
-    BrokerConfig, ConfigError, ConfigWarning, Limits, ListenerKind, Loaded, WarningKind,
+    BrokerConfig, ConfigError, ConfigWarning, Limits, ListenerConfig, ListenerKind, Loaded,
+    WarningKind,
 };
 use wren::protocol::{QoS, ReasonCode};
 
@@ -572,7 +573,7 @@ fn every_error_names_file_line_and_key() {
         ),
         (
             "listeners:\n  a:\n    bind: 127.0.0.1:1883\n    type: udp\n",
-            r#"broker.yaml:4: listeners.a.type: expected tcp or ws, found "udp""#,
+            r#"broker.yaml:4: listeners.a.type: expected tcp, ws or http, found "udp""#,
         ),
         (
             "listeners:\n  a:\n    bind: 127.0.0.1:1883\n    ssl: maybe\n",
@@ -736,8 +737,12 @@ fn the_sample_broker_file_loads_without_warnings() {
         .iter()
         .map(|l| l.name.as_str())
         .collect();
-    assert_eq!(names, ["local", "tls", "websocket"]);
+    assert_eq!(names, ["local", "tls", "websocket", "dashboard"]);
     assert!(loaded.config.listeners[1].tls.is_some());
+    assert_eq!(
+        loaded.config.listeners[3].kind,
+        ListenerKind::Http { basic_auth: false }
+    );
 }
 
 #[test]
@@ -813,5 +818,63 @@ fn times_that_would_overflow_are_refused_with_file_line_and_key() {
     assert!(
         message.contains("max-topic-levels: must be from 1"),
         "{message}"
+    );
+}
+
+#[test]
+fn http_listeners_are_read_with_their_own_connection_default() {
+    let loaded = load(
+        "listeners:\n  mqtt:\n    bind: 127.0.0.1:1883\n  dashboard:\n    bind: 127.0.0.1:8088\n    \
+         type: http\n  secure-dashboard:\n    bind: 127.0.0.1:8443\n    type: HTTP\n    \
+         basic-auth: on\n    ssl: on\n    certfile: cert.pem\n    keyfile: key.pem\n    \
+         max-connections: 4\nauth:\n  password-file: passwd\n",
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let [mqtt, plain, secure] = &loaded.config.listeners[..] else {
+        panic!("three listeners expected");
+    };
+    assert_eq!(mqtt.kind, ListenerKind::Tcp);
+    assert_eq!(plain.kind, ListenerKind::Http { basic_auth: false });
+    assert_eq!(
+        plain.max_connections,
+        ListenerConfig::DEFAULT_MAX_HTTP_CONNECTIONS
+    );
+    assert_eq!(plain.tls, None);
+    assert_eq!(secure.kind, ListenerKind::Http { basic_auth: true });
+    assert_eq!(secure.max_connections, 4);
+    assert!(secure.tls.is_some());
+}
+
+#[test]
+fn http_listener_errors_and_warnings_name_the_file_and_key() {
+    assert_eq!(
+        error(
+            "listeners:\n  dashboard:\n    bind: 127.0.0.1:8088\n    type: http\n    \
+             basic-auth: on\n"
+        )
+        .to_string(),
+        "broker.yaml:5: listeners.dashboard.basic-auth: basic-auth is on but \
+         auth.password-file is not set: HTTP users are checked against the password file"
+    );
+    assert_eq!(
+        error(
+            "listeners:\n  dashboard:\n    bind: 127.0.0.1:8088\n    type: http\n    \
+             basic-auth: maybe\n"
+        )
+        .to_string(),
+        r#"broker.yaml:5: listeners.dashboard.basic-auth: expected on or off (or true/false, yes/no), found "maybe""#
+    );
+    let loaded = load(
+        "listeners:\n  mqtt:\n    bind: 127.0.0.1:1883\n    basic-auth: on\n  \
+         dashboard:\n    bind: 127.0.0.1:8088\n    type: http\n    path: /dash\n",
+    );
+    assert_eq!(
+        warnings_of(&loaded),
+        [
+            "broker.yaml:4: listeners.mqtt.basic-auth: `basic-auth` applies only to listeners \
+             of `type: http` (MQTT clients log in with CONNECT); ignored",
+            "broker.yaml:8: listeners.dashboard.path: `path` applies only to listeners of \
+             `type: ws`; ignored",
+        ]
     );
 }

@@ -115,6 +115,11 @@ impl Listener {
         self.local_addr
     }
 
+    /// Counts this listener's open connections, for the broker's metrics.
+    pub(crate) fn open_connections(&self) -> OpenConnections {
+        OpenConnections(self.registry.clone())
+    }
+
     /// Stops accepting and joins the accept thread.
     pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -175,8 +180,19 @@ impl Listener {
     }
 }
 
+/// A handle on a listener's count of open connections (MQTT handshakes included).
+#[derive(Clone)]
+pub(crate) struct OpenConnections(Arc<Registry>);
+
+impl OpenConnections {
+    /// Connections open now.
+    pub(crate) fn get(&self) -> usize {
+        self.0.open.lock().len()
+    }
+}
+
 /// Where to connect to reach a listener bound to `addr` from this machine.
-fn wake_address(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn wake_address(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -202,6 +218,13 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
         ListenerKind::Tcp => Acceptor::tcp(),
         ListenerKind::WebSocket { path: None } => Acceptor::websocket(),
         ListenerKind::WebSocket { path: Some(path) } => Acceptor::websocket().path(path.clone()),
+        // `Broker::start` hands HTTP listeners to `http/`, never here.
+        ListenerKind::Http { .. } => {
+            return Err(Error::Config(format!(
+                "listener {} is an HTTP listener, not an MQTT one",
+                config.name
+            )))
+        }
     };
     if let Some(tls) = &config.tls {
         if let Some(cafile) = &tls.cafile {

@@ -37,6 +37,10 @@
 //!   committed what they acknowledge, `housekeeping.rs` records, expires and
 //!   publishes `$SYS`.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
+//! - `http/`: the HTTP listener (`type: http`): a small HTTP/1.1 server with
+//!   bounded requests, the dashboard page, `/api/*` JSON and `/metrics` for
+//!   Prometheus. `metrics.rs` gathers what it shows ([`Broker::metrics`]) from the
+//!   counters in `stats.rs` and each listener's count of open connections.
 //!
 //! # MQTT 5
 //!
@@ -68,9 +72,11 @@ mod connection;
 mod error;
 mod event;
 mod hooks;
+mod http;
 mod inline;
 mod listener;
 mod log_limit;
+mod metrics;
 mod panics;
 mod retain;
 mod router;
@@ -93,7 +99,7 @@ pub use hooks::{
     HookError,
 };
 pub use inline::{IntoIter, Iter, Subscription};
-pub use stats::{Limit, Stats};
+pub use stats::{Limit, ListenerMetrics, Metrics, Stats};
 pub use store::{
     Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,
     StoredOwner, StoredSession, StoredState, StoredSubscription,
@@ -103,10 +109,11 @@ use connection::Shared;
 use event::{Event, Inbox, InboxBudget};
 use hooks::Hooks;
 use listener::Listener;
+use metrics::{Figures, ListenerEntry, OpenCount};
 use router::RouterState;
 use stats::Counters;
 
-use crate::config::{BrokerConfig, PersistenceConfig};
+use crate::config::{BrokerConfig, ListenerKind, PersistenceConfig};
 use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
@@ -138,8 +145,11 @@ pub struct Broker {
     /// Hands out connection ids, for inline subscriptions too.
     shared: Arc<Shared>,
     hooks: Hooks,
-    counters: Arc<Counters>,
-    started: Instant,
+    /// The dashboard and metrics listeners (`type: http`).
+    http: Vec<http::HttpListener>,
+    /// Every listener's address, in configuration order.
+    addrs: Vec<SocketAddr>,
+    figures: Arc<Figures>,
 }
 
 /// Configures a broker with hooks and a store before starting it.
@@ -199,6 +209,15 @@ impl BrokerBuilder {
         if config.listeners.is_empty() {
             return Err(Error::NoListeners);
         }
+        if config
+            .listeners
+            .iter()
+            .all(|l| matches!(l.kind, ListenerKind::Http { .. }))
+        {
+            return Err(Error::Config(
+                "every listener is of type http: add an MQTT listener (type tcp or ws)".into(),
+            ));
+        }
         check_supported(&config, !hook_list.is_empty())?;
         let storage = match storage {
             Some(storage) => Some(storage),
@@ -233,10 +252,42 @@ impl BrokerBuilder {
         state.write_through(shared.pending_writes.clone());
 
         // Bind everything before any thread runs, so a failure leaves nothing behind.
-        let mut listeners = Vec::with_capacity(config.listeners.len());
+        // HTTP listeners are bound first and started last, once the figures they
+        // show (every listener's included) are gathered.
+        let mut http_bound = Vec::new();
         for listener in &config.listeners {
+            if let ListenerKind::Http { .. } = listener.kind {
+                http_bound.push(http::Bound::bind(listener)?);
+            }
+        }
+        let passwords = http_passwords(&config, &http_bound)?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        let mut entries = Vec::with_capacity(config.listeners.len());
+        let mut http_entries = http_bound.iter();
+        for listener in &config.listeners {
+            if let ListenerKind::Http { .. } = listener.kind {
+                if let Some(bound) = http_entries.next() {
+                    entries.push(ListenerEntry {
+                        name: listener.name.clone(),
+                        protocol: bound.protocol(),
+                        address: bound.local_addr(),
+                        max_connections: listener.max_connections,
+                        open: bound.open_count(),
+                    });
+                }
+                continue;
+            }
             match Listener::start(listener, shared.clone()) {
-                Ok(started) => listeners.push(started),
+                Ok(started) => {
+                    entries.push(ListenerEntry {
+                        name: listener.name.clone(),
+                        protocol: mqtt_protocol(listener),
+                        address: started.local_addr(),
+                        max_connections: listener.max_connections,
+                        open: OpenCount::Mqtt(started.open_connections()),
+                    });
+                    listeners.push(started);
+                }
                 Err(error) => {
                     for mut started in listeners {
                         started.stop();
@@ -245,6 +296,8 @@ impl BrokerBuilder {
                 }
             }
         }
+        let started_at = Instant::now();
+        let figures = Arc::new(Figures::new(counters.clone(), started_at, entries));
         let router = thread::Builder::new()
             .name("wren-router".into())
             .spawn(move || {
@@ -281,15 +334,28 @@ impl BrokerBuilder {
                 shared.max_open()
             );
         }
-        Ok(Broker {
+        let addrs = figures
+            .metrics()
+            .listeners
+            .iter()
+            .map(|l| l.address)
+            .collect();
+        let mut broker = Broker {
             listeners,
             router: Some(router),
             inbox,
             shared,
             hooks,
-            counters,
-            started: Instant::now(),
-        })
+            http: Vec::with_capacity(http_bound.len()),
+            addrs,
+            figures: figures.clone(),
+        };
+        for bound in http_bound {
+            let passwords = bound.basic_auth().then(|| passwords.clone()).flatten();
+            // On an error, dropping `broker` stops what has started.
+            broker.http.push(bound.start(figures.clone(), passwords)?);
+        }
+        Ok(broker)
     }
 }
 
@@ -311,6 +377,38 @@ fn check_supported(config: &BrokerConfig, has_hooks: bool) -> Result<(), Error> 
         }
     }
     Ok(())
+}
+
+/// The password file HTTP listeners with `basic-auth` check users against, read
+/// once, if any of them needs it.
+fn http_passwords(
+    config: &BrokerConfig,
+    bound: &[http::Bound],
+) -> Result<Option<Arc<crate::auth::PasswordFile>>, Error> {
+    if !bound.iter().any(http::Bound::basic_auth) {
+        return Ok(None);
+    }
+    let Some(path) = &config.auth.password_file else {
+        return Err(Error::Config(
+            "an HTTP listener has basic-auth on but auth.password-file is not set".into(),
+        ));
+    };
+    let passwords = crate::auth::PasswordFile::load(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the password file for HTTP basic authentication: {e}"
+        ))
+    })?;
+    Ok(Some(Arc::new(passwords)))
+}
+
+/// How an MQTT listener's protocol is named in the figures.
+fn mqtt_protocol(listener: &crate::config::ListenerConfig) -> &'static str {
+    match (&listener.kind, listener.tls.is_some()) {
+        (ListenerKind::WebSocket { .. }, false) => "ws",
+        (ListenerKind::WebSocket { .. }, true) => "wss",
+        (_, false) => "mqtt",
+        (_, true) => "mqtts",
+    }
 }
 
 /// Opens the store `persistence` asks for, if any.
@@ -370,15 +468,23 @@ impl Broker {
         }
     }
 
-    /// The address of the first listener, with its real port.
+    /// The address of the first MQTT listener, with its real port.
     pub fn local_addr(&self) -> SocketAddr {
-        // `start` refuses a configuration without listeners.
+        // `start` refuses a configuration without MQTT listeners.
         self.listeners[0].local_addr()
     }
 
-    /// The addresses of all listeners, in configuration order.
+    /// The addresses of all listeners, HTTP ones included, in configuration order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(Listener::local_addr).collect()
+        self.addrs.clone()
+    }
+
+    /// The addresses of the HTTP listeners (`type: http`), in configuration order.
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.http
+            .iter()
+            .map(http::HttpListener::local_addr)
+            .collect()
     }
 
     /// Adds a hook to a running broker. It applies to connections and packets from
@@ -460,7 +566,30 @@ impl Broker {
 
     /// A snapshot of the broker's counters.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot(self.started.elapsed())
+        self.figures.stats()
+    }
+
+    /// Everything the HTTP dashboard and `/metrics` show, as typed values: the
+    /// [`Stats`], the version, and each listener with its open connections. Made
+    /// from counters the broker keeps anyway, so it is cheap to call as often as
+    /// a display needs; the router is not asked.
+    ///
+    /// ```
+    /// use wren::broker::Broker;
+    /// use wren::config::BrokerConfig;
+    ///
+    /// let broker = Broker::start(BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?))?;
+    /// let metrics = broker.metrics();
+    /// assert_eq!(metrics.version, env!("CARGO_PKG_VERSION"));
+    /// assert_eq!(metrics.stats.connected_clients, 0);
+    /// let listener = &metrics.listeners[0];
+    /// assert_eq!((listener.name.as_str(), listener.protocol), ("default", "mqtt"));
+    /// assert_eq!(listener.address, broker.local_addr());
+    /// println!("{} connections on {}", listener.connections, listener.address);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.figures.metrics()
     }
 
     /// Stops the broker: closes the listeners, disconnects every client (wills are
@@ -475,6 +604,9 @@ impl Broker {
             return;
         };
         log::info!("Broker shutting down.");
+        for listener in &mut self.http {
+            listener.stop();
+        }
         for listener in &mut self.listeners {
             listener.stop();
         }

@@ -5,6 +5,7 @@
 //! shared snapshot once per batch of router work. Neither is broker state: nothing
 //! reads them to make a decision.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -65,6 +66,38 @@ pub struct Stats {
     /// something since start, in the order of [`Limit::ALL`]. Published in `$SYS`
     /// as `$SYS/broker/limits/KEY`.
     pub limits_reached: Vec<(Limit, u64)>,
+}
+
+/// Everything the broker's HTTP listener shows, as plain values, from
+/// [`Broker::metrics`](super::Broker::metrics): the counters of [`Stats`], the
+/// version, and each listener with its connections. An embedding program can show
+/// them its own way; the dashboard, `/api/stats` and `/metrics` are made from
+/// exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The version of wren-mqtt (`0.1.0`).
+    pub version: &'static str,
+    /// The broker's counters and gauges.
+    pub stats: Stats,
+    /// Every listener, MQTT and HTTP, in configuration order.
+    pub listeners: Vec<ListenerMetrics>,
+}
+
+/// One listener in [`Metrics::listeners`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerMetrics {
+    /// Its name in the configuration.
+    pub name: String,
+    /// What it speaks: `mqtt`, `mqtts`, `ws`, `wss`, `http` or `https`.
+    pub protocol: &'static str,
+    /// The address it is bound to, with its real port.
+    pub address: SocketAddr,
+    /// Connections open now (MQTT ones still in their handshake included).
+    pub connections: u64,
+    /// Its `max-connections`.
+    pub max_connections: u64,
 }
 
 /// A limit that keeps one client from taking more than its share, named by its

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use super::stats::Stats;
 
-const PREFIX: &str = "$SYS/broker/";
+/// What every topic of the tree starts with.
+pub(crate) const PREFIX: &str = "$SYS/broker/";
 
 /// The metrics that have load averages, in mosquitto's order.
 const LOAD_METRICS: [&str; 9] = [
@@ -46,7 +47,6 @@ const LOAD_WINDOWS: [(&str, f64); 3] = [("1min", 60.0), ("5min", 300.0), ("15min
 pub(crate) struct SysTopics {
     interval: Duration,
     next_tick: Instant,
-    version: String,
     published: HashMap<String, String>,
     /// Counter values at the previous tick, for the load rates.
     last_counts: [u64; 9],
@@ -70,7 +70,6 @@ impl SysTopics {
         Some(SysTopics {
             interval,
             next_tick: now,
-            version: format!("wren-mqtt version {}", env!("CARGO_PKG_VERSION")),
             published: HashMap::new(),
             last_counts: [0; 9],
             last_time: None,
@@ -99,63 +98,12 @@ impl SysTopics {
         }
         let first = self.last_time.is_none();
         let mut out = Vec::new();
-        let mut set = |topic: &str, value: String| {
-            if self.published.get(topic) != Some(&value) {
+        for (topic, value) in values(stats) {
+            if self.published.get(&topic) != Some(&value) {
                 out.push((format!("{PREFIX}{topic}"), value.clone()));
-                self.published.insert(topic.to_string(), value);
+                self.published.insert(topic, value);
             }
-        };
-        set("version", self.version.clone());
-        set("uptime", format!("{} seconds", stats.uptime.as_secs()));
-        let total = stats.connected_clients + stats.disconnected_clients;
-        set("clients/total", total.to_string());
-        set("clients/maximum", stats.maximum_clients.to_string());
-        set("clients/connected", stats.connected_clients.to_string());
-        set("clients/active", stats.connected_clients.to_string());
-        set(
-            "clients/disconnected",
-            stats.disconnected_clients.to_string(),
-        );
-        set("clients/inactive", stats.disconnected_clients.to_string());
-        set(
-            "clients/expired",
-            stats
-                .limit_reached(super::stats::Limit::PersistentClientExpiration)
-                .to_string(),
-        );
-        for (limit, count) in &stats.limits_reached {
-            set(&format!("limits/{}", limit.key()), count.to_string());
         }
-        set("messages/received", stats.messages_received.to_string());
-        set("messages/sent", stats.messages_sent.to_string());
-        let stored = stats.queued_messages + stats.inflight_messages + stats.retained_messages;
-        set("messages/stored", stored.to_string());
-        set("store/messages/count", stored.to_string());
-        set("store/messages/bytes", stats.stored_bytes.to_string());
-        set(
-            "retained messages/count",
-            stats.retained_messages.to_string(),
-        );
-        set(
-            "publish/messages/received",
-            stats.publish_received.to_string(),
-        );
-        set("publish/messages/sent", stats.publish_sent.to_string());
-        set(
-            "publish/messages/dropped",
-            stats.publish_dropped.to_string(),
-        );
-        set(
-            "publish/bytes/received",
-            stats.publish_bytes_received.to_string(),
-        );
-        set("publish/bytes/sent", stats.publish_bytes_sent.to_string());
-        set("bytes/received", stats.bytes_received.to_string());
-        set("bytes/sent", stats.bytes_sent.to_string());
-        set("subscriptions/count", stats.subscriptions.to_string());
-        set("store/commits", stats.store_commits.to_string());
-        set("store/failures", stats.store_failures.to_string());
-        set("shared_subscriptions/count", "0".to_string());
 
         let counts = [
             stats.messages_received,
@@ -195,9 +143,93 @@ impl SysTopics {
     }
 }
 
+/// Every topic of the tree but the load averages (which need the previous tick),
+/// without [`PREFIX`], with its payload as published: what `$SYS` says about
+/// `stats` now. The HTTP listener's `/api/sys` shows the same list.
+pub(crate) fn values(stats: &Stats) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(48);
+    let mut set = |topic: &str, value: String| out.push((topic.to_string(), value));
+    set(
+        "version",
+        format!("wren-mqtt version {}", env!("CARGO_PKG_VERSION")),
+    );
+    set("uptime", format!("{} seconds", stats.uptime.as_secs()));
+    let total = stats.connected_clients + stats.disconnected_clients;
+    set("clients/total", total.to_string());
+    set("clients/maximum", stats.maximum_clients.to_string());
+    set("clients/connected", stats.connected_clients.to_string());
+    set("clients/active", stats.connected_clients.to_string());
+    set(
+        "clients/disconnected",
+        stats.disconnected_clients.to_string(),
+    );
+    set("clients/inactive", stats.disconnected_clients.to_string());
+    set(
+        "clients/expired",
+        stats
+            .limit_reached(super::stats::Limit::PersistentClientExpiration)
+            .to_string(),
+    );
+    for (limit, count) in &stats.limits_reached {
+        set(&format!("limits/{}", limit.key()), count.to_string());
+    }
+    set("messages/received", stats.messages_received.to_string());
+    set("messages/sent", stats.messages_sent.to_string());
+    let stored = stats.queued_messages + stats.inflight_messages + stats.retained_messages;
+    set("messages/stored", stored.to_string());
+    set("store/messages/count", stored.to_string());
+    set("store/messages/bytes", stats.stored_bytes.to_string());
+    set(
+        "retained messages/count",
+        stats.retained_messages.to_string(),
+    );
+    set(
+        "publish/messages/received",
+        stats.publish_received.to_string(),
+    );
+    set("publish/messages/sent", stats.publish_sent.to_string());
+    set(
+        "publish/messages/dropped",
+        stats.publish_dropped.to_string(),
+    );
+    set(
+        "publish/bytes/received",
+        stats.publish_bytes_received.to_string(),
+    );
+    set("publish/bytes/sent", stats.publish_bytes_sent.to_string());
+    set("bytes/received", stats.bytes_received.to_string());
+    set("bytes/sent", stats.bytes_sent.to_string());
+    set("subscriptions/count", stats.subscriptions.to_string());
+    set("store/commits", stats.store_commits.to_string());
+    set("store/failures", stats.store_failures.to_string());
+    set("shared_subscriptions/count", "0".to_string());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_the_first_tick_without_the_load_averages() {
+        let start = Instant::now();
+        let mut sys = SysTopics::new(Duration::from_secs(10), start).unwrap();
+        let stats = Stats {
+            connected_clients: 3,
+            ..Stats::default()
+        };
+        let ticked: Vec<(String, String)> = sys
+            .tick(start, &stats, SysExtra::default())
+            .into_iter()
+            .filter(|(topic, _)| !topic.starts_with("$SYS/broker/load/"))
+            .collect();
+        let values: Vec<(String, String)> = values(&stats)
+            .into_iter()
+            .map(|(topic, value)| (format!("{PREFIX}{topic}"), value))
+            .collect();
+        assert_eq!(ticked, values);
+        assert!(values.contains(&("$SYS/broker/clients/connected".into(), "3".into())));
+    }
 
     #[test]
     fn a_zero_interval_turns_sys_off() {

@@ -130,13 +130,14 @@ pub struct ListenerConfig {
     pub name: String,
     /// The address and port to listen on; port 0 picks a free one.
     pub bind: SocketAddr,
-    /// Plain MQTT over TCP, or MQTT over WebSocket.
+    /// Plain MQTT over TCP, MQTT over WebSocket, or the HTTP dashboard and metrics.
     pub kind: ListenerKind,
     /// TLS settings; `None` for a plain listener.
     pub tls: Option<TlsConfig>,
     /// Most connections open at once on this listener; more are refused at accept.
     /// `max-connections: 0` in a file means no limit, as in hbmqtt, and is read as
-    /// `usize::MAX`.
+    /// `usize::MAX`. Default [`Limits::DEFAULT_MAX_CONNECTIONS`], and
+    /// [`ListenerConfig::DEFAULT_MAX_HTTP_CONNECTIONS`] for an HTTP listener.
     pub max_connections: usize,
 }
 
@@ -149,6 +150,31 @@ impl ListenerConfig {
             kind: ListenerKind::Tcp,
             tls: None,
             max_connections: Limits::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// The default `max-connections` of an HTTP listener: each request has a
+    /// thread of its own for a few seconds at most, and a dashboard or a scraper
+    /// needs one or two at a time.
+    pub const DEFAULT_MAX_HTTP_CONNECTIONS: usize = 32;
+
+    /// An HTTP listener for the dashboard and metrics (`type: http`), plain and
+    /// without authentication, with the default connection limit.
+    ///
+    /// ```
+    /// use wren::config::{BrokerConfig, ListenerConfig};
+    ///
+    /// let mut config = BrokerConfig::with_tcp_listener("127.0.0.1:0".parse()?);
+    /// config.listeners.push(ListenerConfig::http("dashboard", "127.0.0.1:0".parse()?));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn http(name: impl Into<String>, bind: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            name: name.into(),
+            bind,
+            kind: ListenerKind::Http { basic_auth: false },
+            tls: None,
+            max_connections: ListenerConfig::DEFAULT_MAX_HTTP_CONNECTIONS,
         }
     }
 }
@@ -165,6 +191,14 @@ pub enum ListenerKind {
         /// The one HTTP path clients may upgrade on (`path:`); any path when `None`,
         /// the default, as mosquitto and hbmqtt accept.
         path: Option<String>,
+    },
+    /// `type: http`: not MQTT, but the broker's dashboard (`GET /`), its figures
+    /// as JSON (`/api/sys`, `/api/stats`), Prometheus metrics (`/metrics`) and a
+    /// health check (`/healthz`), over HTTP/1.1 (HTTPS with `ssl: on`).
+    Http {
+        /// Whether every request must carry HTTP basic authentication checked
+        /// against `auth.password-file` (`basic-auth`). Default false.
+        basic_auth: bool,
     },
 }
 

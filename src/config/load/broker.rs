@@ -23,8 +23,11 @@ pub(super) fn read_broker(
 ) -> Result<BrokerConfig, Problem> {
     let mut config = BrokerConfig::default();
 
+    // Where each HTTP listener asked for basic authentication, for the check
+    // against `auth.password-file` once that is read.
+    let mut basic_auth_paths = Vec::new();
     if let Some(listeners) = top.take("listeners") {
-        config.listeners = read_listeners(listeners, warnings)?;
+        config.listeners = read_listeners(listeners, &mut basic_auth_paths, warnings)?;
     }
 
     let limits = &mut config.limits;
@@ -125,6 +128,7 @@ pub(super) fn read_broker(
     }
 
     config.auth = read_auth(top.section("auth", warnings)?, warnings)?;
+    check_basic_auth(&config, &basic_auth_paths)?;
     config.topic_check = read_topic_check(top.section("topic-check", warnings)?, warnings)?;
 
     if let Some(f) = top.take("sys_interval") {
@@ -147,7 +151,11 @@ pub(super) fn read_broker(
 
 /// The `listeners:` mapping. Every named listener starts from the `default`
 /// section's values; `default` is itself a listener when it has a `bind`.
-fn read_listeners(field: Field, warnings: &mut Warnings) -> Result<Vec<ListenerConfig>, Problem> {
+fn read_listeners(
+    field: Field,
+    basic_auth_paths: &mut Vec<Vec<Step>>,
+    warnings: &mut Warnings,
+) -> Result<Vec<ListenerConfig>, Problem> {
     let listeners_path = field.path.clone();
     let section = field.section(warnings)?;
     let default = match section.get("default") {
@@ -165,10 +173,18 @@ fn read_listeners(field: Field, warnings: &mut Warnings) -> Result<Vec<ListenerC
             p.push(Step::Key("bind".into(), 0));
             p
         };
+        let basic_auth_path = {
+            let mut p = field.path.clone();
+            p.push(Step::Key("basic-auth".into(), 0));
+            p
+        };
         let Some(listener) = read_listener(name, field.section(warnings)?, inherited, warnings)?
         else {
             continue;
         };
+        if let ListenerKind::Http { basic_auth: true } = listener.kind {
+            basic_auth_paths.push(basic_auth_path);
+        }
         if listener.bind.port() != 0 {
             if let Some(other) = bound.insert(listener.bind, listener.name.clone()) {
                 return Err(Problem {
@@ -221,11 +237,11 @@ fn read_listener(
         .or_else(|| pick("max_connections"))
     {
         // 0 means "no limit" to hbmqtt and amqtt.
-        Some(f) => match f.count(0..=u32::MAX as u64)? {
+        Some(f) => Some(match f.count(0..=u32::MAX as u64)? {
             0 => usize::MAX,
             n => n as usize,
-        },
-        None => Limits::DEFAULT_MAX_CONNECTIONS,
+        }),
+        None => None,
     };
     let kind_field = pick("type");
     let ssl = pick("ssl")
@@ -235,6 +251,7 @@ fn read_listener(
     let keyfile = pick("keyfile").map(|f| f.file()).transpose()?;
     let cafile = pick("cafile").map(|f| f.file()).transpose()?;
     let ws_path = pick("path");
+    let basic_auth = pick("basic-auth");
 
     let kind = match &kind_field {
         None => ListenerKind::Tcp,
@@ -254,9 +271,20 @@ fn read_listener(
                     None => None,
                 },
             },
-            _ => return Err(f.expected("tcp or ws")),
+            "http" => ListenerKind::Http {
+                basic_auth: basic_auth
+                    .as_ref()
+                    .map(Field::flag)
+                    .transpose()?
+                    .unwrap_or(false),
+            },
+            _ => return Err(f.expected("tcp, ws or http")),
         },
     };
+    let max_connections = max_connections.unwrap_or(match kind {
+        ListenerKind::Http { .. } => ListenerConfig::DEFAULT_MAX_HTTP_CONNECTIONS,
+        _ => Limits::DEFAULT_MAX_CONNECTIONS,
+    });
     for key in ["capath", "cadata"] {
         own.not_supported(
             key,
@@ -282,11 +310,19 @@ fn read_listener(
         return Ok(None);
     };
 
-    if let (ListenerKind::Tcp, Some(p)) = (&kind, &ws_path) {
+    if let (ListenerKind::Tcp | ListenerKind::Http { .. }, Some(p)) = (&kind, &ws_path) {
         warnings.add(
             &p.path,
             WarningKind::Suspicious,
             "`path` applies only to listeners of `type: ws`; ignored",
+        );
+    }
+    if let (ListenerKind::Tcp | ListenerKind::WebSocket { .. }, Some(f)) = (&kind, &basic_auth) {
+        warnings.add(
+            &f.path,
+            WarningKind::Suspicious,
+            "`basic-auth` applies only to listeners of `type: http` (MQTT clients log in \
+             with CONNECT); ignored",
         );
     }
     let tls = match ssl {
@@ -362,6 +398,20 @@ fn parse_bind(field: &Field) -> Result<SocketAddr, Problem> {
         }
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// An HTTP listener with `basic-auth: on` checks users against the password file,
+/// so there must be one.
+fn check_basic_auth(config: &BrokerConfig, paths: &[Vec<Step>]) -> Result<(), Problem> {
+    match (paths.first(), &config.auth.password_file) {
+        (Some(path), None) => Err(Problem {
+            path: path.clone(),
+            message: "basic-auth is on but auth.password-file is not set: HTTP users are \
+                      checked against the password file"
+                .to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn read_auth(mut auth: Section, warnings: &mut Warnings) -> Result<AuthConfig, Problem> {

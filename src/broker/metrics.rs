@@ -1,0 +1,89 @@
+//! Where [`Broker::metrics`](super::Broker::metrics) and the HTTP listener read
+//! their figures: the counters `$SYS` already keeps, and each listener's count of
+//! open connections.
+//!
+//! Reading costs the router nothing: the counters are atomics, the router's gauges
+//! are the copy it leaves after each batch of work (see `stats.rs`), and the
+//! connection counts belong to the listeners. No request goes through the router.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::listener::OpenConnections;
+use super::stats::{Counters, ListenerMetrics, Metrics, Stats};
+
+/// How to count one listener's open connections.
+#[derive(Clone)]
+pub(crate) enum OpenCount {
+    /// An MQTT listener's registry of open sockets.
+    Mqtt(OpenConnections),
+    /// An HTTP listener's count of requests being served.
+    Http(Arc<AtomicUsize>),
+}
+
+impl OpenCount {
+    fn get(&self) -> usize {
+        match self {
+            OpenCount::Mqtt(open) => open.get(),
+            OpenCount::Http(open) => open.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One listener as the figures show it.
+#[derive(Clone)]
+pub(crate) struct ListenerEntry {
+    pub(crate) name: String,
+    pub(crate) protocol: &'static str,
+    pub(crate) address: SocketAddr,
+    pub(crate) max_connections: usize,
+    pub(crate) open: OpenCount,
+}
+
+/// Everything needed to make a [`Metrics`] snapshot, shared by the broker and its
+/// HTTP listeners.
+pub(crate) struct Figures {
+    counters: Arc<Counters>,
+    started: Instant,
+    listeners: Vec<ListenerEntry>,
+}
+
+impl Figures {
+    pub(crate) fn new(
+        counters: Arc<Counters>,
+        started: Instant,
+        listeners: Vec<ListenerEntry>,
+    ) -> Figures {
+        Figures {
+            counters,
+            started,
+            listeners,
+        }
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters.snapshot(self.started.elapsed())
+    }
+
+    /// The whole snapshot now.
+    pub(crate) fn metrics(&self) -> Metrics {
+        Metrics {
+            version: env!("CARGO_PKG_VERSION"),
+            stats: self.stats(),
+            listeners: self
+                .listeners
+                .iter()
+                .map(|l| ListenerMetrics {
+                    name: l.name.clone(),
+                    protocol: l.protocol,
+                    address: l.address,
+                    connections: l.open.get() as u64,
+                    max_connections: l.max_connections as u64,
+                })
+                .collect(),
+        }
+    }
+}
