@@ -185,10 +185,20 @@ impl Writer {
     /// WebSocket, whose records cannot be cut short, kept, and finished later by
     /// another write.
     pub(crate) fn write_now(&self, buf: &[u8]) -> Option<io::Result<usize>> {
+        if !self.can_write_now() {
+            return None;
+        }
         match &self.inner {
             WriterInner::Tcp(socket) => send_without_waiting(socket, buf),
             WriterInner::Layered(_) => None,
         }
+    }
+
+    /// Whether [`write_now`](Self::write_now) can write here, and a write cut
+    /// short (by a timeout, say) can be finished later: plain TCP on Linux.
+    pub(crate) fn can_write_now(&self) -> bool {
+        matches!(self.inner, WriterInner::Tcp(_))
+            && cfg!(any(target_os = "linux", target_os = "android"))
     }
 
     /// Says goodbye at the transport's level (TLS close_notify, WebSocket close

@@ -213,11 +213,18 @@ impl Reader {
         else {
             return;
         };
-        // A client that takes none of the broker's bytes for this long is gone: its
-        // writer gives up (and a DISCONNECT waiting for it cannot hold the socket).
-        let _ = self
-            .stream
-            .set_write_timeout(Some(self.shared.limits.packet_timeout));
+        // A client that takes none of the broker's bytes for `packet-timeout` is
+        // gone: its writer gives up (and a DISCONNECT waiting for it cannot hold
+        // the socket). Where a write can be resumed, each write waits a slice of
+        // that at most, so that a writer stalled by a client that does not read
+        // can give its thread to others waiting (see `writer.rs`).
+        let resumable = self.output.as_ref().is_some_and(|o| o.can_write_now());
+        let packet_timeout = self.shared.limits.packet_timeout;
+        let _ = self.stream.set_write_timeout(Some(if resumable {
+            packet_timeout.min(writer::WRITE_SLICE)
+        } else {
+            packet_timeout
+        }));
         let (outbox, outbox_rx) = outbox(self.shared.limits.max_inflight_messages);
         let form = writer::WireForm {
             version: connect.protocol,
@@ -639,6 +646,8 @@ impl Reader {
                 aliases: OutgoingAliases::new(form.topic_alias_maximum),
                 buffer: Vec::new(),
                 said_goodbye: false,
+                stalled_since: None,
+                give_up_after: self.shared.limits.packet_timeout,
             },
             self.shared.writers.clone(),
             Some(self.shared.pending_writes.clone()),

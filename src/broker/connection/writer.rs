@@ -26,7 +26,11 @@
 //! Writer threads are counted against a cap ([`WriterPool`]), so that a machine's
 //! mapping limit holds a reader for every connection and a writer for many at
 //! once, never more: a connection whose writer cannot start yet waits in line, and
-//! the next writer thread to stop starts it.
+//! the next writer thread to stop starts it. Over plain TCP a writer stalled by a
+//! client that does not read gives its thread up to the line after each
+//! [`WRITE_SLICE`] without progress, keeping what it has not written, so clients
+//! that stop reading cannot hold every writer thread; it gives up on the client
+//! after `packet-timeout` without progress, as a writer that waits does.
 //!
 //! Starting and stopping never lose a packet: the slot's `running` flag and the
 //! outbox's queue are read crosswise with sequentially consistent operations. The
@@ -67,6 +71,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// connection with traffic keeps its thread (starting one costs tens of
 /// microseconds), short enough that idle connections soon hold none.
 pub(crate) const WRITER_IDLE: Duration = Duration::from_secs(2);
+/// Over plain TCP, the longest one write waits for a client that takes nothing
+/// before its writer lets others waiting for a thread go first.
+pub(super) const WRITE_SLICE: Duration = Duration::from_secs(1);
 /// How long the writer thread of a connection the router can write to itself
 /// waits for work. Such a thread only starts when the socket's buffer was full, and
 /// ends soon after it has caught up; a little longer than nothing, so that a
@@ -91,6 +98,11 @@ pub(super) struct WriterParts {
     pub(super) buffer: Vec<u8>,
     /// Whether the last packet written was the broker's DISCONNECT.
     pub(super) said_goodbye: bool,
+    /// Since when the client has taken none of the bytes written to it.
+    pub(super) stalled_since: Option<std::time::Instant>,
+    /// How long a client may take none of them before it is given up on
+    /// (`packet-timeout`).
+    pub(super) give_up_after: Duration,
 }
 
 /// Where a connection's writer stands: running on a thread, resting with its
@@ -164,6 +176,14 @@ impl WriterPool {
                 }
             }
         }
+    }
+
+    /// Puts `slot` at the end of the line (its thread then stops and gives its
+    /// place to the first in line).
+    fn requeue(&self, slot: &Weak<WriterSlot>) {
+        let mut state = self.state.lock();
+        state.waiting.push_back(slot.clone());
+        self.waiting.store(state.waiting.len(), Ordering::Relaxed);
     }
 
     /// Whether connections wait for a writer thread.
@@ -333,6 +353,13 @@ impl WriterSlot {
         Ok(())
     }
 
+    /// Goes to the end of the line with `parts` and what they have not written:
+    /// the thread stops, and a later one goes on where it stopped.
+    fn yield_place(&self, parts: Box<WriterParts>) {
+        *self.state.lock() = SlotState::Waiting(parts);
+        self.pool.requeue(&self.me);
+    }
+
     fn close(&self) {
         let mut state = self.state.lock();
         *state = SlotState::Closed;
@@ -446,21 +473,21 @@ fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
             parts.encode(packet);
         }
         fill(&mut parts);
+        match write_out(&mut parts, slot) {
+            Written::All => {}
+            Written::Failed => break,
+            Written::Stalled => {
+                slot.yield_place(parts);
+                return Stopped;
+            }
+        }
         let WriterParts {
-            stream,
-            output,
             outbox,
             router,
             id,
-            counters,
             buffer,
             ..
         } = &mut *parts;
-        if let Err(error) = output.write_all(buffer) {
-            log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
-            break;
-        }
-        bump(&counters.bytes_sent, buffer.len() as u64);
         outbox.report_drained(router, *id);
         buffer.clear();
         shrink(buffer);
@@ -474,6 +501,75 @@ fn write_loop(slot: &WriterSlot, mut parts: Box<WriterParts>) -> Stopped {
     let _ = parts.stream.shutdown(Shutdown::Both);
     slot.close();
     Stopped
+}
+
+/// How [`write_out`] ended.
+enum Written {
+    /// The whole buffer is written.
+    All,
+    /// The connection is broken, or its client took nothing for `packet-timeout`.
+    Failed,
+    /// The client takes nothing and others wait for a thread: the buffer holds
+    /// what is left to write.
+    Stalled,
+}
+
+/// Writes the buffer. Over TLS and WebSocket in one call, which waits up to
+/// `packet-timeout`; over plain TCP a slice at a time (see [`WRITE_SLICE`]),
+/// keeping what a stalled client has not taken when others wait for a thread.
+fn write_out(parts: &mut WriterParts, slot: &WriterSlot) -> Written {
+    let WriterParts {
+        stream,
+        output,
+        counters,
+        buffer,
+        stalled_since,
+        give_up_after,
+        ..
+    } = parts;
+    let failed = |error: std::io::Error| {
+        log::debug!("Write to {:?} failed: {error}.", stream.peer_addr().ok());
+        Written::Failed
+    };
+    if !output.can_write_now() {
+        return match output.write_all(buffer) {
+            Ok(()) => {
+                bump(&counters.bytes_sent, buffer.len() as u64);
+                Written::All
+            }
+            Err(error) => failed(error),
+        };
+    }
+    let mut written = 0;
+    while written < buffer.len() {
+        match output.write(&buffer[written..]) {
+            Ok(0) => return failed(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                written += n;
+                *stalled_since = None;
+                bump(&counters.bytes_sent, n as u64);
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                let now = std::time::Instant::now();
+                let since = *stalled_since.get_or_insert(now);
+                if now.duration_since(since) >= *give_up_after {
+                    return failed(error);
+                }
+                if slot.pool.has_waiting() {
+                    buffer.drain(..written);
+                    return Written::Stalled;
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return failed(error),
+        }
+    }
+    Written::All
 }
 
 /// How a connection's packets go on the wire.
@@ -566,6 +662,10 @@ mod tests {
         direct: Option<Arc<PendingWrites>>,
     ) -> (Arc<WriterSlot>, Outbox, TcpStream) {
         let (server, client) = tcp_pair();
+        // As the reader sets it over plain TCP, shorter (see `WRITE_SLICE`).
+        server
+            .set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let remote_addr = client.local_addr().unwrap();
         let stream = Arc::new(server);
         let transport = Acceptor::tcp().accept(Arc::clone(&stream)).unwrap();
@@ -589,6 +689,8 @@ mod tests {
                 aliases: OutgoingAliases::new(0),
                 buffer: Vec::new(),
                 said_goodbye: false,
+                stalled_since: None,
+                give_up_after: Duration::from_secs(60),
             },
             pool.clone(),
             direct,
@@ -679,20 +781,13 @@ mod tests {
         let pool = Arc::new(WriterPool::new(4));
         let pending = Arc::new(PendingWrites::default());
         let (slot, outbox, mut client) = connection_written_by(&pool, 1, Some(pending.clone()));
-        // Far more than a loopback socket buffers while the client reads nothing:
-        // numbered PUBLISH packets, flushed a batch at a time.
+        // Far more than a loopback socket buffers while the client reads nothing,
+        // flushed a batch at a time.
         const COUNT: u16 = 4000;
-        let payload = bytes::Bytes::from(vec![7u8; 1000]);
-        let topic = crate::protocol::TopicName::new("t").unwrap();
         for n in 1..=COUNT {
-            let mut publish = crate::protocol::Publish::new(
-                topic.clone(),
-                payload.clone(),
-                crate::protocol::QoS::AtLeastOnce,
-                false,
-            );
-            publish.packet_id = Some(crate::protocol::PacketId::new(n).unwrap());
-            outbox.try_send(Packet::Publish(publish)).unwrap();
+            outbox
+                .try_send(Packet::Publish(numbered_publish(n, 1000)))
+                .unwrap();
             if n % 50 == 0 {
                 pending.flush(usize::MAX);
             }
@@ -703,12 +798,63 @@ mod tests {
             1,
             "the socket filled up: a thread writes the rest"
         );
+        read_publishes_in_order(&mut client, COUNT);
+        drop(outbox);
+        slot.wait_closed();
+        wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_lets_others_have_the_only_writer_thread() {
+        let pool = Arc::new(WriterPool::new(1));
+        let (stalled, stalled_outbox, mut stalled_client) = connection(&pool, 1);
+        let (other, other_outbox, mut other_client) = connection(&pool, 2);
+        // Far more than the sockets between them buffer: the writer stalls.
+        const COUNT: u16 = 4000;
+        for n in 1..=COUNT {
+            stalled_outbox
+                .try_send(Packet::Publish(numbered_publish(n, 4096)))
+                .unwrap();
+        }
+        wait_for("the writer to start", || pool.running() == 1);
+        other_outbox.try_send(Packet::PingResp).unwrap();
+        // The stalled writer gives its thread up after a slice without progress.
+        other_client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        read_pingresp(&mut other_client);
+        // And goes on where it stopped once the client reads again.
+        stalled_client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        read_publishes_in_order(&mut stalled_client, COUNT);
+        drop(stalled_outbox);
+        drop(other_outbox);
+        stalled.wait_closed();
+        other.wait_closed();
+        wait_for("the pool to be empty", || pool.running() == 0);
+    }
+
+    /// A QoS 1 PUBLISH numbered `n` by its packet identifier.
+    fn numbered_publish(n: u16, size: usize) -> crate::protocol::Publish {
+        let mut publish = crate::protocol::Publish::new(
+            crate::protocol::TopicName::new("t").unwrap(),
+            vec![7u8; size],
+            crate::protocol::QoS::AtLeastOnce,
+            false,
+        );
+        publish.packet_id = Some(crate::protocol::PacketId::new(n).unwrap());
+        publish
+    }
+
+    /// Reads PUBLISH packets 1 to `count`, checking their order.
+    fn read_publishes_in_order(client: &mut TcpStream, count: u16) {
         let mut decoder = crate::protocol::Decoder::new().with_version(ProtocolVersion::V3_1_1);
         let mut next = 1;
         let mut received = bytes::BytesMut::new();
         let mut buffer = vec![0u8; 64 * 1024];
         let deadline = Instant::now() + Duration::from_secs(30);
-        while next <= COUNT {
+        while next <= count {
             assert!(Instant::now() < deadline, "timed out at packet {next}");
             let read = client.read(&mut buffer).unwrap();
             assert!(read > 0, "closed at packet {next}");
@@ -721,9 +867,6 @@ mod tests {
                 next += 1;
             }
         }
-        drop(outbox);
-        slot.wait_closed();
-        wait_for("the pool to be empty", || pool.running() == 0);
     }
 
     #[test]
