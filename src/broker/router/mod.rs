@@ -97,6 +97,9 @@ struct ConnectedClient {
     /// MQTT 5: the largest packet the client accepts (its Maximum Packet Size);
     /// `usize::MAX` when it set none.
     max_packet_size: usize,
+    /// A bridge from another broker (mosquitto's try_private): its subscriptions
+    /// all take No Local, so what it published does not go back to it.
+    bridge: bool,
 }
 
 /// A session and the connection currently attached to it, if any.

@@ -48,6 +48,7 @@ impl RouterState {
         };
         let key = connection.client_key.clone();
         let info = connection.info.clone();
+        let bridge = connection.bridge;
         let now = Instant::now();
         // MQTT 5: one Subscription Identifier for every filter of the packet.
         let identifier = subscribe
@@ -139,7 +140,8 @@ impl RouterState {
             // The QoS asked for, up to the most the broker offers (`max-qos`).
             let options = SubscriptionOptions {
                 qos: entry.qos.min(self.limits.max_qos),
-                no_local: entry.no_local,
+                // A bridge never gets its own messages back, as in mosquitto.
+                no_local: entry.no_local || bridge,
                 retain_as_published: entry.retain_as_published,
                 identifier,
             };
