@@ -182,6 +182,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod client;
 pub mod config;

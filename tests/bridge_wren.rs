@@ -1,0 +1,244 @@
+//! Bridges between two wren brokers on loopback: both directions, prefixes, every
+//! QoS, no loops, a remote restarted mid-stream, and a local broker restarted with
+//! messages still queued for the remote.
+
+mod bridge_support;
+mod common;
+
+use std::thread;
+use std::time::Duration;
+
+use wren::bridge::Bridge;
+use wren::client::Client;
+use wren::protocol::QoS;
+
+use bridge_support::{
+    bridge_config, collect, next, nothing_more, subscriber, wait_connected, BOTH, IN, OUT,
+};
+use common::{wait_until, WrenBroker};
+
+/// How long a test looks for a message that must not come.
+const QUIET: Duration = Duration::from_millis(500);
+
+#[test]
+fn messages_go_out_and_come_in_with_their_prefixes_and_qos() {
+    let local = WrenBroker::start();
+    let remote = WrenBroker::start();
+    let config = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[
+            ("sensors/#", OUT, QoS::ExactlyOnce, "", ""),
+            ("commands/#", IN, QoS::ExactlyOnce, "", ""),
+            ("status/#", BOTH, QoS::AtLeastOnce, "edge/", "site7/"),
+        ],
+    );
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    remote.wait_until("the bridge subscribed", |b| {
+        b.subscribed("wren-bridge-cloud") > 0
+    });
+
+    let (_r, at_remote) = subscriber(&remote.url(), "r", "#", QoS::ExactlyOnce);
+    let (_l, at_local) = subscriber(&local.url(), "l", "#", QoS::ExactlyOnce);
+    let publisher = Client::connect(local.url().as_str()).unwrap();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        publisher
+            .publish("sensors/t", format!("{qos:?}"), qos, false)
+            .unwrap();
+        // The local subscriber sees it too; skip that copy.
+        assert_eq!(next(&at_local).topic(), "sensors/t");
+        let message = next(&at_remote);
+        assert_eq!(message.topic(), "sensors/t");
+        assert_eq!(message.payload_str().unwrap(), format!("{qos:?}"));
+        assert_eq!(
+            message.qos(),
+            qos,
+            "carried at the QoS it was published with"
+        );
+    }
+
+    let remote_publisher = Client::connect(remote.url().as_str()).unwrap();
+    remote_publisher
+        .publish("commands/open", "now", QoS::ExactlyOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_remote).topic(), "commands/open");
+    let command = next(&at_local);
+    assert_eq!(command.topic(), "commands/open");
+    assert_eq!(command.qos(), QoS::ExactlyOnce);
+
+    // Prefixes: edge/status/... here is site7/status/... there, both ways.
+    publisher
+        .publish("edge/status/door", "shut", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_local).topic(), "edge/status/door");
+    assert_eq!(next(&at_remote).topic(), "site7/status/door");
+    remote_publisher
+        .publish("site7/status/window", "open", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_remote).topic(), "site7/status/window");
+    assert_eq!(next(&at_local).topic(), "edge/status/window");
+
+    // Not carried: outside the filters or the prefixes.
+    publisher
+        .publish("status/door", "x", QoS::AtLeastOnce, false)
+        .unwrap();
+    remote_publisher
+        .publish("sensors/remote", "x", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_local).topic(), "status/door");
+    assert_eq!(next(&at_remote).topic(), "sensors/remote");
+    assert!(nothing_more(&at_local, QUIET).is_none());
+    assert!(nothing_more(&at_remote, QUIET).is_none());
+}
+
+#[test]
+fn a_topic_bridged_both_ways_does_not_loop() {
+    let local = WrenBroker::start();
+    let remote = WrenBroker::start();
+    let config = bridge_config(
+        "loop",
+        &remote.url(),
+        &[("loop/#", BOTH, QoS::AtLeastOnce, "", "")],
+    );
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    remote.wait_until("the bridge subscribed", |b| {
+        b.subscribed("wren-bridge-loop") > 0
+    });
+
+    let (_l, at_local) = subscriber(&local.url(), "l", "loop/#", QoS::AtLeastOnce);
+    let (_r, at_remote) = subscriber(&remote.url(), "r", "loop/#", QoS::AtLeastOnce);
+    let local_publisher = Client::connect(local.url().as_str()).unwrap();
+    let remote_publisher = Client::connect(remote.url().as_str()).unwrap();
+
+    local_publisher
+        .publish("loop/a", "from local", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_local).payload_str().unwrap(), "from local");
+    assert_eq!(next(&at_remote).payload_str().unwrap(), "from local");
+    remote_publisher
+        .publish("loop/b", "from remote", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_remote).payload_str().unwrap(), "from remote");
+    assert_eq!(next(&at_local).payload_str().unwrap(), "from remote");
+
+    // Each once: nothing came back over the bridge.
+    assert!(nothing_more(&at_local, QUIET).is_none());
+    assert!(nothing_more(&at_remote, QUIET).is_none());
+    assert_eq!(bridge.status().sent(), 1);
+    assert_eq!(bridge.status().received(), 1);
+}
+
+#[test]
+fn wren_broker_honours_try_private_from_a_3_1_1_bridge() {
+    let broker = WrenBroker::start();
+    let options = wren::client::ClientOptions::from_url(&broker.url())
+        .unwrap()
+        .with_client_id("peer")
+        .with_bridge(true);
+    let peer = Client::connect(options).unwrap();
+    let own = peer.subscribe("t/#", QoS::AtLeastOnce).unwrap();
+    let (_o, other) = subscriber(&broker.url(), "other", "t/#", QoS::AtLeastOnce);
+    peer.publish("t/1", "mine", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&other).payload_str().unwrap(), "mine");
+    let outsider = Client::connect(broker.url().as_str()).unwrap();
+    outsider
+        .publish("t/2", "theirs", QoS::AtLeastOnce, false)
+        .unwrap();
+    // The bridge gets the others' message, never its own.
+    assert_eq!(next(&own).payload_str().unwrap(), "theirs");
+    assert!(nothing_more(&own, QUIET).is_none());
+}
+
+/// Publishes `count` messages `prefix-N` on `topic` at `qos` from a new client of
+/// `url`, each waited for.
+fn publish_numbered(url: &str, topic: &str, prefix: &str, count: usize, qos: QoS) -> Vec<String> {
+    let publisher = Client::connect(url).unwrap();
+    let payloads: Vec<String> = (0..count).map(|n| format!("{prefix}-{n}")).collect();
+    for payload in &payloads {
+        publisher
+            .publish(topic, payload.clone(), qos, false)
+            .unwrap();
+    }
+    payloads
+}
+
+#[test]
+fn nothing_accepted_is_lost_when_the_remote_restarts_mid_stream() {
+    let local = WrenBroker::start();
+    // Its store (kept in memory by the test fixture) survives its restarts.
+    let mut remote = WrenBroker::start();
+    let config = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[("data/#", OUT, QoS::ExactlyOnce, "", "")],
+    );
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    let (sink_client, sink) = subscriber(&remote.url(), "sink", "data/#", QoS::ExactlyOnce);
+
+    let url = local.url();
+    let first = {
+        let url = url.clone();
+        thread::spawn(move || {
+            let mut all = publish_numbered(&url, "data/1", "q1", 200, QoS::AtLeastOnce);
+            all.extend(publish_numbered(
+                &url,
+                "data/2",
+                "q2",
+                200,
+                QoS::ExactlyOnce,
+            ));
+            all
+        })
+    };
+    // Mid-stream: once some have gone across.
+    wait_until("some messages crossed", || bridge.status().sent() >= 20);
+    remote.restart();
+    let payloads = first.join().unwrap();
+    let seen = collect(&sink, &payloads);
+    for (payload, times) in &seen {
+        if payload.starts_with("q2-") {
+            assert_eq!(*times, 1, "{payload} is QoS 2: exactly once");
+        }
+    }
+    wait_until("every message acknowledged here", || {
+        bridge.status().sent() >= payloads.len() as u64
+    });
+    drop(sink_client);
+}
+
+#[test]
+fn queued_messages_survive_a_restart_of_the_local_broker() {
+    // The local fixture's store outlives its restarts, as a file would.
+    let mut local = WrenBroker::start();
+    let remote = WrenBroker::start();
+    let config = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[("data/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+    let (_sink_client, sink) = subscriber(&remote.url(), "sink", "data/#", QoS::AtLeastOnce);
+    // The first start makes the bridge's persistent local session.
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    bridge.shutdown();
+
+    // With the bridge away, its session queues what it subscribed to.
+    let payloads = publish_numbered(&local.url(), "data/x", "queued", 50, QoS::AtLeastOnce);
+    local.wait_until("the messages queued", |b| b.stats().queued_messages >= 50);
+    local.restart();
+    assert!(
+        local.stats().queued_messages >= 50,
+        "kept across the restart"
+    );
+
+    let bridge = Bridge::start(&local, &config).unwrap();
+    let seen = collect(&sink, &payloads);
+    assert_eq!(seen.len(), 50);
+    wait_until("the queue drained", || {
+        bridge.status().sent() >= 50 && local.stats().queued_messages == 0
+    });
+}
