@@ -140,9 +140,11 @@ impl RouterState {
             // The QoS asked for, up to the most the broker offers (`max-qos`).
             let options = SubscriptionOptions {
                 qos: entry.qos.min(self.limits.max_qos),
-                // A bridge never gets its own messages back, as in mosquitto.
+                // A bridge never gets its own messages back, and gets the RETAIN
+                // flag as published so that retained messages stay retained on
+                // the other side, as in mosquitto.
                 no_local: entry.no_local || bridge,
-                retain_as_published: entry.retain_as_published,
+                retain_as_published: entry.retain_as_published || bridge,
                 identifier,
             };
             let new = self.subscriptions.subscribe(&key, &entry.filter, options);
