@@ -53,7 +53,10 @@ fn the_documented_example_reads_as_it_says() {
     assert_eq!(status.filter.as_str(), "status/#");
     assert_eq!(status.direction, Direction::Both);
     assert_eq!(status.qos, QoS::AtMostOnce);
-    assert_eq!((status.local_prefix.as_str(), status.remote_prefix.as_str()), ("edge/", "site7/"));
+    assert_eq!(
+        (status.local_prefix.as_str(), status.remote_prefix.as_str()),
+        ("edge/", "site7/")
+    );
     assert_eq!(cloud.topics[1].direction, Direction::In);
 
     // mosquitto's defaults: out, QoS 0, a client id of the bridge's own.
@@ -78,36 +81,58 @@ fn a_bad_bridge_is_named_by_file_line_and_key() {
         "bridges:\n  cloud:\n    url: mqtt://h\n    topics:\n      - {filter: a, direction: sideways}\n";
     let message = error(bad_direction);
     assert!(
-        message.starts_with("broker.yaml:5: bridges.cloud.topics[0].direction: expected in, out or both"),
+        message.starts_with(
+            "broker.yaml:5: bridges.cloud.topics[0].direction: expected in, out or both"
+        ),
         "{message}"
     );
 
     let message = error("bridges:\n  cloud:\n    url: http://h\n    topics: [{filter: a}]\n");
-    assert!(message.starts_with("broker.yaml:3: bridges.cloud.url: expected a URL"), "{message}");
+    assert!(
+        message.starts_with("broker.yaml:3: bridges.cloud.url: expected a URL"),
+        "{message}"
+    );
 
     let message = error("bridges:\n  cloud:\n    topics: [{filter: a}]\n");
-    assert!(message.contains("bridges.cloud: bridge \"cloud\" has no `url`"), "{message}");
+    assert!(
+        message.contains("bridges.cloud: bridge \"cloud\" has no `url`"),
+        "{message}"
+    );
 
     let message = error("bridges:\n  cloud:\n    url: mqtt://h\n    topics: [{filter: 'a/#/b'}]\n");
-    assert!(message.contains("bridges.cloud.topics[0].filter:"), "{message}");
+    assert!(
+        message.contains("bridges.cloud.topics[0].filter:"),
+        "{message}"
+    );
 
     let message = error(
         "bridges:\n  cloud:\n    url: mqtt://h\n    topics: [{filter: a, local-prefix: 'x/+/'}]\n",
     );
-    assert!(message.contains("bridges.cloud.topics[0].local-prefix: a prefix is plain topic levels"), "{message}");
+    assert!(
+        message.contains("bridges.cloud.topics[0].local-prefix: a prefix is plain topic levels"),
+        "{message}"
+    );
 
-    let message = error("bridges:\n  cloud:\n    url: mqtt://h\n    topics: [{filter: a, qos: 3}]\n");
-    assert!(message.contains("bridges.cloud.topics[0].qos:"), "{message}");
+    let message =
+        error("bridges:\n  cloud:\n    url: mqtt://h\n    topics: [{filter: a, qos: 3}]\n");
+    assert!(
+        message.contains("bridges.cloud.topics[0].qos:"),
+        "{message}"
+    );
 
     let message = error(
         "bridges:\n  a:\n    url: mqtt://h\n    client-id: x\n    topics: [{filter: a}]\n  b:\n    url: mqtt://h\n    client-id: x\n    topics: [{filter: a}]\n",
     );
-    assert!(message.contains("already uses the client-id \"x\""), "{message}");
+    assert!(
+        message.contains("already uses the client-id \"x\""),
+        "{message}"
+    );
 }
 
 #[test]
 fn an_unknown_bridge_key_is_a_warning() {
-    let yaml = "bridges:\n  cloud:\n    url: mqtt://h\n    topic: oops\n    topics: [{filter: a}]\n";
+    let yaml =
+        "bridges:\n  cloud:\n    url: mqtt://h\n    topic: oops\n    topics: [{filter: a}]\n";
     let loaded = BrokerConfig::load_yaml_str(yaml, "broker.yaml").unwrap();
     assert_eq!(
         loaded.warnings[0].to_string(),
