@@ -139,3 +139,22 @@ fn an_unknown_bridge_key_is_a_warning() {
         "broker.yaml:4: bridges.cloud.topic: unknown key, ignored"
     );
 }
+
+#[test]
+fn the_commented_bridge_of_the_example_file_reads_once_uncommented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broker.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("# bridges:")
+        .expect("a commented bridges: section");
+    let yaml: String = text[start..]
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let loaded = BrokerConfig::load_yaml_str(&yaml, "broker.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let cloud = &loaded.config.bridges[0];
+    assert_eq!(cloud.client_id, "edge-7");
+    assert_eq!(cloud.topics.len(), 3);
+}
