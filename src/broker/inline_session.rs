@@ -19,7 +19,6 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
@@ -77,8 +76,6 @@ pub struct InlineSession {
     early: Mutex<VecDeque<Packet>>,
     session_present: bool,
     granted: Vec<ReasonCode>,
-    /// Packet identifiers of what the session publishes at QoS 1/2.
-    next_packet_id: AtomicU16,
 }
 
 impl InlineSession {
@@ -135,7 +132,6 @@ impl InlineSession {
             early: Mutex::new(VecDeque::new()),
             session_present: false,
             granted: Vec::new(),
-            next_packet_id: AtomicU16::new(1),
         };
         // CONNACK, then messages the session kept (sent again at once), then
         // SUBACK. Messages are kept for `recv`.
@@ -204,7 +200,8 @@ impl InlineSession {
 
     /// Acknowledges a QoS 1/2 message from [`recv_timeout`](Self::recv_timeout):
     /// the broker forgets it (PUBACK), or for QoS 2 is told it arrived (PUBREC;
-    /// the rest of the exchange is answered inside). Nothing for QoS 0.
+    /// the broker's PUBREL is answered by the next
+    /// [`recv_timeout`](Self::recv_timeout), so keep reading). Nothing for QoS 0.
     /// Acknowledge in the order received where possible: the broker frees its
     /// inflight window in that order only as far as the acknowledgements go.
     pub fn acknowledge(&self, message: &Publish) {
@@ -215,34 +212,22 @@ impl InlineSession {
         }
     }
 
-    /// Publishes `message` as this session: routed as a client's message would be,
-    /// so this session's own subscriptions made with No Local do not receive it.
-    /// Returns once the router has it (it blocks only while the router's inbox is
-    /// full); with a store, a QoS 1/2 message is committed with the router's next
-    /// batch. The packet identifier is chosen here.
+    /// Publishes `message` as this session: routed as a client's message would be
+    /// (retained if it says so), but as this session's own, so its subscriptions
+    /// made with No Local do not receive it. No authorization is asked. Returns
+    /// once the router has it (it blocks only while the router's inbox is full);
+    /// there is no acknowledgement to wait for, and with a store a QoS 1/2 copy
+    /// for a persistent session is committed with the router's next batch, as
+    /// [`Broker::publish`](super::Broker::publish)'s are.
     pub fn publish(&self, mut message: Publish) -> Result<(), Error> {
         message.dup = false;
-        message.packet_id = match message.qos {
-            QoS::AtMostOnce => None,
-            _ => Some(self.next_packet_id()),
-        };
+        message.packet_id = None;
         self.router
-            .send(Event::Publish {
+            .send(Event::SessionPublish {
                 connection: self.id,
                 publish: message,
-                authorized: true,
             })
             .map_err(|_| Error::Inline("the broker is shutting down".into()))
-    }
-
-    /// The next packet identifier for a QoS 1/2 publish, never 0.
-    fn next_packet_id(&self) -> PacketId {
-        loop {
-            let id = self.next_packet_id.fetch_add(1, Ordering::Relaxed);
-            if let Some(id) = PacketId::new(id) {
-                return id;
-            }
-        }
     }
 
     fn reply(&self, ack: Ack) {
@@ -263,12 +248,7 @@ impl InlineSession {
                 self.reply(Ack::PubComp(release.packet_id));
                 None
             }
-            // The broker has a QoS 2 message this session published: release it.
-            Packet::PubRec(received) => {
-                self.reply(Ack::PubRel(received.packet_id));
-                None
-            }
-            // PUBACK, PUBCOMP of what it published; CONNACK, SUBACK.
+            // CONNACK, SUBACK.
             _ => None,
         }
     }

@@ -127,6 +127,14 @@ pub(crate) enum Event {
     /// The embedding program publishes a message (`Broker::publish`): routed like a
     /// client's, with no acknowledgement and no authorization check.
     InlinePublish(Publish),
+    /// An inline session of the embedding program publishes
+    /// (`InlineSession::publish`): routed as that session's own message, so that
+    /// its subscriptions with No Local do not receive it; no acknowledgement and no
+    /// authorization check.
+    SessionPublish {
+        connection: ConnectionId,
+        publish: Publish,
+    },
     /// The broker is stopping: disconnect everyone, save, and return.
     Shutdown,
 }
@@ -141,7 +149,9 @@ impl Event {
     /// every sender has gone, and gives back what that costs.
     pub(crate) fn cost(&self) -> usize {
         let held = match self {
-            Event::Publish { publish, .. } | Event::InlinePublish(publish) => {
+            Event::Publish { publish, .. }
+            | Event::InlinePublish(publish)
+            | Event::SessionPublish { publish, .. } => {
                 publish.topic.as_str().len() + publish.payload.len()
             }
             Event::Subscribe {

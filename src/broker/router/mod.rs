@@ -299,6 +299,10 @@ impl RouterState {
             Event::Send { connection, packet } => self.send(connection, packet),
             Event::Drained { connection } => self.drained(connection),
             Event::InlinePublish(publish) => self.inline_publish(publish),
+            Event::SessionPublish {
+                connection,
+                publish,
+            } => self.session_publish(connection, publish),
             Event::Shutdown => {
                 self.shutdown();
                 return false;
