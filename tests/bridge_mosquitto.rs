@@ -218,3 +218,41 @@ fn nothing_accepted_is_lost_when_mosquitto_restarts_mid_stream() {
     let seen = collect(&sink_subscription, &payloads);
     assert_eq!(seen.len(), payloads.len());
 }
+
+#[test]
+fn a_bridge_connects_over_tls_with_a_client_certificate() {
+    let pem = common::certs::pem();
+    // mosquitto asks every client for a certificate signed by the test CA.
+    let remote = Mosquitto::with_config(
+        "allow_anonymous true\ncafile {dir}/ca.pem\ncertfile {dir}/cert.pem\n\
+         keyfile {dir}/key.pem\nrequire_certificate true\n",
+        &[
+            ("ca.pem", &pem.ca),
+            ("cert.pem", &pem.cert),
+            ("key.pem", &pem.key),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::certs::write(&pem, dir.path());
+    let local = WrenBroker::start();
+    let url = format!("mqtts://localhost:{}", remote.port());
+    let mut config = bridge_config("secure", &url, &[("tls/#", OUT, QoS::AtLeastOnce, "", "")]);
+    config.cafile = Some(ca.clone());
+    config.client_cert = Some((cert.clone(), key.clone()));
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+
+    let reader = Client::connect(ClientOptions::from_url(&url).unwrap().with_tls(
+        wren::transport::ClientTls {
+            ca_file: Some(ca),
+            client_cert: Some((cert, key)),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let at_remote = reader.subscribe("tls/#", QoS::AtLeastOnce).unwrap();
+    local
+        .publish("tls/hello", "over TLS", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_remote).payload_str().unwrap(), "over TLS");
+}
