@@ -242,3 +242,29 @@ fn queued_messages_survive_a_restart_of_the_local_broker() {
         bridge.status().sent() >= 50 && local.stats().queued_messages == 0
     });
 }
+
+#[test]
+fn sys_shows_a_bridge_whose_remote_is_down_and_what_waits_for_it() {
+    let local = WrenBroker::start();
+    let nowhere = format!("mqtt://127.0.0.1:{}", common::free_port());
+    let config = bridge_config(
+        "down",
+        &nowhere,
+        &[("data/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+    let _bridge = Bridge::start(&local, &config).unwrap();
+    let connected = local
+        .subscribe("$SYS/broker/bridges/down/connected", QoS::AtMostOnce)
+        .unwrap();
+    let flag = connected.recv_timeout(common::PATIENCE).unwrap().unwrap();
+    assert_eq!(&flag.payload[..], b"0");
+
+    publish_numbered(&local.url(), "data/x", "waiting", 30, QoS::AtLeastOnce);
+    let queued = local
+        .subscribe("$SYS/broker/bridges/down/queued", QoS::AtMostOnce)
+        .unwrap();
+    wait_until(
+        "$SYS says 30 messages wait",
+        || matches!(queued.recv_timeout(common::PATIENCE), Ok(Some(m)) if &m.payload[..] == b"30"),
+    );
+}

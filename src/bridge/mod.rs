@@ -28,8 +28,10 @@
 //! - **State.** With `notifications` on, the state is published retained on both
 //!   brokers, "1" when connected and "0" when not (a will says "0" on the remote),
 //!   at `$SYS/broker/connection/CLIENT-ID/state` as in mosquitto. Here,
-//!   `$SYS/broker/bridges/NAME/` also gives `connected`, `sent`, `received` and
-//!   `dropped`.
+//!   `$SYS/broker/bridges/NAME/` also gives `connected`, `sent`, `received`,
+//!   `dropped` and `queued` (what waits in the local session for the remote).
+//!   Messages its queue cannot hold are dropped, logged and counted by the broker
+//!   as for any client (`$SYS/broker/publish/messages/dropped`).
 //!
 //! ```no_run
 //! use wren::bridge::Bridges;

@@ -33,6 +33,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// waiting for room in the inflight window while the remote is away).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many ticks between two looks at the counters for `$SYS` (which are
+/// published only if they changed).
+const COUNTERS_EVERY: u32 = 5;
+
 /// Messages sent to the remote and waiting for their acknowledgement, beyond the
 /// client's own inflight window (QoS 0 ones, which have none to wait for).
 const ACK_QUEUE: usize = 1024;
@@ -53,6 +57,12 @@ struct Context {
 }
 
 impl Context {
+    /// What waits in the local session for the remote, if the broker says.
+    fn queued(&self) -> Option<usize> {
+        let (queued, inflight) = self.session.held().ok()?;
+        Some(queued + inflight)
+    }
+
     fn stop_requested(&self) -> bool {
         self.stopped.try_recv() == Err(TryRecvError::Disconnected)
     }
@@ -92,7 +102,7 @@ pub(super) fn start(broker: &Broker, config: &BridgeConfig) -> Result<Bridge, Er
     }
     let status = Arc::new(BridgeStatus::default());
     let notifier = Notifier::new(config, broker.publisher(), status.clone());
-    notifier.connection_changed(false);
+    notifier.connection_changed(false, session.held().ok().map(|(q, i)| q + i));
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let context = Context {
         name: name.clone(),
@@ -210,7 +220,7 @@ fn run(context: Arc<Context>) {
         .status
         .connected
         .store(false, std::sync::atomic::Ordering::Relaxed);
-    context.notifier.connection_changed(false);
+    context.notifier.connection_changed(false, context.queued());
     log::info!("Bridge {} stopped.", context.name);
 }
 
@@ -245,6 +255,8 @@ fn connect(context: &Context) -> Option<Client> {
                 }
             }
         }
+        // What waits for the remote meanwhile shows in `$SYS`.
+        context.notifier.counters(context.queued());
         if context.sleep(delay) {
             return None;
         }
@@ -359,7 +371,7 @@ fn carry_in(context: &Context, client: &Client) -> Option<client::Subscription> 
                 .status
                 .connected
                 .store(now, std::sync::atomic::Ordering::Relaxed);
-            context.notifier.connection_changed(now);
+            context.notifier.connection_changed(now, context.queued());
             if now {
                 if let Some(topic) = &context.remote_state_topic {
                     // Not waited for: the will says "0" if this never arrives.
@@ -410,8 +422,8 @@ fn carry_in(context: &Context, client: &Client) -> Option<client::Subscription> 
             }
         }
         ticks = ticks.wrapping_add(1);
-        if ticks % 10 == 0 {
-            context.notifier.counters();
+        if ticks % COUNTERS_EVERY == 0 {
+            context.notifier.counters(context.queued());
         }
     }
     subscription

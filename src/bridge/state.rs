@@ -1,5 +1,8 @@
 //! A bridge's state on this broker: mosquitto's notification topic, and
-//! `$SYS/broker/bridges/NAME/...`.
+//! `$SYS/broker/bridges/NAME/`: `connected` (1 or 0), `sent`, `received`,
+//! `dropped` and `queued` (what waits in the bridge's local session, queued or
+//! sent and not yet acknowledged by the remote), all retained; the counters are
+//! published when the state changes and every five seconds if they changed.
 
 use std::sync::Arc;
 
@@ -18,8 +21,8 @@ pub(super) struct Notifier {
     /// `$SYS/broker/bridges/NAME/`.
     sys_prefix: String,
     status: Arc<BridgeStatus>,
-    /// The counters last published: sent, received, dropped.
-    last: Mutex<Option<[u64; 3]>>,
+    /// The counters last published: sent, received, dropped, queued.
+    last: Mutex<Option<[u64; 4]>>,
 }
 
 impl Notifier {
@@ -39,30 +42,34 @@ impl Notifier {
         }
     }
 
-    /// The bridge connected (`true`) or lost its connection.
-    pub(super) fn connection_changed(&self, connected: bool) {
+    /// The bridge connected (`true`) or lost its connection; `queued` is what its
+    /// local session holds, if known.
+    pub(super) fn connection_changed(&self, connected: bool, queued: Option<usize>) {
         let flag = if connected { "1" } else { "0" };
         if let Some(topic) = &self.state_topic {
             self.publish(topic, flag);
         }
         self.publish(&format!("{}connected", self.sys_prefix), flag);
         *self.last.lock() = None;
-        self.counters();
+        self.counters(queued);
     }
 
-    /// The counters, if they changed since they were last published.
-    pub(super) fn counters(&self) {
+    /// The counters, if they changed since they were last published; `queued` is
+    /// what the local session holds (queued or sent and unacknowledged), if known.
+    pub(super) fn counters(&self, queued: Option<usize>) {
+        let last_queued = self.last.lock().map_or(0, |last| last[3]);
         let now = [
             self.status.sent(),
             self.status.received(),
             self.status.dropped(),
+            queued.map_or(last_queued, |queued| queued as u64),
         ];
         let mut last = self.last.lock();
         if *last == Some(now) {
             return;
         }
         *last = Some(now);
-        for (name, value) in ["sent", "received", "dropped"].iter().zip(now) {
+        for (name, value) in ["sent", "received", "dropped", "queued"].iter().zip(now) {
             self.publish(&format!("{}{name}", self.sys_prefix), &value.to_string());
         }
     }

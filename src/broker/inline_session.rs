@@ -230,6 +230,21 @@ impl InlineSession {
             .map_err(|_| Error::Inline("the broker is shutting down".into()))
     }
 
+    /// How many messages the session holds: (queued, sent and not yet
+    /// acknowledged). It asks the router, and waits at most a second for it.
+    pub fn held(&self) -> Result<(usize, usize), Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.router
+            .send(Event::SessionQuery {
+                connection: self.id,
+                reply,
+            })
+            .map_err(|_| Error::Inline("the broker is shutting down".into()))?;
+        answer
+            .recv_timeout(Duration::from_secs(1))
+            .map_err(|_| Error::Inline("the router did not answer".into()))
+    }
+
     fn reply(&self, ack: Ack) {
         // If the router is gone, so is the session: nothing to answer.
         let _ = self.router.send(Event::Ack {

@@ -135,6 +135,12 @@ pub(crate) enum Event {
         connection: ConnectionId,
         publish: Publish,
     },
+    /// An inline session asks how many messages its session holds: `reply` gets
+    /// (queued, inflight), or nothing if the session is gone.
+    SessionQuery {
+        connection: ConnectionId,
+        reply: crossbeam_channel::Sender<(usize, usize)>,
+    },
     /// The broker is stopping: disconnect everyone, save, and return.
     Shutdown,
 }
@@ -186,7 +192,7 @@ impl Event {
                         .map_or(0, |will| will.topic.as_str().len() + will.payload.len())
             }
             Event::Shutdown => return 0,
-            Event::Send { .. } => 0,
+            Event::Send { .. } | Event::SessionQuery { .. } => 0,
             Event::Ack { .. }
             | Event::PingReq { .. }
             | Event::Disconnect { .. }
