@@ -40,6 +40,10 @@ fn the_documented_example_reads_as_it_says() {
     assert_eq!(cloud.client_id, "edge-7");
     assert_eq!(cloud.username.as_deref(), Some("edge-7"));
     assert_eq!(cloud.password.as_deref(), Some("secret"));
+    assert!(
+        !format!("{cloud:?}").contains("secret"),
+        "Debug hides the password"
+    );
     assert_eq!(cloud.cafile.as_deref(), Some("/etc/wren/ca.crt".as_ref()));
     assert!(!cloud.clean_session);
     assert_eq!(cloud.keep_alive, Duration::from_secs(60));

@@ -411,7 +411,11 @@ fn carry_in(context: &Context, client: &Client) -> Option<client::Subscription> 
         }
         match &subscription {
             Some(made) => match made.recv_timeout(TICK) {
-                Ok(Some(message)) => pass_in(context, message),
+                Ok(Some(message)) => {
+                    if !pass_in(context, message) {
+                        return subscription; // the broker has stopped
+                    }
+                }
                 Ok(None) => {}
                 Err(_) => return subscription, // the client has stopped for good
             },
@@ -430,14 +434,15 @@ fn carry_in(context: &Context, client: &Client) -> Option<client::Subscription> 
 }
 
 /// Publishes a message of the remote here, as the bridge's session (so that its
-/// out subscriptions, with No Local, do not send it back).
-fn pass_in(context: &Context, message: client::Message) {
+/// out subscriptions, with No Local, do not send it back). `false` once the
+/// broker has stopped.
+fn pass_in(context: &Context, message: client::Message) -> bool {
     let Some((topic, _)) = context.topics.inward(message.topic()) else {
-        return; // a message of another subscription of this client id
+        return true; // a message of another subscription of this client id
     };
     let Ok(topic) = TopicName::new(topic) else {
         BridgeStatus::count(&context.status.dropped);
-        return;
+        return true;
     };
     let mut publish = Publish::new(
         topic,
@@ -452,13 +457,17 @@ fn pass_in(context: &Context, message: client::Message) {
         publish.properties = Some(Box::new(properties));
     }
     match context.session.publish(publish) {
-        Ok(()) => BridgeStatus::count(&context.status.received),
+        Ok(()) => {
+            BridgeStatus::count(&context.status.received);
+            true
+        }
         Err(error) => {
             log::warn!(
                 "Bridge {}: cannot publish here ({error}); dropped.",
                 context.name
             );
             BridgeStatus::count(&context.status.dropped);
+            false
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::protocol::{ProtocolVersion, QoS, TopicFilter};
 ///       - {filter: 'sensors/#', direction: out, qos: 1}
 ///       - {filter: 'commands/#', direction: in, qos: 1}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeConfig {
     /// The bridge's name: its key under `bridges:`. It names the bridge's local
@@ -103,6 +103,30 @@ impl BridgeConfig {
             reconnect_max_interval: Duration::from_secs(30),
             topics: Vec::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for BridgeConfig {
+    /// Shows everything but the password, which logs must never hold.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("cafile", &self.cafile)
+            .field("client_cert", &self.client_cert)
+            .field("insecure", &self.insecure)
+            .field("clean_session", &self.clean_session)
+            .field("keep_alive", &self.keep_alive)
+            .field("protocol", &self.protocol)
+            .field("try_private", &self.try_private)
+            .field("notifications", &self.notifications)
+            .field("notification_topic", &self.notification_topic)
+            .field("reconnect_max_interval", &self.reconnect_max_interval)
+            .field("topics", &self.topics)
+            .finish()
     }
 }
 
