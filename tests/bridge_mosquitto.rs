@@ -256,3 +256,30 @@ fn a_bridge_connects_over_tls_with_a_client_certificate() {
         .unwrap();
     assert_eq!(next(&at_remote).payload_str().unwrap(), "over TLS");
 }
+
+#[test]
+fn without_try_private_mosquitto_echoes_a_bridged_message_back_once() {
+    // What try_private is for: over 3.1.1 without it, mosquitto sends the bridge
+    // its own message back; the local session's No Local keeps it from going out
+    // a second time, so it echoes once and stops.
+    let local = WrenBroker::start();
+    let remote = Mosquitto::start();
+    let mut config = bridge_config(
+        "echo",
+        &remote.url(),
+        &[("echo/#", BOTH, QoS::AtLeastOnce, "", "")],
+    );
+    config.try_private = false;
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    wait_subscribed(&remote, "wren-bridge-echo");
+    let (_l, at_local) = subscriber(&local.url(), "l", "echo/#", QoS::AtLeastOnce);
+    Client::connect(local.url().as_str())
+        .unwrap()
+        .publish("echo/a", "once", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_local).payload_str().unwrap(), "once");
+    assert_eq!(next(&at_local).payload_str().unwrap(), "once", "the echo");
+    assert!(nothing_more(&at_local, QUIET).is_none(), "only one echo");
+    assert_eq!((bridge.status().sent(), bridge.status().received()), (1, 1));
+}

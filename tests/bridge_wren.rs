@@ -268,3 +268,21 @@ fn sys_shows_a_bridge_whose_remote_is_down_and_what_waits_for_it() {
         || matches!(queued.recv_timeout(common::PATIENCE), Ok(Some(m)) if &m.payload[..] == b"30"),
     );
 }
+
+#[test]
+fn an_overflowing_bridge_queue_is_counted_by_the_broker() {
+    let local = WrenBroker::with_config(|config| {
+        config.limits.max_queued_messages = 10;
+        config.limits.max_inflight_messages = 5;
+    });
+    let nowhere = format!("mqtt://127.0.0.1:{}", common::free_port());
+    let config = bridge_config(
+        "full",
+        &nowhere,
+        &[("data/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+    let _bridge = Bridge::start(&local, &config).unwrap();
+    publish_numbered(&local.url(), "data/x", "m", 40, QoS::AtLeastOnce);
+    // 5 in flight and 10 queued wait; the other 25 are dropped and counted.
+    common::wait_for_stats(&local, "25 dropped", |stats| stats.publish_dropped == 25);
+}
