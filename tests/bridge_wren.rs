@@ -286,3 +286,37 @@ fn an_overflowing_bridge_queue_is_counted_by_the_broker() {
     // 5 in flight and 10 queued wait; the other 25 are dropped and counted.
     common::wait_for_stats(&local, "25 dropped", |stats| stats.publish_dropped == 25);
 }
+
+#[test]
+fn queued_messages_survive_a_restart_with_persistence_in_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = wren::config::BrokerConfig::with_tcp_listener("127.0.0.1:0".parse().unwrap());
+    config.persistence.enabled = true;
+    config.persistence.path = Some(dir.path().join("store"));
+    let remote = WrenBroker::start();
+    let (_sink_client, sink) = subscriber(&remote.url(), "sink", "data/#", QoS::AtLeastOnce);
+    let bridge_settings = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[("data/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+
+    let local = wren::Broker::start(config.clone()).unwrap();
+    let bridge = Bridge::start(&local, &bridge_settings).unwrap();
+    wait_connected(&bridge);
+    bridge.shutdown();
+    let url = format!("mqtt://{}", local.local_addr());
+    let payloads = publish_numbered(&url, "data/x", "stored", 40, QoS::AtLeastOnce);
+    local.shutdown();
+
+    // A new broker on the same file: the bridge's session and its messages are
+    // still there.
+    let local = wren::Broker::start(config).unwrap();
+    assert!(local.stats().queued_messages >= 40);
+    let bridge = Bridge::start(&local, &bridge_settings).unwrap();
+    let seen = collect(&sink, &payloads);
+    assert_eq!(seen.len(), 40);
+    wait_until("the stored queue drained", || {
+        bridge.status().sent() >= 40 && local.stats().queued_messages == 0
+    });
+}
