@@ -90,3 +90,42 @@ fn unacknowledged_messages_of_a_persistent_inline_session_come_again_in_order() 
         b.stats().inflight_messages == 0 && b.stats().queued_messages == 0
     });
 }
+
+#[test]
+fn a_persistent_inline_session_lists_and_drops_the_filters_it_kept() {
+    let broker = WrenBroker::start();
+    let session = broker
+        .inline_session(
+            "keeper",
+            true,
+            vec![
+                filter("a/#", QoS::AtLeastOnce, false),
+                filter("b/#", QoS::AtLeastOnce, false),
+            ],
+        )
+        .unwrap();
+    drop(session);
+    let session = broker.inline_session("keeper", true, Vec::new()).unwrap();
+    let mut filters: Vec<String> = session
+        .subscriptions()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    filters.sort();
+    assert_eq!(filters, ["a/#", "b/#"]);
+    session
+        .unsubscribe(vec![TopicFilter::new("b/#").unwrap()])
+        .unwrap();
+    let filters = session.subscriptions().unwrap();
+    assert_eq!(filters, [TopicFilter::new("a/#").unwrap()]);
+    broker.publish("b/1", "x", QoS::AtLeastOnce, false).unwrap();
+    broker.publish("a/1", "y", QoS::AtLeastOnce, false).unwrap();
+    let message = session.recv_timeout(PATIENCE).unwrap().unwrap();
+    assert_eq!(message.topic.as_str(), "a/1");
+    assert_eq!(
+        session.held().unwrap(),
+        (0, 1),
+        "one sent, not yet acknowledged"
+    );
+}

@@ -320,3 +320,39 @@ fn queued_messages_survive_a_restart_with_persistence_in_a_file() {
         bridge.status().sent() >= 40 && local.stats().queued_messages == 0
     });
 }
+
+#[test]
+fn a_filter_dropped_from_the_configuration_is_unsubscribed_locally() {
+    let local = WrenBroker::start();
+    let remote = WrenBroker::start();
+    let before = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[
+            ("a/#", OUT, QoS::AtLeastOnce, "", ""),
+            ("b/#", OUT, QoS::AtLeastOnce, "", ""),
+        ],
+    );
+    let bridge = Bridge::start(&local, &before).unwrap();
+    wait_connected(&bridge);
+    bridge.shutdown();
+    let after = bridge_config(
+        "cloud",
+        &remote.url(),
+        &[("a/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+    let bridge = Bridge::start(&local, &after).unwrap();
+    bridge.shutdown();
+    // The bridge's persistent local session is subscribed to a/# only.
+    let session = local
+        .inline_session("local.wren-bridge-cloud", true, Vec::new())
+        .unwrap();
+    assert!(session.session_present());
+    let filters: Vec<String> = session
+        .subscriptions()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(filters, ["a/#"]);
+}

@@ -23,7 +23,7 @@ use super::{Bridge, BridgeStatus, Error};
 use crate::broker::{Broker, InlineSession};
 use crate::client::{self, Client, ClientOptions, ClientTls, Pending, Reconnect, Will};
 use crate::config::BridgeConfig;
-use crate::protocol::{Properties, ProtocolVersion, Publish, QoS, TopicName};
+use crate::protocol::{Properties, ProtocolVersion, Publish, QoS, TopicFilter, TopicName};
 
 /// How often the threads look up from waiting: to notice a stop, and the
 /// client's connection coming and going.
@@ -91,6 +91,7 @@ pub(super) fn start(broker: &Broker, config: &BridgeConfig) -> Result<Bridge, Er
             name: name.clone(),
             source,
         })?;
+    forget_old_filters(&name, &session, &topics);
     for (filter, code) in topics.local_filters().iter().zip(session.granted()) {
         if code.0 >= 0x80 {
             log::error!(
@@ -134,6 +135,33 @@ pub(super) fn start(broker: &Broker, config: &BridgeConfig) -> Result<Bridge, Er
         stop: Some(stop),
         thread: Some(thread),
     })
+}
+
+/// Unsubscribes the local session from filters an earlier configuration of the
+/// bridge had and this one has not: its session is persistent, so they would
+/// stay.
+fn forget_old_filters(name: &str, session: &InlineSession, topics: &TopicMap) {
+    let wanted: Vec<TopicFilter> = topics
+        .local_filters()
+        .into_iter()
+        .map(|entry| entry.filter)
+        .collect();
+    let old: Vec<TopicFilter> = match session.subscriptions() {
+        Ok(filters) => filters
+            .into_iter()
+            .filter(|f| !wanted.contains(f))
+            .collect(),
+        Err(error) => {
+            log::warn!("Bridge {name}: cannot list its local subscriptions ({error}).");
+            return;
+        }
+    };
+    for filter in &old {
+        log::info!("Bridge {name}: no longer carrying '{filter}' out.");
+    }
+    if let Err(error) = session.unsubscribe(old) {
+        log::warn!("Bridge {name}: cannot unsubscribe its old filters ({error}).");
+    }
 }
 
 /// The client's settings from the bridge's.

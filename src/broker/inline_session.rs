@@ -32,7 +32,7 @@ use super::inline::INLINE_LISTENER;
 use super::Error;
 use crate::protocol::{
     Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe,
-    SubscribeFilter,
+    SubscribeFilter, TopicFilter, Unsubscribe,
 };
 
 /// How long opening a session waits for the router.
@@ -243,6 +243,36 @@ impl InlineSession {
         answer
             .recv_timeout(Duration::from_secs(1))
             .map_err(|_| Error::Inline("the router did not answer".into()))
+    }
+
+    /// The filters the session is subscribed to, in no order: those of this
+    /// start and, for a persistent session, those it kept from before. It asks
+    /// the router, and waits at most a second for it.
+    pub fn subscriptions(&self) -> Result<Vec<TopicFilter>, Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.router
+            .send(Event::SessionFilters {
+                connection: self.id,
+                reply,
+            })
+            .map_err(|_| Error::Inline("the broker is shutting down".into()))?;
+        answer
+            .recv_timeout(Duration::from_secs(1))
+            .map_err(|_| Error::Inline("the router did not answer".into()))
+    }
+
+    /// Unsubscribes the session from `filters` (a persistent session keeps its
+    /// subscriptions until then). Returns once the router has the request.
+    pub fn unsubscribe(&self, filters: Vec<TopicFilter>) -> Result<(), Error> {
+        if filters.is_empty() {
+            return Ok(());
+        }
+        self.router
+            .send(Event::Unsubscribe {
+                connection: self.id,
+                unsubscribe: Unsubscribe::new(PacketId::MIN, filters),
+            })
+            .map_err(|_| Error::Inline("the broker is shutting down".into()))
     }
 
     fn reply(&self, ack: Ack) {

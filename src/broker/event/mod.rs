@@ -141,6 +141,11 @@ pub(crate) enum Event {
         connection: ConnectionId,
         reply: crossbeam_channel::Sender<(usize, usize)>,
     },
+    /// An inline session asks for the filters its session is subscribed to.
+    SessionFilters {
+        connection: ConnectionId,
+        reply: crossbeam_channel::Sender<Vec<TopicFilter>>,
+    },
     /// The broker is stopping: disconnect everyone, save, and return.
     Shutdown,
 }
@@ -192,7 +197,7 @@ impl Event {
                         .map_or(0, |will| will.topic.as_str().len() + will.payload.len())
             }
             Event::Shutdown => return 0,
-            Event::Send { .. } | Event::SessionQuery { .. } => 0,
+            Event::Send { .. } | Event::SessionQuery { .. } | Event::SessionFilters { .. } => 0,
             Event::Ack { .. }
             | Event::PingReq { .. }
             | Event::Disconnect { .. }

@@ -303,17 +303,8 @@ impl RouterState {
                 connection,
                 publish,
             } => self.session_publish(connection, publish),
-            Event::SessionQuery { connection, reply } => {
-                let held = self
-                    .connections
-                    .get(&connection)
-                    .and_then(|c| self.sessions.get(&c.client_key))
-                    .map(|entry| entry.session.footprint());
-                if let Some(held) = held {
-                    // The asker waits with a timeout; if it has gone, nobody reads.
-                    let _ = reply.try_send((held.queued, held.inflight));
-                }
-            }
+            Event::SessionQuery { connection, reply } => self.session_held(connection, reply),
+            Event::SessionFilters { connection, reply } => self.session_filters(connection, reply),
             Event::Shutdown => {
                 self.shutdown();
                 return false;
