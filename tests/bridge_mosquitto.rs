@@ -5,6 +5,8 @@
 mod bridge_support;
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wren::bridge::Bridge;
@@ -13,7 +15,8 @@ use wren::config::BridgeConfig;
 use wren::protocol::{ProtocolVersion, QoS};
 
 use bridge_support::{
-    bridge_config, collect, next, nothing_more, subscriber, wait_connected, BOTH, IN, OUT,
+    bridge_config, collect, next, nothing_more, publish_across, subscriber, wait_connected, BOTH,
+    IN, OUT,
 };
 use common::mosquitto::Mosquitto;
 use common::{wait_until, WrenBroker};
@@ -199,21 +202,16 @@ fn nothing_accepted_is_lost_when_mosquitto_restarts_mid_stream() {
     let sink = Client::connect(sink_options).unwrap();
     let sink_subscription = sink.subscribe("data/#", QoS::AtLeastOnce).unwrap();
 
-    let url = local.url();
-    let publishing = std::thread::spawn(move || {
-        let publisher = Client::connect(url.as_str()).unwrap();
-        (0..300)
-            .map(|n| {
-                let payload = format!("m-{n}");
-                publisher
-                    .publish("data/x", payload.clone(), QoS::AtLeastOnce, false)
-                    .unwrap();
-                payload
-            })
-            .collect::<Vec<_>>()
-    });
+    let restarted = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let (url, restarted) = (local.url(), restarted.clone());
+        std::thread::spawn(move || {
+            publish_across(&url, "data/x", "m", QoS::AtLeastOnce, &restarted)
+        })
+    };
     wait_until("some messages crossed", || bridge.status().sent() >= 20);
     remote.restart_gracefully();
+    restarted.store(true, Ordering::SeqCst);
     let payloads = publishing.join().unwrap();
     let seen = collect(&sink_subscription, &payloads);
     assert_eq!(seen.len(), payloads.len());

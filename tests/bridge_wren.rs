@@ -5,6 +5,8 @@
 mod bridge_support;
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use wren::client::Client;
 use wren::protocol::QoS;
 
 use bridge_support::{
-    bridge_config, collect, next, nothing_more, subscriber, wait_connected, BOTH, IN, OUT,
+    bridge_config, collect, next, nothing_more, publish_across, subscriber, wait_connected, BOTH,
+    IN, OUT,
 };
 use common::{wait_until, WrenBroker};
 
@@ -179,25 +182,19 @@ fn nothing_accepted_is_lost_when_the_remote_restarts_mid_stream() {
     wait_connected(&bridge);
     let (sink_client, sink) = subscriber(&remote.url(), "sink", "data/#", QoS::ExactlyOnce);
 
-    let url = local.url();
-    let first = {
-        let url = url.clone();
-        thread::spawn(move || {
-            let mut all = publish_numbered(&url, "data/1", "q1", 200, QoS::AtLeastOnce);
-            all.extend(publish_numbered(
-                &url,
-                "data/2",
-                "q2",
-                200,
-                QoS::ExactlyOnce,
-            ));
-            all
-        })
+    let restarted = Arc::new(AtomicBool::new(false));
+    let publishing = |topic: &'static str, prefix: &'static str, qos: QoS| {
+        let (url, restarted) = (local.url(), restarted.clone());
+        thread::spawn(move || publish_across(&url, topic, prefix, qos, &restarted))
     };
-    // Mid-stream: once some have gone across.
+    let qos1 = publishing("data/1", "q1", QoS::AtLeastOnce);
+    let qos2 = publishing("data/2", "q2", QoS::ExactlyOnce);
+    // Mid-stream: once some have gone across, and both publishers go on after.
     wait_until("some messages crossed", || bridge.status().sent() >= 20);
     remote.restart();
-    let payloads = first.join().unwrap();
+    restarted.store(true, Ordering::SeqCst);
+    let mut payloads = qos1.join().unwrap();
+    payloads.extend(qos2.join().unwrap());
     let seen = collect(&sink, &payloads);
     for (payload, times) in &seen {
         if payload.starts_with("q2-") {

@@ -96,3 +96,32 @@ fn missing(expected: &[String], seen: &HashMap<String, usize>) -> Vec<String> {
 pub const OUT: Direction = Direction::Out;
 pub const IN: Direction = Direction::In;
 pub const BOTH: Direction = Direction::Both;
+
+/// Publishes `prefix-N` on `topic` at `qos` from a new client of `url`, each
+/// waited for, until 50 more have gone after `restarted` is raised (at most
+/// 5,000): a stream that is surely under way across the restart.
+pub fn publish_across(
+    url: &str,
+    topic: &str,
+    prefix: &str,
+    qos: QoS,
+    restarted: &std::sync::atomic::AtomicBool,
+) -> Vec<String> {
+    let publisher = Client::connect(url).unwrap();
+    let mut sent = Vec::new();
+    let mut after = 0;
+    for n in 0..5_000 {
+        let payload = format!("{prefix}-{n}");
+        publisher
+            .publish(topic, payload.clone(), qos, false)
+            .unwrap();
+        sent.push(payload);
+        if restarted.load(std::sync::atomic::Ordering::SeqCst) {
+            after += 1;
+            if after == 50 {
+                break;
+            }
+        }
+    }
+    sent
+}
