@@ -353,3 +353,42 @@ fn a_filter_dropped_from_the_configuration_is_unsubscribed_locally() {
         .collect();
     assert_eq!(filters, ["a/#"]);
 }
+
+#[test]
+fn several_bridges_carry_their_own_topics() {
+    let local = WrenBroker::start();
+    let (east, west) = (WrenBroker::start(), WrenBroker::start());
+    let configs = [
+        bridge_config(
+            "east",
+            &east.url(),
+            &[("e/#", OUT, QoS::AtLeastOnce, "", "")],
+        ),
+        bridge_config(
+            "west",
+            &west.url(),
+            &[("w/#", OUT, QoS::AtLeastOnce, "", "")],
+        ),
+    ];
+    let bridges = wren::bridge::Bridges::start(&local, &configs).unwrap();
+    for bridge in bridges.iter() {
+        wait_connected(bridge);
+    }
+    let (_e, at_east) = subscriber(&east.url(), "e", "#", QoS::AtLeastOnce);
+    let (_w, at_west) = subscriber(&west.url(), "w", "#", QoS::AtLeastOnce);
+    local
+        .publish("e/1", "east", QoS::AtLeastOnce, false)
+        .unwrap();
+    local
+        .publish("w/1", "west", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(next(&at_east).topic(), "e/1");
+    assert_eq!(next(&at_west).topic(), "w/1");
+    assert!(nothing_more(&at_east, QUIET).is_none());
+    assert!(nothing_more(&at_west, QUIET).is_none());
+    let east_bridge = bridges.get("east").unwrap();
+    wait_until("east counts its message", || {
+        east_bridge.status().sent() == 1
+    });
+    bridges.shutdown();
+}
