@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
+use wren::bridge::Bridges;
 use wren::broker::{hooks_from_config, Broker, Error};
 use wren::config::{BrokerConfig, ListenerKind};
 
@@ -85,7 +86,9 @@ fn run() -> Result<(), String> {
         }
     }
     log::info!("wren-broker {} starting.", env!("CARGO_PKG_VERSION"));
+    let bridge_configs = std::mem::take(&mut config.bridges);
     let broker = start(config)?;
+    let bridges = Bridges::start(&broker, &bridge_configs).map_err(|e| e.to_string())?;
 
     let (stop_tx, stop_rx) = mpsc::channel();
     ctrlc::set_handler(move || {
@@ -95,6 +98,7 @@ fn run() -> Result<(), String> {
     // Blocks until SIGINT or SIGTERM.
     let _ = stop_rx.recv();
     log::info!("Signal received, shutting down.");
+    bridges.shutdown();
     broker.shutdown();
     Ok(())
 }

@@ -54,7 +54,10 @@
 //!    sees them), `clock.rs` (its deadlines), `writer.rs`; `event/` holds what the
 //!    two sides send each other.
 //! 4. [`transport`]: how TLS and WebSocket connections are shared by two threads.
-//! 5. [`auth`]: password hashes as mosquitto and `mkpasswd` write them, and
+//! 5. [`bridge`]: a broker's topics carried to another broker and back, with a
+//!    persistent inline session on one side and the client on the other; how
+//!    nothing accepted is lost and nothing loops.
+//! 6. [`auth`]: password hashes as mosquitto and `mkpasswd` write them, and
 //!    access control lists, including why a user name must never widen a pattern.
 //!
 //! # Architecture
@@ -69,6 +72,7 @@
 //! | authentication | [`auth`] | password files and ACLs in mosquitto's and hbmqtt's formats |
 //! | broker | [`broker`] | protocol, transport, configuration, authentication, hooks, storage |
 //! | client | [`client`] | protocol, transport, configuration |
+//! | bridges | [`bridge`] | the broker's inline sessions and the client; neither of them knows it |
 //! | tools | `bin/` | the public API of this crate only |
 //!
 //! ## The broker's threads
@@ -192,6 +196,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod client;
 pub mod config;

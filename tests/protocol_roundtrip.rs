@@ -95,6 +95,7 @@ fn connect() -> impl Strategy<Value = Connect> {
                     username,
                     password,
                     properties: None,
+                    bridge: false,
                 }
             },
         )

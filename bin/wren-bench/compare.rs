@@ -89,6 +89,7 @@ fn pubsub(
 ) -> Plan {
     Plan::PubSub(PubSub {
         target: local(address),
+        subscribe_target: None,
         // `compare` sets the run's version on every plan (`run_on_fresh_broker`).
         version: ProtocolVersion::V3_1_1,
         publishers: shape.0,

@@ -3,6 +3,7 @@
 //! ```text
 //! wren-bench run  --url mqtt://127.0.0.1:1883 --publishers 1 --subscribers 100 -q 1
 //! wren-bench run  --url mqtt://127.0.0.1:1883 --version 5 -q 2 --inflight 64
+//! wren-bench run  --url mqtt://127.0.0.1:1883 --subscribe-url mqtt://127.0.0.1:1884 -q 1
 //! wren-bench pub  --url mqtt://127.0.0.1:1883 -c 10 -n 100000
 //! wren-bench conn --url mqtt://127.0.0.1:1883 -c 10000 --pid 1234
 //! wren-bench compare --broker "mosquitto=mosquitto -p {port}" \
@@ -54,6 +55,8 @@ Usage:
 Options:
   --url URL              broker to load: mqtt://, mqtts://, ws:// or wss://
                          (default mqtt://127.0.0.1:1883)
+  --subscribe-url URL    run: subscribers connect here instead (a broker bridged
+                         to --url, to measure the bridge)
   --cafile FILE          CA certificates to trust for mqtts:// and wss://
   --insecure             do not check the broker's certificate (tests only)
   --version 3.1.1|5      MQTT version of every connection (default 3.1.1; also
@@ -206,6 +209,7 @@ fn run() -> Result<(), String> {
         None => ProtocolVersion::V3_1_1,
     };
     let url: String = parse(&mut args, "--url", "--url")?.unwrap_or("mqtt://127.0.0.1:1883".into());
+    let subscribe_url: Option<String> = parse(&mut args, "--subscribe-url", "--subscribe-url")?;
     let pid: Option<u32> = parse(&mut args, "--pid", "--pid")?;
     let timeout = Duration::from_secs(parse(&mut args, "--timeout", "--timeout")?.unwrap_or(120));
     let connections: Option<usize> = parse(&mut args, ["-c", "--connections"], "-c")?;
@@ -251,6 +255,10 @@ fn run() -> Result<(), String> {
             };
             let run = PubSub {
                 target: target(&url, cafile.clone(), insecure)?,
+                subscribe_target: subscribe_url
+                    .as_deref()
+                    .map(|url| target(url, cafile.clone(), insecure).map(Box::new))
+                    .transpose()?,
                 version,
                 publishers,
                 subscribers,

@@ -27,6 +27,9 @@ use crate::wire::{describe, version_label, Inbound, Outbound, Wire, WireError};
 #[derive(Debug, Clone)]
 pub struct PubSub {
     pub target: Dialer,
+    /// Where subscribers connect, when not to `target`: another broker, bridged
+    /// to the publishers' one, to measure the bridge.
+    pub subscribe_target: Option<Box<Dialer>>,
     /// What every connection of the run speaks.
     pub version: ProtocolVersion,
     pub publishers: usize,
@@ -153,7 +156,7 @@ pub fn run_pubsub(run: &PubSub, progress: &Arc<Progress>) -> Result<PubSubReport
     let mut subscribers = Vec::new();
     for index in 0..run.subscribers {
         let wire = Wire::connect_with(
-            &run.target,
+            run.subscribe_target.as_deref().unwrap_or(&run.target),
             run.version,
             &client_id(&run.prefix, "sub", index),
             600,

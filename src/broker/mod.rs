@@ -74,6 +74,7 @@ mod event;
 mod hooks;
 mod http;
 mod inline;
+mod inline_session;
 mod listener;
 mod log_limit;
 mod metrics;
@@ -99,6 +100,7 @@ pub use hooks::{
     HookError,
 };
 pub use inline::{IntoIter, Iter, Subscription};
+pub use inline_session::{InlineSession, Publisher};
 pub use stats::{Limit, ListenerMetrics, Metrics, Stats};
 pub use store::{
     Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,
@@ -114,7 +116,7 @@ use router::RouterState;
 use stats::Counters;
 
 use crate::config::{BrokerConfig, ListenerKind, PersistenceConfig};
-use crate::protocol::{Publish, QoS, TopicFilter, TopicName};
+use crate::protocol::{Publish, QoS, SubscribeFilter, TopicFilter, TopicName};
 
 /// Events the router's inbox holds before connection threads wait to add more. A
 /// publisher faster than the router is slowed by TCP backpressure, not by memory.
@@ -562,6 +564,35 @@ impl Broker {
             qos,
             self.shared.limits.max_inflight_messages,
         )
+    }
+
+    /// Opens a session of the embedding program under `client_id`, subscribed to
+    /// `filters` (with their options: No Local, Retain As Published...): see
+    /// [`InlineSession`]. With `persistent`, the session outlives the returned
+    /// value, as a client's with clean session 0 does, and its QoS 1/2 messages
+    /// wait for the next session with this identifier (in the store, with
+    /// persistence on). A session already open under `client_id` is taken over.
+    /// No authorization hook is asked.
+    pub fn inline_session(
+        &self,
+        client_id: &str,
+        persistent: bool,
+        filters: Vec<SubscribeFilter>,
+    ) -> Result<InlineSession, Error> {
+        InlineSession::start(
+            self.shared.next_connection_id(),
+            self.inbox.clone(),
+            client_id,
+            persistent,
+            filters,
+            self.shared.limits.max_inflight_messages,
+        )
+    }
+
+    /// A handle that publishes as [`publish`](Self::publish) does, for other
+    /// threads.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.inbox.clone())
     }
 
     /// A snapshot of the broker's counters.

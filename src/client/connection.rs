@@ -457,6 +457,7 @@ fn connect_packet(
         username: options.username.clone(),
         password: options.password.clone(),
         properties: properties.filter(|properties| !properties.is_empty()),
+        bridge: options.bridge,
     })
 }
 

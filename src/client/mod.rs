@@ -222,6 +222,23 @@ impl Pending {
         }
     }
 
+    /// Waits at most `timeout` for the outcome, and keeps the `Pending` to wait
+    /// again: `None` if the broker has not answered in time. A QoS 1/2 message
+    /// stays the client's while it reconnects (it is sent again), so a caller
+    /// that must not give up on it waits in a loop.
+    pub fn wait_for(&self, timeout: Duration) -> Option<Result<(), Error>> {
+        let Some(reply) = &self.reply else {
+            return Some(Ok(())); // QoS 0: nothing to wait for
+        };
+        crossbeam_channel::select! {
+            recv(reply) -> result => Some(result.unwrap_or_else(|_| Err(ended(&self.status)))),
+            recv(self.status.gone) -> _ => {
+                Some(reply.try_recv().unwrap_or_else(|_| Err(ended(&self.status))))
+            }
+            default(timeout) => None,
+        }
+    }
+
     /// The outcome if it is known, `None` if the broker has not answered yet. Never
     /// blocks.
     pub fn try_wait(&self) -> Option<Result<(), Error>> {

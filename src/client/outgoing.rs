@@ -52,6 +52,17 @@ impl Publish {
         }
     }
 
+    /// Replaces the message's MQTT 5 properties, as when passing on a message
+    /// received elsewhere with its user properties, content type and the rest.
+    /// Properties a PUBLISH may not carry from a client (Subscription
+    /// Identifiers, a Topic Alias) are left out.
+    pub fn with_properties(mut self, mut properties: Properties) -> Publish {
+        properties.subscription_identifiers.clear();
+        properties.topic_alias = None;
+        self.properties = properties;
+        self
+    }
+
     /// Publishes at `qos`.
     pub fn qos(mut self, qos: QoS) -> Publish {
         self.qos = qos;

@@ -29,6 +29,10 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Keeping sessions and retained messages across restarts (`persistence:`).
     pub persistence: PersistenceConfig,
+    /// Connections to other brokers (`bridges:`). [`Broker`](crate::Broker) does
+    /// not start them itself: [`Bridges::start`](crate::bridge::Bridges::start)
+    /// does, on a started broker, as `wren-broker` does.
+    pub bridges: Vec<super::BridgeConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -46,6 +50,7 @@ impl Default for BrokerConfig {
             sys: SysConfig::default(),
             limits: Limits::default(),
             persistence: PersistenceConfig::default(),
+            bridges: Vec::new(),
         }
     }
 }

@@ -31,12 +31,14 @@
 //! library), `load/` reads that tree into the typed settings, checking every value,
 //! and `error.rs` says what went wrong.
 
+mod bridge;
 mod broker;
 mod client;
 mod error;
 mod load;
 mod yaml;
 
+pub use bridge::{BridgeConfig, BridgeTopic, Direction};
 pub use broker::{
     AuthConfig, BrokerConfig, Limits, ListenerConfig, ListenerKind, PersistenceConfig, SysConfig,
     TlsConfig, TopicCheckConfig,

@@ -3,7 +3,8 @@
 //! ```text
 //! fixed header   0x10, remaining length
 //! protocol name  00 04 'M' 'Q' 'T' 'T'  (MQTT 3.1: 00 06 'M' 'Q' 'I' 's' 'd' 'p')
-//! level          04                     (MQTT 3.1: 03, MQTT 5: 05)
+//! level          04                     (MQTT 3.1: 03, MQTT 5: 05); a bridge
+//!                sets bit 7 (0x84), mosquitto's "try_private"
 //! flags          bit 7 user name, 6 password, 5 will retain, 4-3 will QoS,
 //!                2 will flag, 1 clean session (clean start), 0 reserved (must be 0)
 //! keep alive     two bytes, seconds
@@ -29,6 +30,10 @@ const WILL_QOS: u8 = 0b0001_1000;
 const WILL: u8 = 0b0000_0100;
 const CLEAN_SESSION: u8 = 0b0000_0010;
 const RESERVED: u8 = 0b0000_0001;
+/// Bit 7 of the protocol level: the client is a bridge between brokers
+/// (mosquitto's `try_private`). Not in the specification; brokers that know it do
+/// not send a bridge back the messages it published.
+const BRIDGE_LEVEL_BIT: u8 = 0x80;
 
 /// CONNECT: a client asks to open a session.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +59,13 @@ pub struct Connect {
     pub password: Option<Bytes>,
     /// MQTT 5 properties; `None` when there are none.
     pub properties: Option<Box<Properties>>,
+    /// The client is a bridge from another broker: bit 7 of the protocol level
+    /// (0x83, 0x84), mosquitto's `try_private`. A broker that knows the bit sends a
+    /// bridge none of the messages it published itself, as if every subscription
+    /// of it had MQTT 5's No Local, so that two bridged brokers do not pass a
+    /// message back and forth. MQTT 5 bridges use No Local instead: the bit is not
+    /// sent with level 5, and a broker that does not know it refuses the CONNECT.
+    pub bridge: bool,
 }
 
 /// The will message of a CONNECT: published by the server for a client that goes
@@ -106,6 +118,7 @@ impl Connect {
             username: None,
             password: None,
             properties: None,
+            bridge: false,
         }
     }
 
@@ -176,7 +189,13 @@ impl Connect {
 
         write_fixed_header(out, first_byte(PacketType::Connect), len)?;
         write_prefixed(out, name.as_bytes());
-        out.push(self.protocol.level());
+        // The bridge bit only where mosquitto reads it: MQTT 3.1 and 3.1.1.
+        let bridge = if self.bridge && !v5 {
+            BRIDGE_LEVEL_BIT
+        } else {
+            0
+        };
+        out.push(self.protocol.level() | bridge);
         out.push(flags);
         write_u16(out, self.keep_alive);
         if v5 {
@@ -213,7 +232,15 @@ pub(crate) fn decode(
 ) -> Result<Connect, DecodeError> {
     let name = reader.binary("protocol name")?;
     let level = reader.u8("protocol level")?;
-    let protocol = match (&name[..], level) {
+    let bridge = level & BRIDGE_LEVEL_BIT != 0 && level & !BRIDGE_LEVEL_BIT < 5;
+    let protocol = match (
+        &name[..],
+        if bridge {
+            level & !BRIDGE_LEVEL_BIT
+        } else {
+            level
+        },
+    ) {
         (b"MQTT", 4) => ProtocolVersion::V3_1_1,
         (b"MQIsdp", 3) => ProtocolVersion::V3_1,
         (b"MQTT", 5) => ProtocolVersion::V5,
@@ -292,6 +319,7 @@ pub(crate) fn decode(
         username,
         password,
         properties,
+        bridge,
     })
 }
 
@@ -307,6 +335,7 @@ impl std::fmt::Debug for Connect {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("properties", &self.properties)
+            .field("bridge", &self.bridge)
             .finish()
     }
 }
@@ -320,6 +349,27 @@ mod tests {
 
     fn decode_bytes(bytes: &[u8]) -> Result<Option<Packet>, DecodeError> {
         Decoder::new().decode(&mut BytesMut::from(bytes))
+    }
+
+    #[test]
+    fn a_bridge_sets_bit_7_of_the_level_in_3_1_1_only() {
+        let mut connect = Connect::new("edge");
+        connect.bridge = true;
+        let mut out = Vec::new();
+        connect.encode(&mut out).unwrap();
+        assert_eq!(out[8], 0x84, "level 4 with mosquitto's try_private bit");
+        assert_eq!(decode_bytes(&out), Ok(Some(Packet::from(connect.clone()))));
+
+        connect.protocol = ProtocolVersion::V5;
+        let mut out = Vec::new();
+        connect.encode(&mut out).unwrap();
+        assert_eq!(out[8], 5, "MQTT 5 bridges use No Local instead");
+        // A level 5 with the bit is no level anyone speaks.
+        out[8] = 0x85;
+        assert_eq!(
+            decode_bytes(&out),
+            Err(DecodeError::UnsupportedProtocolLevel(0x85))
+        );
     }
 
     #[test]
@@ -339,6 +389,7 @@ mod tests {
             username: Some("u".into()),
             password: Some(Bytes::from_static(b"p")),
             properties: None,
+            bridge: false,
         };
         #[rustfmt::skip]
         let bytes: &[u8] = &[

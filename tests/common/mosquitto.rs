@@ -237,6 +237,26 @@ impl Mosquitto {
         );
     }
 
+    /// Stops the broker with SIGTERM, as a service manager would (with
+    /// persistence on it saves its sessions on the way out), and starts it again
+    /// on the same port with the same configuration.
+    pub fn restart_gracefully(&mut self) {
+        // SAFETY: kill(2) with the id of a child this fixture started and has not
+        // yet waited for.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        self.child = spawn(&program("mosquitto"), self.dir.path());
+        self.starts += 1;
+        assert!(
+            self.wait_until_running(),
+            "mosquitto did not start again on port {}; its log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

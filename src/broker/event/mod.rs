@@ -130,6 +130,25 @@ pub(crate) enum Event {
     /// The embedding program publishes a message (`Broker::publish`): routed like a
     /// client's, with no acknowledgement and no authorization check.
     InlinePublish(Publish),
+    /// An inline session of the embedding program publishes
+    /// (`InlineSession::publish`): routed as that session's own message, so that
+    /// its subscriptions with No Local do not receive it; no acknowledgement and no
+    /// authorization check.
+    SessionPublish {
+        connection: ConnectionId,
+        publish: Publish,
+    },
+    /// An inline session asks how many messages its session holds: `reply` gets
+    /// (queued, inflight), or nothing if the session is gone.
+    SessionQuery {
+        connection: ConnectionId,
+        reply: crossbeam_channel::Sender<(usize, usize)>,
+    },
+    /// An inline session asks for the filters its session is subscribed to.
+    SessionFilters {
+        connection: ConnectionId,
+        reply: crossbeam_channel::Sender<Vec<TopicFilter>>,
+    },
     /// The broker is stopping: disconnect everyone, save, and return.
     Shutdown,
 }
@@ -144,7 +163,9 @@ impl Event {
     /// every sender has gone, and gives back what that costs.
     pub(crate) fn cost(&self) -> usize {
         let held = match self {
-            Event::Publish { publish, .. } | Event::InlinePublish(publish) => {
+            Event::Publish { publish, .. }
+            | Event::InlinePublish(publish)
+            | Event::SessionPublish { publish, .. } => {
                 publish.topic.as_str().len() + publish.payload.len()
             }
             Event::Subscribe {
@@ -179,7 +200,7 @@ impl Event {
                         .map_or(0, |will| will.topic.as_str().len() + will.payload.len())
             }
             Event::Shutdown => return 0,
-            Event::Send { .. } => 0,
+            Event::Send { .. } | Event::SessionQuery { .. } | Event::SessionFilters { .. } => 0,
             Event::Ack { .. }
             | Event::PingReq { .. }
             | Event::Disconnect { .. }

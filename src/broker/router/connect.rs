@@ -152,6 +152,7 @@ impl RouterState {
                 waiting: Default::default(),
                 version: connect.protocol,
                 max_packet_size,
+                bridge: connect.bridge,
             },
         );
         // The session's record (its owner, as of this connection) is written down

@@ -100,6 +100,9 @@ struct ConnectedClient {
     /// MQTT 5: the largest packet the client accepts (its Maximum Packet Size);
     /// `usize::MAX` when it set none.
     max_packet_size: usize,
+    /// A bridge from another broker (mosquitto's try_private): its subscriptions
+    /// all take No Local, so what it published does not go back to it.
+    bridge: bool,
 }
 
 /// A session and the connection currently attached to it, if any.
@@ -303,6 +306,12 @@ impl RouterState {
             Event::Send { connection, packet } => self.send(connection, packet),
             Event::Drained { connection } => self.drained(connection),
             Event::InlinePublish(publish) => self.inline_publish(publish),
+            Event::SessionPublish {
+                connection,
+                publish,
+            } => self.session_publish(connection, publish),
+            Event::SessionQuery { connection, reply } => self.session_held(connection, reply),
+            Event::SessionFilters { connection, reply } => self.session_filters(connection, reply),
             Event::Shutdown => {
                 self.shutdown();
                 return false;

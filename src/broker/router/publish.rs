@@ -73,6 +73,16 @@ impl RouterState {
         let _ = self.publish(publish);
     }
 
+    /// A message of an inline session: routed as the session's own, so No Local
+    /// keeps it from the session's subscriptions; nothing to acknowledge.
+    pub(super) fn session_publish(&mut self, id: ConnectionId, publish: Publish) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let publisher = connection.client_key.clone();
+        let _ = self.route(Some(&publisher), publish);
+    }
+
     pub(super) fn client_publish(&mut self, id: ConnectionId, publish: Publish, authorized: bool) {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;

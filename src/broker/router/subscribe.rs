@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
+use crossbeam_channel::Sender;
+
 use crate::broker::event::{ConnectionId, Qos0Room};
 use crate::broker::retain::ReplayCursor;
 use crate::broker::stats::Limit;
@@ -48,6 +50,7 @@ impl RouterState {
         };
         let key = connection.client_key.clone();
         let info = connection.info.clone();
+        let bridge = connection.bridge;
         let now = Instant::now();
         // MQTT 5: one Subscription Identifier for every filter of the packet.
         let identifier = subscribe
@@ -139,8 +142,11 @@ impl RouterState {
             // The QoS asked for, up to the most the broker offers (`max-qos`).
             let options = SubscriptionOptions {
                 qos: entry.qos.min(self.limits.max_qos),
-                no_local: entry.no_local,
-                retain_as_published: entry.retain_as_published,
+                // A bridge never gets its own messages back, and gets the RETAIN
+                // flag as published so that retained messages stay retained on
+                // the other side, as in mosquitto.
+                no_local: entry.no_local || bridge,
+                retain_as_published: entry.retain_as_published || bridge,
                 identifier,
             };
             let new = self.subscriptions.subscribe(&key, &entry.filter, options);
@@ -220,6 +226,31 @@ impl RouterState {
         let mut ack = UnsubAck::new(unsubscribe.packet_id);
         ack.reason_codes = codes;
         self.send(id, Packet::UnsubAck(ack));
+    }
+
+    /// Tells an inline session how many messages its session holds: (queued,
+    /// inflight). The asker waits with a timeout; if it has gone, nobody reads.
+    pub(super) fn session_held(&mut self, id: ConnectionId, reply: Sender<(usize, usize)>) {
+        let held = self
+            .connections
+            .get(&id)
+            .and_then(|connection| self.sessions.get(&connection.client_key))
+            .map(|entry| entry.session.footprint());
+        if let Some(held) = held {
+            let _ = reply.try_send((held.queued, held.inflight));
+        }
+    }
+
+    /// Tells an inline session the filters its session is subscribed to.
+    pub(super) fn session_filters(&mut self, id: ConnectionId, reply: Sender<Vec<TopicFilter>>) {
+        if let Some(connection) = self.connections.get(&id) {
+            let filters = self
+                .subscriptions
+                .of(&connection.client_key)
+                .map(|(filter, _)| filter.clone())
+                .collect();
+            let _ = reply.try_send(filters);
+        }
     }
 
     /// Delivers the next slice of a retained replay, and queues the rest for a

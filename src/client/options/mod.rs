@@ -77,6 +77,8 @@ pub struct ClientOptions {
     pub(crate) authenticator: Option<AuthenticatorHandle>,
     /// MQTT 5: whether a broker that refuses version 5 is asked again in 3.1.1.
     pub(crate) protocol_fallback: bool,
+    /// MQTT 3.1 / 3.1.1: announce the client as a bridge (mosquitto's try_private).
+    pub(crate) bridge: bool,
 }
 
 impl ClientOptions {
@@ -114,6 +116,7 @@ impl ClientOptions {
             outgoing_topic_aliases: false,
             authenticator: None,
             protocol_fallback: false,
+            bridge: false,
         }
     }
 
@@ -295,6 +298,26 @@ impl ClientOptions {
         self
     }
 
+    /// Announces the client as a bridge from another broker, as mosquitto's
+    /// bridges do with `try_private true`: over MQTT 3.1 and 3.1.1 the CONNECT's
+    /// protocol level carries bit 7 (0x84), and a broker that knows it (mosquitto,
+    /// wren-broker) sends the client none of the messages the client published
+    /// itself, so that two bridged brokers do not pass a message back and forth.
+    /// Over MQTT 5 nothing is added: subscribe with No Local instead
+    /// ([`SubscribeFilter`](crate::protocol::SubscribeFilter)). A broker that does
+    /// not know the bit refuses the connection (CONNACK 0x01).
+    ///
+    /// ```
+    /// use wren::client::ClientOptions;
+    ///
+    /// let options = ClientOptions::new("cloud.example", 1883).with_bridge(true);
+    /// assert!(options.bridge());
+    /// ```
+    pub fn with_bridge(mut self, bridge: bool) -> ClientOptions {
+        self.bridge = bridge;
+        self
+    }
+
     /// How many QoS 1/2 messages may wait for their acknowledgements at once: 20 by
     /// default. A publish beyond it waits for room.
     ///
@@ -395,6 +418,12 @@ impl ClientOptions {
     /// The reconnect policy.
     pub fn reconnect(&self) -> Reconnect {
         self.reconnect
+    }
+
+    /// Whether the client announces itself as a bridge
+    /// ([`with_bridge`](Self::with_bridge)).
+    pub fn bridge(&self) -> bool {
+        self.bridge
     }
 
     /// The client id set, if any.

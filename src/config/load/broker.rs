@@ -142,6 +142,10 @@ pub(super) fn read_broker(
         config.persistence = read_persistence(f.section(warnings)?, warnings)?;
     }
 
+    if let Some(f) = top.take("bridges") {
+        config.bridges = super::bridge::read_bridges(f, warnings)?;
+    }
+
     if let Some(f) = top.take("plugins") {
         warn_amqtt_plugins(f, warnings);
     }

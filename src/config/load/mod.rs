@@ -10,6 +10,7 @@
 //! read the keys of the two files; `compat.rs` says what files written for hbmqtt
 //! and amqtt meet here that wren-mqtt does not act on.
 
+mod bridge;
 mod broker;
 mod client;
 mod compat;
