@@ -410,18 +410,19 @@ impl RouterState {
         self.pending_writes = pending;
     }
 
-    /// Writes what the batch left for connections without a writer thread (only
-    /// some of it when `more_events` wait: see `event/flush.rs`), copies the
-    /// router's gauges where [`Broker::stats`](super::Broker::stats) reads them,
-    /// and hands what the batch wrote down to the store. Called after each batch
-    /// of events.
+    /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats)
+    /// reads them, writes what the batch left for connections without a writer
+    /// thread (only some of it when `more_events` wait: see `event/flush.rs`), and
+    /// hands what the batch wrote down to the store. Called after each batch of
+    /// events. The gauges go first, so that a client that has read the broker's
+    /// answer finds the statistics at least as new as that answer.
     pub(crate) fn end_batch(&mut self, more_events: bool) {
+        self.publish_gauges();
         self.write_pending(if more_events {
             BUSY_WRITE_BUDGET
         } else {
             usize::MAX
         });
-        self.publish_gauges();
         self.collect_changes();
         if let Some(durable) = &mut self.durable {
             durable.send_batch(Instant::now());
