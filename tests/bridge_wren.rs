@@ -392,3 +392,35 @@ fn several_bridges_carry_their_own_topics() {
     });
     bridges.shutdown();
 }
+
+#[test]
+fn the_brokers_figures_show_each_bridge_while_it_runs() {
+    let local = WrenBroker::start();
+    let remote = WrenBroker::start();
+    // Credentials in the URL are not shown.
+    let url = remote.url().replace("mqtt://", "mqtt://edge:secret@");
+    let config = bridge_config(
+        "cloud",
+        &url,
+        &[("sensors/#", OUT, QoS::AtLeastOnce, "", "")],
+    );
+    let bridge = Bridge::start(&local, &config).unwrap();
+    wait_connected(&bridge);
+    let publisher = Client::connect(local.url().as_str()).unwrap();
+    publisher
+        .publish("sensors/t", "21", QoS::AtLeastOnce, false)
+        .unwrap();
+    wait_until("the figures count the message sent", || {
+        local.metrics().bridges.first().is_some_and(|b| b.sent == 1)
+    });
+    let figures = local.metrics().bridges;
+    assert_eq!(figures.len(), 1);
+    assert_eq!(figures[0].name, "cloud");
+    assert!(figures[0].connected);
+    assert_eq!(figures[0].remote, remote.url());
+    bridge.shutdown();
+    assert!(
+        local.metrics().bridges.is_empty(),
+        "a stopped bridge is gone"
+    );
+}

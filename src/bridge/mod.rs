@@ -60,7 +60,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
-use crate::broker::Broker;
+use crate::broker::{BridgeMetrics, BridgeReport, Broker};
 use crate::config::BridgeConfig;
 
 /// Why a bridge could not be started.
@@ -93,16 +93,35 @@ pub enum Error {
     },
 }
 
-/// What a bridge has done so far, for `$SYS` and for the embedding program.
-#[derive(Debug, Default)]
+/// What a bridge has done so far, for `$SYS`, the broker's figures
+/// ([`Broker::metrics`](crate::Broker::metrics), the dashboard) and the embedding
+/// program.
+#[derive(Debug)]
 pub struct BridgeStatus {
+    name: String,
+    /// The remote's URL, without credentials.
+    remote: String,
     connected: AtomicBool,
     sent: AtomicU64,
     received: AtomicU64,
     dropped: AtomicU64,
+    /// What waited in the local session when the bridge last looked.
+    queued: AtomicU64,
 }
 
 impl BridgeStatus {
+    fn new(name: &str, url: &str) -> BridgeStatus {
+        BridgeStatus {
+            name: name.to_string(),
+            remote: without_credentials(url),
+            connected: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+        }
+    }
+
     /// Whether the bridge is connected to the remote now.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -126,8 +145,39 @@ impl BridgeStatus {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Messages waiting in the bridge's local session for the remote (queued, or
+    /// sent and not yet acknowledged), as last seen: the bridge looks every few
+    /// seconds.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl BridgeReport for BridgeStatus {
+    fn bridge_metrics(&self) -> BridgeMetrics {
+        let mut metrics = BridgeMetrics::new(self.name.clone(), self.remote.clone());
+        metrics.connected = self.connected();
+        metrics.sent = self.sent();
+        metrics.received = self.received();
+        metrics.dropped = self.dropped();
+        metrics.queued = self.queued();
+        metrics
+    }
+}
+
+/// `url` with any user name and password taken out, to be shown.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => url.to_string(),
     }
 }
 

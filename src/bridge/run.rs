@@ -101,7 +101,9 @@ pub(super) fn start(broker: &Broker, config: &BridgeConfig) -> Result<Bridge, Er
             );
         }
     }
-    let status = Arc::new(BridgeStatus::default());
+    let status = Arc::new(BridgeStatus::new(&name, &config.url));
+    let report: Arc<dyn crate::broker::BridgeReport> = status.clone();
+    broker.show_bridge(&report);
     let notifier = Notifier::new(config, broker.publisher(), status.clone());
     notifier.connection_changed(false, session.held().ok().map(|(q, i)| q + i));
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);

@@ -64,6 +64,9 @@ impl Notifier {
             self.status.dropped(),
             queued.map_or(last_queued, |queued| queued as u64),
         ];
+        self.status
+            .queued
+            .store(now[3], std::sync::atomic::Ordering::Relaxed);
         let mut last = self.last.lock();
         if *last == Some(now) {
             return;

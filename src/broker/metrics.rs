@@ -8,11 +8,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use parking_lot::Mutex;
+
 use super::listener::OpenConnections;
-use super::stats::{Counters, ListenerMetrics, Metrics, Stats};
+use super::stats::{BridgeReport, Counters, ListenerMetrics, Metrics, Stats};
 
 /// How to count one listener's open connections.
 #[derive(Clone)]
@@ -48,6 +50,8 @@ pub(crate) struct Figures {
     counters: Arc<Counters>,
     started: Instant,
     listeners: Vec<ListenerEntry>,
+    /// The bridges shown, as long as they live.
+    bridges: Mutex<Vec<Weak<dyn BridgeReport>>>,
 }
 
 impl Figures {
@@ -60,7 +64,15 @@ impl Figures {
             counters,
             started,
             listeners,
+            bridges: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Shows `bridge` in the figures until it is dropped.
+    pub(crate) fn show_bridge(&self, bridge: &Arc<dyn BridgeReport>) {
+        let mut bridges = self.bridges.lock();
+        bridges.retain(|b| b.strong_count() > 0);
+        bridges.push(Arc::downgrade(bridge));
     }
 
     /// The counters now.
@@ -83,6 +95,13 @@ impl Figures {
                     connections: l.open.get() as u64,
                     max_connections: l.max_connections as u64,
                 })
+                .collect(),
+            bridges: self
+                .bridges
+                .lock()
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|bridge| bridge.bridge_metrics())
                 .collect(),
         }
     }

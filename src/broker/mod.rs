@@ -101,7 +101,7 @@ pub use hooks::{
 };
 pub use inline::{IntoIter, Iter, Subscription};
 pub use inline_session::{InlineSession, Publisher};
-pub use stats::{Limit, ListenerMetrics, Metrics, Stats};
+pub use stats::{BridgeMetrics, BridgeReport, Limit, ListenerMetrics, Metrics, Stats};
 pub use store::{
     Change, FileStorage, MemoryStorage, SessionRecord, Storage, StorageError, StoredMessage,
     StoredOwner, StoredSession, StoredState, StoredSubscription,
@@ -621,6 +621,14 @@ impl Broker {
     /// ```
     pub fn metrics(&self) -> Metrics {
         self.figures.metrics()
+    }
+
+    /// Shows a bridge in [`metrics`](Self::metrics), on the dashboard and in the
+    /// Prometheus figures, for as long as `bridge` lives (the broker keeps only a
+    /// weak reference). [`Bridges::start`](crate::bridge::Bridges::start) shows
+    /// each bridge it starts.
+    pub fn show_bridge(&self, bridge: &Arc<dyn BridgeReport>) {
+        self.figures.show_bridge(bridge);
     }
 
     /// Stops the broker: closes the listeners, disconnects every client (wills are

@@ -82,6 +82,53 @@ pub struct Metrics {
     pub stats: Stats,
     /// Every listener, MQTT and HTTP, in configuration order.
     pub listeners: Vec<ListenerMetrics>,
+    /// Every bridge shown to the broker ([`Broker::show_bridge`](super::Broker::show_bridge)),
+    /// in the order they were shown; none without bridges.
+    pub bridges: Vec<BridgeMetrics>,
+}
+
+/// One bridge in [`Metrics::bridges`], as it reports itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeMetrics {
+    /// Its name in the configuration.
+    pub name: String,
+    /// The broker it bridges to, as its URL says.
+    pub remote: String,
+    /// Whether it is connected to the remote now.
+    pub connected: bool,
+    /// Messages the remote has accepted from it.
+    pub sent: u64,
+    /// Messages it received from the remote and published here.
+    pub received: u64,
+    /// Messages it could not pass on.
+    pub dropped: u64,
+    /// Messages waiting here for the remote, as last seen (every few seconds).
+    pub queued: u64,
+}
+
+impl BridgeMetrics {
+    /// A bridge named `name` to `remote`, disconnected, with nothing counted yet.
+    pub fn new(name: impl Into<String>, remote: impl Into<String>) -> BridgeMetrics {
+        BridgeMetrics {
+            name: name.into(),
+            remote: remote.into(),
+            connected: false,
+            sent: 0,
+            received: 0,
+            dropped: 0,
+            queued: 0,
+        }
+    }
+}
+
+/// Something beside the broker that shows in its figures as a bridge
+/// ([`Broker::show_bridge`](super::Broker::show_bridge)). Called for every read of
+/// the figures (each dashboard update, each scrape), so it reads what it has
+/// without waiting.
+pub trait BridgeReport: Send + Sync {
+    /// The bridge's figures now.
+    fn bridge_metrics(&self) -> BridgeMetrics;
 }
 
 /// One listener in [`Metrics::listeners`].

@@ -43,6 +43,21 @@ pub(crate) fn stats(metrics: &Metrics) -> String {
             })
         })
         .collect();
+    let bridges: Vec<Value> = metrics
+        .bridges
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.name,
+                "remote": b.remote,
+                "connected": b.connected,
+                "sent": b.sent,
+                "received": b.received,
+                "dropped": b.dropped,
+                "queued": b.queued,
+            })
+        })
+        .collect();
     json!({
         "version": metrics.version,
         "uptime_seconds": s.uptime.as_secs(),
@@ -68,6 +83,7 @@ pub(crate) fn stats(metrics: &Metrics) -> String {
         "store_failures": s.store_failures,
         "limits_reached": limits,
         "listeners": listeners,
+        "bridges": bridges,
     })
     .to_string()
 }

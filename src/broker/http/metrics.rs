@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::broker::stats::Metrics;
+use crate::broker::stats::{BridgeMetrics, Metrics};
 
 /// The `Content-Type` of the text format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -221,7 +221,60 @@ pub(crate) fn render(metrics: &Metrics) -> String {
             l.max_connections,
         );
     }
+    if !metrics.bridges.is_empty() {
+        bridges(&mut out, &metrics.bridges);
+    }
     out
+}
+
+/// A bridge figure: its name, type, help line, and how to read it.
+type BridgeFigure = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&BridgeMetrics) -> u64,
+);
+
+/// One family per bridge figure, told apart by the `bridge` label.
+fn bridges(out: &mut String, bridges: &[BridgeMetrics]) {
+    let figures: [BridgeFigure; 5] = [
+        (
+            "wren_bridge_connected",
+            "gauge",
+            "1 while the bridge is connected to its remote, else 0.",
+            |b| u64::from(b.connected),
+        ),
+        (
+            "wren_bridge_messages_sent_total",
+            "counter",
+            "Messages the remote accepted from the bridge.",
+            |b| b.sent,
+        ),
+        (
+            "wren_bridge_messages_received_total",
+            "counter",
+            "Messages the bridge received from the remote and published here.",
+            |b| b.received,
+        ),
+        (
+            "wren_bridge_messages_dropped_total",
+            "counter",
+            "Messages the bridge could not pass on.",
+            |b| b.dropped,
+        ),
+        (
+            "wren_bridge_queued_messages",
+            "gauge",
+            "Messages waiting here for the remote, as the bridge last looked.",
+            |b| b.queued,
+        ),
+    ];
+    for (name, kind, help, value) in figures {
+        let mut samples = family(out, name, kind, help);
+        for b in bridges {
+            samples.sample(name, &[("bridge", b.name.as_str())], value(b));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +284,31 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+    #[test]
+    fn each_bridge_is_a_labelled_sample_of_each_bridge_family() {
+        let mut cloud = BridgeMetrics::new("cloud", "mqtts://cluster:8883");
+        cloud.connected = true;
+        cloud.sent = 7;
+        let metrics = Metrics {
+            version: "0",
+            stats: Default::default(),
+            listeners: Vec::new(),
+            bridges: vec![cloud, BridgeMetrics::new("backup", "mqtt://other:1883")],
+        };
+        let text = render(&metrics);
+        for line in [
+            "# TYPE wren_bridge_connected gauge",
+            "wren_bridge_connected{bridge=\"cloud\"} 1",
+            "wren_bridge_connected{bridge=\"backup\"} 0",
+            "# TYPE wren_bridge_messages_sent_total counter",
+            "wren_bridge_messages_sent_total{bridge=\"cloud\"} 7",
+            "wren_bridge_queued_messages{bridge=\"backup\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
     }
 }
