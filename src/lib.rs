@@ -91,8 +91,9 @@
 //!   connection's bounded outbox, gathers everything waiting into one buffer and
 //!   makes one write. Over plain TCP the router itself writes what a batch left in
 //!   the outboxes of connections without a writer thread, with one send that does
-//!   not wait; only what the socket does not take (and, when the router is busy,
-//!   what is beyond a small budget) goes to a writer thread. TLS and WebSocket
+//!   not wait, when it has nothing else to do and few connections to write; what
+//!   the socket does not take, and everything while the router is busy, goes to a
+//!   writer thread. TLS and WebSocket
 //!   records cannot be cut short, so there every write is a writer thread's. A
 //!   writer thread ends when it has had nothing to do for a while (writer threads
 //!   are capped so that the system's mapping limit holds them), so a quiet

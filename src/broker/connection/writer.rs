@@ -223,7 +223,7 @@ impl WriterSlot {
         pool: Arc<WriterPool>,
         direct: Option<Arc<PendingWrites>>,
     ) -> Arc<WriterSlot> {
-        let direct = direct.filter(|_| parts.output.write_now(&[]).is_some());
+        let direct = direct.filter(|_| parts.output.can_write_now());
         Arc::new_cyclic(|me| WriterSlot {
             running: AtomicBool::new(false),
             direct,
@@ -397,18 +397,16 @@ impl Wake for WriterSlot {
 impl Flush for WriterSlot {
     /// The router's write: encodes what waits in the outbox (up to
     /// [`WRITE_BATCH`]) after what is left in the buffer, sends what the socket
-    /// takes without waiting, and starts a thread for the rest; or, beyond the
-    /// router's `budget`, starts the thread at once.
-    fn flush(&self, budget: &mut usize) -> Option<ConnectionId> {
+    /// takes without waiting, and starts a thread for the rest; or, when the
+    /// router has no time to `write`, starts the thread at once.
+    fn flush(&self, write: bool) -> Option<ConnectionId> {
         self.flush_queued.store(false, Ordering::Relaxed);
         let mut state = self.state.lock();
         // A thread has started meanwhile: it writes the packets.
         let SlotState::Resting(parts) = &mut *state else {
             return None;
         };
-        let waiting = parts.outbox.len();
-        if waiting <= *budget {
-            *budget -= waiting;
+        if write {
             fill(parts);
         }
         if !parts.buffer.is_empty() {
@@ -762,7 +760,7 @@ mod tests {
             0,
             "no thread for a packet the router writes"
         );
-        assert!(pending.flush(usize::MAX).is_empty());
+        assert!(pending.flush(true).is_empty());
         assert!(pending.is_empty());
         read_pingresp(&mut client);
         read_pingresp(&mut client);
@@ -785,10 +783,10 @@ mod tests {
                 .try_send(Packet::Publish(numbered_publish(n, 1000)))
                 .unwrap();
             if n % 50 == 0 {
-                pending.flush(usize::MAX);
+                pending.flush(true);
             }
         }
-        pending.flush(usize::MAX);
+        pending.flush(true);
         assert_eq!(
             pool.running(),
             1,
@@ -866,13 +864,13 @@ mod tests {
     }
 
     #[test]
-    fn beyond_the_routers_budget_a_thread_writes() {
+    fn a_busy_router_hands_the_packets_to_a_thread() {
         let pool = Arc::new(WriterPool::new(4));
         let pending = Arc::new(PendingWrites::default());
         let (slot, outbox, mut client) = connection_written_by(&pool, 1, Some(pending.clone()));
         outbox.try_send(Packet::PingResp).unwrap();
         outbox.try_send(Packet::PingResp).unwrap();
-        pending.flush(1);
+        pending.flush(false);
         read_pingresp(&mut client);
         read_pingresp(&mut client);
         wait_for("the thread to rest", || pool.running() == 0);

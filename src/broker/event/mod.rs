@@ -20,7 +20,7 @@ mod outbox;
 
 use std::sync::Arc;
 
-pub(crate) use flush::{Flush, PendingWrites, BUSY_WRITE_BUDGET};
+pub(crate) use flush::{Flush, PendingWrites};
 pub(crate) use gate::{ReadGate, HANDLED_REPORT_EVERY};
 pub(crate) use inbox::{Inbox, InboxBudget};
 pub(crate) use outbox::{outbox, Outbox, OutboxReceiver, Qos0Room, SendFailure, Wake};

@@ -263,11 +263,6 @@ impl OutboxReceiver {
         Ok(packet)
     }
 
-    /// How many packets wait.
-    pub(crate) fn len(&self) -> usize {
-        self.receiver.len()
-    }
-
     fn taken(&self, packet: &Outgoing) {
         self.shared
             .bytes

@@ -57,7 +57,6 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 
 use crate::broker::event::{
     Ack, Closer, ConnectionId, Event, Outbox, PendingWrites, ReadGate, SendFailure,
-    BUSY_WRITE_BUDGET,
 };
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 use crate::broker::log_limit::LogLimit;
@@ -412,17 +411,14 @@ impl RouterState {
 
     /// Copies the router's gauges where [`Broker::stats`](super::Broker::stats)
     /// reads them, writes what the batch left for connections without a writer
-    /// thread (only some of it when `more_events` wait: see `event/flush.rs`), and
+    /// thread (or, when `more_events` wait, hands it to writer threads: see
+    /// `event/flush.rs`), and
     /// hands what the batch wrote down to the store. Called after each batch of
     /// events. The gauges go first, so that a client that has read the broker's
     /// answer finds the statistics at least as new as that answer.
     pub(crate) fn end_batch(&mut self, more_events: bool) {
         self.publish_gauges();
-        self.write_pending(if more_events {
-            BUSY_WRITE_BUDGET
-        } else {
-            usize::MAX
-        });
+        self.write_pending(!more_events);
         self.collect_changes();
         if let Some(durable) = &mut self.durable {
             durable.send_batch(Instant::now());
@@ -434,10 +430,10 @@ impl RouterState {
     /// acknowledgements are written in the next round; the rounds are bounded, and
     /// what a last round leaves is written at the end of the next batch, which
     /// comes at once (see [`deadline`](Self::deadline)).
-    fn write_pending(&mut self, budget: usize) {
+    fn write_pending(&mut self, write: bool) {
         const ROUNDS: usize = 4;
         for _ in 0..ROUNDS {
-            let drained = self.pending_writes.flush(budget);
+            let drained = self.pending_writes.flush(write);
             if drained.is_empty() {
                 break;
             }
