@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
 use super::event::{
-    outbox, Ack, Closer, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver,
+    outbox, Ack, Closer, ConnectionId, Event, Inbox, NewConnection, Outbox, OutboxReceiver,
 };
 use super::hooks::{ClientInfo, DisconnectReason};
 use super::Error;
@@ -27,6 +27,42 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The name inline clients are shown with in logs and to observing hooks.
 pub(crate) const INLINE_LISTENER: &str = "inline";
+
+/// Connects an inline client to the router: MQTT 3.1.1 without keep-alive,
+/// persistent or not, trusted (no authorization hook is asked about it), with no
+/// socket to close.
+pub(crate) fn connect_inline(
+    router: &Inbox,
+    id: ConnectionId,
+    client_id: &str,
+    persistent: bool,
+    outbox: Outbox,
+) -> Result<(), Error> {
+    let client = ClientInfo {
+        client_id: client_id.to_owned(),
+        username: None,
+        remote_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        listener: INLINE_LISTENER.into(),
+        protocol: ProtocolVersion::V3_1_1,
+    };
+    // MQTT 3.1.1's clean session 0 keeps the session for ever; MQTT 5 would
+    // need a Session Expiry Interval to say the same.
+    let mut connect = Connect::new(client_id);
+    connect.keep_alive = 0;
+    connect.clean_session = !persistent;
+    router
+        .send(Event::Connect(Box::new(NewConnection {
+            id,
+            connect,
+            client,
+            outbox,
+            closer: Closer::detached(),
+            gate: Default::default(),
+            trusted: true,
+            connack: None,
+        })))
+        .map_err(|_| Error::Inline("the broker is shutting down".into()))
+}
 
 /// Messages matching an inline subscription, from
 /// [`Broker::subscribe`](super::Broker::subscribe). Dropping it unsubscribes.
@@ -78,28 +114,8 @@ impl Subscription {
     ) -> Result<Subscription, Error> {
         let client_id = format!("wren-inline-{id}");
         let (sender, outbox) = outbox(max_inflight);
-        let client = ClientInfo {
-            client_id: client_id.clone(),
-            username: None,
-            remote_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-            listener: INLINE_LISTENER.into(),
-            protocol: ProtocolVersion::V3_1_1,
-        };
-        let mut connect = Connect::new(client_id);
-        connect.keep_alive = 0;
+        connect_inline(&router, id, &client_id, false, sender)?;
         let gone = || Error::Inline("the broker is shutting down".into());
-        router
-            .send(Event::Connect(Box::new(NewConnection {
-                id,
-                connect,
-                client,
-                outbox: sender,
-                closer: Closer::detached(),
-                gate: Default::default(),
-                trusted: true,
-                connack: None,
-            })))
-            .map_err(|_| gone())?;
         router
             .send(Event::Subscribe {
                 connection: id,

@@ -18,21 +18,18 @@
 //!   session's own, so its subscriptions made with No Local do not receive it.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
 
-use super::event::{
-    outbox, Ack, Closer, ConnectionId, Event, Inbox, NewConnection, OutboxReceiver,
-};
-use super::hooks::{ClientInfo, DisconnectReason};
-use super::inline::INLINE_LISTENER;
+use super::event::{outbox, Ack, ConnectionId, Event, Inbox, OutboxReceiver};
+use super::hooks::DisconnectReason;
+use super::inline::connect_inline;
 use super::Error;
 use crate::protocol::{
-    Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe,
-    SubscribeFilter, TopicFilter, Unsubscribe,
+    Packet, PacketId, Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, TopicFilter,
+    Unsubscribe,
 };
 
 /// How long opening a session waits for the router.
@@ -89,31 +86,8 @@ impl InlineSession {
         max_inflight: usize,
     ) -> Result<InlineSession, Error> {
         let (sender, outbox) = outbox(max_inflight);
-        let client = ClientInfo {
-            client_id: client_id.to_owned(),
-            username: None,
-            remote_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-            listener: INLINE_LISTENER.into(),
-            protocol: ProtocolVersion::V3_1_1,
-        };
-        // MQTT 3.1.1's clean session 0 keeps the session for ever; MQTT 5 would
-        // need a Session Expiry Interval to say the same.
-        let mut connect = Connect::new(client_id);
-        connect.keep_alive = 0;
-        connect.clean_session = !persistent;
+        connect_inline(&router, id, client_id, persistent, sender)?;
         let gone = || Error::Inline("the broker is shutting down".into());
-        router
-            .send(Event::Connect(Box::new(NewConnection {
-                id,
-                connect,
-                client,
-                outbox: sender,
-                closer: Closer::detached(),
-                gate: Default::default(),
-                trusted: true,
-                connack: None,
-            })))
-            .map_err(|_| gone())?;
         let subscribing = !filters.is_empty();
         if subscribing {
             router

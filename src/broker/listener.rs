@@ -126,17 +126,7 @@ impl Listener {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        // Wake the blocking accept with a connection of our own.
-        let wake = wake_address(self.local_addr);
-        match TcpStream::connect_timeout(&wake, Duration::from_secs(2)) {
-            Ok(_) => {
-                let _ = thread.join();
-            }
-            Err(error) => log::warn!(
-                "Cannot wake listener {} on {wake} to stop it ({error}); leaving its thread.",
-                self.name
-            ),
-        }
+        wake_and_join(self.local_addr, thread, &format!("listener {}", self.name));
     }
 
     /// Closes every connection still open on this listener and waits (bounded) for
@@ -192,6 +182,25 @@ impl OpenConnections {
 }
 
 /// Where to connect to reach a listener bound to `addr` from this machine.
+/// Ends an accept thread that has been told to stop: a blocking accept cannot be
+/// interrupted, so it is woken with a connection of our own, then joined. If the
+/// listener cannot be reached, the thread is left (and logged, as `what`).
+pub(crate) fn wake_and_join(
+    local_addr: SocketAddr,
+    thread: std::thread::JoinHandle<()>,
+    what: &str,
+) {
+    let wake = wake_address(local_addr);
+    match TcpStream::connect_timeout(&wake, Duration::from_secs(2)) {
+        Ok(_) => {
+            let _ = thread.join();
+        }
+        Err(error) => {
+            log::warn!("Cannot wake {what} on {wake} to stop it ({error}); leaving its thread.")
+        }
+    }
+}
+
 pub(crate) fn wake_address(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),

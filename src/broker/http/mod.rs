@@ -40,7 +40,7 @@ use base64::Engine;
 use parking_lot::{Condvar, Mutex};
 
 use super::error::Error;
-use super::listener::wake_address;
+use super::listener::wake_and_join;
 use super::log_limit::LogLimit;
 use super::metrics::{Figures, OpenCount};
 use crate::auth::PasswordFile;
@@ -221,17 +221,11 @@ impl HttpListener {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        // A blocking accept cannot be interrupted: wake it with a connection.
-        let wake = wake_address(self.local_addr);
-        match TcpStream::connect_timeout(&wake, Duration::from_secs(2)) {
-            Ok(_) => {
-                let _ = thread.join();
-            }
-            Err(error) => log::warn!(
-                "Cannot wake HTTP listener {} on {wake} to stop it ({error}); leaving its thread.",
-                self.name
-            ),
-        }
+        wake_and_join(
+            self.local_addr,
+            thread,
+            &format!("HTTP listener {}", self.name),
+        );
         let mut sockets = self.open.sockets.lock();
         for closer in sockets.values() {
             closer.close();
