@@ -426,10 +426,11 @@ impl RouterState {
     }
 
     /// Writes the packets of this batch to the connections that have no writer
-    /// thread, or hands them to writer threads (see `event/flush.rs`). An outbox drained by it may let paused publishers go on, whose
-    /// acknowledgements are written in the next round; the rounds are bounded, and
-    /// what a last round leaves is written at the end of the next batch, which
-    /// comes at once (see [`deadline`](Self::deadline)).
+    /// thread, or hands them to writer threads (see `event/flush.rs`). An outbox
+    /// drained by it may let paused publishers go on, whose acknowledgements are
+    /// written in the next round; the rounds are bounded, and what a last round
+    /// leaves is written at the end of the next batch, which comes at once (see
+    /// [`deadline`](Self::deadline)).
     fn write_pending(&mut self, write: bool) {
         const ROUNDS: usize = 4;
         for _ in 0..ROUNDS {
