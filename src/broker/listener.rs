@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::connection::{self, ListenerSide, Shared};
 use super::error::Error;
-use super::event::{Closer, ConnectionId};
+use super::event::Closer;
 use super::stats::{bump, Limit};
 use crate::config::{Limits, ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, ServerTls};
@@ -35,11 +35,79 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors, say) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// The open sockets of one listener.
+/// The sockets a listener (MQTT or HTTP) has open, each with its closer: capped
+/// at accept, counted for the figures, closed at shutdown.
 #[derive(Default)]
-struct Registry {
-    open: Mutex<HashMap<ConnectionId, Closer>>,
+pub(crate) struct OpenSockets {
+    open: Mutex<HashMap<u64, Closer>>,
     emptied: Condvar,
+    /// `open.len()`, readable without the lock, for the figures.
+    count: AtomicUsize,
+}
+
+/// Why [`OpenSockets::admit`] did not take a socket.
+pub(crate) enum Refused {
+    /// The listener's `max-connections` are open.
+    Full,
+    /// The caller's own check said no.
+    Check,
+}
+
+impl OpenSockets {
+    /// Takes `closer`'s socket in as `id`, unless `max` are open or `check`
+    /// refuses it; both are decided under the lock, so the cap is exact.
+    pub(crate) fn admit(
+        &self,
+        id: u64,
+        closer: Closer,
+        max: usize,
+        check: impl FnOnce() -> bool,
+    ) -> Result<(), Refused> {
+        let mut open = self.open.lock();
+        if open.len() >= max {
+            return Err(Refused::Full);
+        }
+        if !check() {
+            return Err(Refused::Check);
+        }
+        open.insert(id, closer);
+        self.count.store(open.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Takes `id`'s socket out, once its threads have finished.
+    pub(crate) fn remove(&self, id: u64) {
+        let mut open = self.open.lock();
+        open.remove(&id);
+        self.count.store(open.len(), Ordering::Relaxed);
+        if open.is_empty() {
+            self.emptied.notify_all();
+        }
+    }
+
+    /// How many are open now.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Waits until none is open or `deadline` passes; how many are left.
+    fn wait_until_empty(&self, deadline: Instant) -> usize {
+        let mut open = self.open.lock();
+        while !open.is_empty() && !self.emptied.wait_until(&mut open, deadline).timed_out() {}
+        open.len()
+    }
+
+    /// Closes every socket still open and waits, at most `timeout`, for their
+    /// threads to finish; logs, naming `what`, those that did not.
+    pub(crate) fn close_and_drain(&self, timeout: Duration, what: &str) {
+        for closer in self.open.lock().values() {
+            closer.close();
+        }
+        let left = self.wait_until_empty(Instant::now() + timeout);
+        if left > 0 {
+            log::warn!("{left} connection threads of {what} did not finish in time.");
+        }
+    }
 }
 
 /// A bound listener and its accept thread.
@@ -47,7 +115,7 @@ pub(crate) struct Listener {
     name: String,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    registry: Arc<Registry>,
+    open: Arc<OpenSockets>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -63,7 +131,7 @@ impl Listener {
         let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let registry = Arc::new(Registry::default());
+        let open = Arc::new(OpenSockets::default());
         let allow_anonymous = shared.auth.allows_anonymous_on(&config.bind);
         if allow_anonymous && !config.bind.ip().is_loopback() {
             log::warn!(
@@ -80,7 +148,7 @@ impl Listener {
         let max_connections = config.max_connections;
         let thread = {
             let stop = stop.clone();
-            let registry = registry.clone();
+            let open = open.clone();
             thread::Builder::new()
                 .name(format!("wren-listen-{}", config.name))
                 .spawn(move || {
@@ -88,7 +156,7 @@ impl Listener {
                         side,
                         acceptor,
                         max_connections,
-                        registry,
+                        open,
                         shared,
                     };
                     accept_loop(socket, &accept, &stop)
@@ -105,7 +173,7 @@ impl Listener {
             name: config.name.clone(),
             local_addr,
             stop,
-            registry,
+            open,
             thread: Some(thread),
         })
     }
@@ -115,9 +183,10 @@ impl Listener {
         self.local_addr
     }
 
-    /// Counts this listener's open connections, for the broker's metrics.
-    pub(crate) fn open_connections(&self) -> OpenConnections {
-        OpenConnections(self.registry.clone())
+    /// This listener's open connections (MQTT handshakes included), for the
+    /// broker's figures.
+    pub(crate) fn open_sockets(&self) -> Arc<OpenSockets> {
+        self.open.clone()
     }
 
     /// Stops accepting and joins the accept thread.
@@ -136,48 +205,9 @@ impl Listener {
     /// ("server shutting down") that their writers may still be writing: those
     /// connections get [`GOODBYE_GRACE`] to finish on their own first.
     pub(crate) fn close_connections(&self) {
-        let mut open = self.registry.open.lock();
-        let grace = Instant::now() + GOODBYE_GRACE;
-        while !open.is_empty() {
-            if self
-                .registry
-                .emptied
-                .wait_until(&mut open, grace)
-                .timed_out()
-            {
-                break;
-            }
-        }
-        for closer in open.values() {
-            closer.close();
-        }
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while !open.is_empty() {
-            if self
-                .registry
-                .emptied
-                .wait_until(&mut open, deadline)
-                .timed_out()
-            {
-                log::warn!(
-                    "{} connection threads of listener {} did not finish in time.",
-                    open.len(),
-                    self.name
-                );
-                break;
-            }
-        }
-    }
-}
-
-/// A handle on a listener's count of open connections (MQTT handshakes included).
-#[derive(Clone)]
-pub(crate) struct OpenConnections(Arc<Registry>);
-
-impl OpenConnections {
-    /// Connections open now.
-    pub(crate) fn get(&self) -> usize {
-        self.0.open.lock().len()
+        self.open.wait_until_empty(Instant::now() + GOODBYE_GRACE);
+        self.open
+            .close_and_drain(DRAIN_TIMEOUT, &format!("listener {}", self.name));
     }
 }
 
@@ -215,7 +245,7 @@ struct Accept {
     side: Arc<ListenerSide>,
     acceptor: Arc<Acceptor>,
     max_connections: usize,
-    registry: Arc<Registry>,
+    open: Arc<OpenSockets>,
     shared: Arc<Shared>,
 }
 
@@ -289,7 +319,7 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
         side,
         acceptor,
         max_connections,
-        registry,
+        open,
         shared,
     } = accept;
     // One deadline from accept to a complete CONNECT, TLS and WebSocket included.
@@ -298,23 +328,14 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
     let max_connections = *max_connections;
     let id = shared.next_connection_id();
     let stream = Arc::new(stream);
-    {
-        let mut open = registry.open.lock();
-        if open.len() >= max_connections {
-            log::warn!(
-                "Listener {name}: refusing {remote_addr}, {max_connections} connections already open."
-            );
-            let _ = stream.shutdown(Shutdown::Both);
-            return Ok(());
-        }
+    let admitted = open.admit(id, Closer::new(&stream), max_connections, || {
         if !shared.admit() {
             log::warn!(
                 "Listener {name}: refusing {remote_addr}, the broker holds the {} connections \
                  this system allows (raise vm.max_map_count for more).",
                 shared.max_open()
             );
-            let _ = stream.shutdown(Shutdown::Both);
-            return Ok(());
+            return false;
         }
         if !shared.admit_address(remote_addr.ip()) {
             shared.release();
@@ -325,22 +346,26 @@ fn serve(stream: TcpStream, remote_addr: SocketAddr, accept: &Accept) -> io::Res
                 shared.limits.max_connections_per_address,
                 remote_addr.ip()
             );
-            let _ = stream.shutdown(Shutdown::Both);
-            return Ok(());
+            return false;
         }
-        open.insert(id, Closer::new(&stream));
+        true
+    });
+    if let Err(refused) = admitted {
+        if let Refused::Full = refused {
+            log::warn!(
+                "Listener {name}: refusing {remote_addr}, {max_connections} connections already open."
+            );
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+        return Ok(());
     }
     let on_exit = {
-        let registry = registry.clone();
+        let open = open.clone();
         let shared = shared.clone();
         move || {
             shared.release();
             shared.release_address(remote_addr.ip());
-            let mut open = registry.open.lock();
-            open.remove(&id);
-            if open.is_empty() {
-                registry.emptied.notify_all();
-            }
+            open.remove(id);
         }
     };
     // If the thread cannot start, `on_exit` runs all the same.

@@ -7,32 +7,13 @@
 //! connection counts belong to the listeners. No request goes through the router.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::listener::OpenConnections;
+use super::listener::OpenSockets;
 use super::stats::{BridgeReport, Counters, ListenerMetrics, Metrics, Stats};
-
-/// How to count one listener's open connections.
-#[derive(Clone)]
-pub(crate) enum OpenCount {
-    /// An MQTT listener's registry of open sockets.
-    Mqtt(OpenConnections),
-    /// An HTTP listener's count of requests being served.
-    Http(Arc<AtomicUsize>),
-}
-
-impl OpenCount {
-    fn get(&self) -> usize {
-        match self {
-            OpenCount::Mqtt(open) => open.get(),
-            OpenCount::Http(open) => open.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// One listener as the figures show it.
 #[derive(Clone)]
@@ -41,7 +22,7 @@ pub(crate) struct ListenerEntry {
     pub(crate) protocol: &'static str,
     pub(crate) address: SocketAddr,
     pub(crate) max_connections: usize,
-    pub(crate) open: OpenCount,
+    pub(crate) open: Arc<OpenSockets>,
 }
 
 /// Everything needed to make a [`Metrics`] snapshot, shared by the broker and its
@@ -92,7 +73,7 @@ impl Figures {
                     name: l.name.clone(),
                     protocol: l.protocol,
                     address: l.address,
-                    connections: l.open.get() as u64,
+                    connections: l.open.count() as u64,
                     max_connections: l.max_connections as u64,
                 })
                 .collect(),

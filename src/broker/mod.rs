@@ -111,7 +111,7 @@ use connection::Shared;
 use event::{Event, Inbox, InboxBudget};
 use hooks::Hooks;
 use listener::Listener;
-use metrics::{Figures, ListenerEntry, OpenCount};
+use metrics::{Figures, ListenerEntry};
 use router::RouterState;
 use stats::Counters;
 
@@ -274,7 +274,7 @@ impl BrokerBuilder {
                         protocol: bound.protocol(),
                         address: bound.local_addr(),
                         max_connections: listener.max_connections,
-                        open: bound.open_count(),
+                        open: bound.open_sockets(),
                     });
                 }
                 continue;
@@ -286,7 +286,7 @@ impl BrokerBuilder {
                         protocol: mqtt_protocol(listener),
                         address: started.local_addr(),
                         max_connections: listener.max_connections,
-                        open: OpenCount::Mqtt(started.open_connections()),
+                        open: started.open_sockets(),
                     });
                     listeners.push(started);
                 }

@@ -28,21 +28,20 @@ mod json;
 mod metrics;
 mod server;
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use super::error::Error;
-use super::listener::wake_and_join;
+use super::listener::{wake_and_join, OpenSockets};
 use super::log_limit::LogLimit;
-use super::metrics::{Figures, OpenCount};
+use super::metrics::Figures;
 use crate::auth::PasswordFile;
 use crate::config::{ListenerConfig, ListenerKind};
 use crate::transport::{Acceptor, Closer, ServerTls};
@@ -70,11 +69,8 @@ const REALM: &str = "Basic realm=\"wren-mqtt\", charset=\"UTF-8\"";
 /// The requests being answered, so that shutdown can close them.
 #[derive(Default)]
 struct Open {
-    sockets: Mutex<HashMap<u64, Closer>>,
-    emptied: Condvar,
+    sockets: Arc<OpenSockets>,
     next_id: AtomicU64,
-    /// `sockets.len()`, readable without the lock, for the figures.
-    count: Arc<AtomicUsize>,
 }
 
 /// An HTTP listener bound to its address, not yet accepting: the broker binds
@@ -142,9 +138,9 @@ impl Bound {
         self.basic_auth
     }
 
-    /// Counts the requests being answered, for the figures.
-    pub(crate) fn open_count(&self) -> OpenCount {
-        OpenCount::Http(self.open.count.clone())
+    /// The requests being answered, for the figures.
+    pub(crate) fn open_sockets(&self) -> Arc<OpenSockets> {
+        self.open.sockets.clone()
     }
 
     /// Starts accepting. `passwords` is required when the listener asks for basic
@@ -226,26 +222,9 @@ impl HttpListener {
             thread,
             &format!("HTTP listener {}", self.name),
         );
-        let mut sockets = self.open.sockets.lock();
-        for closer in sockets.values() {
-            closer.close();
-        }
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while !sockets.is_empty() {
-            if self
-                .open
-                .emptied
-                .wait_until(&mut sockets, deadline)
-                .timed_out()
-            {
-                log::warn!(
-                    "{} requests of HTTP listener {} did not finish in time.",
-                    sockets.len(),
-                    self.name
-                );
-                break;
-            }
-        }
+        self.open
+            .sockets
+            .close_and_drain(DRAIN_TIMEOUT, &format!("HTTP listener {}", self.name));
     }
 }
 
@@ -289,21 +268,21 @@ fn admit(stream: TcpStream, peer: SocketAddr, accept: &Accept) {
     let name = &accept.service.listener;
     let stream = Arc::new(stream);
     let id = accept.open.next_id.fetch_add(1, Ordering::Relaxed);
-    {
-        let mut sockets = accept.open.sockets.lock();
-        if sockets.len() >= accept.max_connections {
-            accept.service.log_refusal(|| {
-                format!(
-                    "HTTP listener {name}: refusing {peer}, {} requests already open \
-                     (max-connections).",
-                    accept.max_connections
-                )
-            });
-            refuse_busy(&stream, accept.acceptor.kind().is_tls());
-            return;
-        }
-        sockets.insert(id, Closer::new(&stream));
-        accept.open.count.store(sockets.len(), Ordering::Relaxed);
+    let admitted =
+        accept
+            .open
+            .sockets
+            .admit(id, Closer::new(&stream), accept.max_connections, || true);
+    if admitted.is_err() {
+        accept.service.log_refusal(|| {
+            format!(
+                "HTTP listener {name}: refusing {peer}, {} requests already open \
+                 (max-connections).",
+                accept.max_connections
+            )
+        });
+        refuse_busy(&stream, accept.acceptor.kind().is_tls());
+        return;
     }
     let open = accept.open.clone();
     let acceptor = accept.acceptor.clone();
@@ -334,12 +313,7 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let mut sockets = self.open.sockets.lock();
-        sockets.remove(&self.id);
-        self.open.count.store(sockets.len(), Ordering::Relaxed);
-        if sockets.is_empty() {
-            self.open.emptied.notify_all();
-        }
+        self.open.sockets.remove(self.id);
     }
 }
 
