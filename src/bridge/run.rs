@@ -335,13 +335,7 @@ fn carry_out(context: &Context, client: &Client, acks: Sender<(Publish, Pending)
                 Err(error) => {
                     // The remote or the client refuses this message (too large, a
                     // topic it will not take): waiting would block all others.
-                    log::warn!(
-                        "Bridge {}: cannot pass on a message on '{}' ({error}); dropped.",
-                        context.name,
-                        message.topic
-                    );
-                    BridgeStatus::count(&context.status.dropped);
-                    context.session.acknowledge(&message);
+                    drop_message(context, &message, "cannot pass it on", &error);
                     break;
                 }
             }
@@ -352,30 +346,36 @@ fn carry_out(context: &Context, client: &Client, acks: Sender<(Publish, Pending)
 /// Acknowledges to the local broker, in order, what the remote acknowledged.
 fn acknowledge(context: &Context, pending: Receiver<(Publish, Pending)>) {
     while let Ok((message, answer)) = pending.recv() {
-        loop {
+        let outcome = loop {
             match answer.wait_for(TICK) {
+                Some(outcome) => break outcome,
                 None if context.stop_requested() => return,
-                None => continue,
-                Some(Ok(())) => {
-                    context.session.acknowledge(&message);
-                    BridgeStatus::count(&context.status.sent);
-                }
-                // The client is gone: the message stays unacknowledged here and is
-                // sent again when the session is next opened.
-                Some(Err(client::Error::Closed)) => return,
-                Some(Err(error)) => {
-                    log::warn!(
-                        "Bridge {}: the remote refused a message on '{}' ({error}); dropped.",
-                        context.name,
-                        message.topic
-                    );
-                    BridgeStatus::count(&context.status.dropped);
-                    context.session.acknowledge(&message);
-                }
+                None => {}
             }
-            break;
+        };
+        match outcome {
+            Ok(()) => {
+                context.session.acknowledge(&message);
+                BridgeStatus::count(&context.status.sent);
+            }
+            // The client is gone: the message stays unacknowledged here and is
+            // sent again when the session is next opened.
+            Err(client::Error::Closed) => return,
+            Err(error) => drop_message(context, &message, "the remote refused it", &error),
         }
     }
+}
+
+/// Gives up on a message neither waiting nor sending again can pass on: logged,
+/// counted, and acknowledged here so that it does not block the ones behind it.
+fn drop_message(context: &Context, message: &Publish, why: &str, error: &client::Error) {
+    log::warn!(
+        "Bridge {}: a message on '{}' is dropped: {why} ({error}).",
+        context.name,
+        message.topic
+    );
+    BridgeStatus::count(&context.status.dropped);
+    context.session.acknowledge(message);
 }
 
 /// The in direction, on the bridge thread: subscribes on the remote and publishes

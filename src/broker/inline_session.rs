@@ -207,28 +207,25 @@ impl InlineSession {
     /// How many messages the session holds: (queued, sent and not yet
     /// acknowledged). It asks the router, and waits at most a second for it.
     pub fn held(&self) -> Result<(usize, usize), Error> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.router
-            .send(Event::SessionQuery {
-                connection: self.id,
-                reply,
-            })
-            .map_err(|_| Error::Inline("the broker is shutting down".into()))?;
-        answer
-            .recv_timeout(Duration::from_secs(1))
-            .map_err(|_| Error::Inline("the router did not answer".into()))
+        self.ask(|connection, reply| Event::SessionQuery { connection, reply })
     }
 
     /// The filters the session is subscribed to, in no order: those of this
     /// start and, for a persistent session, those it kept from before. It asks
     /// the router, and waits at most a second for it.
     pub fn subscriptions(&self) -> Result<Vec<TopicFilter>, Error> {
+        self.ask(|connection, reply| Event::SessionFilters { connection, reply })
+    }
+
+    /// Sends the router the question `event` makes, and waits at most a second
+    /// for its answer.
+    fn ask<T>(
+        &self,
+        event: impl FnOnce(ConnectionId, crossbeam_channel::Sender<T>) -> Event,
+    ) -> Result<T, Error> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.router
-            .send(Event::SessionFilters {
-                connection: self.id,
-                reply,
-            })
+            .send(event(self.id, reply))
             .map_err(|_| Error::Inline("the broker is shutting down".into()))?;
         answer
             .recv_timeout(Duration::from_secs(1))
