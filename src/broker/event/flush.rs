@@ -75,9 +75,17 @@ impl PendingWrites {
     /// writer threads (always, when more than [`MAX_DIRECT_CONNECTIONS`] wait);
     /// returns the connections whose outbox has drained for a watching router.
     pub(crate) fn flush(&self, write: bool) -> Vec<ConnectionId> {
-        let pending = std::mem::take(&mut *self.queue.lock());
+        let mut pending = std::mem::take(&mut *self.queue.lock());
         let write = write && pending.len() <= MAX_DIRECT_CONNECTIONS;
-        pending.iter().filter_map(|c| c.flush(write)).collect()
+        let drained = pending.iter().filter_map(|c| c.flush(write)).collect();
+        // The queue's memory serves the next batch: nothing is pushed while the
+        // router flushes (writing starts no wake).
+        pending.clear();
+        let mut queue = self.queue.lock();
+        if queue.is_empty() {
+            *queue = pending;
+        }
+        drained
     }
 
     /// Whether connections wait to be written.
