@@ -81,6 +81,7 @@
 mod checks;
 mod clock;
 mod reader;
+mod stack;
 mod writer;
 
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 
 use super::checks::{check_client_id, check_lengths, effective_keep_alive, levels_beyond};
 use super::clock::{Expired, LastRead, ReadClock};
+use super::stack::StackRelease;
 use super::writer::{self, WriterParts, WriterSlot};
 use super::{ListenerSide, Shared};
 use crate::broker::event::{
@@ -29,10 +30,11 @@ use crate::transport::{self, Acceptor};
 /// Bytes read from the socket at a time in the middle of a packet.
 const READ_CHUNK: usize = 8 * 1024;
 /// Bytes read at a time while waiting for a packet to start (on the stack). Small:
-/// the pages of the stack a thread has touched stay with it, and an idle reader
-/// waits here. At 512 bytes it touches three pages (12 KiB), at 2 KiB four; a
-/// larger packet arriving at an idle connection takes one more read.
-const IDLE_READ: usize = 512;
+/// an idle reader waits here, and keeps every page of stack above its wait. At 256
+/// bytes, under the reader's frames, the wait fits in the stack's top two pages
+/// (8 KiB, the top one shared with the thread's own data); at 512 it reached into
+/// a third. A larger packet arriving at an idle connection takes one more read.
+const IDLE_READ: usize = 256;
 /// The longest a reader waits at its gate without being let go: a safety net only,
 /// since the router opens a closed gate within its stall timeout, and reports
 /// handled messages as it handles them.
@@ -48,6 +50,35 @@ pub(super) fn serve(
     connect_deadline: Option<Instant>,
     shared: Arc<Shared>,
 ) {
+    let opened = open(
+        stream,
+        acceptor,
+        remote_addr,
+        listener,
+        id,
+        connect_deadline,
+        shared,
+    );
+    if let Some(mut connection) = opened {
+        connection.serve();
+    }
+}
+
+/// The TLS or WebSocket handshake, and a reader for what follows it.
+///
+/// Apart from [`serve`], and the reader on the heap, so that the handshake's
+/// frames are gone from the stack above the reader's wait for packets: every byte
+/// above that wait is stack an idle connection keeps (see `stack.rs`).
+#[inline(never)]
+fn open(
+    stream: Arc<TcpStream>,
+    acceptor: &Acceptor,
+    remote_addr: SocketAddr,
+    listener: Arc<ListenerSide>,
+    id: ConnectionId,
+    connect_deadline: Option<Instant>,
+    shared: Arc<Shared>,
+) -> Option<Box<Reader>> {
     // TLS and WebSocket handshakes happen here, on the connection's own thread,
     // within the CONNECT deadline; plain TCP has none.
     let transport = match acceptor.accept_until(Arc::clone(&stream), connect_deadline) {
@@ -61,7 +92,7 @@ pub(super) fn serve(
                 acceptor.kind(),
                 listener.name
             );
-            return;
+            return None;
         }
     };
     // The decoder learns the version (3.1, 3.1.1 or 5) from the CONNECT.
@@ -72,7 +103,7 @@ pub(super) fn serve(
         Instant::now(),
     );
     let aliases = IncomingAliases::new(shared.limits.topic_alias_maximum);
-    let mut connection = Reader {
+    Some(Box::new(Reader {
         stream,
         input: transport.reader,
         output: Some(transport.writer),
@@ -95,8 +126,8 @@ pub(super) fn serve(
         session_expiry: 0,
         new_session_expiry: None,
         reauth: None,
-    };
-    connection.serve();
+        stack: StackRelease::for_this_thread(),
+    }))
 }
 
 /// Why reading the next packet failed.
@@ -152,6 +183,8 @@ struct Reader {
     new_session_expiry: Option<u32>,
     /// MQTT 5: the client's enhanced authentication, for re-authentication.
     reauth: Option<Reauth>,
+    /// Gives back the stack pages this thread touched once and no longer uses.
+    stack: StackRelease,
 }
 
 /// A CONNECT that passed every check, as the handshake hands it on.
@@ -198,21 +231,35 @@ fn told_of(error: &DecodeError, first: Option<u8>) -> bool {
 
 impl Reader {
     fn serve(&mut self) {
+        let Some((client, keep_alive)) = self.connect() else {
+            return;
+        };
+        let reason = self.read_packets(&client, keep_alive);
+        self.finish(reason);
+    }
+
+    /// Takes the connection from its first byte to the router: the CONNECT and its
+    /// checks, the writer, and the router's [`Event::Connect`]. Returns the client
+    /// and its keep-alive once the router has it.
+    ///
+    /// Not inlined into [`serve`](Self::serve), and neither is the loop that
+    /// follows: what this needs on the stack (the CONNECT, the authentication) is
+    /// then gone from under the loop, which waits for packets in a shallow stack
+    /// (see `stack.rs`).
+    #[inline(never)]
+    fn connect(&mut self) -> Option<(ClientInfo, Option<Duration>)> {
         let _ = self.stream.set_nodelay(true);
         log::info!(
             "New connection from {} on listener {}.",
             self.remote_addr,
             self.listener.name
         );
-        let Some(Accepted {
+        let Accepted {
             connect,
             client,
             timeout: keep_alive,
             connack,
-        }) = self.handshake()
-        else {
-            return;
-        };
+        } = self.handshake()?;
         // A client that takes none of the broker's bytes for `packet-timeout` is
         // gone: its writer gives up (and a DISCONNECT waiting for it cannot hold
         // the socket). Where a write can be resumed, each write waits a slice of
@@ -245,7 +292,7 @@ impl Reader {
                 "Cannot set up the writer for client {}: it was set up already.",
                 client.client_id
             );
-            return;
+            return None;
         };
         let outbox = outbox.with_waker(writer.clone());
         self.writer = Some(writer);
@@ -267,9 +314,9 @@ impl Reader {
             .is_ok()
         {
             self.registered = true;
-            let reason = self.read_packets(&client, keep_alive);
-            self.finish(reason);
+            return Some((client, keep_alive));
         }
+        None
     }
 
     /// Ends the connection: tells the router why, if it knows the connection, shuts
@@ -656,6 +703,7 @@ impl Reader {
 
     /// Reads packets until the connection ends, and says why it ended. `keep_alive`
     /// is the longest silence allowed, if any.
+    #[inline(never)]
     fn read_packets(
         &mut self,
         client: &ClientInfo,
@@ -972,9 +1020,10 @@ impl Reader {
                 self.buffer = BytesMut::new();
             }
             let mid_packet = !self.buffer.is_empty();
+            let now = Instant::now();
             let set_alarm = self
                 .clock
-                .before_read(Instant::now(), mid_packet, self.last_read)
+                .before_read(now, mid_packet, self.last_read)
                 .map_err(ReadError::Expired)?;
             if set_alarm {
                 self.input
@@ -984,7 +1033,11 @@ impl Reader {
             let read = if self.buffer.is_empty() && !self.streaming {
                 // Waiting between packets, which is where an idle client spends its
                 // life: read onto the stack, so that it holds no heap buffer while it
-                // waits (ten thousand idle clients would otherwise hold 80 MB).
+                // waits (ten thousand idle clients would otherwise hold 80 MB), and
+                // with the stack it went deep into once given back.
+                if self.registered {
+                    self.stack.release_if_due(now);
+                }
                 let mut first = [0u8; IDLE_READ];
                 let read = self.input.read(&mut first);
                 if let Ok(n) = read {
@@ -1078,6 +1131,7 @@ mod tests {
             session_expiry: 0,
             new_session_expiry: None,
             reauth: None,
+            stack: StackRelease::for_this_thread(),
         };
         let thread = std::thread::spawn(move || {
             let _reader = reader;
