@@ -46,7 +46,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -97,7 +97,7 @@ pub(super) struct WriterParts {
     /// Whether the last packet written was the broker's DISCONNECT.
     pub(super) said_goodbye: bool,
     /// Since when the client has taken none of the bytes written to it.
-    pub(super) stalled_since: Option<std::time::Instant>,
+    pub(super) stalled_since: Option<Instant>,
     /// How long a client may take none of them before it is given up on
     /// (`packet-timeout`).
     pub(super) give_up_after: Duration,
@@ -339,14 +339,17 @@ impl WriterSlot {
         self.pool.release();
     }
 
-    /// Puts `parts` to rest, unless work has come: then hands them back.
-    fn rest(&self, parts: Box<WriterParts>) -> Result<(), Box<WriterParts>> {
+    /// Puts `parts` to rest, unless work has come: then hands them back. The
+    /// outbox's channel, quiet for [`WRITER_IDLE`], is renewed, which gives its
+    /// block of slots back.
+    fn rest(&self, mut parts: Box<WriterParts>) -> Result<(), Box<WriterParts>> {
         let mut state = self.state.lock();
         self.running.store(false, Ordering::SeqCst);
         if parts.outbox.has_work() {
             self.running.store(true, Ordering::SeqCst);
             return Err(parts);
         }
+        parts.outbox.renew();
         *state = SlotState::Resting(parts);
         Ok(())
     }
@@ -423,6 +426,7 @@ impl Flush for WriterSlot {
         let drained = parts.outbox.drained().then_some(parts.id);
         if parts.buffer.is_empty() && !parts.outbox.has_work() {
             shrink(&mut parts.buffer);
+            parts.outbox.renew_if_due(Instant::now());
             return drained;
         }
         let give_back = self.start_locked(&mut state);
@@ -549,7 +553,7 @@ fn write_out(parts: &mut WriterParts, slot: &WriterSlot) -> Written {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                let now = std::time::Instant::now();
+                let now = Instant::now();
                 let since = *stalled_since.get_or_insert(now);
                 if now.duration_since(since) >= *give_up_after {
                     return failed(error);
@@ -633,7 +637,6 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::time::Instant;
 
     use super::super::tests::{shared_with_inbox, tcp_pair};
     use super::*;

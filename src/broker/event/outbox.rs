@@ -9,11 +9,19 @@
 //! of payload bytes, which decides when QoS 0 messages are dropped
 //! ([`Qos0Room`]) and when the publishers that crowd the outbox are paused until it
 //! has drained.
+//!
+//! The channel keeps a block of slots (some 2.7 KiB) from its first packet for as
+//! long as it lives, which for ten thousand quiet clients would be a sixth of the
+//! broker's memory. So a writer that finds the outbox empty after a quiet spell
+//! swaps the channel for a new one, which allocates no block until a packet comes
+//! ([`OutboxReceiver::renew`]).
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError};
+use parking_lot::Mutex;
 
 use super::{ConnectionId, Event, Inbox};
 use crate::protocol::Packet;
@@ -60,6 +68,10 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
     OUTBOX_QOS0_SLOTS + max_inflight.max(1) + OUTBOX_REPLY_RESERVE
 }
 
+/// The least time between two renewals of one outbox's channel by the router
+/// (see [`OutboxReceiver::renew_if_due`]).
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
 /// The router's end of a connection's outbox: a channel plus a count of the payload
 /// bytes in it, which the writer decreases as it takes packets out.
 ///
@@ -68,7 +80,6 @@ pub(crate) fn outbox_capacity(max_inflight: usize) -> usize {
 /// front: some 200 KiB per connection at this capacity, idle or not. The bound is
 /// enforced here instead, which is exact because the router is the only sender.
 pub(crate) struct Outbox {
-    sender: Sender<Outgoing>,
     capacity: usize,
     shared: Arc<OutboxShared>,
     /// Who takes the packets out, told there is work: a network connection's
@@ -79,7 +90,7 @@ pub(crate) struct Outbox {
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("len", &self.sender.len())
+            .field("len", &self.len())
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
@@ -94,9 +105,15 @@ pub(crate) trait Wake: Send + Sync {
     fn closed(&self);
 }
 
-/// What the two ends of an outbox share besides the channel.
-#[derive(Debug, Default)]
+/// What the two ends of an outbox share.
+#[derive(Debug)]
 struct OutboxShared {
+    /// The channel's sending end: here rather than in [`Outbox`] so that the
+    /// receiving end can swap the channel for a new one ([`OutboxReceiver::renew`]).
+    /// The router locks it to send, and a writer only to renew, which it does
+    /// after a quiet spell: the lock is as good as never contended. `None` once
+    /// the router has dropped the outbox.
+    sender: Mutex<Option<Sender<Outgoing>>>,
     /// Payload bytes queued.
     bytes: AtomicUsize,
     /// The router waits to hear that this outbox drained (see
@@ -131,6 +148,8 @@ pub(crate) enum SendFailure {
 pub(crate) struct OutboxReceiver {
     receiver: Receiver<Outgoing>,
     shared: Arc<OutboxShared>,
+    /// When the channel was last renewed by [`renew_if_due`](Self::renew_if_due).
+    renewed_at: Option<Instant>,
 }
 
 fn payload_len(packet: &Outgoing) -> usize {
@@ -144,15 +163,23 @@ fn payload_len(packet: &Outgoing) -> usize {
 /// flight.
 pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
     let (sender, receiver) = crossbeam_channel::unbounded();
-    let shared = Arc::new(OutboxShared::default());
+    let shared = Arc::new(OutboxShared {
+        sender: Mutex::new(Some(sender)),
+        bytes: AtomicUsize::new(0),
+        watched: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+    });
     (
         Outbox {
-            sender,
             capacity: outbox_capacity(max_inflight),
             shared: shared.clone(),
             waker: None,
         },
-        OutboxReceiver { receiver, shared },
+        OutboxReceiver {
+            receiver,
+            shared,
+            renewed_at: None,
+        },
     )
 }
 
@@ -171,31 +198,45 @@ impl Outbox {
 
     /// Queues a packet without waiting. On failure the packet is dropped.
     pub(crate) fn try_send(&self, packet: Outgoing) -> Result<(), SendFailure> {
-        if self.sender.len() >= self.capacity {
-            return Err(SendFailure::Full);
-        }
-        let len = payload_len(&packet);
-        // Counted before the send, so the writer never subtracts what was not added.
-        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
-        match self.sender.try_send(packet) {
+        let sent = {
+            let sender = self.shared.sender.lock();
+            let Some(sender) = sender.as_ref() else {
+                return Err(SendFailure::Gone);
+            };
+            if sender.len() >= self.capacity {
+                return Err(SendFailure::Full);
+            }
+            let len = payload_len(&packet);
+            // Counted before the send, so the writer never subtracts what was not
+            // added.
+            self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+            let sent = sender.try_send(packet);
+            if sent.is_err() {
+                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
+            }
+            sent
+        };
+        match sent {
             Ok(()) => {
                 if let Some(waker) = &self.waker {
                     waker.wake();
                 }
                 Ok(())
             }
-            Err(_) => {
-                self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
-                // An unbounded channel only refuses when its receiver is gone.
-                Err(SendFailure::Gone)
-            }
+            // An unbounded channel only refuses when its receiver is gone.
+            Err(_) => Err(SendFailure::Gone),
         }
+    }
+
+    /// Packets queued.
+    fn len(&self) -> usize {
+        self.shared.sender.lock().as_ref().map_or(0, Sender::len)
     }
 
     /// How much room is left for QoS 0 messages. Asked for every QoS 0 delivery,
     /// so the channel's length (a loop over its indices) is read once.
     pub(crate) fn qos0_room(&self) -> Qos0Room {
-        let len = self.sender.len();
+        let len = self.len();
         let bytes = self.shared.bytes.load(Ordering::Relaxed);
         if len >= OUTBOX_QOS0_SLOTS || bytes >= OUTBOX_QOS0_BYTES {
             Qos0Room::Full
@@ -213,7 +254,7 @@ impl Outbox {
         // Pairs with the fence in `OutboxReceiver::drained`: either the receiver
         // sees the flag, or this sees the packets it has taken.
         fence(Ordering::SeqCst);
-        let drained = is_drained(self.sender.len(), self.shared.bytes.load(Ordering::Relaxed));
+        let drained = is_drained(self.len(), self.shared.bytes.load(Ordering::Relaxed));
         // Taking the flag back means the receiver has not claimed the report.
         !(drained && self.shared.watched.swap(false, Ordering::SeqCst))
     }
@@ -228,6 +269,8 @@ impl Drop for Outbox {
         if let Some(waker) = self.waker.take() {
             waker.closed();
         }
+        // The receiving end sees the channel end once it has taken what is left.
+        drop(self.shared.sender.lock().take());
     }
 }
 
@@ -263,6 +306,44 @@ impl OutboxReceiver {
         Ok(packet)
     }
 
+    /// Swaps the channel, empty, for a new one, which holds no block of slots
+    /// until a packet comes: the old one's memory goes. Nothing is lost: the swap
+    /// happens under the sending end's lock, only while the channel is empty, and
+    /// not once the router has dropped its end. True if it was swapped.
+    ///
+    /// For a writer that has gone quiet: a channel renewed on every packet would
+    /// allocate its block on every packet.
+    pub(crate) fn renew(&mut self) -> bool {
+        let mut sender = self.shared.sender.lock();
+        if sender.is_none() || !self.receiver.is_empty() {
+            return false;
+        }
+        let (new_sender, new_receiver) = crossbeam_channel::unbounded();
+        *sender = Some(new_sender);
+        self.receiver = new_receiver;
+        true
+    }
+
+    /// [`renew`](Self::renew)s unless this renewed less than [`RENEW_EVERY`] ago.
+    /// For the router, which finds the outbox empty after nearly every write it
+    /// makes for a resting connection: a busy connection then allocates a block
+    /// once in a while rather than for every packet. A connection that goes quiet
+    /// within [`RENEW_EVERY`] of a renewal keeps its block until the next write
+    /// after that (a keep-alive's PINGRESP, say).
+    pub(crate) fn renew_if_due(&mut self, now: Instant) -> bool {
+        if self
+            .renewed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < RENEW_EVERY)
+        {
+            return false;
+        }
+        let renewed = self.renew();
+        if renewed {
+            self.renewed_at = Some(now);
+        }
+        renewed
+    }
+
     fn taken(&self, packet: &Outgoing) {
         self.shared
             .bytes
@@ -292,5 +373,58 @@ impl OutboxReceiver {
             // empties; fails only when the router has stopped.
             let _ = router.send(Event::Drained { connection });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewed_outbox_loses_nothing_and_keeps_its_order() {
+        let (outbox, mut receiver) = outbox(10);
+        outbox.try_send(Packet::PingResp).unwrap();
+        assert!(!receiver.renew(), "not while a packet waits");
+        assert!(matches!(receiver.try_recv(), Ok(Packet::PingResp)));
+        assert!(receiver.renew());
+        outbox.try_send(Packet::PingReq).unwrap();
+        outbox.try_send(Packet::PingResp).unwrap();
+        assert!(receiver.has_work());
+        assert!(matches!(receiver.try_recv(), Ok(Packet::PingReq)));
+        assert!(matches!(receiver.recv(), Ok(Packet::PingResp)));
+        assert_eq!(receiver.try_recv().unwrap_err(), TryRecvError::Empty);
+    }
+
+    #[test]
+    fn the_end_is_seen_through_a_renewal_and_none_comes_after_it() {
+        let (outbox, mut receiver) = outbox(10);
+        assert!(receiver.renew());
+        outbox.try_send(Packet::PingResp).unwrap();
+        drop(outbox);
+        assert!(receiver.has_work());
+        assert!(matches!(receiver.recv(), Ok(Packet::PingResp)));
+        assert_eq!(receiver.recv(), Err(RecvError));
+        assert!(!receiver.renew(), "the router's end has gone");
+        assert_eq!(receiver.try_recv().unwrap_err(), TryRecvError::Disconnected);
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_and_a_gone_receiver_is_said() {
+        let (outbox, receiver) = outbox(1);
+        for _ in 0..outbox.capacity {
+            outbox.try_send(Packet::PingResp).unwrap();
+        }
+        assert_eq!(outbox.try_send(Packet::PingResp), Err(SendFailure::Full));
+        drop(receiver);
+        assert_eq!(outbox.try_send(Packet::PingResp), Err(SendFailure::Gone));
+    }
+
+    #[test]
+    fn the_router_renews_at_most_once_in_a_while() {
+        let (_outbox, mut receiver) = outbox(10);
+        let now = Instant::now();
+        assert!(receiver.renew_if_due(now));
+        assert!(!receiver.renew_if_due(now + RENEW_EVERY / 2));
+        assert!(receiver.renew_if_due(now + RENEW_EVERY));
     }
 }
