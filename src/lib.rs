@@ -97,7 +97,10 @@
 //!   records cannot be cut short, so there every write is a writer thread's. A
 //!   writer thread ends when it has had nothing to do for a while (writer threads
 //!   are capped so that the system's mapping limit holds them), so a quiet
-//!   connection is one thread. Authentication runs in the reader, so slow password
+//!   connection is one thread. An idle reader gives back the stack pages it went
+//!   deep into once (for its CONNECT, say) and waits within two, and a quiet
+//!   outbox swaps its channel for a new one that holds no slots: about 14 KiB a
+//!   quiet connection. Authentication runs in the reader, so slow password
 //!   hashing delays only that client.
 //! - One router thread owns all broker state; nothing else touches it, so it needs
 //!   no locks. It blocks for one event, then drains whatever else is waiting before

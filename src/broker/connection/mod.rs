@@ -74,6 +74,7 @@
 //! - `reader.rs`: the reader thread: handshakes, CONNECT checks, authentication, and
 //!   the read loop that turns each packet into an [`Event`](super::event::Event).
 //! - `clock.rs`: the reader's deadlines.
+//! - `stack.rs`: how an idle reader gives back the stack pages it no longer uses.
 //! - `checks.rs`: rules applied to a CONNECT and to topic depth, as plain functions.
 //! - `writer.rs`: the writer, its thread started on demand, and the pool that caps
 //!   writer threads.

@@ -66,9 +66,10 @@ pub(super) fn serve(
 
 /// The TLS or WebSocket handshake, and a reader for what follows it.
 ///
-/// Apart from [`serve`], and the reader on the heap, so that the handshake's
-/// frames are gone from the stack above the reader's wait for packets: every byte
-/// above that wait is stack an idle connection keeps (see `stack.rs`).
+/// Not inlined into [`serve`], and the reader put on the heap, so that neither the
+/// handshake's frames nor the reader itself sit on the stack between its top and
+/// the reader's wait for packets: every byte there is stack an idle connection
+/// keeps (see `stack.rs`).
 #[inline(never)]
 fn open(
     stream: Arc<TcpStream>,
@@ -243,9 +244,9 @@ impl Reader {
     /// and its keep-alive once the router has it.
     ///
     /// Not inlined into [`serve`](Self::serve), and neither is the loop that
-    /// follows: what this needs on the stack (the CONNECT, the authentication) is
-    /// then gone from under the loop, which waits for packets in a shallow stack
-    /// (see `stack.rs`).
+    /// follows: the frames this needs (the CONNECT, the authentication) are then
+    /// gone from the stack while the loop waits for packets near its top (see
+    /// `stack.rs`).
     #[inline(never)]
     fn connect(&mut self) -> Option<(ClientInfo, Option<Duration>)> {
         let _ = self.stream.set_nodelay(true);
@@ -1033,8 +1034,9 @@ impl Reader {
             let read = if self.buffer.is_empty() && !self.streaming {
                 // Waiting between packets, which is where an idle client spends its
                 // life: read onto the stack, so that it holds no heap buffer while it
-                // waits (ten thousand idle clients would otherwise hold 80 MB), and
-                // with the stack it went deep into once given back.
+                // waits (ten thousand idle clients would otherwise hold 80 MB), and,
+                // once connected (the CONNECT is as deep as a reader goes), with
+                // the stack it went deep into given back.
                 if self.registered {
                     self.stack.release_if_due(now);
                 }
