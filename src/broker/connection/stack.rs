@@ -19,6 +19,7 @@
 //! CONNECT and then at most once every [`RELEASE_EVERY`] while it keeps waking
 //! up: an idle connection gives its pages back once, a busy one almost never pays.
 
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 /// The least time between two releases of one reader's stack.
@@ -30,6 +31,8 @@ pub(super) struct StackRelease {
     /// The lowest address of the stack the thread may use (above its guard page);
     /// zero where it is not known, and nothing is released.
     low: usize,
+    /// The thread whose stack that is: nothing is released from another.
+    thread: ThreadId,
     /// When pages were last given back.
     released_at: Option<Instant>,
 }
@@ -39,6 +42,7 @@ impl StackRelease {
     pub(super) fn for_this_thread() -> StackRelease {
         StackRelease {
             low: stack_low().unwrap_or(0),
+            thread: thread::current().id(),
             released_at: None,
         }
     }
@@ -56,7 +60,11 @@ impl StackRelease {
             return;
         }
         self.released_at = Some(now);
-        release_below_here(self.low);
+        // A reader made on one thread and moved to another (as in tests) must
+        // not touch the first one's stack.
+        if thread::current().id() == self.thread {
+            release_below_here(self.low);
+        }
     }
 }
 
