@@ -122,14 +122,8 @@ pub(crate) struct Listener {
 impl Listener {
     /// Binds the listener's address and starts accepting.
     pub(crate) fn start(config: &ListenerConfig, shared: Arc<Shared>) -> Result<Listener, Error> {
-        let bind_error = |source| Error::Bind {
-            listener: config.name.clone(),
-            addr: config.bind,
-            source,
-        };
         let acceptor = Arc::new(acceptor_for(config, &shared.limits)?);
-        let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
-        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let (socket, local_addr) = bind(config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(OpenSockets::default());
         let allow_anonymous = shared.auth.allows_anonymous_on(&config.bind);
@@ -253,7 +247,7 @@ struct Accept {
 /// files are read here, so a bad certificate stops the broker at start, naming the
 /// listener, rather than failing every client later.
 fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Error> {
-    let mut acceptor = match &config.kind {
+    let acceptor = match &config.kind {
         ListenerKind::Tcp => Acceptor::tcp(),
         ListenerKind::WebSocket { path: None } => Acceptor::websocket(),
         ListenerKind::WebSocket { path: Some(path) } => Acceptor::websocket().path(path.clone()),
@@ -265,28 +259,52 @@ fn acceptor_for(config: &ListenerConfig, limits: &Limits) -> Result<Acceptor, Er
             )))
         }
     };
-    if let Some(tls) = &config.tls {
-        if let Some(cafile) = &tls.cafile {
-            log::warn!(
-                "Listener {}: cafile {} is not used: client certificates are not requested \
-                 (the TLS library offers no way to ask for them).",
-                config.name,
-                cafile.display()
-            );
-        }
-        let server = ServerTls {
-            certfile: tls.certfile.clone(),
-            keyfile: tls.keyfile.clone(),
-        };
-        let tls = server.acceptor().map_err(|source| Error::Transport {
-            listener: config.name.clone(),
-            source,
-        })?;
-        acceptor = acceptor.with_tls(tls);
-    }
+    let acceptor = with_listener_tls(acceptor, config)?;
     // No handshake timeout of its own: the handshakes count against the deadline a
     // client has for its CONNECT, which starts at accept (see `serve`).
     Ok(acceptor.max_message_size(limits.max_packet_size))
+}
+
+/// Binds `config`'s address; the socket and the address it got (port 0 asks
+/// for a free one). For the MQTT and the HTTP listeners alike.
+pub(crate) fn bind(config: &ListenerConfig) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Bind {
+        listener: config.name.clone(),
+        addr: config.bind,
+        source,
+    };
+    let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
+    let local_addr = socket.local_addr().map_err(bind_error)?;
+    Ok((socket, local_addr))
+}
+
+/// `acceptor` with the TLS of `config`, if it has any: the certificate and key
+/// are read here, so a bad file stops the broker at start, naming the listener.
+/// For the MQTT and the HTTP listeners alike.
+pub(crate) fn with_listener_tls(
+    acceptor: Acceptor,
+    config: &ListenerConfig,
+) -> Result<Acceptor, Error> {
+    let Some(tls) = &config.tls else {
+        return Ok(acceptor);
+    };
+    if let Some(cafile) = &tls.cafile {
+        log::warn!(
+            "Listener {}: cafile {} is not used: client certificates are not requested \
+             (the TLS library offers no way to ask for them).",
+            config.name,
+            cafile.display()
+        );
+    }
+    let server = ServerTls {
+        certfile: tls.certfile.clone(),
+        keyfile: tls.keyfile.clone(),
+    };
+    let tls = server.acceptor().map_err(|source| Error::Transport {
+        listener: config.name.clone(),
+        source,
+    })?;
+    Ok(acceptor.with_tls(tls))
 }
 
 fn accept_loop(socket: TcpListener, accept: &Accept, stop: &AtomicBool) {

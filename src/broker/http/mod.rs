@@ -39,12 +39,12 @@ use base64::Engine;
 use parking_lot::Mutex;
 
 use super::error::Error;
-use super::listener::{wake_and_join, OpenSockets};
+use super::listener::{bind, wake_and_join, with_listener_tls, OpenSockets};
 use super::log_limit::LogLimit;
 use super::metrics::Figures;
 use crate::auth::PasswordFile;
 use crate::config::{ListenerConfig, ListenerKind};
-use crate::transport::{Acceptor, Closer, ServerTls};
+use crate::transport::{Acceptor, Closer};
 use server::{Method, Request, Response, Status};
 
 /// How long a client has, from accept, to complete its request (TLS handshake
@@ -89,25 +89,8 @@ impl Bound {
     /// Binds `config`'s address and loads its TLS files.
     pub(crate) fn bind(config: &ListenerConfig) -> Result<Bound, Error> {
         let basic_auth = matches!(config.kind, ListenerKind::Http { basic_auth: true });
-        let mut acceptor = Acceptor::tcp();
-        if let Some(tls) = &config.tls {
-            let server = ServerTls {
-                certfile: tls.certfile.clone(),
-                keyfile: tls.keyfile.clone(),
-            };
-            let tls = server.acceptor().map_err(|source| Error::Transport {
-                listener: config.name.clone(),
-                source,
-            })?;
-            acceptor = acceptor.with_tls(tls);
-        }
-        let bind_error = |source| Error::Bind {
-            listener: config.name.clone(),
-            addr: config.bind,
-            source,
-        };
-        let socket = TcpListener::bind(config.bind).map_err(bind_error)?;
-        let local_addr = socket.local_addr().map_err(bind_error)?;
+        let acceptor = with_listener_tls(Acceptor::tcp(), config)?;
+        let (socket, local_addr) = bind(config)?;
         Ok(Bound {
             name: config.name.clone(),
             socket,
