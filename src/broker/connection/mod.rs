@@ -305,7 +305,7 @@ pub(crate) fn spawn(
         .spawn(move || {
             let _exit = exit;
             let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                reader::serve(
+                let opened = reader::open(
                     stream,
                     &acceptor,
                     remote_addr,
@@ -313,7 +313,10 @@ pub(crate) fn spawn(
                     id,
                     connect_deadline,
                     shared,
-                )
+                );
+                if let Some(mut reader) = opened {
+                    reader.serve();
+                }
             }));
             if let Err(panic) = served {
                 log::error!(

@@ -40,38 +40,15 @@ const IDLE_READ: usize = 256;
 /// handled messages as it handles them.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
-/// The reader thread: the TLS and WebSocket handshakes, then the MQTT connection.
-pub(super) fn serve(
-    stream: Arc<TcpStream>,
-    acceptor: &Acceptor,
-    remote_addr: SocketAddr,
-    listener: Arc<ListenerSide>,
-    id: ConnectionId,
-    connect_deadline: Option<Instant>,
-    shared: Arc<Shared>,
-) {
-    let opened = open(
-        stream,
-        acceptor,
-        remote_addr,
-        listener,
-        id,
-        connect_deadline,
-        shared,
-    );
-    if let Some(mut connection) = opened {
-        connection.serve();
-    }
-}
-
-/// The TLS or WebSocket handshake, and a reader for what follows it.
+/// The start of a reader thread: the TLS or WebSocket handshake, and a reader for
+/// the MQTT connection that follows, which [`Reader::serve`] then serves.
 ///
-/// Not inlined into [`serve`], and the reader put on the heap, so that neither the
-/// handshake's frames nor the reader itself sit on the stack between its top and
-/// the reader's wait for packets: every byte there is stack an idle connection
-/// keeps (see `stack.rs`).
+/// Not inlined into its caller, and the reader put on the heap, so that neither
+/// the handshake's frames nor the reader itself sit on the stack between its top
+/// and the reader's wait for packets: every byte there is stack an idle
+/// connection keeps (see `stack.rs`).
 #[inline(never)]
-fn open(
+pub(super) fn open(
     stream: Arc<TcpStream>,
     acceptor: &Acceptor,
     remote_addr: SocketAddr,
@@ -143,7 +120,7 @@ enum ReadError {
 }
 
 /// The reader side of a connection, which also drives its lifecycle.
-struct Reader {
+pub(super) struct Reader {
     /// The socket itself, for shutting it down; bytes go through `input` and
     /// `output`, which add TLS or WebSocket framing where the listener has them.
     stream: Arc<TcpStream>,
@@ -231,7 +208,8 @@ fn told_of(error: &DecodeError, first: Option<u8>) -> bool {
 }
 
 impl Reader {
-    fn serve(&mut self) {
+    /// Serves the connection to its end: the CONNECT, then every packet.
+    pub(super) fn serve(&mut self) {
         let Some((client, keep_alive)) = self.connect() else {
             return;
         };
