@@ -114,8 +114,13 @@ struct OutboxShared {
     /// after a quiet spell: the lock is as good as never contended. `None` once
     /// the router has dropped the outbox.
     sender: Mutex<Option<Sender<Outgoing>>>,
+    /// Packets queued, kept beside the channel so that the router reads it
+    /// without the lock and without a channel's walk over its indices.
+    packets: AtomicUsize,
     /// Payload bytes queued.
     bytes: AtomicUsize,
+    /// The receiving end has gone: what is counted will never be taken.
+    receiver_gone: AtomicBool,
     /// The router waits to hear that this outbox drained (see
     /// [`Outbox::watch_for_drain`]); the receiving end reports it once.
     watched: AtomicBool,
@@ -165,7 +170,9 @@ pub(crate) fn outbox(max_inflight: usize) -> (Outbox, OutboxReceiver) {
     let (sender, receiver) = crossbeam_channel::unbounded();
     let shared = Arc::new(OutboxShared {
         sender: Mutex::new(Some(sender)),
+        packets: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
+        receiver_gone: AtomicBool::new(false),
         watched: AtomicBool::new(false),
         closed: AtomicBool::new(false),
     });
@@ -203,15 +210,20 @@ impl Outbox {
             let Some(sender) = sender.as_ref() else {
                 return Err(SendFailure::Gone);
             };
-            if sender.len() >= self.capacity {
+            if self.shared.receiver_gone.load(Ordering::Relaxed) {
+                return Err(SendFailure::Gone);
+            }
+            if self.len() >= self.capacity {
                 return Err(SendFailure::Full);
             }
             let len = payload_len(&packet);
             // Counted before the send, so the writer never subtracts what was not
             // added.
+            self.shared.packets.fetch_add(1, Ordering::Relaxed);
             self.shared.bytes.fetch_add(len, Ordering::Relaxed);
             let sent = sender.try_send(packet);
             if sent.is_err() {
+                self.shared.packets.fetch_sub(1, Ordering::Relaxed);
                 self.shared.bytes.fetch_sub(len, Ordering::Relaxed);
             }
             sent
@@ -230,11 +242,10 @@ impl Outbox {
 
     /// Packets queued.
     fn len(&self) -> usize {
-        self.shared.sender.lock().as_ref().map_or(0, Sender::len)
+        self.shared.packets.load(Ordering::Relaxed)
     }
 
-    /// How much room is left for QoS 0 messages. Asked for every QoS 0 delivery,
-    /// so the channel's length (a loop over its indices) is read once.
+    /// How much room is left for QoS 0 messages. Asked for every QoS 0 delivery.
     pub(crate) fn qos0_room(&self) -> Qos0Room {
         let len = self.len();
         let bytes = self.shared.bytes.load(Ordering::Relaxed);
@@ -345,6 +356,7 @@ impl OutboxReceiver {
     }
 
     fn taken(&self, packet: &Outgoing) {
+        self.shared.packets.fetch_sub(1, Ordering::Relaxed);
         self.shared
             .bytes
             .fetch_sub(payload_len(packet), Ordering::Relaxed);
@@ -359,7 +371,7 @@ impl OutboxReceiver {
         }
         fence(Ordering::SeqCst);
         is_drained(
-            self.receiver.len(),
+            self.shared.packets.load(Ordering::Relaxed),
             self.shared.bytes.load(Ordering::Relaxed),
         ) && self.shared.watched.swap(false, Ordering::SeqCst)
     }
@@ -373,6 +385,12 @@ impl OutboxReceiver {
             // empties; fails only when the router has stopped.
             let _ = router.send(Event::Drained { connection });
         }
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Relaxed);
     }
 }
 
