@@ -71,6 +71,7 @@ mod auth;
 mod connection;
 mod error;
 mod event;
+mod hashing;
 mod hooks;
 mod http;
 mod inline;

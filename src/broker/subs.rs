@@ -128,13 +128,51 @@ impl Match {
 
 #[derive(Default)]
 struct Node {
+    /// Changed only through [`child`](Node::child) and
+    /// [`remove_child`](Node::remove_child), which keep the two flags below true.
     children: HashMap<Box<str>, Node>,
+    /// Whether `children` has a `+` child, and a `#` child. Every publish asks
+    /// each node on its way for both, and most nodes have neither: a flag is read
+    /// where a lookup would hash the level.
+    has_plus: bool,
+    has_hash: bool,
     subscribers: HashMap<ClientKey, SubscriptionOptions>,
     /// The shared subscription groups on this node's filter, by ShareName.
     groups: HashMap<Box<str>, Group>,
 }
 
 impl Node {
+    /// The child for `level`, made if there is none.
+    fn child(&mut self, level: &str) -> &mut Node {
+        match level {
+            "+" => self.has_plus = true,
+            "#" => self.has_hash = true,
+            _ => {}
+        }
+        self.children.entry(level.into()).or_default()
+    }
+
+    /// Takes the child for `level` out, if there is one.
+    fn remove_child(&mut self, level: &str) -> Option<Node> {
+        let removed = self.children.remove(level)?;
+        match level {
+            "+" => self.has_plus = false,
+            "#" => self.has_hash = false,
+            _ => {}
+        }
+        Some(removed)
+    }
+
+    /// The `+` child, if any.
+    fn plus(&self) -> Option<&Node> {
+        self.has_plus.then(|| self.children.get("+")).flatten()
+    }
+
+    /// The `#` child, if any.
+    fn hash(&self) -> Option<&Node> {
+        self.has_hash.then(|| self.children.get("#")).flatten()
+    }
+
     /// Whether the node holds no subscription of its own (nodes below aside).
     fn holds_nothing(&self) -> bool {
         self.subscribers.is_empty() && self.groups.is_empty()
@@ -483,7 +521,7 @@ impl SubscriptionTree {
         let (share, path) = target(filter);
         let mut node = &mut self.root;
         for level in path.split('/') {
-            node = node.children.entry(level.into()).or_default();
+            node = node.child(level);
         }
         let new = match share {
             None => node.subscribers.insert(client.clone(), options).is_none(),
@@ -522,7 +560,7 @@ impl SubscriptionTree {
                 let level = levels.next();
                 parent
                     .zip(level)
-                    .and_then(|(parent, level)| parent.children.remove(level))
+                    .and_then(|(parent, level)| parent.remove_child(level))
                     .is_some()
             }
             None => {
@@ -602,7 +640,7 @@ impl SubscriptionTree {
             let wildcards = !(system && std::ptr::eq(node, &self.root));
             if wildcards {
                 // `#` matches this level and everything below, including nothing at all.
-                if let Some(hash) = node.children.get("#") {
+                if let Some(hash) = node.hash() {
                     add_all(found, hash, publisher, online);
                 }
             }
@@ -615,7 +653,7 @@ impl SubscriptionTree {
                 None => (levels, None),
             };
             if wildcards {
-                if let Some(plus) = node.children.get("+") {
+                if let Some(plus) = node.plus() {
                     branches.push((plus, rest));
                 }
             }

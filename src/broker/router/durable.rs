@@ -15,10 +15,10 @@
 //! on each connection stays as it was made. A failed commit keeps them waiting: its
 //! changes go again with the next commit, a second later.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::broker::event::ConnectionId;
+use crate::broker::hashing::IdSet;
 use crate::broker::session::SessionChange;
 use crate::broker::store::{Change, Commit, StorageThread, StoredMessage};
 use crate::broker::subs::ClientKey;
@@ -61,7 +61,7 @@ pub(super) struct Durable {
     /// After a failure: no commit before this.
     retry_at: Option<Instant>,
     /// Connections with packets waiting for a commit.
-    pub(super) waiting: HashSet<ConnectionId>,
+    pub(super) waiting: IdSet,
     /// Failed commits so far, for the log.
     failures: u64,
     /// Set when the storage thread is gone with a batch: that batch never became
@@ -85,7 +85,7 @@ impl Durable {
             committing: None,
             committed: 0,
             retry_at: None,
-            waiting: HashSet::new(),
+            waiting: IdSet::default(),
             failures: 0,
             lost: false,
             forced: false,

@@ -58,6 +58,7 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 use crate::broker::event::{
     Ack, Closer, ConnectionId, Event, Outbox, PendingWrites, ReadGate, SendFailure,
 };
+use crate::broker::hashing::IdMap;
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 use crate::broker::log_limit::LogLimit;
 use crate::broker::retain::RetainedMessages;
@@ -167,7 +168,7 @@ impl SessionEntry {
 /// All broker state, and the rules that change it.
 pub(crate) struct RouterState {
     sessions: HashMap<ClientKey, SessionEntry>,
-    connections: HashMap<ConnectionId, ConnectedClient>,
+    connections: IdMap<ConnectedClient>,
     subscriptions: Subscriptions,
     retained: RetainedMessages,
     /// The store's half of the router, when there is a store.
@@ -223,7 +224,7 @@ impl RouterState {
         };
         let mut state = RouterState {
             sessions: HashMap::new(),
-            connections: HashMap::new(),
+            connections: IdMap::default(),
             subscriptions: Subscriptions::default(),
             retained: RetainedMessages::default(),
             durable,

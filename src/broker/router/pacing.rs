@@ -23,10 +23,11 @@
 //! the crowded mark. A connection never pauses itself, and one that does not drain
 //! within [`STALL_TIMEOUT`] lets its publishers go and pauses nobody until it does.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::broker::event::ConnectionId;
+use crate::broker::hashing::{IdMap, IdSet};
 use crate::broker::stats::Limit;
 use crate::broker::subs::ClientKey;
 use crate::protocol::Packet;
@@ -51,7 +52,7 @@ pub(super) const MAX_HELD_ACKS: usize = 1024;
 /// A connection whose outbox is crowded with QoS 0 messages, and the publishers
 /// paused until it drains.
 struct Crowding {
-    paused: HashSet<ConnectionId>,
+    paused: IdSet,
     /// When the connection counts as stalled if it has not drained by then.
     deadline: Instant,
 }
@@ -66,9 +67,9 @@ pub(super) struct Pacing {
     /// for them, in turn.
     behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
     /// Connections with crowded outboxes, and the publishers paused for them.
-    crowded: HashMap<ConnectionId, Crowding>,
+    crowded: IdMap<Crowding>,
     /// Connections that did not drain in time: they pause nobody until they do.
-    stalled: HashSet<ConnectionId>,
+    stalled: IdSet,
     /// When to look for sessions in `behind` that stopped acknowledging, and for
     /// crowded connections that stopped draining.
     check: Option<Instant>,
@@ -82,8 +83,8 @@ impl Pacing {
     pub(super) fn new() -> Pacing {
         Pacing {
             behind: HashMap::new(),
-            crowded: HashMap::new(),
-            stalled: HashSet::new(),
+            crowded: IdMap::default(),
+            stalled: IdSet::default(),
             check: None,
             stall_timeout: STALL_TIMEOUT,
             ceiling: PACING_CEILING,
@@ -195,7 +196,7 @@ impl Pacing {
         self.crowded.insert(
             id,
             Crowding {
-                paused: HashSet::new(),
+                paused: IdSet::default(),
                 deadline,
             },
         );
@@ -211,7 +212,7 @@ impl Pacing {
     }
 
     /// Connection `id`'s outbox is no longer crowded: the publishers paused for it.
-    fn uncrowd(&mut self, id: ConnectionId) -> HashSet<ConnectionId> {
+    fn uncrowd(&mut self, id: ConnectionId) -> IdSet {
         self.crowded
             .remove(&id)
             .map(|crowding| crowding.paused)
