@@ -55,12 +55,12 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use crate::protocol::{QoS, TopicFilter};
 
 /// The key subscribers are stored under: the client identifier of their session.
-pub(crate) type ClientKey = Arc<str>;
+pub(crate) use crate::broker::hashing::ClientKey;
+use crate::broker::hashing::ClientMap;
 
 /// What a subscription asked for and was granted: MQTT 5 subscription options
 /// (3.1.1 subscriptions have only a QoS).
@@ -136,7 +136,7 @@ struct Node {
     /// where a lookup would hash the level.
     has_plus: bool,
     has_hash: bool,
-    subscribers: HashMap<ClientKey, SubscriptionOptions>,
+    subscribers: ClientMap<SubscriptionOptions>,
     /// The shared subscription groups on this node's filter, by ShareName.
     groups: HashMap<Box<str>, Group>,
 }
@@ -186,7 +186,7 @@ impl Node {
 
     /// Removes the ordinary subscription of `client` (`share` is `None`) or its
     /// membership of the group `share`, and the group if it is left empty.
-    fn remove(&mut self, client: &str, share: Option<&str>) -> bool {
+    fn remove(&mut self, client: &ClientKey, share: Option<&str>) -> bool {
         let Some(name) = share else {
             return self.subscribers.remove(client).is_some();
         };
@@ -338,7 +338,7 @@ pub(crate) fn subscription_cost(filter: &TopicFilter) -> usize {
 pub(crate) struct Subscriptions {
     tree: SubscriptionTree,
     /// Each client's filters; a client with none has no entry.
-    by_client: HashMap<ClientKey, ClientFilters>,
+    by_client: ClientMap<ClientFilters>,
 }
 
 /// One client's filters (shared ones by their whole `$share/...` text), the
@@ -545,7 +545,7 @@ impl SubscriptionTree {
     /// subscription needs. A walk down through `&mut` references cannot climb back
     /// up, so this takes two walks down the filter: a read-only one that finds the
     /// subscription and the highest node it alone keeps alive, then one that removes.
-    fn unsubscribe(&mut self, client: &str, filter: &TopicFilter) -> bool {
+    fn unsubscribe(&mut self, client: &ClientKey, filter: &TopicFilter) -> bool {
         let (share, path) = target(filter);
         let Some(prune) = self.find_unsubscribe(client, share, path) else {
             return false;
@@ -579,7 +579,7 @@ impl SubscriptionTree {
     /// node that removing it leaves empty, if any.
     fn find_unsubscribe(
         &self,
-        client: &str,
+        client: &ClientKey,
         share: Option<&str>,
         path: &str,
     ) -> Option<Option<usize>> {
@@ -686,12 +686,12 @@ impl SubscriptionTree {
 
     /// [`matches_into`](Self::matches_into) as a map of the QoS granted, for tests.
     #[cfg(test)]
-    fn matches(&self, topic: &str) -> HashMap<ClientKey, QoS> {
+    fn matches(&self, topic: &str) -> HashMap<String, QoS> {
         let mut found = Vec::new();
         self.matches_into(topic, None, &mut found, &|_| true);
         found
             .into_iter()
-            .map(|found| (found.client, found.qos))
+            .map(|found| (found.client.to_string(), found.qos))
             .collect()
     }
 
@@ -749,7 +749,7 @@ mod tests {
     use crate::protocol::topic::matches;
 
     fn key(s: &str) -> ClientKey {
-        Arc::from(s)
+        ClientKey::new(s)
     }
 
     fn filter(s: &str) -> TopicFilter {
@@ -878,9 +878,9 @@ mod tests {
     fn unsubscribe_compares_filters_literally_and_prunes_mqtt_3_10_4_1() {
         let mut tree = SubscriptionTree::default();
         tree.subscribe(&key("c"), &filter("a/#"), at(QoS::AtMostOnce));
-        assert!(!tree.unsubscribe("c", &filter("a/b")));
+        assert!(!tree.unsubscribe(&key("c"), &filter("a/b")));
         assert!(tree.matches("a/b").contains_key("c"));
-        assert!(tree.unsubscribe("c", &filter("a/#")));
+        assert!(tree.unsubscribe(&key("c"), &filter("a/#")));
         assert!(tree.matches("a/b").is_empty());
         assert!(tree.root.is_empty());
         assert_eq!(tree.len(), 0);
@@ -893,16 +893,16 @@ mod tests {
         tree.subscribe(&key("c"), &filter("a/b/c/d"), at(QoS::AtMostOnce));
         tree.subscribe(&key("d"), &filter("a/b/c/d"), at(QoS::AtMostOnce));
         tree.subscribe(&key("c"), &filter("a/x"), at(QoS::AtMostOnce));
-        assert!(!tree.unsubscribe("e", &filter("a/b/c/d")));
-        assert!(!tree.unsubscribe("c", &filter("a/b/c")));
-        assert!(tree.unsubscribe("c", &filter("a/b/c/d")));
+        assert!(!tree.unsubscribe(&key("e"), &filter("a/b/c/d")));
+        assert!(!tree.unsubscribe(&key("c"), &filter("a/b/c")));
+        assert!(tree.unsubscribe(&key("c"), &filter("a/b/c/d")));
         assert!(tree.matches("a/b/c/d").contains_key("d"));
-        assert!(tree.unsubscribe("d", &filter("a/b/c/d")));
+        assert!(tree.unsubscribe(&key("d"), &filter("a/b/c/d")));
         // `a/b/c/d` is gone up to `a`, which still has a subscriber and `x`.
         let a = &tree.root.children["a"];
         assert!(a.children.contains_key("x") && a.children.len() == 1);
-        assert!(tree.unsubscribe("c", &filter("a")));
-        assert!(tree.unsubscribe("c", &filter("a/x")));
+        assert!(tree.unsubscribe(&key("c"), &filter("a")));
+        assert!(tree.unsubscribe(&key("c"), &filter("a/x")));
         assert!(tree.root.is_empty());
         assert_eq!(tree.len(), 0);
     }
@@ -1306,13 +1306,13 @@ mod tests {
             // The shared member, and `d`'s `+/.../#` with fewer levels.
             let found = tree.matches(&"/".repeat(65_526));
             assert!(found.contains_key("f") && found.contains_key("d") && found.len() == 2);
-            assert!(tree.unsubscribe("f", &shared));
+            assert!(tree.unsubscribe(&key("f"), &shared));
             let found = tree.matches(&literal);
             assert_eq!(found.len(), 3);
             assert_eq!(found["c"], QoS::AtLeastOnce);
             assert!(tree.matches("/").is_empty());
-            assert!(tree.unsubscribe("c", &literal));
-            assert!(tree.unsubscribe("d", &wildcards));
+            assert!(tree.unsubscribe(&key("c"), &literal));
+            assert!(tree.unsubscribe(&key("d"), &wildcards));
             let found = tree.matches(&literal);
             assert!(found.contains_key("e") && found.len() == 1);
             // Dropped with a 65,536-level subscription still in it.
@@ -1342,17 +1342,17 @@ mod tests {
             }
             proptest::prop_assert_eq!(tree.len(), model.len());
             for topic in topics {
-                let mut expected: HashMap<ClientKey, QoS> = HashMap::new();
+                let mut expected: HashMap<String, QoS> = HashMap::new();
                 for (&(client, f), &qos) in &model {
                     if matches(filters[f], topic) {
-                        let best = expected.entry(key(&client.to_string())).or_insert(qos);
+                        let best = expected.entry(client.to_string()).or_insert(qos);
                         *best = (*best).max(qos);
                     }
                 }
                 proptest::prop_assert_eq!(tree.matches(topic), expected, "topic {}", topic);
             }
             for (client, f) in model.into_keys() {
-                tree.unsubscribe(&client.to_string(), &filter(filters[f]));
+                tree.unsubscribe(&key(&client.to_string()), &filter(filters[f]));
             }
             proptest::prop_assert!(tree.root.is_empty());
         }

@@ -4,11 +4,11 @@
 //! and belongs to the user who made it (invariant 5). A takeover closes the old
 //! connection first; a will is published after its session is detached.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::broker::event::{ConnectionId, NewConnection};
+use crate::broker::hashing::ClientSet;
 use crate::broker::hooks::{ClientInfo, DisconnectReason};
 use crate::broker::session::{Inflight, Session};
 use crate::broker::stats::Limit;
@@ -44,7 +44,7 @@ impl RouterState {
             trusted,
             connack,
         } = new;
-        let key: ClientKey = Arc::from(connect.client_id.as_str());
+        let key = ClientKey::new(&connect.client_id);
         let now = Instant::now();
         let v5 = connect.protocol == ProtocolVersion::V5;
         // How long the session outlives this connection: MQTT 5 says so in the
@@ -144,7 +144,7 @@ impl RouterState {
                 outbox,
                 closer,
                 held_acks: VecDeque::new(),
-                waiting_on: HashSet::new(),
+                waiting_on: ClientSet::default(),
                 gate,
                 paused_for: 0,
                 handled: 0,
@@ -309,7 +309,7 @@ impl RouterState {
     /// owned it, as before the restart. Its expiry counts from now.
     pub(super) fn restore_session(&mut self, stored: StoredSession) {
         let record = stored.record;
-        let key: ClientKey = Arc::from(record.client_id.as_str());
+        let key = ClientKey::new(&record.client_id);
         let mut session = self.new_session(false);
         for sub in &record.subscriptions {
             let options = SubscriptionOptions {

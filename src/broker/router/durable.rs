@@ -16,9 +16,10 @@
 //! changes go again with the next commit, a second later.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant};
 
-use crate::broker::hashing::IdSet;
+use crate::broker::hashing::{IdHasher, IdSet};
 use crate::broker::session::SessionChange;
 use crate::broker::store::{Change, Commit, StorageThread, StoredMessage};
 use crate::broker::subs::ClientKey;
@@ -45,7 +46,7 @@ pub(super) struct Durable {
     /// Where each message put in `pending` is, and whether it entered its session
     /// in this batch, to cancel it if the message is done before the batch is
     /// sent.
-    puts: HashMap<(ClientKey, u64), (usize, bool)>,
+    puts: HashMap<(ClientKey, u64), (usize, bool), BuildHasherDefault<IdHasher>>,
     /// Where each session record in `pending` is: a later record of the same
     /// session replaces it (a client reconnecting in a loop while the store
     /// cannot commit adds one record, not one per connection).
@@ -78,7 +79,7 @@ impl Durable {
         Durable {
             thread,
             pending: Vec::new(),
-            puts: HashMap::new(),
+            puts: HashMap::default(),
             records: HashMap::new(),
             touched: Vec::new(),
             next_batch: 1,

@@ -49,7 +49,7 @@ mod subscribe;
 #[cfg(test)]
 mod harness;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +58,7 @@ use crossbeam_channel::{Receiver, Select, TryRecvError};
 use crate::broker::event::{
     Ack, Closer, ConnectionId, Event, Outbox, PendingWrites, ReadGate, SendFailure,
 };
-use crate::broker::hashing::IdMap;
+use crate::broker::hashing::{ClientMap, ClientSet, IdMap};
 use crate::broker::hooks::{ClientInfo, DisconnectReason, Hooks};
 use crate::broker::log_limit::LogLimit;
 use crate::broker::retain::RetainedMessages;
@@ -84,7 +84,7 @@ struct ConnectedClient {
     /// PUBACK and PUBCOMP packets held back to pace this publisher, in order.
     held_acks: VecDeque<Packet>,
     /// The sessions those acknowledgements wait for.
-    waiting_on: HashSet<ClientKey>,
+    waiting_on: ClientSet,
     /// Pauses this client's reader.
     gate: Arc<ReadGate>,
     /// How many crowded outboxes this client's reader is paused for.
@@ -167,7 +167,7 @@ impl SessionEntry {
 
 /// All broker state, and the rules that change it.
 pub(crate) struct RouterState {
-    sessions: HashMap<ClientKey, SessionEntry>,
+    sessions: ClientMap<SessionEntry>,
     connections: IdMap<ConnectedClient>,
     subscriptions: Subscriptions,
     retained: RetainedMessages,
@@ -223,7 +223,7 @@ impl RouterState {
             None => Default::default(),
         };
         let mut state = RouterState {
-            sessions: HashMap::new(),
+            sessions: ClientMap::default(),
             connections: IdMap::default(),
             subscriptions: Subscriptions::default(),
             retained: RetainedMessages::default(),

@@ -23,11 +23,11 @@
 //! the crowded mark. A connection never pauses itself, and one that does not drain
 //! within [`STALL_TIMEOUT`] lets its publishers go and pauses nobody until it does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::broker::event::ConnectionId;
-use crate::broker::hashing::{IdMap, IdSet};
+use crate::broker::hashing::{ClientMap, IdMap, IdSet};
 use crate::broker::stats::Limit;
 use crate::broker::subs::ClientKey;
 use crate::protocol::Packet;
@@ -65,7 +65,7 @@ struct Crowding {
 pub(super) struct Pacing {
     /// Sessions that are behind, with the publishers whose acknowledgements wait
     /// for them, in turn.
-    behind: HashMap<ClientKey, VecDeque<ConnectionId>>,
+    behind: ClientMap<VecDeque<ConnectionId>>,
     /// Connections with crowded outboxes, and the publishers paused for them.
     crowded: IdMap<Crowding>,
     /// Connections that did not drain in time: they pause nobody until they do.
@@ -82,7 +82,7 @@ pub(super) struct Pacing {
 impl Pacing {
     pub(super) fn new() -> Pacing {
         Pacing {
-            behind: HashMap::new(),
+            behind: ClientMap::default(),
             crowded: IdMap::default(),
             stalled: IdSet::default(),
             check: None,
@@ -239,7 +239,7 @@ impl Pacing {
 
     /// Plans the next look from what is still waited for: sessions that must
     /// acknowledge, outboxes that must drain.
-    fn replan(&mut self, sessions: &HashMap<ClientKey, SessionEntry>) {
+    fn replan(&mut self, sessions: &ClientMap<SessionEntry>) {
         let acknowledging = self
             .behind
             .keys()
@@ -482,9 +482,9 @@ impl RouterState {
 mod tests {
     use super::super::harness::*;
     use super::{Pacing, SessionEntry};
+    use crate::broker::hashing::ClientMap;
     use crate::broker::session::Session;
     use crate::broker::subs::ClientKey;
-    use std::collections::HashMap;
 
     fn connected_entry(now: Instant) -> SessionEntry {
         let mut entry = SessionEntry::new(Session::new(false, 2, 4), None, now);
@@ -496,7 +496,7 @@ mod tests {
     fn a_publisher_takes_one_turn_per_session_however_often_it_waits() {
         let mut pacing = Pacing::new();
         let now = Instant::now();
-        let key: ClientKey = Arc::from("s");
+        let key = ClientKey::new("s");
         let entry = connected_entry(now);
         pacing.wait_for(key.clone(), 7, Some(&entry), now);
         pacing.wait_for(key.clone(), 7, Some(&entry), now);
@@ -547,7 +547,7 @@ mod tests {
         assert_eq!(pacing.stall_overdue(now + pacing.stall_timeout), [1]);
         assert!(!pacing.may_pause(1));
         assert_eq!(pacing.uncrowd(1).into_iter().collect::<Vec<_>>(), [2]);
-        pacing.replan(&HashMap::new());
+        pacing.replan(&ClientMap::default());
         assert_eq!(pacing.deadline(), None, "nothing left to wait for");
 
         pacing.drained(1);
