@@ -251,18 +251,38 @@ impl Session {
 
     /// [`deliver`](Self::deliver) for an MQTT 5 message with a Message Expiry
     /// Interval, which `expires` then: if it is still queued by then, it is dropped
-    /// instead of sent [MQTT-3.3.2-5].
+    /// instead of sent [MQTT-3.3.2-5]. The router makes the same two steps
+    /// ([`send_now`](Self::send_now), then [`enqueue`](Self::enqueue)) itself, to
+    /// copy a message it queues for many sessions once.
+    #[cfg(test)]
     pub(crate) fn deliver_until(
         &mut self,
-        mut publish: Publish,
+        publish: Publish,
         online: bool,
         expires: Option<Instant>,
     ) -> Delivery {
+        match self.send_now(publish, online) {
+            Ok(sent) => sent,
+            Err(mut publish) => {
+                publish.compact();
+                self.enqueue(publish, expires)
+            }
+        }
+    }
+
+    /// The first half of [`deliver_until`](Self::deliver_until): takes `publish`
+    /// to be sent at once if nothing waits before it and, for QoS 1/2, the client
+    /// is online and the inflight window has room; otherwise gives it back, for
+    /// [`enqueue`](Self::enqueue).
+    pub(crate) fn send_now(
+        &mut self,
+        mut publish: Publish,
+        online: bool,
+    ) -> Result<Delivery, Publish> {
         publish.dup = false;
-        let len = publish.payload.len();
         if publish.qos == QoS::AtMostOnce && self.queue.is_empty() {
             publish.packet_id = None;
-            return Delivery::Send(publish);
+            return Ok(Delivery::Send(publish));
         }
         if online && self.queue.is_empty() && self.inflight.len() < self.max_inflight {
             if let Some(id) = self.allocate_packet_id() {
@@ -271,10 +291,19 @@ impl Session {
                 self.record(|| SessionChange::Add(seq, StoredMessage::Sent(publish.clone())));
                 self.inflight
                     .push_back((seq, Inflight::Publish(publish.clone())));
-                self.bytes += len;
-                return Delivery::Send(publish);
+                self.bytes += publish.payload.len();
+                return Ok(Delivery::Send(publish));
             }
         }
+        Err(publish)
+    }
+
+    /// The second half of [`deliver_until`](Self::deliver_until): puts `publish`
+    /// in the queue, or drops it if the queue is full. A queued message may wait
+    /// long, so it should hold its own topic and payload, not slices of the buffer
+    /// it was read into ([`Publish::compact`]); the router copies them once for
+    /// every session that queues the message.
+    pub(crate) fn enqueue(&mut self, mut publish: Publish, expires: Option<Instant>) -> Delivery {
         if self.queue.len() >= self.max_queued {
             return Delivery::Dropped(QueueFull::Messages);
         }
@@ -282,8 +311,9 @@ impl Session {
         if self.queued_bytes.saturating_add(size) > self.max_queued_bytes {
             return Delivery::Dropped(QueueFull::Bytes);
         }
+        publish.dup = false;
         publish.packet_id = None;
-        publish.compact();
+        let len = publish.payload.len();
         let seq = self.take_seq(publish.qos);
         if seq != 0 {
             self.record(|| SessionChange::Add(seq, StoredMessage::Queued(publish.clone())));

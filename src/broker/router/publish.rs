@@ -1,7 +1,10 @@
 //! PUBLISH in and out: the retain rules, routing to every matching session, and
 //! delivery at the lower of the published and granted QoS.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::broker::event::{ConnectionId, Qos0Room, HANDLED_REPORT_EVERY};
 use crate::broker::hooks::DisconnectReason;
@@ -10,7 +13,9 @@ use crate::broker::session::{set_remaining, Delivery, QueueFull};
 use crate::broker::stats::{bump, Limit};
 use crate::broker::store::Change;
 use crate::broker::subs::ClientKey;
-use crate::protocol::{Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, ReasonCode};
+use crate::protocol::{
+    Packet, ProtocolVersion, PubAck, PubRec, Publish, QoS, ReasonCode, TopicName,
+};
 
 use super::{add_footprint, is_sys_topic, send_to, sub_footprint, touched, RouterState};
 
@@ -37,6 +42,44 @@ pub(super) struct Grant<'a> {
     /// When this delivery started: a message whose expiry is not past then goes
     /// out, even one with an interval of 0 routed the moment it came.
     pub(super) now: Instant,
+    /// The message's own copy of its topic and payload, for the sessions that
+    /// queue it.
+    pub(super) compacted: &'a Compacted,
+}
+
+/// The topic and payload of the message being routed, copied out of the buffer
+/// it was read into when the first session queues it, and shared by every
+/// session that queues it after. A message read from a client is a slice of that
+/// buffer, and one queued for long would pin all of it; a copy per session, as
+/// each queue used to make, cost a hundred subscribers a hundred copies.
+#[derive(Default)]
+pub(super) struct Compacted(RefCell<Option<(TopicName, Bytes)>>);
+
+impl Compacted {
+    /// For a message that holds its own copy already (a retained one).
+    pub(super) fn already(message: &Publish) -> Compacted {
+        Compacted(RefCell::new(Some((
+            message.topic.clone(),
+            message.payload.clone(),
+        ))))
+    }
+
+    /// `publish` with the shared copy of the topic and payload, made now if this
+    /// is the first session to queue the message.
+    fn apply(&self, mut publish: Publish) -> Publish {
+        let mut shared = self.0.borrow_mut();
+        match &*shared {
+            Some((topic, payload)) => {
+                publish.topic = topic.clone();
+                publish.payload = payload.clone();
+            }
+            None => {
+                publish.compact();
+                *shared = Some((publish.topic.clone(), publish.payload.clone()));
+            }
+        }
+        publish
+    }
 }
 
 /// What became of one message for one session.
@@ -257,6 +300,7 @@ impl RouterState {
             .properties()
             .message_expiry_interval
             .map(|seconds| now + Duration::from_secs(seconds.into()));
+        let compacted = Compacted::default();
         for found in matches.drain(..) {
             let client = found.client;
             // Messages to existing subscriptions carry RETAIN=0 [MQTT-3.3.1-9],
@@ -269,6 +313,7 @@ impl RouterState {
                 identifiers: &found.identifiers,
                 expires,
                 now,
+                compacted: &compacted,
             };
             match self.deliver(&client, &publish, &grant) {
                 // A message dropped by a full queue paces its publisher too: that is
@@ -455,9 +500,12 @@ impl RouterState {
             // Nothing was waiting for an acknowledgement: the wait starts now.
             entry.last_progress = Instant::now();
         }
-        let delivery = entry
-            .session
-            .deliver_until(publish, connection.is_some(), grant.expires);
+        let delivery = match entry.session.send_now(publish, connection.is_some()) {
+            Ok(sent) => sent,
+            Err(publish) => entry
+                .session
+                .enqueue(grant.compacted.apply(publish), grant.expires),
+        };
         // What the session wrote down waits for the store before anything is sent.
         touched(&mut self.durable, client, &mut entry.session);
         let after = entry.session.footprint();

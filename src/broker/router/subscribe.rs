@@ -15,7 +15,7 @@ use crate::protocol::{
     Packet, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAck, Unsubscribe,
 };
 
-use super::publish::{Delivered, Grant};
+use super::publish::{Compacted, Delivered, Grant};
 use super::RouterState;
 
 /// Nodes of the retained-message tree one turn of a retained replay may visit.
@@ -279,6 +279,7 @@ impl RouterState {
                 identifiers: identifiers.as_slice(),
                 expires: message.expires,
                 now,
+                compacted: &Compacted::already(message),
             };
             match self.deliver(&replay.client, message, &grant) {
                 Delivered::Skipped if !self.sessions.contains_key(&replay.client) => return,
