@@ -12,6 +12,7 @@ use serde::Serialize;
 use wren::protocol::{ProtocolVersion, QoS};
 use wren::transport::{Dialer, Kind};
 
+use crate::callgrind;
 use crate::crash::{self, CrashReport};
 use crate::scenario::{run_idle, run_pubsub, Idle, IdleReport, Progress, PubSub, PubSubReport};
 use crate::wire::{version_label, Wire};
@@ -288,20 +289,31 @@ impl Drop for StoreDir {
     }
 }
 
-fn start(broker: &BrokerCommand, dir: &StoreDir) -> Result<(Running, SocketAddr), String> {
+fn start(
+    broker: &BrokerCommand,
+    dir: &StoreDir,
+    counted: bool,
+) -> Result<(Running, SocketAddr), String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
-    start_at(broker, port, dir)
+    start_at(broker, port, dir, counted)
 }
 
+/// Starts `broker` on `port`; `counted`, under callgrind (see `callgrind.rs`).
 fn start_at(
     broker: &BrokerCommand,
     port: u16,
     dir: &StoreDir,
+    counted: bool,
 ) -> Result<(Running, SocketAddr), String> {
-    let command = broker
+    let mut command = broker
         .command
         .replace("{port}", &port.to_string())
         .replace("{dir}", &dir.0.to_string_lossy());
+    if counted {
+        command = callgrind::wrap(&command, &dir.0)?;
+    }
+    // Under callgrind a broker starts tens of times slower.
+    let wait = Duration::from_secs(if counted { 120 } else { 15 });
     // `exec` makes the broker the child itself, so its process id is ours to measure.
     let child = Command::new("sh")
         .arg("-c")
@@ -313,15 +325,16 @@ fn start_at(
         .map_err(|e| format!("{}: cannot start '{command}': {e}", broker.name))?;
     let mut running = Running(child);
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + wait;
     while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
         if let Ok(Some(status)) = running.0.try_wait() {
             return Err(format!("{}: '{command}' exited with {status}", broker.name));
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "{}: nothing listens on port {port} after 15 s",
-                broker.name
+                "{}: nothing listens on port {port} after {} s",
+                broker.name,
+                wait.as_secs()
             ));
         }
         thread::sleep(Duration::from_millis(50));
@@ -338,7 +351,7 @@ fn run_crash(
     count: u64,
 ) -> Result<CrashReport, String> {
     let port = free_port().map_err(|e| format!("finding a free port: {e}"))?;
-    let (running, address) = start_at(broker, port, dir)?;
+    let (running, address) = start_at(broker, port, dir, false)?;
     crash::subscribe(&local(address), version).map_err(|e| e.0)?;
     let acknowledged = crash::publish(&local(address), version, count).map_err(|e| e.0)?;
     // Dropping it sends SIGKILL: no chance to save anything on the way out.
@@ -346,7 +359,7 @@ fn run_crash(
     // The port may take a moment to be free again.
     let deadline = Instant::now() + Duration::from_secs(15);
     let (running, address) = loop {
-        match start_at(broker, port, dir) {
+        match start_at(broker, port, dir, false) {
             Ok(started) => break started,
             Err(error) if Instant::now() > deadline => return Err(error),
             Err(_) => thread::sleep(Duration::from_millis(200)),
@@ -361,7 +374,7 @@ fn run_crash(
 /// is sent one; the error says how it refused.
 fn accepts(broker: &BrokerCommand, version: ProtocolVersion) -> Result<(), String> {
     let dir = StoreDir::new(&broker.name, usize::MAX)?;
-    let (running, address) = start(broker, &dir)?;
+    let (running, address) = start(broker, &dir, false)?;
     let probe = Wire::connect(
         &local(address),
         version,
@@ -373,17 +386,36 @@ fn accepts(broker: &BrokerCommand, version: ProtocolVersion) -> Result<(), Strin
     probe.map(drop).map_err(|e| e.0)
 }
 
+/// What `compare` runs, besides the brokers.
+pub struct Settings<'a> {
+    /// Every connection speaks it.
+    pub version: ProtocolVersion,
+    /// Divides message and connection counts (1 for the full run).
+    pub scale: u64,
+    /// The persistence set instead of the standard one.
+    pub persistence: bool,
+    /// Only the scenarios whose names start with one of these.
+    pub only: Option<&'a [String]>,
+    /// Each broker runs under callgrind, and only the throughput scenarios run:
+    /// instructions per delivered message (see `callgrind.rs`).
+    pub instructions: bool,
+}
+
 /// Runs the standard set (or, with `persistence`, the persistence set) against
 /// each broker in turn, every connection speaking `version`. A broker that
 /// refuses a CONNECT of that version is skipped, with the reason.
 pub fn compare(
     brokers: &[BrokerCommand],
-    version: ProtocolVersion,
-    scale: u64,
-    persistence: bool,
-    only: Option<&[String]>,
+    settings: &Settings<'_>,
     progress: &Arc<Progress>,
 ) -> Vec<BrokerResults> {
+    let Settings {
+        version,
+        scale,
+        persistence,
+        only,
+        instructions,
+    } = *settings;
     let mut results = Vec::new();
     for broker in brokers {
         // Every broker speaks 3.1.1; not every one speaks 5, and one that does not
@@ -411,6 +443,15 @@ pub fn compare(
             {
                 continue;
             }
+            let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
+            let throughput = matches!(
+                (scenario.build)(placeholder, None, String::new()),
+                Plan::PubSub(PubSub { rate: None, .. })
+            );
+            if instructions && !throughput {
+                // Latency, idle connections and kills say nothing under callgrind.
+                continue;
+            }
             eprintln!("{}: {} ...", broker.name, scenario.name);
             // A fresh broker, and a fresh store directory, per scenario: no scenario
             // inherits another's state.
@@ -426,7 +467,7 @@ pub fn compare(
                 Plan::Crash(count) => run_crash(broker, &dir, version, count)
                     .map(Outcome::Crash)
                     .unwrap_or_else(|error| Outcome::Failed { error }),
-                _ => run_on_fresh_broker(broker, &dir, &scenario, version, progress),
+                _ => run_on_fresh_broker(broker, &dir, &scenario, version, instructions, progress),
             };
             scenarios.push((scenario.name.to_string(), outcome));
         }
@@ -440,28 +481,42 @@ pub fn compare(
     results
 }
 
-/// Starts `broker`, runs one load scenario on it, and stops it.
+/// Starts `broker` (under callgrind when `counted`), runs one load scenario on
+/// it, and stops it.
 fn run_on_fresh_broker(
     broker: &BrokerCommand,
     dir: &StoreDir,
     scenario: &Scenario,
     version: ProtocolVersion,
+    counted: bool,
     progress: &Arc<Progress>,
 ) -> Outcome {
-    let (running, address) = match start(broker, dir) {
+    let (running, address) = match start(broker, dir, counted) {
         Ok(started) => started,
         Err(error) => return Outcome::Failed { error },
     };
+    let pid = running.0.id();
+    if counted {
+        if let Err(error) = callgrind::zero(pid) {
+            return Outcome::Failed { error };
+        }
+    }
     let prefix = format!("bench/{}", std::process::id());
     let outcome = match (scenario.build)(address, Some(running.0.id()), prefix) {
         Plan::PubSub(run) => run_pubsub(&PubSub { version, ..run }, progress)
-            .map(|mut report| {
+            .map_err(|e| e.0)
+            .and_then(|mut report| {
                 if run.persistent_subscribers {
                     report.store_bytes = Some(dir.size());
                 }
-                Outcome::PubSub(Box::new(report))
+                if counted {
+                    let executed = callgrind::instructions_since_zero(pid, &dir.0)?;
+                    report.broker_instructions_per_delivery =
+                        Some(executed as f64 / report.delivered.max(1) as f64);
+                }
+                Ok(Outcome::PubSub(Box::new(report)))
             })
-            .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
+            .unwrap_or_else(|error| Outcome::Failed { error }),
         Plan::Idle(run) => run_idle(&Idle { version, ..run }, progress)
             .map(Outcome::Idle)
             .unwrap_or_else(|e| Outcome::Failed { error: e.0 }),
@@ -519,6 +574,13 @@ fn rows(results: &[BrokerResults]) -> Vec<Row> {
                 if matches!(outcome, Outcome::PubSub(r) if r.store_bytes.is_some()) {
                     add("store KiB after the run", false, |o| match o {
                         Outcome::PubSub(r) => r.store_bytes.map(|b| b as f64 / 1024.0),
+                        _ => None,
+                    });
+                }
+                if matches!(outcome, Outcome::PubSub(r) if r.broker_instructions_per_delivery.is_some())
+                {
+                    add("broker instructions / delivery", false, |o| match o {
+                        Outcome::PubSub(r) => r.broker_instructions_per_delivery,
                         _ => None,
                     });
                 }

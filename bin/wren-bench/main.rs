@@ -8,6 +8,8 @@
 //! wren-bench conn --url mqtt://127.0.0.1:1883 -c 10000 --pid 1234
 //! wren-bench compare --broker "mosquitto=mosquitto -p {port}" \
 //!                    --broker "wren=wren-broker -p {port}" [--version 5]
+//! wren-bench compare --instructions --broker "wren=wren-broker -p {port}" \
+//!                    --broker "rumqttd=rumqttd -c rumqttd-{port}.toml"
 //! wren-bench compare --persistent \
 //!     --broker "mosquitto=sh -c 'printf \"listener {port} 127.0.0.1\npersistence true\npersistence_location {dir}/\n\" > {dir}/m.conf; exec mosquitto -c {dir}/m.conf'" \
 //!     --broker "wren=sh -c 'printf \"listeners: {default: {type: tcp, bind: 127.0.0.1:{port}}}\npersistence: {enabled: true, path: {dir}/store}\n\" > {dir}/w.yaml; exec wren-broker -c {dir}/w.yaml'"
@@ -22,6 +24,7 @@
 //! keeps no more QoS 1/2 messages in flight than the broker's Receive Maximum, and
 //! counts PUBACK / PUBREC reason codes of 0x80 and above as refused messages.
 
+mod callgrind;
 mod compare;
 mod crash;
 mod scenario;
@@ -50,6 +53,7 @@ Usage:
   wren-bench pub     [options]   publishers only (-c publishers)
   wren-bench conn    [options]   open idle connections (-c connections)
   wren-bench compare --broker NAME=COMMAND --broker NAME=COMMAND [--quick]
+                     [--instructions]
   wren-bench --help | --version   (--version alone: wren-bench's own version)
 
 Options:
@@ -86,6 +90,9 @@ compare:
   --persistent           the persistence set: persistent subscribers, the store's
                          size, and what a kill -9 loses of acknowledged messages;
                          a {dir} placeholder in CMD is a fresh directory per run
+  --instructions         each broker under valgrind's callgrind: instructions
+                         per delivered message, a count that machine noise does
+                         not move (throughput scenarios only, counts / 10)
 run:
   --persistent           subscribers ask for persistent sessions (clean session 0)
 ";
@@ -231,6 +238,7 @@ fn run() -> Result<(), String> {
     let idle: u64 = parse(&mut args, "--idle", "--idle")?.unwrap_or(5);
     let quick = args.contains("--quick");
     let persistent = args.contains("--persistent");
+    let instructions = args.contains("--instructions");
     let cafile: Option<PathBuf> = parse(&mut args, "--cafile", "--cafile")?;
     let insecure = args.contains("--insecure");
     let only: Option<String> = parse(&mut args, "--only", "--only")?;
@@ -302,14 +310,22 @@ fn run() -> Result<(), String> {
             }
             let only: Option<Vec<String>> =
                 only.map(|o| o.split(',').map(|s| s.trim().to_string()).collect());
-            let results = compare::compare(
-                &brokers,
+            if instructions {
+                callgrind::check_installed()?;
+            }
+            let settings = compare::Settings {
                 version,
-                if quick { 50 } else { 1 },
-                persistent,
-                only.as_deref(),
-                &progress,
-            );
+                // Under callgrind a broker runs tens of times slower.
+                scale: match (quick, instructions) {
+                    (true, _) => 50,
+                    (false, true) => 10,
+                    (false, false) => 1,
+                },
+                persistence: persistent,
+                only: only.as_deref(),
+                instructions,
+            };
+            let results = compare::compare(&brokers, &settings, &progress);
             if json {
                 serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
             } else {

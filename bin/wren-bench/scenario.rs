@@ -96,6 +96,9 @@ pub struct PubSubReport {
     /// Bytes in the broker's store directory at the end of the run (`compare`
     /// with a `{dir}` placeholder only).
     pub store_bytes: Option<u64>,
+    /// Instructions the broker executed per delivered message (`compare
+    /// --instructions`, counted by callgrind).
+    pub broker_instructions_per_delivery: Option<f64>,
 }
 
 /// Progress counters shared with the progress line.
