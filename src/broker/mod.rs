@@ -36,6 +36,9 @@
 //!   subscribers, `durable.rs` holds acknowledgements back until the store has
 //!   committed what they acknowledge, `housekeeping.rs` records, expires and
 //!   publishes `$SYS`.
+//! - `hashing.rs`: how the router's maps hash connection numbers and client
+//!   identifiers, each looked up several times for every message: SipHash once per
+//!   identifier (clients choose them), one multiplication per lookup.
 //! - `session.rs`: the QoS 1/2 state of one client, as plain data.
 //! - `http/`: the HTTP listener (`type: http`): a small HTTP/1.1 server with
 //!   bounded requests, the dashboard page, `/api/*` JSON and `/metrics` for
