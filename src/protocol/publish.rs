@@ -9,7 +9,7 @@
 //! payload        everything else, any bytes, possibly none
 //! ```
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::codec::{field_len, write_fixed_header, write_prefixed, write_u16, Reader};
 use super::error::{DecodeError, EncodeError};
@@ -71,7 +71,8 @@ impl Publish {
         properties::or_empty(&self.properties)
     }
 
-    /// Copies the topic and payload into allocations of their own, exactly their size.
+    /// Copies the topic and payload into one allocation of their own, exactly their
+    /// size.
     ///
     /// A decoded PUBLISH shares the buffer its packet was read into: no copy on the
     /// way in, and one payload shared by every subscriber on the way out. But as
@@ -90,8 +91,15 @@ impl Publish {
     /// # Ok::<(), wren::protocol::TopicError>(())
     /// ```
     pub fn compact(&mut self) {
-        self.topic.compact();
-        self.payload = Bytes::copy_from_slice(&self.payload);
+        // One allocation for both, topic first: half the allocations and frees of
+        // a copy each, for a message queued for as many sessions as match it.
+        let topic_len = self.topic.len();
+        let mut both = BytesMut::with_capacity(topic_len + self.payload.len());
+        both.extend_from_slice(self.topic.as_bytes());
+        both.extend_from_slice(&self.payload);
+        let mut topic = both.freeze();
+        self.payload = topic.split_off(topic_len);
+        self.topic.use_copy(topic);
     }
 
     /// The first byte of the fixed header: type, DUP, QoS and RETAIN.

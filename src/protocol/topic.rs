@@ -83,6 +83,12 @@ impl Utf8Bytes {
         self.0 = Bytes::copy_from_slice(&self.0);
     }
 
+    /// Takes `copy`, the same bytes held elsewhere.
+    fn use_copy(&mut self, copy: Bytes) {
+        debug_assert_eq!(copy, self.0);
+        self.0 = copy;
+    }
+
     /// The number of `/`-separated levels: one more than the number of `/`.
     fn levels(&self) -> usize {
         1 + self.0.iter().filter(|&&byte| byte == b'/').count()
@@ -313,6 +319,12 @@ impl TopicName {
     /// ```
     pub fn compact(&mut self) {
         self.0.compact();
+    }
+
+    /// Holds `copy` instead of its bytes: the same bytes, in an allocation the
+    /// caller made (see [`Publish::compact`](super::Publish::compact)).
+    pub(crate) fn use_copy(&mut self, copy: Bytes) {
+        self.0.use_copy(copy);
     }
 }
 
