@@ -3,7 +3,8 @@
 //! delivered message.
 //!
 //! Throughput on a shared machine moves by tens of percent from run to run; an
-//! instruction count moves by less than one, whatever else the machine is doing.
+//! instruction count moves by a few percent at most (the batching of writes and
+//! acknowledgements varies a little), whatever else the machine is doing.
 //! It says how much work a broker does for a message, not how fast it is: it leaves
 //! out waiting, system calls' time in the kernel, cache misses and threads working
 //! side by side. Counting starts once the broker listens (its start-up is left out)
