@@ -56,24 +56,21 @@ pub fn zero(pid: u32) -> Result<(), String> {
 /// counts to `dir` and reads them back.
 pub fn instructions_since_zero(pid: u32, dir: &Path) -> Result<u64, String> {
     control("-d", pid)?;
-    // The dump made by `-d`: callgrind.PID.1 (`.2` and on if dumped again).
+    // The dumps made by `-d`: callgrind.PID.1, then .2 and on; the last is wanted.
     let prefix = format!("callgrind.{pid}.");
-    let mut dumps: Vec<_> = std::fs::read_dir(dir)
+    let last = std::fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
         .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with(&prefix))
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let number: u32 = name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((number, entry.path()))
         })
-        .collect();
-    dumps.sort();
-    let last = dumps
-        .last()
+        .max()
+        .map(|(_, path)| path)
         .ok_or_else(|| format!("callgrind wrote no counts for process {pid}"))?;
     let text =
-        std::fs::read_to_string(last).map_err(|e| format!("reading {}: {e}", last.display()))?;
+        std::fs::read_to_string(&last).map_err(|e| format!("reading {}: {e}", last.display()))?;
     totals(&text).ok_or_else(|| format!("{}: no totals line", last.display()))
 }
 

@@ -443,11 +443,10 @@ pub fn compare(
             {
                 continue;
             }
+            // The plan with no broker yet: what kind of scenario it is.
             let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
-            let throughput = matches!(
-                (scenario.build)(placeholder, None, String::new()),
-                Plan::PubSub(PubSub { rate: None, .. })
-            );
+            let sketch = (scenario.build)(placeholder, None, String::new());
+            let throughput = matches!(sketch, Plan::PubSub(PubSub { rate: None, .. }));
             if instructions && !throughput {
                 // Latency, idle connections and kills say nothing under callgrind.
                 continue;
@@ -462,8 +461,7 @@ pub fn compare(
                     continue;
                 }
             };
-            let placeholder = SocketAddr::from(([127, 0, 0, 1], 0));
-            let outcome = match (scenario.build)(placeholder, None, String::new()) {
+            let outcome = match sketch {
                 Plan::Crash(count) => run_crash(broker, &dir, version, count)
                     .map(Outcome::Crash)
                     .unwrap_or_else(|error| Outcome::Failed { error }),

@@ -91,8 +91,8 @@ compare:
                          size, and what a kill -9 loses of acknowledged messages;
                          a {dir} placeholder in CMD is a fresh directory per run
   --instructions         each broker under valgrind's callgrind: instructions
-                         per delivered message, a count that machine noise does
-                         not move (throughput scenarios only, counts / 10)
+                         per delivered message, a count that machine noise
+                         hardly moves (throughput scenarios only, counts / 10)
 run:
   --persistent           subscribers ask for persistent sessions (clean session 0)
 ";
