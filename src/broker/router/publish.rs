@@ -611,6 +611,38 @@ mod tests {
     use super::super::harness::*;
 
     #[test]
+    fn sessions_that_queue_a_message_share_one_copy_out_of_the_read_buffer() {
+        use super::Compacted;
+        // A message as decoded: topic and payload are slices of the read buffer.
+        let buffer = Bytes::from(b"t/1hello, and the rest of a large read buffer".to_vec());
+        let in_buffer = |bytes: &[u8]| buffer.as_ptr_range().contains(&bytes.as_ptr());
+        let topic = TopicName::from_bytes(buffer.slice(..3)).unwrap();
+        let message = Publish::new(topic, buffer.slice(3..8), QoS::AtLeastOnce, false);
+        let compacted = Compacted::default();
+        let first = compacted.apply(message.clone());
+        let second = compacted.apply(message.clone());
+        for queued in [&first, &second] {
+            assert_eq!(
+                (queued.topic.as_str(), &queued.payload[..]),
+                ("t/1", &b"hello"[..])
+            );
+            assert!(!in_buffer(queued.topic.as_bytes()) && !in_buffer(&queued.payload));
+        }
+        // One copy for both sessions, not one each.
+        assert_eq!(first.payload.as_ptr(), second.payload.as_ptr());
+        assert_eq!(
+            first.topic.as_bytes().as_ptr(),
+            second.topic.as_bytes().as_ptr()
+        );
+        // A retained message is its own copy already: nothing is copied again.
+        let retained = Compacted::already(&first);
+        assert_eq!(
+            retained.apply(message).payload.as_ptr(),
+            first.payload.as_ptr()
+        );
+    }
+
+    #[test]
     fn delivered_qos_is_the_lower_of_published_and_granted_mqtt_3_8_4_6() {
         let mut h = Harness::new();
         let sub = h.connect("sub", true);
